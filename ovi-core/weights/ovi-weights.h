@@ -1,0 +1,69 @@
+/* gst-ovi: reading (and, for the tiny model and tests, writing) checkpoints.
+ *
+ * Two readers behind one lookup API:
+ *  - safetensors, mmap'd, header validated (offsets in range, no overlaps,
+ *    sizes match shapes), every dtype including BF16 and F8_E4M3;
+ *  - PyTorch zip checkpoints (.pth/.pt as torch.save writes them) through an
+ *    allow-list unpickler that builds only tensors, dicts, lists, tuples and
+ *    scalars and executes nothing from the file.
+ *
+ * Tensors handed out are host tensors pointing into the mapping (zero copy);
+ * they keep the mapping alive by reference. Nested dicts in a .pth are
+ * flattened with '.', so best_netG.pt's {'generator': sd} gives
+ * "generator.conv_pre.weight"; a prefix can be stripped at open time.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "ovi-tensor.h"
+#include "ovi-error.h"
+
+G_BEGIN_DECLS
+
+typedef struct _OviWeightFile OviWeightFile;
+
+/* Opens a safetensors or PyTorch zip file, chosen by content, not by name.
+ * `prefix` (nullable): only names starting with it are kept, with it removed
+ * (e.g. "generator." for best_netG.pt). */
+OviWeightFile *ovi_weight_file_open (const char *path, const char *prefix,
+    GError **error);
+void ovi_weight_file_free (OviWeightFile *wf);
+const char *ovi_weight_file_path (const OviWeightFile *wf);
+
+guint ovi_weight_file_n_tensors (const OviWeightFile *wf);
+/* names in file order (safetensors: header order, sorted; pth: pickle order) */
+const char *ovi_weight_file_name (const OviWeightFile *wf, guint index);
+gboolean ovi_weight_file_contains (const OviWeightFile *wf, const char *name);
+
+/* The tensor called `name`, or NULL with OVI_ERROR_MISSING_TENSOR naming the
+ * file and the tensor. */
+OviTensor *ovi_weight_file_get (OviWeightFile *wf, const char *name,
+    GError **error);
+/* As ovi_weight_file_get, and the shape must be exactly `shape` (an entry
+ * of -1 matches any size); otherwise OVI_ERROR_SHAPE with expected vs found. */
+OviTensor *ovi_weight_file_get_shaped (OviWeightFile *wf, const char *name,
+    int ndim, const int64_t *shape, GError **error);
+
+/* safetensors "__metadata__" value, or NULL */
+const char *ovi_weight_file_metadata (const OviWeightFile *wf,
+    const char *key);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviWeightFile, ovi_weight_file_free)
+
+/* Writers (tiny model, tests). Tensors are written contiguous, in the order
+ * given; any host dtype. */
+typedef struct {
+  const char *name;
+  const OviTensor *tensor;
+} OviNamedTensor;
+
+gboolean ovi_safetensors_write (const char *path, const OviNamedTensor *tensors,
+    guint n_tensors, GHashTable *metadata /* nullable, char* -> char* */,
+    GError **error);
+/* A torch.save-compatible zip (readable by torch.load(weights_only=True));
+ * `nest_under` (nullable) wraps the state dict as {nest_under: sd}. */
+gboolean ovi_pth_write (const char *path, const OviNamedTensor *tensors,
+    guint n_tensors, const char *nest_under, GError **error);
+
+G_END_DECLS

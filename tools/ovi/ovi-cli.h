@@ -1,0 +1,19 @@
+/* gst-ovi: the `ovi` command-line tool. One file per subcommand; adding one
+ * is a new file, a line here and a line in the table in ovi.c. Each command
+ * gets argv from its own name on and returns the process exit status. */
+#pragma once
+
+#include <glib.h>
+
+typedef struct {
+  const char *name;
+  const char *summary;
+  int (*run) (int argc, char **argv);
+} OviCliCommand;
+
+/* prints "ovi: <message>" to stderr and returns 1 */
+int ovi_cli_fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
+/* as ovi_cli_fail, for a GError (freed) */
+int ovi_cli_fail_error (GError *error);
+
+int ovi_cmd_version (int argc, char **argv);

@@ -1,0 +1,67 @@
+/* gst-ovi: `ovi`, the engine-level command-line tool. */
+#include "ovi-cli.h"
+#include "ovi-config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const OviCliCommand commands[] = {
+  { "version", "print the version", ovi_cmd_version },
+};
+
+int
+ovi_cli_fail (const char *format, ...)
+{
+  va_list args;
+  g_autofree char *msg = NULL;
+
+  va_start (args, format);
+  msg = g_strdup_vprintf (format, args);
+  va_end (args);
+  fprintf (stderr, "ovi: %s\n", msg);
+  return 1;
+}
+
+int
+ovi_cli_fail_error (GError *error)
+{
+  int status = ovi_cli_fail ("%s", error ? error->message : "unknown error");
+
+  g_clear_error (&error);
+  return status;
+}
+
+int
+ovi_cmd_version (int argc, char **argv)
+{
+  printf ("ovi %s\n", OVI_VERSION);
+  return 0;
+}
+
+static void
+print_usage (FILE *out)
+{
+  fprintf (out, "Usage: ovi COMMAND [ARGS...]\n\nCommands:\n");
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    fprintf (out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+  fprintf (out, "\nRun 'ovi COMMAND --help' for a command's options.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2) {
+    print_usage (stderr);
+    return 2;
+  }
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
+    print_usage (stdout);
+    return 0;
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (argv[1], commands[i].name) == 0)
+      return commands[i].run (argc - 1, argv + 1);
+  fprintf (stderr, "ovi: unknown command '%s'\n", argv[1]);
+  print_usage (stderr);
+  return 2;
+}
