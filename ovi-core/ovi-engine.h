@@ -1,0 +1,152 @@
+/* gst-ovi: the engine API the GStreamer elements (and `ovi`) call.
+ *
+ * Four stages, one per element: text encoder (tokenizer + umT5), denoiser
+ * (fusion DiT + sampler + guidance, VAE encoder for the i2v image), video
+ * decoder (Wan2.2 VAE, streaming) and audio decoder (MMAudio VAE + BigVGAN).
+ * Each stage is made from a model folder in the official download layout
+ * (or the tiny model) and a backend, holds its weights, and runs requests.
+ * Tensors crossing this API are host tensors in F32 unless stated.
+ *
+ * Long operations take a GCancellable, checked between steps/frames, and
+ * fail with OVI_ERROR_CANCELLED (G_IO_ERROR_CANCELLED is not used) when it
+ * fires.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "ovi-backend.h"
+
+G_BEGIN_DECLS
+
+/* ---- model folder ---- */
+
+/* Official layout under a root folder:
+ *   Ovi/model.safetensors | model_960x960.safetensors | model_960x960_10s.safetensors
+ *   Ovi/model_fp8_e4m3fn.safetensors (optional)
+ *   Wan2.2-TI2V-5B/models_t5_umt5-xxl-enc-bf16.pth
+ *   Wan2.2-TI2V-5B/google/umt5-xxl/spiece.model
+ *   Wan2.2-TI2V-5B/Wan2.2_VAE.pth
+ *   MMAudio/ext_weights/v1-16.pth, MMAudio/ext_weights/best_netG.pt
+ * The tiny model uses the same layout and names (see `ovi make-tiny`). */
+
+typedef struct {
+  /* from the preset */
+  char *variant;              /* "720x720_5s", "960x960_5s", "960x960_10s", "tiny" */
+  int video_latent_frames;    /* 31, 61 */
+  int audio_latent_length;    /* 157, 314 */
+  int64_t target_area;        /* 720*720 or 960*960 */
+  gboolean audcap_syntax;     /* TRUE: <AUDCAP>…<ENDAUDCAP>; FALSE: "Audio: …" */
+  /* DiT dims that cannot be read from weight shapes */
+  int num_heads;
+  int text_len;               /* 512 */
+  double eps;                 /* 1e-6 */
+  double audio_rope_scale;    /* 0.19676 */
+  /* file paths, absolute */
+  char *fusion_path;
+  char *t5_path;
+  char *spiece_path;
+  char *vae_path;
+  char *audio_vae_path;
+  char *vocoder_path;
+} OviModelPaths;
+
+/* Resolves `model_dir` (NULL: the tiny model in the user cache, written on
+ * first use) and `variant` (NULL: the one whose weights are present) into
+ * paths and preset values; checks that the files exist. */
+OviModelPaths *ovi_model_paths_resolve (const char *model_dir,
+    const char *variant, GError **error);
+void ovi_model_paths_free (OviModelPaths *paths);
+
+/* ---- stage 1: text ---- */
+
+typedef struct _OviTextEncoder OviTextEncoder;
+
+OviTextEncoder *ovi_text_encoder_new (const OviModelPaths *paths,
+    OviBackend *backend, GError **error);
+void ovi_text_encoder_free (OviTextEncoder *enc);
+/* The official prompt path: caption syntax rewritten for the variant, the
+ * three texts (prompt, video negative, audio negative; NULL = the official
+ * defaults) cleaned, tokenised and encoded as one batch. out[i] is
+ * [n_tokens_i, text_dim] F32 (trimmed to the real token count, EOS
+ * included). */
+gboolean ovi_text_encoder_encode (OviTextEncoder *enc, const char *prompt,
+    const char *video_negative, const char *audio_negative,
+    OviTensor *out[3], GCancellable *cancellable, GError **error);
+
+/* ---- stage 2: denoise ---- */
+
+typedef enum {
+  OVI_SOLVER_UNIPC,
+  OVI_SOLVER_EULER,
+} OviSolver;
+
+typedef struct {
+  const OviTensor *text_pos;        /* [n, text_dim] */
+  const OviTensor *text_video_neg;
+  const OviTensor *text_audio_neg;
+  const OviTensor *image_latent;    /* [48,1,h,w] normalised, or NULL (t2v) */
+  /* initial noise, or NULL to draw it from `seed` */
+  const OviTensor *video_noise;     /* [48,F,h,w] */
+  const OviTensor *audio_noise;     /* [L,20] */
+  guint64 seed;
+  int steps;                        /* 50 */
+  OviSolver solver;
+  double shift;                     /* 5.0 */
+  double video_guidance;            /* 4.0 */
+  double audio_guidance;            /* 3.0 */
+  int slg_layer;                    /* 11; <= 0 disables */
+  int width, height;                /* snapped pixel size (multiples of 32) */
+} OviDenoiseRequest;
+
+void ovi_denoise_request_init (OviDenoiseRequest *req); /* official defaults */
+
+typedef void (*OviStepFunc) (int step, int steps, gpointer user_data);
+
+typedef struct _OviDenoiser OviDenoiser;
+
+OviDenoiser *ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
+    GError **error);
+void ovi_denoiser_free (OviDenoiser *d);
+/* Returns the final latents: video [48,F,h,w] and audio [L,20], F32. */
+gboolean ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
+    OviStepFunc on_step, gpointer user_data, GCancellable *cancellable,
+    OviTensor **video_latent, OviTensor **audio_latent, GError **error);
+
+/* ---- stage 3: video VAE ---- */
+
+typedef struct _OviVideoVae OviVideoVae;
+
+OviVideoVae *ovi_video_vae_new (const OviModelPaths *paths, OviBackend *backend,
+    GError **error);
+void ovi_video_vae_free (OviVideoVae *vae);
+
+/* Called with each group of decoded frames as soon as it exists (1 frame for
+ * latent frame 0, then 4 per latent frame): frames [3, n, H, W] F32 in
+ * [-1, 1], first_frame = index of frames[:,0] in the clip. Return FALSE to
+ * stop decoding (the decode then fails with OVI_ERROR_CANCELLED). */
+typedef gboolean (*OviFramesFunc) (const OviTensor *frames, int first_frame,
+    gpointer user_data);
+
+gboolean ovi_video_vae_decode (OviVideoVae *vae, const OviTensor *latent,
+    OviFramesFunc on_frames, gpointer user_data, GCancellable *cancellable,
+    GError **error);
+/* image: [3, H, W] F32 in [-1,1] at the snapped size -> [48,1,H/16,W/16]
+ * normalised latent */
+OviTensor *ovi_video_vae_encode_image (OviVideoVae *vae, const OviTensor *image,
+    GError **error);
+
+/* ---- stage 4: audio ---- */
+
+typedef struct _OviAudioDecoder OviAudioDecoder;
+
+OviAudioDecoder *ovi_audio_decoder_new (const OviModelPaths *paths,
+    OviBackend *backend, GError **error);
+void ovi_audio_decoder_free (OviAudioDecoder *dec);
+/* latent [L,20] -> samples [L*512] F32 at 16 kHz */
+OviTensor *ovi_audio_decoder_decode (OviAudioDecoder *dec,
+    const OviTensor *latent, GCancellable *cancellable, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviModelPaths, ovi_model_paths_free)
+
+G_END_DECLS

@@ -1,0 +1,224 @@
+/* gst-ovi: `ovi parity CASE_DIR [--backend cpu|cuda]`. */
+#include "ovi-parity.h"
+#include "ovi-cli.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+  const char *case_name;
+  OviParityRunner run;
+} runners[] = {
+  /* { "fusion_dit", ovi_parity_run_fusion_dit }, ... */
+  { NULL, NULL },
+};
+
+char *
+ovi_parity_path (OviParity *p, const char *relative)
+{
+  return g_build_filename (p->case_dir, relative, NULL);
+}
+
+static void
+report (OviParity *p, const char *name, gboolean ok, const char *format, ...)
+    G_GNUC_PRINTF (4, 5);
+
+static void
+report (OviParity *p, const char *name, gboolean ok, const char *format, ...)
+{
+  va_list args;
+  g_autofree char *detail = NULL;
+
+  va_start (args, format);
+  detail = g_strdup_vprintf (format, args);
+  va_end (args);
+  printf ("%s %s %s\n", name, detail, ok ? "ok" : "FAIL");
+  if (ok)
+    p->passed++;
+  else
+    p->failed++;
+}
+
+gboolean
+ovi_parity_check (OviParity *p, const char *name, OviTensor *got,
+    const OviTensor *ref)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) g = NULL;
+  g_autoptr (OviTensor) r = NULL;
+  double diff2 = 0, ref2 = 0, max_abs = 0, max_ref = 0;
+  gboolean ok;
+
+  g = ovi_backend_download_f32 (p->backend, got, &error);
+  if (g)
+    r = ovi_tensor_to_f32 (ref, &error);
+  if (g == NULL || r == NULL) {
+    report (p, name, FALSE, "error=\"%s\"", error->message);
+    return FALSE;
+  }
+  if (ovi_tensor_numel (g) != ovi_tensor_numel (r)) {
+    g_autofree char *gs = ovi_shape_to_string (g->ndim, g->shape);
+    g_autofree char *rs = ovi_shape_to_string (r->ndim, r->shape);
+    report (p, name, FALSE, "shape=%s expected=%s", gs, rs);
+    return FALSE;
+  }
+  const float *gd = ovi_tensor_data (g), *rd = ovi_tensor_data (r);
+  for (int64_t i = 0; i < ovi_tensor_numel (g); i++) {
+    double d = (double) gd[i] - rd[i];
+    diff2 += d * d;
+    ref2 += (double) rd[i] * rd[i];
+    max_abs = MAX (max_abs, fabs (d));
+    max_ref = MAX (max_ref, fabs (rd[i]));
+  }
+  double rel = ref2 > 0 ? sqrt (diff2 / ref2) : sqrt (diff2);
+  ok = isfinite (rel) && rel <= p->rel_tol
+      && max_abs <= p->abs_tol * MAX (1.0, max_ref);
+  report (p, name, ok, "max_abs=%.3e rel=%.3e", max_abs, rel);
+  return ok;
+}
+
+gboolean
+ovi_parity_check_io (OviParity *p, const char *name, OviTensor *got)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) ref = NULL;
+
+  if (p->io)
+    ref = ovi_weight_file_get (p->io, name, &error);
+  if (ref == NULL) {
+    report (p, name, FALSE, "error=\"%s\"",
+        error ? error->message : "case has no io.safetensors");
+    return FALSE;
+  }
+  return ovi_parity_check (p, name, got, ref);
+}
+
+gboolean
+ovi_parity_check_exact (OviParity *p, const char *name, const int64_t *got,
+    gsize n_got, const int64_t *ref, gsize n_ref)
+{
+  gsize first_diff = 0;
+
+  while (first_diff < MIN (n_got, n_ref) && got[first_diff] == ref[first_diff])
+    first_diff++;
+  gboolean ok = n_got == n_ref && first_diff == n_ref;
+  if (ok)
+    report (p, name, TRUE, "n=%" G_GSIZE_FORMAT " exact", n_ref);
+  else
+    report (p, name, FALSE, "n=%" G_GSIZE_FORMAT " expected_n=%" G_GSIZE_FORMAT
+        " first_mismatch=%" G_GSIZE_FORMAT, n_got, n_ref, first_diff);
+  return ok;
+}
+
+/* The fp32 rule is stated as "rel_l2 <= R and max_abs <= A * max(1, max|ref|)". */
+static void
+read_tolerance (OviParity *p)
+{
+  JsonObject *tol;
+  const char *rule;
+
+  p->rel_tol = 1e-4;
+  p->abs_tol = 1e-4;
+  if (!json_object_has_member (p->config, "tolerance"))
+    return;
+  tol = json_object_get_object_member (p->config, "tolerance");
+  if (tol == NULL || !json_object_has_member (tol, "fp32_pass_if"))
+    return;
+  rule = json_object_get_string_member (tol, "fp32_pass_if");
+  if (rule == NULL || sscanf (rule, "rel_l2 <= %lf and max_abs <= %lf",
+          &p->rel_tol, &p->abs_tol) != 2) {
+    p->rel_tol = 1e-4;
+    p->abs_tol = 1e-4;
+  }
+}
+
+static gboolean
+open_case (OviParity *p, const char *case_dir, GError **error)
+{
+  g_autofree char *config_path = NULL, *io_path = NULL;
+  JsonNode *root;
+
+  p->case_dir = g_strdup (case_dir);
+  config_path = ovi_parity_path (p, "config.json");
+  p->parser = json_parser_new ();
+  if (!json_parser_load_from_file (p->parser, config_path, error))
+    return FALSE;
+  root = json_parser_get_root (p->parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
+        "%s: not a JSON object", config_path);
+    return FALSE;
+  }
+  p->config = json_node_get_object (root);
+  read_tolerance (p);
+  io_path = ovi_parity_path (p, "io.safetensors");
+  if (g_file_test (io_path, G_FILE_TEST_EXISTS)) {
+    p->io = ovi_weight_file_open (io_path, NULL, error);
+    if (p->io == NULL)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+close_case (OviParity *p)
+{
+  g_clear_pointer (&p->io, ovi_weight_file_free);
+  g_clear_pointer (&p->backend, ovi_backend_free);
+  g_clear_object (&p->parser);
+  g_free (p->case_dir);
+}
+
+static OviParityRunner
+find_runner (const char *case_name)
+{
+  for (gsize i = 0; runners[i].case_name; i++)
+    if (g_strcmp0 (runners[i].case_name, case_name) == 0)
+      return runners[i].run;
+  return NULL;
+}
+
+int
+ovi_cmd_parity (int argc, char **argv)
+{
+  g_autofree char *backend_name = NULL;
+  g_autoptr (GOptionContext) ctx = NULL;
+  g_autoptr (GError) error = NULL;
+  GOptionEntry entries[] = {
+    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name,
+        "Backend to run on: cpu (default) or cuda", "NAME" },
+    { NULL }
+  };
+  OviParity p = { 0 };
+  OviParityRunner run;
+  const char *case_name;
+  gboolean ran;
+
+  ctx = g_option_context_new ("CASE_DIR - check the engine against a golden case");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return ovi_cli_fail ("%s", error->message);
+  if (argc != 2)
+    return ovi_cli_fail ("parity takes one CASE_DIR (see ovi parity --help)");
+
+  if (!open_case (&p, argv[1], &error)) {
+    close_case (&p);
+    return ovi_cli_fail ("%s", error->message);
+  }
+  case_name = json_object_get_string_member_with_default (p.config, "case", "");
+  run = find_runner (case_name);
+  if (run == NULL) {
+    close_case (&p);
+    return ovi_cli_fail ("%s: unknown case type '%s'", argv[1], case_name);
+  }
+  p.backend = ovi_backend_new_by_name (backend_name ? backend_name : "cpu", 0,
+      &error);
+  ran = p.backend != NULL && run (&p, &error);
+  if (!ran)
+    fprintf (stderr, "ovi: %s: %s\n", argv[1], error->message);
+  printf ("%d passed, %d failed\n", p.passed, p.failed + (ran ? 0 : 1));
+  int status = ran && p.failed == 0 ? 0 : 1;
+  close_case (&p);
+  return status;
+}

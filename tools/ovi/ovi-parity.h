@@ -1,0 +1,43 @@
+/* gst-ovi: `ovi parity CASE_DIR`, checking the engine against a golden case.
+ *
+ * A runner per case type ("case" in config.json) loads the case's weights
+ * and inputs, runs the engine stage on the chosen backend and calls
+ * ovi_parity_check*() once per output. Each check prints one line
+ *   NAME max_abs=… rel=… ok|FAIL
+ * and the command ends with "N passed, M failed". The pass rule is the
+ * case's own tolerance block. */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+#include "ovi-backend.h"
+#include "ovi-weights.h"
+
+typedef struct {
+  char *case_dir;
+  JsonParser *parser;
+  JsonObject *config;      /* config.json */
+  OviBackend *backend;
+  OviWeightFile *io;       /* io.safetensors, NULL when the case has none */
+  double rel_tol;          /* rel_l2 bound */
+  double abs_tol;          /* max_abs bound, times max(1, max|ref|) */
+  int passed;
+  int failed;
+} OviParity;
+
+typedef gboolean (*OviParityRunner) (OviParity *p, GError **error);
+
+/* case_dir/relative, to be freed */
+char *ovi_parity_path (OviParity *p, const char *relative);
+
+/* Compares `got` (any backend, any float dtype) with `ref` by the case's
+ * rule and prints the line. Shapes must have the same number of elements. */
+gboolean ovi_parity_check (OviParity *p, const char *name, OviTensor *got,
+    const OviTensor *ref);
+/* As ovi_parity_check against the tensor of io.safetensors named `name`. */
+gboolean ovi_parity_check_io (OviParity *p, const char *name, OviTensor *got);
+/* Exact comparison of integer sequences (token ids). */
+gboolean ovi_parity_check_exact (OviParity *p, const char *name,
+    const int64_t *got, gsize n_got, const int64_t *ref, gsize n_ref);
+
+/* Runners, one per case type. */
