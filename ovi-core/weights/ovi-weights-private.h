@@ -1,0 +1,52 @@
+/* gst-ovi: internals shared by the weight readers (not installed). */
+#pragma once
+
+#include "ovi-weights.h"
+
+#include <stdio.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *name;
+  OviTensor *tensor; /* template view; callers get fresh views of it */
+} OviWeightEntry;
+
+struct _OviWeightFile {
+  char *path;
+  char *prefix;
+  GBytes *bytes;        /* the whole file (mapping or memory) */
+  OviStorage *storage;  /* wraps `bytes`; every tensor points into it */
+  GPtrArray *entries;   /* OviWeightEntry*, file order */
+  GHashTable *by_name;  /* name -> OviWeightEntry* (borrowed) */
+  GHashTable *metadata; /* char* -> char*, or NULL */
+};
+
+/* Adds a tensor described by (offset into the file bytes, dtype, shape,
+ * strides) under `name`, applying the prefix filter. The caller has checked
+ * that every element lies inside the file. Misaligned data is copied. */
+gboolean ovi_weight_file_add(OviWeightFile *wf, const char *name, gsize offset,
+                             OviDType dtype, int ndim, const int64_t *shape,
+                             const int64_t *stride, GError **error);
+
+/* Writes a host tensor's elements in row-major order (any strides). */
+gboolean ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t,
+                                       const char *path, GError **error);
+
+gboolean ovi_safetensors_parse(OviWeightFile *wf, GError **error);
+gboolean ovi_pth_parse(OviWeightFile *wf, GError **error);
+
+/* checked arithmetic helpers */
+static inline gboolean
+ovi_mul_u64(guint64 a, guint64 b, guint64 *out)
+{
+  return g_uint64_checked_mul(out, a, b);
+}
+
+static inline gboolean
+ovi_add_u64(guint64 a, guint64 b, guint64 *out)
+{
+  return g_uint64_checked_add(out, a, b);
+}
+
+G_END_DECLS
