@@ -17,3 +17,4 @@ int ovi_cli_fail (const char *format, ...) G_GNUC_PRINTF (1, 2);
 int ovi_cli_fail_error (GError *error);
 
 int ovi_cmd_version (int argc, char **argv);
+int ovi_cmd_inspect (int argc, char **argv);

@@ -7,6 +7,8 @@
 
 static const OviCliCommand commands[] = {
   { "version", "print the version", ovi_cmd_version },
+  { "inspect", "list the tensors of a weight file (--sum: their sums)",
+      ovi_cmd_inspect },
 };
 
 int
