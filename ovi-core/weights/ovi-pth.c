@@ -1191,3 +1191,414 @@ ovi_pth_parse(OviWeightFile *wf, GError **error)
   g_ptr_array_unref(u.arena);
   return ok;
 }
+
+/* ------------------------------------------------------------------ */
+/* writer                                                              */
+/* ------------------------------------------------------------------ */
+
+static guint32 crc_table[256];
+
+static void
+crc_init(void)
+{
+  static gsize done = 0;
+
+  if (g_once_init_enter(&done)) {
+    for (guint32 n = 0; n < 256; n++) {
+      guint32 c = n;
+
+      for (int k = 0; k < 8; k++)
+        c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
+      crc_table[n] = c;
+    }
+    g_once_init_leave(&done, 1);
+  }
+}
+
+static guint32
+crc_update(guint32 crc, const guint8 *p, gsize n)
+{
+  crc = ~crc;
+  for (gsize i = 0; i < n; i++)
+    crc = crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+  return ~crc;
+}
+
+static void
+put16(GByteArray *b, guint v)
+{
+  guint8 x[2] = { v & 0xff, (v >> 8) & 0xff };
+  g_byte_array_append(b, x, 2);
+}
+
+static void
+put32(GByteArray *b, guint32 v)
+{
+  guint8 x[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24 };
+  g_byte_array_append(b, x, 4);
+}
+
+static void
+put64(GByteArray *b, guint64 v)
+{
+  put32(b, (guint32) v);
+  put32(b, (guint32) (v >> 32));
+}
+
+/* pickle helpers (protocol 2) */
+static void
+pk_op(GByteArray *b, guint8 op)
+{
+  g_byte_array_append(b, &op, 1);
+}
+
+static void
+pk_str(GByteArray *b, const char *s)
+{
+  gsize n = strlen(s);
+
+  pk_op(b, 'X');
+  put32(b, (guint32) n);
+  g_byte_array_append(b, (const guint8 *) s, (guint) n);
+}
+
+static void
+pk_int(GByteArray *b, gint64 v)
+{
+  if (v >= 0 && v < 256) {
+    pk_op(b, 'K');
+    pk_op(b, (guint8) v);
+  } else if (v >= 0 && v < 65536) {
+    pk_op(b, 'M');
+    put16(b, (guint) v);
+  } else if (v >= G_MININT32 && v <= G_MAXINT32) {
+    pk_op(b, 'J');
+    put32(b, (guint32) (gint32) v);
+  } else {
+    pk_op(b, 0x8a);
+    pk_op(b, 8);
+    put64(b, (guint64) v);
+  }
+}
+
+static void
+pk_global(GByteArray *b, const char *module, const char *name)
+{
+  pk_op(b, 'c');
+  g_byte_array_append(b, (const guint8 *) module, (guint) strlen(module));
+  pk_op(b, '\n');
+  g_byte_array_append(b, (const guint8 *) name, (guint) strlen(name));
+  pk_op(b, '\n');
+}
+
+static void
+pk_int_tuple(GByteArray *b, int n, const int64_t *v)
+{
+  pk_op(b, '(');
+  for (int i = 0; i < n; i++)
+    pk_int(b, v[i]);
+  pk_op(b, 't');
+}
+
+static void
+pk_ordered_dict(GByteArray *b)
+{
+  pk_global(b, "collections", "OrderedDict");
+  pk_op(b, ')');
+  pk_op(b, 'R');
+}
+
+static const char *
+storage_name(OviDType dtype)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(storage_types); i++)
+    if (storage_types[i].dtype == dtype)
+      return storage_types[i].name;
+  return NULL;
+}
+
+typedef struct {
+  FILE *fp;
+  const char *path;
+  guint64 pos;
+  GByteArray *central;
+  guint n_entries;
+  gboolean zip64;
+  GError **error;
+} ZipWriter;
+
+static gboolean
+zw_write(ZipWriter *z, const void *p, gsize n)
+{
+  if (n && fwrite(p, 1, n, z->fp) != n) {
+    g_set_error(z->error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s",
+                z->path, g_strerror(errno));
+    return FALSE;
+  }
+  z->pos += n;
+  return TRUE;
+}
+
+/* a local header whose data starts on a 64-byte boundary, as torch writes */
+static gboolean
+zw_begin(ZipWriter *z, const char *name, guint64 size, guint32 crc)
+{
+  g_autoptr(GByteArray) h = g_byte_array_new();
+  gsize nlen = strlen(name);
+  guint64 lho = z->pos;
+  gboolean big = size >= 0xffffffffu || lho >= 0xffffffffu;
+  guint extra_fixed = big ? 20 : 0;
+  guint pad = (guint) ((64 - (lho + 30 + nlen + extra_fixed + 4) % 64) % 64);
+
+  put32(h, 0x04034b50);
+  put16(h, big ? 45 : 20);
+  put16(h, 0);
+  put16(h, 0); /* stored */
+  put16(h, 0);
+  put16(h, 0x21); /* 1980-01-01 */
+  put32(h, crc);
+  put32(h, big ? 0xffffffffu : (guint32) size);
+  put32(h, big ? 0xffffffffu : (guint32) size);
+  put16(h, (guint) nlen);
+  put16(h, extra_fixed + 4 + pad);
+  g_byte_array_append(h, (const guint8 *) name, (guint) nlen);
+  if (big) {
+    put16(h, 0x0001);
+    put16(h, 16);
+    put64(h, size);
+    put64(h, size);
+  }
+  put16(h, 0x4246); /* "FB": torch's alignment padding */
+  put16(h, pad);
+  for (guint i = 0; i < pad; i++)
+    pk_op(h, 'Z');
+
+  /* the central directory record */
+  {
+    GByteArray *c = z->central;
+    gboolean cbig = big;
+
+    put32(c, 0x02014b50);
+    put16(c, cbig ? 45 : 20);
+    put16(c, cbig ? 45 : 20);
+    put16(c, 0);
+    put16(c, 0);
+    put16(c, 0);
+    put16(c, 0x21);
+    put32(c, crc);
+    put32(c, cbig ? 0xffffffffu : (guint32) size);
+    put32(c, cbig ? 0xffffffffu : (guint32) size);
+    put16(c, (guint) nlen);
+    put16(c, cbig ? 28 : 0);
+    put16(c, 0);
+    put16(c, 0);
+    put16(c, 0);
+    put32(c, 0);
+    put32(c, cbig ? 0xffffffffu : (guint32) lho);
+    g_byte_array_append(c, (const guint8 *) name, (guint) nlen);
+    if (cbig) {
+      put16(c, 0x0001);
+      put16(c, 24);
+      put64(c, size);
+      put64(c, size);
+      put64(c, lho);
+      z->zip64 = TRUE;
+    }
+  }
+  z->n_entries++;
+  return zw_write(z, h->data, h->len);
+}
+
+static gboolean
+zw_finish(ZipWriter *z)
+{
+  g_autoptr(GByteArray) e = g_byte_array_new();
+  guint64 cd_offset = z->pos, cd_size = z->central->len;
+
+  if (!zw_write(z, z->central->data, z->central->len))
+    return FALSE;
+  if (z->zip64 || cd_offset >= 0xffffffffu || z->n_entries >= 0xffff) {
+    guint64 rec = z->pos;
+
+    put32(e, 0x06064b50);
+    put64(e, 44);
+    put16(e, 45);
+    put16(e, 45);
+    put32(e, 0);
+    put32(e, 0);
+    put64(e, z->n_entries);
+    put64(e, z->n_entries);
+    put64(e, cd_size);
+    put64(e, cd_offset);
+    put32(e, 0x07064b50);
+    put32(e, 0);
+    put64(e, rec);
+    put32(e, 1);
+    put32(e, 0x06054b50);
+    put16(e, 0);
+    put16(e, 0);
+    put16(e, 0xffff);
+    put16(e, 0xffff);
+    put32(e, 0xffffffffu);
+    put32(e, 0xffffffffu);
+    put16(e, 0);
+  } else {
+    put32(e, 0x06054b50);
+    put16(e, 0);
+    put16(e, 0);
+    put16(e, z->n_entries);
+    put16(e, z->n_entries);
+    put32(e, (guint32) cd_size);
+    put32(e, (guint32) cd_offset);
+    put16(e, 0);
+  }
+  return zw_write(z, e->data, e->len);
+}
+
+static gboolean
+zw_entry_bytes(ZipWriter *z, const char *name, const guint8 *p, gsize n)
+{
+  return zw_begin(z, name, n, crc_update(0, p, n)) && zw_write(z, p, n);
+}
+
+/* a host tensor's elements in row-major order, contiguous */
+static GBytes *
+contiguous_bytes(const OviTensor *t)
+{
+  gsize esize = ovi_dtype_size(t->dtype);
+  int64_t n = ovi_tensor_numel(t);
+  int64_t index[OVI_MAX_DIMS] = { 0 };
+  const guint8 *base = ovi_tensor_data(t);
+  guint8 *out, *q;
+
+  if (ovi_tensor_is_contiguous(t))
+    return g_bytes_new_static(base, (gsize) n * esize);
+  out = q = g_malloc((gsize) MAX(n, 1) * esize);
+  for (int64_t i = 0; i < n; i++) {
+    int64_t off = 0;
+
+    for (int d = 0; d < t->ndim; d++)
+      off += index[d] * t->stride[d];
+    memcpy(q, base + off * (int64_t) esize, esize);
+    q += esize;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+      if (++index[d] < t->shape[d])
+        break;
+      index[d] = 0;
+    }
+  }
+  return g_bytes_new_take(out, (gsize) n * esize);
+}
+
+gboolean
+ovi_pth_write(const char *path, const OviNamedTensor *tensors, guint n_tensors,
+              const char *nest_under, GError **error)
+{
+  g_autoptr(GByteArray) pkl = g_byte_array_new();
+  g_autoptr(GByteArray) central = g_byte_array_new();
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+  ZipWriter z = { 0 };
+  gboolean ok = FALSE;
+
+  crc_init();
+  for (guint i = 0; i < n_tensors; i++) {
+    const OviTensor *t = tensors[i].tensor;
+
+    if (tensors[i].name == NULL || t == NULL) {
+      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                  "%s: tensor %u has no name or no tensor", path, i);
+      return FALSE;
+    }
+    if (!g_hash_table_add(seen, (gpointer) tensors[i].name)) {
+      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                  "%s: tensor '%s' given twice", path, tensors[i].name);
+      return FALSE;
+    }
+    if (!ovi_tensor_is_host(t)) {
+      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                  "%s: tensor '%s' is not in host memory", path,
+                  tensors[i].name);
+      return FALSE;
+    }
+    if (storage_name(t->dtype) == NULL) {
+      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                  "%s: tensor '%s': dtype %s has no torch storage type", path,
+                  tensors[i].name, ovi_dtype_name(t->dtype));
+      return FALSE;
+    }
+  }
+
+  /* the pickle */
+  pk_op(pkl, 0x80);
+  pk_op(pkl, 2);
+  if (nest_under) {
+    pk_op(pkl, '}');
+    pk_str(pkl, nest_under);
+  }
+  pk_ordered_dict(pkl);
+  if (n_tensors > 0) {
+    pk_op(pkl, '(');
+    for (guint i = 0; i < n_tensors; i++) {
+      const OviTensor *t = tensors[i].tensor;
+      char key[16];
+      int64_t stride[OVI_MAX_DIMS];
+
+      g_snprintf(key, sizeof(key), "%u", i);
+      ovi_contiguous_strides(t->ndim, t->shape, stride);
+      pk_str(pkl, tensors[i].name);
+      pk_global(pkl, "torch._utils", "_rebuild_tensor_v2");
+      pk_op(pkl, '(');
+      pk_op(pkl, '(');
+      pk_str(pkl, "storage");
+      pk_global(pkl, "torch", storage_name(t->dtype));
+      pk_str(pkl, key);
+      pk_str(pkl, "cpu");
+      pk_int(pkl, ovi_tensor_numel(t));
+      pk_op(pkl, 't');
+      pk_op(pkl, 'Q');
+      pk_int(pkl, 0);
+      pk_int_tuple(pkl, t->ndim, t->shape);
+      pk_int_tuple(pkl, t->ndim, stride);
+      pk_op(pkl, 0x89);
+      pk_ordered_dict(pkl);
+      pk_op(pkl, 't');
+      pk_op(pkl, 'R');
+    }
+    pk_op(pkl, 'u');
+  }
+  if (nest_under)
+    pk_op(pkl, 's');
+  pk_op(pkl, '.');
+
+  z.path = path;
+  z.central = central;
+  z.error = error;
+  z.fp = fopen(path, "wb");
+  if (z.fp == NULL) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_IO, "%s: cannot create: %s", path,
+                g_strerror(errno));
+    return FALSE;
+  }
+  if (!zw_entry_bytes(&z, "archive/data.pkl", pkl->data, pkl->len))
+    goto out;
+  for (guint i = 0; i < n_tensors; i++) {
+    g_autoptr(GBytes) b = contiguous_bytes(tensors[i].tensor);
+    g_autofree char *name = g_strdup_printf("archive/data/%u", i);
+    gsize n;
+    const guint8 *p = g_bytes_get_data(b, &n);
+
+    if (!zw_entry_bytes(&z, name, p, n))
+      goto out;
+  }
+  if (!zw_entry_bytes(&z, "archive/version", (const guint8 *) "3\n", 2)
+      || !zw_finish(&z))
+    goto out;
+  ok = TRUE;
+out:
+  if (fclose(z.fp) != 0 && ok) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,
+                g_strerror(errno));
+    ok = FALSE;
+  }
+  return ok;
+}
