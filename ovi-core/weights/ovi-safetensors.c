@@ -204,7 +204,7 @@ ovi_safetensors_parse(OviWeightFile *wf, GError **error)
   header = (const char *) data + 8;
   data_size = size - 8 - header_len;
   if (!g_utf8_validate(header, (gssize) header_len, NULL))
-    FAIL("safetensors header is not valid UTF-8 text");
+    FAIL("safetensors header is not UTF-8 text without NUL bytes");
   if (!json_depth_ok(header, header_len))
     FAIL("safetensors header nests deeper than %d levels", MAX_JSON_DEPTH);
 

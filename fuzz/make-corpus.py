@@ -1,0 +1,172 @@
+#!/usr/bin/python3
+"""gst-ovi: (re)generates the fuzzers' seed corpus in fuzz/corpus/.
+
+Run with Debian's /usr/bin/python3 (it has torch):
+    /usr/bin/python3 fuzz/make-corpus.py [fuzz/corpus]
+Tiny valid files of both formats and a set of deliberately broken ones.
+Files named crash-* are inputs the fuzzers once found; they are kept and
+not regenerated here.
+"""
+import collections
+import io
+import json
+import os
+import struct
+import sys
+import zipfile
+
+import torch
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "corpus")
+ST = os.path.join(OUT, "safetensors")
+PT = os.path.join(OUT, "pth")
+os.makedirs(ST, exist_ok=True)
+os.makedirs(PT, exist_ok=True)
+
+
+def put(dirname, name, data):
+    assert len(data) < 20000, name
+    with open(os.path.join(dirname, name), "wb") as f:
+        f.write(data)
+
+
+# ---- safetensors --------------------------------------------------------
+def st(header, body=b"", pad=True, raw_header=None):
+    h = raw_header if raw_header is not None else json.dumps(
+        header, separators=(",", ":")).encode()
+    if pad:
+        h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + body
+
+
+def tensor_entry(dtype, shape, begin, end):
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+body = bytes(range(256)) * 2
+all_dtypes = collections.OrderedDict()
+off = 0
+for dt, size in [("F64", 8), ("I64", 8), ("F32", 4), ("I32", 4), ("F16", 2),
+                 ("BF16", 2), ("F8_E4M3", 1), ("I8", 1), ("U8", 1),
+                 ("BOOL", 1)]:
+    all_dtypes["t." + dt] = tensor_entry(dt, [2, 3], off, off + 6 * size)
+    off += 6 * size
+put(ST, "valid-all-dtypes.safetensors",
+    st({"__metadata__": {"format": "pt"}, **all_dtypes},
+       bytes(b & 1 for b in body[:off])))
+put(ST, "valid-empty.safetensors", st({}))
+put(ST, "valid-metadata-only.safetensors",
+    st({"__metadata__": {"a": "b", "c": ""}}))
+put(ST, "valid-0d-and-empty.safetensors",
+    st({"s": tensor_entry("F32", [], 0, 4),
+        "e": tensor_entry("F16", [0, 7], 4, 4)}, body[:4]))
+put(ST, "valid-misaligned.safetensors",
+    st({"x": tensor_entry("F32", [3], 0, 12)}, body[:12], pad=False,
+       raw_header=b'{"x":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}}'))
+put(ST, "valid-8d.safetensors",
+    st({"x": tensor_entry("BF16", [1, 2, 1, 2, 1, 2, 1, 1], 0, 16)},
+       body[:16]))
+put(ST, "bad-overlap.safetensors",
+    st({"a": tensor_entry("F32", [2], 0, 8),
+        "b": tensor_entry("F32", [2], 4, 12)}, body[:12]))
+put(ST, "bad-size.safetensors",
+    st({"a": tensor_entry("F32", [3], 0, 8)}, body[:8]))
+put(ST, "bad-range.safetensors",
+    st({"a": tensor_entry("F32", [4], 0, 16)}, body[:8]))
+put(ST, "bad-reversed.safetensors",
+    st({"a": tensor_entry("F32", [0], 8, 0)}, body[:8]))
+put(ST, "bad-dtype.safetensors",
+    st({"a": tensor_entry("Q4_K", [2], 0, 8)}, body[:8]))
+put(ST, "bad-9d.safetensors",
+    st({"a": tensor_entry("U8", [1] * 9, 0, 1)}, body[:1]))
+put(ST, "bad-overflow.safetensors",
+    st({"a": tensor_entry("F32", [2**40, 2**40], 0, 8)}, body[:8]))
+put(ST, "bad-json.safetensors",
+    st(None, body[:8], raw_header=b'{"a":{"dtype":"F32",'))
+put(ST, "bad-not-object.safetensors", st(None, raw_header=b"[1,2,3]"))
+put(ST, "bad-metadata.safetensors", st({"__metadata__": {"k": 5}}))
+put(ST, "bad-deep.safetensors",
+    st(None, raw_header=b'{"a":' + b"[" * 200 + b"]" * 200 + b"}"))
+put(ST, "bad-header-length.safetensors",
+    struct.pack("<Q", 2**63) + b'{"a":1}')
+put(ST, "bad-nul.safetensors", st(None, raw_header=b'{"a\x00":{}}'))
+put(ST, "bad-utf8.safetensors", st(None, raw_header=b'{"\xff\xfe":{}}'))
+put(ST, "bad-truncated.safetensors",
+    st({"__metadata__": {"format": "pt"}, **all_dtypes}, body[:off])[:-7])
+put(ST, "bad-tiny.safetensors", b"\x02\x00\x00")
+put(ST, "bad-legacy-pickle.safetensors", b"\x80\x02\x8a\x0alZ\xe7")
+
+# ---- pth ---------------------------------------------------------------
+def saved(obj, **kw):
+    buf = io.BytesIO()
+    torch.save(obj, buf, **kw)
+    return buf.getvalue()
+
+
+g = torch.Generator().manual_seed(5)
+base = torch.randn(12, generator=g)
+nested = {
+    "generator": collections.OrderedDict(
+        [("w", base[:6].view(2, 3)), ("w_t", base[2:8].view(2, 3).t()),
+         ("b", torch.randn(3, generator=g).to(torch.bfloat16)),
+         ("h", torch.randn(2, generator=g).to(torch.float16)),
+         ("d", torch.randn(2, generator=g).to(torch.float64)),
+         ("step", torch.tensor(3)), ("m", torch.tensor([True, False]))]),
+    "list": [torch.arange(4, dtype=torch.int32), (torch.ones(1, dtype=torch.int8),)],
+    "epoch": 3, "lr": 0.5, "tag": "x",
+}
+put(PT, "valid-nested.pth", saved(nested))
+put(PT, "valid-module.pth", saved(torch.nn.Linear(3, 2).state_dict()))
+put(PT, "valid-protocol4.pth",
+    saved({"a": torch.ones(2, 2), "b": torch.zeros(3, dtype=torch.uint8)},
+          pickle_protocol=4))
+put(PT, "valid-empty-dict.pth", saved({}))
+put(PT, "valid-param.pth",
+    saved({"p": torch.nn.Parameter(torch.ones(2))}))
+
+
+def rezip(data, mutate_pkl=None, drop=None, method=zipfile.ZIP_STORED,
+          zip64=False):
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    old = zipfile.ZIP64_LIMIT
+    if zip64:
+        zipfile.ZIP64_LIMIT = 1
+    try:
+        with zipfile.ZipFile(out, "w", method) as z:
+            for info in src.infolist():
+                content = src.read(info.filename)
+                if drop and drop in info.filename:
+                    continue
+                if mutate_pkl and info.filename.endswith("data.pkl"):
+                    content = mutate_pkl(content)
+                z.writestr(info.filename, content, compress_type=method)
+    finally:
+        zipfile.ZIP64_LIMIT = old
+    return out.getvalue()
+
+
+small = saved({"w": torch.arange(6, dtype=torch.float32).view(2, 3)})
+put(PT, "valid-zip64.pth", rezip(small, zip64=True))
+put(PT, "bad-deflated.pth", rezip(small, method=zipfile.ZIP_DEFLATED))
+put(PT, "bad-missing-storage.pth", rezip(small, drop="/data/0"))
+put(PT, "bad-no-pickle.pth", rezip(small, drop="data.pkl"))
+put(PT, "bad-truncated.pth", small[:len(small) // 2])
+put(PT, "bad-no-eocd.pth", small[:-22])
+put(PT, "bad-big-numel.pth",
+    rezip(small, mutate_pkl=lambda p: p.replace(b"K\x06t", b"K\x60t")))
+put(PT, "bad-evil-os-system.pth",
+    rezip(small, mutate_pkl=lambda p:
+          b"\x80\x02cos\nsystem\nX\x05\x00\x00\x00touch\x85R."))
+put(PT, "bad-evil-stack-global.pth",
+    rezip(small, mutate_pkl=lambda p:
+          b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93."))
+put(PT, "bad-underflow.pth", rezip(small, mutate_pkl=lambda p: b"\x80\x02."))
+put(PT, "bad-memo.pth",
+    rezip(small, mutate_pkl=lambda p: b"\x80\x02h\x09."))
+put(PT, "bad-cycle.pth",
+    rezip(small, mutate_pkl=lambda p: b"\x80\x02]q\x00h\x00a."))
+put(PT, "bad-pickle-truncated.pth",
+    rezip(small, mutate_pkl=lambda p: p[:len(p) // 2]))
+print("corpus written to", OUT)
