@@ -1,0 +1,366 @@
+/* gst-ovi: pure helpers of the ovi elements (see gstoviutil.h). */
+#include "gstoviutil.h"
+
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+guint
+gst_ovi_video_frames_for_latent(guint latent_frames)
+{
+  return latent_frames == 0 ? 0 : 1 + 4 * (latent_frames - 1);
+}
+
+GstClockTime
+gst_ovi_frame_time(guint64 frame)
+{
+  return gst_util_uint64_scale(frame, GST_SECOND * GST_OVI_FPS_D,
+                               GST_OVI_FPS_N);
+}
+
+guint64
+gst_ovi_frame_to_sample(guint64 frame)
+{
+  return gst_util_uint64_scale_round(
+      frame, (guint64) GST_OVI_AUDIO_RATE * GST_OVI_FPS_D, GST_OVI_FPS_N);
+}
+
+guint64
+gst_ovi_clip_audio_samples(guint64 first_frame, guint n_frames)
+{
+  return gst_ovi_frame_to_sample(first_frame + n_frames)
+         - gst_ovi_frame_to_sample(first_frame);
+}
+
+static gint
+round_to_multiple(double v, gint m)
+{
+  /* Python round(): ties to even (rint in the default rounding mode) */
+  gint r = (gint) rint(rint(v) / m) * m;
+  return MAX(r, m);
+}
+
+void
+gst_ovi_snap_size(gint width, gint height, gint64 area, gint *out_width,
+                  gint *out_height)
+{
+  double scale = sqrt((double) area / ((double) width * (double) height));
+
+  *out_width = round_to_multiple(width * scale, 32);
+  *out_height = round_to_multiple(height * scale, 32);
+}
+
+void
+gst_ovi_best_size_for_area(gint width, gint height, gint64 area,
+                           gint *out_width, gint *out_height)
+{
+  const gint m = 32;
+  double units = (double) area / (m * m);
+  double ratio = (double) width / height;
+  gint p0 = (gint) rint(sqrt(units / ratio));
+  gint best_w = 0, best_h = 0;
+  double best_area_err = G_MAXDOUBLE, best_ratio_err = G_MAXDOUBLE;
+  gint i;
+
+  for (i = -4; i <= 3; i++) {
+    gint h, w;
+    double aerr, rerr;
+
+    if (i == -4) { /* the direct scale candidate */
+      gst_ovi_snap_size(width, height, area, &w, &h);
+    } else {
+      gint p = p0 + i, q;
+      if (p < 1)
+        continue;
+      q = MAX(1, (gint) rint(units / p));
+      h = p * m;
+      w = q * m;
+    }
+    aerr = fabs((double) w * h - (double) area);
+    rerr = fabs((double) w / h - ratio);
+    if (aerr < best_area_err
+        || (aerr == best_area_err && rerr < best_ratio_err)) {
+      best_area_err = aerr;
+      best_ratio_err = rerr;
+      best_w = w;
+      best_h = h;
+    }
+  }
+  *out_width = best_w;
+  *out_height = best_h;
+}
+
+static inline double
+cubic1(double x, double a) /* |x| <= 1 */
+{
+  return ((a + 2) * x - (a + 3)) * x * x + 1;
+}
+
+static inline double
+cubic2(double x, double a) /* 1 < |x| < 2 */
+{
+  return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+}
+
+static void
+cubic_weights(double t, double w[4])
+{
+  const double a = -0.75;
+  w[0] = cubic2(t + 1.0, a);
+  w[1] = cubic1(t, a);
+  w[2] = cubic1(1.0 - t, a);
+  w[3] = cubic2(2.0 - t, a);
+}
+
+void
+gst_ovi_resize_bicubic(const float *src, gint channels, gint ih, gint iw,
+                       float *dst, gint oh, gint ow)
+{
+  double sy = (double) ih / oh, sx = (double) iw / ow;
+  gint *xi = g_new(gint, 4 * ow);
+  double *xw = g_new(double, 4 * ow);
+  gint c, y, x, k;
+
+  for (x = 0; x < ow; x++) {
+    double real = (x + 0.5) * sx - 0.5;
+    gint x0 = (gint) floor(real);
+    cubic_weights(real - x0, xw + 4 * x);
+    for (k = 0; k < 4; k++)
+      xi[4 * x + k] = CLAMP(x0 - 1 + k, 0, iw - 1);
+  }
+  for (y = 0; y < oh; y++) {
+    double real = (y + 0.5) * sy - 0.5;
+    gint y0 = (gint) floor(real);
+    gint yi[4];
+    double yw[4];
+    cubic_weights(real - y0, yw);
+    for (k = 0; k < 4; k++)
+      yi[k] = CLAMP(y0 - 1 + k, 0, ih - 1);
+    for (c = 0; c < channels; c++) {
+      const float *plane = src + (gsize) c * ih * iw;
+      float *out = dst + ((gsize) c * oh + y) * ow;
+      for (x = 0; x < ow; x++) {
+        double acc = 0;
+        gint r;
+        for (r = 0; r < 4; r++) {
+          const float *row = plane + (gsize) yi[r] * iw;
+          const gint *ix = xi + 4 * x;
+          const double *wx = xw + 4 * x;
+          acc += yw[r]
+                 * (wx[0] * row[ix[0]] + wx[1] * row[ix[1]] + wx[2] * row[ix[2]]
+                    + wx[3] * row[ix[3]]);
+        }
+        out[x] = (float) acc;
+      }
+    }
+  }
+  g_free(xi);
+  g_free(xw);
+}
+
+GstOviPromptEntry *
+gst_ovi_prompt_entry_new(const gchar *prompt)
+{
+  GstOviPromptEntry *e = g_new0(GstOviPromptEntry, 1);
+  e->prompt = g_strdup(prompt);
+  return e;
+}
+
+GstOviPromptEntry *
+gst_ovi_prompt_entry_copy(const GstOviPromptEntry *e)
+{
+  GstOviPromptEntry *c = gst_ovi_prompt_entry_new(e->prompt);
+  c->video_negative_prompt = g_strdup(e->video_negative_prompt);
+  c->audio_negative_prompt = g_strdup(e->audio_negative_prompt);
+  c->overrides = e->overrides ? gst_structure_copy(e->overrides) : NULL;
+  return c;
+}
+
+void
+gst_ovi_prompt_entry_free(GstOviPromptEntry *e)
+{
+  if (!e)
+    return;
+  g_free(e->prompt);
+  g_free(e->video_negative_prompt);
+  g_free(e->audio_negative_prompt);
+  if (e->overrides)
+    gst_structure_free(e->overrides);
+  g_free(e);
+}
+
+typedef enum { KEY_INT, KEY_UINT64, KEY_DOUBLE, KEY_SOLVER } KeyKind;
+
+static const struct {
+  const char *name;
+  KeyKind kind;
+  double min, max;
+} override_keys[] = {
+  { "seed", KEY_UINT64, 0, 18446744073709551615.0 },
+  { "steps", KEY_INT, 1, 1000 },
+  { "shift", KEY_DOUBLE, 0.0, 100.0 },
+  { "video-guidance-scale", KEY_DOUBLE, 0.0, 100.0 },
+  { "audio-guidance-scale", KEY_DOUBLE, 0.0, 100.0 },
+  { "slg-layer", KEY_INT, -1, 1000 },
+  { "solver", KEY_SOLVER, 0, 0 },
+  { "width", KEY_INT, 32, 8192 },
+  { "height", KEY_INT, 32, 8192 },
+};
+
+static gboolean
+parse_json_line(const gchar *line, const gchar *name, guint lineno,
+                GstOviPromptEntry **out, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new();
+  g_autoptr(GError) err = NULL;
+  g_autoptr(GstOviPromptEntry) e = NULL;
+  g_autoptr(GList) members = NULL;
+  JsonObject *obj;
+  GList *l;
+
+  if (!json_parser_load_from_data(parser, line, -1, &err)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "%s:%u: not valid JSON: %s", name, lineno, err->message);
+    return FALSE;
+  }
+  if (!JSON_NODE_HOLDS_OBJECT(json_parser_get_root(parser))) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "%s:%u: a JSON line must be an object with a \"prompt\"", name,
+                lineno);
+    return FALSE;
+  }
+  obj = json_node_get_object(json_parser_get_root(parser));
+  e = g_new0(GstOviPromptEntry, 1);
+  members = json_object_get_members(obj);
+  for (l = members; l; l = l->next) {
+    g_autofree gchar *key = g_strdelimit(g_strdup(l->data), "_", '-');
+    JsonNode *node = json_object_get_member(obj, l->data);
+    GType vt = JSON_NODE_HOLDS_VALUE(node) ? json_node_get_value_type(node)
+                                           : G_TYPE_INVALID;
+    guint i;
+
+    if (!strcmp(key, "prompt") || !strcmp(key, "text-prompt")
+        || !strcmp(key, "video-negative-prompt")
+        || !strcmp(key, "audio-negative-prompt")) {
+      gchar **slot = key[0] == 'v'   ? &e->video_negative_prompt
+                     : key[0] == 'a' ? &e->audio_negative_prompt
+                                     : &e->prompt;
+      if (vt != G_TYPE_STRING) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "%s:%u: \"%s\" must be a string", name, lineno,
+                    (const char *) l->data);
+        return FALSE;
+      }
+      g_free(*slot);
+      *slot = g_strdup(json_node_get_string(node));
+      continue;
+    }
+    for (i = 0; i < G_N_ELEMENTS(override_keys); i++)
+      if (!strcmp(key, override_keys[i].name))
+        break;
+    if (i == G_N_ELEMENTS(override_keys)) {
+      g_set_error(
+          error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+          "%s:%u: unknown key \"%s\" (known: prompt, video_negative_prompt, "
+          "audio_negative_prompt, seed, steps, shift, video_guidance_scale, "
+          "audio_guidance_scale, slg_layer, solver, width, height)",
+          name, lineno, (const char *) l->data);
+      return FALSE;
+    }
+    if (!e->overrides)
+      e->overrides = gst_structure_new_empty("ovi-clip");
+    if (override_keys[i].kind == KEY_SOLVER) {
+      const char *s = vt == G_TYPE_STRING ? json_node_get_string(node) : "";
+      if (strcmp(s, "unipc") && strcmp(s, "euler")) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "%s:%u: \"solver\" must be \"unipc\" or \"euler\"", name,
+                    lineno);
+        return FALSE;
+      }
+      gst_structure_set(e->overrides, key, G_TYPE_STRING, s, NULL);
+    } else {
+      double v;
+      if (vt != G_TYPE_INT64 && vt != G_TYPE_DOUBLE) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "%s:%u: \"%s\" must be a number", name, lineno,
+                    (const char *) l->data);
+        return FALSE;
+      }
+      v = vt == G_TYPE_INT64 ? (double) json_node_get_int(node)
+                             : json_node_get_double(node);
+      if (v < override_keys[i].min || v > override_keys[i].max
+          || (override_keys[i].kind != KEY_DOUBLE && (vt != G_TYPE_INT64))) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "%s:%u: \"%s\" must be %s in [%g, %g]", name, lineno,
+                    (const char *) l->data,
+                    override_keys[i].kind == KEY_DOUBLE ? "a number"
+                                                        : "an integer",
+                    override_keys[i].min, override_keys[i].max);
+        return FALSE;
+      }
+      if (override_keys[i].kind == KEY_UINT64)
+        gst_structure_set(e->overrides, key, G_TYPE_UINT64,
+                          (guint64) json_node_get_int(node), NULL);
+      else if (override_keys[i].kind == KEY_INT)
+        gst_structure_set(e->overrides, key, G_TYPE_INT,
+                          (gint) json_node_get_int(node), NULL);
+      else
+        gst_structure_set(e->overrides, key, G_TYPE_DOUBLE, v, NULL);
+    }
+  }
+  if (!e->prompt || !*e->prompt) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "%s:%u: the JSON object has no \"prompt\"", name, lineno);
+    return FALSE;
+  }
+  *out = g_steal_pointer(&e);
+  return TRUE;
+}
+
+GPtrArray *
+gst_ovi_parse_prompts(const gchar *text, const gchar *name, GError **error)
+{
+  g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func(
+      (GDestroyNotify) gst_ovi_prompt_entry_free);
+  g_auto(GStrv) lines = NULL;
+  guint i;
+
+  if (!g_utf8_validate(text, -1, NULL)) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "%s: not UTF-8 text", name);
+    return NULL;
+  }
+  lines = g_strsplit(text, "\n", -1);
+  for (i = 0; lines[i]; i++) {
+    gchar *line = g_strstrip(lines[i]);
+    GstOviPromptEntry *e = NULL;
+
+    if (!*line || line[0] == '#')
+      continue;
+    if (line[0] == '{') {
+      if (!parse_json_line(line, name, i + 1, &e, error))
+        return NULL;
+    } else {
+      e = gst_ovi_prompt_entry_new(line);
+    }
+    g_ptr_array_add(entries, e);
+  }
+  if (entries->len == 0) {
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                "%s: no prompts in the file (one prompt per line, or one JSON "
+                "object per line)",
+                name);
+    return NULL;
+  }
+  return g_steal_pointer(&entries);
+}
+
+GPtrArray *
+gst_ovi_load_prompt_file(const gchar *location, GError **error)
+{
+  g_autofree gchar *text = NULL;
+
+  if (!g_file_get_contents(location, &text, NULL, error))
+    return NULL;
+  return gst_ovi_parse_prompts(text, location, error);
+}
