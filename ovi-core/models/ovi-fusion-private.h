@@ -1,0 +1,68 @@
+/* gst-ovi: internals shared by the fusion DiT's loader and forward. */
+#pragma once
+
+#include "ovi-fusion.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  OviTensor *w, *b;
+} OviLinear;
+
+typedef struct {
+  OviLinear q, k, v, o;
+  OviTensor *norm_q, *norm_k;
+} OviFusionAttn;
+
+typedef struct {
+  OviFusionAttn sa, ca;
+  OviLinear k_fusion, v_fusion;
+  OviTensor *pre_norm_w, *pre_norm_b, *norm_k_fusion;
+  OviTensor *norm3_w, *norm3_b;
+  OviLinear ffn0, ffn2;
+  OviTensor *modulation; /* [1, 6, dim] */
+} OviFusionBlock;
+
+typedef struct {
+  OviLinear patch;         /* video [dim, in*prod(patch)]; audio [dim, in*K] */
+  OviTensor *w1, *w2, *w3; /* audio ConvMLP, [out, in*K] */
+  OviLinear text0, text2, time0, time2, proj, head;
+  OviTensor *head_mod; /* [1, 2, dim] */
+  OviFusionBlock *blocks;
+} OviFusionTower;
+
+struct _OviFusion {
+  OviBackend *be;
+  OviFusionDims dims;
+  OviFusionTower towers[OVI_N_TOWERS];
+  GPtrArray *keep; /* every tensor the model holds */
+  OviFusionDebugFunc debug;
+  gpointer debug_data;
+};
+
+/* per-tower activation buffers */
+typedef struct {
+  int64_t n, n_other;
+  OviTensor *x, *xm, *proj, *q, *k, *v, *qr, *kr, *att, *att2, *ffn, *head;
+  OviTensor *tproj, *tk, *tv;                  /* [text_len, dim] */
+  OviTensor *fn, *fproj, *fk, *fkr, *fv;       /* [n_other, dim] */
+  OviTensor *cos, *sin;                        /* [n, rotated pairs] F32 */
+  OviTensor *sinus, *e, *es, *e0, *mod, *hmod; /* 2 timestep rows */
+  OviTensor *patches;
+  /* audio patch embedding */
+  OviTensor *pad_in, *h0, *pad_h0, *patches_h0, *h1, *h3, *pad_h1, *patches_h1;
+  /* timestep row of each token run (set per forward) */
+  int nseg;
+  int64_t seg_start[2], seg_len[2];
+  int seg_row[2];
+} OviFusionTowerWork;
+
+struct _OviFusionWork {
+  int64_t frames, height, width, audio_length;
+  int64_t grid[3]; /* video token grid */
+  OviFusionTowerWork tw[OVI_N_TOWERS];
+  OviTensor *audio_sa; /* audio after self-attention */
+  GPtrArray *keep;
+};
+
+G_END_DECLS

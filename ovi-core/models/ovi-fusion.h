@@ -1,0 +1,117 @@
+/* gst-ovi: the Ovi fusion DiT (twin video/audio Wan towers with
+ * cross-modal fusion attention), written once against the op table.
+ *
+ * Weights are read by their official names (video_model.*, audio_model.*)
+ * and every size is taken from their shapes; only the head count, the text
+ * length, the norm eps and the audio RoPE scale come from the preset,
+ * because no shape implies them. The same code runs the tiny test model and
+ * the 11.66 B release.
+ *
+ * Activations live in an OviFusionWork made once per token count (latent
+ * frames x height x width, audio length) and reused by every forward.
+ */
+#pragma once
+
+#include "ovi-backend.h"
+#include "ovi-weights.h"
+
+G_BEGIN_DECLS
+
+typedef enum { OVI_TOWER_VIDEO, OVI_TOWER_AUDIO, OVI_N_TOWERS } OviTower;
+
+typedef struct {
+  /* implied by the weight shapes */
+  int dim;          /* 3072 */
+  int ffn_dim;      /* 14336 */
+  int freq_dim;     /* 256 */
+  int text_dim;     /* 4096 */
+  int num_layers;   /* 30 */
+  int video_in;     /* 48 */
+  int video_out;    /* 48 */
+  int patch[3];     /* 1, 2, 2 */
+  int audio_in;     /* 20 */
+  int audio_out;    /* 20 */
+  int audio_hidden; /* 8192: ConvMLP hidden width */
+  int audio_kernel; /* 7 */
+  /* from the preset / config */
+  int num_heads;           /* 24 */
+  int text_len;            /* 512 */
+  double eps;              /* 1e-6 */
+  double audio_rope_scale; /* 0.19676 */
+} OviFusionDims;
+
+/* The dims of the released 11.66 B model (all three variants). */
+void ovi_fusion_dims_release(OviFusionDims *dims);
+
+typedef struct _OviFusion OviFusion;
+typedef struct _OviFusionWork OviFusionWork;
+
+/* Reads every tensor of the model from `wf` (kept open by the caller for as
+ * long as the model lives; tensors are zero-copy views on a CPU backend).
+ * `preset` supplies num_heads, text_len, eps and audio_rope_scale; its
+ * other fields are ignored and filled from the shapes. */
+OviFusion *ovi_fusion_new(OviWeightFile *wf, const OviFusionDims *preset,
+                          OviBackend *backend, GError **error);
+void ovi_fusion_free(OviFusion *model);
+const OviFusionDims *ovi_fusion_get_dims(const OviFusion *model);
+
+/* Optional: called during ovi_fusion_forward with intermediates
+ * ("vid.x_embed", "vid.e", "vid.e0", "audio.*", "block{i}.vid_out",
+ * "block{i}.audio_out"), for parity debugging. */
+typedef void (*OviFusionDebugFunc)(const char *name, OviTensor *tensor,
+                                   gpointer user_data);
+void ovi_fusion_set_debug(OviFusion *model, OviFusionDebugFunc func,
+                          gpointer user_data);
+
+/* The tower's text embedding of a [n, text_dim] context (n <= text_len),
+ * zero-padded to text_len rows first: [text_len, dim] on the backend. It
+ * depends only on the text, so compute it once per request. */
+OviTensor *ovi_fusion_embed_text(OviFusion *model, OviTower tower,
+                                 const OviTensor *context, GError **error);
+
+/* Activation buffers for video latents [video_in, frames, height, width]
+ * and audio latents [audio_length, audio_in]. */
+OviFusionWork *ovi_fusion_work_new(OviFusion *model, int64_t frames,
+                                   int64_t height, int64_t width,
+                                   int64_t audio_length, GError **error);
+void ovi_fusion_work_free(OviFusionWork *work);
+gboolean ovi_fusion_work_matches(const OviFusionWork *work, int64_t frames,
+                                 int64_t height, int64_t width,
+                                 int64_t audio_length);
+
+typedef struct {
+  const OviTensor *text_video; /* ovi_fusion_embed_text (VIDEO, ...) */
+  const OviTensor *text_audio; /* ovi_fusion_embed_text (AUDIO, ...) */
+  double timestep;             /* as fed to the network (UniPC: an integer) */
+  gboolean first_frame_clean;  /* i2v: tokens of latent frame 0 get t = 0 */
+  int slg_layer;               /* > 0: skip this fused block (both towers) */
+} OviFusionPass;
+
+/* One forward of both towers. `video` [video_in, F, H, W] and `audio`
+ * [L, audio_in] (any device, contiguous); `out_video` [video_out, F, H, W]
+ * and `out_audio` [L, audio_out], contiguous act tensors of the backend. */
+gboolean ovi_fusion_forward(OviFusion *model, OviFusionWork *work,
+                            const OviTensor *video, const OviTensor *audio,
+                            const OviFusionPass *pass, OviTensor *out_video,
+                            OviTensor *out_audio, GError **error);
+
+typedef struct {
+  int64_t tokens_video;
+  int64_t tokens_audio;
+  guint64 n_params;
+  guint64 weight_bytes;     /* n_params * weight_dtype_size */
+  guint64 activation_bytes; /* one OviFusionWork */
+} OviFusionEstimate;
+
+/* Memory needed for latents [*, frames, height, width] and [audio_length, *],
+ * without allocating anything. */
+gboolean ovi_fusion_estimate(const OviFusionDims *dims, int64_t frames,
+                             int64_t height, int64_t width,
+                             int64_t audio_length, gsize act_dtype_size,
+                             gsize weight_dtype_size, OviFusionEstimate *est,
+                             GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviFusion, ovi_fusion_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviFusionWork, ovi_fusion_work_free)
+
+G_END_DECLS

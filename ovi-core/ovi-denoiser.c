@@ -1,0 +1,372 @@
+/* gst-ovi: the denoiser stage (see ovi-engine.h): fusion DiT + scheduler +
+ * classifier-free guidance with skip-layer guidance, and the image-to-video
+ * first-frame injection.
+ *
+ * Per step: paste the image latent into latent frame 0 (i2v), a positive
+ * pass (the prompt for both towers) and a negative pass (the per-modality
+ * negative prompts, fused block slg_layer skipped), then
+ * guided = neg + scale * (pos - neg) per modality and one scheduler step
+ * per modality. All activation buffers are made once per latent size and
+ * reused by every pass of every step. */
+#include "ovi-engine.h"
+#include "ovi-fusion.h"
+#include "ovi-noise.h"
+#include "ovi-scheduler.h"
+
+#include <math.h>
+
+struct _OviDenoiser {
+  OviBackend *be;
+  OviWeightFile *wf;
+  OviFusion *model;
+  int frames;       /* latent frames of the preset */
+  int audio_length; /* audio latents of the preset */
+  int64_t target_area;
+  OviFusionWork *work;
+  /* latents and model outputs for the current size */
+  OviTensor *x[OVI_N_TOWERS], *pos[OVI_N_TOWERS], *neg[OVI_N_TOWERS],
+      *guided[OVI_N_TOWERS], *diff[OVI_N_TOWERS];
+};
+
+void
+ovi_denoise_request_init(OviDenoiseRequest *req)
+{
+  *req = (OviDenoiseRequest){
+    .seed = 100,
+    .steps = 50,
+    .solver = OVI_SOLVER_UNIPC,
+    .shift = 5.0,
+    .video_guidance = 4.0,
+    .audio_guidance = 3.0,
+    .slg_layer = 11,
+  };
+}
+
+OviDenoiser *
+ovi_denoiser_new(const OviModelPaths *paths, OviBackend *backend,
+                 GError **error)
+{
+  OviDenoiser *d = g_new0(OviDenoiser, 1);
+  OviFusionDims preset = {
+    .num_heads = paths->num_heads,
+    .text_len = paths->text_len,
+    .eps = paths->eps,
+    .audio_rope_scale = paths->audio_rope_scale,
+  };
+
+  d->be = backend;
+  d->frames = paths->video_latent_frames;
+  d->audio_length = paths->audio_latent_length;
+  d->target_area = paths->target_area;
+  d->wf = ovi_weight_file_open(paths->fusion_path, NULL, error);
+  if (d->wf)
+    d->model = ovi_fusion_new(d->wf, &preset, backend, error);
+  if (d->model == NULL) {
+    ovi_denoiser_free(d);
+    return NULL;
+  }
+  return d;
+}
+
+static void
+clear_buffers(OviDenoiser *d)
+{
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    g_clear_pointer(&d->x[t], ovi_tensor_unref);
+    g_clear_pointer(&d->pos[t], ovi_tensor_unref);
+    g_clear_pointer(&d->neg[t], ovi_tensor_unref);
+    g_clear_pointer(&d->guided[t], ovi_tensor_unref);
+    g_clear_pointer(&d->diff[t], ovi_tensor_unref);
+  }
+  g_clear_pointer(&d->work, ovi_fusion_work_free);
+}
+
+void
+ovi_denoiser_free(OviDenoiser *d)
+{
+  if (d == NULL)
+    return;
+  clear_buffers(d);
+  g_clear_pointer(&d->model, ovi_fusion_free);
+  g_clear_pointer(&d->wf, ovi_weight_file_free);
+  g_free(d);
+}
+
+/* ---- sizes ---- */
+
+typedef struct {
+  int64_t frames, height, width, audio_length;
+} Size;
+
+static gboolean
+size_from_pixels(OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
+                 GError **error)
+{
+  int width = req->width, height = req->height;
+
+  if (width == 0 && height == 0 && d->target_area > 0) {
+    /* a square of the target area, sides snapped to 32 (half to even) */
+    int side = 32 * (int) nearbyint(sqrt((double) d->target_area) / 32.0);
+    width = height = MAX(side, 32);
+  }
+  if (width <= 0 || height <= 0 || width % 32 || height % 32) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                "denoiser: frame size %dx%d is not a positive multiple of 32",
+                req->width, req->height);
+    return FALSE;
+  }
+  s->height = height / 16;
+  s->width = width / 16;
+  return TRUE;
+}
+
+static gboolean
+expect_shape(const char *what, const OviTensor *t, int ndim,
+             const int64_t *shape, GError **error)
+{
+  if (ovi_tensor_has_shape(t, ndim, shape))
+    return TRUE;
+  g_autofree char *got = ovi_shape_to_string(t->ndim, t->shape);
+  g_autofree char *want = ovi_shape_to_string(ndim, shape);
+  g_set_error(error, OVI_ERROR, OVI_ERROR_SHAPE,
+              "denoiser: %s has shape %s, expected %s", what, got, want);
+  return FALSE;
+}
+
+static gboolean
+request_size(OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
+             GError **error)
+{
+  const OviFusionDims *dims = ovi_fusion_get_dims(d->model);
+  const OviTensor *vn = req->video_noise, *img = req->image_latent;
+
+  s->frames = vn ? vn->shape[1] : d->frames;
+  s->audio_length
+      = req->audio_noise ? req->audio_noise->shape[0] : d->audio_length;
+  if (img && img->ndim == 4) {
+    s->height = img->shape[2];
+    s->width = img->shape[3];
+  } else if (vn && vn->ndim == 4) {
+    s->height = vn->shape[2];
+    s->width = vn->shape[3];
+  } else if (!size_from_pixels(d, req, s, error)) {
+    return FALSE;
+  }
+  int64_t vs[4] = { dims->video_in, s->frames, s->height, s->width };
+  int64_t is[4] = { dims->video_in, 1, s->height, s->width };
+  int64_t as[2] = { s->audio_length, dims->audio_in };
+  return (vn == NULL || expect_shape("video noise", vn, 4, vs, error))
+         && (img == NULL || expect_shape("image latent", img, 4, is, error))
+         && (req->audio_noise == NULL
+             || expect_shape("audio noise", req->audio_noise, 2, as, error));
+}
+
+static gboolean
+check_request(const OviDenoiseRequest *req, GError **error)
+{
+  if (!req->text_pos || !req->text_video_neg || !req->text_audio_neg) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                "denoiser: the request needs the prompt and both negative text "
+                "embeddings");
+    return FALSE;
+  }
+  if (req->steps < 1) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                "denoiser: %d steps", req->steps);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- buffers ---- */
+
+static gboolean
+ensure_buffers(OviDenoiser *d, const Size *s, GError **error)
+{
+  const OviFusionDims *dims = ovi_fusion_get_dims(d->model);
+  int64_t shapes[OVI_N_TOWERS][4] = {
+    { dims->video_out, s->frames, s->height, s->width },
+    { s->audio_length, dims->audio_out },
+  };
+  int ndim[OVI_N_TOWERS] = { 4, 2 };
+
+  if (ovi_fusion_work_matches(d->work, s->frames, s->height, s->width,
+                              s->audio_length))
+    return TRUE;
+  clear_buffers(d);
+  d->work = ovi_fusion_work_new(d->model, s->frames, s->height, s->width,
+                                s->audio_length, error);
+  if (d->work == NULL)
+    return FALSE;
+  if (dims->video_in != dims->video_out || dims->audio_in != dims->audio_out) {
+    g_set_error(
+        error, OVI_ERROR, OVI_ERROR_SHAPE,
+        "denoiser: the model maps %d->%d video and %d->%d audio channels; "
+        "sampling needs equal in and out",
+        dims->video_in, dims->video_out, dims->audio_in, dims->audio_out);
+    return FALSE;
+  }
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    d->x[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
+    d->pos[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
+    d->neg[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
+    d->guided[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
+    d->diff[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
+    if (!d->x[t] || !d->pos[t] || !d->neg[t] || !d->guided[t] || !d->diff[t]) {
+      g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                  "denoiser: out of memory for the latents");
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+init_latent(OviDenoiser *d, OviTensor *x, const OviTensor *given, guint64 seed,
+            GError **error)
+{
+  g_autoptr(OviTensor) noise = NULL;
+
+  if (given) {
+    ovi_op_copy(d->be, x, given);
+    return TRUE;
+  }
+  noise = ovi_noise_gaussian(seed, x->ndim, x->shape, error);
+  if (noise == NULL)
+    return FALSE;
+  ovi_op_copy(d->be, x, noise);
+  return TRUE;
+}
+
+/* ---- the loop ---- */
+
+typedef struct {
+  OviTensor *text[4]; /* video pos, audio pos, video neg, audio neg */
+  OviScheduler *sched[OVI_N_TOWERS];
+} RunState;
+
+static void
+run_state_clear(RunState *rs)
+{
+  for (int i = 0; i < 4; i++)
+    g_clear_pointer(&rs->text[i], ovi_tensor_unref);
+  for (int t = 0; t < OVI_N_TOWERS; t++)
+    g_clear_pointer(&rs->sched[t], ovi_scheduler_free);
+}
+
+static gboolean
+prepare(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
+        GError **error)
+{
+  const OviTensor *texts[4] = { req->text_pos, req->text_pos,
+                                req->text_video_neg, req->text_audio_neg };
+  OviSchedulerKind kind = req->solver == OVI_SOLVER_EULER ? OVI_SCHEDULER_EULER
+                                                          : OVI_SCHEDULER_UNIPC;
+
+  for (int i = 0; i < 4; i++) {
+    rs->text[i] = ovi_fusion_embed_text(
+        d->model, i % 2 ? OVI_TOWER_AUDIO : OVI_TOWER_VIDEO, texts[i], error);
+    if (rs->text[i] == NULL)
+      return FALSE;
+  }
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    rs->sched[t]
+        = ovi_scheduler_new(kind, d->be, req->steps, req->shift, error);
+    if (rs->sched[t] == NULL)
+      return FALSE;
+  }
+  return init_latent(d, d->x[OVI_TOWER_VIDEO], req->video_noise, req->seed,
+                     error)
+         && init_latent(d, d->x[OVI_TOWER_AUDIO], req->audio_noise, req->seed,
+                        error);
+}
+
+static void
+paste_image(OviDenoiser *d, const OviDenoiseRequest *req)
+{
+  g_autoptr(OviTensor) first = NULL;
+
+  if (req->image_latent == NULL)
+    return;
+  first = ovi_tensor_narrow(d->x[OVI_TOWER_VIDEO], 1, 0, 1);
+  ovi_op_copy(d->be, first, req->image_latent);
+}
+
+/* guided = neg + scale * (pos - neg) */
+static void
+guide(OviDenoiser *d, int t, double scale)
+{
+  ovi_op_binary(d->be, d->diff[t], d->pos[t], d->neg[t], OVI_BINARY_SUB);
+  ovi_op_axpby(d->be, d->guided[t], 1.0f, d->neg[t], (float) scale, d->diff[t]);
+}
+
+static gboolean
+one_step(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
+         GError **error)
+{
+  OviFusionPass pos = {
+    .text_video = rs->text[0],
+    .text_audio = rs->text[1],
+    .timestep = ovi_scheduler_timestep(rs->sched[0], i),
+    .first_frame_clean = req->image_latent != NULL,
+  };
+  OviFusionPass neg = pos;
+  OviTensor **x = d->x;
+
+  neg.text_video = rs->text[2];
+  neg.text_audio = rs->text[3];
+  neg.slg_layer = req->slg_layer;
+  paste_image(d, req);
+  if (!ovi_fusion_forward(d->model, d->work, x[0], x[1], &pos, d->pos[0],
+                          d->pos[1], error)
+      || !ovi_fusion_forward(d->model, d->work, x[0], x[1], &neg, d->neg[0],
+                             d->neg[1], error))
+    return FALSE;
+  guide(d, OVI_TOWER_VIDEO, req->video_guidance);
+  guide(d, OVI_TOWER_AUDIO, req->audio_guidance);
+  return ovi_scheduler_step(rs->sched[0], x[0], d->guided[0], error)
+         && ovi_scheduler_step(rs->sched[1], x[1], d->guided[1], error);
+}
+
+static gboolean
+cancelled(GCancellable *cancellable, GError **error)
+{
+  if (!g_cancellable_is_cancelled(cancellable))
+    return FALSE;
+  g_set_error(error, OVI_ERROR, OVI_ERROR_CANCELLED, "denoising cancelled");
+  return TRUE;
+}
+
+gboolean
+ovi_denoiser_run(OviDenoiser *d, const OviDenoiseRequest *req,
+                 OviStepFunc on_step, gpointer user_data,
+                 GCancellable *cancellable, OviTensor **video_latent,
+                 OviTensor **audio_latent, GError **error)
+{
+  RunState rs = { 0 };
+  Size size;
+  gboolean ok = FALSE;
+
+  if (!check_request(req, error) || !request_size(d, req, &size, error)
+      || !ensure_buffers(d, &size, error) || !prepare(d, req, &rs, error))
+    goto out;
+  for (int i = 0; i < req->steps; i++) {
+    if (cancelled(cancellable, error) || !one_step(d, req, &rs, i, error))
+      goto out;
+    if (on_step)
+      on_step(i + 1, req->steps, user_data);
+  }
+  paste_image(d, req);
+  *video_latent = ovi_backend_download_f32(d->be, d->x[0], error);
+  if (*video_latent == NULL)
+    goto out;
+  *audio_latent = ovi_backend_download_f32(d->be, d->x[1], error);
+  if (*audio_latent == NULL) {
+    g_clear_pointer(video_latent, ovi_tensor_unref);
+    goto out;
+  }
+  ok = TRUE;
+out:
+  run_state_clear(&rs);
+  return ok;
+}
