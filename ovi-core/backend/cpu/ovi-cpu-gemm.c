@@ -1,0 +1,404 @@
+/* gst-ovi: the CPU backend's GEMM: C = act (A . B^T + bias).
+ *
+ * A is f32 rows; B is a weight in PyTorch Linear layout [N, K] of any
+ * supported dtype. B is packed to f32 panels of NB rows x KB columns (one
+ * conversion per element per call), laid out [NB / NR][KB][NR] so that the
+ * MR x NR micro-kernel is a sequence of broadcast-multiply-adds gcc
+ * vectorises. Each C element is the sum over K-blocks (in order) of the
+ * in-register partial sums over KB: the order depends only on K, never on
+ * the tiling of M or N or on threads.
+ */
+#include "ovi-cpu-private.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MR 6
+#define NR 16
+#define KB 256
+#define NB 128
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)            \
+    && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define OVI_CLONES                                                             \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+#endif
+#ifndef OVI_CLONES
+#define OVI_CLONES
+#endif
+
+gsize
+ovi_cpu_gemm_pack_size(void)
+{
+  return sizeof(float) * ((gsize) NB * KB + (gsize) MR * KB);
+}
+
+float
+ovi_cpu_activate(float x, OviActivation act)
+{
+  switch (act) {
+    case OVI_ACT_GELU_TANH:
+      return 0.5f * x
+             * (1.0f
+                + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case OVI_ACT_GELU_ERF:
+      return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case OVI_ACT_SILU:
+      return x / (1.0f + expf(-x));
+    case OVI_ACT_TANH:
+      return tanhf(x);
+    case OVI_ACT_RELU:
+      return x > 0.0f ? x : 0.0f;
+    case OVI_ACT_NONE:
+    default:
+      return x;
+  }
+}
+
+void
+ovi_cpu_load_f32(float *dst, const void *src, OviDType dtype, int64_t n,
+                 int64_t stride)
+{
+  switch (dtype) {
+    case OVI_DTYPE_F32: {
+      const float *s = src;
+      if (stride == 1)
+        memcpy(dst, s, sizeof(float) * n);
+      else
+        for (int64_t i = 0; i < n; i++)
+          dst[i] = s[i * stride];
+      break;
+    }
+    case OVI_DTYPE_BF16: {
+      const uint16_t *s = src;
+      for (int64_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t) s[i * stride] << 16;
+        memcpy(dst + i, &u, 4);
+      }
+      break;
+    }
+    case OVI_DTYPE_F16: {
+      const uint16_t *s = src;
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = ovi_f16_to_f32(s[i * stride]);
+      break;
+    }
+    case OVI_DTYPE_F8_E4M3: {
+      static float table[256];
+      static gsize table_init = 0;
+      const uint8_t *s = src;
+      if (g_once_init_enter(&table_init)) {
+        for (int v = 0; v < 256; v++)
+          table[v] = ovi_f8e4m3_to_f32((uint8_t) v);
+        g_once_init_leave(&table_init, 1);
+      }
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = table[s[i * stride]];
+      break;
+    }
+    case OVI_DTYPE_I8: {
+      const int8_t *s = src;
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = s[i * stride];
+      break;
+    }
+    case OVI_DTYPE_F64: {
+      const double *s = src;
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = (float) s[i * stride];
+      break;
+    }
+    case OVI_DTYPE_I64: {
+      const int64_t *s = src;
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = (float) s[i * stride];
+      break;
+    }
+    case OVI_DTYPE_I32: {
+      const int32_t *s = src;
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = (float) s[i * stride];
+      break;
+    }
+    case OVI_DTYPE_U8:
+    case OVI_DTYPE_BOOL: {
+      const uint8_t *s = src;
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = s[i * stride];
+      break;
+    }
+    default:
+      for (int64_t i = 0; i < n; i++)
+        dst[i] = NAN;
+      break;
+  }
+}
+
+/* acc[MR][NR] = sum_k a[r * lda + k] * b[k * NR + j] for k < kb */
+OVI_CLONES static void
+micro_kernel(int64_t kb, const float *restrict a, int64_t lda,
+             const float *restrict b, float *restrict acc)
+{
+  float c[MR][NR];
+
+  for (int r = 0; r < MR; r++)
+    for (int j = 0; j < NR; j++)
+      c[r][j] = 0.0f;
+  for (int64_t k = 0; k < kb; k++) {
+    const float *restrict bk = b + k * NR;
+    for (int r = 0; r < MR; r++) {
+      const float av = a[r * lda + k];
+      for (int j = 0; j < NR; j++)
+        c[r][j] += av * bk[j];
+    }
+  }
+  memcpy(acc, c, sizeof(c));
+}
+
+/* pack rows [0, nb) cols [k0, k0 + kb) of B into [nb/NR][kb][NR] f32 */
+static void
+pack_b(float *restrict pack, const void *b, OviDType dtype, int64_t ldb,
+       const float *b_scale, int64_t nb, int64_t k0, int64_t kb)
+{
+  gsize esize = ovi_dtype_size(dtype);
+  int64_t nbr = (nb + NR - 1) / NR * NR;
+  float row[KB];
+
+  for (int64_t j = 0; j < nbr; j++) {
+    float *dst = pack + (j / NR) * NR * kb + (j % NR);
+    if (j >= nb) {
+      for (int64_t k = 0; k < kb; k++)
+        dst[k * NR] = 0.0f;
+      continue;
+    }
+    ovi_cpu_load_f32(row, (const char *) b + (j * ldb + k0) * esize, dtype, kb,
+                     1);
+    if (b_scale) {
+      float s = b_scale[j];
+      for (int64_t k = 0; k < kb; k++)
+        dst[k * NR] = row[k] * s;
+    } else {
+      for (int64_t k = 0; k < kb; k++)
+        dst[k * NR] = row[k];
+    }
+  }
+}
+
+void
+ovi_cpu_gemm_serial_raw(int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t lda, const void *b, OviDType b_dtype,
+                        int64_t ldb, const float *b_scale, const float *bias,
+                        float *C, int64_t ldc_m, int64_t ldc_n,
+                        OviActivation act, float *pack)
+{
+  float *apad = pack + NB * KB;
+  gsize esize = ovi_dtype_size(b_dtype);
+  float acc[MR * NR];
+
+  if (K == 0) {
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t n = 0; n < N; n++)
+        C[m * ldc_m + n * ldc_n] = ovi_cpu_activate(bias ? bias[n] : 0.0f, act);
+    return;
+  }
+  for (int64_t n0 = 0; n0 < N; n0 += NB) {
+    int64_t nb = MIN(NB, N - n0);
+
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+      int64_t kb = MIN(KB, K - k0);
+
+      pack_b(pack, (const char *) b + n0 * ldb * esize, b_dtype, ldb,
+             b_scale ? b_scale + n0 : NULL, nb, k0, kb);
+      for (int64_t m0 = 0; m0 < M; m0 += MR) {
+        int64_t mr = MIN(MR, M - m0);
+        const float *a = A + m0 * lda + k0;
+        int64_t la = lda;
+
+        if (mr < MR) {
+          /* pad the tail rows with zeros: the same kernel, the same sums */
+          for (int r = 0; r < MR; r++) {
+            if (r < mr)
+              memcpy(apad + r * kb, a + r * lda, sizeof(float) * kb);
+            else
+              memset(apad + r * kb, 0, sizeof(float) * kb);
+          }
+          a = apad;
+          la = kb;
+        }
+        for (int64_t jp = 0; jp < nb; jp += NR) {
+          int64_t nr = MIN(NR, nb - jp);
+          float *c = C + m0 * ldc_m + (n0 + jp) * ldc_n;
+
+          micro_kernel(kb, a, la, pack + jp * kb, acc);
+          if (k0 == 0) {
+            for (int64_t r = 0; r < mr; r++)
+              for (int64_t j = 0; j < nr; j++)
+                c[r * ldc_m + j * ldc_n] = acc[r * NR + j];
+          } else {
+            for (int64_t r = 0; r < mr; r++)
+              for (int64_t j = 0; j < nr; j++)
+                c[r * ldc_m + j * ldc_n] += acc[r * NR + j];
+          }
+        }
+      }
+    }
+    if (bias || act != OVI_ACT_NONE) {
+      for (int64_t m = 0; m < M; m++) {
+        float *c = C + m * ldc_m + n0 * ldc_n;
+        for (int64_t j = 0; j < nb; j++) {
+          float v = c[j * ldc_n] + (bias ? bias[n0 + j] : 0.0f);
+          c[j * ldc_n] = ovi_cpu_activate(v, act);
+        }
+      }
+    }
+  }
+}
+
+/* ---- the threaded matmul op ---- */
+
+typedef struct {
+  OviBackend *be;
+  int64_t M, N, K;
+  const float *A;
+  int64_t lda;
+  const void *b;
+  OviDType b_dtype;
+  int64_t ldb;
+  const float *b_scale;
+  const float *bias;
+  float *C;
+  int64_t n_blocks, m_chunk;
+  OviActivation act;
+} MatmulJob;
+
+static void
+matmul_range(gpointer data, int64_t start, int64_t end, int tid)
+{
+  MatmulJob *j = data;
+  float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
+  gsize esize = ovi_dtype_size(j->b_dtype);
+
+  if (pack == NULL) {
+    ovi_backend_set_error(j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                          "ovi_op_matmul: out of memory for scratch");
+    return;
+  }
+  for (int64_t t = start; t < end; t++) {
+    int64_t nblk = t % j->n_blocks, mc = t / j->n_blocks;
+    int64_t n0 = nblk * NB, nb = MIN(NB, j->N - n0);
+    int64_t m0 = mc * j->m_chunk, mb = MIN(j->m_chunk, j->M - m0);
+
+    ovi_cpu_gemm_serial_raw(
+        mb, nb, j->K, j->A + m0 * j->lda, j->lda,
+        (const char *) j->b + n0 * j->ldb * esize, j->b_dtype, j->ldb,
+        j->b_scale ? j->b_scale + n0 : NULL, j->bias ? j->bias + n0 : NULL,
+        j->C + m0 * j->N + n0, j->N, 1, j->act, pack);
+  }
+}
+
+/* rows of a tensor whose last dim is contiguous and whose leading dims
+ * flatten to one row stride */
+static gboolean
+row_layout(const OviTensor *t, int64_t *rows, int64_t *row_stride)
+{
+  int64_t n = 1, s = -1, expect = 0;
+
+  if (t->ndim == 0
+      || (t->stride[t->ndim - 1] != 1 && t->shape[t->ndim - 1] > 1))
+    return FALSE;
+  for (int i = t->ndim - 2; i >= 0; i--) {
+    if (t->shape[i] == 1)
+      continue;
+    if (s < 0) {
+      s = t->stride[i];
+      expect = s * t->shape[i];
+    } else {
+      if (t->stride[i] != expect)
+        return FALSE;
+      expect *= t->shape[i];
+    }
+    n *= t->shape[i];
+  }
+  *rows = n;
+  *row_stride = s < 0 ? t->shape[t->ndim - 1] : s;
+  return TRUE;
+}
+
+void
+ovi_cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
+               const OviTensor *w, const OviTensor *bias, OviActivation act)
+{
+  OviCpuPriv *priv = ovi_cpu_priv(be);
+  MatmulJob j = { 0 };
+  g_autofree float *scales = NULL, *bias_f = NULL;
+  g_autoptr(OviTensor) xc = NULL;
+  int64_t M, lda, m_chunks, m_blocks;
+
+  j.N = w->shape[0];
+  j.K = w->shape[1];
+  if (x->dtype != OVI_DTYPE_F32 || !row_layout(x, &M, &lda)) {
+    xc = ovi_tensor_to_f32(x, NULL);
+    if (xc == NULL) {
+      ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                            "ovi_op_matmul: out of memory converting x");
+      return;
+    }
+    x = xc;
+    M = ovi_tensor_numel(x) / MAX(j.K, 1);
+    lda = j.K;
+  }
+  if (w->stride[1] != 1 && j.K > 1) {
+    ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                          "ovi_op_matmul: w rows must be contiguous");
+    return;
+  }
+  if (w->scale) {
+    int64_t ns = ovi_tensor_numel(w->scale);
+    float *s = g_new(float, ns);
+    if (ns != 1 && ns != j.N) {
+      ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_SHAPE,
+                            "ovi_op_matmul: w scale has %" G_GINT64_FORMAT
+                            " elements, expected 1 or %" G_GINT64_FORMAT,
+                            ns, j.N);
+      g_free(s);
+      return;
+    }
+    ovi_cpu_load_f32(s, ovi_tensor_data(w->scale), w->scale->dtype, ns,
+                     w->scale->ndim ? w->scale->stride[0] : 1);
+    scales = g_new(float, j.N);
+    for (int64_t n = 0; n < j.N; n++)
+      scales[n] = s[ns == 1 ? 0 : n];
+    g_free(s);
+  }
+  if (bias) {
+    bias_f = g_new(float, j.N);
+    ovi_cpu_load_f32(bias_f, ovi_tensor_data(bias), bias->dtype, j.N,
+                     bias->stride[bias->ndim - 1]);
+  }
+  j.be = be;
+  j.M = M;
+  j.A = ovi_tensor_data(x);
+  j.lda = lda;
+  j.b = ovi_tensor_data(w);
+  j.b_dtype = w->dtype;
+  j.ldb = w->stride[0];
+  j.b_scale = scales;
+  j.bias = bias_f;
+  j.C = ovi_tensor_data(out);
+  j.act = act;
+  j.n_blocks = (j.N + NB - 1) / NB;
+  /* split M too when there are few N blocks, in chunks of whole MR rows */
+  m_blocks = (M + MR - 1) / MR;
+  m_chunks = (priv->n_threads * 4 + j.n_blocks - 1) / j.n_blocks;
+  m_chunks = CLAMP(m_chunks, 1, MAX(1, m_blocks / 8));
+  if (priv->n_threads == 1)
+    m_chunks = 1;
+  j.m_chunk = (m_blocks + m_chunks - 1) / m_chunks * MR;
+  m_chunks = (M + j.m_chunk - 1) / j.m_chunk;
+  if (M == 0 || j.N == 0)
+    return;
+  ovi_cpu_pool_parallel_for(priv->pool, j.n_blocks * m_chunks, 1, matmul_range,
+                            &j);
+}

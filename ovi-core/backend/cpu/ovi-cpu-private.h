@@ -1,0 +1,65 @@
+/* gst-ovi: internals of the CPU backend shared by its source files. */
+#pragma once
+
+#include "ovi-backend.h"
+#include "ovi-cpu-threads.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  void *data;
+  gsize size;
+} OviCpuScratch;
+
+#define OVI_CPU_N_SCRATCH 4
+
+typedef struct {
+  OviCpuPool *pool;
+  int n_threads;
+  /* per thread, a few growable buffers reused from op to op */
+  OviCpuScratch *scratch; /* [n_threads * OVI_CPU_N_SCRATCH] */
+} OviCpuPriv;
+
+static inline OviCpuPriv *
+ovi_cpu_priv(OviBackend *be)
+{
+  return (OviCpuPriv *) be->priv;
+}
+
+/* a 64-byte aligned buffer of at least `size` bytes owned by thread `tid`
+ * (slot 0..OVI_CPU_N_SCRATCH-1); valid until the next call with the same
+ * (tid, slot). NULL on out of memory. */
+void *ovi_cpu_scratch(OviBackend *be, int tid, int slot, gsize size);
+
+/* C[m * ldc_m + n * ldc_n] = act (sum_k A[m * lda + k] * B[n, k] + bias[n])
+ * for m in [0, M), n in [0, N), run on the calling thread. B is a weight
+ * operand of any float dtype, I8 or F8_E4M3 (with b->scale), given as the
+ * tensor `b` of shape [N_total, K] (last dim contiguous) of which rows
+ * [n0, n0 + N) are used; bias (nullable) likewise indexed n0 + n.
+ * `pack` must hold ovi_cpu_gemm_pack_size() bytes. Each C element is a
+ * sum over K in a fixed order that does not depend on M, N or n0. */
+gsize ovi_cpu_gemm_pack_size(void);
+void ovi_cpu_gemm_serial(int64_t M, int64_t N, int64_t K, const float *A,
+                         int64_t lda, const OviTensor *b, int64_t n0,
+                         const float *bias, float *C, int64_t ldc_m,
+                         int64_t ldc_n, OviActivation act, float *pack);
+
+/* B panel rows given as raw pointer + dtype + per-row scales (nullable) */
+void ovi_cpu_gemm_serial_raw(int64_t M, int64_t N, int64_t K, const float *A,
+                             int64_t lda, const void *b, OviDType b_dtype,
+                             int64_t ldb, const float *b_scale,
+                             const float *bias, float *C, int64_t ldc_m,
+                             int64_t ldc_n, OviActivation act, float *pack);
+
+/* the whole-matmul op, threaded */
+void ovi_cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
+                    const OviTensor *w, const OviTensor *bias,
+                    OviActivation act);
+
+float ovi_cpu_activate(float x, OviActivation act);
+
+/* load n elements of a (dtype, stride) row as f32, no scale */
+void ovi_cpu_load_f32(float *dst, const void *src, OviDType dtype, int64_t n,
+                      int64_t stride);
+
+G_END_DECLS
