@@ -281,15 +281,22 @@ prepare(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
                         error);
 }
 
+/* x[:, 0] = image; one contiguous [h, w] plane per channel */
 static void
-paste_image(OviDenoiser *d, const OviDenoiseRequest *req)
+paste_image (OviDenoiser *d, const OviDenoiseRequest *req)
 {
-  g_autoptr(OviTensor) first = NULL;
+  OviTensor *x = d->x[OVI_TOWER_VIDEO];
+  OviTensor *img = (OviTensor *) req->image_latent;
 
-  if (req->image_latent == NULL)
+  if (img == NULL)
     return;
-  first = ovi_tensor_narrow(d->x[OVI_TOWER_VIDEO], 1, 0, 1);
-  ovi_op_copy(d->be, first, req->image_latent);
+  for (int64_t c = 0; c < x->shape[0]; c++) {
+    g_autoptr (OviTensor) xc = ovi_tensor_select (x, 0, c);
+    g_autoptr (OviTensor) dst = ovi_tensor_select (xc, 0, 0);
+    g_autoptr (OviTensor) ic = ovi_tensor_select (img, 0, c);
+    g_autoptr (OviTensor) src = ovi_tensor_select (ic, 0, 0);
+    ovi_op_copy (d->be, dst, src);
+  }
 }
 
 /* guided = neg + scale * (pos - neg) */

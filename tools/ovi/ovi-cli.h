@@ -18,3 +18,4 @@ int ovi_cli_fail_error (GError *error);
 
 int ovi_cmd_version (int argc, char **argv);
 int ovi_cmd_inspect (int argc, char **argv);
+int ovi_cmd_parity (int argc, char **argv);

@@ -10,7 +10,8 @@ static const struct {
   const char *case_name;
   OviParityRunner run;
 } runners[] = {
-  /* { "fusion_dit", ovi_parity_run_fusion_dit }, ... */
+  { "fusion_dit", ovi_parity_run_fusion_dit },
+  { "sampler", ovi_parity_run_sampler },
   { NULL, NULL },
 };
 

@@ -41,3 +41,5 @@ gboolean ovi_parity_check_exact (OviParity *p, const char *name,
     const int64_t *got, gsize n_got, const int64_t *ref, gsize n_ref);
 
 /* Runners, one per case type. */
+gboolean ovi_parity_run_fusion_dit (OviParity *p, GError **error);
+gboolean ovi_parity_run_sampler (OviParity *p, GError **error);

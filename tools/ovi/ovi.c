@@ -9,6 +9,8 @@ static const OviCliCommand commands[] = {
   { "version", "print the version", ovi_cmd_version },
   { "inspect", "list the tensors of a weight file (--sum: their sums)",
       ovi_cmd_inspect },
+  { "parity", "check the engine against a golden case (CASE_DIR)",
+      ovi_cmd_parity },
 };
 
 int
