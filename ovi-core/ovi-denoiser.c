@@ -283,7 +283,7 @@ prepare(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
 
 /* x[:, 0] = image; one contiguous [h, w] plane per channel */
 static void
-paste_image (OviDenoiser *d, const OviDenoiseRequest *req)
+paste_image(OviDenoiser *d, const OviDenoiseRequest *req)
 {
   OviTensor *x = d->x[OVI_TOWER_VIDEO];
   OviTensor *img = (OviTensor *) req->image_latent;
@@ -291,11 +291,11 @@ paste_image (OviDenoiser *d, const OviDenoiseRequest *req)
   if (img == NULL)
     return;
   for (int64_t c = 0; c < x->shape[0]; c++) {
-    g_autoptr (OviTensor) xc = ovi_tensor_select (x, 0, c);
-    g_autoptr (OviTensor) dst = ovi_tensor_select (xc, 0, 0);
-    g_autoptr (OviTensor) ic = ovi_tensor_select (img, 0, c);
-    g_autoptr (OviTensor) src = ovi_tensor_select (ic, 0, 0);
-    ovi_op_copy (d->be, dst, src);
+    g_autoptr(OviTensor) xc = ovi_tensor_select(x, 0, c);
+    g_autoptr(OviTensor) dst = ovi_tensor_select(xc, 0, 0);
+    g_autoptr(OviTensor) ic = ovi_tensor_select(img, 0, c);
+    g_autoptr(OviTensor) src = ovi_tensor_select(ic, 0, 0);
+    ovi_op_copy(d->be, dst, src);
   }
 }
 

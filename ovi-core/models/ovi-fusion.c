@@ -412,17 +412,11 @@ plan_tower(Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d,
   tw->qr = plan(p, FALSE, n, D, 0);
   tw->kr = plan(p, FALSE, n, D, 0);
   tw->att = plan(p, FALSE, n, D, 0);
-  tw->att2 = plan(p, FALSE, n, D, 0);
   tw->ffn = plan(p, FALSE, n, d->ffn_dim, 0);
   tw->head = plan(p, FALSE, n, head_width(d, which), 0);
   tw->tproj = plan(p, FALSE, T, D, 0);
   tw->tk = plan(p, FALSE, T, D, 0);
   tw->tv = plan(p, FALSE, T, D, 0);
-  tw->fn = plan(p, FALSE, tw->n_other, D, 0);
-  tw->fproj = plan(p, FALSE, tw->n_other, D, 0);
-  tw->fk = plan(p, FALSE, tw->n_other, D, 0);
-  tw->fkr = plan(p, FALSE, tw->n_other, D, 0);
-  tw->fv = plan(p, FALSE, tw->n_other, D, 0);
   tw->cos = plan(p, TRUE, n, pairs, 0);
   tw->sin = plan(p, TRUE, n, pairs, 0);
   tw->sinus = plan(p, FALSE, 2, d->freq_dim, 0);
@@ -460,6 +454,33 @@ grid_of(const OviFusionDims *d, int64_t frames, int64_t height, int64_t width,
   return TRUE;
 }
 
+static OviTensor *
+alias(Planner *p, OviTensor *t)
+{
+  if (t == NULL)
+    return NULL;
+  g_ptr_array_add(p->keep, ovi_tensor_ref(t));
+  return t;
+}
+
+/* Buffers that are free while `tw` uses them. The fusion target of a
+ * tower (the other tower's tokens) is projected into the other tower's
+ * self-attention scratch: audio's cross-attention runs after video's
+ * self-attention and before video's cross-attention, and video's
+ * cross-attention after audio is done (its post-self-attention state is
+ * kept in audio_sa). The second attention output reuses the tower's own
+ * key buffer, idle during cross-attention. */
+static void
+share_scratch(Planner *p, OviFusionTowerWork *tw, OviFusionTowerWork *other)
+{
+  tw->fn = alias(p, other->xm);
+  tw->fproj = alias(p, other->proj);
+  tw->fk = alias(p, other->q);
+  tw->fkr = alias(p, other->k);
+  tw->fv = alias(p, other->v);
+  tw->att2 = alias(p, tw->kr);
+}
+
 static void
 plan_work(Planner *p, OviFusionWork *w, const OviFusionDims *d)
 {
@@ -472,6 +493,8 @@ plan_work(Planner *p, OviFusionWork *w, const OviFusionDims *d)
   plan_tower(p, &w->tw[OVI_TOWER_VIDEO], d, OVI_TOWER_VIDEO);
   plan_tower(p, &w->tw[OVI_TOWER_AUDIO], d, OVI_TOWER_AUDIO);
   w->audio_sa = plan(p, FALSE, na, d->dim, 0);
+  share_scratch(p, &w->tw[OVI_TOWER_AUDIO], &w->tw[OVI_TOWER_VIDEO]);
+  share_scratch(p, &w->tw[OVI_TOWER_VIDEO], &w->tw[OVI_TOWER_AUDIO]);
 }
 
 static guint64
