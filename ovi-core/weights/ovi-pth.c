@@ -908,7 +908,7 @@ unpickle(Unpickler *u)
         if (u->stack->len > floor_height(u)) {
           g_ptr_array_set_size(u->stack, u->stack->len - 1);
         } else if (u->marks->len) {
-          g_autoptr(GPtrArray) items = pop_mark(u);
+          g_ptr_array_unref(pop_mark(u));
         } else {
           pop(u);
           return NULL;
@@ -1095,6 +1095,11 @@ flatten(Flatten *f, PVal *v, const char *name, int depth)
     case PV_TENSOR:
       if (name == NULL)
         return TRUE; /* a bare tensor at the top: no name */
+      if (!ovi_weights_name_ok(name)) {
+        g_autofree char *escaped = g_strescape(name, NULL);
+        return flat_error(f, "tensor name '%s' contains control characters",
+                          escaped);
+      }
       return bind_tensor(f, name, v);
     case PV_DICT:
       for (guint i = 0; i + 1 < v->items->len; i += 2) {

@@ -117,6 +117,10 @@ parse_entry(OviWeightFile *wf, const char *name, JsonNode *node,
   gboolean ok = FALSE;
 
   e->name = name;
+  if (!ovi_weights_name_ok(name)) {
+    g_autofree char *escaped = g_strescape(name, NULL);
+    FAIL("tensor name '%s' contains control characters", escaped);
+  }
   if (!JSON_NODE_HOLDS_OBJECT(node))
     FAIL("header entry '%s' is not an object", name);
   obj = json_node_get_object(node);
@@ -237,6 +241,10 @@ ovi_safetensors_parse(OviWeightFile *wf, GError **error)
       for (GList *k = keys; k; k = k->next) {
         JsonNode *v = json_object_get_member(mo, k->data);
 
+        if (!ovi_weights_name_ok(k->data)) {
+          g_autofree char *escaped = g_strescape(k->data, NULL);
+          FAIL("__metadata__ key '%s' contains control characters", escaped);
+        }
         if (!JSON_NODE_HOLDS_VALUE(v)
             || json_node_get_value_type(v) != G_TYPE_STRING)
           FAIL("__metadata__ value of '%s' is not a string",

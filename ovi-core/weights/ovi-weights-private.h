@@ -36,6 +36,17 @@ gboolean ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t,
 gboolean ovi_safetensors_parse(OviWeightFile *wf, GError **error);
 gboolean ovi_pth_parse(OviWeightFile *wf, GError **error);
 
+/* tensor names are printed one per line and inside messages: no control
+ * characters */
+static inline gboolean
+ovi_weights_name_ok(const char *name)
+{
+  for (const guchar *p = (const guchar *) name; *p; p++)
+    if (*p < 0x20 || *p == 0x7f)
+      return FALSE;
+  return TRUE;
+}
+
 /* checked arithmetic helpers */
 static inline gboolean
 ovi_mul_u64(guint64 a, guint64 b, guint64 *out)

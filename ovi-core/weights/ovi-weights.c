@@ -124,7 +124,7 @@ ovi_weight_file_open_bytes(GBytes *bytes, const char *display_name,
   } else if (size >= 9
              && (data[8] == '{' || looks_like_st_length(data, size))) {
     ok = ovi_safetensors_parse(wf, error);
-  } else if (size >= 2 && data[0] == 0x80 && data[1] <= 5) {
+  } else if (size >= 3 && data[0] == 0x80 && data[1] <= 5 && data[2] == 0x8a) {
     g_set_error(
         error, OVI_ERROR, OVI_ERROR_FORMAT,
         "%s: a legacy (pre-1.6, non-zip) torch.save file; this format is "

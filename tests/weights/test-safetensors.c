@@ -296,6 +296,9 @@ test_bad_headers(void)
       "invalid data_offsets" },
     { "{\"__metadata__\":{\"k\":1}}", 0, "not a string" },
     { "{\"a\":5}", 0, "not an object" },
+    { "{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}",
+      4, "'a\\nb' contains control characters" },
     { "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]"
       "]]]]]]]]]]]]]]]]}",
       0, "deeper" },

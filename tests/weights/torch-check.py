@@ -23,27 +23,69 @@ import subprocess
 import sys
 import zipfile
 
-try:
-    import torch
-except ImportError:
-    print("torch not importable by", sys.executable, "- skipping")
-    sys.exit(77)
-
 OVI, WRITE_SAMPLE, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(WORK, exist_ok=True)
 failures = []
-
-DTYPES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.float64: "F64", torch.int64: "I64", torch.int32: "I32",
-    torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
-}
 
 
 def check(cond, msg):
     if not cond:
         failures.append(msg)
         print("FAIL:", msg)
+
+
+# ---- b) a malicious pickle is refused and nothing runs -------------------
+marker = os.path.join(WORK, "pwned-marker")
+proof = os.path.join(WORK, "payload-works-marker")
+for p in (marker, proof):
+    if os.path.exists(p):
+        os.unlink(p)
+
+
+def evil_pickle(path):
+    cmd = f"touch {path}".encode()
+    return (b"\x80\x02cos\nsystem\nX" + struct.pack("<I", len(cmd)) + cmd +
+            b"\x85R.")
+
+
+evil_path = os.path.join(WORK, "evil.pth")
+with zipfile.ZipFile(evil_path, "w", zipfile.ZIP_STORED) as z:
+    z.writestr("evil/data.pkl", evil_pickle(marker))
+    z.writestr("evil/version", "3\n")
+# the payload is real: an ordinary unpickler runs it
+pickle.loads(evil_pickle(proof))
+check(os.path.exists(proof), "the test payload does not work")
+r = subprocess.run([OVI, "inspect", evil_path], capture_output=True,
+                   text=True)
+check(r.returncode != 0, "ovi inspect accepted a pickle calling os.system")
+err_lines = r.stderr.splitlines()
+check(len(err_lines) == 1 and err_lines[0].startswith(f"ovi: {evil_path}: ")
+      and "os.system" in err_lines[0],
+      f"unexpected stderr for the evil pickle: {r.stderr!r}")
+check(not os.path.exists(marker), "the evil pickle's command ran")
+print("evil pickle refused:", err_lines[0] if err_lines else "")
+
+# a bad file: one line on stderr naming the file
+bad_path = os.path.join(WORK, "bad.safetensors")
+with open(bad_path, "wb") as f:
+    f.write(struct.pack("<Q", 1000) + b"{}")
+r = subprocess.run([OVI, "inspect", bad_path], capture_output=True, text=True)
+check(r.returncode != 0 and len(r.stderr.splitlines()) == 1
+      and r.stderr.startswith(f"ovi: {bad_path}: "),
+      f"bad file: rc {r.returncode}, stderr {r.stderr!r}")
+
+
+try:
+    import torch
+except ImportError:
+    print("torch not importable by", sys.executable, "- skipping the rest")
+    sys.exit(1 if failures else 77)
+
+DTYPES = {
+    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.float64: "F64", torch.int64: "I64", torch.int32: "I32",
+    torch.int8: "I8", torch.uint8: "U8", torch.bool: "BOOL",
+}
 
 
 def flatten(obj, prefix=""):
@@ -135,6 +177,20 @@ compare_inspect(nested_path, expected_lines(ckpt))
 compare_inspect(nested_path, expected_lines(ckpt, "generator."),
                 "--prefix", "generator.")
 
+# the same archive re-zipped with zip64 records everywhere (as torch writes
+# files over 4 GiB): same listing
+zip64_path = os.path.join(WORK, "nested-zip64.pth")
+_limit = zipfile.ZIP64_LIMIT
+zipfile.ZIP64_LIMIT = 1
+try:
+    with zipfile.ZipFile(nested_path) as src, \
+            zipfile.ZipFile(zip64_path, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+finally:
+    zipfile.ZIP64_LIMIT = _limit
+compare_inspect(zip64_path, expected_lines(ckpt))
+
 # also a bare state dict as nn.Module.state_dict() makes it (with _metadata)
 m = torch.nn.Sequential(torch.nn.Conv1d(2, 4, 3), torch.nn.LayerNorm(4),
                         torch.nn.Linear(4, 2)).to(torch.bfloat16)
@@ -142,46 +198,6 @@ msd = m.state_dict()
 module_path = os.path.join(WORK, "module.pth")
 torch.save(msd, module_path)
 compare_inspect(module_path, expected_lines(msd))
-
-# ---- b) a malicious pickle is refused and nothing runs -------------------
-marker = os.path.join(WORK, "pwned-marker")
-proof = os.path.join(WORK, "payload-works-marker")
-for p in (marker, proof):
-    if os.path.exists(p):
-        os.unlink(p)
-
-
-def evil_pickle(path):
-    cmd = f"touch {path}".encode()
-    return (b"\x80\x02cos\nsystem\nX" + struct.pack("<I", len(cmd)) + cmd +
-            b"\x85R.")
-
-
-evil_path = os.path.join(WORK, "evil.pth")
-with zipfile.ZipFile(evil_path, "w", zipfile.ZIP_STORED) as z:
-    z.writestr("evil/data.pkl", evil_pickle(marker))
-    z.writestr("evil/version", "3\n")
-# the payload is real: an ordinary unpickler runs it
-pickle.loads(evil_pickle(proof))
-check(os.path.exists(proof), "the test payload does not work")
-r = subprocess.run([OVI, "inspect", evil_path], capture_output=True,
-                   text=True)
-check(r.returncode != 0, "ovi inspect accepted a pickle calling os.system")
-err_lines = r.stderr.splitlines()
-check(len(err_lines) == 1 and err_lines[0].startswith(f"ovi: {evil_path}: ")
-      and "os.system" in err_lines[0],
-      f"unexpected stderr for the evil pickle: {r.stderr!r}")
-check(not os.path.exists(marker), "the evil pickle's command ran")
-print("evil pickle refused:", err_lines[0] if err_lines else "")
-
-# a bad file: one line on stderr naming the file
-bad_path = os.path.join(WORK, "bad.safetensors")
-with open(bad_path, "wb") as f:
-    f.write(struct.pack("<Q", 1000) + b"{}")
-r = subprocess.run([OVI, "inspect", bad_path], capture_output=True, text=True)
-check(r.returncode != 0 and len(r.stderr.splitlines()) == 1
-      and r.stderr.startswith(f"ovi: {bad_path}: "),
-      f"bad file: rc {r.returncode}, stderr {r.stderr!r}")
 
 # ---- d) ovi_pth_write read back by torch.load(weights_only=True) ---------
 s_pth = os.path.join(WORK, "sample.pth")
