@@ -183,8 +183,8 @@ src_row(const Src *s, int64_t row, float *tmp)
 }
 
 /* a contiguous f32 copy of a small parameter (norm gains, scales, ...) */
-static OviTensor *
-param_f32(OviBackend *be, const OviTensor *t, const char *op)
+OviTensor *
+ovi_cpu_f32_contig(OviBackend *be, const OviTensor *t, const char *op)
 {
   GError *error = NULL;
   OviTensor *r;
@@ -508,7 +508,7 @@ cpu_rms_norm(OviBackend *be, OviTensor *out, const OviTensor *x,
              const OviTensor *weight, float eps)
 {
   RowJob j = { .be = be, .op = "ovi_op_rms_norm", .kernel = k_rms_norm };
-  g_autoptr(OviTensor) w = param_f32(be, weight, j.op);
+  g_autoptr(OviTensor) w = ovi_cpu_f32_contig(be, weight, j.op);
 
   if (weight && !w)
     return;
@@ -556,8 +556,8 @@ cpu_layer_norm(OviBackend *be, OviTensor *out, const OviTensor *x,
                const OviTensor *weight, const OviTensor *bias, float eps)
 {
   RowJob j = { .be = be, .op = "ovi_op_layer_norm", .kernel = k_layer_norm };
-  g_autoptr(OviTensor) w = param_f32(be, weight, j.op);
-  g_autoptr(OviTensor) b = param_f32(be, bias, j.op);
+  g_autoptr(OviTensor) w = ovi_cpu_f32_contig(be, weight, j.op);
+  g_autoptr(OviTensor) b = ovi_cpu_f32_contig(be, bias, j.op);
 
   if ((weight && !w) || (bias && !b))
     return;
@@ -653,14 +653,14 @@ cpu_channel_norm(OviBackend *be, OviTensor *out, const OviTensor *x,
                  const OviTensor *gamma, OviChannelNorm kind)
 {
   const char *op = "ovi_op_channel_norm";
-  g_autoptr(OviTensor) xc = param_f32(be, x, op);
+  g_autoptr(OviTensor) xc = ovi_cpu_f32_contig(be, x, op);
   g_autoptr(OviTensor) g = NULL;
   ChanJob j;
 
   if (xc == NULL)
     return;
   if (kind == OVI_CHANNEL_NORM_L2_SQRT_C) {
-    g = param_f32(be, gamma, op);
+    g = ovi_cpu_f32_contig(be, gamma, op);
     if (g == NULL)
       return;
   }
@@ -696,8 +696,8 @@ cpu_rope(OviBackend *be, OviTensor *out, const OviTensor *x,
          const OviTensor *cos, const OviTensor *sin)
 {
   RowJob j = { .be = be, .op = "ovi_op_rope", .kernel = k_rope };
-  g_autoptr(OviTensor) c = param_f32(be, cos, j.op);
-  g_autoptr(OviTensor) s = param_f32(be, sin, j.op);
+  g_autoptr(OviTensor) c = ovi_cpu_f32_contig(be, cos, j.op);
+  g_autoptr(OviTensor) s = ovi_cpu_f32_contig(be, sin, j.op);
 
   if (c == NULL || s == NULL)
     return;
@@ -834,8 +834,8 @@ cpu_snake_beta(OviBackend *be, OviTensor *out, const OviTensor *x,
                const OviTensor *alpha, const OviTensor *beta, gboolean logscale)
 {
   RowJob j = { .be = be, .op = "ovi_op_snake_beta", .kernel = k_snake };
-  g_autoptr(OviTensor) a = param_f32(be, alpha, j.op);
-  g_autoptr(OviTensor) b = param_f32(be, beta, j.op);
+  g_autoptr(OviTensor) a = ovi_cpu_f32_contig(be, alpha, j.op);
+  g_autoptr(OviTensor) b = ovi_cpu_f32_contig(be, beta, j.op);
   g_autofree float *pa = NULL, *pb = NULL;
   int64_t C = x->shape[x->ndim - 2];
 

@@ -256,6 +256,34 @@ ovi_cpu_gemm_serial_raw(int64_t M, int64_t N, int64_t K, const float *A,
   }
 }
 
+gboolean
+ovi_cpu_weight_scales(OviBackend *be, const OviTensor *w, const char *op,
+                      float **scales)
+{
+  int64_t rows = w->ndim ? w->shape[0] : 1, ns;
+  float *s;
+
+  *scales = NULL;
+  if (w->scale == NULL)
+    return TRUE;
+  ns = ovi_tensor_numel(w->scale);
+  if (ns != 1 && ns != rows) {
+    ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_SHAPE,
+                          "%s: the weight's scale has %" G_GINT64_FORMAT
+                          " elements, expected 1 or %" G_GINT64_FORMAT,
+                          op, ns, rows);
+    return FALSE;
+  }
+  s = g_new(float, MAX(rows, 1));
+  ovi_cpu_load_f32(s, ovi_tensor_data(w->scale), w->scale->dtype, ns,
+                   ovi_tensor_is_contiguous(w->scale) ? 1
+                                                      : w->scale->stride[0]);
+  for (int64_t n = ns; n < rows; n++)
+    s[n] = s[0];
+  *scales = s;
+  return TRUE;
+}
+
 /* ---- the threaded matmul op ---- */
 
 typedef struct {
@@ -354,24 +382,8 @@ ovi_cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
                           "ovi_op_matmul: w rows must be contiguous");
     return;
   }
-  if (w->scale) {
-    int64_t ns = ovi_tensor_numel(w->scale);
-    float *s = g_new(float, ns);
-    if (ns != 1 && ns != j.N) {
-      ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_SHAPE,
-                            "ovi_op_matmul: w scale has %" G_GINT64_FORMAT
-                            " elements, expected 1 or %" G_GINT64_FORMAT,
-                            ns, j.N);
-      g_free(s);
-      return;
-    }
-    ovi_cpu_load_f32(s, ovi_tensor_data(w->scale), w->scale->dtype, ns,
-                     w->scale->ndim ? w->scale->stride[0] : 1);
-    scales = g_new(float, j.N);
-    for (int64_t n = 0; n < j.N; n++)
-      scales[n] = s[ns == 1 ? 0 : n];
-    g_free(s);
-  }
+  if (!ovi_cpu_weight_scales(be, w, "ovi_op_matmul", &scales))
+    return;
   if (bias) {
     bias_f = g_new(float, j.N);
     ovi_cpu_load_f32(bias_f, ovi_tensor_data(bias), bias->dtype, j.N,

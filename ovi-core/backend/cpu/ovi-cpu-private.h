@@ -62,4 +62,14 @@ float ovi_cpu_activate(float x, OviActivation act);
 void ovi_cpu_load_f32(float *dst, const void *src, OviDType dtype, int64_t n,
                       int64_t stride);
 
+/* t itself (ref'd) when it is a contiguous f32 host tensor without scale,
+ * else a converted copy; NULL with the backend error set on failure */
+OviTensor *ovi_cpu_f32_contig(OviBackend *be, const OviTensor *t,
+                              const char *op);
+
+/* per-row dequantisation scales of a weight ([rows] floats), NULL when it
+ * has none; FALSE with the backend error set when the scale is malformed */
+gboolean ovi_cpu_weight_scales(OviBackend *be, const OviTensor *w,
+                               const char *op, float **scales);
+
 G_END_DECLS
