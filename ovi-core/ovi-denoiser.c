@@ -377,3 +377,65 @@ out:
   run_state_clear(&rs);
   return ok;
 }
+
+/* ---- memory estimate ---- */
+
+static guint64
+file_bytes(OviWeightFile *wf)
+{
+  guint64 total = 0;
+
+  for (guint i = 0; i < ovi_weight_file_n_tensors(wf); i++) {
+    const char *name = ovi_weight_file_name(wf, i);
+    g_autoptr(OviTensor) t = NULL;
+
+    if (!g_str_has_prefix(name, "video_model.")
+        && !g_str_has_prefix(name, "audio_model."))
+      continue;
+    t = ovi_weight_file_get(wf, name, NULL);
+    if (t)
+      total += ovi_tensor_nbytes(t);
+  }
+  return total;
+}
+
+gboolean
+ovi_denoiser_estimate(const OviModelPaths *paths, int width, int height,
+                      gsize act_dtype_size, OviDenoiserEstimate *est,
+                      GError **error)
+{
+  g_autoptr(OviWeightFile) wf = NULL;
+  OviFusionDims preset = {
+    .num_heads = paths->num_heads,
+    .text_len = paths->text_len,
+    .eps = paths->eps,
+    .audio_rope_scale = paths->audio_rope_scale,
+  };
+  OviFusionDims dims;
+  OviFusionEstimate fe;
+  OviDenoiseRequest req = { .width = width, .height = height };
+  OviDenoiser probe = { .target_area = paths->target_area };
+  Size s;
+
+  wf = ovi_weight_file_open(paths->fusion_path, NULL, error);
+  if (wf == NULL || !ovi_fusion_read_dims(wf, &preset, &dims, error)
+      || !size_from_pixels(&probe, &req, &s, error))
+    return FALSE;
+  s.frames = paths->video_latent_frames;
+  s.audio_length = paths->audio_latent_length;
+  if (!ovi_fusion_estimate(&dims, s.frames, s.height, s.width, s.audio_length,
+                           act_dtype_size, act_dtype_size, &fe, error))
+    return FALSE;
+  guint64 latents = (guint64) dims.video_out * s.frames * s.height * s.width
+                    + (guint64) s.audio_length * dims.audio_out;
+  est->tokens_video = fe.tokens_video;
+  est->tokens_audio = fe.tokens_audio;
+  est->weight_bytes = file_bytes(wf);
+  /* the fusion activations, 4 text embeddings, and per modality 5 latent
+   * buffers here and 5 of scheduler state */
+  est->activation_bytes
+      = fe.activation_bytes
+        + 4 * (guint64) dims.text_len * dims.dim * act_dtype_size
+        + 10 * latents * act_dtype_size;
+  return TRUE;
+}

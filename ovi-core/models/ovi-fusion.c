@@ -67,9 +67,9 @@ check_preset(const OviFusionDims *d, const char *path, GError **error)
   return TRUE;
 }
 
-static gboolean
-read_dims(OviWeightFile *wf, const OviFusionDims *preset, OviFusionDims *d,
-          GError **error)
+gboolean
+ovi_fusion_read_dims(OviWeightFile *wf, const OviFusionDims *preset,
+                     OviFusionDims *d, GError **error)
 {
   const char *path = ovi_weight_file_path(wf);
   int64_t s[5];
@@ -306,7 +306,7 @@ ovi_fusion_new(OviWeightFile *wf, const OviFusionDims *preset,
 
   m->be = backend;
   m->keep = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);
-  if (!read_dims(wf, preset, &m->dims, error))
+  if (!ovi_fusion_read_dims(wf, preset, &m->dims, error))
     return NULL;
   if (m->dims.num_layers == 0) {
     g_set_error(error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR,

@@ -43,6 +43,11 @@ typedef struct {
 /* The dims of the released 11.66 B model (all three variants). */
 void ovi_fusion_dims_release(OviFusionDims *dims);
 
+/* The dims of the model in `wf`, read from the tensor shapes (no data is
+ * touched); num_heads, text_len, eps and audio_rope_scale from `preset`. */
+gboolean ovi_fusion_read_dims(OviWeightFile *wf, const OviFusionDims *preset,
+                              OviFusionDims *dims, GError **error);
+
 typedef struct _OviFusion OviFusion;
 typedef struct _OviFusionWork OviFusionWork;
 

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <glib/gstdio.h>
+
 #include "ovi-engine.h"
 #include "ovi-weights.h"
 
@@ -219,6 +221,31 @@ test_errors(Fixture *f, gconstpointer data)
   g_assert_nonnull(strstr(error->message, "video_model.patch_embedding"));
 }
 
+static void
+test_estimate(Fixture *f, gconstpointer data)
+{
+  OviDenoiserEstimate est;
+  g_autoptr(GError) error = NULL;
+  GStatBuf st;
+
+  g_assert_true(ovi_denoiser_estimate(&f->paths, 96, 64, 4, &est, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(est.tokens_video, ==, 3 * 2 * 3);
+  g_assert_cmpint(est.tokens_audio, ==, 12);
+  /* every tensor of the file is the model's: all but the header */
+  g_assert_cmpint(g_stat(f->paths.fusion_path, &st), ==, 0);
+  g_assert_cmpuint(est.weight_bytes, <, (guint64) st.st_size);
+  g_assert_cmpuint(est.weight_bytes, >, (guint64) st.st_size - 65536);
+  /* at least x, q, k, v of both towers and the FFN hidden, in f32 */
+  g_assert_cmpuint(est.activation_bytes, >, (18 + 12) * (4 * 64 + 256) * 4);
+
+  /* width/height 0: the preset's area (64x96 -> a 64x64 square) */
+  g_assert_true(ovi_denoiser_estimate(&f->paths, 0, 0, 4, &est, &error));
+  g_assert_cmpint(est.tokens_video, ==, 3 * 2 * 2);
+  g_assert_false(ovi_denoiser_estimate(&f->paths, 90, 64, 4, &est, &error));
+  g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -229,5 +256,6 @@ main(int argc, char **argv)
   ADD("/denoiser/cancel", test_cancel);
   ADD("/denoiser/euler-i2v", test_euler_and_i2v);
   ADD("/denoiser/errors", test_errors);
+  ADD("/denoiser/estimate", test_estimate);
   return g_test_run();
 }
