@@ -108,10 +108,32 @@ typedef struct _OviDenoiser OviDenoiser;
 OviDenoiser *ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
     GError **error);
 void ovi_denoiser_free (OviDenoiser *d);
-/* Returns the final latents: video [48,F,h,w] and audio [L,20], F32. */
+/* Returns the final latents: video [48,F,h,w] and audio [L,20], F32.
+ * F and L are the preset's (paths->video_latent_frames,
+ * audio_latent_length) unless noise is given, which then sets them; h, w
+ * come from the image latent, else the video noise, else width/height / 16
+ * (both 0: a square of the preset's target area, sides snapped to 32).
+ * NULL noise is drawn from `seed` by the engine's own generator
+ * (ovi-noise.h; not PyTorch's). on_step (nullable) is called after each
+ * finished step with step = 1..steps; `cancellable` is checked before each
+ * step (OVI_ERROR_CANCELLED). Activation buffers are kept for the next
+ * request of the same size. */
 gboolean ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
     OviStepFunc on_step, gpointer user_data, GCancellable *cancellable,
     OviTensor **video_latent, OviTensor **audio_latent, GError **error);
+
+typedef struct {
+  int64_t tokens_video;       /* F * h/2 * w/2 */
+  int64_t tokens_audio;       /* L */
+  guint64 weight_bytes;       /* the fusion tensors as stored in the file */
+  guint64 activation_bytes;   /* buffers of one run at act_dtype_size */
+} OviDenoiserEstimate;
+
+/* Memory a run of the preset at width x height would need, from the weight
+ * file's header only (nothing is loaded or allocated). */
+gboolean ovi_denoiser_estimate (const OviModelPaths *paths, int width,
+    int height, gsize act_dtype_size, OviDenoiserEstimate *est,
+    GError **error);
 
 /* ---- stage 3: video VAE ---- */
 
