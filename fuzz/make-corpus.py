@@ -17,6 +17,7 @@ import zipfile
 
 import torch
 
+torch.manual_seed(0)
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "corpus")
 ST = os.path.join(OUT, "safetensors")
@@ -141,7 +142,9 @@ def rezip(data, mutate_pkl=None, drop=None, method=zipfile.ZIP_STORED,
                     continue
                 if mutate_pkl and info.filename.endswith("data.pkl"):
                     content = mutate_pkl(content)
-                z.writestr(info.filename, content, compress_type=method)
+                zi = zipfile.ZipInfo(info.filename, (1980, 1, 1, 0, 0, 0))
+                zi.compress_type = method
+                z.writestr(zi, content)
     finally:
         zipfile.ZIP64_LIMIT = old
     return out.getvalue()
@@ -169,4 +172,21 @@ put(PT, "bad-cycle.pth",
     rezip(small, mutate_pkl=lambda p: b"\x80\x02]q\x00h\x00a."))
 put(PT, "bad-pickle-truncated.pth",
     rezip(small, mutate_pkl=lambda p: p[:len(p) // 2]))
+# ---- raw pickles for fuzz-pickle (it wraps them with storages "0".."7")
+PK = os.path.join(OUT, "pickle")
+os.makedirs(PK, exist_ok=True)
+for name in sorted(os.listdir(PT)):
+    if not name.startswith("valid-"):
+        continue
+    with zipfile.ZipFile(os.path.join(PT, name)) as z:
+        pkl = [i for i in z.namelist() if i.endswith("/data.pkl")][0]
+        data = z.read(pkl)
+    # the wrapper's storages hold 256 bytes: keep element counts small
+    put(PK, name.replace(".pth", ".pkl"), data)
+put(PK, "evil-os-system.pkl",
+    b"\x80\x02cos\nsystem\nX\x05\x00\x00\x00touch\x85R.")
+put(PK, "evil-stack-global.pkl",
+    b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93.")
+put(PK, "cycle.pkl", b"\x80\x02]q\x00h\x00a.")
+put(PK, "deep.pkl", b"\x80\x02" + b"]" * 100 + b"a" * 99 + b".")
 print("corpus written to", OUT)
