@@ -1,6 +1,7 @@
 /* gst-ovi: pure helpers of the ovi elements (no engine, unit-tested):
- * timestamp arithmetic, the per-clip A/V length rule, the official size
- * snapping, bicubic resize, and the prompt-file parser. */
+ * timestamp arithmetic, the per-clip A/V length rule and the prompt-file
+ * parser. (Size snapping and the i2v resize are the engine's:
+ * ovi_snap_hw_t2v, ovi_image_prepare_rgb8.) */
 #pragma once
 
 #include <gst/gst.h>
@@ -33,22 +34,6 @@ GstClockTime gst_ovi_frame_time(guint64 frame);
 guint64 gst_ovi_clip_audio_samples(guint64 first_frame, guint n_frames);
 /* the global sample index where the clip starting at `frame` starts */
 guint64 gst_ovi_frame_to_sample(guint64 frame);
-
-/* Official t2v snapping (processing_utils.snap_hw_to_multiple_of_32):
- * scale (w, h) to `area`, round each side (ties to even), then to the
- * nearest multiple of 32 (ties to even), at least 32. */
-void gst_ovi_snap_size(gint width, gint height, gint64 area, gint *out_width,
-                       gint *out_height);
-/* Official i2v size choice (_best_hw_for_area, multiple 32): the
- * candidate minimising (|W*H - area|, |W/H - w/h|). */
-void gst_ovi_best_size_for_area(gint width, gint height, gint64 area,
-                                gint *out_width, gint *out_height);
-
-/* Bicubic resize of planar float images (torch F.interpolate, mode
- * 'bicubic', align_corners=False, A = -0.75, border replicate).
- * src: [channels, ih, iw], dst: [channels, oh, ow]. */
-void gst_ovi_resize_bicubic(const float *src, gint channels, gint ih, gint iw,
-                            float *dst, gint oh, gint ow);
 
 /* One entry of a prompt file. `overrides` (may be NULL) is an "ovi-clip"
  * structure with any of: seed (guint64), steps (gint), shift (gdouble),

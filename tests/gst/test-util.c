@@ -1,5 +1,5 @@
 /* Unit tests of the ovi plugin's pure helpers: timestamps, the A/V rule,
- * size snapping, bicubic resize and prompt-file parsing. */
+ * and prompt-file parsing. */
 #include <gst/check/gstcheck.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -49,102 +49,6 @@ GST_START_TEST(test_av_rule)
     }
   }
   fail_unless_equals_uint64(gst_ovi_frame_to_sample(24), 16000);
-}
-
-GST_END_TEST;
-
-GST_START_TEST(test_snap)
-{
-  gint w, h;
-
-  /* the table in ovi-architecture.md §1.3 */
-  gst_ovi_snap_size(720, 720, 720 * 720, &w, &h);
-  fail_unless_equals_int(w, 704);
-  fail_unless_equals_int(h, 704);
-  gst_ovi_snap_size(1280, 704, 720 * 720, &w, &h);
-  fail_unless_equals_int(w, 960);
-  fail_unless_equals_int(h, 544);
-  gst_ovi_snap_size(992, 512, 720 * 720, &w, &h);
-  fail_unless_equals_int(w, 992);
-  fail_unless_equals_int(h, 512);
-  gst_ovi_snap_size(1120, 448, 720 * 720, &w, &h);
-  fail_unless_equals_int(w, 1152);
-  fail_unless_equals_int(h, 448);
-  gst_ovi_snap_size(992, 512, 960 * 960, &w, &h);
-  fail_unless_equals_int(w, 1344);
-  fail_unless_equals_int(h, 704);
-  gst_ovi_snap_size(1120, 448, 960 * 960, &w, &h);
-  fail_unless_equals_int(w, 1504);
-  fail_unless_equals_int(h, 608);
-  gst_ovi_snap_size(1280, 704, 960 * 960, &w, &h);
-  fail_unless_equals_int(w, 1280);
-  fail_unless_equals_int(h, 704);
-  /* minimum 32 */
-  gst_ovi_snap_size(10000, 10, 64 * 64, &w, &h);
-  fail_unless_equals_int(h, 32);
-
-  /* i2v: area first, then ratio: a square image at the 720 area gets
-   * 22x23 blocks of 32 (518144 px, 256 off) rather than 704x704 (22784 off) */
-  gst_ovi_best_size_for_area(500, 500, 720 * 720, &w, &h);
-  fail_unless(w % 32 == 0 && h % 32 == 0);
-  fail_unless_equals_int(w * h, 704 * 736);
-  gst_ovi_best_size_for_area(1920, 1080, 720 * 720, &w, &h);
-  fail_unless(w % 32 == 0 && h % 32 == 0);
-  fail_unless(w > h);
-  fail_unless(fabs((double) w * h - 518400) < 0.05 * 518400);
-}
-
-GST_END_TEST;
-
-GST_START_TEST(test_bicubic)
-{
-  const gint ih = 5, iw = 7, oh = 9, ow = 4;
-  float src[2 * 5 * 7], dst[2 * 10 * 14];
-  g_autofree gchar *out = NULL;
-  g_autoptr(GString) script = g_string_new(NULL);
-  g_auto(GStrv) vals = NULL;
-  gint c, y, x, i, rc = 0;
-
-  for (c = 0; c < 2; c++)
-    for (y = 0; y < ih; y++)
-      for (x = 0; x < iw; x++)
-        src[(c * ih + y) * iw + x]
-            = c == 0 ? 0.25f : (float) sin(0.7 * x + 1.3 * y);
-  /* constant planes stay constant */
-  gst_ovi_resize_bicubic(src, 2, ih, iw, dst, 10, 14);
-  for (x = 0; x < 10 * 14; x++)
-    fail_unless(fabsf(dst[x] - 0.25f) < 1e-6);
-  /* same size: identity */
-  gst_ovi_resize_bicubic(src, 2, ih, iw, dst, ih, iw);
-  for (x = 0; x < 2 * ih * iw; x++)
-    fail_unless(fabsf(dst[x] - src[x]) < 1e-6);
-
-  /* against torch's F.interpolate (Debian's python3-torch), up in y and
-   * down in x */
-  if (!g_file_test("/usr/bin/python3", G_FILE_TEST_IS_EXECUTABLE))
-    return;
-  g_string_append(
-      script,
-      "import math,torch,torch.nn.functional as F\n"
-      "x=torch.tensor([[[math.sin(0.7*i+1.3*j) for i in range(7)] for j in "
-      "range(5)]])\n"
-      "y=F.interpolate(x[None],size=(9,4),mode='bicubic',align_corners=False)\n"
-      "print(' '.join('%.7f'%v for v in y.flatten().tolist()))\n");
-  {
-    const gchar *argv[] = { "/usr/bin/python3", "-c", script->str, NULL };
-    if (!g_spawn_sync(NULL, (gchar **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL,
-                      NULL, NULL, &out, NULL, &rc, NULL)
-        || rc != 0) {
-      GST_WARNING("torch not available, skipping the torch comparison");
-      return;
-    }
-  }
-  gst_ovi_resize_bicubic(src + ih * iw, 1, ih, iw, dst, oh, ow);
-  vals = g_strsplit(g_strstrip(out), " ", -1);
-  fail_unless_equals_int(g_strv_length(vals), oh * ow);
-  for (i = 0; i < oh * ow; i++)
-    fail_unless(fabs(dst[i] - g_ascii_strtod(vals[i], NULL)) < 1e-5,
-                "%d: %f vs %s", i, dst[i], vals[i]);
 }
 
 GST_END_TEST;
@@ -242,8 +146,6 @@ util_suite(void)
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_frame_times);
   tcase_add_test(tc, test_av_rule);
-  tcase_add_test(tc, test_snap);
-  tcase_add_test(tc, test_bicubic);
   tcase_add_test(tc, test_prompt_file);
   tcase_add_test(tc, test_enums);
   return s;

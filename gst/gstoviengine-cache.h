@@ -1,0 +1,129 @@
+/* gst-ovi: one engine per process.
+ *
+ * The loaded stages (text encoder, denoiser, video VAE, audio decoder) live
+ * in a cache keyed by (stage, resolved weight files, backend, vram mode).
+ * Elements acquire a stage at READY->PAUSED and release it at READY->NULL,
+ * so a PAUSED->READY->PAUSED cycle and a second pipeline in the same process
+ * reuse the loaded weights; a stage is freed when the last element lets go.
+ *
+ * The cache object itself travels through the pipeline in a GstContext of
+ * type "ovi.engine" (field "cache"), so an application can hand its own
+ * cache to a pipeline; without one, the process-wide default is used.
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+#include "gstovienums.h"
+#include "ovi-engine.h"
+
+G_BEGIN_DECLS
+
+#define GST_OVI_ENGINE_CONTEXT_TYPE "ovi.engine"
+
+typedef enum {
+  GST_OVI_STAGE_TEXT,
+  GST_OVI_STAGE_DENOISER,
+  GST_OVI_STAGE_VIDEO_VAE,
+  GST_OVI_STAGE_AUDIO,
+} GstOviStage;
+
+typedef struct {
+  gchar *model_dir;     /* NULL: the tiny model */
+  const gchar *variant; /* NULL: the one present */
+  GstOviVramMode vram_mode;
+  GstOviGpuAllocation gpu_allocation;
+  gint cuda_device_id; /* -1: auto */
+} GstOviEngineConfig;
+
+/* One loaded stage, shared. Hold `lock` while running a request. */
+typedef struct {
+  GstOviStage stage;
+  gchar *key; /* stage|weight files|backend|vram mode */
+  OviModelPaths *paths;
+  OviBackend *backend;
+  gchar *backend_name; /* "cpu", "cuda:0" */
+  GMutex lock;
+  union {
+    gpointer any;
+    OviTextEncoder *text;
+    OviDenoiser *denoiser;
+    OviVideoVae *video_vae;
+    OviAudioDecoder *audio;
+  } u;
+  /* private */
+  gint refcount;
+  gpointer cache;
+} GstOviEngine;
+
+#define GST_TYPE_OVI_ENGINE_CACHE (gst_ovi_engine_cache_get_type())
+G_DECLARE_FINAL_TYPE(GstOviEngineCache, gst_ovi_engine_cache, GST,
+                     OVI_ENGINE_CACHE, GstObject)
+
+GstOviEngineCache *gst_ovi_engine_cache_new(void);
+/* the process-wide cache (transfer none) */
+GstOviEngineCache *gst_ovi_engine_cache_get_default(void);
+/* number of stages currently loaded */
+guint gst_ovi_engine_cache_get_n_loaded(GstOviEngineCache *cache);
+/* number of loads done so far (a reuse does not count) */
+guint gst_ovi_engine_cache_get_n_loads(GstOviEngineCache *cache);
+
+/* Finds the cache for `element`: the one already in *cache, one handed over
+ * with a GstContext (neighbours' context query, then NEED_CONTEXT), else the
+ * default, which is then announced with HAVE_CONTEXT. */
+void gst_ovi_engine_cache_ensure(GstElement *element,
+                                 GstOviEngineCache **cache);
+/* for set_context: takes the cache out of an "ovi.engine" context */
+gboolean gst_ovi_engine_cache_from_context(GstContext *context,
+                                           GstOviEngineCache **cache);
+/* for pad queries: answers a GST_QUERY_CONTEXT for "ovi.engine" */
+gboolean gst_ovi_engine_cache_handle_query(GstElement *element, GstQuery *query,
+                                           GstOviEngineCache *cache);
+
+/* Loads (or reuses) a stage. Posts GST_MESSAGE_PROGRESS START/COMPLETE or
+ * ERROR on `element` around a real load. Errors are OVI_ERROR GErrors whose
+ * messages a person can act on. */
+GstOviEngine *gst_ovi_engine_cache_acquire(GstOviEngineCache *cache,
+                                           GstOviStage stage,
+                                           const GstOviEngineConfig *config,
+                                           GstElement *element, GError **error);
+void gst_ovi_engine_release(GstOviEngine *engine);
+
+/* a string that differs when two configs may load different weights */
+gchar *gst_ovi_engine_config_to_string(const GstOviEngineConfig *config);
+
+const gchar *gst_ovi_stage_name(GstOviStage stage);
+
+/* ---- the properties every ovi element has ---- */
+
+enum {
+  GST_OVI_PROP_MODEL_DIR = 1,
+  GST_OVI_PROP_VRAM_MODE,
+  GST_OVI_PROP_GPU_ALLOCATION,
+  GST_OVI_PROP_CUDA_DEVICE_ID,
+  GST_OVI_PROP_LAST
+};
+
+void gst_ovi_engine_install_properties(GObjectClass *klass);
+void gst_ovi_engine_config_init(GstOviEngineConfig *config);
+void gst_ovi_engine_config_clear(GstOviEngineConfig *config);
+void gst_ovi_engine_config_copy(GstOviEngineConfig *dst,
+                                const GstOviEngineConfig *src);
+/* return TRUE if `prop_id` is one of the common ones (call with the object
+ * lock held) */
+gboolean gst_ovi_engine_config_set_property(GstOviEngineConfig *config,
+                                            guint prop_id, const GValue *value);
+gboolean gst_ovi_engine_config_get_property(const GstOviEngineConfig *config,
+                                            guint prop_id, GValue *value);
+
+/* Posts an engine GError as GST_ELEMENT_ERROR: `what` says what the element
+ * was doing ("Could not load the text encoder"); the GError message (which
+ * names the file, tensor or memory) becomes part of the user message. */
+void gst_ovi_post_error(GstElement *element, const gchar *what,
+                        const GError *error, const gchar *file,
+                        const gchar *func, gint line);
+#define GST_OVI_POST_ERROR(el, what, err)                                      \
+  gst_ovi_post_error(GST_ELEMENT(el), what, err, __FILE__, GST_FUNCTION,       \
+                     __LINE__)
+
+G_END_DECLS
