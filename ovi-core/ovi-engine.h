@@ -157,6 +157,17 @@ gboolean ovi_video_vae_decode (OviVideoVae *vae, const OviTensor *latent,
  * normalised latent */
 OviTensor *ovi_video_vae_encode_image (OviVideoVae *vae, const OviTensor *image,
     GError **error);
+/* As ovi_video_vae_new, from one checkpoint file (Wan2.2_VAE.pth or a
+ * safetensors with the same names). */
+OviVideoVae *ovi_video_vae_new_from_file (const char *path,
+    OviBackend *backend, GError **error);
+/* video [3, T, H, W] F32 in [-1,1] -> [48, 1 + (T-1)/4, H/16, W/16]
+ * normalised latent (the official chunked causal encode) */
+OviTensor *ovi_video_vae_encode_video (OviVideoVae *vae, const OviTensor *video,
+    GCancellable *cancellable, GError **error);
+/* Low-memory decode: spatial tiles of `tile` latent pixels (0 = off)
+ * overlapping by `overlap`, blended linearly; streaming is unchanged. */
+void ovi_video_vae_set_tiling (OviVideoVae *vae, int tile, int overlap);
 
 /* ---- stage 4: audio ---- */
 
@@ -168,6 +179,34 @@ void ovi_audio_decoder_free (OviAudioDecoder *dec);
 /* latent [L,20] -> samples [L*512] F32 at 16 kHz */
 OviTensor *ovi_audio_decoder_decode (OviAudioDecoder *dec,
     const OviTensor *latent, GCancellable *cancellable, GError **error);
+/* As ovi_audio_decoder_new from the two files (v1-16.pth, best_netG.pt
+ * with its "generator." nesting, or safetensors with the bare names). */
+OviAudioDecoder *ovi_audio_decoder_new_from_files (const char *vae_path,
+    const char *vocoder_path, OviBackend *backend, GError **error);
+/* As ovi_audio_decoder_decode, also handing out the log10 mel [80, 2L]
+ * (F32 host) when mel_out is not NULL. */
+OviTensor *ovi_audio_decoder_decode_mel (OviAudioDecoder *dec,
+    const OviTensor *latent, OviTensor **mel_out, GCancellable *cancellable,
+    GError **error);
+/* Intermediates for parity ("decoder_out_normalized", "voc.conv_pre",
+ * "voc.ups{i}", "voc.activation_post"), backend tensors [C, T]. */
+void ovi_audio_decoder_set_debug (OviAudioDecoder *dec,
+    void (*func) (const char *name, const OviTensor *t, gpointer user_data),
+    gpointer user_data);
+
+/* ---- clip durations (docs/av-sync.md) ---- */
+
+#define OVI_VIDEO_FPS 24
+#define OVI_AUDIO_RATE 16000
+
+/* Audio samples clip `clip_index` must carry so that, after it, the
+ * cumulative sample count equals round(cumulative video frames * 16000 / 24)
+ * (round half up; exact integers, no drift). `frames_per_clip` video frames
+ * per clip (121 for 5 s, 241 for 10 s). The vocoder gives L*512 samples
+ * (80 384 / 160 768); the clip's audio is trimmed or padded to this count. */
+int64_t ovi_clip_audio_samples (int64_t clip_index, int64_t frames_per_clip);
+/* Cumulative samples before clip `clip_index` (its start, in samples). */
+int64_t ovi_clip_audio_start (int64_t clip_index, int64_t frames_per_clip);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviModelPaths, ovi_model_paths_free)
 

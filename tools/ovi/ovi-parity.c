@@ -12,6 +12,8 @@ static const struct {
 } runners[] = {
   { "fusion_dit", ovi_parity_run_fusion_dit },
   { "sampler", ovi_parity_run_sampler },
+  { "video_vae", ovi_parity_run_video_vae },
+  { "audio", ovi_parity_run_audio },
   { NULL, NULL },
 };
 

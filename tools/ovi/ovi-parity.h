@@ -43,3 +43,5 @@ gboolean ovi_parity_check_exact (OviParity *p, const char *name,
 /* Runners, one per case type. */
 gboolean ovi_parity_run_fusion_dit (OviParity *p, GError **error);
 gboolean ovi_parity_run_sampler (OviParity *p, GError **error);
+gboolean ovi_parity_run_video_vae (OviParity *p, GError **error);
+gboolean ovi_parity_run_audio (OviParity *p, GError **error);
