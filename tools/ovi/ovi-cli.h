@@ -18,4 +18,5 @@ int ovi_cli_fail_error (GError *error);
 
 int ovi_cmd_version (int argc, char **argv);
 int ovi_cmd_inspect (int argc, char **argv);
+int ovi_cmd_make_tiny (int argc, char **argv);
 int ovi_cmd_parity (int argc, char **argv);

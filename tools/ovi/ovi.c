@@ -9,6 +9,8 @@ static const OviCliCommand commands[] = {
   { "version", "print the version", ovi_cmd_version },
   { "inspect", "list the tensors of a weight file (--sum: their sums)",
       ovi_cmd_inspect },
+  { "make-tiny", "write the tiny random-weight model (DIR [--seed N])",
+      ovi_cmd_make_tiny },
   { "parity", "check the engine against a golden case (CASE_DIR)",
       ovi_cmd_parity },
 };
