@@ -139,7 +139,8 @@ load_wconv(OviBigVGan *v, OviWeightFile *wf, WConv *c, const char *prefix,
     c->cin = w->shape[1];
   }
   c->w = keep(v, w);
-  if (ovi_weight_file_contains(wf, b_name)) {
+  {
+    /* every conv of the vocoder has a bias */
     int64_t bs[1] = { c->cout };
     g_autoptr(OviTensor) braw
         = ovi_weight_file_get_shaped(wf, b_name, 1, bs, error);

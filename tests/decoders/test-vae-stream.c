@@ -165,6 +165,41 @@ test_stream_matches_whole(void)
   ovi_video_vae_free(vae);
 }
 
+/* the i2v first frame through the stage: [3, H, W] -> [48, 1, h, w] */
+static void
+test_encode_image_stage(void)
+{
+  g_autofree char *wpath = golden("video_vae", "weights.safetensors");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OviBackend) be = ovi_backend_new_cpu(0);
+  OviVideoVae *vae = ovi_video_vae_new_from_file(wpath, be, &error);
+  g_autoptr(OviTensor) img4 = io_tensor("in.encode_image");
+  g_autoptr(OviTensor) ref = io_tensor("out.encode_image");
+  g_autoptr(OviTensor) img = ovi_tensor_select(img4, 1, 0);
+
+  g_assert_no_error(error);
+  g_autoptr(OviTensor) mu = ovi_video_vae_encode_image(vae, img, &error);
+  g_assert_no_error(error);
+  g_assert_true(ovi_tensor_is_host(mu));
+  g_assert_cmpint(mu->ndim, ==, 4);
+  g_assert_cmpint(mu->shape[0], ==, 48);
+  g_assert_cmpint(mu->shape[1], ==, 1);
+  g_assert_cmpint(mu->shape[2], ==, img->shape[1] / 16);
+  g_assert_cmpint(mu->shape[3], ==, img->shape[2] / 16);
+  double rel = rel_l2(mu, ref);
+  g_test_message("stage encode_image vs official: rel_l2 %.3g", rel);
+  g_assert_cmpfloat(rel, <=, 1e-4);
+  /* a size the VAE cannot take */
+  {
+    int64_t shape[3] = { 3, 40, 64 };
+    g_autoptr(OviTensor) bad = ovi_tensor_new_f32(3, shape);
+    g_assert_null(ovi_video_vae_encode_image(vae, bad, &error));
+    g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+  }
+  ovi_video_vae_free(vae);
+}
+
 static OviTensor *
 random_latent(int64_t F, int64_t h, int64_t w, guint seed)
 {
@@ -299,6 +334,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/decoders/video-stream-matches-whole",
                   test_stream_matches_whole);
+  g_test_add_func("/decoders/video-encode-image", test_encode_image_stage);
   g_test_add_func("/decoders/video-tiling", test_tiling);
   g_test_add_func("/decoders/audio-clip-lengths", test_audio_lengths);
   return g_test_run();
