@@ -56,6 +56,7 @@ struct _GstOviAudioDec {
   gint audio_length, audio_channels, frames;
   gboolean caps_sent;
   gboolean discont;
+  GstEvent *pending_segment; /* held until our caps are out */
 };
 
 #define gst_ovi_audio_dec_parent_class parent_class
@@ -184,6 +185,8 @@ gst_ovi_audio_dec_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
       return GST_FLOW_NOT_NEGOTIATED;
     }
     self->caps_sent = TRUE;
+    if (self->pending_segment)
+      gst_pad_push_event(self->srcpad, g_steal_pointer(&self->pending_segment));
   }
 
   mem = gst_buffer_peek_memory(buf, 1);
@@ -344,6 +347,16 @@ gst_ovi_audio_dec_sink_event(GstPad *pad, GstObject *parent, GstEvent *event)
     case GST_EVENT_FLUSH_START:
       set_flushing(self, TRUE);
       break;
+    case GST_EVENT_SEGMENT:
+      if (!gst_pad_has_current_caps(self->srcpad)) {
+        gst_event_replace(&self->pending_segment, event);
+        gst_event_unref(event);
+        return TRUE;
+      }
+      break;
+    case GST_EVENT_EOS:
+      gst_event_replace(&self->pending_segment, NULL);
+      break;
     case GST_EVENT_FLUSH_STOP:
       set_flushing(self, FALSE);
       self->discont = TRUE;
@@ -388,6 +401,7 @@ gst_ovi_audio_dec_change_state(GstElement *element, GstStateChange transition)
       set_flushing(self, FALSE);
       self->caps_sent = FALSE;
       self->discont = FALSE;
+      gst_event_replace(&self->pending_segment, NULL);
       self->audio_length = 0;
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
@@ -414,6 +428,7 @@ gst_ovi_audio_dec_finalize(GObject *object)
   gst_clear_object(&self->cache);
   gst_ovi_engine_config_clear(&self->config);
   g_clear_object(&self->cancellable);
+  gst_event_replace(&self->pending_segment, NULL);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 

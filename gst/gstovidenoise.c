@@ -107,6 +107,7 @@ struct _GstOviDenoise {
   guint64 clip;
   guint64 frame_offset;
   gboolean discont;
+  GstEvent *pending_segment; /* held until our caps are out */
   GstCaps *out_caps;
   gint64 step_t0, step_t_first;
 };
@@ -570,6 +571,8 @@ push_latents(GstOviDenoise *self, OviTensor *video, OviTensor *audio,
       return GST_FLOW_NOT_NEGOTIATED;
     }
     gst_caps_replace(&self->out_caps, caps);
+    if (self->pending_segment)
+      gst_pad_push_event(self->srcpad, g_steal_pointer(&self->pending_segment));
   }
   gst_caps_unref(caps);
 
@@ -702,11 +705,13 @@ gst_ovi_denoise_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
   clip_seed = req.seed;
 
   /* the size: the image's, or the requested one snapped to the model area */
+  preset = ovi_model_preset_lookup(self->engine->paths->variant, NULL);
+  if (req.steps <= 0)
+    req.steps = preset ? preset->steps : 50;
   if (image_latent) {
     w = req_w;
     h = req_h;
   } else {
-    preset = ovi_model_preset_lookup(self->engine->paths->variant, NULL);
     if (req_w <= 0)
       req_w = preset ? preset->default_width : 0;
     if (req_h <= 0)
@@ -808,6 +813,16 @@ gst_ovi_denoise_sink_event(GstPad *pad, GstObject *parent, GstEvent *event)
     case GST_EVENT_FLUSH_START:
       set_flushing(self, TRUE);
       break;
+    case GST_EVENT_SEGMENT:
+      if (!gst_pad_has_current_caps(self->srcpad)) {
+        gst_event_replace(&self->pending_segment, event);
+        gst_event_unref(event);
+        return TRUE;
+      }
+      break;
+    case GST_EVENT_EOS:
+      gst_event_replace(&self->pending_segment, NULL);
+      break;
     case GST_EVENT_FLUSH_STOP:
       set_flushing(self, FALSE);
       self->discont = TRUE;
@@ -856,6 +871,7 @@ gst_ovi_denoise_change_state(GstElement *element, GstStateChange transition)
       self->clip = 0;
       self->frame_offset = 0;
       self->discont = FALSE;
+      gst_event_replace(&self->pending_segment, NULL);
       gst_caps_replace(&self->out_caps, NULL);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
@@ -895,6 +911,7 @@ gst_ovi_denoise_finalize(GObject *object)
   g_clear_object(&self->cancellable);
   gst_caps_replace(&self->out_caps, NULL);
   g_cond_clear(&self->cond);
+  gst_event_replace(&self->pending_segment, NULL);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
@@ -941,10 +958,12 @@ gst_ovi_denoise_class_init(GstOviDenoiseClass *klass)
           "seed", "Seed",
           "Seed of the initial noise (a prompt file line may override it)", 0,
           G_MAXUINT64, DEFAULT_SEED, rw_playing));
-  g_object_class_install_property(gobject_class, PROP_STEPS,
-                                  g_param_spec_int("steps", "Steps",
-                                                   "Denoising steps", 1, 1000,
-                                                   DEFAULT_STEPS, rw_playing));
+  g_object_class_install_property(
+      gobject_class, PROP_STEPS,
+      g_param_spec_int(
+          "steps", "Steps",
+          "Denoising steps (0: the model's default, 50; 4 for the tiny model)",
+          0, 1000, DEFAULT_STEPS, rw_playing));
   g_object_class_install_property(
       gobject_class, PROP_SOLVER,
       g_param_spec_enum("solver", "Solver", "Sampler", GST_TYPE_OVI_SOLVER,

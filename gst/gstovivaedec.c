@@ -64,6 +64,7 @@ struct _GstOviVaeDec {
   gboolean have_out_info;
   gboolean need_caps;
   gboolean discont;
+  GstEvent *pending_segment; /* held until our caps are out */
   GstVideoConverter *converter;
   GstVideoInfo rgb_info;
 };
@@ -194,6 +195,10 @@ negotiate(GstOviVaeDec *self)
     self->converter = NULL;
     gst_video_info_set_format(&self->rgb_info, GST_VIDEO_FORMAT_RGB,
                               self->width, self->height);
+    GST_VIDEO_INFO_FPS_N(&self->rgb_info) = GST_VIDEO_INFO_FPS_N(&info);
+    GST_VIDEO_INFO_FPS_D(&self->rgb_info) = GST_VIDEO_INFO_FPS_D(&info);
+    GST_VIDEO_INFO_PAR_N(&self->rgb_info) = GST_VIDEO_INFO_PAR_N(&info);
+    GST_VIDEO_INFO_PAR_D(&self->rgb_info) = GST_VIDEO_INFO_PAR_D(&info);
     if (GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_FORMAT_RGB
         && GST_VIDEO_INFO_FORMAT(&info) != GST_VIDEO_FORMAT_RGBA)
       self->converter = gst_video_converter_new(&self->rgb_info, &info, NULL);
@@ -354,6 +359,8 @@ gst_ovi_vae_dec_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
       return GST_FLOW_NOT_NEGOTIATED;
     }
     self->need_caps = FALSE;
+    if (self->pending_segment)
+      gst_pad_push_event(self->srcpad, g_steal_pointer(&self->pending_segment));
   }
   mem = gst_buffer_peek_memory(buf, 0);
   if (!gst_memory_map(mem, &map, GST_MAP_READ)) {
@@ -473,6 +480,16 @@ gst_ovi_vae_dec_sink_event(GstPad *pad, GstObject *parent, GstEvent *event)
     case GST_EVENT_FLUSH_START:
       set_flushing(self, TRUE);
       break;
+    case GST_EVENT_SEGMENT:
+      if (!gst_pad_has_current_caps(self->srcpad)) {
+        gst_event_replace(&self->pending_segment, event);
+        gst_event_unref(event);
+        return TRUE;
+      }
+      break;
+    case GST_EVENT_EOS:
+      gst_event_replace(&self->pending_segment, NULL);
+      break;
     case GST_EVENT_FLUSH_STOP:
       set_flushing(self, FALSE);
       self->discont = TRUE;
@@ -517,6 +534,7 @@ gst_ovi_vae_dec_change_state(GstElement *element, GstStateChange transition)
       set_flushing(self, FALSE);
       self->need_caps = TRUE;
       self->discont = FALSE;
+      gst_event_replace(&self->pending_segment, NULL);
       self->lat_c = 0;
       self->width = self->height = 0;
       break;
@@ -556,6 +574,7 @@ gst_ovi_vae_dec_finalize(GObject *object)
   g_clear_object(&self->cancellable);
   if (self->converter)
     gst_video_converter_free(self->converter);
+  gst_event_replace(&self->pending_segment, NULL);
   G_OBJECT_CLASS(parent_class)->finalize(object);
 }
 
