@@ -119,9 +119,12 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
             s[jk] = j->scale * s[jk];
         }
         for (int64_t jk = 0; jk < nk; jk++)
-          mx = fmaxf(mx, s[jk]);
-        if (mx == -INFINITY)
-          continue;              /* everything so far masked */
+          mx = mx > s[jk] ? mx : s[jk];
+        if (mx == -INFINITY) {
+          /* everything so far masked: this block adds nothing */
+          memset(s, 0, sizeof(float) * nk);
+          continue;
+        }
         alpha = expf(m[i] - mx); /* 0 when m[i] was -inf */
         for (int64_t jk = 0; jk < nk; jk++) {
           float p = expf(s[jk] - mx);
@@ -133,13 +136,9 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
         if (alpha != 1.0f)
           for (int64_t d = 0; d < Dv; d++)
             o[d] *= alpha;
-        for (int64_t jk = 0; jk < nk; jk++) {
-          const float p = s[jk];
-          const float *vr = vrows + jk * ldv;
-          for (int64_t d = 0; d < Dv; d++)
-            o[d] += p * vr[d];
-        }
       }
+      /* O += P . V */
+      ovi_cpu_gemm_f32_kn_acc(nq, Dv, nk, S, BK, vrows, ldv, O, Dv, pack);
     }
 
     for (int64_t i = 0; i < nq; i++) {

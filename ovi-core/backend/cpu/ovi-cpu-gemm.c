@@ -62,7 +62,20 @@ ovi_cpu_load_f32(float *dst, const void *src, OviDType dtype, int64_t n,
     }
     case OVI_DTYPE_BF16: {
       const uint16_t *s = src;
-      for (int64_t i = 0; i < n; i++) {
+      int64_t i0 = 0;
+      if (stride == 1) {
+        /* 16 at a time with vector extensions: bits << 16 */
+        typedef uint16_t v16u16 __attribute__((vector_size(32)));
+        typedef uint32_t v16u32 __attribute__((vector_size(64)));
+        for (; i0 + 16 <= n; i0 += 16) {
+          v16u16 h;
+          v16u32 w;
+          memcpy(&h, s + i0, sizeof(h));
+          w = __builtin_convertvector(h, v16u32) << 16;
+          memcpy(dst + i0, &w, sizeof(w));
+        }
+      }
+      for (int64_t i = i0; i < n; i++) {
         uint32_t u = (uint32_t) s[i * stride] << 16;
         memcpy(dst + i, &u, 4);
       }
@@ -131,115 +144,109 @@ ovi_cpu_load_f32(float *dst, const void *src, OviDType dtype, int64_t n,
  * registers: 6 rows x 16 floats are 6 zmm (AVX-512) or 12 ymm (AVX2). Each
  * element is the same chain of fused multiply-adds in every variant with
  * FMA, so AVX-512 and AVX2 machines give identical results. */
-typedef float v16f __attribute__ ((vector_size (64)));
-typedef float v8f __attribute__ ((vector_size (32)));
+typedef float v16f __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
 
-#define KERNEL_BODY_16                                                      \
-  {                                                                         \
-    v16f c0 = { 0 }, c1 = { 0 }, c2 = { 0 }, c3 = { 0 }, c4 = { 0 };        \
-    v16f c5 = { 0 };                                                        \
-    for (int64_t k = 0; k < kb; k++) {                                      \
-      v16f bv;                                                              \
-      memcpy (&bv, b + k * NR, sizeof (bv));                                \
-      c0 += a[k] * bv;                                                      \
-      c1 += a[lda + k] * bv;                                                \
-      c2 += a[2 * lda + k] * bv;                                            \
-      c3 += a[3 * lda + k] * bv;                                            \
-      c4 += a[4 * lda + k] * bv;                                            \
-      c5 += a[5 * lda + k] * bv;                                            \
-    }                                                                       \
-    memcpy (acc, &c0, 64);                                                  \
-    memcpy (acc + 16, &c1, 64);                                             \
-    memcpy (acc + 32, &c2, 64);                                             \
-    memcpy (acc + 48, &c3, 64);                                             \
-    memcpy (acc + 64, &c4, 64);                                             \
-    memcpy (acc + 80, &c5, 64);                                             \
+#define KERNEL_BODY_16                                                         \
+  {                                                                            \
+    v16f c0 = { 0 }, c1 = { 0 }, c2 = { 0 }, c3 = { 0 }, c4 = { 0 };           \
+    v16f c5 = { 0 };                                                           \
+    for (int64_t k = 0; k < kb; k++) {                                         \
+      v16f bv;                                                                 \
+      memcpy(&bv, b + k * NR, sizeof(bv));                                     \
+      c0 += a[k] * bv;                                                         \
+      c1 += a[lda + k] * bv;                                                   \
+      c2 += a[2 * lda + k] * bv;                                               \
+      c3 += a[3 * lda + k] * bv;                                               \
+      c4 += a[4 * lda + k] * bv;                                               \
+      c5 += a[5 * lda + k] * bv;                                               \
+    }                                                                          \
+    memcpy(acc, &c0, 64);                                                      \
+    memcpy(acc + 16, &c1, 64);                                                 \
+    memcpy(acc + 32, &c2, 64);                                                 \
+    memcpy(acc + 48, &c3, 64);                                                 \
+    memcpy(acc + 64, &c4, 64);                                                 \
+    memcpy(acc + 80, &c5, 64);                                                 \
   }
 
-#define KERNEL_BODY_8                                                       \
-  {                                                                         \
-    v8f c0 = { 0 }, c1 = { 0 }, c2 = { 0 }, c3 = { 0 }, c4 = { 0 };        \
-    v8f c5 = { 0 }, d0 = { 0 }, d1 = { 0 }, d2 = { 0 }, d3 = { 0 };         \
-    v8f d4 = { 0 }, d5 = { 0 };                                             \
-    for (int64_t k = 0; k < kb; k++) {                                      \
-      v8f b0, b1;                                                           \
-      float x;                                                              \
-      memcpy (&b0, b + k * NR, sizeof (b0));                                \
-      memcpy (&b1, b + k * NR + 8, sizeof (b1));                            \
-      x = a[k];                                                             \
-      c0 += x * b0;                                                         \
-      d0 += x * b1;                                                         \
-      x = a[lda + k];                                                       \
-      c1 += x * b0;                                                         \
-      d1 += x * b1;                                                         \
-      x = a[2 * lda + k];                                                   \
-      c2 += x * b0;                                                         \
-      d2 += x * b1;                                                         \
-      x = a[3 * lda + k];                                                   \
-      c3 += x * b0;                                                         \
-      d3 += x * b1;                                                         \
-      x = a[4 * lda + k];                                                   \
-      c4 += x * b0;                                                         \
-      d4 += x * b1;                                                         \
-      x = a[5 * lda + k];                                                   \
-      c5 += x * b0;                                                         \
-      d5 += x * b1;                                                         \
-    }                                                                       \
-    memcpy (acc, &c0, 32);                                                  \
-    memcpy (acc + 8, &d0, 32);                                              \
-    memcpy (acc + 16, &c1, 32);                                             \
-    memcpy (acc + 24, &d1, 32);                                             \
-    memcpy (acc + 32, &c2, 32);                                             \
-    memcpy (acc + 40, &d2, 32);                                             \
-    memcpy (acc + 48, &c3, 32);                                             \
-    memcpy (acc + 56, &d3, 32);                                             \
-    memcpy (acc + 64, &c4, 32);                                             \
-    memcpy (acc + 72, &d4, 32);                                             \
-    memcpy (acc + 80, &c5, 32);                                             \
-    memcpy (acc + 88, &d5, 32);                                             \
+#define KERNEL_BODY_8                                                          \
+  {                                                                            \
+    v8f c0 = { 0 }, c1 = { 0 }, c2 = { 0 }, c3 = { 0 }, c4 = { 0 };            \
+    v8f c5 = { 0 }, d0 = { 0 }, d1 = { 0 }, d2 = { 0 }, d3 = { 0 };            \
+    v8f d4 = { 0 }, d5 = { 0 };                                                \
+    for (int64_t k = 0; k < kb; k++) {                                         \
+      v8f b0, b1;                                                              \
+      float x;                                                                 \
+      memcpy(&b0, b + k * NR, sizeof(b0));                                     \
+      memcpy(&b1, b + k * NR + 8, sizeof(b1));                                 \
+      x = a[k];                                                                \
+      c0 += x * b0;                                                            \
+      d0 += x * b1;                                                            \
+      x = a[lda + k];                                                          \
+      c1 += x * b0;                                                            \
+      d1 += x * b1;                                                            \
+      x = a[2 * lda + k];                                                      \
+      c2 += x * b0;                                                            \
+      d2 += x * b1;                                                            \
+      x = a[3 * lda + k];                                                      \
+      c3 += x * b0;                                                            \
+      d3 += x * b1;                                                            \
+      x = a[4 * lda + k];                                                      \
+      c4 += x * b0;                                                            \
+      d4 += x * b1;                                                            \
+      x = a[5 * lda + k];                                                      \
+      c5 += x * b0;                                                            \
+      d5 += x * b1;                                                            \
+    }                                                                          \
+    memcpy(acc, &c0, 32);                                                      \
+    memcpy(acc + 8, &d0, 32);                                                  \
+    memcpy(acc + 16, &c1, 32);                                                 \
+    memcpy(acc + 24, &d1, 32);                                                 \
+    memcpy(acc + 32, &c2, 32);                                                 \
+    memcpy(acc + 40, &d2, 32);                                                 \
+    memcpy(acc + 48, &c3, 32);                                                 \
+    memcpy(acc + 56, &d3, 32);                                                 \
+    memcpy(acc + 64, &c4, 32);                                                 \
+    memcpy(acc + 72, &d4, 32);                                                 \
+    memcpy(acc + 80, &c5, 32);                                                 \
+    memcpy(acc + 88, &d5, 32);                                                 \
   }
 
-typedef void (*MicroKernel) (int64_t kb, const float *restrict a,
-    int64_t lda, const float *restrict b, float *restrict acc);
+typedef void (*MicroKernel)(int64_t kb, const float *restrict a, int64_t lda,
+                            const float *restrict b, float *restrict acc);
 
 static void
-micro_kernel_generic (int64_t kb, const float *restrict a, int64_t lda,
-    const float *restrict b, float *restrict acc)
-KERNEL_BODY_8
+micro_kernel_generic(int64_t kb, const float *restrict a, int64_t lda,
+                     const float *restrict b, float *restrict acc) KERNEL_BODY_8
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define OVI_HAVE_X86_KERNELS 1
-__attribute__ ((target ("avx2,fma")))
-static void
-micro_kernel_avx2 (int64_t kb, const float *restrict a, int64_t lda,
-    const float *restrict b, float *restrict acc)
-KERNEL_BODY_8
+    __attribute__((target("avx2,fma"))) static void micro_kernel_avx2(
+        int64_t kb, const float *restrict a, int64_t lda,
+        const float *restrict b, float *restrict acc) KERNEL_BODY_8
 
-__attribute__ ((target ("avx512f,avx2,fma")))
-static void
-micro_kernel_avx512 (int64_t kb, const float *restrict a, int64_t lda,
-    const float *restrict b, float *restrict acc)
-KERNEL_BODY_16
+    __attribute__((target("avx512f,avx2,fma"))) static void micro_kernel_avx512(
+        int64_t kb, const float *restrict a, int64_t lda,
+        const float *restrict b, float *restrict acc) KERNEL_BODY_16
 #endif
 
-static MicroKernel
-pick_kernel (void)
+    static MicroKernel pick_kernel(void)
 {
   static MicroKernel kernel = NULL;
-  MicroKernel k = g_atomic_pointer_get (&kernel);
+  MicroKernel k = g_atomic_pointer_get(&kernel);
 
   if (k)
     return k;
   k = micro_kernel_generic;
 #ifdef OVI_HAVE_X86_KERNELS
-  __builtin_cpu_init ();
-  if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
     k = micro_kernel_avx2;
-  if (k == micro_kernel_avx2 && __builtin_cpu_supports ("avx512f")
-      && !g_getenv ("OVI_CPU_NO_AVX512"))
+  if (k == micro_kernel_avx2 && __builtin_cpu_supports("avx512f")
+      && !g_getenv("OVI_CPU_NO_AVX512"))
     k = micro_kernel_avx512;
 #endif
-  g_atomic_pointer_set (&kernel, k);
+  g_atomic_pointer_set(&kernel, k);
   return k;
 }
 
@@ -279,7 +286,7 @@ ovi_cpu_gemm_serial_raw(int64_t M, int64_t N, int64_t K, const float *A,
                         float *C, int64_t ldc_m, int64_t ldc_n,
                         OviActivation act, float *pack)
 {
-  MicroKernel micro_kernel = pick_kernel ();
+  MicroKernel micro_kernel = pick_kernel();
   float *apad = pack + NB * KB;
   gsize esize = ovi_dtype_size(b_dtype);
   float acc[MR * NR];
@@ -339,6 +346,160 @@ ovi_cpu_gemm_serial_raw(int64_t M, int64_t N, int64_t K, const float *A,
           c[j * ldc_n] = ovi_cpu_activate(v, act);
         }
       }
+    }
+  }
+}
+
+/* C[m, n] += sum_k A[m * lda + k] * B[k * ldb + n]: f32 B in [K, N] layout
+ * (attention's P . V), same blocking and micro-kernel */
+void
+ovi_cpu_gemm_f32_kn_acc(int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t lda, const float *B, int64_t ldb, float *C,
+                        int64_t ldc, float *pack)
+{
+  MicroKernel micro_kernel = pick_kernel();
+  float *apad = pack + NB * KB;
+  float acc[MR * NR];
+
+  for (int64_t n0 = 0; n0 < N; n0 += NB) {
+    int64_t nb = MIN(NB, N - n0);
+    int64_t nbr = (nb + NR - 1) / NR * NR;
+
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+      int64_t kb = MIN(KB, K - k0);
+
+      for (int64_t jp = 0; jp < nbr; jp += NR) {
+        int64_t nr = MIN(NR, nb - jp);
+        float *dst = pack + jp * kb;
+        for (int64_t k = 0; k < kb; k++) {
+          const float *src = B + (k0 + k) * ldb + n0 + jp;
+          memcpy(dst + k * NR, src, sizeof(float) * nr);
+          for (int64_t j = nr; j < NR; j++)
+            dst[k * NR + j] = 0.0f;
+        }
+      }
+      for (int64_t m0 = 0; m0 < M; m0 += MR) {
+        int64_t mr = MIN(MR, M - m0);
+        const float *a = A + m0 * lda + k0;
+        int64_t la = lda;
+
+        if (mr < MR) {
+          for (int r = 0; r < MR; r++) {
+            if (r < mr)
+              memcpy(apad + r * kb, a + r * lda, sizeof(float) * kb);
+            else
+              memset(apad + r * kb, 0, sizeof(float) * kb);
+          }
+          a = apad;
+          la = kb;
+        }
+        for (int64_t jp = 0; jp < nb; jp += NR) {
+          int64_t nr = MIN(NR, nb - jp);
+          float *c = C + m0 * ldc + n0 + jp;
+
+          micro_kernel(kb, a, la, pack + jp * kb, acc);
+          for (int64_t r = 0; r < mr; r++)
+            for (int64_t j = 0; j < nr; j++)
+              c[r * ldc + j] += acc[r * NR + j];
+        }
+      }
+    }
+  }
+}
+
+/* *acc += x[k:k+8] * w[k:k+8] over k < k8 (a multiple of 8) */
+#define DOT_BODY                                                            \
+  {                                                                         \
+    v8f p;                                                                  \
+    memcpy (&p, acc, sizeof (p));                                           \
+    for (int64_t k = 0; k < k8; k += 8) {                                   \
+      v8f xv, wv;                                                           \
+      memcpy (&xv, x + k, sizeof (xv));                                     \
+      memcpy (&wv, w + k, sizeof (wv));                                     \
+      p += xv * wv;                                                         \
+    }                                                                       \
+    memcpy (acc, &p, sizeof (p));                                           \
+  }
+
+typedef void (*DotKernel) (int64_t k8, const float *x, const float *w,
+    v8f *acc);
+
+static void
+dot_generic (int64_t k8, const float *x, const float *w, v8f *acc)
+DOT_BODY
+
+#ifdef OVI_HAVE_X86_KERNELS
+__attribute__ ((target ("avx2,fma")))
+static void
+dot_avx2 (int64_t k8, const float *x, const float *w, v8f *acc)
+DOT_BODY
+#endif
+
+static DotKernel
+pick_dot (void)
+{
+#ifdef OVI_HAVE_X86_KERNELS
+  if (pick_kernel () != micro_kernel_generic)
+    return dot_avx2;
+#endif
+  return dot_generic;
+}
+
+/* few rows (M < 4): no packing; each weight row is converted once and
+ * dotted with every x row using 8 interleaved partial sums */
+typedef struct {
+  OviBackend *be;
+  int64_t M, N, K;
+  const float *A;
+  int64_t lda;
+  const void *b;
+  OviDType b_dtype;
+  int64_t ldb;
+  const float *b_scale;
+  const float *bias;
+  float *C;
+  OviActivation act;
+} GemvJob;
+
+static void
+gemv_range(gpointer data, int64_t start, int64_t end, int tid)
+{
+  GemvJob *j = data;
+  gsize esize = ovi_dtype_size(j->b_dtype);
+  float *wrow = ovi_cpu_scratch(j->be, tid, 0, sizeof(float) * KB);
+
+  if (wrow == NULL) {
+    ovi_backend_set_error(j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                          "ovi_op_matmul: out of memory for scratch");
+    return;
+  }
+  DotKernel dot = pick_dot ();
+
+  for (int64_t n = start; n < end; n++) {
+    v8f part[4] = { { 0 }, { 0 }, { 0 }, { 0 } };
+    float tail[4] = { 0, 0, 0, 0 };
+
+    for (int64_t k0 = 0; k0 < j->K; k0 += KB) {
+      int64_t kb = MIN(KB, j->K - k0), k8 = kb / 8 * 8;
+      ovi_cpu_load_f32(wrow, (const char *) j->b + (n * j->ldb + k0) * esize,
+                       j->b_dtype, kb, 1);
+      for (int64_t m = 0; m < j->M; m++) {
+        const float *x = j->A + m * j->lda + k0;
+        dot (k8, x, wrow, &part[m]);
+        for (int64_t k = k8; k < kb; k++)
+          tail[m] += x[k] * wrow[k];
+      }
+    }
+    for (int64_t m = 0; m < j->M; m++) {
+      float p[8];
+      memcpy(p, &part[m], sizeof(p));
+      float v = ((p[0] + p[4]) + (p[1] + p[5]))
+                + ((p[2] + p[6]) + (p[3] + p[7])) + tail[m];
+      if (j->b_scale)
+        v *= j->b_scale[n];
+      if (j->bias)
+        v += j->bias[n];
+      j->C[m * j->N + n] = ovi_cpu_activate(v, j->act);
     }
   }
 }
@@ -475,6 +636,24 @@ ovi_cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
     bias_f = g_new(float, j.N);
     ovi_cpu_load_f32(bias_f, ovi_tensor_data(bias), bias->dtype, j.N,
                      bias->stride[bias->ndim - 1]);
+  }
+  if (M < 4) {
+    GemvJob g = { be,
+                  M,
+                  j.N,
+                  j.K,
+                  ovi_tensor_data(x),
+                  lda,
+                  ovi_tensor_data(w),
+                  w->dtype,
+                  w->stride[0],
+                  scales,
+                  bias_f,
+                  ovi_tensor_data(out),
+                  act };
+    if (M > 0)
+      ovi_cpu_pool_parallel_for(priv->pool, j.N, 16, gemv_range, &g);
+    return;
   }
   j.be = be;
   j.M = M;

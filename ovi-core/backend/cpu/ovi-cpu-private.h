@@ -51,6 +51,11 @@ void ovi_cpu_gemm_serial_raw(int64_t M, int64_t N, int64_t K, const float *A,
                              const float *bias, float *C, int64_t ldc_m,
                              int64_t ldc_n, OviActivation act, float *pack);
 
+/* C[m, n] += sum_k A[m * lda + k] * B[k * ldb + n] (f32 B in [K, N]) */
+void ovi_cpu_gemm_f32_kn_acc(int64_t M, int64_t N, int64_t K, const float *A,
+                             int64_t lda, const float *B, int64_t ldb, float *C,
+                             int64_t ldc, float *pack);
+
 /* the whole-matmul op, threaded */
 void ovi_cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
                     const OviTensor *w, const OviTensor *bias,
