@@ -1,4 +1,6 @@
-/* gst-ovi: the audio decoder reads the official checkpoint layouts:
+/* gst-ovi: the decoders read the official checkpoint layouts. Video:
+ * Wan2.2_VAE.pth (a plain state_dict) gives the frames of the golden
+ * safetensors. Audio:
  * v1-16.pth (plain state_dict) and best_netG.pt ({'generator': sd}) with
  * either weight-norm key style, giving the same samples as the golden
  * safetensors files; a missing tensor is a clear error. */
@@ -9,12 +11,18 @@
 #include <string.h>
 
 static char *
-golden(const char *file)
+golden_case(const char *case_name, const char *file)
 {
   const char *dir = g_getenv("OVI_GOLDEN_DIR");
 
   g_assert_nonnull(dir);
-  return g_build_filename(dir, "audio", file, NULL);
+  return g_build_filename(dir, case_name, file, NULL);
+}
+
+static char *
+golden(const char *file)
+{
+  return golden_case("audio", file);
 }
 
 /* rewrite `src` as a torch zip; `legacy`: parametrizations.weight.original0/1
@@ -136,10 +144,81 @@ test_layouts(void)
   g_rmdir(dir);
 }
 
+typedef struct {
+  GByteArray *bytes;
+  int frames;
+} Collect;
+
+static gboolean
+collect(const OviTensor *frames, int first, gpointer user_data)
+{
+  Collect *c = user_data;
+
+  g_assert_cmpint(first, ==, c->frames);
+  g_byte_array_append(c->bytes, ovi_tensor_data(frames),
+                      ovi_tensor_nbytes(frames));
+  c->frames += frames->shape[1];
+  return TRUE;
+}
+
+static GByteArray *
+decode_video(const char *path, OviBackend *be, const OviTensor *z)
+{
+  g_autoptr(GError) error = NULL;
+  OviModelPaths paths = { 0 };
+  OviVideoVae *vae;
+  Collect c = { g_byte_array_new(), 0 };
+
+  paths.vae_path = (char *) path;
+  vae = ovi_video_vae_new(&paths, be, &error);
+  g_assert_no_error(error);
+  g_assert_true(ovi_video_vae_decode(vae, z, collect, &c, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(c.frames, ==, 1 + 4 * (z->shape[1] - 1));
+  ovi_video_vae_free(vae);
+  return c.bytes;
+}
+
+static void
+test_video_pth(void)
+{
+  g_autofree char *st = golden_case("video_vae", "weights.safetensors");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OviBackend) be = ovi_backend_new_cpu(0);
+  g_autofree char *dir = g_dir_make_tmp("ovi-vae-pth-XXXXXX", &error);
+  g_autofree char *pth = g_build_filename(dir, "Wan2.2_VAE.pth", NULL);
+  g_autofree char *bad = g_build_filename(dir, "bad.pth", NULL);
+  int64_t shape[4] = { 48, 2, 2, 3 };
+  g_autoptr(OviTensor) z = ovi_tensor_new_f32(4, shape);
+
+  g_assert_no_error(error);
+  for (int64_t i = 0; i < ovi_tensor_numel(z); i++)
+    ((float *) ovi_tensor_data(z))[i] = (float) ((i * 29 % 61) / 30.0 - 1.0);
+  rewrite(st, pth, NULL, FALSE, NULL);
+  g_autoptr(GByteArray) a = decode_video(st, be, z);
+  g_autoptr(GByteArray) b = decode_video(pth, be, z);
+  g_assert_cmpmem(a->data, a->len, b->data, b->len);
+
+  /* a tensor missing from the checkpoint is named */
+  rewrite(st, bad, NULL, FALSE, "decoder.middle.1.proj.bias");
+  {
+    OviModelPaths paths = { 0 };
+    paths.vae_path = bad;
+    g_assert_null(ovi_video_vae_new(&paths, be, &error));
+    g_assert_error(error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR);
+    g_assert_nonnull(strstr(error->message, "decoder.middle.1.proj.bias"));
+    g_clear_error(&error);
+  }
+  g_unlink(pth);
+  g_unlink(bad);
+  g_rmdir(dir);
+}
+
 int
 main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/decoders/audio-checkpoint-layouts", test_layouts);
+  g_test_add_func("/decoders/video-checkpoint-pth", test_video_pth);
   return g_test_run();
 }
