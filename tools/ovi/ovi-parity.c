@@ -14,6 +14,8 @@ static const struct {
   { "sampler", ovi_parity_run_sampler },
   { "video_vae", ovi_parity_run_video_vae },
   { "audio", ovi_parity_run_audio },
+  { "tokenizer", ovi_parity_run_tokenizer },
+  { "t5", ovi_parity_run_t5 },
   { NULL, NULL },
 };
 

@@ -45,3 +45,5 @@ gboolean ovi_parity_run_fusion_dit (OviParity *p, GError **error);
 gboolean ovi_parity_run_sampler (OviParity *p, GError **error);
 gboolean ovi_parity_run_video_vae (OviParity *p, GError **error);
 gboolean ovi_parity_run_audio (OviParity *p, GError **error);
+gboolean ovi_parity_run_tokenizer (OviParity *p, GError **error);
+gboolean ovi_parity_run_t5 (OviParity *p, GError **error);

@@ -1,0 +1,54 @@
+/* gst-ovi: the umT5 encoder (Wan's T5Encoder, encoder only, as Ovi uses it).
+ *
+ * Loaded by the official names of models_t5_umt5-xxl-enc-bf16.pth
+ * (token_embedding.weight, blocks.N.{norm1,attn.{q,k,v,o},norm2,
+ * ffn.{gate.0,fc1,fc2},pos_embedding.embedding}.weight, norm.weight); the
+ * sizes come from the weights: vocab and dim from token_embedding, the
+ * attention width from attn.q, heads and buckets from the per-layer
+ * relative-position table [buckets, heads], the FFN width from ffn.fc1, the
+ * layer count by counting blocks. Per layer: T5 RMSNorm (eps 1e-6), self
+ * attention without 1/sqrt(d) scaling plus the bidirectional
+ * relative-position bias (max distance 128), pad keys masked, then the
+ * gated tanh-GELU FFN; a final RMSNorm. */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "ovi-backend.h"
+#include "ovi-weights.h"
+
+G_BEGIN_DECLS
+
+typedef struct _OviT5 OviT5;
+
+typedef void (*OviT5DebugFunc)(const char *name, const OviTensor *t,
+                               gpointer user_data);
+
+/* max_dist: the relative-position max distance (128 for umT5); <= 0 uses
+ * 128. */
+OviT5 *ovi_t5_new(OviWeightFile *wf, OviBackend *be, int max_dist,
+                  GError **error);
+void ovi_t5_free(OviT5 *t5);
+
+int ovi_t5_get_dim(const OviT5 *t5);
+int ovi_t5_get_vocab(const OviT5 *t5);
+int ovi_t5_get_heads(const OviT5 *t5);
+int ovi_t5_get_layers(const OviT5 *t5);
+
+/* The [1, heads, len, len] relative-position bias of `layer` (host F32). */
+OviTensor *ovi_t5_position_bias(OviT5 *t5, int layer, int len);
+
+/* ids [batch, len] (host int64, each in [0, vocab)), mask [batch, len]
+ * (1 on real tokens then 0 on padding; each row must start with a real
+ * token) -> hidden states [batch, len, dim] on the backend, every position
+ * computed (padded keys masked as in the official code). */
+OviTensor *ovi_t5_forward(OviT5 *t5, const int64_t *ids, const int64_t *mask,
+                          int batch, int len, GCancellable *cancellable,
+                          GError **error);
+
+/* Intermediates: "token_embedding", "block{i}.out" ([batch, len, dim]). */
+void ovi_t5_set_debug(OviT5 *t5, OviT5DebugFunc func, gpointer user_data);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviT5, ovi_t5_free)
+
+G_END_DECLS
