@@ -4,7 +4,9 @@
  *  2. teacher-forced DiT: step{i}.in.* + text.* -> step{i}.pred_*;
  *  3. teacher-forced scheduler: step{i}.in.* + step{i}.guided_* (the golden
  *     guided history) -> step{i}.out.*;
- *  4. the free-running denoiser from init.* noise -> final.*.
+ *  4. the free-running denoiser from init.* noise -> final.*;
+ *  5. the video VAE and audio decoder on those latents -> out.video,
+ *     out.audio (components.video_vae, components.audio_vae_vocoder).
  * The weights are the fusion_dit case's (components.fusion_model). */
 #include "parity-dit.h"
 #include "ovi-engine.h"
@@ -281,6 +283,113 @@ check_scheduler(Sampler *s, GError **error)
   return TRUE;
 }
 
+/* ---- 5. decoders: out.video, out.audio from final.* ---- */
+
+typedef struct {
+  OviTensor *video; /* [3, T, H, W] host */
+  int next;
+} Gather;
+
+static gboolean
+gather_frames(const OviTensor *frames, int first_frame, gpointer user_data)
+{
+  Gather *g = user_data;
+  int64_t n = frames->shape[1], plane = g->video->shape[2] * g->video->shape[3];
+  const float *src = ovi_tensor_data(frames);
+  float *dst = ovi_tensor_data(g->video);
+
+  if (frames->ndim != 4 || first_frame != g->next
+      || first_frame + n > g->video->shape[1]
+      || frames->shape[2] * frames->shape[3] != plane)
+    return FALSE;
+  for (int64_t c = 0; c < 3; c++)
+    memcpy(dst + (c * g->video->shape[1] + first_frame) * plane,
+           src + c * n * plane, n * plane * sizeof(float));
+  g->next += n;
+  return TRUE;
+}
+
+/* "a.safetensors, b.safetensors" relative to the case: the i-th path */
+static char *
+component_path(Sampler *s, const char *key, int index, GError **error)
+{
+  JsonObject *comp = json_object_get_object_member(s->p->config, "components");
+  const char *spec = string_member(comp, key);
+  g_auto(GStrv) parts = spec ? g_strsplit(spec, ",", -1) : NULL;
+
+  if (parts == NULL || (int) g_strv_length(parts) <= index) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_FORMAT,
+                "%s: config.json has no components.%s path %d", s->p->case_dir,
+                key, index);
+    return NULL;
+  }
+  g_strstrip(parts[index]);
+  g_auto(GStrv) words = g_strsplit(parts[index], " ", 2);
+  return ovi_parity_path(s->p, words[0]);
+}
+
+static gboolean
+check_video_decode(Sampler *s, const OviTensor *vid, GError **error)
+{
+  g_autofree char *path = component_path(s, "video_vae", 0, error);
+  OviVideoVae *vae
+      = path ? ovi_video_vae_new_from_file(path, s->p->backend, error) : NULL;
+  Gather g = { 0 };
+  gboolean ok;
+
+  if (vae == NULL)
+    return FALSE;
+  g.video
+      = ovi_tensor_new(OVI_DTYPE_F32, 4,
+                       (int64_t[]){ 3, 1 + 4 * (vid->shape[1] - 1),
+                                    16 * vid->shape[2], 16 * vid->shape[3] },
+                       error);
+  ok = g.video
+       && ovi_video_vae_decode(vae, vid, gather_frames, &g, NULL, error);
+  ovi_video_vae_free(vae);
+  if (ok && g.next != g.video->shape[1]) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_PARITY,
+                "video decode delivered %d of %" G_GINT64_FORMAT " frames",
+                g.next, g.video->shape[1]);
+    ok = FALSE;
+  }
+  if (ok)
+    ovi_parity_check_io(s->p, "out.video", g.video);
+  g_clear_pointer(&g.video, ovi_tensor_unref);
+  return ok;
+}
+
+static gboolean
+check_audio_decode(Sampler *s, const OviTensor *audio, GError **error)
+{
+  g_autofree char *vae = component_path(s, "audio_vae_vocoder", 0, error);
+  g_autofree char *voc
+      = vae ? component_path(s, "audio_vae_vocoder", 1, error) : NULL;
+  OviAudioDecoder *dec
+      = voc ? ovi_audio_decoder_new_from_files(vae, voc, s->p->backend, error)
+            : NULL;
+  g_autoptr(OviTensor) wav = NULL;
+
+  if (dec == NULL)
+    return FALSE;
+  wav = ovi_audio_decoder_decode(dec, audio, NULL, error);
+  ovi_audio_decoder_free(dec);
+  if (wav == NULL)
+    return FALSE;
+  ovi_parity_check_io(s->p, "out.audio", wav);
+  return TRUE;
+}
+
+/* The decoders as the official generate() runs them on the final latents
+ * (the video decode clamps to [-1, 1]; the audio is the vocoder output). */
+static gboolean
+check_decoded(Sampler *s, const OviTensor *vid, const OviTensor *audio,
+              GError **error)
+{
+  return check_video_decode(s, vid, error)
+         && check_audio_decode(s, audio, error);
+}
+
 /* ---- 4. free-running loop ---- */
 
 static gboolean
@@ -330,11 +439,7 @@ check_loop(Sampler *s, GError **error)
     return FALSE;
   ovi_parity_check_io(p, "final.vid", vid);
   ovi_parity_check_io(p, "final.audio", audio);
-  /* Decoder hook: out.video ([3, 1+4(F-1), 16h, 16w]) and out.audio
-   * ([L*512]) are the decodes of final.vid / final.audio. When the video
-   * VAE and audio decoder stages land, decode `vid` and `audio` here with
-   * ovi_video_vae_decode / ovi_audio_decoder_decode and check both names. */
-  return TRUE;
+  return check_decoded(s, vid, audio, error);
 }
 
 gboolean
