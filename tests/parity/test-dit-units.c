@@ -6,6 +6,7 @@
 
 #include "ovi-fusion.h"
 #include "ovi-noise.h"
+#include "ovi-presets.h"
 #include "ovi-rope.h"
 #include "ovi-scheduler.h"
 
@@ -53,6 +54,67 @@ test_params(void)
   OviFusionEstimate big;
   estimate(61, 60, 60, 314, &big);
   g_assert_cmpuint(big.activation_bytes, >, 3 * e.activation_bytes);
+}
+
+/* the DiT dims a models.json variant implies (the rest is fixed by the
+ * architecture: patch 1x2x2, ConvMLP hidden = 2/3 of 4 dim rounded up to a
+ * multiple of 256, kernel 7) */
+static void
+dims_of_preset(const OviModelPreset *m, OviFusionDims *d)
+{
+  int hidden = (2 * 4 * m->dim) / 3;
+
+  *d = (OviFusionDims){
+    .dim = m->dim,
+    .ffn_dim = m->ffn_dim,
+    .freq_dim = m->freq_dim,
+    .text_dim = m->text_dim,
+    .num_layers = m->num_layers,
+    .video_in = m->video_channels,
+    .video_out = m->video_channels,
+    .patch = { 1, 2, 2 },
+    .audio_in = m->audio_channels,
+    .audio_out = m->audio_channels,
+    .audio_hidden = 256 * ((hidden + 255) / 256),
+    .audio_kernel = 7,
+    .num_heads = m->num_heads,
+    .text_len = m->text_len,
+    .eps = m->eps,
+    .audio_rope_scale = m->audio_rope_scale,
+  };
+}
+
+static void
+test_presets(void)
+{
+  static const struct {
+    const char *name;
+    int64_t tokens_video, tokens_audio;
+  } cases[] = {
+    { "720x720_5s", 15004, 157 },
+    { "960x960_5s", 27900, 157 },
+    { "960x960_10s", 54900, 314 },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GError) error = NULL;
+    const OviModelPreset *m = ovi_model_preset_lookup(cases[i].name, &error);
+    OviFusionDims d;
+    OviFusionEstimate e;
+    int h, w;
+
+    g_assert_no_error(error);
+    dims_of_preset(m, &d);
+    g_assert_true(ovi_snap_hw_t2v(m->default_height, m->default_width,
+                                  m->target_area, &h, &w, &error));
+    g_assert_true(ovi_fusion_estimate(&d, m->video_latent_frames, h / 16,
+                                      w / 16, m->audio_latent_length, 2, 2, &e,
+                                      &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(e.tokens_video, ==, cases[i].tokens_video);
+    g_assert_cmpint(e.tokens_audio, ==, cases[i].tokens_audio);
+    g_assert_cmpuint(e.n_params, ==, G_GUINT64_CONSTANT(11660753108));
+  }
 }
 
 static void
@@ -138,6 +200,7 @@ main(int argc, char **argv)
   g_test_add_func("/dit/estimate/tokens", test_tokens);
   g_test_add_func("/dit/estimate/params", test_params);
   g_test_add_func("/dit/estimate/bad-sizes", test_bad_sizes);
+  g_test_add_func("/dit/estimate/presets", test_presets);
   g_test_add_func("/dit/unipc/timesteps", test_unipc_timesteps);
   g_test_add_func("/dit/rope/split", test_rope_split);
   g_test_add_func("/dit/noise", test_noise);
