@@ -106,6 +106,7 @@ struct _GstOviDenoise {
   gint text_dim;
   guint64 clip;
   guint64 frame_offset;
+  gint upstream_live; /* -1: not asked yet */
   gboolean discont;
   GstEvent *pending_segment; /* held until our caps are out */
   GstCaps *out_caps;
@@ -704,6 +705,25 @@ gst_ovi_denoise_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
   }
   clip_seed = req.seed;
 
+  /* a live upstream stamps clips with the running time: follow its gaps
+   * (a non-live one is restamped from frame counts) */
+  if (self->upstream_live < 0) {
+    GstQuery *q = gst_query_new_latency();
+    gboolean live = FALSE;
+    if (gst_pad_peer_query(self->sinkpad, q))
+      gst_query_parse_latency(q, &live, NULL, NULL);
+    gst_query_unref(q);
+    self->upstream_live = live;
+  }
+  if (self->upstream_live && GST_BUFFER_PTS_IS_VALID(buf)) {
+    guint64 frame = gst_util_uint64_scale_ceil(
+        GST_BUFFER_PTS(buf), GST_OVI_FPS_N, GST_SECOND * GST_OVI_FPS_D);
+    if (frame > self->frame_offset) {
+      self->frame_offset = frame;
+      self->discont = TRUE;
+    }
+  }
+
   /* the size: the image's, or the requested one snapped to the model area */
   preset = ovi_model_preset_lookup(self->engine->paths->variant, NULL);
   if (req.steps <= 0)
@@ -870,6 +890,7 @@ gst_ovi_denoise_change_state(GstElement *element, GstStateChange transition)
       GST_OBJECT_UNLOCK(self);
       self->clip = 0;
       self->frame_offset = 0;
+      self->upstream_live = -1;
       self->discont = FALSE;
       gst_event_replace(&self->pending_segment, NULL);
       gst_caps_replace(&self->out_caps, NULL);

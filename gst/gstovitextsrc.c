@@ -463,9 +463,24 @@ gst_ovi_text_src_create(GstPushSrc *src, GstBuffer **outbuf)
   if (entry->overrides)
     gst_structure_foreach(entry->overrides, copy_field, meta);
 
-  /* A guess of the clip's place in time from this variant's clip length;
-   * ovidenoise restamps from its own frame counts. */
+  /* Non-live: a guess of the clip's place in time from this variant's clip
+   * length (ovidenoise restamps from its own frame counts). Live: the
+   * running time now, never before the end of the previous clip, so a slow
+   * generator leaves gaps for the playout to fill instead of late data. */
   GST_BUFFER_PTS(buf) = gst_ovi_frame_time(self->frame_offset);
+  if (gst_base_src_is_live(GST_BASE_SRC(self))) {
+    GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
+    if (clock) {
+      GstClockTime now = gst_clock_get_time(clock)
+                         - gst_element_get_base_time(GST_ELEMENT(self));
+      guint64 frame = gst_util_uint64_scale_ceil(now, GST_OVI_FPS_N,
+                                                 GST_SECOND * GST_OVI_FPS_D);
+      if (frame > self->frame_offset)
+        self->frame_offset = frame;
+      GST_BUFFER_PTS(buf) = gst_ovi_frame_time(self->frame_offset);
+      gst_object_unref(clock);
+    }
+  }
   GST_BUFFER_DURATION(buf)
       = gst_ovi_frame_time(self->frame_offset + self->clip_frames)
         - GST_BUFFER_PTS(buf);

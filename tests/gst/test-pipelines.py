@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+"""Pipeline tests of the ovi plugin with the tiny model on the CPU: run the
+example pipelines in examples/pipelines/, then read the files back with
+ffprobe and gst-discoverer-1.0 and check stream types, frame counts, sample
+counts, durations and start times. The RTMP case pushes to a local nginx
+with the rtmp module (skipped when nginx or the module is missing).
+
+Usage: test-pipelines.py SOURCE_ROOT  (the GStreamer env comes from meson)
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = sys.argv[1]
+EX = os.path.join(ROOT, "examples", "pipelines")
+FPS = 24
+RATE = 16000
+# the tiny model (presets/models.json): 9 frames at 96x64 per clip
+FRAMES, WIDTH, HEIGHT = 9, 96, 64
+failures = []
+
+
+def clip_samples_total(clips):
+    # docs/av-sync.md: round(total frames * 16000 / 24), half up
+    frames = clips * FRAMES
+    return (frames * RATE * 2 + FPS) // (2 * FPS)
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what, flush=True)
+    else:
+        print("ok:", what, flush=True)
+
+
+def run(cmd, timeout=300, env=None):
+    print("+", " ".join(cmd), flush=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout, env=env, text=True)
+    if p.returncode != 0:
+        print(p.stdout)
+    return p
+
+
+def ffprobe(path):
+    p = run(["ffprobe", "-v", "error", "-count_frames", "-show_streams",
+             "-show_format", "-of", "json", path])
+    if p.returncode != 0:
+        return None
+    return json.loads(p.stdout)
+
+
+def streams(info, kind):
+    return [s for s in info["streams"] if s["codec_type"] == kind]
+
+
+def check_av_file(name, path, clips, vcodec, acodec, audio_slack):
+    info = ffprobe(path)
+    check(info is not None, f"{name}: ffprobe reads {path}")
+    if info is None:
+        return
+    v, a = streams(info, "video"), streams(info, "audio")
+    check(len(v) == 1 and len(a) == 1, f"{name}: one video and one audio stream")
+    if len(v) != 1 or len(a) != 1:
+        return
+    v, a = v[0], a[0]
+    check(v["codec_name"] == vcodec, f"{name}: video is {vcodec} ({v['codec_name']})")
+    check(a["codec_name"] == acodec, f"{name}: audio is {acodec} ({a['codec_name']})")
+    check((v["width"], v["height"]) == (WIDTH, HEIGHT),
+          f"{name}: {v['width']}x{v['height']} == {WIDTH}x{HEIGHT}")
+    check(v.get("pix_fmt") == "yuv420p", f"{name}: yuv420p ({v.get('pix_fmt')})")
+    check(v["r_frame_rate"] == "24/1", f"{name}: 24 fps ({v['r_frame_rate']})")
+    n = int(v.get("nb_read_frames", -1))
+    check(n == clips * FRAMES, f"{name}: {n} frames == {clips} x {FRAMES}")
+    vstart = float(v.get("start_time", "nan"))
+    astart = float(a.get("start_time", "nan"))
+    check(abs(vstart - astart) <= 0.001,
+          f"{name}: both streams start together ({vstart} vs {astart})")
+    want = clips * FRAMES / FPS
+    vdur = float(v.get("duration", info["format"].get("duration", "nan")))
+    adur = float(a.get("duration", info["format"].get("duration", "nan")))
+    check(abs(vdur - want) <= 1.0 / FPS + 1e-6,
+          f"{name}: video lasts {vdur:.4f} s ~ {want:.4f} s")
+    check(abs(adur - want) <= audio_slack,
+          f"{name}: audio lasts {adur:.4f} s ~ {want:.4f} s (+-{audio_slack})")
+
+
+def discoverer(name, path, want_video, want_audio):
+    p = run(["gst-discoverer-1.0", "-v", path])
+    out = p.stdout
+    check(p.returncode == 0, f"{name}: gst-discoverer-1.0 reads it")
+    if want_video:
+        check("video #" in out.lower() or "video:" in out.lower(),
+              f"{name}: gst-discoverer sees video")
+    if want_audio:
+        check("audio #" in out.lower() or "audio:" in out.lower(),
+              f"{name}: gst-discoverer sees audio")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="ovi-pipelines-")
+    env = dict(os.environ)
+    env["OVI_DENOISE"] = "steps=2"
+    try:
+        # 1. text -> mp4 (H.264 + AAC)
+        out = os.path.join(tmp, "text.mp4")
+        p = run([os.path.join(EX, "text-to-mp4.sh"), out], env=env)
+        check(p.returncode == 0, "text-to-mp4.sh runs")
+        check_av_file("text mp4", out, 1, "h264", "aac", 1024 / RATE + 0.002)
+        discoverer("text mp4", out, True, True)
+
+        # 2. image -> mp4
+        img = os.path.join(tmp, "image.png")
+        p = run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=1",
+                 "pattern=smpte", "!", "video/x-raw,width=160,height=90", "!",
+                 "pngenc", "!", "filesink", f"location={img}"])
+        check(p.returncode == 0, "test image written")
+        out = os.path.join(tmp, "image.mp4")
+        p = run([os.path.join(EX, "image-to-mp4.sh"), img, out], env=env)
+        check(p.returncode == 0, "image-to-mp4.sh runs")
+        info = ffprobe(out)
+        if info:
+            v = streams(info, "video")[0]
+            # the 16:9 image at the tiny area: a multiple-of-32 size close
+            # to 6144 px, wider than tall
+            check(v["width"] % 32 == 0 and v["height"] % 32 == 0
+                  and v["width"] > v["height"],
+                  f"image mp4: size from the image ({v['width']}x{v['height']})")
+            check(int(v.get("nb_read_frames", -1)) == FRAMES,
+                  "image mp4: one clip of frames")
+
+        # 3. a prompt file -> one mkv with three clips (H.264 + Opus)
+        prompts = os.path.join(tmp, "prompts.txt")
+        with open(prompts, "w") as f:
+            f.write("# three clips\n"
+                    "A cat plays piano. <AUDCAP>piano<ENDAUDCAP>\n"
+                    '{"prompt": "A dog barks.", "seed": 7}\n'
+                    "Waves on a beach. <AUDCAP>surf<ENDAUDCAP>\n")
+        out = os.path.join(tmp, "clips.mkv")
+        p = run([os.path.join(EX, "prompts-to-mkv.sh"), prompts, out], env=env)
+        check(p.returncode == 0, "prompts-to-mkv.sh runs")
+        # Opus: 20 ms frames plus the encoder's pre-skip
+        check_av_file("clips mkv", out, 3, "h264", "opus", 0.030)
+        discoverer("clips mkv", out, True, True)
+
+        # 4. audio only -> wav: the exact sample count of the A/V rule
+        out = os.path.join(tmp, "audio.wav")
+        p = run([os.path.join(EX, "text-to-wav.sh"), out], env=env)
+        check(p.returncode == 0, "text-to-wav.sh runs")
+        info = ffprobe(out)
+        if info:
+            a = streams(info, "audio")
+            check(len(a) == 1 and not streams(info, "video"),
+                  "wav: one audio stream, no video")
+            if a:
+                a = a[0]
+                check(int(a["sample_rate"]) == RATE and int(a["channels"]) == 1,
+                      "wav: 16 kHz mono")
+                check(int(a["duration_ts"]) == clip_samples_total(1),
+                      f"wav: {a['duration_ts']} samples == {clip_samples_total(1)}")
+        discoverer("wav", out, False, True)
+
+        # 5. RTMP push to a local nginx-rtmp, recorded and read back
+        rtmp_case(tmp, env)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+def rtmp_case(tmp, env):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    module = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+    if not os.path.exists(nginx) or not os.path.exists(module):
+        print("SKIP: rtmp (nginx or libnginx-mod-rtmp not installed)")
+        return
+    d = os.path.join(tmp, "nginx")
+    rec = os.path.join(d, "rec")
+    os.makedirs(rec)
+    os.chmod(d, 0o777)
+    os.chmod(rec, 0o777)
+    port = free_port()
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""load_module {module};
+daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+events {{ worker_connections 64; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    application live {{
+      live on;
+      record all;
+      record_path {rec};
+      record_unique off;
+    }}
+  }}
+}}
+""")
+    srv = subprocess.Popen([nginx, "-p", d, "-c", conf],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"rtmp://127.0.0.1:{port}/live/ovi"
+        p = run([os.path.join(EX, "rtmp-push.sh"), url,
+                 "A drone over a lake. <AUDCAP>wind<ENDAUDCAP>", "2"], env=env)
+        check(p.returncode == 0, "rtmp-push.sh runs against nginx-rtmp")
+    finally:
+        srv.send_signal(signal.SIGQUIT)
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+    flv = os.path.join(rec, "ovi.flv")
+    check(os.path.exists(flv), "nginx recorded the stream")
+    if not os.path.exists(flv):
+        with open(os.path.join(d, "error.log")) as f:
+            print(f.read()[-3000:])
+        return
+    info = ffprobe(flv)
+    check(info is not None, "the recording reads back")
+    if info:
+        v, a = streams(info, "video"), streams(info, "audio")
+        check(len(v) == 1 and v[0]["codec_name"] == "h264", "flv: H.264 video")
+        check(len(a) == 1 and a[0]["codec_name"] == "aac", "flv: AAC audio")
+        if v:
+            n = int(v[0].get("nb_read_frames", -1))
+            check(n == 2 * FRAMES, f"flv: {n} frames == 2 x {FRAMES}")
+        if a:
+            check(int(a[0]["sample_rate"]) == 44100, "flv: 44.1 kHz audio")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
