@@ -150,6 +150,39 @@ test_unipc_timesteps(void)
   g_assert_cmpfloat(ovi_scheduler_sigma(s, 50), ==, 0.0);
 }
 
+/* diffusers' FlowMatchEulerDiscreteScheduler(shift=5), 4 steps: timesteps
+ * linspace(1000, 1000 shift(1/1000), 4) / 1000, shifted again, then 0 */
+static void
+test_euler(void)
+{
+  g_autoptr(OviBackend) be = ovi_backend_new_cpu(1);
+  g_autoptr(OviScheduler) s
+      = ovi_scheduler_new(OVI_SCHEDULER_EULER, be, 4, 5.0, NULL);
+  double smin = 5.0 * 0.001 / (1.0 + 4.0 * 0.001);
+  int64_t shape[1] = { 3 };
+  g_autoptr(OviTensor) x = ovi_backend_new_act(be, 1, shape);
+  g_autoptr(OviTensor) v = ovi_backend_new_act(be, 1, shape);
+  g_autoptr(GError) error = NULL;
+
+  for (int i = 0; i < 4; i++) {
+    double t = 1.0 + i * (smin - 1.0) / 3.0;
+    double sg = 5.0 * t / (1.0 + 4.0 * t);
+    g_assert_cmpfloat_with_epsilon(ovi_scheduler_sigma(s, i), sg, 1e-7);
+    g_assert_cmpfloat_with_epsilon(ovi_scheduler_timestep(s, i), sg * 1000,
+                                   1e-9);
+  }
+  g_assert_cmpfloat(ovi_scheduler_sigma(s, 4), ==, 0.0);
+  /* x += (sigma_1 - sigma_0) v */
+  ovi_op_fill(be, x, 2.0f);
+  ovi_op_fill(be, v, 1.0f);
+  g_assert_true(ovi_scheduler_step(s, x, v, &error));
+  g_assert_no_error(error);
+  g_assert_cmpfloat_with_epsilon(
+      ((float *) ovi_tensor_data(x))[2],
+      2.0 + ovi_scheduler_sigma(s, 1) - ovi_scheduler_sigma(s, 0), 1e-6);
+  g_assert_cmpint(ovi_scheduler_step_index(s), ==, 1);
+}
+
 static void
 test_rope_split(void)
 {
@@ -203,6 +236,7 @@ main(int argc, char **argv)
   g_test_add_func("/dit/estimate/presets", test_presets);
   g_test_add_func("/dit/unipc/timesteps", test_unipc_timesteps);
   g_test_add_func("/dit/rope/split", test_rope_split);
+  g_test_add_func("/dit/euler/schedule", test_euler);
   g_test_add_func("/dit/noise", test_noise);
   return g_test_run();
 }
