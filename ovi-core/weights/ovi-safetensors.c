@@ -285,8 +285,9 @@ out:
 
 /* ---- writer ---- */
 
-static void
-write_strided(GByteArray *out, const OviTensor *t)
+gboolean
+ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t, const char *path,
+                              GError **error)
 {
   gsize esize = ovi_dtype_size(t->dtype);
   int64_t n = ovi_tensor_numel(t);
@@ -294,42 +295,26 @@ write_strided(GByteArray *out, const OviTensor *t)
   const char *base = ovi_tensor_data(t);
 
   if (n == 0)
-    return;
+    return TRUE;
   if (ovi_tensor_is_contiguous(t)) {
-    g_byte_array_append(out, (const guint8 *) base, (guint) (n * esize));
-    return;
+    if (fwrite(base, esize, (gsize) n, fp) != (gsize) n)
+      goto fail;
+    return TRUE;
   }
+  /* strided: element by element through stdio's buffer */
   for (int64_t i = 0; i < n; i++) {
     int64_t off = 0;
 
     for (int d = 0; d < t->ndim; d++)
       off += index[d] * t->stride[d];
-    g_byte_array_append(out, (const guint8 *) base + off * (int64_t) esize,
-                        (guint) esize);
+    if (fwrite(base + off * (int64_t) esize, esize, 1, fp) != 1)
+      goto fail;
     for (int d = t->ndim - 1; d >= 0; d--) {
       if (++index[d] < t->shape[d])
         break;
       index[d] = 0;
     }
   }
-}
-
-gboolean
-ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t, const char *path,
-                              GError **error)
-{
-  g_autoptr(GByteArray) buf = g_byte_array_new();
-  gsize esize = ovi_dtype_size(t->dtype);
-  int64_t n = ovi_tensor_numel(t);
-
-  if (ovi_tensor_is_contiguous(t)) {
-    if (n > 0 && fwrite(ovi_tensor_data(t), esize, (gsize) n, fp) != (gsize) n)
-      goto fail;
-    return TRUE;
-  }
-  write_strided(buf, t);
-  if (buf->len && fwrite(buf->data, 1, buf->len, fp) != buf->len)
-    goto fail;
   return TRUE;
 fail:
   g_set_error(error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,

@@ -263,6 +263,20 @@ print(f"ovi_pth_write: {len(pth_names)} tensors read back by "
       f"torch.load(weights_only=True), bit-identical to the safetensors copy")
 compare_inspect(s_pth, expected_lines(loaded))
 
+# the writer's zip64 form (used past 4 GiB), forced on a small file: torch
+# and ovi read it the same
+z64_pth = os.path.join(WORK, "sample-zip64.pth")
+subprocess.run([WRITE_SAMPLE, z64_pth, os.path.join(WORK, "unused.st")],
+               check=True, env=dict(os.environ, OVI_PTH_FORCE_ZIP64="1"))
+with zipfile.ZipFile(z64_pth) as z:
+    check(all(len(i.extra) >= 28 for i in z.infolist()),
+          "forced zip64 output has no zip64 records")
+z64 = torch.load(z64_pth, weights_only=True)["generator"]
+check(list(z64.keys()) == pth_names, "zip64 pth: names differ")
+for name in pth_names:
+    check(torch.equal(z64[name], gsd[name]), f"zip64 pth: {name} differs")
+compare_inspect(z64_pth, expected_lines({"generator": z64}))
+
 # the safetensors written by ovi, listed by ovi, against torch's view of it
 st_expected = sorted(expected_lines(
     {k: v for k, v in ref.items() if isinstance(v, torch.Tensor)}))
