@@ -6,7 +6,28 @@
 struct _OviVideoVae {
   OviBackend *be;
   OviWanVae *vae;
+  char *path;
+  GMutex lock; /* the encoder is loaded on first use */
+  gboolean encoder_loaded;
 };
+
+/* the decoder is loaded at once; the encoder (i2v only) on first use */
+static gboolean
+ensure_encoder(OviVideoVae *vae, GError **error)
+{
+  g_autoptr(OviWeightFile) wf = NULL;
+  gboolean ok;
+
+  g_mutex_lock(&vae->lock);
+  if (!vae->encoder_loaded) {
+    wf = ovi_weight_file_open(vae->path, NULL, error);
+    vae->encoder_loaded
+        = wf != NULL && ovi_wan_vae_load_encoder(vae->vae, wf, error);
+  }
+  ok = vae->encoder_loaded;
+  g_mutex_unlock(&vae->lock);
+  return ok;
+}
 
 OviVideoVae *
 ovi_video_vae_new(const OviModelPaths *paths, OviBackend *backend,
@@ -24,12 +45,14 @@ ovi_video_vae_new(const OviModelPaths *paths, OviBackend *backend,
   wf = ovi_weight_file_open(paths->vae_path, NULL, error);
   if (wf == NULL)
     return NULL;
-  model = ovi_wan_vae_new(wf, backend, TRUE, error);
+  model = ovi_wan_vae_new(wf, backend, FALSE, error);
   if (model == NULL)
     return NULL;
   vae = g_new0(OviVideoVae, 1);
   vae->be = backend;
   vae->vae = model;
+  vae->path = g_strdup(paths->vae_path);
+  g_mutex_init(&vae->lock);
   return vae;
 }
 
@@ -39,6 +62,8 @@ ovi_video_vae_free(OviVideoVae *vae)
   if (vae == NULL)
     return;
   ovi_wan_vae_free(vae->vae);
+  g_mutex_clear(&vae->lock);
+  g_free(vae->path);
   g_free(vae);
 }
 
@@ -104,6 +129,8 @@ ovi_video_vae_encode_image(OviVideoVae *vae, const OviTensor *image,
         = { image->stride[0], 0, image->stride[1], image->stride[2] };
     video = ovi_tensor_view((OviTensor *) image, 4, shape, stride, 0);
   }
+  if (!ensure_encoder(vae, error))
+    return NULL;
   mu = ovi_wan_vae_encode(vae->vae, video, NULL, error);
   if (mu == NULL)
     return NULL;
@@ -114,8 +141,11 @@ OviTensor *
 ovi_video_vae_encode_video(OviVideoVae *vae, const OviTensor *video,
                            GCancellable *cancellable, GError **error)
 {
-  g_autoptr(OviTensor) mu
-      = ovi_wan_vae_encode(vae->vae, video, cancellable, error);
+  g_autoptr(OviTensor) mu = NULL;
+
+  if (!ensure_encoder(vae, error))
+    return NULL;
+  mu = ovi_wan_vae_encode(vae->vae, video, cancellable, error);
 
   return mu ? ovi_backend_download_f32(vae->be, mu, error) : NULL;
 }

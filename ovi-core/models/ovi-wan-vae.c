@@ -566,23 +566,8 @@ ovi_wan_vae_new(OviWeightFile *wf, OviBackend *be, gboolean need_encoder,
         v->dec.head.conv.cout);
     return NULL;
   }
-  if (need_encoder) {
-    if (!load_conv(&l, &v->conv1, "conv1", 1, 1, 1, FALSE, 2 * v->z_dim, error))
-      return NULL;
-    if (!load_coder(&l, &v->enc, FALSE, error))
-      return NULL;
-    if (v->enc.conv1.conv.cin != 12 || v->enc.head.conv.cout != 2 * v->z_dim
-        || v->conv1.cout != 2 * v->z_dim) {
-      g_set_error(
-          error, OVI_ERROR, OVI_ERROR_SHAPE,
-          "%s: encoder.conv1 takes %d channels (expected 12), encoder.head.2 "
-          "and conv1 give %d / %d (expected %d)",
-          ovi_weight_file_path(wf), v->enc.conv1.conv.cin,
-          v->enc.head.conv.cout, v->conv1.cout, 2 * v->z_dim);
-      return NULL;
-    }
-    v->has_encoder = TRUE;
-  }
+  if (need_encoder && !ovi_wan_vae_load_encoder(v, wf, error))
+    return NULL;
 
   g_autoptr(OviTensor) mean
       = ovi_tensor_new(OVI_DTYPE_F32, 4, stat_shape, error);
@@ -603,6 +588,36 @@ ovi_wan_vae_new(OviWeightFile *wf, OviBackend *be, gboolean need_encoder,
   if (!ovi_backend_sync(be, error))
     return NULL;
   return g_steal_pointer(&v);
+}
+
+gboolean
+ovi_wan_vae_load_encoder(OviWanVae *v, OviWeightFile *wf, GError **error)
+{
+  Loader l = { v, wf };
+
+  if (v->has_encoder)
+    return TRUE;
+  if (!load_conv(&l, &v->conv1, "conv1", 1, 1, 1, FALSE, 2 * v->z_dim, error)
+      || !load_coder(&l, &v->enc, FALSE, error))
+    goto fail;
+  if (v->enc.conv1.conv.cin != 12 || v->enc.head.conv.cout != 2 * v->z_dim
+      || v->conv1.cout != 2 * v->z_dim) {
+    g_set_error(
+        error, OVI_ERROR, OVI_ERROR_SHAPE,
+        "%s: encoder.conv1 takes %d channels (expected 12), encoder.head.2 "
+        "and conv1 give %d / %d (expected %d)",
+        ovi_weight_file_path(wf), v->enc.conv1.conv.cin, v->enc.head.conv.cout,
+        v->conv1.cout, 2 * v->z_dim);
+    goto fail;
+  }
+  v->has_encoder = TRUE;
+  return TRUE;
+fail:
+  /* tensors already loaded stay in v->weights until the VAE is freed */
+  coder_clear(&v->enc);
+  memset(&v->enc, 0, sizeof(v->enc));
+  memset(&v->conv1, 0, sizeof(v->conv1));
+  return FALSE;
 }
 
 int

@@ -39,6 +39,10 @@ typedef void (*OviWanVaeDebugFunc)(const char *name, int chunk,
 OviWanVae *ovi_wan_vae_new(OviWeightFile *wf, OviBackend *be,
                            gboolean need_encoder, GError **error);
 void ovi_wan_vae_free(OviWanVae *vae);
+/* Loads `encoder.*` and `conv1.*` when the VAE was made without them (a
+ * decoder-only element never pays for the encoder). */
+gboolean ovi_wan_vae_load_encoder(OviWanVae *vae, OviWeightFile *wf,
+                                  GError **error);
 
 int ovi_wan_vae_z_dim(const OviWanVae *vae);
 /* the official 48-entry latent statistics (Wan2_2_VAE.scale) */
