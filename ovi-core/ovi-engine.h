@@ -73,6 +73,20 @@ void ovi_text_encoder_free (OviTextEncoder *enc);
 gboolean ovi_text_encoder_encode (OviTextEncoder *enc, const char *prompt,
     const char *video_negative, const char *audio_negative,
     OviTensor *out[3], GCancellable *cancellable, GError **error);
+/* As ovi_text_encoder_new from the two files: the umT5 weights (.pth or
+ * safetensors, official names) and the SentencePiece model; text_len is
+ * the token count (512); audcap_syntax as in OviModelPaths. */
+OviTextEncoder *ovi_text_encoder_new_from_files (const char *t5_path,
+    const char *spiece_path, int text_len, gboolean audcap_syntax,
+    OviBackend *backend, GError **error);
+/* width of the embeddings (4096 for umT5-XXL) */
+int ovi_text_encoder_get_dim (const OviTextEncoder *enc);
+int ovi_text_encoder_get_text_len (const OviTextEncoder *enc);
+/* The official cleaning and tokenisation of one text (no caption-syntax
+ * rewrite): ids and mask of text_len entries (either may be NULL). Returns
+ * the real token count (EOS included) or -1 with `error` set. */
+int ovi_text_encoder_tokenize (OviTextEncoder *enc, const char *text,
+    int64_t *ids, int64_t *mask, GError **error);
 
 /* ---- stage 2: denoise ---- */
 
