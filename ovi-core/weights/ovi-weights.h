@@ -7,10 +7,25 @@
  *    allow-list unpickler that builds only tensors, dicts, lists, tuples and
  *    scalars and executes nothing from the file.
  *
- * Tensors handed out are host tensors pointing into the mapping (zero copy);
- * they keep the mapping alive by reference. Nested dicts in a .pth are
- * flattened with '.', so best_netG.pt's {'generator': sd} gives
- * "generator.conv_pre.weight"; a prefix can be stripped at open time.
+ * Tensors handed out are host tensors pointing into the mapping (zero copy,
+ * read-only); they keep the mapping alive by reference, so they may outlive
+ * the OviWeightFile. A .pth tensor is a strided view of its storage exactly
+ * as torch had it (shared storages, storage offsets, transposed views: no
+ * copy), so do not assume contiguity: check ovi_tensor_is_contiguous or use
+ * ovi_tensor_to_f32. Only data that is misaligned in the file is copied.
+ * Nested dicts in a .pth are flattened with '.', list/tuple items by index
+ * ({'generator': sd} gives "generator.conv_pre.weight", [a, b] under "l"
+ * gives "l.0", "l.1"); non-tensor values (ints, strings, _metadata) are
+ * ignored; a prefix can be stripped at open time.
+ *
+ * Errors: OVI_ERROR_IO (cannot open/map), OVI_ERROR_FORMAT (truncated or
+ * corrupt file, bad header, compressed zip entry, legacy pre-1.6 torch
+ * format), OVI_ERROR_UNSAFE (the pickle names a global outside the
+ * allow-list: collections.OrderedDict, torch._utils._rebuild_tensor_v2,
+ * _rebuild_parameter(_with_state), torch.<Float|Half|BFloat16|Double|Long|
+ * Int|Byte|Char|Bool|Float8_e4m3fn>Storage), OVI_ERROR_MISSING_TENSOR,
+ * OVI_ERROR_SHAPE. Every message starts with "FILE: ".
+ * An OviWeightFile is immutable after open: any thread may read it.
  */
 #pragma once
 
@@ -39,7 +54,7 @@ void ovi_weight_file_free(OviWeightFile *wf);
 const char *ovi_weight_file_path(const OviWeightFile *wf);
 
 guint ovi_weight_file_n_tensors(const OviWeightFile *wf);
-/* names in file order (safetensors: header order, sorted; pth: pickle order) */
+/* names in file order (safetensors: sorted by name; pth: pickle order) */
 const char *ovi_weight_file_name(const OviWeightFile *wf, guint index);
 gboolean ovi_weight_file_contains(const OviWeightFile *wf, const char *name);
 
@@ -58,8 +73,12 @@ const char *ovi_weight_file_metadata(const OviWeightFile *wf, const char *key);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviWeightFile, ovi_weight_file_free)
 
-/* Writers (tiny model, tests). Tensors are written contiguous, in the order
- * given; any host dtype. */
+/* Writers (tiny model, tests). Tensors are written contiguous (strided
+ * sources are gathered), any host dtype; a tensor's `scale` is not written.
+ * safetensors: header in the order given, data ordered by element size so
+ * everything is aligned, header padded with spaces to a multiple of 8.
+ * pth: one storage per tensor, 64-byte aligned STORED zip entries, zip64
+ * past 4 GiB; F8_E4M3 needs torch >= 2.1 to load. */
 typedef struct {
   const char *name;
   const OviTensor *tensor;
