@@ -466,6 +466,32 @@ test_constants(void)
   remove_tree(dir);
 }
 
+/* bad configurations and unwritable folders are errors, not aborts */
+static void
+test_errors(void)
+{
+  g_autoptr(GError) error = NULL;
+  OviTinyConfig cfg;
+  g_autofree char *dir = make_dir();
+
+  ovi_tiny_config_init(&cfg);
+  cfg.dit_heads = 3; /* 64 is not a multiple of 3 */
+  g_assert_false(ovi_tiny_write_config(dir, &cfg, 1, &error));
+  g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_clear_error(&error);
+  ovi_tiny_config_init(&cfg);
+  cfg.vocoder_initial_channel = 48; /* six halvings need a multiple of 64 */
+  g_assert_false(ovi_tiny_write_config(dir, &cfg, 1, &error));
+  g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_clear_error(&error);
+  g_assert_false(ovi_tiny_is_current(dir, NULL));
+
+  g_assert_false(ovi_tiny_write("/proc/ovi-tiny-cannot-exist", 1, &error));
+  g_assert_error(error, OVI_ERROR, OVI_ERROR_IO);
+  g_assert_nonnull(strstr(error->message, "/proc/ovi-tiny-cannot-exist"));
+  remove_tree(dir);
+}
+
 /* ---- the default folder ---- */
 
 static gpointer
@@ -574,6 +600,7 @@ main(int argc, char **argv)
   g_test_add_func("/tiny/deterministic", test_deterministic);
   g_test_add_func("/tiny/files-read-back", test_files_read_back);
   g_test_add_func("/tiny/constants", test_constants);
+  g_test_add_func("/tiny/errors", test_errors);
   g_test_add_func("/tiny/default-folder", test_default_folder);
   return g_test_run();
 }
