@@ -196,10 +196,46 @@ ovi_weight_file_name(const OviWeightFile *wf, guint index)
   return ((OviWeightEntry *) g_ptr_array_index(wf->entries, index))->name;
 }
 
+/* Weight-norm names: torch >= 2.1 calls g and v
+ * "X.parametrizations.weight.original0/1", older checkpoints (BigVGAN's
+ * best_netG.pt) "X.weight_g/_v"; torch maps one onto the other at load time,
+ * and so does this lookup, both ways. */
+static const struct {
+  const char *modern, *legacy;
+} weight_norm_aliases[] = {
+  { ".parametrizations.weight.original0", ".weight_g" },
+  { ".parametrizations.weight.original1", ".weight_v" },
+};
+
+static OviWeightEntry *
+lookup_entry(const OviWeightFile *wf, const char *name)
+{
+  OviWeightEntry *e = g_hash_table_lookup(wf->by_name, name);
+
+  if (e != NULL)
+    return e;
+  for (gsize i = 0; i < G_N_ELEMENTS(weight_norm_aliases); i++) {
+    const char *from[2]
+        = { weight_norm_aliases[i].modern, weight_norm_aliases[i].legacy };
+    const char *to[2]
+        = { weight_norm_aliases[i].legacy, weight_norm_aliases[i].modern };
+
+    for (int k = 0; k < 2; k++) {
+      if (g_str_has_suffix(name, from[k])) {
+        g_autofree char *base = g_strndup(name, strlen(name) - strlen(from[k]));
+        g_autofree char *alt = g_strconcat(base, to[k], NULL);
+
+        return g_hash_table_lookup(wf->by_name, alt);
+      }
+    }
+  }
+  return NULL;
+}
+
 gboolean
 ovi_weight_file_contains(const OviWeightFile *wf, const char *name)
 {
-  return g_hash_table_contains(wf->by_name, name);
+  return lookup_entry(wf, name) != NULL;
 }
 
 const char *
@@ -213,7 +249,7 @@ ovi_weight_file_metadata(const OviWeightFile *wf, const char *key)
 OviTensor *
 ovi_weight_file_get(OviWeightFile *wf, const char *name, GError **error)
 {
-  OviWeightEntry *e = g_hash_table_lookup(wf->by_name, name);
+  OviWeightEntry *e = lookup_entry(wf, name);
   OviTensor *t;
 
   if (e == NULL) {
@@ -247,7 +283,7 @@ OviTensor *
 ovi_weight_file_get_shaped(OviWeightFile *wf, const char *name, int ndim,
                            const int64_t *shape, GError **error)
 {
-  OviWeightEntry *e = g_hash_table_lookup(wf->by_name, name);
+  OviWeightEntry *e = lookup_entry(wf, name);
 
   if (e == NULL) {
     g_set_error(error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR,

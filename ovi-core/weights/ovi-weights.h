@@ -59,7 +59,9 @@ const char *ovi_weight_file_name(const OviWeightFile *wf, guint index);
 gboolean ovi_weight_file_contains(const OviWeightFile *wf, const char *name);
 
 /* The tensor called `name`, or NULL with OVI_ERROR_MISSING_TENSOR naming the
- * file and the tensor. */
+ * file and the tensor. Weight-norm names are matched as torch does at load
+ * time: "X.parametrizations.weight.original0"/"original1" finds a legacy
+ * "X.weight_g"/"X.weight_v" and the other way round (also for _contains). */
 OviTensor *ovi_weight_file_get(OviWeightFile *wf, const char *name,
                                GError **error);
 /* As ovi_weight_file_get, and the shape must be exactly `shape` (an entry

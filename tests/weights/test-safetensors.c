@@ -215,6 +215,32 @@ test_lookup_errors(void)
   g_assert_false(ovi_weight_file_contains(pf, "net.w"));
   g_assert_false(ovi_weight_file_contains(pf, "other.w"));
 
+  /* weight-norm names match across the torch 2.1 renaming, both ways */
+  {
+    g_autofree char *wn = g_build_filename(tmpdir, "wn.safetensors", NULL);
+    OviNamedTensor wnt[] = { { "ups.0.weight_g", t },
+                             { "ups.0.weight_v", t },
+                             { "conv.parametrizations.weight.original0", t } };
+    g_autoptr(OviWeightFile) wf2 = NULL;
+    OviTensor *a;
+
+    g_assert_true(ovi_safetensors_write(wn, wnt, 3, NULL, &error));
+    wf2 = ovi_weight_file_open(wn, NULL, &error);
+    g_assert_no_error(error);
+    g_assert_true(ovi_weight_file_contains(
+        wf2, "ups.0.parametrizations.weight.original0"));
+    a = ovi_weight_file_get(wf2, "ups.0.parametrizations.weight.original1",
+                            &error);
+    g_assert_no_error(error);
+    ovi_tensor_unref(a);
+    a = ovi_weight_file_get(wf2, "conv.weight_g", &error);
+    g_assert_no_error(error);
+    ovi_tensor_unref(a);
+    g_assert_false(ovi_weight_file_contains(wf2, "conv.weight_v"));
+    g_assert_false(ovi_weight_file_contains(wf2, "ups.1.weight_g"));
+    g_unlink(wn);
+  }
+
   /* nonexistent path, directory */
   g_assert_null(
       ovi_weight_file_open("/nonexistent/x.safetensors", NULL, &error));
