@@ -187,6 +187,13 @@ put(PK, "evil-os-system.pkl",
     b"\x80\x02cos\nsystem\nX\x05\x00\x00\x00touch\x85R.")
 put(PK, "evil-stack-global.pkl",
     b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93.")
+import pickle
+scalars = {"f": [1.5, -0.0, float("inf")], "big": [2**70, -2**70, 2**63 - 1],
+           "small": [-3, 255, 65535, -70000], "b": b"xy" * 40,
+           "t": (1, 2, 3, 4), "n": None, "bools": (True, False),
+           "s": "\u00e9" * 300, "d": {1: [], 2: ()}}
+for proto in (2, 4, 5):
+    put(PK, f"scalars-p{proto}.pkl", pickle.dumps(scalars, protocol=proto))
 put(PK, "cycle.pkl", b"\x80\x02]q\x00h\x00a.")
 put(PK, "deep.pkl", b"\x80\x02" + b"]" * 100 + b"a" * 99 + b".")
 print("corpus written to", OUT)
