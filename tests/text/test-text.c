@@ -153,7 +153,6 @@ test_spm_train_parity(void)
     g_assert_true(g_shell_parse_argv(cmd, NULL, &argv, &error));
     run_or_fail((const char *const *) argv, dir);
     guint total = 0, same = compare_model(model, strings, dir, &total);
-    g_test_message("%s: %u/%u strings identical", configs[c].name, same, total);
     g_print("# spm_train %-28s %u/%u identical\n", configs[c].name, same,
             total);
     g_assert_cmpuint(total, ==, 400);
