@@ -79,10 +79,10 @@ test_matmul(void)
       ovi_op_matmul(be1, out1, xin, w, with_bias ? b : NULL, act);
       assert_ok(be2);
       assert_ok(be1);
-      CHECK_REL(out, ref, 1e-6,
-                "matmul M=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT
-                " N=%" G_GINT64_FORMAT " w %s act %d strided %d",
-                M, K, N, ovi_dtype_name(weight_dtypes[d]), act, strided);
+      CHECK_REL_FLOOR(out, ref, 0.1, 1e-6,
+                      "matmul M=%" G_GINT64_FORMAT " K=%" G_GINT64_FORMAT
+                      " N=%" G_GINT64_FORMAT " w %s act %d strided %d",
+                      M, K, N, ovi_dtype_name(weight_dtypes[d]), act, strided);
       g_assert_true(same_bits(out, out1));
     }
   }
@@ -449,7 +449,11 @@ test_elementwise(void)
         ref[i] = 0.75 * ref_act(ad[i], (OviActivation) act);
       ovi_op_unary(be2, out, a, (OviActivation) act, 0.75f);
       assert_ok(be2);
-      CHECK_REL(out, ref, 1e-6, "unary act %d", act);
+      /* transcendental activations: the fp32 argument itself carries
+       * ~|x| ulp of error that the function magnifies (GELU at x = -4) */
+      CHECK_REL(out, ref,
+                act == OVI_ACT_NONE || act == OVI_ACT_RELU ? 1e-7 : 3e-6,
+                "unary act %d", act);
     }
     for (int which = 0; which < 3; which++) {
       const OviTensor *b = which == 0 ? bfull : which == 1 ? brow : blast;
@@ -481,13 +485,13 @@ test_elementwise(void)
       }
       ovi_op_axpby(be2, out, 1.5f, a, -0.25f, b);
       assert_ok(be2);
-      CHECK_REL(out, ref, 1e-7, "axpby bcast %d", which);
+      CHECK_REL_FLOOR(out, ref, 1.0, 5e-7, "axpby bcast %d", which);
     }
     for (int64_t i = 0; i < n; i++)
       ref[i] = 2 * ad[i] + 3;
     ovi_op_axpby(be2, out, 2.0f, a, 3.0f, NULL);
     assert_ok(be2);
-    CHECK_REL(out, ref, 1e-7, "axpby scalar");
+    CHECK_REL_FLOOR(out, ref, 1.0, 5e-7, "axpby scalar");
     for (int64_t i = 0; i < n; i++)
       ref[i] = CLAMP(ad[i], -1.0, 0.5);
     ovi_op_clamp(be2, out, a, -1.0f, 0.5f);

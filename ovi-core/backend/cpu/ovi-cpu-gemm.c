@@ -29,11 +29,15 @@ ovi_cpu_activate(float x, OviActivation act)
 {
   switch (act) {
     case OVI_ACT_GELU_TANH:
-      return 0.5f * x
-             * (1.0f
-                + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+      /* 0.5 x (1 + tanh u) written as x / (1 + exp (-2u)): the same
+       * function without the cancellation of 1 + tanh u for x < 0 */
+      return x
+             / (1.0f
+                + expf(-2.0f * 0.7978845608028654f
+                       * (x + 0.044715f * x * x * x)));
     case OVI_ACT_GELU_ERF:
-      return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+      /* 0.5 x (1 + erf (x / sqrt 2)) = 0.5 x erfc (-x / sqrt 2) */
+      return 0.5f * x * erfcf(-x * 0.7071067811865476f);
     case OVI_ACT_SILU:
       return x / (1.0f + expf(-x));
     case OVI_ACT_TANH:
@@ -408,38 +412,35 @@ ovi_cpu_gemm_f32_kn_acc(int64_t M, int64_t N, int64_t K, const float *A,
 }
 
 /* *acc += x[k:k+8] * w[k:k+8] over k < k8 (a multiple of 8) */
-#define DOT_BODY                                                            \
-  {                                                                         \
-    v8f p;                                                                  \
-    memcpy (&p, acc, sizeof (p));                                           \
-    for (int64_t k = 0; k < k8; k += 8) {                                   \
-      v8f xv, wv;                                                           \
-      memcpy (&xv, x + k, sizeof (xv));                                     \
-      memcpy (&wv, w + k, sizeof (wv));                                     \
-      p += xv * wv;                                                         \
-    }                                                                       \
-    memcpy (acc, &p, sizeof (p));                                           \
+#define DOT_BODY                                                               \
+  {                                                                            \
+    v8f p;                                                                     \
+    memcpy(&p, acc, sizeof(p));                                                \
+    for (int64_t k = 0; k < k8; k += 8) {                                      \
+      v8f xv, wv;                                                              \
+      memcpy(&xv, x + k, sizeof(xv));                                          \
+      memcpy(&wv, w + k, sizeof(wv));                                          \
+      p += xv * wv;                                                            \
+    }                                                                          \
+    memcpy(acc, &p, sizeof(p));                                                \
   }
 
-typedef void (*DotKernel) (int64_t k8, const float *x, const float *w,
-    v8f *acc);
+typedef void (*DotKernel)(int64_t k8, const float *x, const float *w, v8f *acc);
 
 static void
-dot_generic (int64_t k8, const float *x, const float *w, v8f *acc)
-DOT_BODY
+dot_generic(int64_t k8, const float *x, const float *w, v8f *acc) DOT_BODY
 
 #ifdef OVI_HAVE_X86_KERNELS
-__attribute__ ((target ("avx2,fma")))
-static void
-dot_avx2 (int64_t k8, const float *x, const float *w, v8f *acc)
-DOT_BODY
+    __attribute__((target("avx2,fma"))) static void dot_avx2(int64_t k8,
+                                                             const float *x,
+                                                             const float *w,
+                                                             v8f *acc) DOT_BODY
 #endif
 
-static DotKernel
-pick_dot (void)
+    static DotKernel pick_dot(void)
 {
 #ifdef OVI_HAVE_X86_KERNELS
-  if (pick_kernel () != micro_kernel_generic)
+  if (pick_kernel() != micro_kernel_generic)
     return dot_avx2;
 #endif
   return dot_generic;
@@ -473,28 +474,31 @@ gemv_range(gpointer data, int64_t start, int64_t end, int tid)
                           "ovi_op_matmul: out of memory for scratch");
     return;
   }
-  DotKernel dot = pick_dot ();
+  DotKernel dot = pick_dot();
 
   for (int64_t n = start; n < end; n++) {
-    v8f part[4] = { { 0 }, { 0 }, { 0 }, { 0 } };
-    float tail[4] = { 0, 0, 0, 0 };
+    double total[4] = { 0, 0, 0, 0 };
 
+    /* 8 lanes of fp32 partial sums per K-block of 256, block sums in
+     * double */
     for (int64_t k0 = 0; k0 < j->K; k0 += KB) {
       int64_t kb = MIN(KB, j->K - k0), k8 = kb / 8 * 8;
       ovi_cpu_load_f32(wrow, (const char *) j->b + (n * j->ldb + k0) * esize,
                        j->b_dtype, kb, 1);
       for (int64_t m = 0; m < j->M; m++) {
         const float *x = j->A + m * j->lda + k0;
-        dot (k8, x, wrow, &part[m]);
+        v8f part = { 0 };
+        float p[8], tail = 0.0f;
+        dot(k8, x, wrow, &part);
         for (int64_t k = k8; k < kb; k++)
-          tail[m] += x[k] * wrow[k];
+          tail += x[k] * wrow[k];
+        memcpy(p, &part, sizeof(p));
+        total[m] += ((double) p[0] + p[4]) + ((double) p[1] + p[5])
+                    + ((double) p[2] + p[6]) + ((double) p[3] + p[7]) + tail;
       }
     }
     for (int64_t m = 0; m < j->M; m++) {
-      float p[8];
-      memcpy(p, &part[m], sizeof(p));
-      float v = ((p[0] + p[4]) + (p[1] + p[5]))
-                + ((p[2] + p[6]) + (p[3] + p[7])) + tail[m];
+      float v = (float) total[m];
       if (j->b_scale)
         v *= j->b_scale[n];
       if (j->bias)
