@@ -43,7 +43,7 @@ corrector(OviScheduler *s, OviTensor *x, GError **error)
   double h = lambda_of(st) - lambda_of(ss0), hh = -h;
   double phi1 = expm1(hh), B = expm1(hh);
   const OviTensor *t[4] = { s->last_sample, s->m[0], s->m_new, s->m[1] };
-  double c[4];
+  double c[4] = { 0 };
 
   c[0] = st / ss0;
   if (s->this_order == 1) {
