@@ -16,6 +16,18 @@
  *    the backend's sticky error and reported by ovi_backend_sync().
  *  - "Rows" of a tensor: all dims but the last flattened, the last dim is
  *    the row. Matmul, norms, softmax and modulate work on rows.
+ *  - The wrappers check ranks, shapes, dtypes and devices; a mismatch is
+ *    recorded as the sticky error (OVI_ERROR_SHAPE / _INVALID_ARGUMENT,
+ *    naming the op and the shapes) and the op is skipped. While an error is
+ *    pending every op is skipped; ovi_backend_sync() reports and clears it.
+ *  - Operands that "broadcast" follow numpy rules against the output:
+ *    right-aligned, each dim equal or 1 (or any dim with stride 0).
+ *  - Activations (ovi_cpu_activate on the CPU backend):
+ *    GELU_TANH 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))),
+ *    GELU_ERF 0.5x(1 + erf(x/sqrt2)), SILU x/(1 + exp(-x)).
+ *  - The CPU backend: act_dtype F32, fp32 accumulation in a fixed order
+ *    (results do not depend on n_threads), statistics in double. Its thread
+ *    count is the constructor's, or $OVI_NUM_THREADS, or all cores.
  */
 #pragma once
 
@@ -62,7 +74,11 @@ struct _OviBackendOps {
 
   /* memory */
   OviStorage *(*new_storage) (OviBackend *be, gsize size, GError **error);
-  /* any device/dtype to any device/dtype, strided src allowed, contiguous dst */
+  /* any device/dtype to any device/dtype, strided src allowed, contiguous dst
+   * of the same shape. Values are converted (src scale applied, dst scale
+   * divided out; I8 rounds to nearest and saturates; F8 saturates at 448),
+   * except that equal dtypes with scales on both or neither side copy the
+   * raw elements. */
   void (*copy) (OviBackend *be, OviTensor *dst, const OviTensor *src);
   void (*fill) (OviBackend *be, OviTensor *dst, float value);
   gboolean (*sync) (OviBackend *be, GError **error);
@@ -75,12 +91,14 @@ struct _OviBackendOps {
   /* out[B,Lq,H,Dv] = softmax(scale * q.k^T + bias, keys >= kv_lens[b] dropped) . v
    * q[B,Lq,H,D] k[B,Lk,H,D] v[B,Lk,H,Dv]; bias [B|1, H|1, Lq, Lk] additive or
    * NULL; kv_lens host array of B lengths or NULL (all keys). Never
-   * materialises more than one block of scores on a GPU backend. */
+   * materialises more than one block of scores. q, k, v may have strided
+   * dims (e.g. views of a fused qkv tensor) but a contiguous last dim.
+   * A query whose keys are all dropped (or all -inf) gets 0. */
   void (*attention) (OviBackend *be, OviTensor *out, const OviTensor *q,
       const OviTensor *k, const OviTensor *v, const OviTensor *bias,
       const int64_t *kv_lens, float scale);
 
-  /* softmax over the last dim */
+  /* softmax over the last dim (a row of all -inf gives 0) */
   void (*softmax) (OviBackend *be, OviTensor *out, const OviTensor *x);
 
   /* over the last dim: x * rsqrt(mean(x^2) + eps) * weight (weight may be NULL) */
@@ -89,7 +107,8 @@ struct _OviBackendOps {
   /* over the last dim: (x - mean) * rsqrt(var + eps) * weight + bias (both nullable) */
   void (*layer_norm) (OviBackend *be, OviTensor *out, const OviTensor *x,
       const OviTensor *weight, const OviTensor *bias, float eps);
-  /* x[C,N] channel-first, normalised over C for each of the N positions */
+  /* x[C, ...] channel-first (e.g. [C,T,H,W]), normalised over C for each
+   * of the N = numel/C positions; gamma has C elements */
   void (*channel_norm) (OviBackend *be, OviTensor *out, const OviTensor *x,
       const OviTensor *gamma, OviChannelNorm kind);
 
@@ -124,7 +143,8 @@ struct _OviBackendOps {
   /* mean over the last dim: out has the shape of x without it */
   void (*mean_last) (OviBackend *be, OviTensor *out, const OviTensor *x);
 
-  /* out[Cout,To] from x[Cin,T], w[Cout,Cin/groups,K], zero padding */
+  /* out[Cout,To] from x[Cin,T], w[Cout,Cin/groups,K], zero padding
+   * (x may also be [B,Cin,T], out then [B,Cout,To]) */
   void (*conv1d) (OviBackend *be, OviTensor *out, const OviTensor *x,
       const OviTensor *w, const OviTensor *bias, int stride, int pad_left,
       int pad_right, int dilation, int groups);
@@ -232,7 +252,9 @@ void ovi_op_embedding (OviBackend *be, OviTensor *out, const OviTensor *table,
 
 /* Composite ops written once on top of the table (views + copy). */
 /* x[C,T,H,W] -> [C*r*r, T, H/r, W/r] with channel index c*r*r + j*r + i
- * (i: row sub-offset, j: column sub-offset), as the Wan VAE patchify */
+ * (i: row sub-offset, j: column sub-offset), as the Wan2.2 VAE patchify
+ * rearrange "c f (h q) (w r) -> (c r q) f h w" (channel c*4 + r*2 + q).
+ * x may also be [C,H,W]. */
 void ovi_op_pixel_unshuffle (OviBackend *be, OviTensor *out,
     const OviTensor *x, int r);
 /* the inverse of ovi_op_pixel_unshuffle */
