@@ -2,6 +2,7 @@
  * Behaviour written from ftfy 6.3.1's documented fixes and Python's html
  * module; no code taken from them. */
 #include "ovi-text-clean.h"
+#include "ovi-html-entities.h"
 
 #include <string.h>
 
@@ -281,97 +282,26 @@ ovi_text_ftfy(const char *text)
 
 /* ---- html ---- */
 
-static const char *const latin1_names[96] = {
-  "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar",
-  "sect",   "uml",    "copy",   "ordf",   "laquo",  "not",    "shy",
-  "reg",    "macr",   "deg",    "plusmn", "sup2",   "sup3",   "acute",
-  "micro",  "para",   "middot", "cedil",  "sup1",   "ordm",   "raquo",
-  "frac14", "frac12", "frac34", "iquest", "Agrave", "Aacute", "Acirc",
-  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil", "Egrave", "Eacute",
-  "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",   "ETH",
-  "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
-  "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",
-  "szlig",  "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",
-  "aelig",  "ccedil", "egrave", "eacute", "ecirc",  "euml",   "igrave",
-  "iacute", "icirc",  "iuml",   "eth",    "ntilde", "ograve", "oacute",
-  "ocirc",  "otilde", "ouml",   "divide", "oslash", "ugrave", "uacute",
-  "ucirc",  "uuml",   "yacute", "thorn",  "yuml",
-};
-
-/* entities that need the semicolon (a common subset of HTML5's) */
-static const struct {
-  const char *name;
-  gunichar c;
-} named[] = {
-  { "apos", 0x27 },     { "OElig", 0x152 },   { "oelig", 0x153 },
-  { "Scaron", 0x160 },  { "scaron", 0x161 },  { "Yuml", 0x178 },
-  { "fnof", 0x192 },    { "circ", 0x2C6 },    { "tilde", 0x2DC },
-  { "Alpha", 0x391 },   { "Beta", 0x392 },    { "Gamma", 0x393 },
-  { "Delta", 0x394 },   { "Omega", 0x3A9 },   { "alpha", 0x3B1 },
-  { "beta", 0x3B2 },    { "gamma", 0x3B3 },   { "delta", 0x3B4 },
-  { "epsilon", 0x3B5 }, { "lambda", 0x3BB },  { "mu", 0x3BC },
-  { "pi", 0x3C0 },      { "sigma", 0x3C3 },   { "omega", 0x3C9 },
-  { "ensp", 0x2002 },   { "emsp", 0x2003 },   { "thinsp", 0x2009 },
-  { "zwnj", 0x200C },   { "zwj", 0x200D },    { "lrm", 0x200E },
-  { "rlm", 0x200F },    { "ndash", 0x2013 },  { "mdash", 0x2014 },
-  { "lsquo", 0x2018 },  { "rsquo", 0x2019 },  { "sbquo", 0x201A },
-  { "ldquo", 0x201C },  { "rdquo", 0x201D },  { "bdquo", 0x201E },
-  { "dagger", 0x2020 }, { "Dagger", 0x2021 }, { "bull", 0x2022 },
-  { "hellip", 0x2026 }, { "permil", 0x2030 }, { "prime", 0x2032 },
-  { "Prime", 0x2033 },  { "lsaquo", 0x2039 }, { "rsaquo", 0x203A },
-  { "oline", 0x203E },  { "euro", 0x20AC },   { "trade", 0x2122 },
-  { "larr", 0x2190 },   { "uarr", 0x2191 },   { "rarr", 0x2192 },
-  { "darr", 0x2193 },   { "harr", 0x2194 },   { "minus", 0x2212 },
-  { "infin", 0x221E },  { "ne", 0x2260 },     { "le", 0x2264 },
-  { "ge", 0x2265 },     { "star", 0x2606 },   { "starf", 0x2605 },
-  { "hearts", 0x2665 }, { "check", 0x2713 },  { "checkmark", 0x2713 },
-  { "Tab", 0x09 },      { "NewLine", 0x0A },  { "period", 0x2E },
-  { "comma", 0x2C },    { "colon", 0x3A },    { "semi", 0x3B },
-  { "excl", 0x21 },     { "quest", 0x3F },    { "num", 0x23 },
-  { "dollar", 0x24 },   { "percnt", 0x25 },   { "lpar", 0x28 },
-  { "rpar", 0x29 },     { "ast", 0x2A },      { "plus", 0x2B },
-  { "sol", 0x2F },      { "equals", 0x3D },   { "commat", 0x40 },
-  { "lsqb", 0x5B },     { "rsqb", 0x5D },     { "bsol", 0x5C },
-  { "lowbar", 0x5F },   { "grave", 0x60 },    { "lcub", 0x7B },
-  { "rcub", 0x7D },     { "verbar", 0x7C },   { "Hat", 0x5E },
-};
-
-/* names HTML5 also accepts without ';' (the legacy ones) */
-static gboolean
-legacy_entity(const char *name, gsize n, gunichar *c)
+static const char *
+entity_lookup(const OviHtmlEntity *table, unsigned n, const char *name,
+              gsize len)
 {
-  static const struct {
-    const char *name;
-    gunichar c;
-  } extra[] = {
-    { "amp", '&' },   { "lt", '<' },   { "gt", '>' }, { "quot", '"' },
-    { "AMP", '&' },   { "LT", '<' },   { "GT", '>' }, { "QUOT", '"' },
-    { "COPY", 0xA9 }, { "REG", 0xAE },
-  };
-  for (gsize i = 0; i < G_N_ELEMENTS(extra); i++)
-    if (strlen(extra[i].name) == n && memcmp(extra[i].name, name, n) == 0) {
-      *c = extra[i].c;
-      return TRUE;
-    }
-  for (int i = 0; i < 96; i++)
-    if (strlen(latin1_names[i]) == n && memcmp(latin1_names[i], name, n) == 0) {
-      *c = 0xA0 + (gunichar) i;
-      return TRUE;
-    }
-  return FALSE;
-}
-
-static gboolean
-semicolon_entity(const char *name, gsize n, gunichar *c)
-{
-  if (legacy_entity(name, n, c))
-    return TRUE;
-  for (gsize i = 0; i < G_N_ELEMENTS(named); i++)
-    if (strlen(named[i].name) == n && memcmp(named[i].name, name, n) == 0) {
-      *c = named[i].c;
-      return TRUE;
-    }
-  return FALSE;
+  unsigned lo = 0, hi = n;
+  while (lo < hi) {
+    unsigned m = (lo + hi) / 2;
+    const char *e = table[m].name;
+    gsize el = strlen(e);
+    int c = memcmp(e, name, MIN(el, len));
+    if (c == 0)
+      c = el < len ? -1 : el > len;
+    if (c == 0)
+      return table[m].value;
+    if (c < 0)
+      lo = m + 1;
+    else
+      hi = m;
+  }
+  return NULL;
 }
 
 /* Python's html._replace_charref for a number; appends 0 or 1 char */
@@ -402,73 +332,139 @@ is_name_char(gunichar c)
            || c == '&' || c == '#' || c == ';');
 }
 
-/* ftfy_style: only "&#?[0-9A-Za-z]{1,24};" forms (ftfy's unescape_html);
- * otherwise Python's html.unescape. */
+static gboolean
+is_ascii_alnum(gunichar c)
+{
+  return c < 0x80 && g_ascii_isalnum((char) c);
+}
+
+/* Python's html.unescape of one reference starting at in[i] == '&';
+ * returns the index after what it consumed (i + 1 when nothing matched, the
+ * '&' then being copied) */
+static guint
+python_reference(UStr *out, const UStr *in, guint i)
+{
+  guint j = i + 1;
+  gunichar amp = '&';
+
+  if (j < in->len && AT(in, j) == '#') {
+    gboolean hex
+        = j + 1 < in->len && (AT(in, j + 1) == 'x' || AT(in, j + 1) == 'X');
+    guint k = j + 1 + (hex ? 1 : 0), d0 = k;
+    guint64 num = 0;
+    while (k < in->len
+           && (hex ? (AT(in, k) < 0x80 && g_ascii_isxdigit((char) AT(in, k)))
+                   : (AT(in, k) >= '0' && AT(in, k) <= '9'))) {
+      if (num <= 0x10FFFFFF)
+        num = num * (hex ? 16 : 10)
+              + (guint64) g_ascii_xdigit_value((char) AT(in, k));
+      k++;
+    }
+    if (k == d0) {
+      g_array_append_val(out, amp);
+      return i + 1;
+    }
+    append_charref(out, num);
+    return k < in->len && AT(in, k) == ';' ? k + 1 : k;
+  }
+  /* [^\t\n\f <&#;]{1,32};? */
+  guint k = j;
+  while (k < in->len && k - j < 32 && is_name_char(AT(in, k)))
+    k++;
+  if (k == j) {
+    g_array_append_val(out, amp);
+    return i + 1;
+  }
+  gboolean semi = k < in->len && AT(in, k) == ';';
+  guint end = k + (semi ? 1 : 0);
+  glong nchars = (glong) (end - j);
+  g_autofree char *s = g_ucs4_to_utf8(&AT(in, j), nchars, NULL, NULL, NULL);
+  if (s == NULL) {
+    g_array_append_val(out, amp);
+    return i + 1;
+  }
+  const char *v
+      = entity_lookup(ovi_html5_entities, ovi_html5_n_entities, s, strlen(s));
+  if (v) {
+    append_utf8(out, v);
+    return end;
+  }
+  /* the longest prefix (2 or more characters) that is a reference */
+  for (glong x = nchars - 1; x >= 2; x--) {
+    const char *cut = g_utf8_offset_to_pointer(s, x);
+    v = entity_lookup(ovi_html5_entities, ovi_html5_n_entities, s,
+                      (gsize) (cut - s));
+    if (v) {
+      append_utf8(out, v);
+      append_utf8(out, cut);
+      return end;
+    }
+  }
+  g_array_append_val(out, amp);
+  return i + 1;
+}
+
+/* ftfy's unescape_html: "&#?[0-9A-Za-z]{1,24};" forms only */
+static guint
+ftfy_reference(UStr *out, const UStr *in, guint i)
+{
+  guint j = i + 1;
+  gunichar amp = '&';
+  gboolean num = j < in->len && AT(in, j) == '#';
+  guint k = j + (num ? 1 : 0), a0 = k;
+
+  while (k < in->len && is_ascii_alnum(AT(in, k)))
+    k++;
+  if (k == a0 || k - a0 > 24 || k >= in->len || AT(in, k) != ';') {
+    g_array_append_val(out, amp);
+    return i + 1;
+  }
+  if (!num) {
+    char name[32];
+    gsize n = 0;
+    for (guint t = j; t <= k; t++)
+      name[n++] = (char) AT(in, t);
+    const char *v
+        = entity_lookup(ovi_html5_entities, ovi_html5_n_entities, name, n);
+    if (v == NULL)
+      v = entity_lookup(ovi_ftfy_upper_entities, ovi_ftfy_n_upper_entities,
+                        name, n);
+    if (v == NULL) {
+      g_array_append_val(out, amp);
+      return i + 1;
+    }
+    append_utf8(out, v);
+    return k + 1;
+  }
+  /* numeric: Python's unescape of the match, kept only if it used the ';' */
+  UStr *m = g_array_sized_new(FALSE, FALSE, sizeof(gunichar), k + 1 - i);
+  UStr *u = g_array_new(FALSE, FALSE, sizeof(gunichar));
+  g_array_append_vals(m, &AT(in, i), k + 1 - i);
+  for (guint t = 0; t < m->len;)
+    t = AT(m, t) == '&' ? python_reference(u, m, t)
+                        : (g_array_append_val(u, AT(m, t)), t + 1);
+  gboolean has_semi = FALSE;
+  for (guint t = 0; t < u->len; t++)
+    has_semi |= AT(u, t) == ';';
+  g_array_append_vals(out, has_semi ? m->data : u->data,
+                      has_semi ? m->len : u->len);
+  g_array_free(m, TRUE);
+  g_array_free(u, TRUE);
+  return k + 1;
+}
+
 static void
 unescape_into(UStr *out, const UStr *in, gboolean ftfy_style)
 {
-  guint i = 0;
-  while (i < in->len) {
+  for (guint i = 0; i < in->len;) {
     gunichar c = AT(in, i);
-    if (c != '&' || i + 1 >= in->len) {
+    if (c != '&') {
       g_array_append_val(out, c);
       i++;
-      continue;
+    } else {
+      i = ftfy_style ? ftfy_reference(out, in, i)
+                     : python_reference(out, in, i);
     }
-    guint j = i + 1;
-    if (AT(in, j) == '#') {
-      gboolean hex
-          = j + 1 < in->len && (AT(in, j + 1) == 'x' || AT(in, j + 1) == 'X');
-      guint k = j + 1 + (hex ? 1 : 0), d0 = k;
-      guint64 num = 0;
-      while (k < in->len
-             && (hex ? g_unichar_isxdigit(AT(in, k)) && AT(in, k) < 0x80
-                     : (AT(in, k) >= '0' && AT(in, k) <= '9'))) {
-        if (num <= 0x10FFFFFF)
-          num = num * (hex ? 16 : 10)
-                + (guint64) g_unichar_xdigit_value(AT(in, k));
-        k++;
-      }
-      gboolean semi = k < in->len && AT(in, k) == ';';
-      if (k > d0 && (!ftfy_style || (semi && k - j <= 25))) {
-        append_charref(out, num);
-        i = k + (semi ? 1 : 0);
-        continue;
-      }
-      g_array_append_val(out, c);
-      i++;
-      continue;
-    }
-    /* named */
-    char name[40];
-    gsize n = 0;
-    guint k = j;
-    while (k < in->len && n < 32 && is_name_char(AT(in, k))
-           && AT(in, k) < 0x80) {
-      name[n++] = (char) AT(in, k);
-      k++;
-    }
-    gboolean semi = k < in->len && AT(in, k) == ';';
-    gunichar e;
-    if (n > 0 && semi && semicolon_entity(name, n, &e)) {
-      g_array_append_val(out, e);
-      i = k + 1;
-      continue;
-    }
-    if (!ftfy_style) {
-      /* the longest legacy name that is a prefix (at least 2 chars) */
-      gboolean found = FALSE;
-      for (gsize x = n; x >= 2 && !found; x--)
-        if (legacy_entity(name, x, &e)) {
-          g_array_append_val(out, e);
-          i = j + (guint) x;
-          found = TRUE;
-        }
-      if (found)
-        continue;
-    }
-    g_array_append_val(out, c);
-    i++;
   }
 }
 

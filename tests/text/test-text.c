@@ -472,6 +472,39 @@ test_clean_units(void)
 }
 
 static void
+test_html_unescape(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("ovi-html-XXXXXX", &error);
+  g_autofree char *gen = script("html-reference.py");
+  g_autofree char *out = g_build_filename(dir, "html.json", NULL);
+  const char *argv[] = { PYTHON, gen, "7", "2000", out, NULL };
+  g_autoptr(JsonParser) parser = json_parser_new();
+  guint same = 0;
+
+  g_assert_no_error(error);
+  run_or_fail(argv, dir);
+  g_assert_true(json_parser_load_from_file(parser, out, &error));
+  JsonArray *a = json_node_get_array(json_parser_get_root(parser));
+  g_assert_cmpuint(json_array_get_length(a), ==, 2000);
+  for (guint i = 0; i < json_array_get_length(a); i++) {
+    JsonArray *pair = json_array_get_array_element(a, i);
+    const char *in = json_array_get_string_element(pair, 0);
+    const char *ref = json_array_get_string_element(pair, 1);
+    g_autofree char *got = ovi_text_html_unescape(in);
+    if (strcmp(got, ref) == 0)
+      same++;
+    else
+      g_printerr("html.unescape differs: \"%s\" -> \"%s\", Python \"%s\"\n", in,
+                 got, ref);
+  }
+  g_print("# html.unescape: %u/2000 identical to Python\n", same);
+  g_assert_cmpuint(same, ==, 2000);
+  g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
+  g_assert_cmpint(system(rm), ==, 0);
+}
+
+static void
 test_prompt_format(void)
 {
   static const struct {
@@ -656,6 +689,7 @@ main(int argc, char **argv)
   g_test_add_func("/text/spm/malformed", test_malformed);
   g_test_add_func("/text/spm/invalid-utf8", test_invalid_utf8);
   g_test_add_func("/text/clean/units", test_clean_units);
+  g_test_add_func("/text/clean/html-unescape", test_html_unescape);
   g_test_add_func("/text/prompt/format", test_prompt_format);
   g_test_add_func("/text/encoder/stage", test_encoder_stage);
   g_test_add_func("/text/t5/errors", test_t5_errors);
