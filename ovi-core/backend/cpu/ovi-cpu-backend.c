@@ -41,6 +41,13 @@ ovi_cpu_scratch(OviBackend *be, int tid, int slot, gsize size)
   return s->data;
 }
 
+void *
+ovi_cpu_shared_scratch(OviBackend *be, gsize size)
+{
+  /* the slot after the last thread's */
+  return ovi_cpu_scratch(be, ovi_cpu_priv(be)->n_threads, 0, size);
+}
+
 /* ---- element conversion ---- */
 
 static void
@@ -430,7 +437,7 @@ cpu_destroy(OviBackend *be)
   OviCpuPriv *priv = ovi_cpu_priv(be);
 
   ovi_cpu_pool_free(priv->pool);
-  for (int i = 0; i < priv->n_threads * OVI_CPU_N_SCRATCH; i++)
+  for (int i = 0; i < (priv->n_threads + 1) * OVI_CPU_N_SCRATCH; i++)
     free(priv->scratch[i].data);
   g_free(priv->scratch);
   g_free(priv);
@@ -966,7 +973,8 @@ ovi_backend_cpu_create(int n_threads)
   }
   priv->pool = ovi_cpu_pool_new(n_threads);
   priv->n_threads = ovi_cpu_pool_n_threads(priv->pool);
-  priv->scratch = g_new0(OviCpuScratch, priv->n_threads * OVI_CPU_N_SCRATCH);
+  priv->scratch
+      = g_new0(OviCpuScratch, (priv->n_threads + 1) * OVI_CPU_N_SCRATCH);
   be->ops = &cpu_ops;
   be->device = (OviDevice){ OVI_DEVICE_CPU, 0 };
   be->act_dtype = OVI_DTYPE_F32;

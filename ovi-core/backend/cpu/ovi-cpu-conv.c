@@ -1,17 +1,22 @@
 /* gst-ovi: CPU convolutions, padding and nearest upsampling.
  *
- * conv1d and conv3d are im2col per chunk of output positions (bounded
- * per-thread scratch) followed by the GEMM kernel against the weight rows
- * as stored ([Cout, Cin*K...]), so weights of any dtype are converted while
- * packing. conv_transpose1d with groups == 1 is split into `stride` phases,
- * each an ordinary convolution run the same way; grouped ones (the
- * depthwise anti-alias filters) and depthwise conv1d use direct loops.
- * Accumulation is fp32 in a fixed order independent of threads.
+ * conv1d, conv3d and (groups == 1) conv_transpose1d are implicit GEMMs:
+ * out[Cout, positions] = W[Cout, Cin*taps] . B[positions, Cin*taps]^T with
+ * the weight converted to f32 once per call (shared scratch) and B, the
+ * receptive fields, gathered straight into the micro-kernel's packed panel
+ * layout (16 positions per panel; a 16-float copy when the positions are
+ * consecutive input samples). conv_transpose1d runs one such convolution per
+ * output phase (out[o] with (o + padding) % stride == phase). Grouped
+ * transposed convs (BigVGAN's depthwise anti-alias filters) and depthwise
+ * conv1d use direct loops. Every output is an fp32 sum in a fixed order,
+ * whatever the threads.
  */
 #include "ovi-cpu-private.h"
 
 #include <math.h>
 #include <string.h>
+
+#define NR OVI_CPU_NR
 
 void ovi_cpu_register_conv_ops(OviBackendOps *ops);
 
@@ -23,7 +28,7 @@ oom(OviBackend *be, const char *op)
   return FALSE;
 }
 
-/* the weight with contiguous rows of `row` elements, or a f32 copy */
+/* the weight with contiguous rows, or a f32 copy */
 static OviTensor *
 weight_rows(OviBackend *be, const OviTensor *w, const char *op)
 {
@@ -32,11 +37,38 @@ weight_rows(OviBackend *be, const OviTensor *w, const char *op)
   return ovi_cpu_f32_contig(be, w, op);
 }
 
-/* positions per im2col chunk: about 2 MiB of columns, at least 64 rows */
-static int64_t
-chunk_rows(int64_t ck)
+/* w (contiguous, [rows, ...]) as f32 rows of `cols` with the per-row
+ * dequantisation scale applied, in the shared scratch */
+static float *
+weights_f32(OviBackend *be, const OviTensor *w, int64_t rows, int64_t cols,
+            const float *scales, const char *op)
 {
-  return CLAMP((2 << 20) / (4 * MAX(ck, 1)), 64, 1024);
+  float *f = ovi_cpu_shared_scratch(be, sizeof(float) * MAX(rows * cols, 1));
+  gsize es = ovi_dtype_size(w->dtype);
+
+  if (f == NULL) {
+    oom(be, op);
+    return NULL;
+  }
+  for (int64_t r = 0; r < rows; r++) {
+    float *d = f + r * cols;
+    ovi_cpu_load_f32(d, (const char *) ovi_tensor_data(w) + r * cols * es,
+                     w->dtype, cols, 1);
+    if (scales)
+      for (int64_t c = 0; c < cols; c++)
+        d[c] *= scales[r];
+  }
+  return f;
+}
+
+/* positions per task: a few panels of 128, fewer when there is little */
+static int64_t
+task_positions(int64_t n, int n_threads, int64_t other_tasks)
+{
+  int64_t want = (n * other_tasks + 4 * n_threads - 1) / (4 * n_threads);
+  int64_t c = (MAX(want, 1) + OVI_CPU_NB - 1) / OVI_CPU_NB * OVI_CPU_NB;
+
+  return CLAMP(c, OVI_CPU_NB, 8 * OVI_CPU_NB);
 }
 
 /* ---------------- conv1d ---------------- */
@@ -46,10 +78,52 @@ typedef struct {
   const float *x;
   const OviTensor *w;
   const float *w_scale, *bias;
+  const float *wf; /* f32 weights [Cout, Cin_g * K] */
   float *out;
   int64_t Cin, T, Cout, K, To, groups, Cin_g, Cout_g, chunk, n_chunks;
   int stride, pad_left, dilation;
 } Conv1dJob;
+
+typedef struct {
+  const Conv1dJob *j;
+  const float *x; /* this batch and group */
+  int64_t t_base;
+} Conv1dPack;
+
+static void
+pack_conv1d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
+            float *dst)
+{
+  const Conv1dPack *p = data;
+  const Conv1dJob *j = p->j;
+  int64_t T = j->T, K = j->K, st = j->stride;
+
+  for (int64_t jp = 0; jp < nb; jp += NR) {
+    float *d = dst + jp * kb;
+    int64_t lanes = MIN(NR, nb - jp);
+    int64_t t0 = p->t_base + n0 + jp;
+    int64_t ci = k0 / K, kk = k0 % K;
+
+    for (int64_t k = 0; k < kb; k++) {
+      const float *xr = p->x + ci * T;
+      int64_t base = t0 * st - j->pad_left + kk * j->dilation;
+      float *o = d + k * NR;
+
+      if (st == 1 && lanes == NR && base >= 0 && base + NR <= T) {
+        memcpy(o, xr + base, sizeof(float) * NR);
+      } else {
+        for (int64_t l = 0; l < NR; l++) {
+          int64_t idx = base + l * st;
+          o[l] = (l < lanes && idx >= 0 && idx < T) ? xr[idx] : 0.0f;
+        }
+      }
+      if (++kk == K) {
+        kk = 0;
+        ci++;
+      }
+    }
+  }
+}
 
 static void
 conv1d_range(gpointer data, int64_t start, int64_t end, int tid)
@@ -57,10 +131,8 @@ conv1d_range(gpointer data, int64_t start, int64_t end, int tid)
   Conv1dJob *j = data;
   int64_t CK = j->Cin_g * j->K;
   float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
-  float *col = ovi_cpu_scratch(j->be, tid, 1, sizeof(float) * j->chunk * CK);
-  gsize es = ovi_dtype_size(j->w->dtype);
 
-  if (pack == NULL || col == NULL) {
+  if (pack == NULL) {
     oom(j->be, "ovi_op_conv1d");
     return;
   }
@@ -68,31 +140,15 @@ conv1d_range(gpointer data, int64_t start, int64_t end, int tid)
     int64_t c = task % j->n_chunks, bg = task / j->n_chunks;
     int64_t g = bg % j->groups, b = bg / j->groups;
     int64_t t0 = c * j->chunk, tc = MIN(j->chunk, j->To - t0);
-    const float *x = j->x + (b * j->Cin + g * j->Cin_g) * j->T;
+    Conv1dPack p = { j, j->x + (b * j->Cin + g * j->Cin_g) * j->T, t0 };
     float *out = j->out + (b * j->Cout + g * j->Cout_g) * j->To + t0;
 
-    for (int64_t p = 0; p < tc; p++) {
-      float *cr = col + p * CK;
-      int64_t base = (t0 + p) * j->stride - j->pad_left;
-      for (int64_t ci = 0; ci < j->Cin_g; ci++) {
-        const float *xr = x + ci * j->T;
-        for (int64_t k = 0; k < j->K; k++) {
-          int64_t t = base + k * j->dilation;
-          cr[ci * j->K + k] = (t >= 0 && t < j->T) ? xr[t] : 0.0f;
-        }
-      }
-    }
-    ovi_cpu_gemm_serial_raw(
-        tc, j->Cout_g, CK, col, CK,
-        (const char *) ovi_tensor_data(j->w) + g * j->Cout_g * CK * es,
-        j->w->dtype, CK, j->w_scale ? j->w_scale + g * j->Cout_g : NULL,
-        j->bias ? j->bias + g * j->Cout_g : NULL, out, 1, j->To, OVI_ACT_NONE,
-        pack);
+    ovi_cpu_gemm_implicit(
+        j->Cout_g, tc, CK, j->wf + g * j->Cout_g * CK, CK, pack_conv1d, &p,
+        j->bias ? j->bias + g * j->Cout_g : NULL, out, j->To, 1, pack);
   }
 }
 
-/* one output channel of a conv with one input channel per output (depthwise
- * or Cin_g == 1): direct loop over the taps */
 static void
 conv1d_dw_range(gpointer data, int64_t start, int64_t end, int tid)
 {
@@ -147,6 +203,7 @@ cpu_conv1d(OviBackend *be, OviTensor *out, const OviTensor *x,
   g_autofree float *scales = NULL;
   Conv1dJob j = { 0 };
   int64_t B = x->ndim == 3 ? x->shape[0] : 1;
+  int n_threads = ovi_cpu_priv(be)->n_threads;
 
   if (xc == NULL || (wc = weight_rows(be, w, op)) == NULL)
     return;
@@ -178,7 +235,10 @@ cpu_conv1d(OviBackend *be, OviTensor *out, const OviTensor *x,
                               MAX(1, 4096 / (j.To * j.K)), conv1d_dw_range, &j);
     return;
   }
-  j.chunk = chunk_rows(j.Cin_g * j.K);
+  j.wf = weights_f32(be, wc, j.Cout, j.Cin_g * j.K, scales, op);
+  if (j.wf == NULL)
+    return;
+  j.chunk = task_positions(j.To, n_threads, B * groups);
   j.n_chunks = (j.To + j.chunk - 1) / j.chunk;
   ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, B * groups * j.n_chunks, 1,
                             conv1d_range, &j);
@@ -201,7 +261,6 @@ typedef struct {
   int64_t chunk, n_chunks;
 } ConvTJob;
 
-/* direct loop, one output channel per row: any groups */
 static void
 convt_direct_range(gpointer data, int64_t start, int64_t end, int tid)
 {
@@ -245,51 +304,72 @@ convt_direct_range(gpointer data, int64_t start, int64_t end, int tid)
   }
 }
 
+typedef struct {
+  const float *x; /* this batch */
+  int64_t T, Kp, q_base;
+} ConvTPack;
+
+/* B(n, ci * Kp + jj) = x[ci, q - jj] with q = q_base + n */
+static void
+pack_convt(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
+           float *dst)
+{
+  const ConvTPack *p = data;
+  int64_t T = p->T, Kp = p->Kp;
+
+  for (int64_t jp = 0; jp < nb; jp += NR) {
+    float *d = dst + jp * kb;
+    int64_t lanes = MIN(NR, nb - jp);
+    int64_t q0 = p->q_base + n0 + jp;
+    int64_t ci = k0 / Kp, jj = k0 % Kp;
+
+    for (int64_t k = 0; k < kb; k++) {
+      const float *xr = p->x + ci * T;
+      int64_t base = q0 - jj;
+      float *o = d + k * NR;
+
+      if (lanes == NR && base >= 0 && base + NR <= T) {
+        memcpy(o, xr + base, sizeof(float) * NR);
+      } else {
+        for (int64_t l = 0; l < NR; l++) {
+          int64_t idx = base + l;
+          o[l] = (l < lanes && idx >= 0 && idx < T) ? xr[idx] : 0.0f;
+        }
+      }
+      if (++jj == Kp) {
+        jj = 0;
+        ci++;
+      }
+    }
+  }
+}
+
 /* groups == 1, one (batch, phase, chunk of q) per task */
 static void
 convt_gemm_range(gpointer data, int64_t start, int64_t end, int tid)
 {
   ConvTJob *j = data;
   float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
-  int64_t maxkp = (j->K + j->stride - 1) / j->stride;
-  float *col = ovi_cpu_scratch(
-      j->be, tid, 1, sizeof(float) * j->chunk * j->Cin * MAX(maxkp, 1));
 
-  if (pack == NULL || col == NULL) {
+  if (pack == NULL) {
     oom(j->be, "ovi_op_conv_transpose1d");
     return;
   }
   for (int64_t task = start; task < end; task++) {
     int64_t c = task % j->n_chunks, bp = task / j->n_chunks;
     int64_t ph = bp % j->stride, b = bp / j->stride;
-    int64_t Kp = j->Kp[ph], CK = j->Cin * Kp;
+    int64_t Kp = j->Kp[ph];
     int64_t q0 = j->q_lo[ph] + c * j->chunk;
     int64_t nq = MIN(j->chunk, j->q_lo[ph] + j->nq[ph] - q0);
     float *out
         = j->out + b * j->Cout * j->To + q0 * j->stride + ph - j->padding;
+    ConvTPack p = { j->x + b * j->Cin * j->T, j->T, Kp, q0 };
 
     if (nq <= 0)
       continue;
-    if (Kp == 0) {
-      for (int64_t co = 0; co < j->Cout; co++)
-        for (int64_t i = 0; i < nq; i++)
-          out[co * j->To + i * j->stride] = j->bias ? j->bias[co] : 0.0f;
-      continue;
-    }
-    for (int64_t i = 0; i < nq; i++) {
-      float *cr = col + i * CK;
-      int64_t q = q0 + i;
-      for (int64_t ci = 0; ci < j->Cin; ci++) {
-        const float *x = j->x + (b * j->Cin + ci) * j->T;
-        for (int64_t jj = 0; jj < Kp; jj++) {
-          int64_t t = q - jj;
-          cr[ci * Kp + jj] = (t >= 0 && t < j->T) ? x[t] : 0.0f;
-        }
-      }
-    }
-    ovi_cpu_gemm_serial_raw(nq, j->Cout, CK, col, CK, j->wp[ph], OVI_DTYPE_F32,
-                            CK, NULL, j->bias, out, j->stride, j->To,
-                            OVI_ACT_NONE, pack);
+    /* Kp == 0 (a phase no tap reaches): K = 0 gives the bias alone */
+    ovi_cpu_gemm_implicit(j->Cout, nq, j->Cin * Kp, j->wp[ph], j->Cin * Kp,
+                          pack_convt, &p, j->bias, out, j->To, j->stride, pack);
   }
 }
 
@@ -302,9 +382,11 @@ cpu_conv_transpose1d(OviBackend *be, OviTensor *out, const OviTensor *x,
   g_autoptr(OviTensor) xc = ovi_cpu_f32_contig(be, x, op);
   g_autoptr(OviTensor) wc = NULL;
   g_autoptr(OviTensor) bc = NULL;
-  g_autofree float *scales = NULL, *wall = NULL;
+  g_autofree float *scales = NULL;
   ConvTJob j = { 0 };
   int64_t B = x->ndim == 3 ? x->shape[0] : 1;
+  int n_threads = ovi_cpu_priv(be)->n_threads;
+  int64_t max_nq = 0;
 
   if (xc == NULL || (wc = weight_rows(be, w, op)) == NULL)
     return;
@@ -339,22 +421,21 @@ cpu_conv_transpose1d(OviBackend *be, OviTensor *out, const OviTensor *x,
   }
   /* per phase: taps k = ph + jj * stride; out[o = q*stride + ph - padding] */
   {
-    gsize total = 0, off = 0;
+    gsize off = 0;
     gsize es = ovi_dtype_size(wc->dtype);
-    float *row = g_new(float, j.K);
-    for (int ph = 0; ph < stride; ph++) {
-      j.Kp[ph] = ph < j.K ? (j.K - ph + stride - 1) / stride : 0;
-      total += (gsize) j.Cout * j.Cin * j.Kp[ph];
-    }
-    wall = g_try_new(float, MAX(total, 1));
+    float *wall = ovi_cpu_shared_scratch(
+        be, sizeof(float) * MAX(j.Cout * j.Cin * j.K + j.K, 1));
+    float *row;
+
     if (wall == NULL) {
-      g_free(row);
       oom(be, op);
       return;
     }
+    row = wall + j.Cout * j.Cin * j.K;
     for (int ph = 0; ph < stride; ph++) {
-      int64_t Kp = j.Kp[ph];
+      int64_t Kp = ph < j.K ? (j.K - ph + stride - 1) / stride : 0;
       int64_t lo = padding - ph, hi = j.To - 1 + padding - ph;
+      j.Kp[ph] = Kp;
       j.wp[ph] = wall + off;
       off += (gsize) j.Cout * j.Cin * Kp;
       for (int64_t ci = 0; ci < j.Cin; ci++)
@@ -369,15 +450,12 @@ cpu_conv_transpose1d(OviBackend *be, OviTensor *out, const OviTensor *x,
         }
       /* q range with 0 <= q*stride + ph - padding < To */
       j.q_lo[ph] = lo <= 0 ? 0 : (lo + stride - 1) / stride;
-      j.nq[ph] = hi < 0 ? 0 : hi / stride - j.q_lo[ph] + 1;
-      j.nq[ph] = MAX(j.nq[ph], 0);
+      j.nq[ph] = hi < 0 ? 0 : MAX(hi / stride - j.q_lo[ph] + 1, 0);
+      max_nq = MAX(max_nq, j.nq[ph]);
     }
-    g_free(row);
   }
-  j.chunk = chunk_rows(j.Cin * ((j.K + stride - 1) / stride));
-  j.n_chunks = 1;
-  for (int ph = 0; ph < stride; ph++)
-    j.n_chunks = MAX(j.n_chunks, (j.nq[ph] + j.chunk - 1) / j.chunk);
+  j.chunk = task_positions(max_nq, n_threads, B * stride);
+  j.n_chunks = MAX(1, (max_nq + j.chunk - 1) / j.chunk);
   ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, B * stride * j.n_chunks, 1,
                             convt_gemm_range, &j);
 }
@@ -387,58 +465,105 @@ cpu_conv_transpose1d(OviBackend *be, OviTensor *out, const OviTensor *x,
 typedef struct {
   OviBackend *be;
   const float *x;
-  const OviTensor *w;
-  const float *w_scale, *bias;
+  const float *wf, *bias;
   float *out;
   int64_t Cin, T, H, W, Cout, kt, kh, kw, To, Ho, Wo, P, chunk;
   int st[3], pad[6];
 } Conv3dJob;
 
+typedef struct {
+  const Conv3dJob *j;
+  int64_t p_base;
+} Conv3dPack;
+
+static void
+pack_conv3d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
+            float *dst)
+{
+  const Conv3dPack *p = data;
+  const Conv3dJob *j = p->j;
+  int64_t T = j->T, H = j->H, W = j->W;
+  int64_t kt = j->kt, kh = j->kh, kw = j->kw, sw = j->st[2];
+
+  for (int64_t jp = 0; jp < nb; jp += NR) {
+    float *d = dst + jp * kb;
+    int64_t lanes = MIN(NR, nb - jp);
+    int64_t pos0 = p->p_base + n0 + jp;
+    int64_t wo0 = pos0 % j->Wo, ho0 = (pos0 / j->Wo) % j->Ho;
+    int64_t to0 = pos0 / (j->Wo * j->Ho);
+    /* all lanes in one output row: consecutive wo */
+    gboolean row = wo0 + lanes <= j->Wo;
+    int64_t tl[NR], hl[NR], wl[NR];
+    int64_t c = k0 % kw, bb = (k0 / kw) % kh, a = (k0 / (kw * kh)) % kt;
+    int64_t ci = k0 / (kw * kh * kt);
+
+    for (int64_t l = 0; l < NR; l++) {
+      int64_t pos = pos0 + MIN(l, lanes - 1);
+      tl[l] = (pos / (j->Wo * j->Ho)) * j->st[0] - j->pad[0];
+      hl[l] = ((pos / j->Wo) % j->Ho) * j->st[1] - j->pad[2];
+      wl[l] = (pos % j->Wo) * sw - j->pad[4];
+    }
+    for (int64_t k = 0; k < kb; k++) {
+      float *o = d + k * NR;
+      const float *xc = j->x + ci * T * H * W;
+
+      if (row) {
+        int64_t t = to0 * j->st[0] - j->pad[0] + a;
+        int64_t h = ho0 * j->st[1] - j->pad[2] + bb;
+        int64_t w0 = wl[0] + c;
+        if (t < 0 || t >= T || h < 0 || h >= H) {
+          memset(o, 0, sizeof(float) * NR);
+        } else {
+          const float *xr = xc + (t * H + h) * W;
+          if (sw == 1 && lanes == NR && w0 >= 0 && w0 + NR <= W) {
+            memcpy(o, xr + w0, sizeof(float) * NR);
+          } else {
+            for (int64_t l = 0; l < NR; l++) {
+              int64_t ww = w0 + l * sw;
+              o[l] = (l < lanes && ww >= 0 && ww < W) ? xr[ww] : 0.0f;
+            }
+          }
+        }
+      } else {
+        for (int64_t l = 0; l < NR; l++) {
+          int64_t t = tl[l] + a, h = hl[l] + bb, ww = wl[l] + c;
+          o[l] = (l < lanes && t >= 0 && t < T && h >= 0 && h < H && ww >= 0
+                  && ww < W)
+                     ? xc[(t * H + h) * W + ww]
+                     : 0.0f;
+        }
+      }
+      if (++c == kw) {
+        c = 0;
+        if (++bb == kh) {
+          bb = 0;
+          if (++a == kt) {
+            a = 0;
+            ci++;
+          }
+        }
+      }
+    }
+  }
+}
+
 static void
 conv3d_range(gpointer data, int64_t start, int64_t end, int tid)
 {
   Conv3dJob *j = data;
-  int64_t kvol = j->kt * j->kh * j->kw, CK = j->Cin * kvol;
+  int64_t CK = j->Cin * j->kt * j->kh * j->kw;
   float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
-  float *col = ovi_cpu_scratch(j->be, tid, 1, sizeof(float) * j->chunk * CK);
 
-  if (pack == NULL || col == NULL) {
+  if (pack == NULL) {
     oom(j->be, "ovi_op_conv3d");
     return;
   }
   for (int64_t c = start; c < end; c++) {
     int64_t p0 = c * j->chunk, np = MIN(j->chunk, j->P - p0);
+    Conv3dPack p = { j, p0 };
 
-    for (int64_t i = 0; i < np; i++) {
-      int64_t p = p0 + i;
-      int64_t wo = p % j->Wo, ho = (p / j->Wo) % j->Ho,
-              to = p / (j->Wo * j->Ho);
-      int64_t t0 = to * j->st[0] - j->pad[0];
-      int64_t h0 = ho * j->st[1] - j->pad[2];
-      int64_t w0 = wo * j->st[2] - j->pad[4];
-      float *cr = col + i * CK;
-
-      for (int64_t ci = 0; ci < j->Cin; ci++) {
-        const float *xc = j->x + ci * j->T * j->H * j->W;
-        for (int64_t a = 0; a < j->kt; a++) {
-          int64_t t = t0 + a;
-          gboolean tin = t >= 0 && t < j->T;
-          for (int64_t bb = 0; bb < j->kh; bb++) {
-            int64_t h = h0 + bb;
-            gboolean hin = tin && h >= 0 && h < j->H;
-            const float *xr = xc + (t * j->H + h) * j->W;
-            float *dst = cr + ((ci * j->kt + a) * j->kh + bb) * j->kw;
-            for (int64_t cc = 0; cc < j->kw; cc++) {
-              int64_t ww = w0 + cc;
-              dst[cc] = (hin && ww >= 0 && ww < j->W) ? xr[ww] : 0.0f;
-            }
-          }
-        }
-      }
-    }
-    ovi_cpu_gemm_serial_raw(np, j->Cout, CK, col, CK, ovi_tensor_data(j->w),
-                            j->w->dtype, CK, j->w_scale, j->bias, j->out + p0,
-                            1, j->P, OVI_ACT_NONE, pack);
+    ovi_cpu_gemm_implicit(j->Cout, np, CK, j->wf, CK, pack_conv3d, &p, j->bias,
+                          j->out + p0, j->P, 1, pack);
   }
 }
 
@@ -462,8 +587,6 @@ cpu_conv3d(OviBackend *be, OviTensor *out, const OviTensor *x,
     return;
   j.be = be;
   j.x = ovi_tensor_data(xc);
-  j.w = wc;
-  j.w_scale = scales;
   j.bias = bc ? ovi_tensor_data(bc) : NULL;
   j.out = ovi_tensor_data(out);
   j.Cin = x->shape[0];
@@ -480,9 +603,12 @@ cpu_conv3d(OviBackend *be, OviTensor *out, const OviTensor *x,
   j.P = j.To * j.Ho * j.Wo;
   memcpy(j.st, stride, sizeof(j.st));
   memcpy(j.pad, pad, sizeof(j.pad));
-  j.chunk = chunk_rows(j.Cin * j.kt * j.kh * j.kw);
   if (j.P == 0 || j.Cout == 0)
     return;
+  j.wf = weights_f32(be, wc, j.Cout, j.Cin * j.kt * j.kh * j.kw, scales, op);
+  if (j.wf == NULL)
+    return;
+  j.chunk = task_positions(j.P, ovi_cpu_priv(be)->n_threads, 1);
   ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool,
                             (j.P + j.chunk - 1) / j.chunk, 1, conv3d_range, &j);
 }

@@ -216,6 +216,8 @@ typedef float v8f __attribute__((vector_size(32)));
     memcpy(acc + 88, &d5, 32);                                                 \
   }
 
+G_STATIC_ASSERT(NR == OVI_CPU_NR && NB == OVI_CPU_NB);
+
 typedef void (*MicroKernel)(int64_t kb, const float *restrict a, int64_t lda,
                             const float *restrict b, float *restrict acc);
 
@@ -351,6 +353,69 @@ ovi_cpu_gemm_serial_raw(int64_t M, int64_t N, int64_t K, const float *A,
         }
       }
     }
+  }
+}
+
+void
+ovi_cpu_gemm_implicit(int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, OviCpuPackB pack_fn, gpointer data,
+                      const float *bias, float *C, int64_t ldc, int64_t ldc_n,
+                      float *pack)
+{
+  MicroKernel micro_kernel = pick_kernel();
+  float *apad = pack + NB * KB;
+  float acc[MR * NR];
+
+  for (int64_t n0 = 0; n0 < N; n0 += NB) {
+    int64_t nb = MIN(NB, N - n0);
+
+    if (K == 0)
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t j = 0; j < nb; j++)
+          C[m * ldc + (n0 + j) * ldc_n] = 0.0f;
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+      int64_t kb = MIN(KB, K - k0);
+
+      pack_fn(data, n0, nb, k0, kb, pack);
+      for (int64_t m0 = 0; m0 < M; m0 += MR) {
+        int64_t mr = MIN(MR, M - m0);
+        const float *a = A + m0 * lda + k0;
+        int64_t la = lda;
+
+        if (mr < MR) {
+          for (int r = 0; r < MR; r++) {
+            if (r < mr)
+              memcpy(apad + r * kb, a + r * lda, sizeof(float) * kb);
+            else
+              memset(apad + r * kb, 0, sizeof(float) * kb);
+          }
+          a = apad;
+          la = kb;
+        }
+        for (int64_t jp = 0; jp < nb; jp += NR) {
+          int64_t nr = MIN(NR, nb - jp);
+          float *c = C + m0 * ldc + (n0 + jp) * ldc_n;
+
+          micro_kernel(kb, a, la, pack + jp * kb, acc);
+          if (k0 == 0 && ldc_n == 1) {
+            for (int64_t r = 0; r < mr; r++)
+              memcpy(c + r * ldc, acc + r * NR, sizeof(float) * nr);
+          } else if (k0 == 0) {
+            for (int64_t r = 0; r < mr; r++)
+              for (int64_t j = 0; j < nr; j++)
+                c[r * ldc + j * ldc_n] = acc[r * NR + j];
+          } else {
+            for (int64_t r = 0; r < mr; r++)
+              for (int64_t j = 0; j < nr; j++)
+                c[r * ldc + j * ldc_n] += acc[r * NR + j];
+          }
+        }
+      }
+    }
+    if (bias)
+      for (int64_t m = 0; m < M; m++)
+        for (int64_t j = 0; j < nb; j++)
+          C[m * ldc + (n0 + j) * ldc_n] += bias[m];
   }
 }
 

@@ -56,6 +56,24 @@ void ovi_cpu_gemm_f32_kn_acc(int64_t M, int64_t N, int64_t K, const float *A,
                              int64_t lda, const float *B, int64_t ldb, float *C,
                              int64_t ldc, float *pack);
 
+/* implicit GEMM for convolutions: C[m * ldc + n * ldc_n] = sum_k A[m * lda + k]
+ * * B(n, k) + bias[m] for m < M, n < N, where pack_b (data, n0, nb, k0, kb,
+ * dst) writes B(n0 + j, k0 + k) for j < nb, k < kb to
+ * dst[(j / OVI_CPU_NR) * kb * OVI_CPU_NR + k * OVI_CPU_NR + j % OVI_CPU_NR]
+ * and zeros for j up to nb rounded up to OVI_CPU_NR. nb <= OVI_CPU_NB. */
+#define OVI_CPU_NR 16
+#define OVI_CPU_NB 128
+typedef void (*OviCpuPackB)(gpointer data, int64_t n0, int64_t nb, int64_t k0,
+                            int64_t kb, float *dst);
+void ovi_cpu_gemm_implicit(int64_t M, int64_t N, int64_t K, const float *A,
+                           int64_t lda, OviCpuPackB pack_b, gpointer data,
+                           const float *bias, float *C, int64_t ldc,
+                           int64_t ldc_n, float *pack);
+
+/* a buffer owned by the calling (non-worker) thread for per-op data shared
+ * by the workers, e.g. weights converted to f32; reused from op to op */
+void *ovi_cpu_shared_scratch(OviBackend *be, gsize size);
+
 /* the whole-matmul op, threaded */
 void ovi_cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
                     const OviTensor *w, const OviTensor *bias,
