@@ -103,7 +103,7 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
       for (int64_t i = 0; i < nq; i++) {
         float *s = S + i * BK, *o = O + i * Dv;
         float mx = m[i], alpha;
-        double rowsum = 0.0;
+        float rowsum = 0.0f; /* of at most BK terms in [0, 1] */
 
         if (j->bias) {
           const OviTensor *bt = j->bias;
@@ -112,14 +112,18 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
                 + (b * j->bs0 + h * j->bs1 + (q0 + i) * j->bs2 + k0 * j->bs3)
                       * (int64_t) ovi_dtype_size(bt->dtype);
           ovi_cpu_load_f32(brow, bp, bt->dtype, nk, j->bs3);
-          for (int64_t jk = 0; jk < nk; jk++)
-            s[jk] = j->scale * s[jk] + brow[jk];
+          for (int64_t jk = 0; jk < nk; jk++) {
+            float sv = j->scale * s[jk] + brow[jk];
+            s[jk] = sv;
+            mx = mx > sv ? mx : sv;
+          }
         } else {
-          for (int64_t jk = 0; jk < nk; jk++)
-            s[jk] = j->scale * s[jk];
+          for (int64_t jk = 0; jk < nk; jk++) {
+            float sv = j->scale * s[jk];
+            s[jk] = sv;
+            mx = mx > sv ? mx : sv;
+          }
         }
-        for (int64_t jk = 0; jk < nk; jk++)
-          mx = mx > s[jk] ? mx : s[jk];
         if (mx == -INFINITY) {
           /* everything so far masked: this block adds nothing */
           memset(s, 0, sizeof(float) * nk);
@@ -131,7 +135,7 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
           s[jk] = p;
           rowsum += p;
         }
-        l[i] = l[i] * alpha + (float) rowsum;
+        l[i] = l[i] * alpha + rowsum;
         m[i] = mx;
         if (alpha != 1.0f)
           for (int64_t d = 0; d < Dv; d++)
