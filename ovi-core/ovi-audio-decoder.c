@@ -8,6 +8,7 @@ struct _OviAudioDecoder {
   OviBackend *be;
   OviMMAudioVae *vae;
   OviBigVGan *vocoder;
+  GMutex op_lock; /* one decode at a time on the backend */
 };
 
 /* best_netG.pt nests the generator under "generator."; a file without the
@@ -50,6 +51,7 @@ ovi_audio_decoder_new_from_files(const char *vae_path, const char *vocoder_path,
   dec->be = backend;
   dec->vae = g_steal_pointer(&vae);
   dec->vocoder = g_steal_pointer(&voc);
+  g_mutex_init(&dec->op_lock);
   return dec;
 }
 
@@ -74,6 +76,7 @@ ovi_audio_decoder_free(OviAudioDecoder *dec)
     return;
   ovi_mmaudio_vae_free(dec->vae);
   ovi_bigvgan_free(dec->vocoder);
+  g_mutex_clear(&dec->op_lock);
   g_free(dec);
 }
 
@@ -87,10 +90,9 @@ ovi_audio_decoder_set_debug(OviAudioDecoder *dec,
   ovi_bigvgan_set_debug(dec->vocoder, func, user_data);
 }
 
-OviTensor *
-ovi_audio_decoder_decode_mel(OviAudioDecoder *dec, const OviTensor *latent,
-                             OviTensor **mel_out, GCancellable *cancellable,
-                             GError **error)
+static OviTensor *
+decode_locked(OviAudioDecoder *dec, const OviTensor *latent,
+              OviTensor **mel_out, GCancellable *cancellable, GError **error)
 {
   g_autoptr(OviTensor) z = NULL;
   g_autoptr(OviTensor) mel = NULL;
@@ -129,6 +131,19 @@ ovi_audio_decoder_decode_mel(OviAudioDecoder *dec, const OviTensor *latent,
     return NULL;
   int64_t n[1] = { ovi_tensor_numel(host) };
   return ovi_tensor_reshape(host, 1, n);
+}
+
+OviTensor *
+ovi_audio_decoder_decode_mel(OviAudioDecoder *dec, const OviTensor *latent,
+                             OviTensor **mel_out, GCancellable *cancellable,
+                             GError **error)
+{
+  OviTensor *wav;
+
+  g_mutex_lock(&dec->op_lock);
+  wav = decode_locked(dec, latent, mel_out, cancellable, error);
+  g_mutex_unlock(&dec->op_lock);
+  return wav;
 }
 
 OviTensor *

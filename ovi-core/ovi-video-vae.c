@@ -9,6 +9,10 @@ struct _OviVideoVae {
   char *path;
   GMutex lock; /* the encoder is loaded on first use */
   gboolean encoder_loaded;
+  /* one decode or encode at a time: a backend runs one op stream (the CPU
+   * backend's scratch and a CUDA stream are per backend), and the stage is
+   * shared by ovivaedec and ovidenoise's i2v encode */
+  GMutex op_lock;
 };
 
 /* the decoder is loaded at once; the encoder (i2v only) on first use */
@@ -53,6 +57,7 @@ ovi_video_vae_new(const OviModelPaths *paths, OviBackend *backend,
   vae->vae = model;
   vae->path = g_strdup(paths->vae_path);
   g_mutex_init(&vae->lock);
+  g_mutex_init(&vae->op_lock);
   return vae;
 }
 
@@ -63,6 +68,7 @@ ovi_video_vae_free(OviVideoVae *vae)
     return;
   ovi_wan_vae_free(vae->vae);
   g_mutex_clear(&vae->lock);
+  g_mutex_clear(&vae->op_lock);
   g_free(vae->path);
   g_free(vae);
 }
@@ -101,13 +107,32 @@ ovi_video_vae_decode(OviVideoVae *vae, const OviTensor *latent,
   gboolean ok;
 
   g_return_val_if_fail(on_frames != NULL, FALSE);
+  g_mutex_lock(&vae->op_lock);
   ok = ovi_wan_vae_decode(vae->vae, latent, deliver, &ctx, cancellable, error);
+  g_mutex_unlock(&vae->op_lock);
   if (ctx.error) {
     /* a download failure beats the generic "stopped" message */
     g_clear_error(error);
     g_propagate_error(error, ctx.error);
   }
   return ok;
+}
+
+static OviTensor *
+encode_locked(OviVideoVae *vae, const OviTensor *video,
+              GCancellable *cancellable, GError **error)
+{
+  g_autoptr(OviTensor) mu = NULL;
+  OviTensor *out = NULL;
+
+  g_mutex_lock(&vae->op_lock);
+  if (ensure_encoder(vae, error)) {
+    mu = ovi_wan_vae_encode(vae->vae, video, cancellable, error);
+    if (mu)
+      out = ovi_backend_download_f32(vae->be, mu, error);
+  }
+  g_mutex_unlock(&vae->op_lock);
+  return out;
 }
 
 OviTensor *
@@ -129,25 +154,14 @@ ovi_video_vae_encode_image(OviVideoVae *vae, const OviTensor *image,
         = { image->stride[0], 0, image->stride[1], image->stride[2] };
     video = ovi_tensor_view((OviTensor *) image, 4, shape, stride, 0);
   }
-  if (!ensure_encoder(vae, error))
-    return NULL;
-  mu = ovi_wan_vae_encode(vae->vae, video, NULL, error);
-  if (mu == NULL)
-    return NULL;
-  return ovi_backend_download_f32(vae->be, mu, error);
+  return encode_locked(vae, video, NULL, error);
 }
 
 OviTensor *
 ovi_video_vae_encode_video(OviVideoVae *vae, const OviTensor *video,
                            GCancellable *cancellable, GError **error)
 {
-  g_autoptr(OviTensor) mu = NULL;
-
-  if (!ensure_encoder(vae, error))
-    return NULL;
-  mu = ovi_wan_vae_encode(vae->vae, video, cancellable, error);
-
-  return mu ? ovi_backend_download_f32(vae->be, mu, error) : NULL;
+  return encode_locked(vae, video, cancellable, error);
 }
 
 OviVideoVae *

@@ -112,6 +112,7 @@ struct _OviWanVae {
   OviTensor *mean, *inv_std; /* [z, 1, 1, 1] act */
   GPtrArray *pool;           /* OviStorage*, free when only the pool holds it */
   GPtrArray *weights;        /* OviTensor* owned */
+  GMutex pool_lock;          /* decodes and encodes may run concurrently */
   OviWanVaeDebugFunc debug;
   gpointer debug_data;
   int tile, tile_overlap;
@@ -125,12 +126,16 @@ act(OviWanVae *v, int ndim, const int64_t *shape)
 {
   OviBackend *be = v->be;
   OviStorage *best = NULL;
+  OviTensor *t;
   int64_t numel = 1;
   gsize need;
 
   for (int i = 0; i < ndim; i++)
     numel *= shape[i];
   need = MAX(1, numel) * ovi_dtype_size(be->act_dtype);
+  /* a storage only the pool holds is free; it is taken (ref'd by the new
+   * tensor) under the lock, so two threads never get the same one */
+  g_mutex_lock(&v->pool_lock);
   for (guint i = 0; i < v->pool->len; i++) {
     OviStorage *s = g_ptr_array_index(v->pool, i);
     if (g_atomic_int_get(&s->ref_count) == 1 && s->size >= need
@@ -141,6 +146,7 @@ act(OviWanVae *v, int ndim, const int64_t *shape)
     GError *error = NULL;
     best = be->ops->new_storage(be, need, &error);
     if (best == NULL) {
+      g_mutex_unlock(&v->pool_lock);
       ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
                             "Wan VAE: cannot allocate %" G_GSIZE_FORMAT
                             " bytes: %s",
@@ -150,7 +156,9 @@ act(OviWanVae *v, int ndim, const int64_t *shape)
     }
     g_ptr_array_add(v->pool, best);
   }
-  return ovi_tensor_new_on_storage(best, 0, be->act_dtype, ndim, shape, NULL);
+  t = ovi_tensor_new_on_storage(best, 0, be->act_dtype, ndim, shape, NULL);
+  g_mutex_unlock(&v->pool_lock);
+  return t;
 }
 
 static OviTensor *
@@ -163,10 +171,13 @@ act4(OviWanVae *v, int64_t c, int64_t t, int64_t h, int64_t w)
 gsize
 ovi_wan_vae_pool_bytes(const OviWanVae *v)
 {
+  OviWanVae *mv = (OviWanVae *) v;
   gsize n = 0;
 
+  g_mutex_lock(&mv->pool_lock);
   for (guint i = 0; i < v->pool->len; i++)
     n += ((OviStorage *) g_ptr_array_index(v->pool, i))->size;
+  g_mutex_unlock(&mv->pool_lock);
   return n;
 }
 
@@ -527,6 +538,7 @@ ovi_wan_vae_free(OviWanVae *v)
   g_clear_pointer(&v->inv_std, ovi_tensor_unref);
   g_ptr_array_unref(v->weights);
   g_ptr_array_unref(v->pool);
+  g_mutex_clear(&v->pool_lock);
   g_free(v);
 }
 
@@ -541,6 +553,7 @@ ovi_wan_vae_new(OviWeightFile *wf, OviBackend *be, gboolean need_encoder,
 
   v->be = be;
   v->pool = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_storage_unref);
+  g_mutex_init(&v->pool_lock);
   v->weights
       = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);
 

@@ -291,6 +291,79 @@ test_tiling(void)
   g_assert_cmpfloat(e84, <=, TILING_BOUND);
 }
 
+typedef struct {
+  OviVideoVae *vae;
+  OviTensor *z;
+  OviTensor *video;
+  OviTensor *image;
+  OviTensor *mu;
+} Job;
+
+static gpointer
+decode_job(gpointer data)
+{
+  Job *j = data;
+  g_autoptr(GError) error = NULL;
+  Gather g = { 0 };
+
+  g.video = new_video(j->z->shape[1], j->z->shape[2], j->z->shape[3]);
+  if (!ovi_video_vae_decode(j->vae, j->z, gather, &g, NULL, &error))
+    g_clear_pointer(&g.video, ovi_tensor_unref);
+  j->video = g.video;
+  return NULL;
+}
+
+static gpointer
+encode_job(gpointer data)
+{
+  Job *j = data;
+  g_autoptr(GError) error = NULL;
+
+  j->mu = ovi_video_vae_encode_image(j->vae, j->image, &error);
+  return NULL;
+}
+
+/* one stage shared by two decodes and an i2v encode at the same time
+ * (ovivaedec and ovidenoise share it): the same results as alone */
+static void
+test_concurrent(void)
+{
+  g_autofree char *wpath = golden("video_vae", "weights.safetensors");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OviBackend) be = ovi_backend_new_cpu(0);
+  OviVideoVae *vae = ovi_video_vae_new_from_file(wpath, be, &error);
+  g_autoptr(OviTensor) z = io_tensor("in.decode_z");
+  g_autoptr(OviTensor) img4 = io_tensor("in.encode_image");
+  g_autoptr(OviTensor) img = ovi_tensor_select(img4, 1, 0);
+  Job jobs[3] = { { vae, z }, { vae, z }, { vae, NULL, NULL, img } };
+  GThread *threads[3];
+
+  g_assert_no_error(error);
+  decode_job(&jobs[0]);
+  encode_job(&jobs[2]);
+  g_autoptr(OviTensor) alone = g_steal_pointer(&jobs[0].video);
+  g_autoptr(OviTensor) mu_alone = g_steal_pointer(&jobs[2].mu);
+  g_assert_nonnull(alone);
+  g_assert_nonnull(mu_alone);
+  threads[0] = g_thread_new("dec0", decode_job, &jobs[0]);
+  threads[1] = g_thread_new("dec1", decode_job, &jobs[1]);
+  threads[2] = g_thread_new("enc", encode_job, &jobs[2]);
+  for (int i = 0; i < 3; i++)
+    g_thread_join(threads[i]);
+  for (int i = 0; i < 2; i++) {
+    g_assert_nonnull(jobs[i].video);
+    g_assert_cmpmem(ovi_tensor_data(jobs[i].video),
+                    ovi_tensor_nbytes(jobs[i].video), ovi_tensor_data(alone),
+                    ovi_tensor_nbytes(alone));
+    ovi_tensor_unref(jobs[i].video);
+  }
+  g_assert_nonnull(jobs[2].mu);
+  g_assert_cmpmem(ovi_tensor_data(jobs[2].mu), ovi_tensor_nbytes(jobs[2].mu),
+                  ovi_tensor_data(mu_alone), ovi_tensor_nbytes(mu_alone));
+  ovi_tensor_unref(jobs[2].mu);
+  ovi_video_vae_free(vae);
+}
+
 /* the official clip lengths: 157 latents -> 80384 samples, 314 -> 160768 */
 static void
 test_audio_lengths(void)
@@ -336,6 +409,7 @@ main(int argc, char **argv)
                   test_stream_matches_whole);
   g_test_add_func("/decoders/video-encode-image", test_encode_image_stage);
   g_test_add_func("/decoders/video-tiling", test_tiling);
+  g_test_add_func("/decoders/video-concurrent", test_concurrent);
   g_test_add_func("/decoders/audio-clip-lengths", test_audio_lengths);
   return g_test_run();
 }
