@@ -151,6 +151,9 @@ gboolean ovi_denoiser_estimate (const OviModelPaths *paths, int width,
 
 /* ---- stage 3: video VAE ---- */
 
+/* The video and audio stages may be shared between threads (ovivaedec and
+ * ovidenoise's i2v encode use one OviVideoVae): their calls are serialised
+ * on the stage, and a decode holds it while its frames callback runs. */
 typedef struct _OviVideoVae OviVideoVae;
 
 OviVideoVae *ovi_video_vae_new (const OviModelPaths *paths, OviBackend *backend,
