@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#define BQ 48
+#define BQ 128
 #define BK 128
 
 typedef struct {
