@@ -284,18 +284,38 @@ parse_normalizer(OviSpm *spm, Reader *outer, const guint8 *d, gsize n)
 
 /* ---- lookup tables ---- */
 
-static const OviSpm *sort_ctx;
+typedef struct {
+  const char *piece;
+  guint len;
+  int id;
+} SortKey;
 
 static int
-cmp_pieces(const void *a, const void *b)
+cmp_keys(const void *a, const void *b)
 {
-  const Piece *pa = &sort_ctx->pieces[*(const int *) a];
-  const Piece *pb = &sort_ctx->pieces[*(const int *) b];
+  const SortKey *pa = a, *pb = b;
   guint n = MIN(pa->len, pb->len);
   int c = memcmp(pa->piece, pb->piece, n);
   if (c)
     return c;
   return pa->len < pb->len ? -1 : pa->len > pb->len;
+}
+
+/* sorts piece ids by their bytes (no global state: models may load in
+ * several threads) */
+static void
+sort_ids(const OviSpm *spm, int *ids, int n)
+{
+  SortKey *k = g_new(SortKey, MAX(n, 1));
+  for (int i = 0; i < n; i++) {
+    k[i].piece = spm->pieces[ids[i]].piece;
+    k[i].len = spm->pieces[ids[i]].len;
+    k[i].id = ids[i];
+  }
+  qsort(k, n, sizeof(SortKey), cmp_keys);
+  for (int i = 0; i < n; i++)
+    ids[i] = k[i].id;
+  g_free(k);
 }
 
 /* All pieces of `ids` (sorted) that are prefixes of text[0..len), in
@@ -438,10 +458,8 @@ setup(OviSpm *spm, GError **error)
                     "byte_fallback is on but not all 256 byte pieces exist");
   if (spm->n_sorted == 0)
     return fail(error, name, "no normal pieces");
-  sort_ctx = spm;
-  qsort(spm->sorted, spm->n_sorted, sizeof(int), cmp_pieces);
-  qsort(spm->user_sorted, spm->n_user, sizeof(int), cmp_pieces);
-  sort_ctx = NULL;
+  sort_ids(spm, spm->sorted, spm->n_sorted);
+  sort_ids(spm, spm->user_sorted, spm->n_user);
 
   if (spm->charsmap_size > 0) {
     const guint8 *b = spm->charsmap;

@@ -633,6 +633,90 @@ test_encoder_stage(void)
   ovi_backend_free(be);
 }
 
+/* the golden t5 weights re-written as a PyTorch .pth (as the official
+ * models_t5_umt5-xxl-enc-bf16.pth), in F32 and in BF16 */
+static void
+test_encoder_pth(void)
+{
+  g_autofree char *w
+      = g_build_filename(golden_dir(), "t5", "weights.safetensors", NULL);
+  g_autofree char *io_path
+      = g_build_filename(golden_dir(), "t5", "io.safetensors", NULL);
+  g_autofree char *spiece
+      = g_build_filename(golden_dir(), "tokenizer", "spiece.model", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("ovi-t5pth-XXXXXX", &error);
+  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(w, NULL, &error);
+  g_autoptr(OviWeightFile) io = ovi_weight_file_open(io_path, NULL, &error);
+  OviBackend *be = ovi_backend_new_cpu(1);
+  guint n = ovi_weight_file_n_tensors(wf);
+
+  g_assert_no_error(error);
+  for (int bf16 = 0; bf16 < 2; bf16++) {
+    OviNamedTensor *nt = g_new0(OviNamedTensor, n);
+    GPtrArray *keep
+        = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);
+    for (guint i = 0; i < n; i++) {
+      const char *name = ovi_weight_file_name(wf, i);
+      OviTensor *t = ovi_weight_file_get(wf, name, &error);
+      g_assert_no_error(error);
+      if (bf16) {
+        OviTensor *b
+            = ovi_tensor_new(OVI_DTYPE_BF16, t->ndim, t->shape, &error);
+        g_assert_no_error(error);
+        const float *src = ovi_tensor_data(t);
+        uint16_t *dst = ovi_tensor_data(b);
+        for (int64_t k = 0; k < ovi_tensor_numel(t); k++)
+          dst[k] = ovi_f32_to_bf16(src[k]);
+        ovi_tensor_unref(t);
+        t = b;
+      }
+      g_ptr_array_add(keep, t);
+      nt[i].name = name;
+      nt[i].tensor = t;
+    }
+    g_autofree char *pth = g_build_filename(dir, "t5.pth", NULL);
+    g_assert_true(ovi_pth_write(pth, nt, n, NULL, &error));
+    g_assert_no_error(error);
+    g_free(nt);
+    g_ptr_array_unref(keep);
+
+    OviTextEncoder *enc
+        = ovi_text_encoder_new_from_files(pth, spiece, 32, TRUE, be, &error);
+    g_assert_no_error(error);
+    OviTensor *out[3];
+    g_assert_true(ovi_text_encoder_encode(
+        enc,
+        "A concert stage glows with red and purple lights. A singer in a "
+        "glittering jacket grips the microphone, sweat shining on his brow, "
+        "and shouts, <S>AI declares: humans obsolete now.<E>. The crowd roars "
+        "in response, fists in the air. Behind him, a guitarist steps to the "
+        "mic and adds to say <S>We fight back with courage.<E>. The energy "
+        "peaks as the lights flare brighter.. <AUDCAP>Electric guitar riffs, "
+        "cheering crowd, shouted male voices.<ENDAUDCAP>",
+        NULL, NULL, out, NULL, &error));
+    g_assert_no_error(error);
+    for (int i = 0; i < 3; i++) {
+      g_autofree char *name = g_strdup_printf("out.context.%d", i);
+      g_autoptr(OviTensor) ref = ovi_weight_file_get(io, name, &error);
+      double max_abs, rel = rel_l2(out[i], ref, &max_abs);
+      g_print("# .pth %s %s rel_l2=%.3e max_abs=%.3e\n", bf16 ? "bf16" : "f32",
+              name, rel, max_abs);
+      if (bf16) {
+        g_assert_cmpfloat(rel, <=, 5e-2);
+        g_assert_cmpfloat(rel, >, 1e-5); /* really rounded */
+      } else {
+        g_assert_cmpfloat(rel, <=, 1e-4);
+      }
+      ovi_tensor_unref(out[i]);
+    }
+    ovi_text_encoder_free(enc);
+  }
+  ovi_backend_free(be);
+  g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
+  g_assert_cmpint(system(rm), ==, 0);
+}
+
 static void
 test_t5_errors(void)
 {
@@ -692,6 +776,7 @@ main(int argc, char **argv)
   g_test_add_func("/text/clean/html-unescape", test_html_unescape);
   g_test_add_func("/text/prompt/format", test_prompt_format);
   g_test_add_func("/text/encoder/stage", test_encoder_stage);
+  g_test_add_func("/text/encoder/pth", test_encoder_pth);
   g_test_add_func("/text/t5/errors", test_t5_errors);
   return g_test_run();
 }
