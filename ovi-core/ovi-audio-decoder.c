@@ -4,6 +4,8 @@
 #include "ovi-bigvgan.h"
 #include "ovi-mmaudio-vae.h"
 
+#include <string.h>
+
 struct _OviAudioDecoder {
   OviBackend *be;
   OviMMAudioVae *vae;
@@ -171,4 +173,32 @@ ovi_clip_audio_samples(int64_t clip_index, int64_t frames_per_clip)
     return 0;
   return ovi_clip_audio_start(clip_index + 1, frames_per_clip)
          - ovi_clip_audio_start(clip_index, frames_per_clip);
+}
+
+OviTensor *
+ovi_clip_audio_fit(const OviTensor *samples, int64_t clip_index,
+                   int64_t frames_per_clip, GError **error)
+{
+  int64_t want = ovi_clip_audio_samples(clip_index, frames_per_clip);
+  int64_t have = samples->ndim == 1 ? samples->shape[0] : -1;
+  g_autoptr(OviTensor) src = NULL;
+  OviTensor *out;
+
+  if (have < 0 || clip_index < 0 || frames_per_clip <= 0) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                "audio clip fit: samples must be [n] and clip %" G_GINT64_FORMAT
+                " / %" G_GINT64_FORMAT " frames valid",
+                clip_index, frames_per_clip);
+    return NULL;
+  }
+  src = ovi_tensor_to_f32(samples, error);
+  if (src == NULL)
+    return NULL;
+  out = ovi_tensor_new(OVI_DTYPE_F32, 1, &want, error);
+  if (out == NULL)
+    return NULL;
+  /* ovi_tensor_new zeroes: the padding is silence */
+  memcpy(ovi_tensor_data(out), ovi_tensor_data(src),
+         sizeof(float) * MIN(have, want));
+  return out;
 }

@@ -224,6 +224,11 @@ void ovi_audio_decoder_set_debug (OviAudioDecoder *dec,
 int64_t ovi_clip_audio_samples (int64_t clip_index, int64_t frames_per_clip);
 /* Cumulative samples before clip `clip_index` (its start, in samples). */
 int64_t ovi_clip_audio_start (int64_t clip_index, int64_t frames_per_clip);
+/* The clip's samples [n] (F32 host, the vocoder's L*512) trimmed at the end
+ * or padded at the end with zeros to ovi_clip_audio_samples(): a new host
+ * tensor [ovi_clip_audio_samples (clip_index, frames_per_clip)]. */
+OviTensor *ovi_clip_audio_fit (const OviTensor *samples, int64_t clip_index,
+    int64_t frames_per_clip, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviModelPaths, ovi_model_paths_free)
 

@@ -45,6 +45,40 @@ test_official_lengths(void)
     g_assert_cmpint(ovi_clip_audio_samples(k, 24), ==, 16000);
 }
 
+/* the vocoder output of each official length fitted to the rule */
+static void
+test_fit(void)
+{
+  const int64_t frames[] = { 121, 241 }, samples[] = { 157 * 512, 314 * 512 };
+  g_autoptr(GError) error = NULL;
+
+  for (int v = 0; v < 2; v++) {
+    int64_t n = samples[v], total = 0;
+    g_autoptr(OviTensor) wav = ovi_tensor_new_f32(1, &n);
+    float *d = ovi_tensor_data(wav);
+    for (int64_t i = 0; i < n; i++)
+      d[i] = 0.5f + (float) (i % 7) / 10.0f; /* never 0 */
+    for (int64_t k = 0; k < 4; k++) {
+      g_autoptr(OviTensor) fit = ovi_clip_audio_fit(wav, k, frames[v], &error);
+      g_assert_no_error(error);
+      int64_t want = ovi_clip_audio_samples(k, frames[v]);
+      g_assert_cmpint(fit->ndim, ==, 1);
+      g_assert_cmpint(fit->shape[0], ==, want);
+      const float *f = ovi_tensor_data(fit);
+      for (int64_t i = 0; i < want; i++)
+        g_assert_cmpfloat(f[i], ==, i < n ? d[i] : 0.0f);
+      total += want;
+    }
+    g_assert_cmpint(total, ==, ovi_clip_audio_start(4, frames[v]));
+  }
+  {
+    int64_t shape[2] = { 2, 3 };
+    g_autoptr(OviTensor) bad = ovi_tensor_new_f32(2, shape);
+    g_assert_null(ovi_clip_audio_fit(bad, 0, 121, &error));
+    g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -56,5 +90,6 @@ main(int argc, char **argv)
   g_test_add_data_func("/av-sync/cumulative/7", GINT_TO_POINTER(7),
                        test_cumulative);
   g_test_add_func("/av-sync/official-lengths", test_official_lengths);
+  g_test_add_func("/av-sync/fit", test_fit);
   return g_test_run();
 }
