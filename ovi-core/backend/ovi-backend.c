@@ -375,9 +375,12 @@ ovi_op_copy(OviBackend *be, OviTensor *dst, const OviTensor *src)
   }
   if (!need_same_shape(be, op, "dst", dst, "src", src))
     return;
-  if (!ovi_tensor_is_contiguous(dst)) {
-    fail(be, OVI_ERROR_INVALID_ARGUMENT, op, "dst must be contiguous");
-    return;
+  for (int i = 0; i < dst->ndim; i++) {
+    if (dst->shape[i] > 1 && dst->stride[i] == 0) {
+      fail(be, OVI_ERROR_INVALID_ARGUMENT, op,
+           "dst dim %d has stride 0: its elements overlap", i);
+      return;
+    }
   }
   DISPATCH(be, copy, dst, src);
 }

@@ -74,8 +74,8 @@ struct _OviBackendOps {
 
   /* memory */
   OviStorage *(*new_storage) (OviBackend *be, gsize size, GError **error);
-  /* any device/dtype to any device/dtype, strided src allowed, contiguous dst
-   * of the same shape. Values are converted (src scale applied, dst scale
+  /* any device/dtype to any device/dtype, strided src and dst (a view into
+   * a bigger tensor, without overlapping elements) of the same shape. Values are converted (src scale applied, dst scale
    * divided out; I8 rounds to nearest and saturates; F8 saturates at 448),
    * except that equal dtypes with scales on both or neither side copy the
    * raw elements. */

@@ -612,6 +612,53 @@ test_copy_dtypes(void)
   }
 }
 
+/* copies into views of a bigger tensor (strided dst), raw and converting */
+static void
+test_copy_strided_dst(void)
+{
+  static const OviDType dts[] = { OVI_DTYPE_F32, OVI_DTYPE_BF16 };
+
+  for (guint d = 0; d < G_N_ELEMENTS(dts); d++) {
+    g_autoptr(OviTensor) big
+        = ovi_tensor_new(dts[d], 3, (int64_t[]){ 4, 6, 9 }, NULL);
+    g_autoptr(OviTensor) src = rand_f32(3, (int64_t[]){ 4, 3, 5 });
+    g_autoptr(OviTensor) n1 = ovi_tensor_narrow(big, 1, 2, 3);
+    g_autoptr(OviTensor) dst = ovi_tensor_narrow(n1, 2, 1, 5);
+    /* a transposed destination too: [9, 6] viewed from big[0] */
+    g_autoptr(OviTensor) b0 = ovi_tensor_select(big, 0, 3);
+    g_autoptr(OviTensor) bt = ovi_tensor_permute(b0, (int[]){ 1, 0 });
+    g_autoptr(OviTensor) src2 = rand_f32(2, (int64_t[]){ 9, 6 });
+    g_autofree double *sv = to_f64(src), *sv2 = to_f64(src2);
+
+    ovi_op_fill(be2, big, 7.0f);
+    ovi_op_copy(be2, dst, src);
+    assert_ok(be2);
+    for (int64_t a = 0; a < 3; a++)
+      for (int64_t b = 0; b < 6; b++)
+        for (int64_t c = 0; c < 9; c++) {
+          double got = ovi_tensor_get_f64(big, (int64_t[]){ a, b, c });
+          double want = 7.0;
+          if (b >= 2 && b < 5 && c >= 1 && c < 6) {
+            float v = (float) sv[(a * 3 + b - 2) * 5 + c - 1];
+            want = dts[d] == OVI_DTYPE_F32
+                       ? v
+                       : ovi_bf16_to_f32(ovi_f32_to_bf16(v));
+          }
+          g_assert_cmpfloat(got, ==, want);
+        }
+    ovi_op_copy(be2, bt, src2);
+    assert_ok(be2);
+    for (int64_t r = 0; r < 9; r++)
+      for (int64_t c = 0; c < 6; c++) {
+        float v = (float) sv2[r * 6 + c];
+        double want
+            = dts[d] == OVI_DTYPE_F32 ? v : ovi_bf16_to_f32(ovi_f32_to_bf16(v));
+        g_assert_cmpfloat(ovi_tensor_get_f64(big, (int64_t[]){ 3, c, r }), ==,
+                          want);
+      }
+  }
+}
+
 static void
 test_fill(void)
 {
@@ -778,6 +825,7 @@ main(int argc, char **argv)
   g_test_add_func("/ops/elementwise", test_elementwise);
   g_test_add_func("/ops/mean-snake", test_mean_snake);
   g_test_add_func("/ops/copy-dtypes", test_copy_dtypes);
+  g_test_add_func("/ops/copy-strided-dst", test_copy_strided_dst);
   g_test_add_func("/ops/fill", test_fill);
   g_test_add_func("/ops/embedding", test_embedding);
   g_test_add_func("/ops/pixel-shuffle", test_pixel_shuffle);

@@ -309,6 +309,7 @@ typedef struct {
   OviTensor *dst;
   const OviTensor *src;
   Src s;
+  Src d; /* the destination's own strides (it may be a view) */
   gboolean raw;
   int64_t rows_per_i0; /* rows per dim-0 index (0: ndim <= 1) */
 } CopyJob;
@@ -322,10 +323,14 @@ copy_range(gpointer data, int64_t start, int64_t end, int tid)
   char *dst = ovi_tensor_data(j->dst);
   float *tmp = NULL;
   gboolean per_elem_scale = j->rows_per_i0 == 0;
+  int64_t dinc = j->d.inc;
+  char *packed = NULL;
 
   if (!j->raw) {
     tmp = ovi_cpu_scratch(j->be, tid, 1, sizeof(float) * MAX(n, 1));
-    if (tmp == NULL) {
+    if (dinc != 1 && n > 1)
+      packed = ovi_cpu_scratch(j->be, tid, 2, 8 * MAX(n, 1));
+    if (tmp == NULL || (dinc != 1 && n > 1 && packed == NULL)) {
       ovi_backend_set_error(j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
                             "ovi_op_copy: out of memory for scratch");
       return;
@@ -333,14 +338,15 @@ copy_range(gpointer data, int64_t start, int64_t end, int tid)
   }
   for (int64_t r = start; r < end; r++) {
     const char *sp = j->s.base + src_offset(&j->s, r) * (int64_t) se;
-    char *dp = dst + r * n * de;
+    char *dp = dst + src_offset(&j->d, r) * (int64_t) de;
 
     if (j->raw) {
-      if (j->s.inc == 1)
+      if (j->s.inc == 1 && (dinc == 1 || n == 1))
         memcpy(dp, sp, n * de);
       else
         for (int64_t i = 0; i < n; i++)
-          memcpy(dp + i * de, sp + i * j->s.inc * (int64_t) se, de);
+          memcpy(dp + i * dinc * (int64_t) de, sp + i * j->s.inc * (int64_t) se,
+                 de);
       continue;
     }
     ovi_cpu_load_f32(tmp, sp, j->s.dtype, n, j->s.inc);
@@ -350,7 +356,13 @@ copy_range(gpointer data, int64_t start, int64_t end, int tid)
         tmp[i] = tmp[i] * scale_at(j->src, i0) / scale_at(j->dst, i0);
       }
     }
-    store_from_f32(dp, j->dst->dtype, tmp, n);
+    if (dinc == 1 || n == 1) {
+      store_from_f32(dp, j->dst->dtype, tmp, n);
+    } else {
+      store_from_f32(packed, j->dst->dtype, tmp, n);
+      for (int64_t i = 0; i < n; i++)
+        memcpy(dp + i * dinc * (int64_t) de, packed + i * de, de);
+    }
   }
 }
 
@@ -370,6 +382,7 @@ cpu_copy(OviBackend *be, OviTensor *dst, const OviTensor *src)
   j.raw = src->dtype == dst->dtype
           && ((src->scale == NULL) == (dst->scale == NULL));
   src_init(&j.s, src, dst->ndim, dst->shape);
+  src_init(&j.d, dst, dst->ndim, dst->shape);
   n = j.s.n;
   for (int d = 0; d < dst->ndim - 1; d++)
     rows *= dst->shape[d];
