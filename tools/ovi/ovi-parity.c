@@ -188,11 +188,15 @@ int
 ovi_cmd_parity (int argc, char **argv)
 {
   g_autofree char *backend_name = NULL;
+  double tolerance = 0.0;
   g_autoptr (GOptionContext) ctx = NULL;
   g_autoptr (GError) error = NULL;
   GOptionEntry entries[] = {
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name,
-        "Backend to run on: cpu (default) or cuda", "NAME" },
+        "Backend to run on: cpu (default), cuda (bf16) or cuda-fp32", "NAME" },
+    { "tolerance", 't', 0, G_OPTION_ARG_DOUBLE, &tolerance,
+        "Pass if rel_l2 <= R and max_abs <= 10 R * max(1, max|ref|), instead "
+        "of the case's fp32 rule (e.g. 5e-2 for a bf16 backend)", "R" },
     { NULL }
   };
   OviParity p = { 0 };
@@ -210,6 +214,10 @@ ovi_cmd_parity (int argc, char **argv)
   if (!open_case (&p, argv[1], &error)) {
     close_case (&p);
     return ovi_cli_fail ("%s", error->message);
+  }
+  if (tolerance > 0.0) {
+    p.rel_tol = tolerance;
+    p.abs_tol = 10.0 * tolerance;
   }
   case_name = json_object_get_string_member_with_default (p.config, "case", "");
   run = find_runner (case_name);
