@@ -46,6 +46,17 @@ OviDenoiser *
 ovi_denoiser_new(const OviModelPaths *paths, OviBackend *backend,
                  GError **error)
 {
+  return ovi_denoiser_new_filtered(paths, backend, NULL, NULL, error);
+}
+
+OviDenoiser *
+ovi_denoiser_new_filtered(const OviModelPaths *paths, OviBackend *backend,
+                          OviTensor *(*filter)(const char *name,
+                                               OviTensor *weight,
+                                               gpointer user_data,
+                                               GError **error),
+                          gpointer filter_data, GError **error)
+{
   OviDenoiser *d = g_new0(OviDenoiser, 1);
   OviFusionDims preset = {
     .num_heads = paths->num_heads,
@@ -60,7 +71,8 @@ ovi_denoiser_new(const OviModelPaths *paths, OviBackend *backend,
   d->target_area = paths->target_area;
   d->wf = ovi_weight_file_open(paths->fusion_path, NULL, error);
   if (d->wf)
-    d->model = ovi_fusion_new(d->wf, &preset, backend, error);
+    d->model = ovi_fusion_new_filtered(d->wf, &preset, backend, filter,
+                                       filter_data, error);
   if (d->model == NULL) {
     ovi_denoiser_free(d);
     return NULL;

@@ -121,6 +121,15 @@ typedef struct _OviDenoiser OviDenoiser;
 
 OviDenoiser *ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
     GError **error);
+/* As ovi_denoiser_new, each fusion matmul / conv weight passing through
+ * `filter` (official name, tensor as read) which returns the tensor to use
+ * (a new reference) or NULL with `error` set: the VRAM modes quantise and
+ * place weights this way (ovi_placement_weight_filter, ovi-placement.h). */
+OviDenoiser *ovi_denoiser_new_filtered (const OviModelPaths *paths,
+    OviBackend *backend,
+    OviTensor *(*filter) (const char *name, OviTensor *weight,
+        gpointer user_data, GError **error),
+    gpointer filter_data, GError **error);
 void ovi_denoiser_free (OviDenoiser *d);
 /* Returns the final latents: video [48,F,h,w] and audio [L,20], F32.
  * F and L are the preset's (paths->video_latent_frames,

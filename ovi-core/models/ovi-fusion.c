@@ -129,6 +129,8 @@ typedef struct {
   GPtrArray *keep;
   GError *error;
   const char *prefix;
+  OviFusionWeightFilter filter; /* nullable: quantise / place weights */
+  gpointer filter_data;
 } Loader;
 
 static OviTensor *
@@ -162,6 +164,13 @@ load(Loader *ld, gboolean to_act, gboolean flat, int ndim, const int64_t *shape,
   raw = ovi_weight_file_get_shaped(ld->wf, name, ndim, shape, &ld->error);
   if (raw == NULL)
     return NULL;
+  if (!to_act && ld->filter) {
+    OviTensor *f = ld->filter(name, raw, ld->filter_data, &ld->error);
+    if (f == NULL)
+      return NULL;
+    ovi_tensor_unref(raw);
+    raw = f;
+  }
   if (flat) {
     int64_t fs[2] = { shape[0], ovi_tensor_numel(raw) / shape[0] };
     OviTensor *v = ovi_tensor_reshape(raw, 2, fs);
@@ -301,8 +310,19 @@ OviFusion *
 ovi_fusion_new(OviWeightFile *wf, const OviFusionDims *preset,
                OviBackend *backend, GError **error)
 {
+  return ovi_fusion_new_filtered(wf, preset, backend, NULL, NULL, error);
+}
+
+OviFusion *
+ovi_fusion_new_filtered(OviWeightFile *wf, const OviFusionDims *preset,
+                        OviBackend *backend, OviFusionWeightFilter filter,
+                        gpointer filter_data, GError **error)
+{
   g_autoptr(OviFusion) m = g_new0(OviFusion, 1);
-  Loader ld = { .wf = wf, .be = backend };
+  Loader ld = { .wf = wf,
+                .be = backend,
+                .filter = filter,
+                .filter_data = filter_data };
 
   m->be = backend;
   m->keep = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);

@@ -57,6 +57,21 @@ typedef struct _OviFusionWork OviFusionWork;
  * other fields are ignored and filled from the shapes. */
 OviFusion *ovi_fusion_new(OviWeightFile *wf, const OviFusionDims *preset,
                           OviBackend *backend, GError **error);
+/* As ovi_fusion_new, passing every matmul / conv weight (not biases,
+ * gains or modulation tables, which become act tensors) through `filter`
+ * first: it gets the official name and the tensor as read from the file
+ * (unflattened) and returns the tensor to use, a new reference, e.g.
+ * quantised or already on the backend (ovi-placement.h), or NULL with
+ * `error` set. */
+typedef OviTensor *(*OviFusionWeightFilter)(const char *name,
+                                            OviTensor *weight,
+                                            gpointer user_data,
+                                            GError **error);
+OviFusion *ovi_fusion_new_filtered(OviWeightFile *wf,
+                                   const OviFusionDims *preset,
+                                   OviBackend *backend,
+                                   OviFusionWeightFilter filter,
+                                   gpointer filter_data, GError **error);
 void ovi_fusion_free(OviFusion *model);
 const OviFusionDims *ovi_fusion_get_dims(const OviFusion *model);
 

@@ -1,0 +1,652 @@
+/* gst-ovi: residency plans and memory estimates (see ovi-placement.h). */
+#include "ovi-placement.h"
+
+#include "ovi-mem-account.h"
+#include "ovi-weights.h"
+
+#include <math.h>
+#include <string.h>
+
+/* release sizes (research §4.1) used when the files are not there */
+#define RELEASE_T5_PARAMS G_GUINT64_CONSTANT(5680000000)
+#define RELEASE_T5_DIM    4096
+#define RELEASE_T5_FFN    10240
+#define RELEASE_T5_HEADS  64
+/* Wan2.2_VAE.pth is 2.82 GB of fp32; the decoder (+ conv2) is about 55% of
+ * it (the encoder has the same widths but fewer upsampling blocks) */
+#define RELEASE_VAE_DECODER_BYTES G_GUINT64_CONSTANT(1560000000)
+#define RELEASE_VAE_DEC_DIM       256
+#define RELEASE_AUDIO_BYTES       G_GUINT64_CONSTANT(1140000000)
+#define RELEASE_VOCODER_CHANNELS  1536
+
+/* Activation bounds of the decoders (video: elements per output pixel of
+ * the decoded area and unit of the decoder's base width, covering the
+ * 4-frame chunk's working tensors and the 2-frame causal caches of every
+ * level; audio: per output sample and unit of the vocoder's first width).
+ * Calibrated, not derived: the tiny decoder (same level layout, base width
+ * 8) measures 19.7 and 0.2 under the accounting of tests/placement; the
+ * constants add a 1.5x / 5x margin. */
+#define VAE_ACT_PER_PIXEL_CHANNEL    30.0
+#define AUDIO_ACT_PER_SAMPLE_CHANNEL 1.0
+
+const char *
+ovi_stage_name(OviStage stage)
+{
+  static const char *const names[OVI_N_STAGES]
+      = { "text", "denoise", "video-decode", "audio-decode" };
+  return stage < OVI_N_STAGES ? names[stage] : "?";
+}
+
+/* ---- plans ---- */
+
+gboolean
+ovi_placement_plan_for_mode(OviVramMode mode, OviGpuAllocation allocation,
+                            guint64 host_budget, OviPlacementPlan *p,
+                            GError **error)
+{
+  const OviGpuAllocationPreset *ap;
+
+  if (allocation == OVI_GPU_ALLOCATION_AUTO)
+    allocation = OVI_GPU_ALLOCATION_SINGLE;
+  ap = ovi_gpu_allocation_preset_get(allocation, error);
+  if (ap == NULL || ovi_vram_mode_preset_get(mode, error) == NULL)
+    return FALSE;
+  memset(p, 0, sizeof *p);
+  p->mode = mode;
+  p->allocation = allocation;
+  p->ranks = MAX(ap->ranks, 1);
+  p->host_budget = host_budget;
+  switch (mode) {
+    case OVI_VRAM_MODE_STANDARD:
+      p->quant = OVI_QUANT_NONE;
+      p->dit_weight_dtype = OVI_DTYPE_BF16;
+      break;
+    case OVI_VRAM_MODE_FP8:
+      p->quant = OVI_QUANT_F8_PER_CHANNEL;
+      p->dit_weight_dtype = OVI_DTYPE_F8_E4M3;
+      p->t5_while_used = TRUE;
+      break;
+    case OVI_VRAM_MODE_FP8_OFFLOAD:
+      p->quant = OVI_QUANT_F8_PER_CHANNEL;
+      p->dit_weight_dtype = OVI_DTYPE_F8_E4M3;
+      p->stream_blocks = TRUE;
+      p->stream_slots = 2;
+      p->t5_while_used = TRUE;
+      p->vae_while_used = TRUE;
+      break;
+    case OVI_VRAM_MODE_ULTRA_LOW:
+      p->quant = OVI_QUANT_I8_PER_CHANNEL;
+      p->dit_weight_dtype = OVI_DTYPE_I8;
+      p->stream_blocks = TRUE;
+      p->stream_slots = 2;
+      p->t5_on_cpu = TRUE;
+      p->t5_while_used = TRUE;
+      p->vae_while_used = TRUE;
+      p->vae_tile = 16;
+      p->vae_tile_overlap = 4;
+      break;
+    default:
+      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                  "vram-mode %s has no fixed plan (resolve auto with "
+                  "ovi_placement_choose first)",
+                  ovi_vram_mode_to_string(mode));
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- the model ---- */
+
+static guint64
+file_bytes(const char *path, const char *prefix, const char *const *only)
+{
+  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(path, prefix, NULL);
+  guint64 total = 0;
+
+  if (wf == NULL)
+    return 0;
+  for (guint i = 0; i < ovi_weight_file_n_tensors(wf); i++) {
+    const char *name = ovi_weight_file_name(wf, i);
+    g_autoptr(OviTensor) t = NULL;
+    gboolean keep = only == NULL;
+
+    for (int k = 0; only && only[k]; k++)
+      keep |= g_str_has_prefix(name, only[k]);
+    if (keep && (t = ovi_weight_file_get(wf, name, NULL)) != NULL)
+      total += ovi_tensor_nbytes(t);
+  }
+  return total;
+}
+
+static int
+dim0_of(const char *path, const char *needle, int ndim)
+{
+  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(path, NULL, NULL);
+
+  for (guint i = 0; wf && i < ovi_weight_file_n_tensors(wf); i++) {
+    const char *name = ovi_weight_file_name(wf, i);
+    if (strstr(name, needle)) {
+      g_autoptr(OviTensor) t = ovi_weight_file_get(wf, name, NULL);
+      if (t && t->ndim == ndim)
+        return (int) t->shape[0];
+    }
+  }
+  return 0;
+}
+
+gboolean
+ovi_placement_model_init(OviPlacementModel *m, const OviModelPaths *paths,
+                         const char *variant, GError **error)
+{
+  memset(m, 0, sizeof *m);
+  if (paths) {
+    g_autoptr(OviWeightFile) wf = NULL;
+    g_autoptr(OviTensor) probe = NULL;
+    OviFusionDims preset = {
+      .num_heads = paths->num_heads,
+      .text_len = paths->text_len,
+      .eps = paths->eps,
+      .audio_rope_scale = paths->audio_rope_scale,
+    };
+    static const char *const dec[] = { "decoder.", "conv2.", NULL };
+
+    wf = ovi_weight_file_open(paths->fusion_path, NULL, error);
+    if (wf == NULL || !ovi_fusion_read_dims(wf, &preset, &m->dims, error))
+      return FALSE;
+    probe = ovi_weight_file_get(wf, "video_model.blocks.0.ffn.0.weight", NULL);
+    m->dit_file_is_fp8 = probe && probe->dtype == OVI_DTYPE_F8_E4M3;
+    m->variant = g_strdup(paths->variant);
+    m->video_latent_frames = paths->video_latent_frames;
+    m->audio_latent_length = paths->audio_latent_length;
+    m->target_area = paths->target_area;
+    m->t5_bytes = file_bytes(paths->t5_path, NULL, NULL);
+    m->vae_decoder_bytes = file_bytes(paths->vae_path, NULL, dec);
+    m->audio_bytes = file_bytes(paths->audio_vae_path, NULL, NULL)
+                     + file_bytes(paths->vocoder_path, NULL, NULL);
+    {
+      g_autoptr(OviWeightFile) t5
+          = ovi_weight_file_open(paths->t5_path, NULL, NULL);
+      g_autoptr(OviTensor) e = NULL, f = NULL, r = NULL;
+      if (t5) {
+        e = ovi_weight_file_get(t5, "token_embedding.weight", NULL);
+        f = ovi_weight_file_get(t5, "blocks.0.ffn.fc1.weight", NULL);
+        r = ovi_weight_file_get(t5, "blocks.0.pos_embedding.embedding.weight",
+                                NULL);
+      }
+      m->t5_dim = e && e->ndim == 2 ? e->shape[1] : RELEASE_T5_DIM;
+      m->t5_ffn = f && f->ndim == 2 ? f->shape[0] : RELEASE_T5_FFN;
+      m->t5_heads = r && r->ndim == 2 ? r->shape[1] : RELEASE_T5_HEADS;
+    }
+    m->vae_dec_dim = dim0_of(paths->vae_path, "decoder.head.0.gamma", 4);
+    if (m->vae_dec_dim == 0)
+      m->vae_dec_dim = RELEASE_VAE_DEC_DIM;
+    m->vocoder_channels = dim0_of(paths->vocoder_path, "conv_pre", 3);
+    if (m->vocoder_channels == 0)
+      m->vocoder_channels = RELEASE_VOCODER_CHANNELS;
+    return TRUE;
+  }
+  const OviModelPreset *mp = ovi_model_preset_lookup(variant, error);
+  if (mp == NULL)
+    return FALSE;
+  if (g_strcmp0(mp->name, "tiny") == 0) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                "the tiny model has no release dims: estimate it from its "
+                "folder (--model-dir)");
+    return FALSE;
+  }
+  ovi_fusion_dims_release(&m->dims);
+  m->dims.num_heads = mp->num_heads;
+  m->dims.text_len = mp->text_len;
+  m->variant = g_strdup(mp->name);
+  m->video_latent_frames = mp->video_latent_frames;
+  m->audio_latent_length = mp->audio_latent_length;
+  m->target_area = mp->target_area;
+  m->t5_bytes = RELEASE_T5_PARAMS * 2;
+  m->vae_decoder_bytes = RELEASE_VAE_DECODER_BYTES;
+  m->audio_bytes = RELEASE_AUDIO_BYTES;
+  m->t5_dim = RELEASE_T5_DIM;
+  m->t5_ffn = RELEASE_T5_FFN;
+  m->t5_heads = RELEASE_T5_HEADS;
+  m->vae_dec_dim = RELEASE_VAE_DEC_DIM;
+  m->vocoder_channels = RELEASE_VOCODER_CHANNELS;
+  return TRUE;
+}
+
+void
+ovi_placement_model_clear(OviPlacementModel *m)
+{
+  g_clear_pointer(&m->variant, g_free);
+}
+
+/* ---- DiT weight bytes by kind (ovi-fusion.c's loader and tower_params) */
+
+typedef struct {
+  guint64 block_q;           /* per tower per block: matmul weight params */
+  guint64 block_q_rows;      /* their output rows (per-channel scales) */
+  guint64 block_small;       /* biases, gains, modulation (act dtype) */
+  guint64 lin_q, lin_rows;   /* other Linear weights (both towers) */
+  guint64 conv_q, conv_rows; /* patch-embedding convolutions */
+  guint64 small;             /* other biases and tables */
+} DitParams;
+
+static void
+dit_params(const OviFusionDims *d, DitParams *p)
+{
+  guint64 D = d->dim, F = d->ffn_dim, K = d->audio_kernel, H = d->audio_hidden;
+  guint64 hv = (guint64) d->video_out * d->patch[0] * d->patch[1] * d->patch[2];
+  guint64 ha = d->audio_out;
+
+  memset(p, 0, sizeof *p);
+  p->block_q = 10 * D * D + 2 * D * F;
+  p->block_q_rows = 11 * D + F;
+  p->block_small = 26 * D + F;
+  for (int t = 0; t < 2; t++) {
+    guint64 hw = t == 0 ? hv : ha;
+    p->lin_q += (guint64) d->text_dim * D + D * D + (guint64) d->freq_dim * D
+                + D * D + 6 * D * D + hw * D;
+    p->lin_rows += 10 * D + hw;
+    p->small += 13 * D + hw;
+  }
+  p->conv_q = D * d->video_in * d->patch[0] * d->patch[1] * d->patch[2]
+              + D * d->audio_in * K + 3 * D * H * K;
+  p->conv_rows = D + D + H + D + H;
+}
+
+/* bytes of `params` matmul weights with `rows` output rows in the plan's
+ * format (`quantised`: the policy applies to them) */
+static guint64
+weight_bytes(const OviPlacementModel *m, const OviPlacementPlan *p,
+             gboolean quantised, guint64 params, guint64 rows)
+{
+  gsize stored = m->dit_file_is_fp8 ? 1 : 2;
+
+  if (!quantised || p->quant == OVI_QUANT_NONE)
+    return params * stored;
+  if (m->dit_file_is_fp8 && p->dit_weight_dtype == OVI_DTYPE_F8_E4M3)
+    return params; /* used as stored: no scale */
+  return params + 4 * (p->quant == OVI_QUANT_F8_PER_TENSOR ? 1 : rows);
+}
+
+/* ---- the estimate ---- */
+
+static void
+snap_size(const OviPlacementModel *m, int *width, int *height)
+{
+  if (*width == 0 && *height == 0 && m->target_area > 0) {
+    int side = 32 * (int) nearbyint(sqrt((double) m->target_area) / 32.0);
+    *width = *height = MAX(side, 32);
+  }
+}
+
+gboolean
+ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
+                       int width, int height, gsize act,
+                       OviPlacementEstimate *est, GError **error)
+{
+  const OviFusionDims *d = &m->dims;
+  OviFusionEstimate fe;
+  DitParams dp;
+  int64_t lh, lw;
+  guint64 latents, dit_resident, dit_streamed, slot, t5_act, vae_act, audio_act,
+      dit_act, keep_t5, keep_vae;
+
+  memset(est, 0, sizeof *est);
+  est->plan = *p;
+  snap_size(m, &width, &height);
+  if (width <= 0 || height <= 0 || width % 32 || height % 32) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                "estimate: frame size %dx%d is not a positive multiple of 32",
+                width, height);
+    return FALSE;
+  }
+  lh = height / 16;
+  lw = width / 16;
+  if (!ovi_fusion_estimate(d, m->video_latent_frames, lh, lw,
+                           m->audio_latent_length, act, act, &fe, error))
+    return FALSE;
+  est->width = width;
+  est->height = height;
+  est->act_dtype_size = act;
+  est->tokens_video = fe.tokens_video;
+  est->tokens_audio = fe.tokens_audio;
+
+  /* DiT weights */
+  dit_params(d, &dp);
+  gboolean conv_q
+      = p->quant != OVI_QUANT_NONE && p->quant != OVI_QUANT_I8_PER_CHANNEL;
+  guint64 block_w = weight_bytes(m, p, TRUE, dp.block_q, dp.block_q_rows);
+  guint64 blocks = 2 * (guint64) d->num_layers;
+  dit_resident = weight_bytes(m, p, TRUE, dp.lin_q, dp.lin_rows)
+                 + weight_bytes(m, p, conv_q, dp.conv_q, dp.conv_rows)
+                 + (dp.small + blocks * dp.block_small) * act;
+  if (p->stream_blocks) {
+    dit_streamed = blocks * block_w;
+    slot = 2 * block_w; /* one fused block: video + audio block i */
+  } else {
+    dit_resident += blocks * block_w;
+    dit_streamed = 0;
+    slot = 0;
+  }
+  est->plan.pinned_bytes = dit_streamed;
+  est->plan.pageable_bytes = 0;
+  if (p->host_budget > 0 && dit_streamed > p->host_budget) {
+    /* partial pinning: what does not fit stays pageable (slower copies) */
+    est->plan.pinned_bytes = p->host_budget;
+    est->plan.pageable_bytes = dit_streamed - p->host_budget;
+  }
+
+  /* DiT activations: as ovi_denoiser_estimate, plus the text embedding's
+   * transient input and hidden rows */
+  latents = (guint64) d->video_out * m->video_latent_frames * lh * lw
+            + (guint64) m->audio_latent_length * d->audio_out;
+  dit_act = fe.activation_bytes + 4 * (guint64) d->text_len * d->dim * act
+            + 10 * latents * act
+            + (guint64) d->text_len * (d->text_dim + d->dim) * act;
+
+  /* T5: one batch of three prompts of text_len tokens (ovi-t5.c buffers)
+   * and one layer's position bias in f32 */
+  {
+    guint64 n = 3 * (guint64) d->text_len;
+    t5_act = n
+                 * (3 * (guint64) m->t5_dim + 4 * (guint64) m->t5_dim
+                    + 2 * (guint64) m->t5_ffn)
+                 * act
+             + (guint64) m->t5_heads * d->text_len * d->text_len * 4;
+  }
+
+  /* video VAE: 4 frames of the decoded area (a tile when tiled) at the
+   * decoder's widest full-resolution level, plus the frames handed out */
+  {
+    int64_t th = lh, tw = lw;
+    if (p->vae_tile > 0) {
+      th = MIN(lh, p->vae_tile);
+      tw = MIN(lw, p->vae_tile);
+    }
+    guint64 tile_px = (guint64) th * 16 * tw * 16;
+    guint64 frame_px = (guint64) height * width;
+    vae_act
+        = (guint64) (VAE_ACT_PER_PIXEL_CHANNEL * m->vae_dec_dim * tile_px * act)
+          + 2 * 3 * 4 * frame_px * act; /* output group (+ blend) */
+  }
+  {
+    guint64 samples = (guint64) m->audio_latent_length * 512;
+    audio_act = (guint64) (AUDIO_ACT_PER_SAMPLE_CHANNEL * m->vocoder_channels
+                           * samples * act);
+  }
+
+  /* what stays on the device across stages */
+  keep_t5 = (!p->t5_while_used && !p->t5_on_cpu) ? m->t5_bytes : 0;
+  keep_vae = p->vae_while_used ? 0 : m->vae_decoder_bytes + m->audio_bytes;
+
+  OviStageEstimate *s;
+  guint64 base = dit_resident + keep_t5 + keep_vae;
+  guint64 pinned = est->plan.pinned_bytes + est->plan.pageable_bytes;
+
+  s = &est->stage[OVI_STAGE_TEXT];
+  s->device_weights = base
+                      + (p->t5_on_cpu       ? 0
+                         : p->t5_while_used ? m->t5_bytes
+                                            : 0);
+  s->device_own_weights = p->t5_on_cpu ? 0 : m->t5_bytes;
+  s->device_activations = p->t5_on_cpu ? 0 : t5_act;
+  s->host = pinned + (p->t5_on_cpu ? m->t5_bytes + t5_act : 0);
+
+  s = &est->stage[OVI_STAGE_DENOISE];
+  s->device_weights = base;
+  s->device_own_weights = dit_resident;
+  s->device_stream = slot * MAX(p->stream_slots, 0) / 2;
+  s->device_activations = dit_act;
+  s->host = pinned;
+
+  s = &est->stage[OVI_STAGE_VIDEO_DECODE];
+  s->device_weights = base + (p->vae_while_used ? m->vae_decoder_bytes : 0);
+  s->device_own_weights = m->vae_decoder_bytes;
+  s->device_activations = vae_act;
+  s->host = pinned;
+
+  s = &est->stage[OVI_STAGE_AUDIO_DECODE];
+  s->device_weights = base + (p->vae_while_used ? m->audio_bytes : 0);
+  s->device_own_weights = m->audio_bytes;
+  s->device_activations = audio_act;
+  s->host = pinned;
+
+  /* sequence / CFG parallel: activations split over the ranks, weights
+   * replicated; sharded: weights split, one block gathered at a time */
+  for (int i = 0; i < OVI_N_STAGES; i++) {
+    s = &est->stage[i];
+    if (p->ranks > 1 && i == OVI_STAGE_DENOISE)
+      s->device_activations = s->device_activations / p->ranks
+                              + 4 * (guint64) d->text_len * d->dim * act;
+    if (p->ranks > 1 && p->allocation == OVI_GPU_ALLOCATION_SHARDED
+        && i == OVI_STAGE_DENOISE && !p->stream_blocks) {
+      guint64 cut = s->device_own_weights - s->device_own_weights / p->ranks;
+      s->device_weights -= cut;
+      s->device_own_weights -= cut;
+      s->device_weights += 2 * block_w;
+    }
+    s->device_peak
+        = s->device_weights + s->device_stream + s->device_activations;
+    est->device_peak = MAX(est->device_peak, s->device_peak);
+    est->host_peak = MAX(est->host_peak, s->host);
+  }
+  return TRUE;
+}
+
+char *
+ovi_placement_estimate_to_string(const OviPlacementEstimate *est)
+{
+  GString *s = g_string_new(NULL);
+
+  g_string_append_printf(
+      s,
+      "vram-mode %s, gpu-allocation %s, %dx%d (%" G_GINT64_FORMAT
+      " video + %" G_GINT64_FORMAT " audio tokens), DiT weights %s%s\n",
+      ovi_vram_mode_to_string(est->plan.mode),
+      ovi_gpu_allocation_to_string(est->plan.allocation), est->width,
+      est->height, est->tokens_video, est->tokens_audio,
+      ovi_dtype_name(est->plan.dit_weight_dtype),
+      est->plan.stream_blocks ? " streamed from pinned host RAM" : "");
+  for (int i = 0; i < OVI_N_STAGES; i++) {
+    const OviStageEstimate *st = &est->stage[i];
+    g_autofree char *pk = ovi_format_bytes(st->device_peak);
+    g_autofree char *w = ovi_format_bytes(st->device_weights);
+    g_autofree char *sl = ovi_format_bytes(st->device_stream);
+    g_autofree char *a = ovi_format_bytes(st->device_activations);
+    g_autofree char *h = ovi_format_bytes(st->host);
+    g_string_append_printf(s,
+                           "  %-13s device %10s (weights %s, stream slots %s, "
+                           "activations %s), host %s\n",
+                           ovi_stage_name(i), pk, w, sl, a, h);
+  }
+  {
+    g_autofree char *pk = ovi_format_bytes(est->device_peak);
+    g_autofree char *h = ovi_format_bytes(est->host_peak);
+    g_string_append_printf(s, "  peak          device %10s, host %s", pk, h);
+  }
+  return g_string_free(s, FALSE);
+}
+
+static const OviVramMode speed_order[]
+    = { OVI_VRAM_MODE_STANDARD, OVI_VRAM_MODE_FP8, OVI_VRAM_MODE_FP8_OFFLOAD,
+        OVI_VRAM_MODE_ULTRA_LOW };
+
+static gboolean
+fits(const OviPlacementEstimate *e, guint64 device_free, guint64 host_budget)
+{
+  return e->device_peak <= device_free
+         && (host_budget == 0 || e->host_peak <= host_budget);
+}
+
+gboolean
+ovi_placement_choose(const OviPlacementModel *m, OviVramMode mode,
+                     OviGpuAllocation allocation, int width, int height,
+                     gsize act, guint64 device_free, guint64 host_budget,
+                     OviPlacementEstimate *est, GError **error)
+{
+  OviPlacementPlan plan;
+
+  if (mode != OVI_VRAM_MODE_AUTO) {
+    if (!ovi_placement_plan_for_mode(mode, allocation, host_budget, &plan,
+                                     error)
+        || !ovi_placement_estimate(m, &plan, width, height, act, est, error))
+      return FALSE;
+    if (fits(est, device_free, host_budget))
+      return TRUE;
+    g_autofree char *msg
+        = ovi_placement_oom_advice(m, &plan, width, height, act, device_free);
+    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY, "%s", msg);
+    return FALSE;
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(speed_order); i++) {
+    if (!ovi_placement_plan_for_mode(speed_order[i], allocation, host_budget,
+                                     &plan, error)
+        || !ovi_placement_estimate(m, &plan, width, height, act, est, error))
+      return FALSE;
+    if (fits(est, device_free, host_budget))
+      return TRUE;
+  }
+  g_autofree char *msg
+      = ovi_placement_oom_advice(m, &plan, width, height, act, device_free);
+  g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+              "vram-mode auto: no mode fits. %s", msg);
+  return FALSE;
+}
+
+char *
+ovi_placement_oom_advice(const OviPlacementModel *m,
+                         const OviPlacementPlan *plan, int width, int height,
+                         gsize act, guint64 device_free)
+{
+  OviPlacementEstimate e;
+  GString *s = g_string_new(NULL);
+  g_autofree char *fr = ovi_format_bytes(device_free);
+
+  if (ovi_placement_estimate(m, plan, width, height, act, &e, NULL)) {
+    g_autofree char *need = ovi_format_bytes(e.device_peak);
+    int worst = 0;
+    for (int i = 1; i < OVI_N_STAGES; i++)
+      if (e.stage[i].device_peak > e.stage[worst].device_peak)
+        worst = i;
+    g_string_append_printf(s,
+                           "vram-mode %s needs about %s of device memory "
+                           "(stage %s) but %s is free",
+                           ovi_vram_mode_to_string(plan->mode), need,
+                           ovi_stage_name(worst), fr);
+  } else {
+    g_string_append_printf(s, "vram-mode %s does not fit in %s",
+                           ovi_vram_mode_to_string(plan->mode), fr);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(speed_order); i++) {
+    OviPlacementPlan p2;
+    if (!ovi_placement_plan_for_mode(speed_order[i], plan->allocation,
+                                     plan->host_budget, &p2, NULL)
+        || !ovi_placement_estimate(m, &p2, width, height, act, &e, NULL))
+      continue;
+    if (e.device_peak <= device_free) {
+      g_autofree char *need = ovi_format_bytes(e.device_peak);
+      g_string_append_printf(s, "; vram-mode %s would fit (about %s)",
+                             ovi_vram_mode_to_string(speed_order[i]), need);
+      return g_string_free(s, FALSE);
+    }
+  }
+  g_string_append(s, "; no vram-mode fits: free device memory, use a "
+                     "smaller frame size or more GPUs (gpu-allocation)");
+  return g_string_free(s, FALSE);
+}
+
+/* ---- applying a plan ---- */
+
+struct _OviPlacement {
+  OviPlacementPlan plan;
+  OviBackend *be;
+  guint64 device_bytes, host_bytes;
+};
+
+OviPlacement *
+ovi_placement_new(const OviPlacementPlan *plan, OviBackend *backend)
+{
+  OviPlacement *pl = g_new0(OviPlacement, 1);
+
+  pl->plan = *plan;
+  pl->be = backend;
+  return pl;
+}
+
+void
+ovi_placement_free(OviPlacement *pl)
+{
+  g_free(pl);
+}
+
+guint64
+ovi_placement_device_bytes(const OviPlacement *pl)
+{
+  return pl->device_bytes;
+}
+
+guint64
+ovi_placement_host_bytes(const OviPlacement *pl)
+{
+  return pl->host_bytes;
+}
+
+static gboolean
+is_block_weight(const char *name)
+{
+  return strstr(name, ".blocks.") != NULL;
+}
+
+/* a copy of `t` (and its scale) in the backend's memory */
+static OviTensor *
+to_device(OviBackend *be, OviTensor *t, const char *name, GError **error)
+{
+  g_autoptr(OviTensor) dst = NULL;
+  GError *local = NULL;
+
+  dst = ovi_backend_new_tensor(be, t->dtype, t->ndim, t->shape);
+  if (dst && t->scale) {
+    dst->scale = ovi_backend_new_tensor(be, t->scale->dtype, t->scale->ndim,
+                                        t->scale->shape);
+    if (dst->scale)
+      ovi_op_copy(be, dst->scale, t->scale);
+  }
+  if (dst && (t->scale == NULL || dst->scale))
+    ovi_op_copy(be, dst, t);
+  if (!ovi_backend_sync(be, &local) || dst == NULL) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                "placing %s (%s) on the %s backend: %s", name,
+                ovi_dtype_name(t->dtype), be->ops->name,
+                local ? local->message : "out of memory");
+    g_clear_error(&local);
+    return NULL;
+  }
+  return g_steal_pointer(&dst);
+}
+
+OviTensor *
+ovi_placement_weight_filter(const char *name, OviTensor *weight,
+                            gpointer user_data, GError **error)
+{
+  OviPlacement *pl = user_data;
+  g_autoptr(OviTensor) w = NULL;
+  gboolean quantise = ovi_quantize_wants(pl->plan.quant, name, weight->ndim)
+                      && weight->dtype != ovi_quant_kind_dtype(pl->plan.quant);
+
+  if (quantise) {
+    w = ovi_quantize_tensor(weight, pl->plan.quant, name, error);
+    if (w == NULL)
+      return NULL;
+  } else {
+    w = ovi_tensor_ref(weight);
+  }
+  if (pl->plan.stream_blocks && is_block_weight(name)) {
+    /* lives in host memory (the pinned slab); the device sees it one
+     * block at a time through the stream slots */
+    pl->host_bytes
+        += ovi_tensor_nbytes(w) + (w->scale ? ovi_tensor_nbytes(w->scale) : 0);
+    return g_steal_pointer(&w);
+  }
+  pl->device_bytes
+      += ovi_tensor_nbytes(w) + (w->scale ? ovi_tensor_nbytes(w->scale) : 0);
+  return to_device(pl->be, w, name, error);
+}

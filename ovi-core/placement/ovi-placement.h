@@ -1,0 +1,152 @@
+/* gst-ovi: VRAM modes -> a residency plan, and the memory estimate per
+ * stage (docs/vram-modes.md).
+ *
+ * A plan says, for one mode, in which dtype the fusion DiT's matmul weights
+ * are kept (bf16 / F8_E4M3 / I8, quantised at load from a bf16 file or used
+ * as stored from model_fp8_e4m3fn.safetensors), which of them live on the
+ * device and which stream from pinned host memory (DiT blocks packed into
+ * contiguous pinned slabs, copied into `stream_slots` ping-pong device
+ * slots while the previous block computes, both CFG passes served per
+ * copy), whether T5 runs on the CPU or is loaded only while encoding, and
+ * whether the video VAE is loaded only while decoding and decodes in tiles.
+ *
+ * The estimate gives, per stage, the peak device bytes (weights resident
+ * for that stage + streaming slots + activations, from the models' own
+ * estimate functions) and host bytes (pinned slabs, CPU-side T5). It needs
+ * nothing loaded: dims come from the weight files' headers when the model
+ * folder exists, else from the release dims of the preset. `auto` picks
+ * the fastest mode whose estimate fits the free device memory.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "ovi-engine.h"
+#include "ovi-fusion.h"
+#include "ovi-presets.h"
+#include "ovi-quantize.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  OVI_STAGE_TEXT,
+  OVI_STAGE_DENOISE,
+  OVI_STAGE_VIDEO_DECODE,
+  OVI_STAGE_AUDIO_DECODE,
+  OVI_N_STAGES
+} OviStage;
+
+const char *ovi_stage_name(OviStage stage); /* "text", "denoise", ... */
+
+typedef struct {
+  OviVramMode mode; /* never AUTO once planned */
+  OviGpuAllocation allocation;
+  int ranks;
+  OviQuantKind quant;        /* DiT matmul weights read as bf16/f32 */
+  OviDType dit_weight_dtype; /* BF16, F8_E4M3 or I8 */
+  gboolean stream_blocks;    /* DiT blocks from pinned host RAM */
+  int stream_slots;          /* device block slots (2: ping-pong) */
+  gboolean t5_on_cpu;        /* text encoder runs on the CPU backend */
+  gboolean t5_while_used;    /* T5 loaded only for the text stage */
+  gboolean vae_while_used;   /* VAE / audio decoder loaded only to decode */
+  int vae_tile, vae_tile_overlap; /* latent pixels; 0 = untiled */
+  guint64 host_budget;            /* host RAM we may pin, 0 = unlimited */
+  guint64 pinned_bytes;           /* streamed weights held pinned */
+  guint64 pageable_bytes; /* streamed weights past the budget (pageable) */
+} OviPlacementPlan;
+
+/* The plan of `mode` (not AUTO) for `allocation` (AUTO: single). */
+gboolean ovi_placement_plan_for_mode(OviVramMode mode,
+                                     OviGpuAllocation allocation,
+                                     guint64 host_budget,
+                                     OviPlacementPlan *plan, GError **error);
+
+/* What the estimate needs to know about a model (no weights loaded). */
+typedef struct {
+  char *variant;
+  OviFusionDims dims;
+  int video_latent_frames, audio_latent_length;
+  int64_t target_area;
+  gboolean dit_file_is_fp8; /* the fusion file stores F8_E4M3 weights */
+  /* bytes as stored in the files (0 when unknown: release constants used) */
+  guint64 t5_bytes, vae_decoder_bytes, audio_bytes;
+  int t5_dim, t5_ffn, t5_heads; /* for the text activations */
+  int vae_dec_dim;              /* Wan2.2 decoder base width (256) */
+  int vocoder_channels;         /* BigVGAN initial channels */
+} OviPlacementModel;
+
+/* From the model folder's headers (paths) or, with paths NULL, from the
+ * preset `variant` and the release dims (not for "tiny"). */
+gboolean ovi_placement_model_init(OviPlacementModel *model,
+                                  const OviModelPaths *paths,
+                                  const char *variant, GError **error);
+void ovi_placement_model_clear(OviPlacementModel *model);
+
+typedef struct {
+  guint64 device_weights;     /* resident during the stage (all models) */
+  guint64 device_own_weights; /* of them, the stage's own model's */
+  guint64 device_stream;      /* block slots (streaming modes) */
+  guint64 device_activations; /* the stage's buffers */
+  guint64 device_peak;        /* sum of the three */
+  guint64 host;               /* host RAM the stage holds (pinned + CPU T5) */
+} OviStageEstimate;
+
+typedef struct {
+  OviPlacementPlan plan;
+  int width, height; /* snapped pixel size */
+  int64_t tokens_video, tokens_audio;
+  gsize act_dtype_size;
+  OviStageEstimate stage[OVI_N_STAGES];
+  guint64 device_peak; /* max over the stages */
+  guint64 host_peak;
+} OviPlacementEstimate;
+
+/* Estimate of `plan` for `model` at width x height (0, 0: the preset's
+ * square of its target area), activations of `act_dtype_size` bytes (2 on
+ * a GPU, 4 on the CPU backend). */
+gboolean ovi_placement_estimate(const OviPlacementModel *model,
+                                const OviPlacementPlan *plan, int width,
+                                int height, gsize act_dtype_size,
+                                OviPlacementEstimate *est, GError **error);
+
+/* The fastest mode (standard, fp8, fp8-offload, ultra-low in that order)
+ * whose device peak fits `device_free` bytes (per rank) and whose host
+ * needs fit `host_budget` (0: unchecked). `mode` AUTO picks; another mode
+ * is checked and refused with the estimate, and the mode that would fit,
+ * in the message (OVI_ERROR_OUT_OF_MEMORY). */
+gboolean ovi_placement_choose(const OviPlacementModel *model, OviVramMode mode,
+                              OviGpuAllocation allocation, int width,
+                              int height, gsize act_dtype_size,
+                              guint64 device_free, guint64 host_budget,
+                              OviPlacementEstimate *est, GError **error);
+
+/* One line per stage (device / host), for messages and `ovi estimate`. */
+char *ovi_placement_estimate_to_string(const OviPlacementEstimate *est);
+
+/* ---- applying a plan to the weights ---- */
+
+typedef struct _OviPlacement OviPlacement;
+
+/* The weight filter of `plan` for ovi_denoiser_new_filtered /
+ * ovi_fusion_new_filtered: DiT matmul weights are quantised per the plan;
+ * resident weights are copied into the backend's memory (so they count as
+ * device memory), streamed block weights stay host tensors (the pinned
+ * slabs). */
+OviPlacement *ovi_placement_new(const OviPlacementPlan *plan,
+                                OviBackend *backend);
+void ovi_placement_free(OviPlacement *pl);
+OviTensor *ovi_placement_weight_filter(const char *name, OviTensor *weight,
+                                       gpointer placement, GError **error);
+/* bytes the filter put on the device / kept on the host so far */
+guint64 ovi_placement_device_bytes(const OviPlacement *pl);
+guint64 ovi_placement_host_bytes(const OviPlacement *pl);
+
+/* An OOM message: what was needed, what is free, which mode would fit. */
+char *ovi_placement_oom_advice(const OviPlacementModel *model,
+                               const OviPlacementPlan *plan, int width,
+                               int height, gsize act_dtype_size,
+                               guint64 device_free);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviPlacement, ovi_placement_free)
+
+G_END_DECLS
