@@ -28,6 +28,7 @@
  *  - The CPU backend: act_dtype F32, fp32 accumulation in a fixed order
  *    (results do not depend on n_threads), statistics in double. Its thread
  *    count is the constructor's, or $OVI_NUM_THREADS, or all cores.
+ *  - A backend is used by one thread at a time (its ops share scratch).
  */
 #pragma once
 

@@ -545,6 +545,41 @@ test_mean_snake(void)
   }
 }
 
+/* elementwise ops read strided (permuted, sliced) and bf16 inputs */
+static void
+test_elementwise_strided(void)
+{
+  g_autoptr(OviTensor) base
+      = rand_tensor(OVI_DTYPE_BF16, 3, (int64_t[]){ 5, 7, 9 }, -2, 2);
+  g_autoptr(OviTensor) perm = ovi_tensor_permute(base, (int[]){ 2, 0, 1 });
+  g_autoptr(OviTensor) a = ovi_tensor_narrow(perm, 2, 1, 5); /* [9, 5, 5] */
+  g_autoptr(OviTensor) bb = rand_f32(3, (int64_t[]){ 9, 5, 8 });
+  g_autoptr(OviTensor) b = ovi_tensor_narrow(bb, 2, 3, 5);
+  g_autoptr(OviTensor) out = new_out(be2, 3, (int64_t[]){ 9, 5, 5 });
+  g_autoptr(OviTensor) out1 = new_out(be1, 3, (int64_t[]){ 9, 5, 5 });
+  g_autofree double *ad = to_f64(a), *bd = to_f64(b);
+  double ref[225];
+
+  for (int i = 0; i < 225; i++)
+    ref[i] = ad[i] * bd[i];
+  ovi_op_binary(be2, out, a, b, OVI_BINARY_MUL);
+  ovi_op_binary(be1, out1, a, b, OVI_BINARY_MUL);
+  assert_ok(be2);
+  assert_ok(be1);
+  CHECK_REL(out, ref, 1e-7, "binary strided");
+  g_assert_true(same_bits(out, out1));
+  for (int i = 0; i < 225; i++)
+    ref[i] = ad[i] / (1 + exp(-ad[i]));
+  ovi_op_unary(be2, out, a, OVI_ACT_SILU, 1.0f);
+  assert_ok(be2);
+  CHECK_REL(out, ref, 1e-6, "unary strided");
+  for (int i = 0; i < 225; i++)
+    ref[i] = CLAMP(ad[i], -0.5, 0.5);
+  ovi_op_clamp(be2, out, a, -0.5f, 0.5f);
+  assert_ok(be2);
+  CHECK_REL(out, ref, 0, "clamp strided");
+}
+
 /* ---------------- copy / fill / embedding ---------------- */
 
 static void
@@ -823,6 +858,7 @@ main(int argc, char **argv)
   g_test_add_func("/ops/modulate-gate", test_modulate_gate);
   g_test_add_func("/ops/rope", test_rope);
   g_test_add_func("/ops/elementwise", test_elementwise);
+  g_test_add_func("/ops/elementwise-strided", test_elementwise_strided);
   g_test_add_func("/ops/mean-snake", test_mean_snake);
   g_test_add_func("/ops/copy-dtypes", test_copy_dtypes);
   g_test_add_func("/ops/copy-strided-dst", test_copy_strided_dst);
