@@ -20,3 +20,4 @@ int ovi_cmd_version (int argc, char **argv);
 int ovi_cmd_inspect (int argc, char **argv);
 int ovi_cmd_make_tiny (int argc, char **argv);
 int ovi_cmd_parity (int argc, char **argv);
+int ovi_cmd_estimate (int argc, char **argv);

@@ -13,6 +13,8 @@ static const OviCliCommand commands[] = {
       ovi_cmd_make_tiny },
   { "parity", "check the engine against a golden case (CASE_DIR)",
       ovi_cmd_parity },
+  { "estimate", "peak device / host memory per stage and VRAM mode",
+      ovi_cmd_estimate },
 };
 
 int
