@@ -559,7 +559,7 @@ ovi_placement_oom_advice(const OviPlacementModel *m,
 struct _OviPlacement {
   OviPlacementPlan plan;
   OviBackend *be;
-  guint64 device_bytes, host_bytes;
+  guint64 device_bytes, host_bytes, unstreamed_bytes;
 };
 
 OviPlacement *
@@ -588,6 +588,12 @@ guint64
 ovi_placement_host_bytes(const OviPlacement *pl)
 {
   return pl->host_bytes;
+}
+
+guint64
+ovi_placement_unstreamed_bytes(const OviPlacement *pl)
+{
+  return pl->unstreamed_bytes;
 }
 
 static gboolean
@@ -639,7 +645,15 @@ ovi_placement_weight_filter(const char *name, OviTensor *weight,
   } else {
     w = ovi_tensor_ref(weight);
   }
-  if (pl->plan.stream_blocks && is_block_weight(name)) {
+  /* On the CPU backend ops read host memory, so streamed blocks stay host
+   * tensors (the slab). A GPU backend needs the fusion forward's block
+   * streamer (copy stream, ping-pong slots), not written yet: there the
+   * blocks stay resident, quantised, counted by
+   * ovi_placement_unstreamed_bytes(). */
+  if (pl->plan.stream_blocks && is_block_weight(name)
+      && pl->be->device.type != OVI_DEVICE_CPU)
+    pl->unstreamed_bytes += ovi_tensor_nbytes(w);
+  else if (pl->plan.stream_blocks && is_block_weight(name)) {
     /* lives in host memory (the pinned slab); the device sees it one
      * block at a time through the stream slots */
     pl->host_bytes

@@ -140,6 +140,10 @@ OviTensor *ovi_placement_weight_filter(const char *name, OviTensor *weight,
 /* bytes the filter put on the device / kept on the host so far */
 guint64 ovi_placement_device_bytes(const OviPlacement *pl);
 guint64 ovi_placement_host_bytes(const OviPlacement *pl);
+/* Block weights a streaming plan would stream but which were placed on the
+ * device because the backend has no block streamer yet (GPU backends
+ * today; 0 on the CPU backend). */
+guint64 ovi_placement_unstreamed_bytes(const OviPlacement *pl);
 
 /* An OOM message: what was needed, what is free, which mode would fit. */
 char *ovi_placement_oom_advice(const OviPlacementModel *model,
