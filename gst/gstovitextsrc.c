@@ -226,7 +226,6 @@ gst_ovi_text_src_start(GstBaseSrc *src)
   GST_OBJECT_LOCK(self);
   gst_ovi_engine_config_copy(&config, &self->config);
   location = g_strdup(self->location);
-  self->app_eos = FALSE;
   self->flushing = FALSE;
   GST_OBJECT_UNLOCK(self);
 
@@ -279,6 +278,7 @@ gst_ovi_text_src_stop(GstBaseSrc *src)
   g_clear_pointer(&self->file_entries, g_ptr_array_unref);
   g_clear_object(&self->cancellable);
   GST_OBJECT_LOCK(self);
+  self->app_eos = FALSE; /* a new run needs its own end-of-stream */
   g_queue_clear_full(&self->queue, (GDestroyNotify) gst_ovi_prompt_entry_free);
   GST_OBJECT_UNLOCK(self);
   return TRUE;
