@@ -81,6 +81,47 @@ bench_conv3d(OviBackend *be, int64_t C, int64_t T, int64_t Hh, int64_t W)
           2.0 * C * C * 27 * T * Hh * W / t / 1e9);
 }
 
+static void
+bench_conv1d(OviBackend *be, int64_t C, int64_t T, int64_t K, int dil)
+{
+  g_autoptr(OviTensor) x = rand_f32(2, (int64_t[]){ C, T });
+  g_autoptr(OviTensor) w
+      = rand_tensor(OVI_DTYPE_F32, 3, (int64_t[]){ C, C, K }, -0.1, 0.1);
+  g_autoptr(OviTensor) out = ovi_backend_new_act(be, 2, (int64_t[]){ C, T });
+  int pad = dil * (K - 1) / 2;
+  double t0 = now(), t;
+
+  ovi_op_conv1d(be, out, x, w, NULL, 1, pad, pad, dil, 1);
+  assert_ok(be);
+  t = now() - t0;
+  g_print("conv1d %" G_GINT64_FORMAT "->%" G_GINT64_FORMAT " k%" G_GINT64_FORMAT
+          " d%d T %" G_GINT64_FORMAT " threads %d: %7.3f s  %6.1f GFLOP/s\n",
+          C, C, K, dil, T, be->n_threads, t, 2.0 * C * C * K * T / t / 1e9);
+}
+
+static void
+bench_convt(OviBackend *be, int64_t Cin, int64_t Cout, int64_t T, int64_t K,
+            int stride)
+{
+  g_autoptr(OviTensor) x = rand_f32(2, (int64_t[]){ Cin, T });
+  g_autoptr(OviTensor) w
+      = rand_tensor(OVI_DTYPE_F32, 3, (int64_t[]){ Cin, Cout, K }, -0.1, 0.1);
+  int pad = (K - stride) / 2;
+  int64_t To = (T - 1) * stride - 2 * pad + K;
+  g_autoptr(OviTensor) out
+      = ovi_backend_new_act(be, 2, (int64_t[]){ Cout, To });
+  double t0 = now(), t;
+
+  ovi_op_conv_transpose1d(be, out, x, w, NULL, stride, pad, 1);
+  assert_ok(be);
+  t = now() - t0;
+  g_print("conv_transpose1d %" G_GINT64_FORMAT "->%" G_GINT64_FORMAT
+          " k%" G_GINT64_FORMAT " s%d T %" G_GINT64_FORMAT
+          " threads %d: %7.3f s  %6.1f GFLOP/s\n",
+          Cin, Cout, K, stride, T, be->n_threads, t,
+          2.0 * Cin * Cout * K * T / t / 1e9);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -98,5 +139,7 @@ main(int argc, char **argv)
   if (big)
     bench_attention(be, 15000, 15000, 1, 128);
   bench_conv3d(be, 96, 1, 64, 64);
+  bench_conv1d(be, 256, 4000, 3, 3);
+  bench_convt(be, 512, 256, 1000, 16, 8);
   return 0;
 }
