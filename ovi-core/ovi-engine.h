@@ -64,6 +64,13 @@ typedef struct _OviTextEncoder OviTextEncoder;
 
 OviTextEncoder *ovi_text_encoder_new (const OviModelPaths *paths,
     OviBackend *backend, GError **error);
+/* As ovi_text_encoder_new, each umT5 weight of rank >= 2 passing through
+ * `filter` (see ovi_denoiser_new_filtered; ovi_placement_t5_filter). */
+OviTextEncoder *ovi_text_encoder_new_filtered (const OviModelPaths *paths,
+    OviBackend *backend,
+    OviTensor *(*filter) (const char *name, OviTensor *weight,
+        gpointer user_data, GError **error),
+    gpointer filter_data, GError **error);
 void ovi_text_encoder_free (OviTextEncoder *enc);
 /* The official prompt path: caption syntax rewritten for the variant, the
  * three texts (prompt, video negative, audio negative; NULL = the official

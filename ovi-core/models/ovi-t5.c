@@ -18,14 +18,16 @@ struct _OviT5 {
   T5Block *blocks;
   OviT5DebugFunc debug;
   gpointer debug_data;
+  OviT5WeightFilter filter; /* nullable: quantise / place the weights */
+  gpointer filter_data;
 };
 
-static OviTensor *get(OviWeightFile *wf, OviBackend *be, GError **error,
-                      int ndim, const int64_t *shape, const char *format, ...)
+static OviTensor *get(OviWeightFile *wf, OviT5 *t5, GError **error, int ndim,
+                      const int64_t *shape, const char *format, ...)
     G_GNUC_PRINTF(6, 7);
 
 static OviTensor *
-get(OviWeightFile *wf, OviBackend *be, GError **error, int ndim,
+get(OviWeightFile *wf, OviT5 *t5, GError **error, int ndim,
     const int64_t *shape, const char *format, ...)
 {
   g_autofree char *name = NULL;
@@ -46,11 +48,26 @@ get(OviWeightFile *wf, OviBackend *be, GError **error, int ndim,
                 ovi_weight_file_path(wf), name, ovi_dtype_name(raw->dtype));
     return NULL;
   }
-  return ovi_backend_upload(be, raw);
+  if (t5->filter && ndim >= 2) {
+    OviTensor *f = t5->filter(name, raw, t5->filter_data, error);
+    if (f == NULL)
+      return NULL;
+    ovi_tensor_unref(raw);
+    raw = f;
+  }
+  return ovi_backend_upload(t5->be, raw);
 }
 
 OviT5 *
 ovi_t5_new(OviWeightFile *wf, OviBackend *be, int max_dist, GError **error)
+{
+  return ovi_t5_new_filtered(wf, be, max_dist, NULL, NULL, error);
+}
+
+OviT5 *
+ovi_t5_new_filtered(OviWeightFile *wf, OviBackend *be, int max_dist,
+                    OviT5WeightFilter filter, gpointer filter_data,
+                    GError **error)
 {
   g_autoptr(OviT5) t5 = g_new0(OviT5, 1);
   GError *err = NULL;
@@ -58,6 +75,8 @@ ovi_t5_new(OviWeightFile *wf, OviBackend *be, int max_dist, GError **error)
   const int64_t any2[2] = { -1, -1 };
 
   t5->be = be;
+  t5->filter = filter;
+  t5->filter_data = filter_data;
   t5->max_dist = max_dist > 0 ? max_dist : 128;
   emb = ovi_weight_file_get_shaped(wf, "token_embedding.weight", 2, any2,
                                    error);
@@ -100,20 +119,20 @@ ovi_t5_new(OviWeightFile *wf, OviBackend *be, int max_dist, GError **error)
   const int64_t s_up[2] = { df, dim }, s_down[2] = { dim, df };
   const int64_t s_pos[2] = { t5->buckets, t5->heads };
 
-  t5->embedding = get(wf, be, &err, 2, s_emb, "token_embedding.weight");
-  t5->norm = get(wf, be, &err, 1, s_norm, "norm.weight");
+  t5->embedding = get(wf, t5, &err, 2, s_emb, "token_embedding.weight");
+  t5->norm = get(wf, t5, &err, 1, s_norm, "norm.weight");
   t5->blocks = g_new0(T5Block, MAX(t5->layers, 1));
   for (int i = 0; i < t5->layers && err == NULL; i++) {
     T5Block *b = &t5->blocks[i];
-    b->norm1 = get(wf, be, &err, 1, s_norm, "blocks.%d.norm1.weight", i);
-    b->q = get(wf, be, &err, 2, s_q, "blocks.%d.attn.q.weight", i);
-    b->k = get(wf, be, &err, 2, s_q, "blocks.%d.attn.k.weight", i);
-    b->v = get(wf, be, &err, 2, s_q, "blocks.%d.attn.v.weight", i);
-    b->o = get(wf, be, &err, 2, s_o, "blocks.%d.attn.o.weight", i);
-    b->norm2 = get(wf, be, &err, 1, s_norm, "blocks.%d.norm2.weight", i);
-    b->gate = get(wf, be, &err, 2, s_up, "blocks.%d.ffn.gate.0.weight", i);
-    b->fc1 = get(wf, be, &err, 2, s_up, "blocks.%d.ffn.fc1.weight", i);
-    b->fc2 = get(wf, be, &err, 2, s_down, "blocks.%d.ffn.fc2.weight", i);
+    b->norm1 = get(wf, t5, &err, 1, s_norm, "blocks.%d.norm1.weight", i);
+    b->q = get(wf, t5, &err, 2, s_q, "blocks.%d.attn.q.weight", i);
+    b->k = get(wf, t5, &err, 2, s_q, "blocks.%d.attn.k.weight", i);
+    b->v = get(wf, t5, &err, 2, s_q, "blocks.%d.attn.v.weight", i);
+    b->o = get(wf, t5, &err, 2, s_o, "blocks.%d.attn.o.weight", i);
+    b->norm2 = get(wf, t5, &err, 1, s_norm, "blocks.%d.norm2.weight", i);
+    b->gate = get(wf, t5, &err, 2, s_up, "blocks.%d.ffn.gate.0.weight", i);
+    b->fc1 = get(wf, t5, &err, 2, s_up, "blocks.%d.ffn.fc1.weight", i);
+    b->fc2 = get(wf, t5, &err, 2, s_down, "blocks.%d.ffn.fc2.weight", i);
     if (err)
       break;
     g_autofree char *pn

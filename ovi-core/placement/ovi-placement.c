@@ -63,11 +63,13 @@ ovi_placement_plan_for_mode(OviVramMode mode, OviGpuAllocation allocation,
       break;
     case OVI_VRAM_MODE_FP8:
       p->quant = OVI_QUANT_F8_PER_CHANNEL;
+      p->t5_quant = OVI_QUANT_F8_PER_CHANNEL;
       p->dit_weight_dtype = OVI_DTYPE_F8_E4M3;
       p->t5_while_used = TRUE;
       break;
     case OVI_VRAM_MODE_FP8_OFFLOAD:
       p->quant = OVI_QUANT_F8_PER_CHANNEL;
+      p->t5_quant = OVI_QUANT_F8_PER_CHANNEL;
       p->dit_weight_dtype = OVI_DTYPE_F8_E4M3;
       p->stream_blocks = TRUE;
       p->stream_slots = 2;
@@ -134,6 +136,27 @@ dim0_of(const char *path, const char *needle, int ndim)
   return 0;
 }
 
+static void
+t5_split(const char *path, OviPlacementModel *m)
+{
+  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(path, NULL, NULL);
+
+  for (guint i = 0; wf && i < ovi_weight_file_n_tensors(wf); i++) {
+    const char *name = ovi_weight_file_name(wf, i);
+    g_autoptr(OviTensor) t = ovi_weight_file_get(wf, name, NULL);
+
+    if (t == NULL)
+      continue;
+    if (t->ndim == 2 && ovi_quantize_wants(OVI_QUANT_F8_PER_CHANNEL, name, 2)
+        && !strstr(name, "pos_embedding")) {
+      m->t5_q_params += ovi_tensor_numel(t);
+      m->t5_q_rows += t->shape[0];
+    } else {
+      m->t5_other_bytes += ovi_tensor_nbytes(t);
+    }
+  }
+}
+
 gboolean
 ovi_placement_model_init(OviPlacementModel *m, const OviModelPaths *paths,
                          const char *variant, GError **error)
@@ -160,6 +183,7 @@ ovi_placement_model_init(OviPlacementModel *m, const OviModelPaths *paths,
     m->audio_latent_length = paths->audio_latent_length;
     m->target_area = paths->target_area;
     m->t5_bytes = file_bytes(paths->t5_path, NULL, NULL);
+    t5_split(paths->t5_path, m);
     m->vae_decoder_bytes = file_bytes(paths->vae_path, NULL, dec);
     m->audio_bytes = file_bytes(paths->audio_vae_path, NULL, NULL)
                      + file_bytes(paths->vocoder_path, NULL, NULL);
@@ -202,6 +226,14 @@ ovi_placement_model_init(OviPlacementModel *m, const OviModelPaths *paths,
   m->audio_latent_length = mp->audio_latent_length;
   m->target_area = mp->target_area;
   m->t5_bytes = RELEASE_T5_PARAMS * 2;
+  /* umT5-XXL: vocab 256384 x 4096 embedding, 24 layers of 4 attention
+   * (4096 x 4096) and 3 FFN (10240 x 4096) matrices */
+  m->t5_q_params = G_GUINT64_CONSTANT(256384) * 4096
+                   + 24
+                         * (G_GUINT64_CONSTANT(4) * 4096 * 4096
+                            + G_GUINT64_CONSTANT(3) * 4096 * 10240);
+  m->t5_q_rows = 256384 + 24 * (4 * 4096 + 2 * 10240 + 4096);
+  m->t5_other_bytes = 2 * (25 * 4096 + 24 * 32 * 64);
   m->vae_decoder_bytes = RELEASE_VAE_DECODER_BYTES;
   m->audio_bytes = RELEASE_AUDIO_BYTES;
   m->t5_dim = RELEASE_T5_DIM;
@@ -374,8 +406,15 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
                            * samples * act);
   }
 
+  /* umT5 in the plan's format */
+  guint64 t5w = m->t5_bytes;
+  if (p->t5_quant != OVI_QUANT_NONE && m->t5_q_params > 0)
+    t5w = m->t5_q_params
+          + 4 * (p->t5_quant == OVI_QUANT_F8_PER_TENSOR ? 1 : m->t5_q_rows)
+          + m->t5_other_bytes;
+
   /* what stays on the device across stages */
-  keep_t5 = (!p->t5_while_used && !p->t5_on_cpu) ? m->t5_bytes : 0;
+  keep_t5 = (!p->t5_while_used && !p->t5_on_cpu) ? t5w : 0;
   keep_vae = p->vae_while_used ? 0 : m->vae_decoder_bytes + m->audio_bytes;
 
   OviStageEstimate *s;
@@ -383,13 +422,10 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
   guint64 pinned = est->plan.pinned_bytes + est->plan.pageable_bytes;
 
   s = &est->stage[OVI_STAGE_TEXT];
-  s->device_weights = base
-                      + (p->t5_on_cpu       ? 0
-                         : p->t5_while_used ? m->t5_bytes
-                                            : 0);
-  s->device_own_weights = p->t5_on_cpu ? 0 : m->t5_bytes;
+  s->device_weights = base + (p->t5_on_cpu ? 0 : p->t5_while_used ? t5w : 0);
+  s->device_own_weights = p->t5_on_cpu ? 0 : t5w;
   s->device_activations = p->t5_on_cpu ? 0 : t5_act;
-  s->host = pinned + (p->t5_on_cpu ? m->t5_bytes + t5_act : 0);
+  s->host = pinned + (p->t5_on_cpu ? t5w + t5_act : 0);
 
   s = &est->stage[OVI_STAGE_DENOISE];
   s->device_weights = base;
@@ -576,6 +612,29 @@ void
 ovi_placement_free(OviPlacement *pl)
 {
   g_free(pl);
+}
+
+static OviTensor *to_device(OviBackend *be, OviTensor *t, const char *name,
+                            GError **error);
+
+OviTensor *
+ovi_placement_t5_filter(const char *name, OviTensor *weight, gpointer user_data,
+                        GError **error)
+{
+  OviPlacement *pl = user_data;
+  g_autoptr(OviTensor) w = NULL;
+
+  if (ovi_quantize_wants(pl->plan.t5_quant, name, weight->ndim)
+      && weight->dtype != ovi_quant_kind_dtype(pl->plan.t5_quant)) {
+    w = ovi_quantize_tensor(weight, pl->plan.t5_quant, name, error);
+    if (w == NULL)
+      return NULL;
+  } else {
+    w = ovi_tensor_ref(weight);
+  }
+  pl->device_bytes
+      += ovi_tensor_nbytes(w) + (w->scale ? ovi_tensor_nbytes(w->scale) : 0);
+  return to_device(pl->be, w, name, error);
 }
 
 guint64

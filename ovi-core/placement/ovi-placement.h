@@ -43,6 +43,7 @@ typedef struct {
   OviGpuAllocation allocation;
   int ranks;
   OviQuantKind quant;        /* DiT matmul weights read as bf16/f32 */
+  OviQuantKind t5_quant;     /* umT5 embedding / matmul weights */
   OviDType dit_weight_dtype; /* BF16, F8_E4M3 or I8 */
   gboolean stream_blocks;    /* DiT blocks from pinned host RAM */
   int stream_slots;          /* device block slots (2: ping-pong) */
@@ -70,6 +71,9 @@ typedef struct {
   gboolean dit_file_is_fp8; /* the fusion file stores F8_E4M3 weights */
   /* bytes as stored in the files (0 when unknown: release constants used) */
   guint64 t5_bytes, vae_decoder_bytes, audio_bytes;
+  /* umT5 tensors the quantiser takes (rank 2): parameters and rows; the
+   * bytes of the rest */
+  guint64 t5_q_params, t5_q_rows, t5_other_bytes;
   int t5_dim, t5_ffn, t5_heads; /* for the text activations */
   int vae_dec_dim;              /* Wan2.2 decoder base width (256) */
   int vocoder_channels;         /* BigVGAN initial channels */
@@ -138,6 +142,10 @@ void ovi_placement_free(OviPlacement *pl);
 OviTensor *ovi_placement_weight_filter(const char *name, OviTensor *weight,
                                        gpointer placement, GError **error);
 /* bytes the filter put on the device / kept on the host so far */
+/* The same for ovi_text_encoder_new_filtered: umT5 weights quantised per
+ * the plan's t5_quant and placed on the backend. */
+OviTensor *ovi_placement_t5_filter(const char *name, OviTensor *weight,
+                                   gpointer placement, GError **error);
 guint64 ovi_placement_device_bytes(const OviPlacement *pl);
 guint64 ovi_placement_host_bytes(const OviPlacement *pl);
 /* Block weights a streaming plan would stream but which were placed on the

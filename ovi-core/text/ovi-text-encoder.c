@@ -16,10 +16,10 @@ struct _OviTextEncoder {
   gboolean audcap_syntax;
 };
 
-OviTextEncoder *
-ovi_text_encoder_new_from_files(const char *t5_path, const char *spiece_path,
-                                int text_len, gboolean audcap_syntax,
-                                OviBackend *backend, GError **error)
+static OviTextEncoder *
+new_full(const char *t5_path, const char *spiece_path, int text_len,
+         gboolean audcap_syntax, OviBackend *backend, OviT5WeightFilter filter,
+         gpointer filter_data, GError **error)
 {
   OviTextEncoder *enc;
 
@@ -36,7 +36,8 @@ ovi_text_encoder_new_from_files(const char *t5_path, const char *spiece_path,
   if (enc->spm)
     enc->wf = ovi_weight_file_open(t5_path, NULL, error);
   if (enc->wf)
-    enc->t5 = ovi_t5_new(enc->wf, backend, 128, error);
+    enc->t5 = ovi_t5_new_filtered(enc->wf, backend, 128, filter, filter_data,
+                                  error);
   if (enc->t5 == NULL) {
     ovi_text_encoder_free(enc);
     return NULL;
@@ -50,6 +51,28 @@ ovi_text_encoder_new_from_files(const char *t5_path, const char *spiece_path,
     return NULL;
   }
   return enc;
+}
+
+OviTextEncoder *
+ovi_text_encoder_new_from_files(const char *t5_path, const char *spiece_path,
+                                int text_len, gboolean audcap_syntax,
+                                OviBackend *backend, GError **error)
+{
+  return new_full(t5_path, spiece_path, text_len, audcap_syntax, backend, NULL,
+                  NULL, error);
+}
+
+OviTextEncoder *
+ovi_text_encoder_new_filtered(const OviModelPaths *paths, OviBackend *backend,
+                              OviTensor *(*filter)(const char *name,
+                                                   OviTensor *weight,
+                                                   gpointer user_data,
+                                                   GError **error),
+                              gpointer filter_data, GError **error)
+{
+  return new_full(paths->t5_path, paths->spiece_path,
+                  paths->text_len > 0 ? paths->text_len : 512,
+                  paths->audcap_syntax, backend, filter, filter_data, error);
 }
 
 OviTextEncoder *

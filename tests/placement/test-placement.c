@@ -31,6 +31,7 @@ static char *tiny_dir;
 
 /* rel_l2 bounds of the tiny pipeline against the bf16 run (final latents
  * after the tiny preset's 4 UniPC steps with CFG; decoded outputs) */
+#define BOUND_FP8_TEXT     0.10
 #define BOUND_FP8_LATENT   0.15
 #define BOUND_INT8_LATENT  0.05
 #define BOUND_FP8_DECODED  0.15
@@ -258,7 +259,7 @@ text(int n, int dim, guint32 seed)
 }
 
 typedef struct {
-  OviTensor *video, *audio, *frames, *wav;
+  OviTensor *text, *video, *audio, *frames, *wav;
   guint64 peak[OVI_N_STAGES];
   OviPlacementEstimate est;
 } ModeRun;
@@ -266,6 +267,7 @@ typedef struct {
 static void
 mode_run_clear(ModeRun *r)
 {
+  g_clear_pointer(&r->text, ovi_tensor_unref);
   g_clear_pointer(&r->video, ovi_tensor_unref);
   g_clear_pointer(&r->audio, ovi_tensor_unref);
   g_clear_pointer(&r->frames, ovi_tensor_unref);
@@ -318,6 +320,29 @@ run_mode(const OviModelPaths *paths, const OviPlacementModel *model,
   g_assert_true(ovi_placement_estimate(model, &plan, m->default_width,
                                        m->default_height, 4, &out->est, NULL));
   acc = ovi_mem_account_attach(be, limit);
+  {
+    /* text: umT5 per the plan; "on the CPU" is a backend of its own,
+     * outside the device account */
+    g_autoptr(OviBackend) cpu = plan.t5_on_cpu ? ovi_backend_new_cpu(2) : NULL;
+    OviBackend *tbe = plan.t5_on_cpu ? cpu : be;
+    g_autoptr(OviPlacement) pl = ovi_placement_new(&plan, tbe);
+    OviTensor *emb[3] = { NULL, NULL, NULL };
+    OviTextEncoder *enc = ovi_text_encoder_new_filtered(
+        paths, tbe, ovi_placement_t5_filter, pl, error);
+    if (enc == NULL)
+      goto done;
+    ok = ovi_text_encoder_encode(enc, "a cat plays the piano. <S>hello<E>",
+                                 NULL, NULL, emb, NULL, error);
+    ovi_text_encoder_free(enc);
+    out->peak[OVI_STAGE_TEXT] = ovi_mem_account_peak(acc);
+    out->text = emb[0];
+    g_clear_pointer(&emb[1], ovi_tensor_unref);
+    g_clear_pointer(&emb[2], ovi_tensor_unref);
+    if (!ok)
+      goto done;
+    ok = FALSE;
+  }
+  ovi_mem_account_reset_peak(acc);
   {
     g_autoptr(OviPlacement) pl = ovi_placement_new(&plan, be);
     g_autoptr(OviTensor) pos = text(7, m->text_dim, 1);
@@ -454,7 +479,7 @@ test_tiny_modes(void)
 
     g_assert_true(run_mode(paths, &model, modes[i], 0, &r, &error));
     g_assert_no_error(error);
-    for (int s = OVI_STAGE_DENOISE; s < OVI_N_STAGES; s++) {
+    for (int s = OVI_STAGE_TEXT; s < OVI_N_STAGES; s++) {
       const OviStageEstimate *se = &r.est.stage[s];
       g_test_message("%s %s: accounted peak %" G_GUINT64_FORMAT
                      " <= estimate %" G_GUINT64_FORMAT
@@ -462,7 +487,10 @@ test_tiny_modes(void)
                      ", activations %" G_GUINT64_FORMAT ")",
                      name, ovi_stage_name(s), r.peak[s], se->device_peak,
                      se->device_own_weights, se->device_activations);
-      g_assert_cmpuint(r.peak[s], >, 0);
+      if (s == OVI_STAGE_TEXT && r.est.plan.t5_on_cpu)
+        g_assert_cmpuint(r.peak[s], ==, 0);
+      else
+        g_assert_cmpuint(r.peak[s], >, 0);
       g_assert_cmpuint(r.peak[s], <=, r.est.stage[s].device_peak);
     }
     /* the DiT estimate is tight: the CPU backend holds everything but the
@@ -479,7 +507,15 @@ test_tiny_modes(void)
       std = r;
       continue;
     }
+    double lt = rel_l2(r.text, std.text);
     double lv = rel_l2(r.video, std.video), la = rel_l2(r.audio, std.audio);
+    g_test_message("%s vs standard: text embedding rel_l2 %.5f", name, lt);
+    if (r.est.plan.t5_quant != OVI_QUANT_NONE) {
+      g_assert_cmpfloat(lt, >, 0);
+      g_assert_cmpfloat(lt, <=, BOUND_FP8_TEXT);
+    } else {
+      g_assert_cmpfloat(lt, ==, 0);
+    }
     double dv = rel_l2(r.frames, std.frames), da = rel_l2(r.wav, std.wav);
     gboolean int8 = modes[i] == OVI_VRAM_MODE_ULTRA_LOW;
     g_test_message("%s vs standard: latents rel_l2 video %.5f audio %.5f; "
