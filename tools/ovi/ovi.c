@@ -15,6 +15,8 @@ static const OviCliCommand commands[] = {
       ovi_cmd_parity },
   { "estimate", "peak device / host memory per stage and VRAM mode",
       ovi_cmd_estimate },
+  { "bench", "time the stages at real size with random in-memory weights",
+      ovi_cmd_bench },
 };
 
 int
