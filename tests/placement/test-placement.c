@@ -621,8 +621,7 @@ test_estimate_consistent(void)
                              * (model.dims.text_dim + model.dims.dim) * 4);
   /* the tiny fusion file is bf16: the standard mode keeps it as stored
    * (plus the small tensors at act size) */
-  guint64 dit = est.stage[OVI_STAGE_DENOISE].device_weights - model.t5_bytes
-                - model.vae_decoder_bytes - model.audio_bytes;
+  guint64 dit = est.stage[OVI_STAGE_DENOISE].device_own_weights;
   g_test_message("DiT weights: estimate %" G_GUINT64_FORMAT
                  ", file %" G_GUINT64_FORMAT,
                  dit, de.weight_bytes);
@@ -659,7 +658,7 @@ test_release_estimates(void)
       g_assert_cmpuint(e[i].device_peak, <, e[i - 1].device_peak);
   }
   /* 11.66 B DiT parameters: bf16 about 23.3 GB, fp8 about half */
-  guint64 others = model.t5_bytes + model.vae_decoder_bytes + model.audio_bytes;
+  guint64 others = model.vae_decoder_bytes + model.audio_bytes;
   g_assert_cmpuint(e[0].stage[OVI_STAGE_DENOISE].device_weights - others, >,
                    23 * GB);
   g_assert_cmpuint(e[0].stage[OVI_STAGE_DENOISE].device_weights - others, <,
