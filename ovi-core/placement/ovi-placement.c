@@ -254,6 +254,24 @@ ovi_placement_model_clear(OviPlacementModel *m)
   g_clear_pointer(&m->variant, g_free);
 }
 
+char *
+ovi_placement_fp8_file(const OviModelPaths *paths)
+{
+  const OviModelPreset *mp
+      = ovi_model_preset_lookup(paths->variant ? paths->variant : "", NULL);
+  g_autofree char *dir = NULL, *base = NULL;
+  char *path;
+
+  if (mp == NULL || mp->fp8_file == NULL || paths->fusion_path == NULL)
+    return NULL;
+  dir = g_path_get_dirname(paths->fusion_path);
+  base = g_path_get_basename(mp->fp8_file);
+  path = g_build_filename(dir, base, NULL);
+  if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
+    g_clear_pointer(&path, g_free);
+  return path;
+}
+
 /* ---- DiT weight bytes by kind (ovi-fusion.c's loader and tower_params) */
 
 typedef struct {

@@ -86,6 +86,13 @@ gboolean ovi_placement_model_init(OviPlacementModel *model,
                                   const char *variant, GError **error);
 void ovi_placement_model_clear(OviPlacementModel *model);
 
+/* The official pre-cast fp8 fusion file next to paths->fusion_path
+ * (Ovi/model_fp8_e4m3fn.safetensors, 720x720_5s only) when the variant has
+ * one and it exists, else NULL (free with g_free). The fp8 modes use it as
+ * stored (F8_E4M3 without scales, norms and biases 16-bit): point
+ * fusion_path at it before making the denoiser. */
+char *ovi_placement_fp8_file(const OviModelPaths *paths);
+
 typedef struct {
   guint64 device_weights;     /* resident during the stage (all models) */
   guint64 device_own_weights; /* of them, the stage's own model's */

@@ -22,6 +22,7 @@
 #include "ovi-presets.h"
 #include "ovi-quantize.h"
 #include "ovi-tiny.h"
+#include "ovi-weights.h"
 
 #include <glib/gstdio.h>
 #include <math.h>
@@ -705,6 +706,94 @@ test_release_estimates(void)
   ovi_placement_model_clear(&model);
 }
 
+/* A tiny copy of the official fp8 file: every tensor cast to F8_E4M3
+ * without a scale except those whose name holds "norm" or "bias". */
+static char *
+write_fp8_file(const char *fusion_path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(fusion_path, NULL, &error);
+  g_autoptr(GPtrArray) keep
+      = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);
+  g_autofree char *dir = g_path_get_dirname(fusion_path);
+  char *out = g_build_filename(dir, "model_fp8_e4m3fn.safetensors", NULL);
+  guint n;
+
+  g_assert_no_error(error);
+  n = ovi_weight_file_n_tensors(wf);
+  g_autofree OviNamedTensor *named = g_new0(OviNamedTensor, n);
+  for (guint i = 0; i < n; i++) {
+    const char *name = ovi_weight_file_name(wf, i);
+    OviTensor *t = ovi_weight_file_get(wf, name, &error);
+    g_assert_no_error(error);
+    if (!strstr(name, "norm") && !strstr(name, "bias")) {
+      g_autoptr(OviTensor) f = ovi_tensor_to_f32(t, &error);
+      OviTensor *q
+          = ovi_tensor_new(OVI_DTYPE_F8_E4M3, t->ndim, t->shape, &error);
+      const float *v = ovi_tensor_data(f);
+      uint8_t *r = ovi_tensor_data(q);
+      for (int64_t k = 0; k < ovi_tensor_numel(f); k++)
+        r[k] = ovi_f32_to_f8e4m3(v[k]);
+      ovi_tensor_unref(t);
+      t = q;
+    }
+    g_ptr_array_add(keep, t);
+    named[i].name = name;
+    named[i].tensor = t;
+  }
+  g_assert_true(ovi_safetensors_write(out, named, n, NULL, &error));
+  g_assert_no_error(error);
+  return out;
+}
+
+static void
+test_fp8_file(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(OviModelPaths) paths
+      = ovi_model_paths_resolve(tiny_dir, NULL, &error);
+  g_autoptr(OviModelPaths) paths8
+      = ovi_model_paths_resolve(tiny_dir, NULL, &error);
+  OviPlacementModel model, model8;
+  ModeRun ref = { 0 }, r = { 0 };
+
+  g_assert_no_error(error);
+  /* the tiny variant has no fp8 file in its preset */
+  g_assert_null(ovi_placement_fp8_file(paths));
+  g_free(paths8->fusion_path);
+  paths8->fusion_path = write_fp8_file(paths->fusion_path);
+  g_assert_true(ovi_placement_model_init(&model, paths, NULL, &error));
+  g_assert_true(ovi_placement_model_init(&model8, paths8, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_false(model.dit_file_is_fp8);
+  g_assert_true(model8.dit_file_is_fp8);
+
+  g_assert_true(
+      run_mode(paths, &model, OVI_VRAM_MODE_STANDARD, 0, &ref, &error));
+  g_assert_true(run_mode(paths8, &model8, OVI_VRAM_MODE_FP8, 0, &r, &error));
+  g_assert_no_error(error);
+  /* used as stored (no scales): less DiT memory than quantising with
+   * per-channel scales, and the estimate still holds */
+  for (int s = OVI_STAGE_DENOISE; s < OVI_N_STAGES; s++)
+    g_assert_cmpuint(r.peak[s], <=, r.est.stage[s].device_peak);
+  g_assert_cmpuint(r.peak[OVI_STAGE_DENOISE], >=,
+                   (r.est.stage[OVI_STAGE_DENOISE].device_own_weights
+                    + r.est.stage[OVI_STAGE_DENOISE].device_activations)
+                       * 9 / 10);
+  double lv = rel_l2(r.video, ref.video), la = rel_l2(r.audio, ref.audio);
+  g_test_message("official-style fp8 file (plain cast, no scales) vs bf16: "
+                 "latents rel_l2 video %.5f audio %.5f",
+                 lv, la);
+  g_assert_cmpfloat(lv, >, 0);
+  g_assert_cmpfloat(lv, <=, BOUND_FP8_LATENT);
+  g_assert_cmpfloat(la, <=, BOUND_FP8_LATENT);
+  mode_run_clear(&ref);
+  mode_run_clear(&r);
+  g_unlink(paths8->fusion_path);
+  ovi_placement_model_clear(&model);
+  ovi_placement_model_clear(&model8);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -723,6 +812,7 @@ main(int argc, char **argv)
   g_test_add_func("/placement/release-estimates", test_release_estimates);
   g_test_add_func("/placement/tiny-modes", test_tiny_modes);
   g_test_add_func("/placement/tiny-limit", test_tiny_limit);
+  g_test_add_func("/placement/fp8-file", test_fp8_file);
   status = g_test_run();
   remove_tree(tiny_dir);
   g_free(tiny_dir);
