@@ -612,6 +612,24 @@ ovi_placement_oom_advice(const OviPlacementModel *m,
   return g_string_free(s, FALSE);
 }
 
+gboolean
+ovi_placement_explain_oom(GError *error, const OviPlacementModel *m,
+                          const OviPlacementPlan *plan, int width, int height,
+                          gsize act, guint64 device_free)
+{
+  char *msg;
+
+  if (error == NULL
+      || !g_error_matches(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY))
+    return FALSE;
+  g_autofree char *advice
+      = ovi_placement_oom_advice(m, plan, width, height, act, device_free);
+  msg = g_strdup_printf("%s. %s", error->message, advice);
+  g_free(error->message);
+  error->message = msg;
+  return TRUE;
+}
+
 /* ---- applying a plan ---- */
 
 struct _OviPlacement {

@@ -166,6 +166,16 @@ char *ovi_placement_oom_advice(const OviPlacementModel *model,
                                int height, gsize act_dtype_size,
                                guint64 device_free);
 
+/* When `error` is an OVI_ERROR_OUT_OF_MEMORY, appends the advice above to
+ * its message ("...: <what failed>. vram-mode X needs about N but M is
+ * free; vram-mode Y would fit") and returns TRUE; other errors are left
+ * alone (FALSE). For the elements, on a failed run. */
+gboolean ovi_placement_explain_oom(GError *error,
+                                   const OviPlacementModel *model,
+                                   const OviPlacementPlan *plan, int width,
+                                   int height, gsize act_dtype_size,
+                                   guint64 device_free);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviPlacement, ovi_placement_free)
 
 G_END_DECLS

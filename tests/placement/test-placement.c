@@ -587,8 +587,21 @@ test_tiny_limit(void)
                                 / 2,
                             &r, &error));
     g_assert_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY);
+    {
+      OviPlacementPlan plan;
+      const OviModelPreset *m = ovi_model_preset_lookup("tiny", NULL);
+      g_assert_true(ovi_placement_plan_for_mode(
+          modes[i], OVI_GPU_ALLOCATION_SINGLE, 0, &plan, NULL));
+      g_assert_true(ovi_placement_explain_oom(
+          error, &model, &plan, m->default_width, m->default_height, 4,
+          (st[OVI_STAGE_DENOISE].device_own_weights
+           + st[OVI_STAGE_DENOISE].device_activations)
+              / 2));
+    }
     g_test_message("%s denoiser at half its estimate: %s",
                    ovi_vram_mode_to_string(modes[i]), error->message);
+    g_assert_nonnull(strstr(error->message, "needs about"));
+    g_assert_nonnull(strstr(error->message, "is free"));
     g_clear_error(&error);
     mode_run_clear(&r);
   }
