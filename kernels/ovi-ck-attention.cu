@@ -2,7 +2,7 @@
  * materialised.
  *
  * Each warp owns one query row of one (batch, head). Tiled kernel (head dims
- * D, Dv <= 128): the block (4 warps = 4 consecutive queries of the same
+ * D, Dv <= 128): the block (8 warps = 8 consecutive queries of the same
  * (b, h)) stages KT = 32 keys of K and V in shared memory (fp32); lane j
  * scores key j against the whole query (q in shared memory, pre-scaled),
  * the warp takes max and sum, and each lane accumulates Dv / 32 output dims
@@ -14,7 +14,7 @@
  */
 #include "ovi-ck-common.cuh"
 
-#define WARPS 4
+#define WARPS 8
 #define KT    32
 
 template <int DPL>

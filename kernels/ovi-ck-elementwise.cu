@@ -273,6 +273,8 @@ ovi_ck_channel_norm(cudaStream_t stream, void *out, int out_dtype, int64_t C,
 
 /* ---- RoPE ---- */
 
+/* one thread per pair (both outputs) or per passed-through element, so
+ * out may be x itself */
 static __global__ void
 k_rope(void *out, int odt, int64_t n, int64_t L, int64_t H, int64_t D,
        int64_t P, OviCkDesc x, OviCkDesc cs, OviCkDesc sn)
@@ -280,20 +282,23 @@ k_rope(void *out, int odt, int64_t n, int64_t L, int64_t H, int64_t D,
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t) gridDim.x * blockDim.x) {
     int64_t row = i / D, d = i - row * D;
-    float r;
 
     if (d < 2 * P) {
-      int64_t l = (row / H) % L, p = d >> 1;
-      int64_t base = i - (d & 1);
-      float x0 = ck_ld(x.data, x.dtype, ck_off(x, base));
-      float x1 = ck_ld(x.data, x.dtype, ck_off(x, base + 1));
-      float c = ck_ld(cs.data, cs.dtype, ck_off(cs, l * P + p));
-      float s = ck_ld(sn.data, sn.dtype, ck_off(sn, l * P + p));
-      r = (d & 1) ? x0 * s + x1 * c : x0 * c - x1 * s;
+      int64_t l, p;
+      float x0, x1, c, s;
+      if (d & 1)
+        continue; /* written by the thread of its even partner */
+      l = (row / H) % L;
+      p = d >> 1;
+      x0 = ck_ld(x.data, x.dtype, ck_off(x, i));
+      x1 = ck_ld(x.data, x.dtype, ck_off(x, i + 1));
+      c = ck_ld(cs.data, cs.dtype, ck_off(cs, l * P + p));
+      s = ck_ld(sn.data, sn.dtype, ck_off(sn, l * P + p));
+      ck_st(out, odt, i, x0 * c - x1 * s);
+      ck_st(out, odt, i + 1, x0 * s + x1 * c);
     } else {
-      r = ck_ld(x.data, x.dtype, ck_off(x, i));
+      ck_st(out, odt, i, ck_ld(x.data, x.dtype, ck_off(x, i)));
     }
-    ck_st(out, odt, i, r);
   }
 }
 

@@ -689,6 +689,17 @@ cuda_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
   cudaSetDevice(p->device);
   if (bias && (ba = as_contig(&s, bias, be->act_dtype)) == NULL)
     goto out;
+  if (ba && ((uintptr_t) ba) % 16) {
+    /* the epilogue's bias vector: give it an aligned copy of its own */
+    void *c = scratch_alloc(&s, (gsize) N * ovi_dtype_size(be->act_dtype));
+    if (c == NULL
+        || !cuda_ok(be, s.op,
+                    cudaMemcpyAsync(c, ba,
+                                    (gsize) N * ovi_dtype_size(be->act_dtype),
+                                    cudaMemcpyDeviceToDevice, p->stream)))
+      goto out;
+    ba = c;
+  }
   if (K == 0) {
     /* out = act(bias): zero then add */
     OviCkDesc od = desc_of(out), bd = desc_none();
@@ -1149,8 +1160,8 @@ cuda_embedding(OviBackend *be, OviTensor *out, const OviTensor *table,
     goto out;
   cuda_ok(be, s.op,
           ovi_ck_embedding(p->stream, ovi_tensor_data(out), out->dtype, n_ids,
-                           table->shape[1], dids, desc_of(table), ts));
-  (void) data;
+                           table->shape[1], dids,
+                           desc_bcast(table, data, 2, table->shape), ts));
 out:
   scratch_free(&s);
 }
