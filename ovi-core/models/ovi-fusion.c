@@ -319,10 +319,9 @@ ovi_fusion_new_filtered(OviWeightFile *wf, const OviFusionDims *preset,
                         gpointer filter_data, GError **error)
 {
   g_autoptr(OviFusion) m = g_new0(OviFusion, 1);
-  Loader ld = { .wf = wf,
-                .be = backend,
-                .filter = filter,
-                .filter_data = filter_data };
+  Loader ld = {
+    .wf = wf, .be = backend, .filter = filter, .filter_data = filter_data
+  };
 
   m->be = backend;
   m->keep = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);

@@ -63,10 +63,8 @@ OviFusion *ovi_fusion_new(OviWeightFile *wf, const OviFusionDims *preset,
  * (unflattened) and returns the tensor to use, a new reference, e.g.
  * quantised or already on the backend (ovi-placement.h), or NULL with
  * `error` set. */
-typedef OviTensor *(*OviFusionWeightFilter)(const char *name,
-                                            OviTensor *weight,
-                                            gpointer user_data,
-                                            GError **error);
+typedef OviTensor *(*OviFusionWeightFilter)(const char *name, OviTensor *weight,
+                                            gpointer user_data, GError **error);
 OviFusion *ovi_fusion_new_filtered(OviWeightFile *wf,
                                    const OviFusionDims *preset,
                                    OviBackend *backend,
