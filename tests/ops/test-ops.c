@@ -108,6 +108,30 @@ test_matmul_batched(void)
   ovi_op_matmul(be2, out, x, w, NULL, OVI_ACT_NONE);
   assert_ok(be2);
   CHECK_REL(out, ref, 1e-6, "batched matmul");
+
+  /* rows that do not flatten (a permuted view) and bf16 activations take
+   * the converting path */
+  {
+    g_autoptr(OviTensor) base = rand_f32(3, (int64_t[]){ 5, 2, 40 });
+    g_autoptr(OviTensor) xp = ovi_tensor_permute(base, (int[]){ 1, 0, 2 });
+    g_autoptr(OviTensor) xb
+        = rand_tensor(OVI_DTYPE_BF16, 3, (int64_t[]){ 2, 5, 40 }, -1, 1);
+    const OviTensor *xs[2] = { xp, xb };
+
+    for (int v = 0; v < 2; v++) {
+      g_autofree double *xv = to_f64(xs[v]);
+      for (int m = 0; m < 10; m++)
+        for (int n = 0; n < 9; n++) {
+          double a = 0;
+          for (int k = 0; k < 40; k++)
+            a += xv[m * 40 + k] * wd[n * 40 + k];
+          ref[m * 9 + n] = a;
+        }
+      ovi_op_matmul(be2, out, xs[v], w, NULL, OVI_ACT_NONE);
+      assert_ok(be2);
+      CHECK_REL(out, ref, 1e-6, "matmul converted x %d", v);
+    }
+  }
 }
 
 /* ---------------- attention ---------------- */

@@ -189,7 +189,9 @@ src_row(const Src *s, int64_t row, float *tmp)
   return tmp;
 }
 
-/* a contiguous f32 copy of a small parameter (norm gains, scales, ...) */
+static void cpu_copy(OviBackend *be, OviTensor *dst, const OviTensor *src);
+
+/* a contiguous f32 version of an input (norm gains, non-f32 operands) */
 OviTensor *
 ovi_cpu_f32_contig(OviBackend *be, const OviTensor *t, const char *op)
 {
@@ -201,12 +203,15 @@ ovi_cpu_f32_contig(OviBackend *be, const OviTensor *t, const char *op)
   if (t->dtype == OVI_DTYPE_F32 && t->scale == NULL
       && ovi_tensor_is_contiguous(t))
     return ovi_tensor_ref((OviTensor *) t);
-  r = ovi_tensor_to_f32(t, &error);
+  r = ovi_tensor_new(OVI_DTYPE_F32, t->ndim, t->shape, &error);
   if (r == NULL) {
     ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY, "%s: %s", op,
                           error->message);
     g_clear_error(&error);
+    return NULL;
   }
+  /* the threaded converting copy (scale applied) */
+  cpu_copy(be, r, t);
   return r;
 }
 

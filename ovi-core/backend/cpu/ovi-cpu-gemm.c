@@ -684,12 +684,9 @@ ovi_cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
   j.N = w->shape[0];
   j.K = w->shape[1];
   if (x->dtype != OVI_DTYPE_F32 || !row_layout(x, &M, &lda)) {
-    xc = ovi_tensor_to_f32(x, NULL);
-    if (xc == NULL) {
-      ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                            "ovi_op_matmul: out of memory converting x");
+    xc = ovi_cpu_f32_contig(be, x, "ovi_op_matmul");
+    if (xc == NULL)
       return;
-    }
     x = xc;
     M = ovi_tensor_numel(x) / MAX(j.K, 1);
     lda = j.K;
