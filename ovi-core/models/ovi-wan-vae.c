@@ -738,7 +738,7 @@ cache_get(OviWanVae *v, VaeState *s, int index, int64_t c, int64_t n, int64_t h,
  * frames of [cache, x] become the new cache. */
 static OviTensor *
 causal_run(OviWanVae *v, VaeState *s, const VaeConv *c, int index,
-           int spatial_pad, OviTensor *x)
+           int spatial_pad, OviTensor *x, gboolean consume)
 {
   static const int stride[3] = { 1, 1, 1 };
   int pad[6] = { 0, 0, spatial_pad, spatial_pad, spatial_pad, spatial_pad };
@@ -746,14 +746,19 @@ causal_run(OviWanVae *v, VaeState *s, const VaeConv *c, int index,
   OviTensor *cache = cache_get(v, s, index, C, 2, H, W);
   g_autoptr(OviTensor) xin = act4(v, C, T + 2, H, W);
 
-  if (cache == NULL || xin == NULL)
+  if (cache == NULL || xin == NULL) {
+    if (consume)
+      ovi_tensor_unref(x);
     return NULL;
+  }
   {
     g_autoptr(OviTensor) head = ovi_tensor_narrow(xin, 1, 0, 2);
     g_autoptr(OviTensor) body = ovi_tensor_narrow(xin, 1, 2, T);
     g_autoptr(OviTensor) tail = ovi_tensor_narrow(xin, 1, T, 2);
     copy_into(v->be, head, cache);
     copy_into(v->be, body, x);
+    if (consume) /* the caller handed x over: free it before the conv */
+      ovi_tensor_unref(x);
     OviTensor *out = conv_run(v, c, xin, stride, pad);
     ovi_op_copy(v->be, cache, tail);
     return out;
@@ -763,7 +768,14 @@ causal_run(OviWanVae *v, VaeState *s, const VaeConv *c, int index,
 static OviTensor *
 cconv(OviWanVae *v, VaeState *s, const CausalConv *cc, OviTensor *x)
 {
-  return causal_run(v, s, &cc->conv, cc->index, cc->spatial_pad, x);
+  return causal_run(v, s, &cc->conv, cc->index, cc->spatial_pad, x, FALSE);
+}
+
+/* as cconv, taking over the caller's reference to x */
+static OviTensor *
+cconv_consume(OviWanVae *v, VaeState *s, const CausalConv *cc, OviTensor *x)
+{
+  return causal_run(v, s, &cc->conv, cc->index, cc->spatial_pad, x, TRUE);
 }
 
 /* RMS_norm over channels, then SiLU */
@@ -792,13 +804,12 @@ res_run(OviWanVae *v, VaeState *s, const ResBlock *rb, OviTensor *x)
 
   h = rb->has_shortcut ? conv_1x1(v, &rb->shortcut, x) : ovi_tensor_ref(x);
   if (h == NULL || !(a = norm_silu(v, x, rb->gamma0))
-      || !(b = cconv(v, s, &rb->conv0, a)))
+      || !(b = cconv_consume(v, s, &rb->conv0, g_steal_pointer(&a))))
     return NULL;
-  g_clear_pointer(&a, ovi_tensor_unref);
   if (!(c = norm_silu(v, b, rb->gamma1)))
     return NULL;
   g_clear_pointer(&b, ovi_tensor_unref);
-  if (!(d = cconv(v, s, &rb->conv1, c)))
+  if (!(d = cconv_consume(v, s, &rb->conv1, g_steal_pointer(&c))))
     return NULL;
   ovi_op_binary(v->be, d, d, h, OVI_BINARY_ADD);
   return d;
@@ -868,6 +879,30 @@ dupup_run(OviWanVae *v, const Stage *st, OviTensor *x, gboolean first_chunk)
   int ft = st->ft, fs = st->fs, factor = ft * fs * fs;
   int64_t Cin = x->shape[0], T = x->shape[1], H = x->shape[2], W = x->shape[3];
   int64_t out_c = st->out_dim, r = out_c * factor / Cin;
+
+  /* When r is a place value of the (o, a, b, d) channel digits, input
+   * channel (o*factor + a*fs*fs + b*fs + d) / r is a strided view of x: one
+   * copy, no repeated intermediate. The first chunk (one frame) keeps only
+   * the last of the ft frames. */
+  if ((r == 1 || r == fs || r == fs * fs || r == factor)
+      && !(first_chunk && ft > 1 && T > 1)) {
+    int64_t pv[4] = { factor, fs * fs, fs, 1 }, ds[4], CS = T * H * W;
+    gboolean trim = first_chunk && ft > 1;
+    int64_t na = trim ? 1 : ft;
+    for (int i = 0; i < 4; i++)
+      ds[i] = pv[i] >= r ? (pv[i] / r) * CS : 0;
+    int64_t vshape[7] = { out_c, T, na, H, fs, W, fs };
+    int64_t vstride[7] = { ds[0], H * W, ds[1], W, ds[2], 1, ds[3] };
+    g_autoptr(OviTensor) src
+        = ovi_tensor_view(x, 7, vshape, vstride, trim ? (ft - 1) * ds[1] : 0);
+    OviTensor *out = act4(v, out_c, T * na, H * fs, W * fs);
+    if (out) {
+      g_autoptr(OviTensor) out7 = ovi_tensor_view(out, 7, vshape, NULL, 0);
+      ovi_op_copy(be, out7, src);
+    }
+    return out;
+  }
+
   int64_t rs_shape[5] = { Cin, r, T, H, W };
   int64_t rs_stride[5] = { T * H * W, 0, H * W, W, 1 };
   int64_t rep_shape[4] = { Cin * r, T, H, W };
@@ -965,7 +1000,7 @@ resample_run(OviWanVae *v, VaeState *s, const Resample *rs, OviTensor *x)
       g_autoptr(OviTensor) y = NULL;
       if (rs->mode == RS_UP3D && s->started[rs->index]) {
         g_autoptr(OviTensor) tc
-            = causal_run(v, s, &rs->time_conv, rs->index, 0, x);
+            = causal_run(v, s, &rs->time_conv, rs->index, 0, x, FALSE);
         if (tc == NULL)
           return NULL;
         /* channels [0:C] -> frame 2t, [C:2C] -> frame 2t + 1 */
@@ -990,6 +1025,7 @@ resample_run(OviWanVae *v, VaeState *s, const Resample *rs, OviTensor *x)
       if (u == NULL)
         return NULL;
       ovi_op_upsample_nearest(be, u, y, 2, factors);
+      g_clear_pointer(&y, ovi_tensor_unref);
       return conv_run(v, &rs->spatial, u, s1, pad_up);
     }
     case RS_DOWN2D:
