@@ -570,6 +570,41 @@ ovi_placement_choose(const OviPlacementModel *m, OviVramMode mode,
   return FALSE;
 }
 
+gboolean
+ovi_placement_choose_for_paths(const OviModelPaths *paths, OviVramMode mode,
+                               OviGpuAllocation allocation, int width,
+                               int height, OviBackend *backend,
+                               guint64 device_free, guint64 host_budget,
+                               OviPlacementPlan *plan,
+                               OviPlacementEstimate *est_out, GError **error)
+{
+  OviPlacementModel m;
+  OviPlacementEstimate est;
+  gboolean ok;
+
+  if (!ovi_placement_model_init(&m, paths, NULL, error))
+    return FALSE;
+  if (device_free == 0) {
+    ok = ovi_placement_plan_for_mode(
+             mode == OVI_VRAM_MODE_AUTO ? OVI_VRAM_MODE_STANDARD : mode,
+             allocation, host_budget, plan, error)
+         && ovi_placement_estimate(&m, plan, width, height,
+                                   ovi_dtype_size(backend->act_dtype), &est,
+                                   error);
+  } else {
+    ok = ovi_placement_choose(&m, mode, allocation, width, height,
+                              ovi_dtype_size(backend->act_dtype), device_free,
+                              host_budget, &est, error);
+  }
+  if (ok) {
+    *plan = est.plan;
+    if (est_out)
+      *est_out = est;
+  }
+  ovi_placement_model_clear(&m);
+  return ok;
+}
+
 char *
 ovi_placement_oom_advice(const OviPlacementModel *m,
                          const OviPlacementPlan *plan, int width, int height,

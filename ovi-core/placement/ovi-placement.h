@@ -131,6 +131,17 @@ gboolean ovi_placement_choose(const OviPlacementModel *model, OviVramMode mode,
                               guint64 device_free, guint64 host_budget,
                               OviPlacementEstimate *est, GError **error);
 
+/* The one call for an element: the model's dims from `paths` (headers
+ * only), activations of `backend`'s act dtype, then ovi_placement_choose.
+ * device_free 0 = unknown / not limited (the CPU backend): `auto` then
+ * means standard and nothing is refused. `est` may be NULL; `plan` gets
+ * the chosen plan. */
+gboolean ovi_placement_choose_for_paths(
+    const OviModelPaths *paths, OviVramMode mode, OviGpuAllocation allocation,
+    int width, int height, OviBackend *backend, guint64 device_free,
+    guint64 host_budget, OviPlacementPlan *plan, OviPlacementEstimate *est,
+    GError **error);
+
 /* One line per stage (device / host), for messages and `ovi estimate`. */
 char *ovi_placement_estimate_to_string(const OviPlacementEstimate *est);
 

@@ -627,6 +627,28 @@ test_estimate_consistent(void)
   g_assert_true(ovi_placement_estimate(&model, &plan, 96, 64, 4, &est, &error));
   g_assert_true(ovi_denoiser_estimate(paths, 96, 64, 4, &de, &error));
   g_assert_no_error(error);
+  /* the element's call: on the CPU backend (free memory unknown) auto is
+   * standard; with a limit it picks and refuses as ovi_placement_choose */
+  {
+    g_autoptr(OviBackend) be = ovi_backend_new_cpu(1);
+    OviPlacementPlan chosen;
+    OviPlacementEstimate ce;
+    g_assert_true(ovi_placement_choose_for_paths(
+        paths, OVI_VRAM_MODE_AUTO, OVI_GPU_ALLOCATION_AUTO, 96, 64, be, 0, 0,
+        &chosen, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpint(chosen.mode, ==, OVI_VRAM_MODE_STANDARD);
+    g_assert_true(ovi_placement_choose_for_paths(
+        paths, OVI_VRAM_MODE_FP8, OVI_GPU_ALLOCATION_AUTO, 96, 64, be,
+        G_GUINT64_CONSTANT(1) << 40, 0, &chosen, &ce, &error));
+    g_assert_cmpint(chosen.mode, ==, OVI_VRAM_MODE_FP8);
+    g_assert_cmpint(ce.act_dtype_size, ==, 4);
+    g_assert_false(ovi_placement_choose_for_paths(
+        paths, OVI_VRAM_MODE_STANDARD, OVI_GPU_ALLOCATION_AUTO, 96, 64, be,
+        1024, 0, &chosen, NULL, &error));
+    g_assert_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY);
+    g_clear_error(&error);
+  }
   g_assert_cmpint(est.tokens_video, ==, de.tokens_video);
   g_assert_cmpint(est.tokens_audio, ==, de.tokens_audio);
   g_assert_cmpuint(est.stage[OVI_STAGE_DENOISE].device_activations, ==,
