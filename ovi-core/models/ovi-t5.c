@@ -241,11 +241,16 @@ ovi_t5_position_bias(OviT5 *t5, int layer, int len)
 
   for (int r = -len; r <= len; r++)
     bk[r + len] = position_bucket(r, t5->buckets, t5->max_dist);
-  for (int h = 0; h < t5->heads; h++)
+  /* per head, the value at each distance; row i is a window of it */
+  float *vals = g_new(float, 2 * (gsize) len + 1);
+  for (int h = 0; h < t5->heads; h++) {
+    for (int r = 0; r <= 2 * len; r++)
+      vals[r] = table[bk[r] * t5->heads + h];
     for (int i = 0; i < len; i++)
-      for (int j = 0; j < len; j++)
-        d[((int64_t) h * len + i) * len + j]
-            = table[bk[j - i + len] * t5->heads + h];
+      memcpy(d + ((int64_t) h * len + i) * len, vals + len - i,
+             sizeof(float) * len);
+  }
+  g_free(vals);
   g_free(bk);
   return bias;
 }

@@ -717,6 +717,90 @@ test_encoder_pth(void)
   g_assert_cmpint(system(rm), ==, 0);
 }
 
+/* the bucket of every distance up to 700 (beyond 512 tokens) against
+ * torch's float32 computation of the official formula */
+static void
+test_t5_buckets(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("ovi-t5b-XXXXXX", &error);
+  g_autofree char *w = g_build_filename(dir, "t5.safetensors", NULL);
+  g_autofree char *ref_path = g_build_filename(dir, "buckets.json", NULL);
+  g_autofree char *py = script("t5-buckets.py");
+  const int L = 700, D = 8, F = 16, V = 16, NB = 32, H = 2;
+  struct {
+    const char *name;
+    int ndim;
+    int64_t shape[2];
+  } spec[] = {
+    { "token_embedding.weight", 2, { V, D } },
+    { "norm.weight", 1, { D } },
+    { "blocks.0.norm1.weight", 1, { D } },
+    { "blocks.0.norm2.weight", 1, { D } },
+    { "blocks.0.attn.q.weight", 2, { D, D } },
+    { "blocks.0.attn.k.weight", 2, { D, D } },
+    { "blocks.0.attn.v.weight", 2, { D, D } },
+    { "blocks.0.attn.o.weight", 2, { D, D } },
+    { "blocks.0.ffn.gate.0.weight", 2, { F, D } },
+    { "blocks.0.ffn.fc1.weight", 2, { F, D } },
+    { "blocks.0.ffn.fc2.weight", 2, { D, F } },
+    { "blocks.0.pos_embedding.embedding.weight", 2, { NB, H } },
+  };
+  OviNamedTensor nt[G_N_ELEMENTS(spec)];
+  OviTensor *ts[G_N_ELEMENTS(spec)];
+
+  g_assert_no_error(error);
+  for (gsize i = 0; i < G_N_ELEMENTS(spec); i++) {
+    ts[i] = ovi_tensor_new_f32(spec[i].ndim, spec[i].shape);
+    float *d = ovi_tensor_data(ts[i]);
+    for (int64_t k = 0; k < ovi_tensor_numel(ts[i]); k++)
+      d[k] = i + 1 == G_N_ELEMENTS(spec) ? (float) (k / H) : 0.01f * (k % 7);
+    nt[i].name = spec[i].name;
+    nt[i].tensor = ts[i];
+  }
+  g_assert_true(ovi_safetensors_write(w, nt, G_N_ELEMENTS(spec), NULL, &error));
+  for (gsize i = 0; i < G_N_ELEMENTS(spec); i++)
+    ovi_tensor_unref(ts[i]);
+
+  g_autofree char *n_arg = g_strdup_printf("%d", L - 1);
+  const char *argv[] = { PYTHON, py, n_arg, "32", "128", ref_path, NULL };
+  run_or_fail(argv, dir);
+  g_autoptr(JsonParser) parser = json_parser_new();
+  g_assert_true(json_parser_load_from_file(parser, ref_path, &error));
+  JsonArray *ref = json_node_get_array(json_parser_get_root(parser));
+  g_assert_cmpuint(json_array_get_length(ref), ==, 2 * (L - 1) + 1);
+
+  OviBackend *be = ovi_backend_new_cpu(1);
+  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(w, NULL, &error);
+  g_assert_no_error(error);
+  g_autoptr(OviT5) t5 = ovi_t5_new(wf, be, 128, &error);
+  g_assert_no_error(error);
+  g_autoptr(OviTensor) bias = ovi_t5_position_bias(t5, 0, L);
+  const float *b = ovi_tensor_data(bias);
+  guint same = 0;
+  /* rel = j - i: row L-1 gives -(L-1)..0, row 0 gives 0..L-1 */
+  for (int r = -(L - 1); r <= L - 1; r++) {
+    int i = r < 0 ? -r : 0, j = r < 0 ? 0 : r;
+    for (int h = 0; h < H; h++) {
+      float got = b[((int64_t) h * L + i) * L + j];
+      same += got
+              == (float) json_array_get_int_element(ref, (guint) (r + L - 1));
+    }
+  }
+  g_print("# T5 buckets: %u/%d distances identical to torch\n", same / H,
+          2 * (L - 1) + 1);
+  g_assert_cmpuint(same, ==, (guint) H * (2 * (L - 1) + 1));
+  /* every row is the same function of the distance */
+  for (int i = 0; i < L; i += 37)
+    for (int j = 0; j < L; j += 41)
+      g_assert_cmpfloat(
+          b[(int64_t) i * L + j], ==,
+          (float) json_array_get_int_element(ref, (guint) (j - i + L - 1)));
+  ovi_backend_free(be);
+  g_autofree char *rm = g_strdup_printf("rm -rf '%s'", dir);
+  g_assert_cmpint(system(rm), ==, 0);
+}
+
 static void
 test_t5_errors(void)
 {
@@ -777,6 +861,7 @@ main(int argc, char **argv)
   g_test_add_func("/text/prompt/format", test_prompt_format);
   g_test_add_func("/text/encoder/stage", test_encoder_stage);
   g_test_add_func("/text/encoder/pth", test_encoder_pth);
+  g_test_add_func("/text/t5/buckets", test_t5_buckets);
   g_test_add_func("/text/t5/errors", test_t5_errors);
   return g_test_run();
 }
