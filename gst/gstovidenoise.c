@@ -987,8 +987,8 @@ gst_ovi_denoise_class_init(GstOviDenoiseClass *klass)
           0, 1000, DEFAULT_STEPS, rw_playing));
   g_object_class_install_property(
       gobject_class, PROP_SOLVER,
-      g_param_spec_enum("solver", "Solver", "Sampler", GST_TYPE_OVI_SOLVER,
-                        GST_OVI_SOLVER_UNIPC, rw_playing));
+      g_param_spec_enum("solver", "Solver", "Sampler of the flow-matching ODE",
+                        GST_TYPE_OVI_SOLVER, GST_OVI_SOLVER_UNIPC, rw_playing));
   g_object_class_install_property(
       gobject_class, PROP_SHIFT,
       g_param_spec_double("shift", "Shift", "Timestep shift of the schedule",

@@ -306,9 +306,7 @@ engine_free(GstOviEngine *e)
 {
   switch (e->stage) {
     case GST_OVI_STAGE_TEXT:
-#ifdef GST_OVI_HAVE_TEXT_STAGE
       g_clear_pointer(&e->u.text, ovi_text_encoder_free);
-#endif
       break;
     case GST_OVI_STAGE_DENOISER:
       g_clear_pointer(&e->u.denoiser, ovi_denoiser_free);
@@ -380,12 +378,7 @@ gst_ovi_engine_cache_acquire(GstOviEngineCache *cache, GstOviStage stage,
   g_mutex_init(&e->lock);
   switch (stage) {
     case GST_OVI_STAGE_TEXT:
-#ifdef GST_OVI_HAVE_TEXT_STAGE
       e->u.text = ovi_text_encoder_new(paths, be, &err);
-#else
-      g_set_error(&err, OVI_ERROR, OVI_ERROR_BACKEND,
-                  "this build has no text-encoder stage");
-#endif
       break;
     case GST_OVI_STAGE_DENOISER:
       e->u.denoiser = ovi_denoiser_new(paths, be, &err);

@@ -9,9 +9,7 @@
 #include "gstoviaudiodec.h"
 #include "gstovicaps.h"
 #include "gstovidenoise.h"
-#ifdef GST_OVI_HAVE_TEXT_STAGE
 #include "gstovitextsrc.h"
-#endif
 #include "gstovivaedec.h"
 
 static gboolean
@@ -20,9 +18,7 @@ plugin_init(GstPlugin *plugin)
   gboolean ok = FALSE;
 
   gst_ovi_clip_meta_register();
-#ifdef GST_OVI_HAVE_TEXT_STAGE
   ok |= GST_ELEMENT_REGISTER(ovitextsrc, plugin);
-#endif
   ok |= GST_ELEMENT_REGISTER(ovidenoise, plugin);
   ok |= GST_ELEMENT_REGISTER(ovivaedec, plugin);
   ok |= GST_ELEMENT_REGISTER(oviaudiodec, plugin);

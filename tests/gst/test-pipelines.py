@@ -24,6 +24,16 @@ RATE = 16000
 # the tiny model (presets/models.json): 9 frames at 96x64 per clip
 FRAMES, WIDTH, HEIGHT = 9, 96, 64
 failures = []
+COMMON_PROPS = ["model-dir", "vram-mode", "gpu-allocation", "cuda-device-id"]
+INSPECT = {
+    "ovitextsrc": ["prompt", "video-negative-prompt", "audio-negative-prompt",
+                   "location", "num-clips", "is-live"],
+    "ovidenoise": ["model", "width", "height", "seed", "steps", "solver",
+                   "shift", "video-guidance-scale", "audio-guidance-scale",
+                   "slg-layer", "progress"],
+    "ovivaedec": ["tile-size", "tile-overlap"],
+    "oviaudiodec": ["buffer-duration"],
+}
 
 
 def clip_samples_total(clips):
@@ -128,7 +138,7 @@ def main():
         # 2. image -> mp4
         img = os.path.join(tmp, "image.png")
         p = run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=1",
-                 "pattern=smpte", "!", "video/x-raw,width=160,height=90", "!",
+                 "pattern=smpte", "!", "video/x-raw,width=90,height=160", "!",
                  "pngenc", "!", "filesink", f"location={img}"])
         check(p.returncode == 0, "test image written")
         out = os.path.join(tmp, "image.mp4")
@@ -137,10 +147,9 @@ def main():
         info = ffprobe(out)
         if info:
             v = streams(info, "video")[0]
-            # the 16:9 image at the tiny area: a multiple-of-32 size close
-            # to 6144 px, wider than tall
-            check(v["width"] % 32 == 0 and v["height"] % 32 == 0
-                  and v["width"] > v["height"],
+            # the 9:16 image at the tiny area (6144 px): 64x96, taller than
+            # wide, where text-to-video makes the 96x64 default
+            check((v["width"], v["height"]) == (64, 96),
                   f"image mp4: size from the image ({v['width']}x{v['height']})")
             check(int(v.get("nb_read_frames", -1)) == FRAMES,
                   "image mp4: one clip of frames")
@@ -176,6 +185,19 @@ def main():
                 check(int(a["duration_ts"]) == clip_samples_total(1),
                       f"wav: {a['duration_ts']} samples == {clip_samples_total(1)}")
         discoverer("wav", out, False, True)
+
+        # gst-inspect documents every property of every element
+        for el, props in INSPECT.items():
+            p = run(["gst-inspect-1.0", el])
+            check(p.returncode == 0, f"gst-inspect-1.0 {el}")
+            for prop in props + COMMON_PROPS:
+                line = [l for l in p.stdout.splitlines()
+                        if l.strip().startswith(prop + " ") or
+                        l.strip().startswith(prop + ":")]
+                check(bool(line) and len(line[0].split(":", 1)[1].strip()) > 10,
+                      f"gst-inspect {el}: {prop} has a blurb")
+            check("Default" in p.stdout and "changeable only in NULL or READY"
+                  in p.stdout, f"gst-inspect {el}: defaults and mutability shown")
 
         # 5. RTMP push to a local nginx-rtmp, recorded and read back
         rtmp_case(tmp, env)

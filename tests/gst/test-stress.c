@@ -3,6 +3,7 @@
  * 200 NULL->PLAYING->NULL cycles do not grow memory, ovitextsrc's prompt
  * sources (file, action signal, property) and its errors. */
 #include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
@@ -180,6 +181,58 @@ GST_START_TEST(test_push_prompt_signal)
 
 GST_END_TEST;
 
+GST_START_TEST(test_textsrc_harness)
+{
+  GstHarness *h = gst_harness_new("ovitextsrc");
+  GstBuffer *b;
+  GstCaps *caps;
+  GstCustomMeta *meta;
+  GstEvent *ev;
+  gint dim = 0;
+  guint i;
+
+  g_object_set(h->element, "num-clips", 2, "prompt", "A harness clip.", NULL);
+  gst_harness_play(h);
+  for (i = 0; i < 2; i++) {
+    b = gst_harness_pull(h);
+    fail_unless(b != NULL);
+    if (i == 0) {
+      caps = gst_pad_get_current_caps(h->sinkpad);
+      fail_unless(gst_structure_has_name(gst_caps_get_structure(caps, 0),
+                                         "application/x-ovi-text"));
+      fail_unless(
+          gst_structure_get_int(gst_caps_get_structure(caps, 0), "dim", &dim));
+      fail_unless_equals_int(dim, tiny->text_dim);
+      gst_caps_unref(caps);
+    }
+    /* prompt, video negative, audio negative: whole rows of dim floats */
+    fail_unless_equals_int(gst_buffer_n_memory(b), 3);
+    fail_unless(gst_memory_get_sizes(gst_buffer_peek_memory(b, 0), NULL, NULL)
+                    % (dim * 4)
+                == 0);
+    fail_unless_equals_uint64(GST_BUFFER_OFFSET(b), i);
+    fail_unless_equals_uint64(GST_BUFFER_PTS(b),
+                              gst_ovi_frame_time(i * tiny->pixel_frames));
+    meta = gst_buffer_get_custom_meta(b, "GstOviClipMeta");
+    fail_unless(meta != NULL);
+    fail_unless_equals_string(
+        gst_structure_get_string(gst_custom_meta_get_structure(meta), "prompt"),
+        "A harness clip.");
+    gst_buffer_unref(b);
+  }
+  /* then EOS (blocking pull: the source runs its own thread) */
+  while ((ev = gst_harness_pull_event(h))) {
+    GstEventType t = GST_EVENT_TYPE(ev);
+    gst_event_unref(ev);
+    if (t == GST_EVENT_EOS)
+      break;
+  }
+  fail_unless(ev != NULL);
+  gst_harness_teardown(h);
+}
+
+GST_END_TEST;
+
 GST_START_TEST(test_textsrc_errors)
 {
   GstElement *pipe
@@ -312,6 +365,7 @@ stress_suite(void)
   tcase_add_test(tc, test_three_clips_in_sync);
   tcase_add_test(tc, test_prompt_file);
   tcase_add_test(tc, test_push_prompt_signal);
+  tcase_add_test(tc, test_textsrc_harness);
   tcase_add_test(tc, test_textsrc_errors);
   tcase_add_test(tc, test_null_mid_denoise);
   tcase_add_test(tc, test_state_cycles_memory);
