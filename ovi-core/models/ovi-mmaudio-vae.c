@@ -385,17 +385,15 @@ attn_run(OviBackend *be, const MPAttn *a, OviTensor *x)
   g_autoptr(OviTensor) y = mpconv_run(be, &a->qkv, x);
   g_autoptr(OviTensor) yn = NULL;
   g_autoptr(OviTensor) qkv = NULL;
-  g_autoptr(OviTensor) o = NULL;
   g_autoptr(OviTensor) oc = NULL;
   OviTensor *out;
   int64_t flat[2] = { C, 3 * L };
-  int64_t q4[4] = { 1, L, 1, C };
 
   if (y == NULL)
     return NULL;
   /* qkv channel index c*3 + j: [C, 3, L], normalised over C */
   {
-    int64_t s3[3] = { 3, L, C }, st3[3] = { L, 1, 3 * L };
+    int64_t s3[3] = { 2, L, C }, st3[3] = { L, 1, 3 * L }; /* q, k */
     g_autoptr(OviTensor) y2 = ovi_tensor_view(y, 2, flat, NULL, 0);
     yn = ovi_backend_new_act(be, 2, flat);
     qkv = ovi_backend_new_act(be, 3, s3);
@@ -405,18 +403,29 @@ attn_run(OviBackend *be, const MPAttn *a, OviTensor *x)
     g_autoptr(OviTensor) ynp = ovi_tensor_view(yn, 3, s3, st3, 0);
     ovi_op_copy(be, qkv, ynp);
   }
-  g_autoptr(OviTensor) q = ovi_tensor_view(qkv, 4, q4, NULL, 0);
-  g_autoptr(OviTensor) k = ovi_tensor_view(qkv, 4, q4, NULL, L * C);
-  g_autoptr(OviTensor) vv = ovi_tensor_view(qkv, 4, q4, NULL, 2 * L * C);
-  o = ovi_backend_new_act(be, 4, q4);
-  oc = new2(be, C, L);
-  if (o == NULL || oc == NULL)
-    return NULL;
-  ovi_op_attention(be, o, q, k, vv, NULL, NULL, 1.0f / sqrtf((float) C));
+  /* softmax(q k^T / sqrt(C)) v as two matmuls: the single head is
+   * C = 4 x hidden wide (1536 in the release model), wider than fused
+   * attention kernels take, and L (2 x 157 or 314 frames) is short */
   {
-    int64_t lc[2] = { C, L }, lst[2] = { 1, C };
-    g_autoptr(OviTensor) ot = ovi_tensor_view(o, 2, lc, lst, 0);
-    ovi_op_copy(be, oc, ot);
+    int64_t lc[2] = { L, C }, cl[2] = { C, L }, vst[2] = { 3 * L, 1 };
+    int64_t tst[2] = { 1, C };
+    g_autoptr(OviTensor) q = ovi_tensor_view(qkv, 2, lc, NULL, 0);
+    g_autoptr(OviTensor) k = ovi_tensor_view(qkv, 2, lc, NULL, L * C);
+    g_autoptr(OviTensor) vt_src = ovi_tensor_view(yn, 2, cl, vst, 2 * L);
+    g_autoptr(OviTensor) scores = new2(be, L, L);
+    g_autoptr(OviTensor) probs = new2(be, L, L);
+    g_autoptr(OviTensor) vt = new2(be, C, L);
+    g_autoptr(OviTensor) ol = new2(be, L, C);
+    oc = new2(be, C, L);
+    if (!scores || !probs || !vt || !ol || !oc)
+      return NULL;
+    ovi_op_matmul(be, scores, q, k, NULL, OVI_ACT_NONE);
+    ovi_op_unary(be, scores, scores, OVI_ACT_NONE, 1.0f / sqrtf((float) C));
+    ovi_op_softmax(be, probs, scores);
+    ovi_op_copy(be, vt, vt_src);
+    ovi_op_matmul(be, ol, probs, vt, NULL, OVI_ACT_NONE);
+    g_autoptr(OviTensor) olt = ovi_tensor_view(ol, 2, cl, tst, 0);
+    ovi_op_copy(be, oc, olt);
   }
   out = mpconv_run(be, &a->proj, oc);
   if (out == NULL)
