@@ -535,7 +535,7 @@ body_resample(OviBackend *be, OviTensor **in, gpointer data)
 {
   int kind = GPOINTER_TO_INT(data);
   OviTensor *x = in[0];
-  const int pads[6] = { 1, 2, 0, 1, 3, -1 }, factors[2] = { 2, 3 };
+  const int pads[6] = { 1, 2, 0, 1, 3, 0 }, factors[2] = { 2, 3 };
   int64_t shape[4];
   OviTensor *out;
 
