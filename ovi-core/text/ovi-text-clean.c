@@ -75,7 +75,10 @@ sloppy_cp1252_byte(gunichar c)
 /* ---- ftfy fixes ---- */
 
 /* Mojibake: a run of characters whose sloppy-cp1252 bytes form one valid
- * multi-byte UTF-8 sequence is replaced by the character it encodes. */
+ * multi-byte UTF-8 sequence is replaced by the character it encodes; for
+ * two-byte sequences led by a letter other than Â/Ã, the continuation must
+ * be a Latin-1 character (U+0080..U+00BF), not cp1252 punctuation; after
+ * a lead other than Â/Ã, NBSP and guillemets never continue a sequence. */
 static void
 fix_encoding(UStr *s)
 {
@@ -94,6 +97,16 @@ fix_encoding(UStr *s)
       for (int k = 1; k <= need && ok; k++) {
         int b = sloppy_cp1252_byte(AT(s, i + k));
         ok = b >= 0x80 && b <= 0xBF;
+        /* after a lead other than Â/Ã, a cp1252 punctuation character
+         * (” … ™ € ’ •) is far more often real text ("CAFÉ”") */
+        if (need == 1 && b0 >= 0xC4 && AT(s, i + k) > 0xFF)
+          ok = FALSE;
+        /* NBSP and guillemets after an accented letter are French
+         * typography ("café\u00a0»"), not mojibake */
+        if (b0 >= 0xC4
+            && (AT(s, i + k) == 0xA0 || AT(s, i + k) == 0xAB
+                || AT(s, i + k) == 0xBB))
+          ok = FALSE;
         bytes[k] = (guint8) b;
       }
       if (ok) {

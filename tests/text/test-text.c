@@ -463,6 +463,15 @@ test_clean_units(void)
       "c\xe2\x80\xa8"
       "d",
       "a b c d" },
+    /* real text that looks like mojibake is kept */
+    { "\xe2\x80\x9c"
+      "CAF\xc3\x89\xe2\x80\x9d",
+      "\"CAF\xc3\x89\"" },
+    { "OL\xc3\x89\xe2\x80\xa6", "OL\xc3\x89\xe2\x80\xa6" },
+    { "\xc2\xab Caf\xc3\xa9\xc2\xa0\xc2\xbb", "\xc2\xab Caf\xc3\xa9 \xc2\xbb" },
+    /* mojibake of CJK and emoji is repaired */
+    { "\xc3\xa6\xe2\x80\x94\xc2\xa5", "\xe6\x97\xa5" },
+    { "\xc3\xb0\xc5\xb8\xcb\x9c\xe2\x82\xac", "\xf0\x9f\x98\x80" },
     { "", "" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
