@@ -3,6 +3,9 @@
 
 #include <string.h>
 
+#include "ovi-gpu-manager.h"
+#include "ovi-placement.h"
+
 GST_DEBUG_CATEGORY_STATIC(gst_ovi_engine_debug);
 #define GST_CAT_DEFAULT gst_ovi_engine_debug
 
@@ -318,6 +321,8 @@ engine_free(GstOviEngine *e)
       g_clear_pointer(&e->u.audio, ovi_audio_decoder_free);
       break;
   }
+  g_clear_pointer((OviPlacement **) &e->placement, ovi_placement_free);
+  g_free(e->vram_mode);
   g_clear_pointer(&e->backend, ovi_backend_free);
   g_clear_pointer(&e->paths, ovi_model_paths_free);
   g_free(e->backend_name);
@@ -346,6 +351,8 @@ gst_ovi_engine_cache_acquire(GstOviEngineCache *cache, GstOviStage stage,
   GstOviEngine *e;
   GError *err = NULL;
   gint64 t0;
+  OviPlacementPlan plan;
+  guint64 device_free = 0;
 
   g_mutex_lock(&cache->load_lock);
   paths = ovi_model_paths_resolve(config->model_dir, config->variant, error);
@@ -354,10 +361,46 @@ gst_ovi_engine_cache_acquire(GstOviEngineCache *cache, GstOviStage stage,
   be = open_backend(cache, config, &be_name, error);
   if (!be)
     goto fail;
+  /* the VRAM plan: `auto` picks the fastest mode whose estimate fits the
+   * GPU's free memory; another mode is checked against it and refused
+   * with the estimate and the mode that would fit */
+  if (be->device.type == OVI_DEVICE_CUDA) {
+    GPtrArray *gpus = ovi_gpu_manager_list(NULL);
+    guint i;
+    for (i = 0; i < gpus->len; i++) {
+      OviGpuInfo *info = g_ptr_array_index(gpus, i);
+      if (info->index == be->device.index)
+        device_free = info->free_bytes;
+    }
+    g_ptr_array_unref(gpus);
+  }
+  if (!ovi_placement_choose_for_paths(paths, (OviVramMode) config->vram_mode,
+                                      (OviGpuAllocation) config->gpu_allocation,
+                                      0, 0, be, device_free, 0, &plan, NULL,
+                                      error)) {
+    ovi_backend_free(be);
+    goto fail;
+  }
+  if (stage == GST_OVI_STAGE_TEXT && plan.t5_on_cpu
+      && be->device.type != OVI_DEVICE_CPU) {
+    ovi_backend_free(be);
+    be = ovi_backend_new_cpu(0);
+    g_free(be_name);
+    be_name = g_strdup("cpu");
+  }
+  if (stage == GST_OVI_STAGE_DENOISER
+      && (plan.mode == OVI_VRAM_MODE_FP8
+          || plan.mode == OVI_VRAM_MODE_FP8_OFFLOAD)) {
+    /* the official pre-cast fp8 file when there is one */
+    char *fp8 = ovi_placement_fp8_file(paths);
+    if (fp8) {
+      g_free(paths->fusion_path);
+      paths->fusion_path = fp8;
+    }
+  }
   files = stage_files(stage, paths);
-  key = g_strdup_printf(
-      "%d|%s|%s|%s", stage, files, be_name,
-      gst_ovi_enum_nick(GST_TYPE_OVI_VRAM_MODE, config->vram_mode));
+  key = g_strdup_printf("%d|%s|%s|%s", stage, files, be_name,
+                        ovi_vram_mode_to_string(plan.mode));
   e = g_hash_table_lookup(cache->engines, key);
   if (e) {
     ovi_backend_free(be);
@@ -367,21 +410,28 @@ gst_ovi_engine_cache_acquire(GstOviEngineCache *cache, GstOviStage stage,
     return e;
   }
 
-  text = g_strdup_printf("Loading the %s (%s, model %s) on %s",
+  text = g_strdup_printf("Loading the %s (%s, model %s) on %s, vram-mode %s",
                          gst_ovi_stage_name(stage), files, paths->variant,
-                         be_name);
+                         be_name, ovi_vram_mode_to_string(plan.mode));
   post_progress(element, GST_PROGRESS_TYPE_START, text);
   t0 = g_get_monotonic_time();
   e = g_new0(GstOviEngine, 1);
   e->stage = stage;
   e->backend = be;
+  e->vram_mode = g_strdup(ovi_vram_mode_to_string(plan.mode));
+  e->vae_tile = plan.vae_tile;
+  e->vae_tile_overlap = plan.vae_tile_overlap;
+  if (stage == GST_OVI_STAGE_TEXT || stage == GST_OVI_STAGE_DENOISER)
+    e->placement = ovi_placement_new(&plan, be);
   g_mutex_init(&e->lock);
   switch (stage) {
     case GST_OVI_STAGE_TEXT:
-      e->u.text = ovi_text_encoder_new(paths, be, &err);
+      e->u.text = ovi_text_encoder_new_filtered(
+          paths, be, ovi_placement_t5_filter, e->placement, &err);
       break;
     case GST_OVI_STAGE_DENOISER:
-      e->u.denoiser = ovi_denoiser_new(paths, be, &err);
+      e->u.denoiser = ovi_denoiser_new_filtered(
+          paths, be, ovi_placement_weight_filter, e->placement, &err);
       break;
     case GST_OVI_STAGE_VIDEO_VAE:
       e->u.video_vae = ovi_video_vae_new(paths, be, &err);

@@ -54,6 +54,9 @@ typedef struct {
   /* private */
   gint refcount;
   gpointer cache;
+  gpointer placement;              /* OviPlacement of the chosen VRAM plan */
+  gchar *vram_mode;                /* the mode the plan uses ("standard"...) */
+  gint vae_tile, vae_tile_overlap; /* the plan's VAE tiling (0: off) */
 } GstOviEngine;
 
 #define GST_TYPE_OVI_ENGINE_CACHE (gst_ovi_engine_cache_get_type())

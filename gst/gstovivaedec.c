@@ -406,6 +406,10 @@ gst_ovi_vae_dec_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
   GST_OBJECT_UNLOCK(self);
 
   g_mutex_lock(&self->engine->lock);
+  if (tile == 0) { /* the VRAM plan's tiling (ultra-low tiles) */
+    tile = self->engine->vae_tile;
+    overlap = self->engine->vae_tile_overlap;
+  }
   ovi_video_vae_set_tiling(self->engine->u.video_vae, tile, overlap);
   ok = ovi_video_vae_decode(self->engine->u.video_vae, latent, on_frames, &d,
                             cancellable, &err);
@@ -596,7 +600,8 @@ gst_ovi_vae_dec_class_init(GstOviVaeDecClass *klass)
       g_param_spec_int(
           "tile-size", "Tile size",
           "Decode in spatial tiles of this many latent pixels (16 output "
-          "pixels each) to save memory; 0 = whole frames. Applies to the "
+          "pixels each) to save memory; 0 = as the vram-mode says (tiles in "
+          "ultra-low, else whole frames). Applies to the "
           "next clip",
           0, 4096, DEFAULT_TILE_SIZE, rw_playing));
   g_object_class_install_property(
