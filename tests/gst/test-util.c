@@ -6,6 +6,7 @@
 
 #include "gstovienums.h"
 #include "gstoviutil.h"
+#include "ovi-engine.h"
 
 GST_START_TEST(test_frame_times)
 {
@@ -49,6 +50,25 @@ GST_START_TEST(test_av_rule)
     }
   }
   fail_unless_equals_uint64(gst_ovi_frame_to_sample(24), 16000);
+}
+
+GST_END_TEST;
+
+GST_START_TEST(test_av_rule_matches_engine)
+{
+  /* the elements' rule is docs/av-sync.md's, as the engine computes it */
+  const gint64 lengths[] = { 121, 241, 9 };
+  guint i;
+  gint64 k;
+
+  for (i = 0; i < G_N_ELEMENTS(lengths); i++)
+    for (k = 0; k < 2000; k++) {
+      fail_unless_equals_uint64(
+          gst_ovi_clip_audio_samples(k * lengths[i], lengths[i]),
+          ovi_clip_audio_samples(k, lengths[i]));
+      fail_unless_equals_uint64(gst_ovi_frame_to_sample(k * lengths[i]),
+                                ovi_clip_audio_start(k, lengths[i]));
+    }
 }
 
 GST_END_TEST;
@@ -146,6 +166,7 @@ util_suite(void)
   suite_add_tcase(s, tc);
   tcase_add_test(tc, test_frame_times);
   tcase_add_test(tc, test_av_rule);
+  tcase_add_test(tc, test_av_rule_matches_engine);
   tcase_add_test(tc, test_prompt_file);
   tcase_add_test(tc, test_enums);
   return s;
