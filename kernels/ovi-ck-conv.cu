@@ -81,3 +81,54 @@ ovi_ck_col2im_t1d(cudaStream_t stream, void *out, const void *Y, int dtype,
                              padding);
   return cudaGetLastError();
 }
+
+/* ---- a plain tiled GEMM for shapes cuBLASLt has no algorithm for ---- */
+
+#define GT 16
+
+static __global__ void
+k_gemm_fallback(int ta, int tb, int64_t m, int64_t n, int64_t k, const void *A,
+                int64_t lda, const void *B, int64_t ldb, void *D, int64_t ldd,
+                int dt)
+{
+  __shared__ float As[GT][GT + 1], Bs[GT][GT + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t r = (int64_t) blockIdx.x * GT + tx;
+  const int64_t c = (int64_t) blockIdx.y * GT + ty;
+  float acc = 0.0f;
+
+  for (int64_t k0 = 0; k0 < k; k0 += GT) {
+    /* As[kk][i] = op(A)(row0 + i, k0 + kk); Bs[j][kk] = op(B)(k0 + kk,
+     * col0 + j), column-major storage with the given leading dims */
+    int64_t ak = k0 + ty, bk = k0 + tx;
+    As[ty][tx] = (r < m && ak < k)
+                     ? ck_ld(A, dt, ta == 0 ? ak * lda + r : r * lda + ak)
+                     : 0.0f;
+    Bs[ty][tx] = (bk < k && c < n)
+                     ? ck_ld(B, dt, tb == 0 ? c * ldb + bk : bk * ldb + c)
+                     : 0.0f;
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < GT; kk++)
+      acc += As[kk][tx] * Bs[ty][kk];
+    __syncthreads();
+  }
+  if (r < m && c < n)
+    ck_st(D, dt, c * ldd + r, acc);
+}
+
+extern "C" cudaError_t
+ovi_ck_gemm_fallback(cudaStream_t stream, int ta, int tb, int64_t m, int64_t n,
+                     int64_t k, const void *A, int64_t lda, const void *B,
+                     int64_t ldb, void *D, int64_t ldd, int dtype)
+{
+  int64_t gx = (m + GT - 1) / GT, gy = (n + GT - 1) / GT;
+
+  if (m <= 0 || n <= 0)
+    return cudaSuccess;
+  if (gx > 0x7fffffffLL || gy > 65535)
+    return cudaErrorInvalidValue;
+  k_gemm_fallback<<<dim3((unsigned) gx, (unsigned) gy), dim3(GT, GT), 0,
+                    stream>>>(ta, tb, m, n, k, A, lda, B, ldb, D, ldd, dtype);
+  return cudaGetLastError();
+}

@@ -81,39 +81,39 @@ enum {
 /* dst: a descriptor of the (possibly strided) destination against its own
  * shape; src against the same shape; scales indexed by the linear index;
  * raw: element size for a bit copy (same dtype), else 0 (via fp32) */
-cudaError_t ovi_ck_copy(cudaStream_t stream, OviCkDesc dst, int64_t n,
-                        OviCkDesc src, OviCkScale src_scale,
-                        OviCkScale dst_scale, int raw);
-cudaError_t ovi_ck_fill(cudaStream_t stream, void *dst, int dst_dtype,
-                        int64_t n, float value, OviCkScale dst_scale);
+cudaError_t ovi_ck_copy (cudaStream_t stream, OviCkDesc dst, int64_t n,
+                         OviCkDesc src, OviCkScale src_scale,
+                         OviCkScale dst_scale, int raw);
+cudaError_t ovi_ck_fill (cudaStream_t stream, void *dst, int dst_dtype,
+                         int64_t n, float value, OviCkScale dst_scale);
 /* descriptors a, b, c are against the output shape (b, c may be absent) */
-cudaError_t ovi_ck_ew(cudaStream_t stream, void *out, int out_dtype, int64_t n,
-                      int code, int act, float f0, float f1, OviCkDesc a,
-                      OviCkDesc b, OviCkDesc c);
+cudaError_t ovi_ck_ew (cudaStream_t stream, void *out, int out_dtype, int64_t n,
+                       int code, int act, float f0, float f1, OviCkDesc a,
+                       OviCkDesc b, OviCkDesc c);
 /* rows of n elements; x, p0, p1 against the x shape */
-cudaError_t ovi_ck_rows(cudaStream_t stream, void *out, int out_dtype,
-                        int64_t rows, int64_t n, int code, float eps,
-                        OviCkDesc x, OviCkDesc p0, OviCkDesc p1);
+cudaError_t ovi_ck_rows (cudaStream_t stream, void *out, int out_dtype,
+                         int64_t rows, int64_t n, int code, float eps,
+                         OviCkDesc x, OviCkDesc p0, OviCkDesc p1);
 /* x[C, N] (descriptor against x's shape, linear index c * N + i); gamma f32
  * contiguous device array of C or NULL; kind: 0 L2 * sqrt(C), 1 magnitude */
-cudaError_t ovi_ck_channel_norm(cudaStream_t stream, void *out, int out_dtype,
-                                int64_t C, int64_t N, OviCkDesc x,
-                                const float *gamma, int kind);
+cudaError_t ovi_ck_channel_norm (cudaStream_t stream, void *out, int out_dtype,
+                                 int64_t C, int64_t N, OviCkDesc x,
+                                 const float *gamma, int kind);
 /* x [..., L, H, D] descriptor against x's shape; cos, sin against [L, P] */
-cudaError_t ovi_ck_rope(cudaStream_t stream, void *out, int out_dtype,
-                        int64_t n, int64_t L, int64_t H, int64_t D, int64_t P,
-                        OviCkDesc x, OviCkDesc cos, OviCkDesc sin);
+cudaError_t ovi_ck_rope (cudaStream_t stream, void *out, int out_dtype,
+                         int64_t n, int64_t L, int64_t H, int64_t D, int64_t P,
+                         OviCkDesc x, OviCkDesc cos, OviCkDesc sin);
 /* out (contiguous, out_shape of nd dims) from x (descriptor against x's own
  * shape); the last `n` dims: pad before[i] (may be negative) or upsample by
  * factor[i] */
-cudaError_t ovi_ck_resample(cudaStream_t stream, void *out, int out_dtype,
-                            int nd, const int64_t *out_shape, OviCkDesc x,
-                            int n, const int *before, const int *factor,
-                            int mode);
+cudaError_t ovi_ck_resample (cudaStream_t stream, void *out, int out_dtype,
+                             int nd, const int64_t *out_shape, OviCkDesc x,
+                             int n, const int *before, const int *factor,
+                             int mode);
 /* out[i, d] = table[ids[i], d] * scale(ids[i]); ids on the device */
-cudaError_t ovi_ck_embedding(cudaStream_t stream, void *out, int out_dtype,
-                             int64_t n_ids, int64_t D, const int64_t *ids,
-                             OviCkDesc table, OviCkScale table_scale);
+cudaError_t ovi_ck_embedding (cudaStream_t stream, void *out, int out_dtype,
+                              int64_t n_ids, int64_t D, const int64_t *ids,
+                              OviCkDesc table, OviCkScale table_scale);
 
 typedef struct {
   int64_t C;  /* channels of this group */
@@ -129,15 +129,24 @@ typedef struct {
 /* cols[(n - n0) * J + j] for output positions n in [n0, n0 + nc),
  * j = ((c * kt + a) * kh + b) * kw + e, J = C * kt * kh * kw; x is a
  * contiguous [Cin, T, H, W] tensor of dtype `dtype` (cols has the same) */
-cudaError_t ovi_ck_im2col(cudaStream_t stream, void *cols, const void *x,
-                          int dtype, OviCkConvGeom g, int64_t n0, int64_t nc);
+cudaError_t ovi_ck_im2col (cudaStream_t stream, void *cols, const void *x,
+                           int dtype, OviCkConvGeom g, int64_t n0, int64_t nc);
 /* transposed conv 1d gather: out[co0 + co, to] = sum_k
  * Y[(co * K + k) * T + ti], ti = (to + padding - k) / stride when exact and
  * in range; Y and out in `dtype` */
-cudaError_t ovi_ck_col2im_t1d(cudaStream_t stream, void *out, const void *Y,
-                              int dtype, int64_t Cout_g, int64_t co0,
-                              int64_t To, int64_t T, int K, int stride,
-                              int padding);
+cudaError_t ovi_ck_col2im_t1d (cudaStream_t stream, void *out, const void *Y,
+                               int dtype, int64_t Cout_g, int64_t co0,
+                               int64_t To, int64_t T, int K, int stride,
+                               int padding);
+
+/* D (m x n, column-major, leading dim ldd) = op(A) op(B), ta / tb 0 for
+ * no transpose, 1 for transpose (cuBLAS conventions), every operand in
+ * `dtype`, fp32 accumulation: the fallback when cuBLASLt offers no
+ * algorithm (e.g. unaligned 16-bit operands). n <= 65535 * 16. */
+cudaError_t ovi_ck_gemm_fallback (cudaStream_t stream, int ta, int tb,
+                                  int64_t m, int64_t n, int64_t k,
+                                  const void *A, int64_t lda, const void *B,
+                                  int64_t ldb, void *D, int64_t ldd, int dtype);
 
 /* attention (see ovi-backend.h); q/k/v with strides for dims 0..2 and the
  * last dim contiguous; out contiguous [B, Lq, H, Dv] */
@@ -157,7 +166,7 @@ typedef struct {
 
 /* cudaErrorInvalidValue when the head dim is above 1024 or the grid does
  * not fit (H or B above 65535) */
-cudaError_t ovi_ck_attention(cudaStream_t stream, const OviCkAttention *p);
+cudaError_t ovi_ck_attention (cudaStream_t stream, const OviCkAttention *p);
 
 #ifdef __cplusplus
 }
