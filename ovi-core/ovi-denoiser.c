@@ -80,6 +80,12 @@ ovi_denoiser_new_filtered(const OviModelPaths *paths, OviBackend *backend,
   return d;
 }
 
+gpointer
+ovi_denoiser_get_fusion(OviDenoiser *d)
+{
+  return d->model;
+}
+
 static void
 clear_buffers(OviDenoiser *d)
 {

@@ -138,6 +138,9 @@ OviDenoiser *ovi_denoiser_new_filtered (const OviModelPaths *paths,
         gpointer user_data, GError **error),
     gpointer filter_data, GError **error);
 void ovi_denoiser_free (OviDenoiser *d);
+/* the OviFusion the denoiser runs (ovi-fusion.h), e.g. for
+ * ovi_fusion_set_streaming */
+gpointer ovi_denoiser_get_fusion (OviDenoiser *d);
 /* Returns the final latents: video [48,F,h,w] and audio [L,20], F32.
  * F and L are the preset's (paths->video_latent_frames,
  * audio_latent_length) unless noise is given, which then sets them; h, w

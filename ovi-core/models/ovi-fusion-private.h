@@ -38,6 +38,12 @@ struct _OviFusion {
   GPtrArray *keep; /* every tensor the model holds */
   OviFusionDebugFunc debug;
   gpointer debug_data;
+  /* block streaming (ovi_fusion_set_streaming): the blocks' matmul weights
+   * stay where the loader's filter left them (host memory) and are copied
+   * into one of two device slot sets before each fused block */
+  gboolean stream;
+  OviFusionBlock slots[2][OVI_N_TOWERS];
+  GPtrArray *slot_keep;
 };
 
 /* per-tower activation buffers */

@@ -177,8 +177,9 @@ load(Loader *ld, gboolean to_act, gboolean flat, int ndim, const int64_t *shape,
     ovi_tensor_unref(raw);
     raw = v;
   }
-  if (!to_act)
-    return keep(ld, ovi_backend_upload(ld->be, raw));
+  if (!to_act) /* with a filter, the filter places the weight */
+    return keep(ld, ld->filter ? ovi_tensor_ref(raw)
+                               : ovi_backend_upload(ld->be, raw));
   OviTensor *t = ovi_backend_new_act(ld->be, raw->ndim, raw->shape);
   if (t == NULL) {
     g_set_error(&ld->error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
@@ -338,6 +339,13 @@ ovi_fusion_new_filtered(OviWeightFile *wf, const OviFusionDims *preset,
     load_tower(&ld, &m->towers[w], &m->dims, w);
   if (ld.error == NULL)
     ovi_backend_sync(backend, &ld.error);
+  /* block weights the filter left off the backend's device are streamed */
+  if (ld.error == NULL) {
+    const OviTensor *w0 = m->towers[OVI_TOWER_VIDEO].blocks[0].ffn0.w;
+    m->stream = w0->storage->device.type != backend->device.type
+                || (backend->device.type != OVI_DEVICE_CPU
+                    && w0->storage->device.index != backend->device.index);
+  }
   if (ld.error) {
     g_propagate_error(error, ld.error);
     return NULL;
@@ -351,9 +359,22 @@ ovi_fusion_free(OviFusion *m)
   if (m == NULL)
     return;
   g_clear_pointer(&m->keep, g_ptr_array_unref);
+  g_clear_pointer(&m->slot_keep, g_ptr_array_unref);
   for (int w = 0; w < OVI_N_TOWERS; w++)
     g_free(m->towers[w].blocks);
   g_free(m);
+}
+
+void
+ovi_fusion_set_streaming(OviFusion *m, gboolean stream)
+{
+  m->stream = stream;
+}
+
+gboolean
+ovi_fusion_get_streaming(const OviFusion *m)
+{
+  return m->stream;
 }
 
 const OviFusionDims *

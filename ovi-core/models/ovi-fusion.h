@@ -71,6 +71,15 @@ OviFusion *ovi_fusion_new_filtered(OviWeightFile *wf,
                                    OviFusionWeightFilter filter,
                                    gpointer filter_data, GError **error);
 void ovi_fusion_free(OviFusion *model);
+/* Block streaming: before each fused block its matmul weights (wherever
+ * the filter left them, e.g. host memory) are copied into one of two
+ * device slot sets (allocated on first use, ping-pong) and the block runs
+ * from there; the rest of the model stays resident. Switched on by the
+ * constructor when the filter leaves block weights off the backend's
+ * device; on the CPU backend (where host memory is the device's) only by
+ * this call. The copies are synchronous on the backend's stream. */
+void ovi_fusion_set_streaming(OviFusion *model, gboolean stream);
+gboolean ovi_fusion_get_streaming(const OviFusion *model);
 const OviFusionDims *ovi_fusion_get_dims(const OviFusion *model);
 
 /* Optional: called during ovi_fusion_forward with intermediates

@@ -452,7 +452,7 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
   s = &est->stage[OVI_STAGE_DENOISE];
   s->device_weights = base;
   s->device_own_weights = dit_resident;
-  s->device_stream = slot * MAX(p->stream_slots, 0) / 2;
+  s->device_stream = slot * MAX(p->stream_slots, 0);
   s->device_activations = dit_act;
   s->host = pinned;
 
@@ -670,7 +670,7 @@ ovi_placement_explain_oom(GError *error, const OviPlacementModel *m,
 struct _OviPlacement {
   OviPlacementPlan plan;
   OviBackend *be;
-  guint64 device_bytes, host_bytes, unstreamed_bytes;
+  guint64 device_bytes, host_bytes;
 };
 
 OviPlacement *
@@ -724,10 +724,10 @@ ovi_placement_host_bytes(const OviPlacement *pl)
   return pl->host_bytes;
 }
 
-guint64
-ovi_placement_unstreamed_bytes(const OviPlacement *pl)
+void
+ovi_placement_attach_denoiser(const OviPlacement *pl, OviDenoiser *d)
 {
-  return pl->unstreamed_bytes;
+  ovi_fusion_set_streaming(ovi_denoiser_get_fusion(d), pl->plan.stream_blocks);
 }
 
 static gboolean
@@ -779,15 +779,7 @@ ovi_placement_weight_filter(const char *name, OviTensor *weight,
   } else {
     w = ovi_tensor_ref(weight);
   }
-  /* On the CPU backend ops read host memory, so streamed blocks stay host
-   * tensors (the slab). A GPU backend needs the fusion forward's block
-   * streamer (copy stream, ping-pong slots), not written yet: there the
-   * blocks stay resident, quantised, counted by
-   * ovi_placement_unstreamed_bytes(). */
-  if (pl->plan.stream_blocks && is_block_weight(name)
-      && pl->be->device.type != OVI_DEVICE_CPU)
-    pl->unstreamed_bytes += ovi_tensor_nbytes(w);
-  else if (pl->plan.stream_blocks && is_block_weight(name)) {
+  if (pl->plan.stream_blocks && is_block_weight(name)) {
     /* lives in host memory (the pinned slab); the device sees it one
      * block at a time through the stream slots */
     pl->host_bytes

@@ -166,10 +166,11 @@ OviTensor *ovi_placement_t5_filter(const char *name, OviTensor *weight,
                                    gpointer placement, GError **error);
 guint64 ovi_placement_device_bytes(const OviPlacement *pl);
 guint64 ovi_placement_host_bytes(const OviPlacement *pl);
-/* Block weights a streaming plan would stream but which were placed on the
- * device because the backend has no block streamer yet (GPU backends
- * today; 0 on the CPU backend). */
-guint64 ovi_placement_unstreamed_bytes(const OviPlacement *pl);
+/* After ovi_denoiser_new_filtered with this placement: switches the fusion
+ * model's block streaming on or off per the plan (a GPU backend switches
+ * it on by itself when the filter leaves blocks in host memory; the CPU
+ * backend, whose device memory is host memory, needs this call). */
+void ovi_placement_attach_denoiser(const OviPlacement *pl, OviDenoiser *d);
 
 /* An OOM message: what was needed, what is free, which mode would fit. */
 char *ovi_placement_oom_advice(const OviPlacementModel *model,

@@ -17,6 +17,7 @@
  */
 #include "ovi-backend.h"
 #include "ovi-engine.h"
+#include "ovi-fusion.h"
 #include "ovi-mem-account.h"
 #include "ovi-placement.h"
 #include "ovi-presets.h"
@@ -356,6 +357,9 @@ run_mode(const OviModelPaths *paths, const OviPlacementModel *model,
                                   error);
     if (d == NULL)
       goto done;
+    ovi_placement_attach_denoiser(pl, d);
+    g_assert_cmpint(ovi_fusion_get_streaming(ovi_denoiser_get_fusion(d)), ==,
+                    plan.stream_blocks);
     ovi_denoise_request_init(&req);
     req.text_pos = pos;
     req.text_video_neg = vneg;
@@ -498,6 +502,7 @@ test_tiny_modes(void)
      * stream slots (which only a GPU backend allocates) */
     g_assert_cmpuint(r.peak[OVI_STAGE_DENOISE], >=,
                      (r.est.stage[OVI_STAGE_DENOISE].device_own_weights
+                      + r.est.stage[OVI_STAGE_DENOISE].device_stream
                       + r.est.stage[OVI_STAGE_DENOISE].device_activations)
                          * 9 / 10);
 
@@ -560,6 +565,7 @@ test_tiny_limit(void)
      * (a GPU backend uploads them), so only the DiT's placed weights and
      * the activations count. The whole pipeline runs under it. */
     limit = st[OVI_STAGE_DENOISE].device_own_weights
+            + st[OVI_STAGE_DENOISE].device_stream
             + st[OVI_STAGE_DENOISE].device_activations;
     limit = MAX(limit, st[OVI_STAGE_VIDEO_DECODE].device_activations);
     limit = MAX(limit, st[OVI_STAGE_AUDIO_DECODE].device_activations);
