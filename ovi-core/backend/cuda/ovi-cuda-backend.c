@@ -41,7 +41,38 @@ typedef struct {
   cudaMemPool_t pool;
   cublasLtHandle_t lt;
   void *workspace;
+  /* cuBLASLt heuristic results by GEMM shape (AlgoKey -> AlgoEntry) */
+  GHashTable *algos;
+  GMutex algos_lock;
 } CudaPriv;
+
+typedef struct {
+  int32_t ta, tb, epi, dt, batch;
+  uint32_t aa, ab, ad;
+  int64_t m, n, k, lda, ldb, ldd, sA, sB, sD;
+} AlgoKey;
+
+typedef struct {
+  gboolean found;
+  cublasLtMatmulAlgo_t algo;
+} AlgoEntry;
+
+static guint
+algo_key_hash (gconstpointer key)
+{
+  const guint8 *b = key;
+  guint32 h = 2166136261u;
+
+  for (gsize i = 0; i < sizeof (AlgoKey); i++)
+    h = (h ^ b[i]) * 16777619u;
+  return h;
+}
+
+static gboolean
+algo_key_equal (gconstpointer a, gconstpointer b)
+{
+  return memcmp (a, b, sizeof (AlgoKey)) == 0;
+}
 
 /* exported entry points (resolved by ovi-backend.c and tools) */
 G_MODULE_EXPORT OviBackend *ovi_cuda_backend_new (int device, GError **error);
@@ -70,6 +101,9 @@ priv_unref (CudaPriv *p)
     cudaFree (p->workspace);
   if (p->lt)
     cublasLtDestroy (p->lt);
+  if (p->algos)
+    g_hash_table_destroy (p->algos);
+  g_mutex_clear (&p->algos_lock);
   cudaStreamDestroy (p->stream);
   g_free (p);
 }
@@ -568,6 +602,8 @@ lt_gemm (OviBackend *be, const char *op, const Gemm *g, gboolean *no_algo)
   cublasLtMatmulPreference_t pref = NULL;
   cublasLtMatmulHeuristicResult_t res;
   int nres = 0;
+  AlgoKey key;
+  AlgoEntry entry = { FALSE }, *cached;
   float alpha = 1.0f, beta = 0.0f;
   uint64_t ws = WORKSPACE_BYTES;
   uint32_t aa = align_of (g->A, g->lda * es, g->batch > 1 ? g->sA * es : 0);
@@ -632,15 +668,47 @@ lt_gemm (OviBackend *be, const char *op, const Gemm *g, gboolean *no_algo)
       pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof (ad));
   cublasLtMatmulPreferenceSetAttribute (
       pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof (ad));
-  st = cublasLtMatmulAlgoGetHeuristic (p->lt, desc, la, lb, ld, ld, pref, 1,
-                                       &res, &nres);
-  if (st != CUBLAS_STATUS_SUCCESS || nres == 0) {
+  memset (&key, 0, sizeof (key));
+  key.ta = ta;
+  key.tb = tb;
+  key.epi = (int32_t) g->epi;
+  key.dt = (int32_t) dt;
+  key.batch = g->batch;
+  key.aa = aa;
+  key.ab = ab;
+  key.ad = ad;
+  key.m = g->m;
+  key.n = g->n;
+  key.k = g->k;
+  key.lda = g->lda;
+  key.ldb = g->ldb;
+  key.ldd = g->ldd;
+  key.sA = g->batch > 1 ? g->sA : 0;
+  key.sB = g->batch > 1 ? g->sB : 0;
+  key.sD = g->batch > 1 ? g->sD : 0;
+  g_mutex_lock (&p->algos_lock);
+  cached = g_hash_table_lookup (p->algos, &key);
+  if (cached)
+    entry = *cached;
+  g_mutex_unlock (&p->algos_lock);
+  if (cached == NULL) {
+    st = cublasLtMatmulAlgoGetHeuristic (p->lt, desc, la, lb, ld, ld, pref, 1,
+                                         &res, &nres);
+    entry.found = st == CUBLAS_STATUS_SUCCESS && nres > 0;
+    if (entry.found)
+      entry.algo = res.algo;
+    g_mutex_lock (&p->algos_lock);
+    g_hash_table_insert (p->algos, g_memdup2 (&key, sizeof (key)),
+                         g_memdup2 (&entry, sizeof (entry)));
+    g_mutex_unlock (&p->algos_lock);
+  }
+  if (!entry.found) {
     *no_algo = TRUE;
     goto done;
   }
   ok = lt_ok (be, op,
               cublasLtMatmul (p->lt, desc, &alpha, g->A, la, g->B, lb, &beta,
-                              g->D, ld, g->D, ld, &res.algo, p->workspace, ws,
+                              g->D, ld, g->D, ld, &entry.algo, p->workspace, ws,
                               p->stream));
 done:
   if (pref)
@@ -1496,6 +1564,9 @@ ovi_cuda_backend_new_with_dtype (int device, int act_dtype, GError **error)
   p = g_new0 (CudaPriv, 1);
   p->ref_count = 1;
   p->device = device;
+  g_mutex_init (&p->algos_lock);
+  p->algos
+      = g_hash_table_new_full (algo_key_hash, algo_key_equal, g_free, g_free);
   if ((e = cudaSetDevice (device)) != cudaSuccess
       || (e = cudaStreamCreateWithFlags (&p->stream, cudaStreamNonBlocking))
              != cudaSuccess
@@ -1510,6 +1581,8 @@ ovi_cuda_backend_new_with_dtype (int device, int act_dtype, GError **error)
     cudaGetLastError ();
     if (p->stream)
       cudaStreamDestroy (p->stream);
+    g_hash_table_destroy (p->algos);
+    g_mutex_clear (&p->algos_lock);
     g_free (p);
     return NULL;
   }
