@@ -243,8 +243,8 @@ ovi_spm_tiny_model_bytes(guint64 seed)
   return g_byte_array_free_to_bytes(model);
 }
 
-gboolean(ovi_spm_write_tiny_model)(const char *path, guint64 seed,
-                                   GError **error)
+gboolean
+ovi_spm_write_tiny_model (const char *path, guint64 seed, GError **error)
 {
   g_autoptr(GBytes) bytes = ovi_spm_tiny_model_bytes(seed);
   g_autoptr(GError) local = NULL;
@@ -258,10 +258,4 @@ gboolean(ovi_spm_write_tiny_model)(const char *path, guint64 seed,
     return FALSE;
   }
   return TRUE;
-}
-
-gboolean
-ovi_spm_write_tiny_model_default(const char *path, GError **error)
-{
-  return (ovi_spm_write_tiny_model) (path, 0, error);
 }

@@ -24,12 +24,5 @@ GBytes *ovi_spm_tiny_model_bytes(guint64 seed);
 /* Writes it to `path`; OVI_ERROR_IO naming the file on failure. */
 gboolean ovi_spm_write_tiny_model(const char *path, guint64 seed,
                                   GError **error);
-/* Also callable as ovi_spm_write_tiny_model (path, error): seed 0. */
-gboolean ovi_spm_write_tiny_model_default(const char *path, GError **error);
-#define OVI_SPM_WTM_PICK_(a, b, c, name, ...) name
-#define ovi_spm_write_tiny_model(...)                                          \
-  OVI_SPM_WTM_PICK_(__VA_ARGS__, (ovi_spm_write_tiny_model),                   \
-                    ovi_spm_write_tiny_model_default, unused)                  \
-  (__VA_ARGS__)
 
 G_END_DECLS
