@@ -23,17 +23,17 @@ typedef struct {
   int cc_major, cc_minor; /* compute capability: fp8 tensor cores >= 8.9 */
 } OviGpuInfo;
 
-void ovi_gpu_info_free(OviGpuInfo *info);
+void ovi_gpu_info_free (OviGpuInfo *info);
 
 /* GPtrArray of OviGpuInfo* (owned); never NULL. When empty, *reason (if
  * non-NULL) gets a sentence saying why (free with g_free). */
-GPtrArray *ovi_gpu_manager_list(char **reason);
+GPtrArray *ovi_gpu_manager_list (char **reason);
 
 /* the device for `auto`: the most free memory, ties to the lowest index;
  * -1 when `gpus` is empty */
-int ovi_gpu_manager_pick(GPtrArray *gpus);
+int ovi_gpu_manager_pick (GPtrArray *gpus);
 
 /* TRUE when the device runs fp8 tensor-core GEMMs (sm_89 and up) */
-gboolean ovi_gpu_has_fp8(const OviGpuInfo *info);
+gboolean ovi_gpu_has_fp8 (const OviGpuInfo *info);
 
 G_END_DECLS

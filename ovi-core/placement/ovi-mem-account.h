@@ -17,21 +17,21 @@ G_BEGIN_DECLS
 typedef struct _OviMemAccount OviMemAccount;
 
 /* limit 0: count only. One account per backend at a time. */
-OviMemAccount *ovi_mem_account_attach(OviBackend *be, guint64 limit);
+OviMemAccount *ovi_mem_account_attach (OviBackend *be, guint64 limit);
 /* restores the backend's op table; call before ovi_backend_free. Storages
  * still alive keep the counters valid until they go. */
-void ovi_mem_account_detach(OviMemAccount *acc);
+void ovi_mem_account_detach (OviMemAccount *acc);
 
-guint64 ovi_mem_account_used(OviMemAccount *acc);
-guint64 ovi_mem_account_peak(OviMemAccount *acc);
-guint64 ovi_mem_account_limit(OviMemAccount *acc);
-void ovi_mem_account_set_limit(OviMemAccount *acc, guint64 limit);
+guint64 ovi_mem_account_used (OviMemAccount *acc);
+guint64 ovi_mem_account_peak (OviMemAccount *acc);
+guint64 ovi_mem_account_limit (OviMemAccount *acc);
+void ovi_mem_account_set_limit (OviMemAccount *acc, guint64 limit);
 /* peak := used */
-void ovi_mem_account_reset_peak(OviMemAccount *acc);
+void ovi_mem_account_reset_peak (OviMemAccount *acc);
 /* allocations refused because of the limit */
-guint ovi_mem_account_refusals(OviMemAccount *acc);
+guint ovi_mem_account_refusals (OviMemAccount *acc);
 
 /* "12.3 GiB" / "512.0 MiB" / "17 B" (free with g_free) */
-char *ovi_format_bytes(guint64 bytes);
+char *ovi_format_bytes (guint64 bytes);
 
 G_END_DECLS

@@ -8,15 +8,15 @@
 #include <string.h>
 
 /* release sizes (research §4.1) used when the files are not there */
-#define RELEASE_T5_PARAMS G_GUINT64_CONSTANT(5680000000)
+#define RELEASE_T5_PARAMS G_GUINT64_CONSTANT (5680000000)
 #define RELEASE_T5_DIM    4096
 #define RELEASE_T5_FFN    10240
 #define RELEASE_T5_HEADS  64
 /* Wan2.2_VAE.pth is 2.82 GB of fp32; the decoder (+ conv2) is about 55% of
  * it (the encoder has the same widths but fewer upsampling blocks) */
-#define RELEASE_VAE_DECODER_BYTES G_GUINT64_CONSTANT(1560000000)
+#define RELEASE_VAE_DECODER_BYTES G_GUINT64_CONSTANT (1560000000)
 #define RELEASE_VAE_DEC_DIM       256
-#define RELEASE_AUDIO_BYTES       G_GUINT64_CONSTANT(1140000000)
+#define RELEASE_AUDIO_BYTES       G_GUINT64_CONSTANT (1140000000)
 #define RELEASE_VOCODER_CHANNELS  1536
 
 /* Activation bounds of the decoders (video: elements per output pixel of
@@ -30,7 +30,7 @@
 #define AUDIO_ACT_PER_SAMPLE_CHANNEL 1.0
 
 const char *
-ovi_stage_name(OviStage stage)
+ovi_stage_name (OviStage stage)
 {
   static const char *const names[OVI_N_STAGES]
       = { "text", "denoise", "video-decode", "audio-decode" };
@@ -40,21 +40,21 @@ ovi_stage_name(OviStage stage)
 /* ---- plans ---- */
 
 gboolean
-ovi_placement_plan_for_mode(OviVramMode mode, OviGpuAllocation allocation,
-                            guint64 host_budget, OviPlacementPlan *p,
-                            GError **error)
+ovi_placement_plan_for_mode (OviVramMode mode, OviGpuAllocation allocation,
+                             guint64 host_budget, OviPlacementPlan *p,
+                             GError **error)
 {
   const OviGpuAllocationPreset *ap;
 
   if (allocation == OVI_GPU_ALLOCATION_AUTO)
     allocation = OVI_GPU_ALLOCATION_SINGLE;
-  ap = ovi_gpu_allocation_preset_get(allocation, error);
-  if (ap == NULL || ovi_vram_mode_preset_get(mode, error) == NULL)
+  ap = ovi_gpu_allocation_preset_get (allocation, error);
+  if (ap == NULL || ovi_vram_mode_preset_get (mode, error) == NULL)
     return FALSE;
-  memset(p, 0, sizeof *p);
+  memset (p, 0, sizeof *p);
   p->mode = mode;
   p->allocation = allocation;
-  p->ranks = MAX(ap->ranks, 1);
+  p->ranks = MAX (ap->ranks, 1);
   p->host_budget = host_budget;
   switch (mode) {
     case OVI_VRAM_MODE_STANDARD:
@@ -92,10 +92,10 @@ ovi_placement_plan_for_mode(OviVramMode mode, OviGpuAllocation allocation,
       p->vae_tile_overlap = 4;
       break;
     default:
-      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                  "vram-mode %s has no fixed plan (resolve auto with "
-                  "ovi_placement_choose first)",
-                  ovi_vram_mode_to_string(mode));
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "vram-mode %s has no fixed plan (resolve auto with "
+                   "ovi_placement_choose first)",
+                   ovi_vram_mode_to_string (mode));
       return FALSE;
   }
   return TRUE;
@@ -104,35 +104,35 @@ ovi_placement_plan_for_mode(OviVramMode mode, OviGpuAllocation allocation,
 /* ---- the model ---- */
 
 static guint64
-file_bytes(const char *path, const char *prefix, const char *const *only)
+file_bytes (const char *path, const char *prefix, const char *const *only)
 {
-  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(path, prefix, NULL);
+  g_autoptr (OviWeightFile) wf = ovi_weight_file_open (path, prefix, NULL);
   guint64 total = 0;
 
   if (wf == NULL)
     return 0;
-  for (guint i = 0; i < ovi_weight_file_n_tensors(wf); i++) {
-    const char *name = ovi_weight_file_name(wf, i);
-    g_autoptr(OviTensor) t = NULL;
+  for (guint i = 0; i < ovi_weight_file_n_tensors (wf); i++) {
+    const char *name = ovi_weight_file_name (wf, i);
+    g_autoptr (OviTensor) t = NULL;
     gboolean keep = only == NULL;
 
     for (int k = 0; only && only[k]; k++)
-      keep |= g_str_has_prefix(name, only[k]);
-    if (keep && (t = ovi_weight_file_get(wf, name, NULL)) != NULL)
-      total += ovi_tensor_nbytes(t);
+      keep |= g_str_has_prefix (name, only[k]);
+    if (keep && (t = ovi_weight_file_get (wf, name, NULL)) != NULL)
+      total += ovi_tensor_nbytes (t);
   }
   return total;
 }
 
 static int
-dim0_of(const char *path, const char *needle, int ndim)
+dim0_of (const char *path, const char *needle, int ndim)
 {
-  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(path, NULL, NULL);
+  g_autoptr (OviWeightFile) wf = ovi_weight_file_open (path, NULL, NULL);
 
-  for (guint i = 0; wf && i < ovi_weight_file_n_tensors(wf); i++) {
-    const char *name = ovi_weight_file_name(wf, i);
-    if (strstr(name, needle)) {
-      g_autoptr(OviTensor) t = ovi_weight_file_get(wf, name, NULL);
+  for (guint i = 0; wf && i < ovi_weight_file_n_tensors (wf); i++) {
+    const char *name = ovi_weight_file_name (wf, i);
+    if (strstr (name, needle)) {
+      g_autoptr (OviTensor) t = ovi_weight_file_get (wf, name, NULL);
       if (t && t->ndim == ndim)
         return (int) t->shape[0];
     }
@@ -141,34 +141,34 @@ dim0_of(const char *path, const char *needle, int ndim)
 }
 
 static void
-t5_split(const char *path, OviPlacementModel *m)
+t5_split (const char *path, OviPlacementModel *m)
 {
-  g_autoptr(OviWeightFile) wf = ovi_weight_file_open(path, NULL, NULL);
+  g_autoptr (OviWeightFile) wf = ovi_weight_file_open (path, NULL, NULL);
 
-  for (guint i = 0; wf && i < ovi_weight_file_n_tensors(wf); i++) {
-    const char *name = ovi_weight_file_name(wf, i);
-    g_autoptr(OviTensor) t = ovi_weight_file_get(wf, name, NULL);
+  for (guint i = 0; wf && i < ovi_weight_file_n_tensors (wf); i++) {
+    const char *name = ovi_weight_file_name (wf, i);
+    g_autoptr (OviTensor) t = ovi_weight_file_get (wf, name, NULL);
 
     if (t == NULL)
       continue;
-    if (t->ndim == 2 && ovi_quantize_wants(OVI_QUANT_F8_PER_CHANNEL, name, 2)
-        && !strstr(name, "pos_embedding")) {
-      m->t5_q_params += ovi_tensor_numel(t);
+    if (t->ndim == 2 && ovi_quantize_wants (OVI_QUANT_F8_PER_CHANNEL, name, 2)
+        && !strstr (name, "pos_embedding")) {
+      m->t5_q_params += ovi_tensor_numel (t);
       m->t5_q_rows += t->shape[0];
     } else {
-      m->t5_other_bytes += ovi_tensor_nbytes(t);
+      m->t5_other_bytes += ovi_tensor_nbytes (t);
     }
   }
 }
 
 gboolean
-ovi_placement_model_init(OviPlacementModel *m, const OviModelPaths *paths,
-                         const char *variant, GError **error)
+ovi_placement_model_init (OviPlacementModel *m, const OviModelPaths *paths,
+                          const char *variant, GError **error)
 {
-  memset(m, 0, sizeof *m);
+  memset (m, 0, sizeof *m);
   if (paths) {
-    g_autoptr(OviWeightFile) wf = NULL;
-    g_autoptr(OviTensor) probe = NULL;
+    g_autoptr (OviWeightFile) wf = NULL;
+    g_autoptr (OviTensor) probe = NULL;
     OviFusionDims preset = {
       .num_heads = paths->num_heads,
       .text_len = paths->text_len,
@@ -177,65 +177,65 @@ ovi_placement_model_init(OviPlacementModel *m, const OviModelPaths *paths,
     };
     static const char *const dec[] = { "decoder.", "conv2.", NULL };
 
-    wf = ovi_weight_file_open(paths->fusion_path, NULL, error);
-    if (wf == NULL || !ovi_fusion_read_dims(wf, &preset, &m->dims, error))
+    wf = ovi_weight_file_open (paths->fusion_path, NULL, error);
+    if (wf == NULL || !ovi_fusion_read_dims (wf, &preset, &m->dims, error))
       return FALSE;
-    probe = ovi_weight_file_get(wf, "video_model.blocks.0.ffn.0.weight", NULL);
+    probe = ovi_weight_file_get (wf, "video_model.blocks.0.ffn.0.weight", NULL);
     m->dit_file_is_fp8 = probe && probe->dtype == OVI_DTYPE_F8_E4M3;
-    m->variant = g_strdup(paths->variant);
+    m->variant = g_strdup (paths->variant);
     m->video_latent_frames = paths->video_latent_frames;
     m->audio_latent_length = paths->audio_latent_length;
     m->target_area = paths->target_area;
-    m->t5_bytes = file_bytes(paths->t5_path, NULL, NULL);
-    t5_split(paths->t5_path, m);
-    m->vae_decoder_bytes = file_bytes(paths->vae_path, NULL, dec);
-    m->audio_bytes = file_bytes(paths->audio_vae_path, NULL, NULL)
-                     + file_bytes(paths->vocoder_path, NULL, NULL);
+    m->t5_bytes = file_bytes (paths->t5_path, NULL, NULL);
+    t5_split (paths->t5_path, m);
+    m->vae_decoder_bytes = file_bytes (paths->vae_path, NULL, dec);
+    m->audio_bytes = file_bytes (paths->audio_vae_path, NULL, NULL)
+                     + file_bytes (paths->vocoder_path, NULL, NULL);
     {
-      g_autoptr(OviWeightFile) t5
-          = ovi_weight_file_open(paths->t5_path, NULL, NULL);
-      g_autoptr(OviTensor) e = NULL, f = NULL, r = NULL;
+      g_autoptr (OviWeightFile) t5
+          = ovi_weight_file_open (paths->t5_path, NULL, NULL);
+      g_autoptr (OviTensor) e = NULL, f = NULL, r = NULL;
       if (t5) {
-        e = ovi_weight_file_get(t5, "token_embedding.weight", NULL);
-        f = ovi_weight_file_get(t5, "blocks.0.ffn.fc1.weight", NULL);
-        r = ovi_weight_file_get(t5, "blocks.0.pos_embedding.embedding.weight",
-                                NULL);
+        e = ovi_weight_file_get (t5, "token_embedding.weight", NULL);
+        f = ovi_weight_file_get (t5, "blocks.0.ffn.fc1.weight", NULL);
+        r = ovi_weight_file_get (t5, "blocks.0.pos_embedding.embedding.weight",
+                                 NULL);
       }
       m->t5_dim = e && e->ndim == 2 ? e->shape[1] : RELEASE_T5_DIM;
       m->t5_ffn = f && f->ndim == 2 ? f->shape[0] : RELEASE_T5_FFN;
       m->t5_heads = r && r->ndim == 2 ? r->shape[1] : RELEASE_T5_HEADS;
     }
-    m->vae_dec_dim = dim0_of(paths->vae_path, "decoder.head.0.gamma", 4);
+    m->vae_dec_dim = dim0_of (paths->vae_path, "decoder.head.0.gamma", 4);
     if (m->vae_dec_dim == 0)
       m->vae_dec_dim = RELEASE_VAE_DEC_DIM;
-    m->vocoder_channels = dim0_of(paths->vocoder_path, "conv_pre", 3);
+    m->vocoder_channels = dim0_of (paths->vocoder_path, "conv_pre", 3);
     if (m->vocoder_channels == 0)
       m->vocoder_channels = RELEASE_VOCODER_CHANNELS;
     return TRUE;
   }
-  const OviModelPreset *mp = ovi_model_preset_lookup(variant, error);
+  const OviModelPreset *mp = ovi_model_preset_lookup (variant, error);
   if (mp == NULL)
     return FALSE;
-  if (g_strcmp0(mp->name, "tiny") == 0) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "the tiny model has no release dims: estimate it from its "
-                "folder (--model-dir)");
+  if (g_strcmp0 (mp->name, "tiny") == 0) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "the tiny model has no release dims: estimate it from its "
+                 "folder (--model-dir)");
     return FALSE;
   }
-  ovi_fusion_dims_release(&m->dims);
+  ovi_fusion_dims_release (&m->dims);
   m->dims.num_heads = mp->num_heads;
   m->dims.text_len = mp->text_len;
-  m->variant = g_strdup(mp->name);
+  m->variant = g_strdup (mp->name);
   m->video_latent_frames = mp->video_latent_frames;
   m->audio_latent_length = mp->audio_latent_length;
   m->target_area = mp->target_area;
   m->t5_bytes = RELEASE_T5_PARAMS * 2;
   /* umT5-XXL: vocab 256384 x 4096 embedding, 24 layers of 4 attention
    * (4096 x 4096) and 3 FFN (10240 x 4096) matrices */
-  m->t5_q_params = G_GUINT64_CONSTANT(256384) * 4096
+  m->t5_q_params = G_GUINT64_CONSTANT (256384) * 4096
                    + 24
-                         * (G_GUINT64_CONSTANT(4) * 4096 * 4096
-                            + G_GUINT64_CONSTANT(3) * 4096 * 10240);
+                         * (G_GUINT64_CONSTANT (4) * 4096 * 4096
+                            + G_GUINT64_CONSTANT (3) * 4096 * 10240);
   m->t5_q_rows = 256384 + 24 * (4 * 4096 + 2 * 10240 + 4096);
   m->t5_other_bytes = 2 * (25 * 4096 + 24 * 32 * 64);
   m->vae_decoder_bytes = RELEASE_VAE_DECODER_BYTES;
@@ -249,26 +249,26 @@ ovi_placement_model_init(OviPlacementModel *m, const OviModelPaths *paths,
 }
 
 void
-ovi_placement_model_clear(OviPlacementModel *m)
+ovi_placement_model_clear (OviPlacementModel *m)
 {
-  g_clear_pointer(&m->variant, g_free);
+  g_clear_pointer (&m->variant, g_free);
 }
 
 char *
-ovi_placement_fp8_file(const OviModelPaths *paths)
+ovi_placement_fp8_file (const OviModelPaths *paths)
 {
   const OviModelPreset *mp
-      = ovi_model_preset_lookup(paths->variant ? paths->variant : "", NULL);
+      = ovi_model_preset_lookup (paths->variant ? paths->variant : "", NULL);
   g_autofree char *dir = NULL, *base = NULL;
   char *path;
 
   if (mp == NULL || mp->fp8_file == NULL || paths->fusion_path == NULL)
     return NULL;
-  dir = g_path_get_dirname(paths->fusion_path);
-  base = g_path_get_basename(mp->fp8_file);
-  path = g_build_filename(dir, base, NULL);
-  if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
-    g_clear_pointer(&path, g_free);
+  dir = g_path_get_dirname (paths->fusion_path);
+  base = g_path_get_basename (mp->fp8_file);
+  path = g_build_filename (dir, base, NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    g_clear_pointer (&path, g_free);
   return path;
 }
 
@@ -284,13 +284,13 @@ typedef struct {
 } DitParams;
 
 static void
-dit_params(const OviFusionDims *d, DitParams *p)
+dit_params (const OviFusionDims *d, DitParams *p)
 {
   guint64 D = d->dim, F = d->ffn_dim, K = d->audio_kernel, H = d->audio_hidden;
   guint64 hv = (guint64) d->video_out * d->patch[0] * d->patch[1] * d->patch[2];
   guint64 ha = d->audio_out;
 
-  memset(p, 0, sizeof *p);
+  memset (p, 0, sizeof *p);
   p->block_q = 10 * D * D + 2 * D * F;
   p->block_q_rows = 11 * D + F;
   p->block_small = 26 * D + F;
@@ -309,8 +309,8 @@ dit_params(const OviFusionDims *d, DitParams *p)
 /* bytes of `params` matmul weights with `rows` output rows in the plan's
  * format (`quantised`: the policy applies to them) */
 static guint64
-weight_bytes(const OviPlacementModel *m, const OviPlacementPlan *p,
-             gboolean quantised, guint64 params, guint64 rows)
+weight_bytes (const OviPlacementModel *m, const OviPlacementPlan *p,
+              gboolean quantised, guint64 params, guint64 rows)
 {
   gsize stored = m->dit_file_is_fp8 ? 1 : 2;
 
@@ -324,18 +324,18 @@ weight_bytes(const OviPlacementModel *m, const OviPlacementPlan *p,
 /* ---- the estimate ---- */
 
 static void
-snap_size(const OviPlacementModel *m, int *width, int *height)
+snap_size (const OviPlacementModel *m, int *width, int *height)
 {
   if (*width == 0 && *height == 0 && m->target_area > 0) {
-    int side = 32 * (int) nearbyint(sqrt((double) m->target_area) / 32.0);
-    *width = *height = MAX(side, 32);
+    int side = 32 * (int) nearbyint (sqrt ((double) m->target_area) / 32.0);
+    *width = *height = MAX (side, 32);
   }
 }
 
 gboolean
-ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
-                       int width, int height, gsize act,
-                       OviPlacementEstimate *est, GError **error)
+ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
+                        int width, int height, gsize act,
+                        OviPlacementEstimate *est, GError **error)
 {
   const OviFusionDims *d = &m->dims;
   OviFusionEstimate fe;
@@ -344,19 +344,19 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
   guint64 latents, dit_resident, dit_streamed, slot, t5_act, vae_act, audio_act,
       dit_act, keep_t5, keep_vae;
 
-  memset(est, 0, sizeof *est);
+  memset (est, 0, sizeof *est);
   est->plan = *p;
-  snap_size(m, &width, &height);
+  snap_size (m, &width, &height);
   if (width <= 0 || height <= 0 || width % 32 || height % 32) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "estimate: frame size %dx%d is not a positive multiple of 32",
-                width, height);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "estimate: frame size %dx%d is not a positive multiple of 32",
+                 width, height);
     return FALSE;
   }
   lh = height / 16;
   lw = width / 16;
-  if (!ovi_fusion_estimate(d, m->video_latent_frames, lh, lw,
-                           m->audio_latent_length, act, act, &fe, error))
+  if (!ovi_fusion_estimate (d, m->video_latent_frames, lh, lw,
+                            m->audio_latent_length, act, act, &fe, error))
     return FALSE;
   est->width = width;
   est->height = height;
@@ -365,13 +365,13 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
   est->tokens_audio = fe.tokens_audio;
 
   /* DiT weights */
-  dit_params(d, &dp);
+  dit_params (d, &dp);
   gboolean conv_q
       = p->quant != OVI_QUANT_NONE && p->quant != OVI_QUANT_I8_PER_CHANNEL;
-  guint64 block_w = weight_bytes(m, p, TRUE, dp.block_q, dp.block_q_rows);
+  guint64 block_w = weight_bytes (m, p, TRUE, dp.block_q, dp.block_q_rows);
   guint64 blocks = 2 * (guint64) d->num_layers;
-  dit_resident = weight_bytes(m, p, TRUE, dp.lin_q, dp.lin_rows)
-                 + weight_bytes(m, p, conv_q, dp.conv_q, dp.conv_rows)
+  dit_resident = weight_bytes (m, p, TRUE, dp.lin_q, dp.lin_rows)
+                 + weight_bytes (m, p, conv_q, dp.conv_q, dp.conv_rows)
                  + (dp.small + blocks * dp.block_small) * act;
   if (p->stream_blocks) {
     dit_streamed = blocks * block_w;
@@ -413,8 +413,8 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
   {
     int64_t th = lh, tw = lw;
     if (p->vae_tile > 0) {
-      th = MIN(lh, p->vae_tile);
-      tw = MIN(lw, p->vae_tile);
+      th = MIN (lh, p->vae_tile);
+      tw = MIN (lw, p->vae_tile);
     }
     guint64 tile_px = (guint64) th * 16 * tw * 16;
     guint64 frame_px = (guint64) height * width;
@@ -452,7 +452,7 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
   s = &est->stage[OVI_STAGE_DENOISE];
   s->device_weights = base;
   s->device_own_weights = dit_resident;
-  s->device_stream = slot * MAX(p->stream_slots, 0);
+  s->device_stream = slot * MAX (p->stream_slots, 0);
   s->device_activations = dit_act;
   s->host = pinned;
 
@@ -484,44 +484,44 @@ ovi_placement_estimate(const OviPlacementModel *m, const OviPlacementPlan *p,
     }
     s->device_peak
         = s->device_weights + s->device_stream + s->device_activations;
-    est->device_peak = MAX(est->device_peak, s->device_peak);
-    est->host_peak = MAX(est->host_peak, s->host);
+    est->device_peak = MAX (est->device_peak, s->device_peak);
+    est->host_peak = MAX (est->host_peak, s->host);
   }
   return TRUE;
 }
 
 char *
-ovi_placement_estimate_to_string(const OviPlacementEstimate *est)
+ovi_placement_estimate_to_string (const OviPlacementEstimate *est)
 {
-  GString *s = g_string_new(NULL);
+  GString *s = g_string_new (NULL);
 
-  g_string_append_printf(
+  g_string_append_printf (
       s,
       "vram-mode %s, gpu-allocation %s, %dx%d (%" G_GINT64_FORMAT
       " video + %" G_GINT64_FORMAT " audio tokens), DiT weights %s%s\n",
-      ovi_vram_mode_to_string(est->plan.mode),
-      ovi_gpu_allocation_to_string(est->plan.allocation), est->width,
+      ovi_vram_mode_to_string (est->plan.mode),
+      ovi_gpu_allocation_to_string (est->plan.allocation), est->width,
       est->height, est->tokens_video, est->tokens_audio,
-      ovi_dtype_name(est->plan.dit_weight_dtype),
+      ovi_dtype_name (est->plan.dit_weight_dtype),
       est->plan.stream_blocks ? " streamed from pinned host RAM" : "");
   for (int i = 0; i < OVI_N_STAGES; i++) {
     const OviStageEstimate *st = &est->stage[i];
-    g_autofree char *pk = ovi_format_bytes(st->device_peak);
-    g_autofree char *w = ovi_format_bytes(st->device_weights);
-    g_autofree char *sl = ovi_format_bytes(st->device_stream);
-    g_autofree char *a = ovi_format_bytes(st->device_activations);
-    g_autofree char *h = ovi_format_bytes(st->host);
-    g_string_append_printf(s,
-                           "  %-13s device %10s (weights %s, stream slots %s, "
-                           "activations %s), host %s\n",
-                           ovi_stage_name(i), pk, w, sl, a, h);
+    g_autofree char *pk = ovi_format_bytes (st->device_peak);
+    g_autofree char *w = ovi_format_bytes (st->device_weights);
+    g_autofree char *sl = ovi_format_bytes (st->device_stream);
+    g_autofree char *a = ovi_format_bytes (st->device_activations);
+    g_autofree char *h = ovi_format_bytes (st->host);
+    g_string_append_printf (s,
+                            "  %-13s device %10s (weights %s, stream slots %s, "
+                            "activations %s), host %s\n",
+                            ovi_stage_name (i), pk, w, sl, a, h);
   }
   {
-    g_autofree char *pk = ovi_format_bytes(est->device_peak);
-    g_autofree char *h = ovi_format_bytes(est->host_peak);
-    g_string_append_printf(s, "  peak          device %10s, host %s", pk, h);
+    g_autofree char *pk = ovi_format_bytes (est->device_peak);
+    g_autofree char *h = ovi_format_bytes (est->host_peak);
+    g_string_append_printf (s, "  peak          device %10s, host %s", pk, h);
   }
-  return g_string_free(s, FALSE);
+  return g_string_free (s, FALSE);
 }
 
 static const OviVramMode speed_order[]
@@ -529,138 +529,138 @@ static const OviVramMode speed_order[]
         OVI_VRAM_MODE_ULTRA_LOW };
 
 static gboolean
-fits(const OviPlacementEstimate *e, guint64 device_free, guint64 host_budget)
+fits (const OviPlacementEstimate *e, guint64 device_free, guint64 host_budget)
 {
   return e->device_peak <= device_free
          && (host_budget == 0 || e->host_peak <= host_budget);
 }
 
 gboolean
-ovi_placement_choose(const OviPlacementModel *m, OviVramMode mode,
-                     OviGpuAllocation allocation, int width, int height,
-                     gsize act, guint64 device_free, guint64 host_budget,
-                     OviPlacementEstimate *est, GError **error)
+ovi_placement_choose (const OviPlacementModel *m, OviVramMode mode,
+                      OviGpuAllocation allocation, int width, int height,
+                      gsize act, guint64 device_free, guint64 host_budget,
+                      OviPlacementEstimate *est, GError **error)
 {
   OviPlacementPlan plan;
 
   if (mode != OVI_VRAM_MODE_AUTO) {
-    if (!ovi_placement_plan_for_mode(mode, allocation, host_budget, &plan,
-                                     error)
-        || !ovi_placement_estimate(m, &plan, width, height, act, est, error))
+    if (!ovi_placement_plan_for_mode (mode, allocation, host_budget, &plan,
+                                      error)
+        || !ovi_placement_estimate (m, &plan, width, height, act, est, error))
       return FALSE;
-    if (fits(est, device_free, host_budget))
+    if (fits (est, device_free, host_budget))
       return TRUE;
     g_autofree char *msg
-        = ovi_placement_oom_advice(m, &plan, width, height, act, device_free);
-    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY, "%s", msg);
+        = ovi_placement_oom_advice (m, &plan, width, height, act, device_free);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY, "%s", msg);
     return FALSE;
   }
-  for (guint i = 0; i < G_N_ELEMENTS(speed_order); i++) {
-    if (!ovi_placement_plan_for_mode(speed_order[i], allocation, host_budget,
-                                     &plan, error)
-        || !ovi_placement_estimate(m, &plan, width, height, act, est, error))
+  for (guint i = 0; i < G_N_ELEMENTS (speed_order); i++) {
+    if (!ovi_placement_plan_for_mode (speed_order[i], allocation, host_budget,
+                                      &plan, error)
+        || !ovi_placement_estimate (m, &plan, width, height, act, est, error))
       return FALSE;
-    if (fits(est, device_free, host_budget))
+    if (fits (est, device_free, host_budget))
       return TRUE;
   }
   g_autofree char *msg
-      = ovi_placement_oom_advice(m, &plan, width, height, act, device_free);
-  g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-              "vram-mode auto: no mode fits. %s", msg);
+      = ovi_placement_oom_advice (m, &plan, width, height, act, device_free);
+  g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+               "vram-mode auto: no mode fits. %s", msg);
   return FALSE;
 }
 
 gboolean
-ovi_placement_choose_for_paths(const OviModelPaths *paths, OviVramMode mode,
-                               OviGpuAllocation allocation, int width,
-                               int height, OviBackend *backend,
-                               guint64 device_free, guint64 host_budget,
-                               OviPlacementPlan *plan,
-                               OviPlacementEstimate *est_out, GError **error)
+ovi_placement_choose_for_paths (const OviModelPaths *paths, OviVramMode mode,
+                                OviGpuAllocation allocation, int width,
+                                int height, OviBackend *backend,
+                                guint64 device_free, guint64 host_budget,
+                                OviPlacementPlan *plan,
+                                OviPlacementEstimate *est_out, GError **error)
 {
   OviPlacementModel m;
   OviPlacementEstimate est;
   gboolean ok;
 
-  if (!ovi_placement_model_init(&m, paths, NULL, error))
+  if (!ovi_placement_model_init (&m, paths, NULL, error))
     return FALSE;
   if (device_free == 0) {
-    ok = ovi_placement_plan_for_mode(
+    ok = ovi_placement_plan_for_mode (
              mode == OVI_VRAM_MODE_AUTO ? OVI_VRAM_MODE_STANDARD : mode,
              allocation, host_budget, plan, error)
-         && ovi_placement_estimate(&m, plan, width, height,
-                                   ovi_dtype_size(backend->act_dtype), &est,
-                                   error);
+         && ovi_placement_estimate (&m, plan, width, height,
+                                    ovi_dtype_size (backend->act_dtype), &est,
+                                    error);
   } else {
-    ok = ovi_placement_choose(&m, mode, allocation, width, height,
-                              ovi_dtype_size(backend->act_dtype), device_free,
-                              host_budget, &est, error);
+    ok = ovi_placement_choose (&m, mode, allocation, width, height,
+                               ovi_dtype_size (backend->act_dtype), device_free,
+                               host_budget, &est, error);
   }
   if (ok) {
     *plan = est.plan;
     if (est_out)
       *est_out = est;
   }
-  ovi_placement_model_clear(&m);
+  ovi_placement_model_clear (&m);
   return ok;
 }
 
 char *
-ovi_placement_oom_advice(const OviPlacementModel *m,
-                         const OviPlacementPlan *plan, int width, int height,
-                         gsize act, guint64 device_free)
+ovi_placement_oom_advice (const OviPlacementModel *m,
+                          const OviPlacementPlan *plan, int width, int height,
+                          gsize act, guint64 device_free)
 {
   OviPlacementEstimate e;
-  GString *s = g_string_new(NULL);
-  g_autofree char *fr = ovi_format_bytes(device_free);
+  GString *s = g_string_new (NULL);
+  g_autofree char *fr = ovi_format_bytes (device_free);
 
-  if (ovi_placement_estimate(m, plan, width, height, act, &e, NULL)) {
-    g_autofree char *need = ovi_format_bytes(e.device_peak);
+  if (ovi_placement_estimate (m, plan, width, height, act, &e, NULL)) {
+    g_autofree char *need = ovi_format_bytes (e.device_peak);
     int worst = 0;
     for (int i = 1; i < OVI_N_STAGES; i++)
       if (e.stage[i].device_peak > e.stage[worst].device_peak)
         worst = i;
-    g_string_append_printf(s,
-                           "vram-mode %s needs about %s of device memory "
-                           "(stage %s) but %s is free",
-                           ovi_vram_mode_to_string(plan->mode), need,
-                           ovi_stage_name(worst), fr);
+    g_string_append_printf (s,
+                            "vram-mode %s needs about %s of device memory "
+                            "(stage %s) but %s is free",
+                            ovi_vram_mode_to_string (plan->mode), need,
+                            ovi_stage_name (worst), fr);
   } else {
-    g_string_append_printf(s, "vram-mode %s does not fit in %s",
-                           ovi_vram_mode_to_string(plan->mode), fr);
+    g_string_append_printf (s, "vram-mode %s does not fit in %s",
+                            ovi_vram_mode_to_string (plan->mode), fr);
   }
-  for (guint i = 0; i < G_N_ELEMENTS(speed_order); i++) {
+  for (guint i = 0; i < G_N_ELEMENTS (speed_order); i++) {
     OviPlacementPlan p2;
-    if (!ovi_placement_plan_for_mode(speed_order[i], plan->allocation,
-                                     plan->host_budget, &p2, NULL)
-        || !ovi_placement_estimate(m, &p2, width, height, act, &e, NULL))
+    if (!ovi_placement_plan_for_mode (speed_order[i], plan->allocation,
+                                      plan->host_budget, &p2, NULL)
+        || !ovi_placement_estimate (m, &p2, width, height, act, &e, NULL))
       continue;
     if (e.device_peak <= device_free) {
-      g_autofree char *need = ovi_format_bytes(e.device_peak);
-      g_string_append_printf(s, "; vram-mode %s would fit (about %s)",
-                             ovi_vram_mode_to_string(speed_order[i]), need);
-      return g_string_free(s, FALSE);
+      g_autofree char *need = ovi_format_bytes (e.device_peak);
+      g_string_append_printf (s, "; vram-mode %s would fit (about %s)",
+                              ovi_vram_mode_to_string (speed_order[i]), need);
+      return g_string_free (s, FALSE);
     }
   }
-  g_string_append(s, "; no vram-mode fits: free device memory, use a "
-                     "smaller frame size or more GPUs (gpu-allocation)");
-  return g_string_free(s, FALSE);
+  g_string_append (s, "; no vram-mode fits: free device memory, use a "
+                      "smaller frame size or more GPUs (gpu-allocation)");
+  return g_string_free (s, FALSE);
 }
 
 gboolean
-ovi_placement_explain_oom(GError *error, const OviPlacementModel *m,
-                          const OviPlacementPlan *plan, int width, int height,
-                          gsize act, guint64 device_free)
+ovi_placement_explain_oom (GError *error, const OviPlacementModel *m,
+                           const OviPlacementPlan *plan, int width, int height,
+                           gsize act, guint64 device_free)
 {
   char *msg;
 
   if (error == NULL
-      || !g_error_matches(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY))
+      || !g_error_matches (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY))
     return FALSE;
   g_autofree char *advice
-      = ovi_placement_oom_advice(m, plan, width, height, act, device_free);
-  msg = g_strdup_printf("%s. %s", error->message, advice);
-  g_free(error->message);
+      = ovi_placement_oom_advice (m, plan, width, height, act, device_free);
+  msg = g_strdup_printf ("%s. %s", error->message, advice);
+  g_free (error->message);
   error->message = msg;
   return TRUE;
 }
@@ -674,9 +674,9 @@ struct _OviPlacement {
 };
 
 OviPlacement *
-ovi_placement_new(const OviPlacementPlan *plan, OviBackend *backend)
+ovi_placement_new (const OviPlacementPlan *plan, OviBackend *backend)
 {
-  OviPlacement *pl = g_new0(OviPlacement, 1);
+  OviPlacement *pl = g_new0 (OviPlacement, 1);
 
   pl->plan = *plan;
   pl->be = backend;
@@ -684,109 +684,110 @@ ovi_placement_new(const OviPlacementPlan *plan, OviBackend *backend)
 }
 
 void
-ovi_placement_free(OviPlacement *pl)
+ovi_placement_free (OviPlacement *pl)
 {
-  g_free(pl);
+  g_free (pl);
 }
 
-static OviTensor *to_device(OviBackend *be, OviTensor *t, const char *name,
-                            GError **error);
+static OviTensor *to_device (OviBackend *be, OviTensor *t, const char *name,
+                             GError **error);
 
 OviTensor *
-ovi_placement_t5_filter(const char *name, OviTensor *weight, gpointer user_data,
-                        GError **error)
+ovi_placement_t5_filter (const char *name, OviTensor *weight,
+                         gpointer user_data, GError **error)
 {
   OviPlacement *pl = user_data;
-  g_autoptr(OviTensor) w = NULL;
+  g_autoptr (OviTensor) w = NULL;
 
-  if (ovi_quantize_wants(pl->plan.t5_quant, name, weight->ndim)
-      && weight->dtype != ovi_quant_kind_dtype(pl->plan.t5_quant)) {
-    w = ovi_quantize_tensor(weight, pl->plan.t5_quant, name, error);
+  if (ovi_quantize_wants (pl->plan.t5_quant, name, weight->ndim)
+      && weight->dtype != ovi_quant_kind_dtype (pl->plan.t5_quant)) {
+    w = ovi_quantize_tensor (weight, pl->plan.t5_quant, name, error);
     if (w == NULL)
       return NULL;
   } else {
-    w = ovi_tensor_ref(weight);
+    w = ovi_tensor_ref (weight);
   }
   pl->device_bytes
-      += ovi_tensor_nbytes(w) + (w->scale ? ovi_tensor_nbytes(w->scale) : 0);
-  return to_device(pl->be, w, name, error);
+      += ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
+  return to_device (pl->be, w, name, error);
 }
 
 guint64
-ovi_placement_device_bytes(const OviPlacement *pl)
+ovi_placement_device_bytes (const OviPlacement *pl)
 {
   return pl->device_bytes;
 }
 
 guint64
-ovi_placement_host_bytes(const OviPlacement *pl)
+ovi_placement_host_bytes (const OviPlacement *pl)
 {
   return pl->host_bytes;
 }
 
 void
-ovi_placement_attach_denoiser(const OviPlacement *pl, OviDenoiser *d)
+ovi_placement_attach_denoiser (const OviPlacement *pl, OviDenoiser *d)
 {
-  ovi_fusion_set_streaming(ovi_denoiser_get_fusion(d), pl->plan.stream_blocks);
+  ovi_fusion_set_streaming (ovi_denoiser_get_fusion (d),
+                            pl->plan.stream_blocks);
 }
 
 static gboolean
-is_block_weight(const char *name)
+is_block_weight (const char *name)
 {
-  return strstr(name, ".blocks.") != NULL;
+  return strstr (name, ".blocks.") != NULL;
 }
 
 /* a copy of `t` (and its scale) in the backend's memory */
 static OviTensor *
-to_device(OviBackend *be, OviTensor *t, const char *name, GError **error)
+to_device (OviBackend *be, OviTensor *t, const char *name, GError **error)
 {
-  g_autoptr(OviTensor) dst = NULL;
+  g_autoptr (OviTensor) dst = NULL;
   GError *local = NULL;
 
-  dst = ovi_backend_new_tensor(be, t->dtype, t->ndim, t->shape);
+  dst = ovi_backend_new_tensor (be, t->dtype, t->ndim, t->shape);
   if (dst && t->scale) {
-    dst->scale = ovi_backend_new_tensor(be, t->scale->dtype, t->scale->ndim,
-                                        t->scale->shape);
+    dst->scale = ovi_backend_new_tensor (be, t->scale->dtype, t->scale->ndim,
+                                         t->scale->shape);
     if (dst->scale)
-      ovi_op_copy(be, dst->scale, t->scale);
+      ovi_op_copy (be, dst->scale, t->scale);
   }
   if (dst && (t->scale == NULL || dst->scale))
-    ovi_op_copy(be, dst, t);
-  if (!ovi_backend_sync(be, &local) || dst == NULL) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                "placing %s (%s) on the %s backend: %s", name,
-                ovi_dtype_name(t->dtype), be->ops->name,
-                local ? local->message : "out of memory");
-    g_clear_error(&local);
+    ovi_op_copy (be, dst, t);
+  if (!ovi_backend_sync (be, &local) || dst == NULL) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "placing %s (%s) on the %s backend: %s", name,
+                 ovi_dtype_name (t->dtype), be->ops->name,
+                 local ? local->message : "out of memory");
+    g_clear_error (&local);
     return NULL;
   }
-  return g_steal_pointer(&dst);
+  return g_steal_pointer (&dst);
 }
 
 OviTensor *
-ovi_placement_weight_filter(const char *name, OviTensor *weight,
-                            gpointer user_data, GError **error)
+ovi_placement_weight_filter (const char *name, OviTensor *weight,
+                             gpointer user_data, GError **error)
 {
   OviPlacement *pl = user_data;
-  g_autoptr(OviTensor) w = NULL;
-  gboolean quantise = ovi_quantize_wants(pl->plan.quant, name, weight->ndim)
-                      && weight->dtype != ovi_quant_kind_dtype(pl->plan.quant);
+  g_autoptr (OviTensor) w = NULL;
+  gboolean quantise = ovi_quantize_wants (pl->plan.quant, name, weight->ndim)
+                      && weight->dtype != ovi_quant_kind_dtype (pl->plan.quant);
 
   if (quantise) {
-    w = ovi_quantize_tensor(weight, pl->plan.quant, name, error);
+    w = ovi_quantize_tensor (weight, pl->plan.quant, name, error);
     if (w == NULL)
       return NULL;
   } else {
-    w = ovi_tensor_ref(weight);
+    w = ovi_tensor_ref (weight);
   }
-  if (pl->plan.stream_blocks && is_block_weight(name)) {
+  if (pl->plan.stream_blocks && is_block_weight (name)) {
     /* lives in host memory (the pinned slab); the device sees it one
      * block at a time through the stream slots */
-    pl->host_bytes
-        += ovi_tensor_nbytes(w) + (w->scale ? ovi_tensor_nbytes(w->scale) : 0);
-    return g_steal_pointer(&w);
+    pl->host_bytes += ovi_tensor_nbytes (w)
+                      + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
+    return g_steal_pointer (&w);
   }
   pl->device_bytes
-      += ovi_tensor_nbytes(w) + (w->scale ? ovi_tensor_nbytes(w->scale) : 0);
-  return to_device(pl->be, w, name, error);
+      += ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
+  return to_device (pl->be, w, name, error);
 }

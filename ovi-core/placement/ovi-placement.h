@@ -36,7 +36,7 @@ typedef enum {
   OVI_N_STAGES
 } OviStage;
 
-const char *ovi_stage_name(OviStage stage); /* "text", "denoise", ... */
+const char *ovi_stage_name (OviStage stage); /* "text", "denoise", ... */
 
 typedef struct {
   OviVramMode mode; /* never AUTO once planned */
@@ -57,10 +57,10 @@ typedef struct {
 } OviPlacementPlan;
 
 /* The plan of `mode` (not AUTO) for `allocation` (AUTO: single). */
-gboolean ovi_placement_plan_for_mode(OviVramMode mode,
-                                     OviGpuAllocation allocation,
-                                     guint64 host_budget,
-                                     OviPlacementPlan *plan, GError **error);
+gboolean ovi_placement_plan_for_mode (OviVramMode mode,
+                                      OviGpuAllocation allocation,
+                                      guint64 host_budget,
+                                      OviPlacementPlan *plan, GError **error);
 
 /* What the estimate needs to know about a model (no weights loaded). */
 typedef struct {
@@ -81,17 +81,17 @@ typedef struct {
 
 /* From the model folder's headers (paths) or, with paths NULL, from the
  * preset `variant` and the release dims (not for "tiny"). */
-gboolean ovi_placement_model_init(OviPlacementModel *model,
-                                  const OviModelPaths *paths,
-                                  const char *variant, GError **error);
-void ovi_placement_model_clear(OviPlacementModel *model);
+gboolean ovi_placement_model_init (OviPlacementModel *model,
+                                   const OviModelPaths *paths,
+                                   const char *variant, GError **error);
+void ovi_placement_model_clear (OviPlacementModel *model);
 
 /* The official pre-cast fp8 fusion file next to paths->fusion_path
  * (Ovi/model_fp8_e4m3fn.safetensors, 720x720_5s only) when the variant has
  * one and it exists, else NULL (free with g_free). The fp8 modes use it as
  * stored (F8_E4M3 without scales, norms and biases 16-bit): point
  * fusion_path at it before making the denoiser. */
-char *ovi_placement_fp8_file(const OviModelPaths *paths);
+char *ovi_placement_fp8_file (const OviModelPaths *paths);
 
 typedef struct {
   guint64 device_weights;     /* resident during the stage (all models) */
@@ -115,35 +115,35 @@ typedef struct {
 /* Estimate of `plan` for `model` at width x height (0, 0: the preset's
  * square of its target area), activations of `act_dtype_size` bytes (2 on
  * a GPU, 4 on the CPU backend). */
-gboolean ovi_placement_estimate(const OviPlacementModel *model,
-                                const OviPlacementPlan *plan, int width,
-                                int height, gsize act_dtype_size,
-                                OviPlacementEstimate *est, GError **error);
+gboolean ovi_placement_estimate (const OviPlacementModel *model,
+                                 const OviPlacementPlan *plan, int width,
+                                 int height, gsize act_dtype_size,
+                                 OviPlacementEstimate *est, GError **error);
 
 /* The fastest mode (standard, fp8, fp8-offload, ultra-low in that order)
  * whose device peak fits `device_free` bytes (per rank) and whose host
  * needs fit `host_budget` (0: unchecked). `mode` AUTO picks; another mode
  * is checked and refused with the estimate, and the mode that would fit,
  * in the message (OVI_ERROR_OUT_OF_MEMORY). */
-gboolean ovi_placement_choose(const OviPlacementModel *model, OviVramMode mode,
-                              OviGpuAllocation allocation, int width,
-                              int height, gsize act_dtype_size,
-                              guint64 device_free, guint64 host_budget,
-                              OviPlacementEstimate *est, GError **error);
+gboolean ovi_placement_choose (const OviPlacementModel *model, OviVramMode mode,
+                               OviGpuAllocation allocation, int width,
+                               int height, gsize act_dtype_size,
+                               guint64 device_free, guint64 host_budget,
+                               OviPlacementEstimate *est, GError **error);
 
 /* The one call for an element: the model's dims from `paths` (headers
  * only), activations of `backend`'s act dtype, then ovi_placement_choose.
  * device_free 0 = unknown / not limited (the CPU backend): `auto` then
  * means standard and nothing is refused. `est` may be NULL; `plan` gets
  * the chosen plan. */
-gboolean ovi_placement_choose_for_paths(
+gboolean ovi_placement_choose_for_paths (
     const OviModelPaths *paths, OviVramMode mode, OviGpuAllocation allocation,
     int width, int height, OviBackend *backend, guint64 device_free,
     guint64 host_budget, OviPlacementPlan *plan, OviPlacementEstimate *est,
     GError **error);
 
 /* One line per stage (device / host), for messages and `ovi estimate`. */
-char *ovi_placement_estimate_to_string(const OviPlacementEstimate *est);
+char *ovi_placement_estimate_to_string (const OviPlacementEstimate *est);
 
 /* ---- applying a plan to the weights ---- */
 
@@ -154,40 +154,40 @@ typedef struct _OviPlacement OviPlacement;
  * resident weights are copied into the backend's memory (so they count as
  * device memory), streamed block weights stay host tensors (the pinned
  * slabs). */
-OviPlacement *ovi_placement_new(const OviPlacementPlan *plan,
-                                OviBackend *backend);
-void ovi_placement_free(OviPlacement *pl);
-OviTensor *ovi_placement_weight_filter(const char *name, OviTensor *weight,
-                                       gpointer placement, GError **error);
+OviPlacement *ovi_placement_new (const OviPlacementPlan *plan,
+                                 OviBackend *backend);
+void ovi_placement_free (OviPlacement *pl);
+OviTensor *ovi_placement_weight_filter (const char *name, OviTensor *weight,
+                                        gpointer placement, GError **error);
 /* bytes the filter put on the device / kept on the host so far */
 /* The same for ovi_text_encoder_new_filtered: umT5 weights quantised per
  * the plan's t5_quant and placed on the backend. */
-OviTensor *ovi_placement_t5_filter(const char *name, OviTensor *weight,
-                                   gpointer placement, GError **error);
-guint64 ovi_placement_device_bytes(const OviPlacement *pl);
-guint64 ovi_placement_host_bytes(const OviPlacement *pl);
+OviTensor *ovi_placement_t5_filter (const char *name, OviTensor *weight,
+                                    gpointer placement, GError **error);
+guint64 ovi_placement_device_bytes (const OviPlacement *pl);
+guint64 ovi_placement_host_bytes (const OviPlacement *pl);
 /* After ovi_denoiser_new_filtered with this placement: switches the fusion
  * model's block streaming on or off per the plan (a GPU backend switches
  * it on by itself when the filter leaves blocks in host memory; the CPU
  * backend, whose device memory is host memory, needs this call). */
-void ovi_placement_attach_denoiser(const OviPlacement *pl, OviDenoiser *d);
+void ovi_placement_attach_denoiser (const OviPlacement *pl, OviDenoiser *d);
 
 /* An OOM message: what was needed, what is free, which mode would fit. */
-char *ovi_placement_oom_advice(const OviPlacementModel *model,
-                               const OviPlacementPlan *plan, int width,
-                               int height, gsize act_dtype_size,
-                               guint64 device_free);
+char *ovi_placement_oom_advice (const OviPlacementModel *model,
+                                const OviPlacementPlan *plan, int width,
+                                int height, gsize act_dtype_size,
+                                guint64 device_free);
 
 /* When `error` is an OVI_ERROR_OUT_OF_MEMORY, appends the advice above to
  * its message ("...: <what failed>. vram-mode X needs about N but M is
  * free; vram-mode Y would fit") and returns TRUE; other errors are left
  * alone (FALSE). For the elements, on a failed run. */
-gboolean ovi_placement_explain_oom(GError *error,
-                                   const OviPlacementModel *model,
-                                   const OviPlacementPlan *plan, int width,
-                                   int height, gsize act_dtype_size,
-                                   guint64 device_free);
+gboolean ovi_placement_explain_oom (GError *error,
+                                    const OviPlacementModel *model,
+                                    const OviPlacementPlan *plan, int width,
+                                    int height, gsize act_dtype_size,
+                                    guint64 device_free);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviPlacement, ovi_placement_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviPlacement, ovi_placement_free)
 
 G_END_DECLS

@@ -27,23 +27,23 @@ typedef enum {
   OVI_QUANT_I8_PER_CHANNEL, /* I8, scale[out] = amax(row) / 127 */
 } OviQuantKind;
 
-const char *ovi_quant_kind_to_string(OviQuantKind kind);
-OviDType ovi_quant_kind_dtype(OviQuantKind kind); /* NONE: F32 */
+const char *ovi_quant_kind_to_string (OviQuantKind kind);
+OviDType ovi_quant_kind_dtype (OviQuantKind kind); /* NONE: F32 */
 
 /* TRUE when the policy quantises the tensor `name` of original rank
  * `ndim` (before any flattening of conv weights). */
-gboolean ovi_quantize_wants(OviQuantKind kind, const char *name, int ndim);
+gboolean ovi_quantize_wants (OviQuantKind kind, const char *name, int ndim);
 
 /* A new host tensor holding `src` (any float dtype, host, any strides,
  * scale applied) quantised per `kind`; dim 0 is the output channel. Rank
  * >= 1. NONE: a contiguous F32 copy. Fails (OVI_ERROR_INVALID_ARGUMENT)
  * on device tensors, non-float dtypes or non-finite values (naming
  * `what`). */
-OviTensor *ovi_quantize_tensor(const OviTensor *src, OviQuantKind kind,
-                               const char *what, GError **error);
+OviTensor *ovi_quantize_tensor (const OviTensor *src, OviQuantKind kind,
+                                const char *what, GError **error);
 
 /* Relative L2 error |q - w| / |w| of a quantised tensor against its
  * source (both dequantised to f64). */
-double ovi_quantize_rel_l2(const OviTensor *quantised, const OviTensor *src);
+double ovi_quantize_rel_l2 (const OviTensor *quantised, const OviTensor *src);
 
 G_END_DECLS

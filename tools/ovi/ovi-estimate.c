@@ -12,13 +12,13 @@
 #include <string.h>
 
 static gboolean
-parse_int(const char *s, int *out)
+parse_int (const char *s, int *out)
 {
   char *end = NULL;
   long v;
 
   errno = 0;
-  v = strtol(s, &end, 10);
+  v = strtol (s, &end, 10);
   if (errno || end == s || *end || v < 0 || v > G_MAXINT)
     return FALSE;
   *out = (int) v;
@@ -26,13 +26,13 @@ parse_int(const char *s, int *out)
 }
 
 static gboolean
-parse_gb(const char *s, guint64 *out)
+parse_gb (const char *s, guint64 *out)
 {
   char *end = NULL;
   double v;
 
   errno = 0;
-  v = g_ascii_strtod(s, &end);
+  v = g_ascii_strtod (s, &end);
   if (errno || end == s || *end || !(v >= 0) || v > 1e6)
     return FALSE;
   *out = (guint64) (v * (double) ((guint64) 1 << 30));
@@ -40,9 +40,9 @@ parse_gb(const char *s, guint64 *out)
 }
 
 static void
-usage(void)
+usage (void)
 {
-  printf(
+  printf (
       "Usage: ovi estimate [--model VARIANT | --model-dir DIR] [--vram-mode "
       "MODE]\n"
       "                    [--gpu-allocation A] [--width W --height H]\n"
@@ -62,7 +62,7 @@ usage(void)
 }
 
 int
-ovi_cmd_estimate(int argc, char **argv)
+ovi_cmd_estimate (int argc, char **argv)
 {
   const char *variant = "720x720_5s", *model_dir = NULL, *mode_name = "all",
              *alloc_name = "single";
@@ -79,96 +79,99 @@ ovi_cmd_estimate(int argc, char **argv)
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      usage();
+    if (strcmp (a, "--help") == 0 || strcmp (a, "-h") == 0) {
+      usage ();
       return 0;
     }
     if (a[0] != '-' || v == NULL)
-      return ovi_cli_fail("estimate: '%s' %s", a,
-                          a[0] == '-' ? "needs a value"
-                                      : "is not an option (see --help)");
+      return ovi_cli_fail ("estimate: '%s' %s", a,
+                           a[0] == '-' ? "needs a value"
+                                       : "is not an option (see --help)");
     i++;
-    if (strcmp(a, "--model") == 0)
+    if (strcmp (a, "--model") == 0)
       variant = v;
-    else if (strcmp(a, "--model-dir") == 0)
+    else if (strcmp (a, "--model-dir") == 0)
       model_dir = v;
-    else if (strcmp(a, "--vram-mode") == 0)
+    else if (strcmp (a, "--vram-mode") == 0)
       mode_name = v;
-    else if (strcmp(a, "--gpu-allocation") == 0)
+    else if (strcmp (a, "--gpu-allocation") == 0)
       alloc_name = v;
-    else if (strcmp(a, "--width") == 0) {
-      if (!parse_int(v, &width) || width == 0)
-        return ovi_cli_fail("estimate: --width '%s' is not a positive integer",
-                            v);
-    } else if (strcmp(a, "--height") == 0) {
-      if (!parse_int(v, &height) || height == 0)
-        return ovi_cli_fail("estimate: --height '%s' is not a positive integer",
-                            v);
-    } else if (strcmp(a, "--act-bytes") == 0) {
-      if (!parse_int(v, &act) || (act != 2 && act != 4))
-        return ovi_cli_fail("estimate: --act-bytes must be 2 or 4, not '%s'",
-                            v);
-    } else if (strcmp(a, "--device-free-gb") == 0) {
-      if (!parse_gb(v, &device_free))
-        return ovi_cli_fail("estimate: --device-free-gb '%s' is not a size", v);
+    else if (strcmp (a, "--width") == 0) {
+      if (!parse_int (v, &width) || width == 0)
+        return ovi_cli_fail ("estimate: --width '%s' is not a positive integer",
+                             v);
+    } else if (strcmp (a, "--height") == 0) {
+      if (!parse_int (v, &height) || height == 0)
+        return ovi_cli_fail (
+            "estimate: --height '%s' is not a positive integer", v);
+    } else if (strcmp (a, "--act-bytes") == 0) {
+      if (!parse_int (v, &act) || (act != 2 && act != 4))
+        return ovi_cli_fail ("estimate: --act-bytes must be 2 or 4, not '%s'",
+                             v);
+    } else if (strcmp (a, "--device-free-gb") == 0) {
+      if (!parse_gb (v, &device_free))
+        return ovi_cli_fail ("estimate: --device-free-gb '%s' is not a size",
+                             v);
       have_free = TRUE;
-    } else if (strcmp(a, "--host-budget-gb") == 0) {
-      if (!parse_gb(v, &host_budget))
-        return ovi_cli_fail("estimate: --host-budget-gb '%s' is not a size", v);
+    } else if (strcmp (a, "--host-budget-gb") == 0) {
+      if (!parse_gb (v, &host_budget))
+        return ovi_cli_fail ("estimate: --host-budget-gb '%s' is not a size",
+                             v);
     } else
-      return ovi_cli_fail("estimate: unknown option '%s' (see --help)", a);
+      return ovi_cli_fail ("estimate: unknown option '%s' (see --help)", a);
   }
   if ((width == 0) != (height == 0))
-    return ovi_cli_fail("estimate: give both --width and --height");
-  all = g_ascii_strcasecmp(mode_name, "all") == 0;
-  if (!all && !ovi_vram_mode_from_string(mode_name, &mode, &error))
-    return ovi_cli_fail_error(error);
-  if (!ovi_gpu_allocation_from_string(alloc_name, &alloc, &error))
-    return ovi_cli_fail_error(error);
+    return ovi_cli_fail ("estimate: give both --width and --height");
+  all = g_ascii_strcasecmp (mode_name, "all") == 0;
+  if (!all && !ovi_vram_mode_from_string (mode_name, &mode, &error))
+    return ovi_cli_fail_error (error);
+  if (!ovi_gpu_allocation_from_string (alloc_name, &alloc, &error))
+    return ovi_cli_fail_error (error);
 
   if (model_dir) {
-    g_autoptr(OviModelPaths) paths
-        = ovi_model_paths_resolve(model_dir, NULL, &error);
-    if (paths == NULL || !ovi_placement_model_init(&model, paths, NULL, &error))
-      return ovi_cli_fail_error(error);
-  } else if (!ovi_placement_model_init(&model, NULL, variant, &error)) {
-    return ovi_cli_fail_error(error);
+    g_autoptr (OviModelPaths) paths
+        = ovi_model_paths_resolve (model_dir, NULL, &error);
+    if (paths == NULL
+        || !ovi_placement_model_init (&model, paths, NULL, &error))
+      return ovi_cli_fail_error (error);
+  } else if (!ovi_placement_model_init (&model, NULL, variant, &error)) {
+    return ovi_cli_fail_error (error);
   }
   if (width > 0) {
     int w = width, h = height;
-    if (!ovi_snap_hw_t2v(height, width, model.target_area, &h, &w, &error)) {
-      ovi_placement_model_clear(&model);
-      return ovi_cli_fail_error(error);
+    if (!ovi_snap_hw_t2v (height, width, model.target_area, &h, &w, &error)) {
+      ovi_placement_model_clear (&model);
+      return ovi_cli_fail_error (error);
     }
     if (w != width || h != height)
-      printf("frame size %dx%d snapped to %dx%d (target area %" G_GINT64_FORMAT
-             ")\n",
-             width, height, w, h, model.target_area);
+      printf ("frame size %dx%d snapped to %dx%d (target area %" G_GINT64_FORMAT
+              ")\n",
+              width, height, w, h, model.target_area);
     width = w;
     height = h;
   }
-  printf("model %s: DiT %d layers, dim %d, %d + %d latents per clip\n",
-         model.variant, model.dims.num_layers, model.dims.dim,
-         model.video_latent_frames, model.audio_latent_length);
+  printf ("model %s: DiT %d layers, dim %d, %d + %d latents per clip\n",
+          model.variant, model.dims.num_layers, model.dims.dim,
+          model.video_latent_frames, model.audio_latent_length);
 
   if (!have_free && (mode == OVI_VRAM_MODE_AUTO || all)) {
     g_autofree char *reason = NULL;
-    g_autoptr(GPtrArray) gpus = ovi_gpu_manager_list(&reason);
-    int pick = ovi_gpu_manager_pick(gpus);
+    g_autoptr (GPtrArray) gpus = ovi_gpu_manager_list (&reason);
+    int pick = ovi_gpu_manager_pick (gpus);
     for (guint i = 0; i < gpus->len; i++) {
-      OviGpuInfo *g = g_ptr_array_index(gpus, i);
-      g_autofree char *fr = ovi_format_bytes(g->free_bytes);
-      g_autofree char *tot = ovi_format_bytes(g->total_bytes);
-      printf("GPU %d: %s, %s free of %s, sm_%d%d%s\n", g->index, g->name, fr,
-             tot, g->cc_major, g->cc_minor,
-             g->index == pick ? " (auto picks this one)" : "");
+      OviGpuInfo *g = g_ptr_array_index (gpus, i);
+      g_autofree char *fr = ovi_format_bytes (g->free_bytes);
+      g_autofree char *tot = ovi_format_bytes (g->total_bytes);
+      printf ("GPU %d: %s, %s free of %s, sm_%d%d%s\n", g->index, g->name, fr,
+              tot, g->cc_major, g->cc_minor,
+              g->index == pick ? " (auto picks this one)" : "");
       if (g->index == pick) {
         device_free = g->free_bytes;
         have_free = TRUE;
       }
     }
     if (gpus->len == 0)
-      printf("GPUs: none (%s)\n", reason ? reason : "?");
+      printf ("GPUs: none (%s)\n", reason ? reason : "?");
   }
 
   int status = 0;
@@ -176,46 +179,46 @@ ovi_cmd_estimate(int argc, char **argv)
     for (OviVramMode m = OVI_VRAM_MODE_STANDARD; m < OVI_N_VRAM_MODES; m++) {
       OviPlacementPlan plan;
       OviPlacementEstimate est;
-      if (!ovi_placement_plan_for_mode(m, alloc, host_budget, &plan, &error)
-          || !ovi_placement_estimate(&model, &plan, width, height, act, &est,
-                                     &error)) {
-        ovi_placement_model_clear(&model);
-        return ovi_cli_fail_error(error);
+      if (!ovi_placement_plan_for_mode (m, alloc, host_budget, &plan, &error)
+          || !ovi_placement_estimate (&model, &plan, width, height, act, &est,
+                                      &error)) {
+        ovi_placement_model_clear (&model);
+        return ovi_cli_fail_error (error);
       }
-      g_autofree char *s = ovi_placement_estimate_to_string(&est);
-      printf("%s\n", s);
+      g_autofree char *s = ovi_placement_estimate_to_string (&est);
+      printf ("%s\n", s);
     }
   }
   if (mode == OVI_VRAM_MODE_AUTO || !all) {
     OviPlacementEstimate est;
     if (mode == OVI_VRAM_MODE_AUTO && !have_free) {
-      printf("vram-mode auto: no free device memory known (no GPU; give "
-             "--device-free-gb)\n");
+      printf ("vram-mode auto: no free device memory known (no GPU; give "
+              "--device-free-gb)\n");
     } else if (!have_free) {
       OviPlacementPlan plan;
-      if (!ovi_placement_plan_for_mode(mode, alloc, host_budget, &plan, &error)
-          || !ovi_placement_estimate(&model, &plan, width, height, act, &est,
-                                     &error)) {
-        ovi_placement_model_clear(&model);
-        return ovi_cli_fail_error(error);
+      if (!ovi_placement_plan_for_mode (mode, alloc, host_budget, &plan, &error)
+          || !ovi_placement_estimate (&model, &plan, width, height, act, &est,
+                                      &error)) {
+        ovi_placement_model_clear (&model);
+        return ovi_cli_fail_error (error);
       }
-      g_autofree char *s = ovi_placement_estimate_to_string(&est);
-      printf("%s\n", s);
-    } else if (ovi_placement_choose(&model, mode, alloc, width, height, act,
-                                    device_free, host_budget, &est, &error)) {
-      g_autofree char *s = ovi_placement_estimate_to_string(&est);
-      g_autofree char *fr = ovi_format_bytes(device_free);
+      g_autofree char *s = ovi_placement_estimate_to_string (&est);
+      printf ("%s\n", s);
+    } else if (ovi_placement_choose (&model, mode, alloc, width, height, act,
+                                     device_free, host_budget, &est, &error)) {
+      g_autofree char *s = ovi_placement_estimate_to_string (&est);
+      g_autofree char *fr = ovi_format_bytes (device_free);
       if (!all || mode != OVI_VRAM_MODE_AUTO)
-        printf("%s\n", s);
-      printf("vram-mode %s: %s fits in %s free\n",
-             ovi_vram_mode_to_string(mode),
-             ovi_vram_mode_to_string(est.plan.mode), fr);
+        printf ("%s\n", s);
+      printf ("vram-mode %s: %s fits in %s free\n",
+              ovi_vram_mode_to_string (mode),
+              ovi_vram_mode_to_string (est.plan.mode), fr);
     } else {
-      fprintf(stderr, "ovi: %s\n", error->message);
-      g_clear_error(&error);
+      fprintf (stderr, "ovi: %s\n", error->message);
+      g_clear_error (&error);
       status = 2;
     }
   }
-  ovi_placement_model_clear(&model);
+  ovi_placement_model_clear (&model);
   return status;
 }
