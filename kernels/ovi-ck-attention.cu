@@ -19,7 +19,7 @@
 
 template <int DPL>
 static __global__ void
-__launch_bounds__(WARPS * 32) k_attn_tiled(OviCkAttention p)
+__launch_bounds__ (WARPS * 32) k_attn_tiled (OviCkAttention p)
 {
   extern __shared__ float sm[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -36,30 +36,31 @@ __launch_bounds__(WARPS * 32) k_attn_tiled(OviCkAttention p)
 
   if (valid)
     for (int d = lane; d < D; d += 32)
-      qs[d]
-          = ck_ld(p.q, p.qdt, b * p.qs0 + qi * p.qs1 + h * p.qs2 + d) * p.scale;
+      qs[d] = ck_ld (p.q, p.qdt, b * p.qs0 + qi * p.qs1 + h * p.qs2 + d)
+              * p.scale;
 #pragma unroll
   for (int i = 0; i < DPL; i++)
     acc[i] = 0.0f;
 
   for (int64_t t0 = 0; t0 < klen; t0 += KT) {
-    __syncthreads(); /* the previous tile is consumed; qs is visible */
+    __syncthreads (); /* the previous tile is consumed; qs is visible */
     for (int idx = threadIdx.x; idx < KT * D; idx += blockDim.x) {
       int j = idx / D, d = idx - j * D;
       int64_t kk = t0 + j;
       ks[j * (D + 1) + d]
           = kk < klen
-                ? ck_ld(p.k, p.kdt, b * p.ks0 + kk * p.ks1 + h * p.ks2 + d)
+                ? ck_ld (p.k, p.kdt, b * p.ks0 + kk * p.ks1 + h * p.ks2 + d)
                 : 0.0f;
     }
     for (int idx = threadIdx.x; idx < KT * Dv; idx += blockDim.x) {
       int j = idx / Dv, d = idx - j * Dv;
       int64_t kk = t0 + j;
-      vs[j * Dv + d] = kk < klen ? ck_ld(p.v, p.vdt,
-                                         b * p.vs0 + kk * p.vs1 + h * p.vs2 + d)
-                                 : 0.0f;
+      vs[j * Dv + d]
+          = kk < klen
+                ? ck_ld (p.v, p.vdt, b * p.vs0 + kk * p.vs1 + h * p.vs2 + d)
+                : 0.0f;
     }
-    __syncthreads();
+    __syncthreads ();
     if (valid) { /* warp-uniform */
       const int64_t kk = t0 + lane;
       float s = -INFINITY, mt, mn;
@@ -70,21 +71,21 @@ __launch_bounds__(WARPS * 32) k_attn_tiled(OviCkAttention p)
         for (int d = 0; d < D; d++)
           dot += qs[d] * kr[d];
         if (p.bias)
-          dot += ck_ld(p.bias, p.bdt,
-                       b * p.bs0 + h * p.bs1 + qi * p.bs2 + kk * p.bs3);
+          dot += ck_ld (p.bias, p.bdt,
+                        b * p.bs0 + h * p.bs1 + qi * p.bs2 + kk * p.bs3);
         s = dot;
       }
-      mt = ck_warp_max(s);
-      mn = fmaxf(m, mt);
+      mt = ck_warp_max (s);
+      mn = fmaxf (m, mt);
       if (mn != -INFINITY) { /* warp-uniform: m and mt are */
-        float corr = expf(m - mn);
-        float pj = s == -INFINITY ? 0.0f : expf(s - mn);
-        l = l * corr + ck_warp_sum(pj);
+        float corr = expf (m - mn);
+        float pj = s == -INFINITY ? 0.0f : expf (s - mn);
+        l = l * corr + ck_warp_sum (pj);
 #pragma unroll
         for (int i = 0; i < DPL; i++)
           acc[i] *= corr;
         for (int j = 0; j < KT; j++) {
-          float pb = __shfl_sync(0xffffffffu, pj, j);
+          float pb = __shfl_sync (0xffffffffu, pj, j);
 #pragma unroll
           for (int i = 0; i < DPL; i++) {
             int d = lane + 32 * i;
@@ -102,15 +103,15 @@ __launch_bounds__(WARPS * 32) k_attn_tiled(OviCkAttention p)
     for (int i = 0; i < DPL; i++) {
       int d = lane + 32 * i;
       if (d < Dv)
-        ck_st(p.out, p.odt, ((b * p.Lq + qi) * p.H + h) * p.Dv + d,
-              acc[i] * inv);
+        ck_st (p.out, p.odt, ((b * p.Lq + qi) * p.H + h) * p.Dv + d,
+               acc[i] * inv);
     }
   }
 }
 
 template <int DPL>
 static __global__ void
-__launch_bounds__(WARPS * 32) k_attn_rowwise(OviCkAttention p)
+__launch_bounds__ (WARPS * 32) k_attn_rowwise (OviCkAttention p)
 {
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t b = blockIdx.z, h = blockIdx.y;
@@ -126,7 +127,7 @@ __launch_bounds__(WARPS * 32) k_attn_rowwise(OviCkAttention p)
 #pragma unroll
   for (int i = 0; i < DPL; i++) {
     int d = lane + 32 * i;
-    qr[i] = d < D ? ck_ld(p.q, p.qdt, b * p.qs0 + qi * p.qs1 + h * p.qs2 + d)
+    qr[i] = d < D ? ck_ld (p.q, p.qdt, b * p.qs0 + qi * p.qs1 + h * p.qs2 + d)
                         * p.scale
                   : 0.0f;
     acc[i] = 0.0f;
@@ -138,17 +139,17 @@ __launch_bounds__(WARPS * 32) k_attn_rowwise(OviCkAttention p)
       int d = lane + 32 * i;
       if (d < D)
         part += qr[i]
-                * ck_ld(p.k, p.kdt, b * p.ks0 + kk * p.ks1 + h * p.ks2 + d);
+                * ck_ld (p.k, p.kdt, b * p.ks0 + kk * p.ks1 + h * p.ks2 + d);
     }
-    s = ck_warp_sum(part);
+    s = ck_warp_sum (part);
     if (p.bias)
-      s += ck_ld(p.bias, p.bdt,
-                 b * p.bs0 + h * p.bs1 + qi * p.bs2 + kk * p.bs3);
-    mn = fmaxf(m, s);
+      s += ck_ld (p.bias, p.bdt,
+                  b * p.bs0 + h * p.bs1 + qi * p.bs2 + kk * p.bs3);
+    mn = fmaxf (m, s);
     if (mn == -INFINITY)
       continue;
-    corr = expf(m - mn);
-    pj = expf(s - mn);
+    corr = expf (m - mn);
+    pj = expf (s - mn);
     l = l * corr + pj;
 #pragma unroll
     for (int i = 0; i < DPL; i++) {
@@ -156,7 +157,7 @@ __launch_bounds__(WARPS * 32) k_attn_rowwise(OviCkAttention p)
       acc[i] *= corr;
       if (d < Dv)
         acc[i]
-            += pj * ck_ld(p.v, p.vdt, b * p.vs0 + kk * p.vs1 + h * p.vs2 + d);
+            += pj * ck_ld (p.v, p.vdt, b * p.vs0 + kk * p.vs1 + h * p.vs2 + d);
     }
     m = mn;
   }
@@ -165,34 +166,35 @@ __launch_bounds__(WARPS * 32) k_attn_rowwise(OviCkAttention p)
   for (int i = 0; i < DPL; i++) {
     int d = lane + 32 * i;
     if (d < Dv)
-      ck_st(p.out, p.odt, ((b * p.Lq + qi) * p.H + h) * p.Dv + d, acc[i] * inv);
+      ck_st (p.out, p.odt, ((b * p.Lq + qi) * p.H + h) * p.Dv + d,
+             acc[i] * inv);
   }
 }
 
 extern "C" cudaError_t
-ovi_ck_attention(cudaStream_t stream, const OviCkAttention *p)
+ovi_ck_attention (cudaStream_t stream, const OviCkAttention *p)
 {
   int64_t maxd = p->D > p->Dv ? p->D : p->Dv;
   int64_t gx = (p->Lq + WARPS - 1) / WARPS;
-  dim3 grid, block(WARPS * 32);
-  size_t smem = sizeof(float) * (WARPS * p->D + KT * (p->D + 1) + KT * p->Dv);
+  dim3 grid, block (WARPS * 32);
+  size_t smem = sizeof (float) * (WARPS * p->D + KT * (p->D + 1) + KT * p->Dv);
 
   if (p->B <= 0 || p->Lq <= 0 || p->H <= 0 || p->Dv <= 0)
     return cudaSuccess;
   if (maxd > 1024 || p->H > 65535 || p->B > 65535 || gx > 0x7fffffffLL)
     return cudaErrorInvalidValue;
-  grid = dim3((unsigned) gx, (unsigned) p->H, (unsigned) p->B);
+  grid = dim3 ((unsigned) gx, (unsigned) p->H, (unsigned) p->B);
   if (maxd <= 32)
-    k_attn_tiled<1><<<grid, block, smem, stream>>>(*p);
+    k_attn_tiled<1><<<grid, block, smem, stream>>> (*p);
   else if (maxd <= 64)
-    k_attn_tiled<2><<<grid, block, smem, stream>>>(*p);
+    k_attn_tiled<2><<<grid, block, smem, stream>>> (*p);
   else if (maxd <= 128)
-    k_attn_tiled<4><<<grid, block, smem, stream>>>(*p);
+    k_attn_tiled<4><<<grid, block, smem, stream>>> (*p);
   else if (maxd <= 256)
-    k_attn_rowwise<8><<<grid, block, 0, stream>>>(*p);
+    k_attn_rowwise<8><<<grid, block, 0, stream>>> (*p);
   else if (maxd <= 512)
-    k_attn_rowwise<16><<<grid, block, 0, stream>>>(*p);
+    k_attn_rowwise<16><<<grid, block, 0, stream>>> (*p);
   else
-    k_attn_rowwise<32><<<grid, block, 0, stream>>>(*p);
-  return cudaGetLastError();
+    k_attn_rowwise<32><<<grid, block, 0, stream>>> (*p);
+  return cudaGetLastError ();
 }

@@ -13,32 +13,32 @@
 #define OVI_CK_THREADS 256
 
 static __device__ __forceinline__ float
-ck_f8_to_f32(uint8_t v)
+ck_f8_to_f32 (uint8_t v)
 {
   int s = v >> 7, e = (v >> 3) & 15, m = v & 7;
   float r;
 
   if (e == 15 && m == 7)
-    r = __int_as_float(0x7fc00000);
+    r = __int_as_float (0x7fc00000);
   else if (e == 0)
-    r = ldexpf((float) m, -9); /* m / 8 * 2^-6 */
+    r = ldexpf ((float) m, -9); /* m / 8 * 2^-6 */
   else
-    r = ldexpf(1.0f + (float) m * 0.125f, e - 7);
+    r = ldexpf (1.0f + (float) m * 0.125f, e - 7);
   return s ? -r : r;
 }
 
 static __device__ __forceinline__ float
-ck_ld(const void *p, int dt, int64_t o)
+ck_ld (const void *p, int dt, int64_t o)
 {
   switch (dt) {
     case OVI_CK_F32:
       return ((const float *) p)[o];
     case OVI_CK_BF16:
-      return __uint_as_float(((unsigned) ((const uint16_t *) p)[o]) << 16);
+      return __uint_as_float (((unsigned) ((const uint16_t *) p)[o]) << 16);
     case OVI_CK_F16:
-      return __half2float(((const __half *) p)[o]);
+      return __half2float (((const __half *) p)[o]);
     case OVI_CK_F8_E4M3:
-      return ck_f8_to_f32(((const uint8_t *) p)[o]);
+      return ck_f8_to_f32 (((const uint8_t *) p)[o]);
     case OVI_CK_I8:
       return (float) ((const int8_t *) p)[o];
     case OVI_CK_F64:
@@ -57,38 +57,38 @@ ck_ld(const void *p, int dt, int64_t o)
 }
 
 static __device__ __forceinline__ void
-ck_st(void *p, int dt, int64_t o, float v)
+ck_st (void *p, int dt, int64_t o, float v)
 {
   switch (dt) {
     case OVI_CK_F32:
       ((float *) p)[o] = v;
       break;
     case OVI_CK_BF16:
-      ((__nv_bfloat16 *) p)[o] = __float2bfloat16_rn(v);
+      ((__nv_bfloat16 *) p)[o] = __float2bfloat16_rn (v);
       break;
     case OVI_CK_F16:
-      ((__half *) p)[o] = __float2half_rn(v);
+      ((__half *) p)[o] = __float2half_rn (v);
       break;
     case OVI_CK_F8_E4M3:
       ((uint8_t *) p)[o]
-          = (uint8_t) __nv_cvt_float_to_fp8(v, __NV_SATFINITE, __NV_E4M3);
+          = (uint8_t) __nv_cvt_float_to_fp8 (v, __NV_SATFINITE, __NV_E4M3);
       break;
     case OVI_CK_I8:
       ((int8_t *) p)[o]
-          = (int8_t) (isnan(v) ? 0.0f
-                               : rintf(fminf(fmaxf(v, -128.0f), 127.0f)));
+          = (int8_t) (isnan (v) ? 0.0f
+                                : rintf (fminf (fmaxf (v, -128.0f), 127.0f)));
       break;
     case OVI_CK_F64:
       ((double *) p)[o] = v;
       break;
     case OVI_CK_I64:
-      ((long long *) p)[o] = isfinite(v) ? (long long) v : 0;
+      ((long long *) p)[o] = isfinite (v) ? (long long) v : 0;
       break;
     case OVI_CK_I32:
-      ((int *) p)[o] = isfinite(v) ? (int) v : 0;
+      ((int *) p)[o] = isfinite (v) ? (int) v : 0;
       break;
     case OVI_CK_U8:
-      ((uint8_t *) p)[o] = isfinite(v) ? (uint8_t) (int) v : 0;
+      ((uint8_t *) p)[o] = isfinite (v) ? (uint8_t) (int) v : 0;
       break;
     case OVI_CK_BOOL:
       ((uint8_t *) p)[o] = v != 0.0f;
@@ -100,7 +100,7 @@ ck_st(void *p, int dt, int64_t o, float v)
 
 /* element offset of linear index i of the target shape */
 static __device__ __forceinline__ int64_t
-ck_off(const OviCkDesc &d, int64_t i)
+ck_off (const OviCkDesc &d, int64_t i)
 {
   int64_t off = 0;
 
@@ -115,7 +115,7 @@ ck_off(const OviCkDesc &d, int64_t i)
 
 /* element offset of the start of row r (dims 0..nd-2) */
 static __device__ __forceinline__ int64_t
-ck_row_off(const OviCkDesc &d, int64_t r)
+ck_row_off (const OviCkDesc &d, int64_t r)
 {
   int64_t off = 0;
 
@@ -129,35 +129,35 @@ ck_row_off(const OviCkDesc &d, int64_t r)
 }
 
 static __device__ __forceinline__ int64_t
-ck_col_stride(const OviCkDesc &d)
+ck_col_stride (const OviCkDesc &d)
 {
   return d.nd > 0 ? d.stride[d.nd - 1] : 0;
 }
 
 static __device__ __forceinline__ float
-ck_scale(const OviCkScale &s, int64_t i)
+ck_scale (const OviCkScale &s, int64_t i)
 {
   if (s.data == NULL)
     return 1.0f;
-  return ck_ld(s.data, s.dtype, (i / s.div) * s.stride);
+  return ck_ld (s.data, s.dtype, (i / s.div) * s.stride);
 }
 
 /* activation codes: OviActivation */
 static __device__ __forceinline__ float
-ck_act(float x, int act)
+ck_act (float x, int act)
 {
   switch (act) {
     case 1: /* GELU tanh, written as in the CPU backend */
       return x
              / (1.0f
-                + expf(-2.0f * 0.7978845608028654f
-                       * (x + 0.044715f * x * x * x)));
+                + expf (-2.0f * 0.7978845608028654f
+                        * (x + 0.044715f * x * x * x)));
     case 2: /* GELU erf */
-      return 0.5f * x * erfcf(-x * 0.7071067811865476f);
+      return 0.5f * x * erfcf (-x * 0.7071067811865476f);
     case 3: /* SiLU */
-      return x / (1.0f + expf(-x));
+      return x / (1.0f + expf (-x));
     case 4:
-      return tanhf(x);
+      return tanhf (x);
     case 5:
       return x > 0.0f ? x : 0.0f;
     default:
@@ -166,68 +166,68 @@ ck_act(float x, int act)
 }
 
 static __device__ __forceinline__ float
-ck_warp_sum(float v)
+ck_warp_sum (float v)
 {
   for (int o = 16; o > 0; o >>= 1)
-    v += __shfl_xor_sync(0xffffffffu, v, o);
+    v += __shfl_xor_sync (0xffffffffu, v, o);
   return v;
 }
 
 static __device__ __forceinline__ float
-ck_warp_max(float v)
+ck_warp_max (float v)
 {
   for (int o = 16; o > 0; o >>= 1)
-    v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    v = fmaxf (v, __shfl_xor_sync (0xffffffffu, v, o));
   return v;
 }
 
 /* block-wide sum / max for blockDim.x a multiple of 32 (<= 1024); every
  * thread gets the result. `sh` holds 33 floats. */
 static __device__ __forceinline__ float
-ck_block_sum(float v, float *sh)
+ck_block_sum (float v, float *sh)
 {
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int nw = blockDim.x >> 5;
 
-  v = ck_warp_sum(v);
-  __syncthreads(); /* sh may still be read from a previous reduction */
+  v = ck_warp_sum (v);
+  __syncthreads (); /* sh may still be read from a previous reduction */
   if (lane == 0)
     sh[warp] = v;
-  __syncthreads();
+  __syncthreads ();
   if (warp == 0) {
     float t = lane < nw ? sh[lane] : 0.0f;
-    t = ck_warp_sum(t);
+    t = ck_warp_sum (t);
     if (lane == 0)
       sh[32] = t;
   }
-  __syncthreads();
+  __syncthreads ();
   return sh[32];
 }
 
 static __device__ __forceinline__ float
-ck_block_max(float v, float *sh)
+ck_block_max (float v, float *sh)
 {
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int nw = blockDim.x >> 5;
 
-  v = ck_warp_max(v);
-  __syncthreads();
+  v = ck_warp_max (v);
+  __syncthreads ();
   if (lane == 0)
     sh[warp] = v;
-  __syncthreads();
+  __syncthreads ();
   if (warp == 0) {
     float t = lane < nw ? sh[lane] : -INFINITY;
-    t = ck_warp_max(t);
+    t = ck_warp_max (t);
     if (lane == 0)
       sh[32] = t;
   }
-  __syncthreads();
+  __syncthreads ();
   return sh[32];
 }
 
 /* blocks for a grid-stride loop over n items */
 static inline unsigned
-ck_blocks(int64_t n, int threads)
+ck_blocks (int64_t n, int threads)
 {
   int64_t b = (n + threads - 1) / threads;
 

@@ -6,16 +6,16 @@
 /* ---- copy / fill ---- */
 
 static __global__ void
-k_copy(OviCkDesc dd, int64_t n, OviCkDesc src, OviCkScale ss, OviCkScale ds,
-       int raw)
+k_copy (OviCkDesc dd, int64_t n, OviCkDesc src, OviCkScale ss, OviCkScale ds,
+        int raw)
 {
   void *dst = (void *) dd.data;
   const int ddt = dd.dtype;
 
   for (int64_t i0 = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i0 < n;
        i0 += (int64_t) gridDim.x * blockDim.x) {
-    int64_t o = ck_off(src, i0);
-    int64_t i = ck_off(dd, i0); /* dst element offset */
+    int64_t o = ck_off (src, i0);
+    int64_t i = ck_off (dd, i0); /* dst element offset */
     if (raw) {
       switch (raw) {
         case 1:
@@ -32,61 +32,61 @@ k_copy(OviCkDesc dd, int64_t n, OviCkDesc src, OviCkScale ss, OviCkScale ds,
           break;
       }
     } else {
-      float v = ck_ld(src.data, src.dtype, o);
+      float v = ck_ld (src.data, src.dtype, o);
       if (ss.data)
-        v *= ck_scale(ss, i0);
+        v *= ck_scale (ss, i0);
       if (ds.data)
-        v /= ck_scale(ds, i0);
-      ck_st(dst, ddt, i, v);
+        v /= ck_scale (ds, i0);
+      ck_st (dst, ddt, i, v);
     }
   }
 }
 
 extern "C" cudaError_t
-ovi_ck_copy(cudaStream_t stream, OviCkDesc dst, int64_t n, OviCkDesc src,
-            OviCkScale src_scale, OviCkScale dst_scale, int raw)
+ovi_ck_copy (cudaStream_t stream, OviCkDesc dst, int64_t n, OviCkDesc src,
+             OviCkScale src_scale, OviCkScale dst_scale, int raw)
 {
   if (n <= 0)
     return cudaSuccess;
-  k_copy<<<ck_blocks(n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>>(
+  k_copy<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
       dst, n, src, src_scale, dst_scale, raw);
-  return cudaGetLastError();
+  return cudaGetLastError ();
 }
 
 static __global__ void
-k_fill(void *dst, int ddt, int64_t n, float value, OviCkScale ds)
+k_fill (void *dst, int ddt, int64_t n, float value, OviCkScale ds)
 {
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t) gridDim.x * blockDim.x)
-    ck_st(dst, ddt, i, ds.data ? value / ck_scale(ds, i) : value);
+    ck_st (dst, ddt, i, ds.data ? value / ck_scale (ds, i) : value);
 }
 
 extern "C" cudaError_t
-ovi_ck_fill(cudaStream_t stream, void *dst, int dst_dtype, int64_t n,
-            float value, OviCkScale dst_scale)
+ovi_ck_fill (cudaStream_t stream, void *dst, int dst_dtype, int64_t n,
+             float value, OviCkScale dst_scale)
 {
   if (n <= 0)
     return cudaSuccess;
-  k_fill<<<ck_blocks(n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>>(
+  k_fill<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
       dst, dst_dtype, n, value, dst_scale);
-  return cudaGetLastError();
+  return cudaGetLastError ();
 }
 
 /* ---- elementwise ---- */
 
 static __global__ void
-k_ew(void *out, int odt, int64_t n, int code, int act, float f0, float f1,
-     OviCkDesc a, OviCkDesc b, OviCkDesc c)
+k_ew (void *out, int odt, int64_t n, int code, int act, float f0, float f1,
+      OviCkDesc a, OviCkDesc b, OviCkDesc c)
 {
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t) gridDim.x * blockDim.x) {
-    float x = ck_ld(a.data, a.dtype, ck_off(a, i));
-    float y = b.data ? ck_ld(b.data, b.dtype, ck_off(b, i)) : 0.0f;
+    float x = ck_ld (a.data, a.dtype, ck_off (a, i));
+    float y = b.data ? ck_ld (b.data, b.dtype, ck_off (b, i)) : 0.0f;
     float r;
 
     switch (code) {
       case OVI_CK_EW_UNARY:
-        r = f0 * ck_act(x, act);
+        r = f0 * ck_act (x, act);
         break;
       case OVI_CK_EW_BINARY:
         r = act == 0 ? x + y : act == 1 ? x - y : act == 2 ? x * y : x / y;
@@ -95,180 +95,180 @@ k_ew(void *out, int odt, int64_t n, int code, int act, float f0, float f1,
         r = b.data ? f0 * x + f1 * y : f0 * x + f1;
         break;
       case OVI_CK_EW_CLAMP:
-        r = fminf(fmaxf(x, f0), f1);
+        r = fminf (fmaxf (x, f0), f1);
         break;
       case OVI_CK_EW_GATE_ADD:
-        r = x + y * ck_ld(c.data, c.dtype, ck_off(c, i));
+        r = x + y * ck_ld (c.data, c.dtype, ck_off (c, i));
         break;
       case OVI_CK_EW_SNAKE: {
-        float al = y, be = ck_ld(c.data, c.dtype, ck_off(c, i));
+        float al = y, be = ck_ld (c.data, c.dtype, ck_off (c, i));
         float s;
         if (act) {
-          al = expf(al);
-          be = expf(be);
+          al = expf (al);
+          be = expf (be);
         }
-        s = sinf(x * al);
+        s = sinf (x * al);
         r = x + (1.0f / (be + 1e-9f)) * (s * s);
         break;
       }
       case OVI_CK_EW_ADD_ACT:
-        r = ck_act(x + y, act);
+        r = ck_act (x + y, act);
         break;
       default:
         r = x;
         break;
     }
-    ck_st(out, odt, i, r);
+    ck_st (out, odt, i, r);
   }
 }
 
 extern "C" cudaError_t
-ovi_ck_ew(cudaStream_t stream, void *out, int out_dtype, int64_t n, int code,
-          int act, float f0, float f1, OviCkDesc a, OviCkDesc b, OviCkDesc c)
+ovi_ck_ew (cudaStream_t stream, void *out, int out_dtype, int64_t n, int code,
+           int act, float f0, float f1, OviCkDesc a, OviCkDesc b, OviCkDesc c)
 {
   if (n <= 0)
     return cudaSuccess;
-  k_ew<<<ck_blocks(n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>>(
+  k_ew<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
       out, out_dtype, n, code, act, f0, f1, a, b, c);
-  return cudaGetLastError();
+  return cudaGetLastError ();
 }
 
 /* ---- rows: one block per row ---- */
 
 static __global__ void
-k_rows(void *out, int odt, int64_t n, int code, float eps, OviCkDesc x,
-       OviCkDesc p0, OviCkDesc p1)
+k_rows (void *out, int odt, int64_t n, int code, float eps, OviCkDesc x,
+        OviCkDesc p0, OviCkDesc p1)
 {
   __shared__ float sh[33];
   const int64_t row = blockIdx.x;
-  const int64_t xo = ck_row_off(x, row), xs = ck_col_stride(x);
-  const int64_t o0 = p0.data ? ck_row_off(p0, row) : 0,
-                s0 = p0.data ? ck_col_stride(p0) : 0;
-  const int64_t o1 = p1.data ? ck_row_off(p1, row) : 0,
-                s1 = p1.data ? ck_col_stride(p1) : 0;
+  const int64_t xo = ck_row_off (x, row), xs = ck_col_stride (x);
+  const int64_t o0 = p0.data ? ck_row_off (p0, row) : 0,
+                s0 = p0.data ? ck_col_stride (p0) : 0;
+  const int64_t o1 = p1.data ? ck_row_off (p1, row) : 0,
+                s1 = p1.data ? ck_col_stride (p1) : 0;
   const int64_t ob = row * n;
 
-#define XV(i) ck_ld(x.data, x.dtype, xo + (i) *xs)
+#define XV(i) ck_ld (x.data, x.dtype, xo + (i) *xs)
 
   if (code == OVI_CK_ROW_SOFTMAX) {
     float m = -INFINITY, s = 0.0f, inv;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      m = fmaxf(m, XV(i));
-    m = ck_block_max(m, sh);
+      m = fmaxf (m, XV (i));
+    m = ck_block_max (m, sh);
     if (m == -INFINITY) {
       /* a fully masked row gives 0, as the CPU backend */
       for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-        ck_st(out, odt, ob + i, 0.0f);
+        ck_st (out, odt, ob + i, 0.0f);
       return;
     }
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      s += expf(XV(i) - m);
-    s = ck_block_sum(s, sh);
+      s += expf (XV (i) - m);
+    s = ck_block_sum (s, sh);
     inv = 1.0f / s;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      ck_st(out, odt, ob + i, expf(XV(i) - m) * inv);
+      ck_st (out, odt, ob + i, expf (XV (i) - m) * inv);
   } else if (code == OVI_CK_ROW_RMS) {
     float ss = 0.0f, r;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      float v = XV(i);
+      float v = XV (i);
       ss += v * v;
     }
-    ss = ck_block_sum(ss, sh);
-    r = rsqrtf(ss / (float) n + eps);
+    ss = ck_block_sum (ss, sh);
+    r = rsqrtf (ss / (float) n + eps);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      float v = XV(i) * r;
+      float v = XV (i) * r;
       if (p0.data)
-        v *= ck_ld(p0.data, p0.dtype, o0 + i * s0);
-      ck_st(out, odt, ob + i, v);
+        v *= ck_ld (p0.data, p0.dtype, o0 + i * s0);
+      ck_st (out, odt, ob + i, v);
     }
   } else if (code == OVI_CK_ROW_MEAN) {
     float s = 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      s += XV(i);
-    s = ck_block_sum(s, sh);
+      s += XV (i);
+    s = ck_block_sum (s, sh);
     if (threadIdx.x == 0)
-      ck_st(out, odt, row, n ? s / (float) n : NAN);
+      ck_st (out, odt, row, n ? s / (float) n : NAN);
   } else {
     /* layer norm / modulate: two-pass mean and variance */
     float s = 0.0f, v = 0.0f, m, r;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
-      s += XV(i);
-    s = ck_block_sum(s, sh);
+      s += XV (i);
+    s = ck_block_sum (s, sh);
     m = n ? s / (float) n : 0.0f;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      float d = XV(i) - m;
+      float d = XV (i) - m;
       v += d * d;
     }
-    v = ck_block_sum(v, sh);
-    r = rsqrtf((n ? v / (float) n : 0.0f) + eps);
+    v = ck_block_sum (v, sh);
+    r = rsqrtf ((n ? v / (float) n : 0.0f) + eps);
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-      float y = (XV(i) - m) * r;
+      float y = (XV (i) - m) * r;
       if (code == OVI_CK_ROW_LAYER) {
         if (p0.data)
-          y *= ck_ld(p0.data, p0.dtype, o0 + i * s0);
+          y *= ck_ld (p0.data, p0.dtype, o0 + i * s0);
         if (p1.data)
-          y += ck_ld(p1.data, p1.dtype, o1 + i * s1);
+          y += ck_ld (p1.data, p1.dtype, o1 + i * s1);
       } else {
-        float shift = ck_ld(p0.data, p0.dtype, o0 + i * s0);
-        float scale = ck_ld(p1.data, p1.dtype, o1 + i * s1);
+        float shift = ck_ld (p0.data, p0.dtype, o0 + i * s0);
+        float scale = ck_ld (p1.data, p1.dtype, o1 + i * s1);
         y = y * (1.0f + scale) + shift;
       }
-      ck_st(out, odt, ob + i, y);
+      ck_st (out, odt, ob + i, y);
     }
   }
 #undef XV
 }
 
 extern "C" cudaError_t
-ovi_ck_rows(cudaStream_t stream, void *out, int out_dtype, int64_t rows,
-            int64_t n, int code, float eps, OviCkDesc x, OviCkDesc p0,
-            OviCkDesc p1)
+ovi_ck_rows (cudaStream_t stream, void *out, int out_dtype, int64_t rows,
+             int64_t n, int code, float eps, OviCkDesc x, OviCkDesc p0,
+             OviCkDesc p1)
 {
   if (rows <= 0)
     return cudaSuccess;
   if (rows > 0x7fffffffLL)
     return cudaErrorInvalidValue;
-  k_rows<<<(unsigned) rows, OVI_CK_THREADS, 0, stream>>>(
+  k_rows<<<(unsigned) rows, OVI_CK_THREADS, 0, stream>>> (
       out, out_dtype, n, code, eps, x, p0, p1);
-  return cudaGetLastError();
+  return cudaGetLastError ();
 }
 
 /* ---- channel norm: one thread per position ---- */
 
 static __global__ void
-k_channel_norm(void *out, int odt, int64_t C, int64_t N, OviCkDesc x,
-               const float *gamma, int kind)
+k_channel_norm (void *out, int odt, int64_t C, int64_t N, OviCkDesc x,
+                const float *gamma, int kind)
 {
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < N;
        i += (int64_t) gridDim.x * blockDim.x) {
     float ss = 0.0f, f, norm;
     for (int64_t c = 0; c < C; c++) {
-      float v = ck_ld(x.data, x.dtype, ck_off(x, c * N + i));
+      float v = ck_ld (x.data, x.dtype, ck_off (x, c * N + i));
       ss += v * v;
     }
-    norm = sqrtf(ss);
+    norm = sqrtf (ss);
     if (kind == 0)
-      f = sqrtf((float) C) / fmaxf(norm, 1e-12f);
+      f = sqrtf ((float) C) / fmaxf (norm, 1e-12f);
     else
-      f = 1.0f / (1e-4f + norm / sqrtf((float) C));
+      f = 1.0f / (1e-4f + norm / sqrtf ((float) C));
     for (int64_t c = 0; c < C; c++) {
-      float v = ck_ld(x.data, x.dtype, ck_off(x, c * N + i)) * f;
+      float v = ck_ld (x.data, x.dtype, ck_off (x, c * N + i)) * f;
       if (gamma)
         v *= gamma[c];
-      ck_st(out, odt, c * N + i, v);
+      ck_st (out, odt, c * N + i, v);
     }
   }
 }
 
 extern "C" cudaError_t
-ovi_ck_channel_norm(cudaStream_t stream, void *out, int out_dtype, int64_t C,
-                    int64_t N, OviCkDesc x, const float *gamma, int kind)
+ovi_ck_channel_norm (cudaStream_t stream, void *out, int out_dtype, int64_t C,
+                     int64_t N, OviCkDesc x, const float *gamma, int kind)
 {
   if (N <= 0 || C <= 0)
     return cudaSuccess;
-  k_channel_norm<<<ck_blocks(N, 128), 128, 0, stream>>>(out, out_dtype, C, N,
-                                                          x, gamma, kind);
-  return cudaGetLastError();
+  k_channel_norm<<<ck_blocks (N, 128), 128, 0, stream>>> (out, out_dtype, C,
+                                                            N, x, gamma, kind);
+  return cudaGetLastError ();
 }
 
 /* ---- RoPE ---- */
@@ -276,8 +276,8 @@ ovi_ck_channel_norm(cudaStream_t stream, void *out, int out_dtype, int64_t C,
 /* one thread per pair (both outputs) or per passed-through element, so
  * out may be x itself */
 static __global__ void
-k_rope(void *out, int odt, int64_t n, int64_t L, int64_t H, int64_t D,
-       int64_t P, OviCkDesc x, OviCkDesc cs, OviCkDesc sn)
+k_rope (void *out, int odt, int64_t n, int64_t L, int64_t H, int64_t D,
+        int64_t P, OviCkDesc x, OviCkDesc cs, OviCkDesc sn)
 {
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t) gridDim.x * blockDim.x) {
@@ -290,28 +290,28 @@ k_rope(void *out, int odt, int64_t n, int64_t L, int64_t H, int64_t D,
         continue; /* written by the thread of its even partner */
       l = (row / H) % L;
       p = d >> 1;
-      x0 = ck_ld(x.data, x.dtype, ck_off(x, i));
-      x1 = ck_ld(x.data, x.dtype, ck_off(x, i + 1));
-      c = ck_ld(cs.data, cs.dtype, ck_off(cs, l * P + p));
-      s = ck_ld(sn.data, sn.dtype, ck_off(sn, l * P + p));
-      ck_st(out, odt, i, x0 * c - x1 * s);
-      ck_st(out, odt, i + 1, x0 * s + x1 * c);
+      x0 = ck_ld (x.data, x.dtype, ck_off (x, i));
+      x1 = ck_ld (x.data, x.dtype, ck_off (x, i + 1));
+      c = ck_ld (cs.data, cs.dtype, ck_off (cs, l * P + p));
+      s = ck_ld (sn.data, sn.dtype, ck_off (sn, l * P + p));
+      ck_st (out, odt, i, x0 * c - x1 * s);
+      ck_st (out, odt, i + 1, x0 * s + x1 * c);
     } else {
-      ck_st(out, odt, i, ck_ld(x.data, x.dtype, ck_off(x, i)));
+      ck_st (out, odt, i, ck_ld (x.data, x.dtype, ck_off (x, i)));
     }
   }
 }
 
 extern "C" cudaError_t
-ovi_ck_rope(cudaStream_t stream, void *out, int out_dtype, int64_t n, int64_t L,
-            int64_t H, int64_t D, int64_t P, OviCkDesc x, OviCkDesc cos,
-            OviCkDesc sin)
+ovi_ck_rope (cudaStream_t stream, void *out, int out_dtype, int64_t n,
+             int64_t L, int64_t H, int64_t D, int64_t P, OviCkDesc x,
+             OviCkDesc cos, OviCkDesc sin)
 {
   if (n <= 0)
     return cudaSuccess;
-  k_rope<<<ck_blocks(n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>>(
+  k_rope<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
       out, out_dtype, n, L, H, D, P, x, cos, sin);
-  return cudaGetLastError();
+  return cudaGetLastError ();
 }
 
 /* ---- pad / upsample ---- */
@@ -324,7 +324,7 @@ typedef struct {
 } ResampleGeom;
 
 static __global__ void
-k_resample(void *out, int odt, int64_t total, ResampleGeom g, OviCkDesc x)
+k_resample (void *out, int odt, int64_t total, ResampleGeom g, OviCkDesc x)
 {
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < total;
        i += (int64_t) gridDim.x * blockDim.x) {
@@ -350,14 +350,14 @@ k_resample(void *out, int odt, int64_t total, ResampleGeom g, OviCkDesc x)
       }
       off += c * x.stride[d];
     }
-    ck_st(out, odt, i, inside ? ck_ld(x.data, x.dtype, off) : 0.0f);
+    ck_st (out, odt, i, inside ? ck_ld (x.data, x.dtype, off) : 0.0f);
   }
 }
 
 extern "C" cudaError_t
-ovi_ck_resample(cudaStream_t stream, void *out, int out_dtype, int nd,
-                const int64_t *out_shape, OviCkDesc x, int n, const int *before,
-                const int *factor, int mode)
+ovi_ck_resample (cudaStream_t stream, void *out, int out_dtype, int nd,
+                 const int64_t *out_shape, OviCkDesc x, int n,
+                 const int *before, const int *factor, int mode)
 {
   ResampleGeom g;
   int64_t total = 1;
@@ -377,37 +377,37 @@ ovi_ck_resample(cudaStream_t stream, void *out, int out_dtype, int nd,
   }
   if (total <= 0)
     return cudaSuccess;
-  k_resample<<<ck_blocks(total, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>>(
-      out, out_dtype, total, g, x);
-  return cudaGetLastError();
+  k_resample<<<ck_blocks (total, OVI_CK_THREADS), OVI_CK_THREADS, 0,
+               stream>>> (out, out_dtype, total, g, x);
+  return cudaGetLastError ();
 }
 
 /* ---- embedding ---- */
 
 static __global__ void
-k_embedding(void *out, int odt, int64_t n, int64_t D, const int64_t *ids,
-            OviCkDesc t, OviCkScale ts)
+k_embedding (void *out, int odt, int64_t n, int64_t D, const int64_t *ids,
+             OviCkDesc t, OviCkScale ts)
 {
   for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
        i += (int64_t) gridDim.x * blockDim.x) {
     int64_t r = i / D, d = i - r * D, id = ids[r];
-    float v = ck_ld(t.data, t.dtype, id * t.stride[0] + d * t.stride[1]);
+    float v = ck_ld (t.data, t.dtype, id * t.stride[0] + d * t.stride[1]);
     if (ts.data)
-      v *= ck_ld(ts.data, ts.dtype, id * ts.stride);
-    ck_st(out, odt, i, v);
+      v *= ck_ld (ts.data, ts.dtype, id * ts.stride);
+    ck_st (out, odt, i, v);
   }
 }
 
 extern "C" cudaError_t
-ovi_ck_embedding(cudaStream_t stream, void *out, int out_dtype, int64_t n_ids,
-                 int64_t D, const int64_t *ids, OviCkDesc table,
-                 OviCkScale table_scale)
+ovi_ck_embedding (cudaStream_t stream, void *out, int out_dtype, int64_t n_ids,
+                  int64_t D, const int64_t *ids, OviCkDesc table,
+                  OviCkScale table_scale)
 {
   int64_t n = n_ids * D;
 
   if (n <= 0)
     return cudaSuccess;
-  k_embedding<<<ck_blocks(n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>>(
+  k_embedding<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
       out, out_dtype, n, D, ids, table, table_scale);
-  return cudaGetLastError();
+  return cudaGetLastError ();
 }

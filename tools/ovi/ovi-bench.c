@@ -34,13 +34,13 @@
 typedef struct {
   OviBackend *be;
   int repeat;
-  gboolean (*mem)(OviBackend *, guint64 *, guint64 *, gboolean);
+  gboolean (*mem) (OviBackend *, guint64 *, guint64 *, gboolean);
 } Bench;
 
 /* ---- in-memory weights ---- */
 
 static guint64
-mix(guint64 *s)
+mix (guint64 *s)
 {
   guint64 z = (*s += 0x9e3779b97f4a7c15ull);
 
@@ -52,85 +52,86 @@ mix(guint64 *s)
 /* small random values (|v| in about 2^-12 .. 2^-5, random sign): bf16 or
  * f32 bit patterns, never NaN or Inf */
 static void
-fill_random(guint8 *p, gsize n, OviDType dt, guint64 seed)
+fill_random (guint8 *p, gsize n, OviDType dt, guint64 seed)
 {
   guint64 s = seed;
   gsize i = 0;
 
   if (dt == OVI_DTYPE_BF16) {
     for (; i + 2 <= n; i += 2) {
-      guint64 r = mix(&s);
+      guint64 r = mix (&s);
       guint16 v = (guint16) ((r & 0x807f) | ((115 + (r >> 16) % 8) << 7));
-      memcpy(p + i, &v, 2);
+      memcpy (p + i, &v, 2);
     }
   } else {
     for (; i + 4 <= n; i += 4) {
-      guint64 r = mix(&s);
+      guint64 r = mix (&s);
       guint32 v = (guint32) ((r & 0x807fffffu) | ((115 + (r >> 32) % 8) << 23));
-      memcpy(p + i, &v, 4);
+      memcpy (p + i, &v, 4);
     }
   }
 }
 
 /* one safetensors image holding every tensor of `file` at `cfg` */
 static OviWeightFile *
-random_weights(const OviTinyConfig *cfg, OviTinyFile file, OviDType dt,
-               guint64 *n_params, GError **error)
+random_weights (const OviTinyConfig *cfg, OviTinyFile file, OviDType dt,
+                guint64 *n_params, GError **error)
 {
-  g_autoptr(GPtrArray) specs = ovi_tiny_list_tensors(cfg, file);
-  g_autoptr(GString) h = g_string_new("{\"__metadata__\":{\"format\":\"pt\"}");
-  g_autoptr(GBytes) bytes = NULL;
-  gsize es = ovi_dtype_size(dt), off = 0, hlen;
+  g_autoptr (GPtrArray) specs = ovi_tiny_list_tensors (cfg, file);
+  g_autoptr (GString) h
+      = g_string_new ("{\"__metadata__\":{\"format\":\"pt\"}");
+  g_autoptr (GBytes) bytes = NULL;
+  gsize es = ovi_dtype_size (dt), off = 0, hlen;
   guint64 np = 0;
   guint8 *buf;
 
   for (guint i = 0; i < specs->len; i++) {
     OviTinyTensorSpec *s = specs->pdata[i];
     gsize n = 1;
-    g_string_append_printf(h, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", s->name,
-                           ovi_dtype_name(dt));
+    g_string_append_printf (h, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", s->name,
+                            ovi_dtype_name (dt));
     for (int d = 0; d < s->ndim; d++) {
-      g_string_append_printf(h, "%s%" G_GINT64_FORMAT, d ? "," : "",
-                             s->shape[d]);
+      g_string_append_printf (h, "%s%" G_GINT64_FORMAT, d ? "," : "",
+                              s->shape[d]);
       n *= (gsize) s->shape[d];
     }
-    g_string_append_printf(
+    g_string_append_printf (
         h, "],\"data_offsets\":[%" G_GSIZE_FORMAT ",%" G_GSIZE_FORMAT "]}", off,
         off + n * es);
     off += n * es;
     np += n;
   }
-  g_string_append_c(h, '}');
+  g_string_append_c (h, '}');
   while (h->len % 8)
-    g_string_append_c(h, ' ');
+    g_string_append_c (h, ' ');
   hlen = h->len;
-  buf = g_try_malloc(8 + hlen + off);
+  buf = g_try_malloc (8 + hlen + off);
   if (buf == NULL) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                "cannot allocate %" G_GSIZE_FORMAT
-                " bytes of host memory for the random %s weights",
-                8 + hlen + off, ovi_tiny_file_path(file));
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "cannot allocate %" G_GSIZE_FORMAT
+                 " bytes of host memory for the random %s weights",
+                 8 + hlen + off, ovi_tiny_file_path (file));
     return NULL;
   }
   {
-    guint64 le = GUINT64_TO_LE((guint64) hlen);
-    memcpy(buf, &le, 8);
+    guint64 le = GUINT64_TO_LE ((guint64) hlen);
+    memcpy (buf, &le, 8);
   }
-  memcpy(buf + 8, h->str, hlen);
-  fill_random(buf + 8 + hlen, off, dt, 0x5eed0000u + (guint64) file);
-  bytes = g_bytes_new_take(buf, 8 + hlen + off);
+  memcpy (buf + 8, h->str, hlen);
+  fill_random (buf + 8 + hlen, off, dt, 0x5eed0000u + (guint64) file);
+  bytes = g_bytes_new_take (buf, 8 + hlen + off);
   if (n_params)
     *n_params = np;
-  return ovi_weight_file_open_bytes(bytes, ovi_tiny_file_path(file), NULL,
-                                    error);
+  return ovi_weight_file_open_bytes (bytes, ovi_tiny_file_path (file), NULL,
+                                     error);
 }
 
 /* ---- timing ---- */
 
-typedef gboolean (*RunFunc)(gpointer data, GError **error);
+typedef gboolean (*RunFunc) (gpointer data, GError **error);
 
 static int
-cmp_double(gconstpointer a, gconstpointer b)
+cmp_double (gconstpointer a, gconstpointer b)
 {
   double x = *(const double *) a, y = *(const double *) b;
 
@@ -139,43 +140,43 @@ cmp_double(gconstpointer a, gconstpointer b)
 
 /* median ms of `repeat` runs after one warm-up; -1 on failure */
 static double
-time_runs(Bench *b, RunFunc run, gpointer data, guint64 *peak, GError **error)
+time_runs (Bench *b, RunFunc run, gpointer data, guint64 *peak, GError **error)
 {
-  g_autofree double *ms = g_new0(double, b->repeat);
+  g_autofree double *ms = g_new0 (double, b->repeat);
 
-  if (!run(data, error) || !ovi_backend_sync(b->be, error))
+  if (!run (data, error) || !ovi_backend_sync (b->be, error))
     return -1;
   if (b->mem)
-    b->mem(b->be, NULL, NULL, TRUE);
+    b->mem (b->be, NULL, NULL, TRUE);
   for (int i = 0; i < b->repeat; i++) {
-    gint64 t0 = g_get_monotonic_time();
-    if (!run(data, error) || !ovi_backend_sync(b->be, error))
+    gint64 t0 = g_get_monotonic_time ();
+    if (!run (data, error) || !ovi_backend_sync (b->be, error))
       return -1;
-    ms[i] = (g_get_monotonic_time() - t0) / 1000.0;
+    ms[i] = (g_get_monotonic_time () - t0) / 1000.0;
   }
   if (peak) {
     guint64 used = 0;
     *peak = 0;
-    if (b->mem && b->mem(b->be, &used, NULL, FALSE))
+    if (b->mem && b->mem (b->be, &used, NULL, FALSE))
       *peak = used;
   }
-  qsort(ms, b->repeat, sizeof(double), cmp_double);
+  qsort (ms, b->repeat, sizeof (double), cmp_double);
   return ms[b->repeat / 2];
 }
 
 static void
-report(Bench *b, const char *stage, const char *what, double ms, double flops,
-       guint64 peak)
+report (Bench *b, const char *stage, const char *what, double ms, double flops,
+        guint64 peak)
 {
   char rate[32] = "-", mem[32] = "-";
 
   if (flops > 0 && ms > 0)
-    g_snprintf(rate, sizeof(rate), "%.4g", flops / (ms * 1e-3) / 1e12);
+    g_snprintf (rate, sizeof (rate), "%.4g", flops / (ms * 1e-3) / 1e12);
   if (peak)
-    g_snprintf(mem, sizeof(mem), "%.2f GiB", peak / (1024.0 * 1024 * 1024));
-  printf("%-6s %-44s %10.2f ms %9s TFLOP/s %9.4g TFLOP %10s\n", stage, what,
-         ms, rate, flops / 1e12, mem);
-  fflush(stdout);
+    g_snprintf (mem, sizeof (mem), "%.2f GiB", peak / (1024.0 * 1024 * 1024));
+  printf ("%-6s %-44s %10.2f ms %9s TFLOP/s %9.4g TFLOP %10s\n", stage, what,
+          ms, rate, flops / 1e12, mem);
+  fflush (stdout);
 }
 
 /* ---- DiT ---- */
@@ -188,7 +189,7 @@ typedef struct {
 } DitRun;
 
 static gboolean
-run_dit(gpointer data, GError **error)
+run_dit (gpointer data, GError **error)
 {
   DitRun *r = data;
 
@@ -196,8 +197,8 @@ run_dit(gpointer data, GError **error)
     OviFusionPass pass = { .text_video = i ? r->tv_neg : r->tv,
                            .text_audio = i ? r->ta_neg : r->ta,
                            .timestep = 999.0 };
-    if (!ovi_fusion_forward(r->model, r->work, r->video, r->audio, &pass,
-                            r->out_video, r->out_audio, error))
+    if (!ovi_fusion_forward (r->model, r->work, r->video, r->audio, &pass,
+                             r->out_video, r->out_audio, error))
       return FALSE;
   }
   return TRUE;
@@ -205,7 +206,7 @@ run_dit(gpointer data, GError **error)
 
 /* matmul + attention FLOPs of one forward (research §4.2) */
 static double
-dit_flops(const OviFusionDims *d, double Nv, double Na)
+dit_flops (const OviFusionDims *d, double Nv, double Na)
 {
   double dm = d->dim, f = d->ffn_dim, T = d->text_len;
   double linear = 2.0 * (6 * dm * dm + 2 * dm * f) * (Nv + Na);
@@ -218,89 +219,89 @@ dit_flops(const OviFusionDims *d, double Nv, double Na)
 }
 
 static OviTensor *
-host_random(int nd, const int64_t *shape, guint64 seed)
+host_random (int nd, const int64_t *shape, guint64 seed)
 {
-  OviTensor *t = ovi_tensor_new(OVI_DTYPE_F32, nd, shape, NULL);
+  OviTensor *t = ovi_tensor_new (OVI_DTYPE_F32, nd, shape, NULL);
   guint64 s = seed;
   int64_t n;
 
   if (t == NULL)
     return NULL;
-  n = ovi_tensor_numel(t);
+  n = ovi_tensor_numel (t);
   for (int64_t i = 0; i < n; i++)
-    ((float *) ovi_tensor_data(t))[i]
-        = (float) ((double) (mix(&s) >> 11) / 9007199254740992.0 * 2 - 1);
+    ((float *) ovi_tensor_data (t))[i]
+        = (float) ((double) (mix (&s) >> 11) / 9007199254740992.0 * 2 - 1);
   return t;
 }
 
 static gboolean
-bench_dit(Bench *b, const OviModelPreset *mp, const OviTinyConfig *cfg,
-          gboolean do_dit, gboolean do_step, int frames, int h, int w,
-          GError **error)
+bench_dit (Bench *b, const OviModelPreset *mp, const OviTinyConfig *cfg,
+           gboolean do_dit, gboolean do_step, int frames, int h, int w,
+           GError **error)
 {
-  g_autoptr(OviWeightFile) wf = NULL;
-  g_autoptr(OviFusion) model = NULL;
-  g_autoptr(OviFusionWork) work = NULL;
-  g_autoptr(OviTensor) ctx = NULL, video = NULL, audio = NULL, ov = NULL,
-                       oa = NULL, tv = NULL, ta = NULL;
+  g_autoptr (OviWeightFile) wf = NULL;
+  g_autoptr (OviFusion) model = NULL;
+  g_autoptr (OviFusionWork) work = NULL;
+  g_autoptr (OviTensor) ctx = NULL, video = NULL, audio = NULL, ov = NULL,
+                        oa = NULL, tv = NULL, ta = NULL;
   OviFusionDims preset = { 0 };
   const OviFusionDims *d;
   guint64 np = 0, peak = 0;
   int64_t lh = h / 16, lw = w / 16, L = mp->audio_latent_length;
   double Nv, ms, fl;
   DitRun r = { 0 };
-  gint64 t0 = g_get_monotonic_time();
+  gint64 t0 = g_get_monotonic_time ();
 
-  wf = random_weights(cfg, OVI_TINY_FILE_FUSION, OVI_DTYPE_BF16, &np, error);
+  wf = random_weights (cfg, OVI_TINY_FILE_FUSION, OVI_DTYPE_BF16, &np, error);
   if (wf == NULL)
     return FALSE;
   preset.num_heads = mp->num_heads;
   preset.text_len = mp->text_len;
   preset.eps = mp->eps;
   preset.audio_rope_scale = mp->audio_rope_scale;
-  model = ovi_fusion_new(wf, &preset, b->be, error);
-  if (model == NULL || !ovi_backend_sync(b->be, error))
+  model = ovi_fusion_new (wf, &preset, b->be, error);
+  if (model == NULL || !ovi_backend_sync (b->be, error))
     return FALSE;
-  d = ovi_fusion_get_dims(model);
-  printf("# fusion DiT: %" G_GUINT64_FORMAT
-         " parameters, built in %.1f s; latents [%d, %d, %" G_GINT64_FORMAT
-         ", %" G_GINT64_FORMAT "] + [%" G_GINT64_FORMAT ", %d]\n",
-         np, (g_get_monotonic_time() - t0) / 1e6, d->video_in, frames, lh, lw,
-         L, d->audio_in);
-  ctx = host_random(2, (int64_t[]){ d->text_len, d->text_dim }, 1);
-  tv = ovi_fusion_embed_text(model, OVI_TOWER_VIDEO, ctx, error);
-  ta = tv ? ovi_fusion_embed_text(model, OVI_TOWER_AUDIO, ctx, error) : NULL;
+  d = ovi_fusion_get_dims (model);
+  printf ("# fusion DiT: %" G_GUINT64_FORMAT
+          " parameters, built in %.1f s; latents [%d, %d, %" G_GINT64_FORMAT
+          ", %" G_GINT64_FORMAT "] + [%" G_GINT64_FORMAT ", %d]\n",
+          np, (g_get_monotonic_time () - t0) / 1e6, d->video_in, frames, lh, lw,
+          L, d->audio_in);
+  ctx = host_random (2, (int64_t[]){ d->text_len, d->text_dim }, 1);
+  tv = ovi_fusion_embed_text (model, OVI_TOWER_VIDEO, ctx, error);
+  ta = tv ? ovi_fusion_embed_text (model, OVI_TOWER_AUDIO, ctx, error) : NULL;
   if (ta == NULL)
     return FALSE;
-  work = ovi_fusion_work_new(model, frames, lh, lw, L, error);
+  work = ovi_fusion_work_new (model, frames, lh, lw, L, error);
   if (work == NULL)
     return FALSE;
-  video = host_random(4, (int64_t[]){ d->video_in, frames, lh, lw }, 2);
-  audio = host_random(2, (int64_t[]){ L, d->audio_in }, 3);
-  ov = ovi_backend_new_act(b->be, 4,
-                           (int64_t[]){ d->video_out, frames, lh, lw });
-  oa = ovi_backend_new_act(b->be, 2, (int64_t[]){ L, d->audio_out });
+  video = host_random (4, (int64_t[]){ d->video_in, frames, lh, lw }, 2);
+  audio = host_random (2, (int64_t[]){ L, d->audio_in }, 3);
+  ov = ovi_backend_new_act (b->be, 4,
+                            (int64_t[]){ d->video_out, frames, lh, lw });
+  oa = ovi_backend_new_act (b->be, 2, (int64_t[]){ L, d->audio_out });
   if (ov == NULL || oa == NULL)
-    return ovi_backend_sync(b->be, error);
+    return ovi_backend_sync (b->be, error);
   r = (DitRun){ model, work, video, audio, ov, oa, tv, ta, tv, ta, 1 };
   Nv = (double) frames * (lh / d->patch[1]) * (lw / d->patch[2]);
-  fl = dit_flops(d, Nv, (double) L);
+  fl = dit_flops (d, Nv, (double) L);
   if (do_dit) {
-    g_autofree char *what = g_strdup_printf(
+    g_autofree char *what = g_strdup_printf (
         "DiT forward (%.0f video + %" G_GINT64_FORMAT " audio tokens)", Nv, L);
-    ms = time_runs(b, run_dit, &r, &peak, error);
+    ms = time_runs (b, run_dit, &r, &peak, error);
     if (ms < 0)
       return FALSE;
-    report(b, "dit", what, ms, fl, peak);
+    report (b, "dit", what, ms, fl, peak);
   }
   if (do_step) {
     /* a denoising step: the conditional and the unconditional pass (CFG) */
     r.passes = 2;
-    ms = time_runs(b, run_dit, &r, &peak, error);
+    ms = time_runs (b, run_dit, &r, &peak, error);
     if (ms < 0)
       return FALSE;
-    report(b, "step", "denoising step (2 forwards: cond + uncond)", ms, 2 * fl,
-           peak);
+    report (b, "step", "denoising step (2 forwards: cond + uncond)", ms, 2 * fl,
+            peak);
   }
   return TRUE;
 }
@@ -314,38 +315,38 @@ typedef struct {
 } T5Run;
 
 static gboolean
-run_t5(gpointer data, GError **error)
+run_t5 (gpointer data, GError **error)
 {
   T5Run *r = data;
-  g_autoptr(OviTensor) out
-      = ovi_t5_forward(r->t5, r->ids, r->mask, r->batch, r->len, NULL, error);
+  g_autoptr (OviTensor) out
+      = ovi_t5_forward (r->t5, r->ids, r->mask, r->batch, r->len, NULL, error);
 
   return out != NULL;
 }
 
 static gboolean
-bench_t5(Bench *b, const OviTinyConfig *cfg, int len, GError **error)
+bench_t5 (Bench *b, const OviTinyConfig *cfg, int len, GError **error)
 {
-  g_autoptr(OviWeightFile) wf = NULL;
-  g_autoptr(OviT5) t5 = NULL;
+  g_autoptr (OviWeightFile) wf = NULL;
+  g_autoptr (OviT5) t5 = NULL;
   g_autofree int64_t *ids = NULL, *mask = NULL;
   guint64 np = 0, peak = 0, s = 7;
   T5Run r;
   double ms, d = cfg->t5_dim, da = cfg->t5_dim_attn, f = cfg->t5_ffn, fl;
   int batch = 3;
 
-  wf = random_weights(cfg, OVI_TINY_FILE_T5, OVI_DTYPE_BF16, &np, error);
-  if (wf == NULL || !(t5 = ovi_t5_new(wf, b->be, 128, error)))
+  wf = random_weights (cfg, OVI_TINY_FILE_T5, OVI_DTYPE_BF16, &np, error);
+  if (wf == NULL || !(t5 = ovi_t5_new (wf, b->be, 128, error)))
     return FALSE;
-  printf("# umT5 encoder: %" G_GUINT64_FORMAT " parameters\n", np);
-  ids = g_new(int64_t, batch * len);
-  mask = g_new(int64_t, batch * len);
+  printf ("# umT5 encoder: %" G_GUINT64_FORMAT " parameters\n", np);
+  ids = g_new (int64_t, batch * len);
+  mask = g_new (int64_t, batch * len);
   for (int i = 0; i < batch * len; i++) {
-    ids[i] = (int64_t) (mix(&s) % (guint64) cfg->t5_vocab);
+    ids[i] = (int64_t) (mix (&s) % (guint64) cfg->t5_vocab);
     mask[i] = 1;
   }
   r = (T5Run){ t5, ids, mask, batch, len };
-  ms = time_runs(b, run_t5, &r, &peak, error);
+  ms = time_runs (b, run_t5, &r, &peak, error);
   if (ms < 0)
     return FALSE;
   /* per token: q, k, v, o (4 d da) and the gated FFN (3 d f); attention
@@ -355,8 +356,8 @@ bench_t5(Bench *b, const OviTinyConfig *cfg, int len, GError **error)
           + 4.0 * len * len * da * batch);
   {
     g_autofree char *what
-        = g_strdup_printf("T5 encode (%d prompts x %d tokens)", batch, len);
-    report(b, "t5", what, ms, fl, peak);
+        = g_strdup_printf ("T5 encode (%d prompts x %d tokens)", batch, len);
+    report (b, "t5", what, ms, fl, peak);
   }
   return TRUE;
 }
@@ -369,45 +370,45 @@ typedef struct {
 } VaeRun;
 
 static gboolean
-on_frames(const OviTensor *frames, int first_frame, gpointer user_data)
+on_frames (const OviTensor *frames, int first_frame, gpointer user_data)
 {
   return TRUE;
 }
 
 static gboolean
-run_vae(gpointer data, GError **error)
+run_vae (gpointer data, GError **error)
 {
   VaeRun *r = data;
 
-  return ovi_wan_vae_decode(r->vae, r->latent, on_frames, NULL, NULL, error);
+  return ovi_wan_vae_decode (r->vae, r->latent, on_frames, NULL, NULL, error);
 }
 
 static gboolean
-bench_vae(Bench *b, const OviTinyConfig *cfg, int frames, int h, int w,
-          GError **error)
+bench_vae (Bench *b, const OviTinyConfig *cfg, int frames, int h, int w,
+           GError **error)
 {
-  g_autoptr(OviWeightFile) wf = NULL;
-  g_autoptr(OviWanVae) vae = NULL;
-  g_autoptr(OviTensor) latent = NULL;
+  g_autoptr (OviWeightFile) wf = NULL;
+  g_autoptr (OviWanVae) vae = NULL;
+  g_autoptr (OviTensor) latent = NULL;
   guint64 np = 0, peak = 0;
   VaeRun r;
   double ms;
 
-  wf = random_weights(cfg, OVI_TINY_FILE_VAE, OVI_DTYPE_F32, &np, error);
-  if (wf == NULL || !(vae = ovi_wan_vae_new(wf, b->be, FALSE, error)))
+  wf = random_weights (cfg, OVI_TINY_FILE_VAE, OVI_DTYPE_F32, &np, error);
+  if (wf == NULL || !(vae = ovi_wan_vae_new (wf, b->be, FALSE, error)))
     return FALSE;
-  printf("# Wan2.2 VAE: %" G_GUINT64_FORMAT " parameters (F32)\n", np);
-  latent = host_random(4, (int64_t[]){ cfg->vae_z_dim, frames, h / 16, w / 16 },
-                       11);
+  printf ("# Wan2.2 VAE: %" G_GUINT64_FORMAT " parameters (F32)\n", np);
+  latent = host_random (
+      4, (int64_t[]){ cfg->vae_z_dim, frames, h / 16, w / 16 }, 11);
   r = (VaeRun){ vae, latent };
-  ms = time_runs(b, run_vae, &r, &peak, error);
+  ms = time_runs (b, run_vae, &r, &peak, error);
   if (ms < 0)
     return FALSE;
   {
     g_autofree char *what
-        = g_strdup_printf("VAE decode (%d latent frames -> %d frames %dx%d)",
-                          frames, 1 + 4 * (frames - 1), w, h);
-    report(b, "vae", what, ms, 0, peak);
+        = g_strdup_printf ("VAE decode (%d latent frames -> %d frames %dx%d)",
+                           frames, 1 + 4 * (frames - 1), w, h);
+    report (b, "vae", what, ms, 0, peak);
   }
   return TRUE;
 }
@@ -421,47 +422,48 @@ typedef struct {
 } AudioRun;
 
 static gboolean
-run_audio(gpointer data, GError **error)
+run_audio (gpointer data, GError **error)
 {
   AudioRun *r = data;
-  g_autoptr(OviTensor) mel = ovi_mmaudio_vae_decode(r->vae, r->z, error);
-  g_autoptr(OviTensor) wav = NULL;
+  g_autoptr (OviTensor) mel = ovi_mmaudio_vae_decode (r->vae, r->z, error);
+  g_autoptr (OviTensor) wav = NULL;
 
   if (mel == NULL)
     return FALSE;
-  wav = ovi_bigvgan_run(r->voc, mel, error);
+  wav = ovi_bigvgan_run (r->voc, mel, error);
   return wav != NULL;
 }
 
 static gboolean
-bench_audio(Bench *b, const OviTinyConfig *cfg, int L, GError **error)
+bench_audio (Bench *b, const OviTinyConfig *cfg, int L, GError **error)
 {
-  g_autoptr(OviWeightFile) vwf = NULL, gwf = NULL;
-  g_autoptr(OviMMAudioVae) vae = NULL;
-  g_autoptr(OviBigVGan) voc = NULL;
-  g_autoptr(OviTensor) z = NULL;
+  g_autoptr (OviWeightFile) vwf = NULL, gwf = NULL;
+  g_autoptr (OviMMAudioVae) vae = NULL;
+  g_autoptr (OviBigVGan) voc = NULL;
+  g_autoptr (OviTensor) z = NULL;
   guint64 n1 = 0, n2 = 0, peak = 0;
   AudioRun r;
   double ms;
 
-  vwf = random_weights(cfg, OVI_TINY_FILE_AUDIO_VAE, OVI_DTYPE_F32, &n1, error);
-  if (vwf == NULL || !(vae = ovi_mmaudio_vae_new(vwf, b->be, error)))
+  vwf = random_weights (cfg, OVI_TINY_FILE_AUDIO_VAE, OVI_DTYPE_F32, &n1,
+                        error);
+  if (vwf == NULL || !(vae = ovi_mmaudio_vae_new (vwf, b->be, error)))
     return FALSE;
-  gwf = random_weights(cfg, OVI_TINY_FILE_VOCODER, OVI_DTYPE_F32, &n2, error);
-  if (gwf == NULL || !(voc = ovi_bigvgan_new(gwf, b->be, error)))
+  gwf = random_weights (cfg, OVI_TINY_FILE_VOCODER, OVI_DTYPE_F32, &n2, error);
+  if (gwf == NULL || !(voc = ovi_bigvgan_new (gwf, b->be, error)))
     return FALSE;
-  printf("# MMAudio VAE + BigVGAN: %" G_GUINT64_FORMAT " + %" G_GUINT64_FORMAT
-         " parameters (F32)\n",
-         n1, n2);
-  z = host_random(2, (int64_t[]){ ovi_mmaudio_vae_embed_dim(vae), L }, 13);
+  printf ("# MMAudio VAE + BigVGAN: %" G_GUINT64_FORMAT " + %" G_GUINT64_FORMAT
+          " parameters (F32)\n",
+          n1, n2);
+  z = host_random (2, (int64_t[]){ ovi_mmaudio_vae_embed_dim (vae), L }, 13);
   r = (AudioRun){ vae, voc, z };
-  ms = time_runs(b, run_audio, &r, &peak, error);
+  ms = time_runs (b, run_audio, &r, &peak, error);
   if (ms < 0)
     return FALSE;
   {
     g_autofree char *what
-        = g_strdup_printf("audio decode (%d latent steps)", L);
-    report(b, "audio", what, ms, 0, peak);
+        = g_strdup_printf ("audio decode (%d latent steps)", L);
+    report (b, "audio", what, ms, 0, peak);
   }
   return TRUE;
 }
@@ -471,10 +473,10 @@ bench_audio(Bench *b, const OviTinyConfig *cfg, int L, GError **error)
 /* the tiny-layout config at a preset's dims: the DiT from the preset, the
  * encoders and decoders at their released sizes (tiny sizes for "tiny") */
 static void
-config_for(const OviModelPreset *mp, OviTinyConfig *cfg)
+config_for (const OviModelPreset *mp, OviTinyConfig *cfg)
 {
-  ovi_tiny_config_init(cfg);
-  if (g_strcmp0(mp->name, "tiny") != 0) {
+  ovi_tiny_config_init (cfg);
+  if (g_strcmp0 (mp->name, "tiny") != 0) {
     /* umT5-XXL encoder, Wan2.2 VAE, MMAudio 16 kHz VAE + BigVGAN
      * (research/ovi-architecture.md) */
     cfg->t5_vocab = 256384;
@@ -503,16 +505,16 @@ config_for(const OviModelPreset *mp, OviTinyConfig *cfg)
 }
 
 int
-ovi_cmd_bench(int argc, char **argv)
+ovi_cmd_bench (int argc, char **argv)
 {
   g_autofree char *model_name = NULL, *backend_name = NULL, *stages = NULL,
                   *vram_mode = NULL;
   int frames = 0, width = 0, height = 0, steps = 1, repeat = 3, device = 0;
-  g_autoptr(GOptionContext) ctx = NULL;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OviBackend) be = NULL;
+  g_autoptr (GOptionContext) ctx = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviBackend) be = NULL;
   GModule *self;
-  g_auto(GStrv) want = NULL;
+  g_auto (GStrv) want = NULL;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_STRING, &model_name,
       "Model preset (presets/models.json; default 720x720_5s)", "NAME" },
@@ -542,23 +544,23 @@ ovi_cmd_bench(int argc, char **argv)
   Bench b = { 0 };
   gboolean ok = TRUE;
 
-  ctx = g_option_context_new(
+  ctx = g_option_context_new (
       "- time the stages at a model's real size with random in-memory weights");
-  g_option_context_add_main_entries(ctx, entries, NULL);
-  if (!g_option_context_parse(ctx, &argc, &argv, &error))
-    return ovi_cli_fail("%s", error->message);
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return ovi_cli_fail ("%s", error->message);
   if (argc != 1)
-    return ovi_cli_fail("bench takes no positional arguments");
-  if (vram_mode && g_strcmp0(vram_mode, "standard") != 0
-      && g_strcmp0(vram_mode, "auto") != 0)
-    return ovi_cli_fail("--vram-mode %s: only 'standard' (bf16 weights all "
-                        "on the GPU) is implemented so far",
-                        vram_mode);
+    return ovi_cli_fail ("bench takes no positional arguments");
+  if (vram_mode && g_strcmp0 (vram_mode, "standard") != 0
+      && g_strcmp0 (vram_mode, "auto") != 0)
+    return ovi_cli_fail ("--vram-mode %s: only 'standard' (bf16 weights all "
+                         "on the GPU) is implemented so far",
+                         vram_mode);
   if (repeat < 1 || steps < 1)
-    return ovi_cli_fail("--repeat and --steps must be at least 1");
-  mp = ovi_model_preset_lookup(model_name ? model_name : "720x720_5s", &error);
+    return ovi_cli_fail ("--repeat and --steps must be at least 1");
+  mp = ovi_model_preset_lookup (model_name ? model_name : "720x720_5s", &error);
   if (mp == NULL)
-    return ovi_cli_fail_error(g_steal_pointer(&error));
+    return ovi_cli_fail_error (g_steal_pointer (&error));
   if (frames <= 0)
     frames = mp->video_latent_frames;
   if (height <= 0)
@@ -566,53 +568,53 @@ ovi_cmd_bench(int argc, char **argv)
   if (width <= 0)
     width = mp->default_width;
   if (height % 32 || width % 32)
-    return ovi_cli_fail("--width/--height must be multiples of 32 (got %dx%d)",
-                        width, height);
-  want = g_strsplit(stages ? stages : "dit,step,t5,vae,audio", ",", -1);
+    return ovi_cli_fail ("--width/--height must be multiples of 32 (got %dx%d)",
+                         width, height);
+  want = g_strsplit (stages ? stages : "dit,step,t5,vae,audio", ",", -1);
   for (int i = 0; want[i]; i++)
-    if (!g_strv_contains(
+    if (!g_strv_contains (
             (const char *const[]){ "dit", "step", "t5", "vae", "audio", NULL },
             want[i]))
-      return ovi_cli_fail("--stages: unknown stage '%s' (dit, step, t5, vae, "
-                          "audio)",
-                          want[i]);
-  be = ovi_backend_new_by_name(backend_name ? backend_name : "cuda", device,
-                               &error);
+      return ovi_cli_fail ("--stages: unknown stage '%s' (dit, step, t5, vae, "
+                           "audio)",
+                           want[i]);
+  be = ovi_backend_new_by_name (backend_name ? backend_name : "cuda", device,
+                                &error);
   if (be == NULL)
-    return ovi_cli_fail_error(g_steal_pointer(&error));
+    return ovi_cli_fail_error (g_steal_pointer (&error));
   b.be = be;
   b.repeat = repeat;
   /* the module's own high-water mark query (it stays resident) */
-  self = g_module_open(NULL, 0);
+  self = g_module_open (NULL, 0);
   if (self && be->device.type == OVI_DEVICE_CUDA)
-    g_module_symbol(self, "ovi_cuda_backend_memory", (gpointer *) &b.mem);
+    g_module_symbol (self, "ovi_cuda_backend_memory", (gpointer *) &b.mem);
   if (self)
-    g_module_close(self);
-  config_for(mp, &cfg);
-  printf("# ovi bench: model %s, backend %s (activations %s), %dx%d, %d "
-         "latent frames, %d timed run%s per stage after one warm-up\n",
-         mp->name, be->ops->name, ovi_dtype_name(be->act_dtype), width, height,
-         frames, repeat, repeat == 1 ? "" : "s");
-  printf("%-6s %-44s %13s %17s %13s %12s\n", "stage", "what", "time", "rate",
-         "counted", "peak mem");
-  if (g_strv_contains((const char *const *) want, "dit")
-      || g_strv_contains((const char *const *) want, "step")) {
-    gboolean do_step = g_strv_contains((const char *const *) want, "step");
-    ok = bench_dit(&b, mp, &cfg,
-                   g_strv_contains((const char *const *) want, "dit"), do_step,
-                   frames, height, width, &error);
+    g_module_close (self);
+  config_for (mp, &cfg);
+  printf ("# ovi bench: model %s, backend %s (activations %s), %dx%d, %d "
+          "latent frames, %d timed run%s per stage after one warm-up\n",
+          mp->name, be->ops->name, ovi_dtype_name (be->act_dtype), width,
+          height, frames, repeat, repeat == 1 ? "" : "s");
+  printf ("%-6s %-44s %13s %17s %13s %12s\n", "stage", "what", "time", "rate",
+          "counted", "peak mem");
+  if (g_strv_contains ((const char *const *) want, "dit")
+      || g_strv_contains ((const char *const *) want, "step")) {
+    gboolean do_step = g_strv_contains ((const char *const *) want, "step");
+    ok = bench_dit (&b, mp, &cfg,
+                    g_strv_contains ((const char *const *) want, "dit"),
+                    do_step, frames, height, width, &error);
   }
-  if (ok && g_strv_contains((const char *const *) want, "t5"))
-    ok = bench_t5(&b, &cfg, mp->text_len, &error);
-  if (ok && g_strv_contains((const char *const *) want, "vae"))
-    ok = bench_vae(&b, &cfg, frames, height, width, &error);
-  if (ok && g_strv_contains((const char *const *) want, "audio"))
-    ok = bench_audio(&b, &cfg, mp->audio_latent_length, &error);
+  if (ok && g_strv_contains ((const char *const *) want, "t5"))
+    ok = bench_t5 (&b, &cfg, mp->text_len, &error);
+  if (ok && g_strv_contains ((const char *const *) want, "vae"))
+    ok = bench_vae (&b, &cfg, frames, height, width, &error);
+  if (ok && g_strv_contains ((const char *const *) want, "audio"))
+    ok = bench_audio (&b, &cfg, mp->audio_latent_length, &error);
   if (!ok)
-    return ovi_cli_fail_error(g_steal_pointer(&error));
+    return ovi_cli_fail_error (g_steal_pointer (&error));
   if (steps > 1)
-    printf("# (--steps %d: multiply the step time by it for the denoising "
-           "loop)\n",
-           steps);
+    printf ("# (--steps %d: multiply the step time by it for the denoising "
+            "loop)\n",
+            steps);
   return 0;
 }
