@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "gstovicaps.h"
+#include "gstovielement.h"
 #include "gstoviutil.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ovi_audio_dec_debug);
@@ -117,30 +118,10 @@ gst_ovi_audio_dec_get_property(GObject *object, guint prop_id, GValue *value,
 static gboolean
 acquire_engine(GstOviAudioDec *self)
 {
-  GstOviEngineConfig config;
-  g_autofree gchar *key = NULL;
-  g_autoptr(GError) err = NULL;
-
-  GST_OBJECT_LOCK(self);
-  gst_ovi_engine_config_copy(&config, &self->config);
-  GST_OBJECT_UNLOCK(self);
-  key = gst_ovi_engine_config_to_string(&config);
-  if (self->engine && g_strcmp0(key, self->engine_config) != 0)
-    g_clear_pointer(&self->engine, gst_ovi_engine_release);
-  if (!self->engine) {
-    gst_ovi_engine_cache_ensure(GST_ELEMENT(self), &self->cache);
-    self->engine = gst_ovi_engine_cache_acquire(
-        self->cache, GST_OVI_STAGE_AUDIO, &config, GST_ELEMENT(self), &err);
-    if (!self->engine) {
-      GST_OVI_POST_ERROR(self, "Could not load the audio decoder", err);
-      gst_ovi_engine_config_clear(&config);
-      return FALSE;
-    }
-    g_free(self->engine_config);
-    self->engine_config = g_steal_pointer(&key);
-  }
-  gst_ovi_engine_config_clear(&config);
-  return TRUE;
+  return gst_ovi_element_acquire_engine(
+      GST_ELEMENT(self), &self->config, GST_OVI_STAGE_AUDIO,
+      "Could not load the audio decoder", &self->cache, &self->engine,
+      &self->engine_config);
 }
 
 static GstFlowReturn
@@ -250,8 +231,11 @@ gst_ovi_audio_dec_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
   if (GST_BUFFER_OFFSET_END(buf) != GST_BUFFER_OFFSET_NONE
       && GST_BUFFER_OFFSET_END(buf) > first_frame)
     frames = GST_BUFFER_OFFSET_END(buf) - first_frame;
-  first_sample = gst_ovi_frame_to_sample(first_frame);
-  n_samples = gst_ovi_clip_audio_samples(first_frame, frames);
+  /* the engine's rule with one-frame clips: frame f starts clip f */
+  first_sample = (guint64) ovi_clip_audio_start((int64_t) first_frame, 1);
+  n_samples = (guint64) ovi_clip_audio_start((int64_t) (first_frame + frames),
+                                             1)
+              - first_sample;
   have = (guint64) ovi_tensor_numel(wav32);
   data = ovi_tensor_data(wav32);
   GST_DEBUG_OBJECT(self,
@@ -304,17 +288,8 @@ gst_ovi_audio_dec_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
 static void
 set_flushing(GstOviAudioDec *self, gboolean flushing)
 {
-  GST_OBJECT_LOCK(self);
-  self->flushing = flushing;
-  if (flushing) {
-    if (self->cancellable)
-      g_cancellable_cancel(self->cancellable);
-  } else if (!self->cancellable
-             || g_cancellable_is_cancelled(self->cancellable)) {
-    g_clear_object(&self->cancellable);
-    self->cancellable = g_cancellable_new();
-  }
-  GST_OBJECT_UNLOCK(self);
+  gst_ovi_element_set_flushing(GST_ELEMENT(self), flushing, &self->flushing,
+                               &self->cancellable, NULL);
 }
 
 static gboolean
@@ -372,9 +347,7 @@ gst_ovi_audio_dec_query(GstPad *pad, GstObject *parent, GstQuery *query)
 {
   GstOviAudioDec *self = GST_OVI_AUDIO_DEC(parent);
 
-  if (gst_ovi_engine_cache_handle_query(GST_ELEMENT(self), query, self->cache))
-    return TRUE;
-  return gst_pad_query_default(pad, parent, query);
+  return gst_ovi_element_pad_query(pad, parent, query, self->cache);
 }
 
 static void
@@ -382,10 +355,8 @@ gst_ovi_audio_dec_set_context(GstElement *element, GstContext *context)
 {
   GstOviAudioDec *self = GST_OVI_AUDIO_DEC(element);
 
-  GST_OBJECT_LOCK(self);
-  gst_ovi_engine_cache_from_context(context, &self->cache);
-  GST_OBJECT_UNLOCK(self);
-  GST_ELEMENT_CLASS(parent_class)->set_context(element, context);
+  gst_ovi_element_set_context(element, context, &self->cache,
+                              GST_ELEMENT_CLASS(parent_class));
 }
 
 static GstStateChangeReturn
@@ -411,10 +382,8 @@ gst_ovi_audio_dec_change_state(GstElement *element, GstStateChange transition)
       break;
   }
   ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
-    g_clear_pointer(&self->engine, gst_ovi_engine_release);
-    g_clear_pointer(&self->engine_config, g_free);
-  }
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL)
+    gst_ovi_element_release_engine(&self->engine, &self->engine_config);
   return ret;
 }
 
@@ -423,10 +392,8 @@ gst_ovi_audio_dec_finalize(GObject *object)
 {
   GstOviAudioDec *self = GST_OVI_AUDIO_DEC(object);
 
-  g_clear_pointer(&self->engine, gst_ovi_engine_release);
-  g_free(self->engine_config);
-  gst_clear_object(&self->cache);
-  gst_ovi_engine_config_clear(&self->config);
+  gst_ovi_element_clear_engine(&self->engine, &self->engine_config,
+                               &self->cache, &self->config);
   g_clear_object(&self->cancellable);
   gst_event_replace(&self->pending_segment, NULL);
   G_OBJECT_CLASS(parent_class)->finalize(object);

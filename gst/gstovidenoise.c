@@ -42,6 +42,7 @@
 #include <gst/video/video.h>
 
 #include "gstovicaps.h"
+#include "gstovielement.h"
 #include "gstoviutil.h"
 #include "ovi-image.h"
 #include "ovi-presets.h"
@@ -795,18 +796,8 @@ done:
 static void
 set_flushing(GstOviDenoise *self, gboolean flushing)
 {
-  GST_OBJECT_LOCK(self);
-  self->flushing = flushing;
-  if (flushing) {
-    if (self->cancellable)
-      g_cancellable_cancel(self->cancellable);
-    g_cond_broadcast(&self->cond);
-  } else if (!self->cancellable
-             || g_cancellable_is_cancelled(self->cancellable)) {
-    g_clear_object(&self->cancellable);
-    self->cancellable = g_cancellable_new();
-  }
-  GST_OBJECT_UNLOCK(self);
+  gst_ovi_element_set_flushing(GST_ELEMENT(self), flushing, &self->flushing,
+                               &self->cancellable, &self->cond);
 }
 
 static gboolean
@@ -858,9 +849,7 @@ gst_ovi_denoise_query(GstPad *pad, GstObject *parent, GstQuery *query)
 {
   GstOviDenoise *self = GST_OVI_DENOISE(parent);
 
-  if (gst_ovi_engine_cache_handle_query(GST_ELEMENT(self), query, self->cache))
-    return TRUE;
-  return gst_pad_query_default(pad, parent, query);
+  return gst_ovi_element_pad_query(pad, parent, query, self->cache);
 }
 
 static void
@@ -868,10 +857,8 @@ gst_ovi_denoise_set_context(GstElement *element, GstContext *context)
 {
   GstOviDenoise *self = GST_OVI_DENOISE(element);
 
-  GST_OBJECT_LOCK(self);
-  gst_ovi_engine_cache_from_context(context, &self->cache);
-  GST_OBJECT_UNLOCK(self);
-  GST_ELEMENT_CLASS(parent_class)->set_context(element, context);
+  gst_ovi_element_set_context(element, context, &self->cache,
+                              GST_ELEMENT_CLASS(parent_class));
 }
 
 static GstStateChangeReturn

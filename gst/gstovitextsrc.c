@@ -28,6 +28,7 @@
 #include "gstovitextsrc.h"
 
 #include "gstovicaps.h"
+#include "gstovielement.h"
 #include "gstoviutil.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ovi_text_src_debug);
@@ -209,22 +210,18 @@ gst_ovi_text_src_set_context(GstElement *element, GstContext *context)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC(element);
 
-  GST_OBJECT_LOCK(self);
-  gst_ovi_engine_cache_from_context(context, &self->cache);
-  GST_OBJECT_UNLOCK(self);
-  GST_ELEMENT_CLASS(parent_class)->set_context(element, context);
+  gst_ovi_element_set_context(element, context, &self->cache,
+                              GST_ELEMENT_CLASS(parent_class));
 }
 
 static gboolean
 gst_ovi_text_src_start(GstBaseSrc *src)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
-  GstOviEngineConfig config;
-  g_autofree gchar *location = NULL, *key = NULL;
+  g_autofree gchar *location = NULL;
   g_autoptr(GError) err = NULL;
 
   GST_OBJECT_LOCK(self);
-  gst_ovi_engine_config_copy(&config, &self->config);
   location = g_strdup(self->location);
   self->flushing = FALSE;
   GST_OBJECT_UNLOCK(self);
@@ -236,27 +233,15 @@ gst_ovi_text_src_start(GstBaseSrc *src)
       GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
                         ("Could not read the prompt file: %s", err->message),
                         ("location=%s", location));
-      gst_ovi_engine_config_clear(&config);
       return FALSE;
     }
   }
 
-  key = gst_ovi_engine_config_to_string(&config);
-  if (self->engine && g_strcmp0(key, self->engine_config) != 0)
-    g_clear_pointer(&self->engine, gst_ovi_engine_release);
-  if (!self->engine) {
-    gst_ovi_engine_cache_ensure(GST_ELEMENT(self), &self->cache);
-    self->engine = gst_ovi_engine_cache_acquire(
-        self->cache, GST_OVI_STAGE_TEXT, &config, GST_ELEMENT(self), &err);
-    if (!self->engine) {
-      GST_OVI_POST_ERROR(self, "Could not load the text encoder", err);
-      gst_ovi_engine_config_clear(&config);
-      return FALSE;
-    }
-    g_free(self->engine_config);
-    self->engine_config = g_steal_pointer(&key);
-  }
-  gst_ovi_engine_config_clear(&config);
+  if (!gst_ovi_element_acquire_engine(
+          GST_ELEMENT(self), &self->config, GST_OVI_STAGE_TEXT,
+          "Could not load the text encoder", &self->cache, &self->engine,
+          &self->engine_config))
+    return FALSE;
 
   self->clip = 0;
   self->frame_offset = 0;
@@ -289,12 +274,8 @@ gst_ovi_text_src_unlock(GstBaseSrc *src)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
 
-  GST_OBJECT_LOCK(self);
-  self->flushing = TRUE;
-  if (self->cancellable)
-    g_cancellable_cancel(self->cancellable);
-  g_cond_broadcast(&self->cond);
-  GST_OBJECT_UNLOCK(self);
+  gst_ovi_element_set_flushing(GST_ELEMENT(self), TRUE, &self->flushing,
+                               &self->cancellable, &self->cond);
   return TRUE;
 }
 
@@ -501,8 +482,7 @@ gst_ovi_text_src_change_state(GstElement *element, GstStateChange transition)
   ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
   if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
     /* idle weights go when no element holds them */
-    g_clear_pointer(&self->engine, gst_ovi_engine_release);
-    g_clear_pointer(&self->engine_config, g_free);
+    gst_ovi_element_release_engine(&self->engine, &self->engine_config);
   }
   return ret;
 }
@@ -512,10 +492,8 @@ gst_ovi_text_src_finalize(GObject *object)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC(object);
 
-  g_clear_pointer(&self->engine, gst_ovi_engine_release);
-  g_free(self->engine_config);
-  gst_clear_object(&self->cache);
-  gst_ovi_engine_config_clear(&self->config);
+  gst_ovi_element_clear_engine(&self->engine, &self->engine_config,
+                               &self->cache, &self->config);
   g_free(self->prompt);
   g_free(self->video_negative_prompt);
   g_free(self->audio_negative_prompt);

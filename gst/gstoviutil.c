@@ -17,20 +17,6 @@ gst_ovi_frame_time(guint64 frame)
                                GST_OVI_FPS_N);
 }
 
-guint64
-gst_ovi_frame_to_sample(guint64 frame)
-{
-  return gst_util_uint64_scale_round(
-      frame, (guint64) GST_OVI_AUDIO_RATE * GST_OVI_FPS_D, GST_OVI_FPS_N);
-}
-
-guint64
-gst_ovi_clip_audio_samples(guint64 first_frame, guint n_frames)
-{
-  return gst_ovi_frame_to_sample(first_frame + n_frames)
-         - gst_ovi_frame_to_sample(first_frame);
-}
-
 GstOviPromptEntry *
 gst_ovi_prompt_entry_new(const gchar *prompt)
 {

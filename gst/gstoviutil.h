@@ -1,7 +1,7 @@
 /* gst-ovi: pure helpers of the ovi elements (no engine, unit-tested):
- * timestamp arithmetic, the per-clip A/V length rule and the prompt-file
- * parser. (Size snapping and the i2v resize are the engine's:
- * ovi_snap_hw_t2v, ovi_image_prepare_rgb8.) */
+ * timestamp arithmetic and the prompt-file parser. (The per-clip A/V length
+ * rule, size snapping and the i2v resize are the engine's:
+ * ovi_clip_audio_start/samples, ovi_snap_hw_t2v, ovi_image_prepare_rgb8.) */
 #pragma once
 
 #include <gst/gst.h>
@@ -20,20 +20,6 @@ guint gst_ovi_video_frames_for_latent(guint latent_frames);
  * at 24/1): frame * GST_SECOND / 24, rounded down, so consecutive frames
  * leave no gaps. */
 GstClockTime gst_ovi_frame_time(guint64 frame);
-
-/* The A/V rule of one clip. A clip is the video frames
- * [first_frame, first_frame + n_frames) of the stream; both streams of the
- * clip start at gst_ovi_frame_time (first_frame) and the next clip starts at
- * gst_ovi_frame_time (first_frame + n_frames). The audio of the clip is the
- * samples of the global 16 kHz grid that fall in that interval:
- *   round (end * 16000 / 24) - round (first * 16000 / 24)
- * so a clip of 121 frames (5.0417 s) carries 80666 or 80667 samples and the
- * audio never drifts from the video, however many clips follow. The vocoder
- * makes L * 512 samples (80384 for L = 157): the decoder pads the rest with
- * silence or trims the excess at the end of the clip. */
-guint64 gst_ovi_clip_audio_samples(guint64 first_frame, guint n_frames);
-/* the global sample index where the clip starting at `frame` starts */
-guint64 gst_ovi_frame_to_sample(guint64 frame);
 
 /* One entry of a prompt file. `overrides` (may be NULL) is an "ovi-clip"
  * structure with any of: seed (guint64), steps (gint), shift (gdouble),

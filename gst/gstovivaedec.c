@@ -31,6 +31,7 @@
 #include <gst/video/video.h>
 
 #include "gstovicaps.h"
+#include "gstovielement.h"
 #include "gstoviutil.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_ovi_vae_dec_debug);
@@ -136,30 +137,10 @@ gst_ovi_vae_dec_get_property(GObject *object, guint prop_id, GValue *value,
 static gboolean
 acquire_engine(GstOviVaeDec *self)
 {
-  GstOviEngineConfig config;
-  g_autofree gchar *key = NULL;
-  g_autoptr(GError) err = NULL;
-
-  GST_OBJECT_LOCK(self);
-  gst_ovi_engine_config_copy(&config, &self->config);
-  GST_OBJECT_UNLOCK(self);
-  key = gst_ovi_engine_config_to_string(&config);
-  if (self->engine && g_strcmp0(key, self->engine_config) != 0)
-    g_clear_pointer(&self->engine, gst_ovi_engine_release);
-  if (!self->engine) {
-    gst_ovi_engine_cache_ensure(GST_ELEMENT(self), &self->cache);
-    self->engine = gst_ovi_engine_cache_acquire(
-        self->cache, GST_OVI_STAGE_VIDEO_VAE, &config, GST_ELEMENT(self), &err);
-    if (!self->engine) {
-      GST_OVI_POST_ERROR(self, "Could not load the video VAE", err);
-      gst_ovi_engine_config_clear(&config);
-      return FALSE;
-    }
-    g_free(self->engine_config);
-    self->engine_config = g_steal_pointer(&key);
-  }
-  gst_ovi_engine_config_clear(&config);
-  return TRUE;
+  return gst_ovi_element_acquire_engine(
+      GST_ELEMENT(self), &self->config, GST_OVI_STAGE_VIDEO_VAE,
+      "Could not load the video VAE", &self->cache, &self->engine,
+      &self->engine_config);
 }
 
 static gboolean
@@ -434,17 +415,8 @@ gst_ovi_vae_dec_chain(GstPad *pad, GstObject *parent, GstBuffer *buf)
 static void
 set_flushing(GstOviVaeDec *self, gboolean flushing)
 {
-  GST_OBJECT_LOCK(self);
-  self->flushing = flushing;
-  if (flushing) {
-    if (self->cancellable)
-      g_cancellable_cancel(self->cancellable);
-  } else if (!self->cancellable
-             || g_cancellable_is_cancelled(self->cancellable)) {
-    g_clear_object(&self->cancellable);
-    self->cancellable = g_cancellable_new();
-  }
-  GST_OBJECT_UNLOCK(self);
+  gst_ovi_element_set_flushing(GST_ELEMENT(self), flushing, &self->flushing,
+                               &self->cancellable, NULL);
 }
 
 static gboolean
@@ -509,9 +481,7 @@ gst_ovi_vae_dec_query(GstPad *pad, GstObject *parent, GstQuery *query)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC(parent);
 
-  if (gst_ovi_engine_cache_handle_query(GST_ELEMENT(self), query, self->cache))
-    return TRUE;
-  return gst_pad_query_default(pad, parent, query);
+  return gst_ovi_element_pad_query(pad, parent, query, self->cache);
 }
 
 static void
@@ -519,10 +489,8 @@ gst_ovi_vae_dec_set_context(GstElement *element, GstContext *context)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC(element);
 
-  GST_OBJECT_LOCK(self);
-  gst_ovi_engine_cache_from_context(context, &self->cache);
-  GST_OBJECT_UNLOCK(self);
-  GST_ELEMENT_CLASS(parent_class)->set_context(element, context);
+  gst_ovi_element_set_context(element, context, &self->cache,
+                              GST_ELEMENT_CLASS(parent_class));
 }
 
 static GstStateChangeReturn
@@ -557,8 +525,7 @@ gst_ovi_vae_dec_change_state(GstElement *element, GstStateChange transition)
       self->have_out_info = FALSE;
       break;
     case GST_STATE_CHANGE_READY_TO_NULL:
-      g_clear_pointer(&self->engine, gst_ovi_engine_release);
-      g_clear_pointer(&self->engine_config, g_free);
+      gst_ovi_element_release_engine(&self->engine, &self->engine_config);
       break;
     default:
       break;
@@ -571,10 +538,8 @@ gst_ovi_vae_dec_finalize(GObject *object)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC(object);
 
-  g_clear_pointer(&self->engine, gst_ovi_engine_release);
-  g_free(self->engine_config);
-  gst_clear_object(&self->cache);
-  gst_ovi_engine_config_clear(&self->config);
+  gst_ovi_element_clear_engine(&self->engine, &self->engine_config,
+                               &self->cache, &self->config);
   g_clear_object(&self->cancellable);
   if (self->converter)
     gst_video_converter_free(self->converter);

@@ -11,6 +11,7 @@
 
 #include "gstoviutil.h"
 #include "ovi-backend.h"
+#include "ovi-engine.h"
 #include "ovi-presets.h"
 
 static const OviModelPreset *tiny;
@@ -554,7 +555,7 @@ GST_START_TEST(test_audiodec_av_rule)
   gst_harness_set_src_caps_str(h, caps_in);
   for (k = 0; k < 3; k++) {
     guint64 clip_samples = 0,
-            expect = gst_ovi_clip_audio_samples(k * frames, frames);
+            expect = ovi_clip_audio_samples(k, frames);
     GstBuffer *b;
     gboolean at_start = TRUE;
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gstoviutil.h"
+#include "ovi-engine.h"
 #include "ovi-presets.h"
 
 static const OviModelPreset *tiny;
@@ -97,11 +98,11 @@ check_sync(GstElement *pipe, guint clips)
                               gst_util_uint64_scale(off, GST_SECOND, 16000));
     next += g_array_index(c.audio, guint64, i + 2);
   }
-  total = gst_ovi_frame_to_sample(clips * frames);
+  total = ovi_clip_audio_start(clips, frames);
   fail_unless_equals_uint64(next, total);
   /* every clip: the audio starts where its first frame does */
   for (k = 0; k < clips; k++) {
-    guint64 s = gst_ovi_frame_to_sample(k * frames);
+    guint64 s = ovi_clip_audio_start(k, frames);
     gboolean found = FALSE;
     for (i = 0; i < c.audio->len; i += 3) {
       if (g_array_index(c.audio, guint64, i) == s) {
