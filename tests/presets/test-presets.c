@@ -2,6 +2,7 @@
 #include "ovi-engine.h"
 #include "ovi-error.h"
 #include "ovi-presets.h"
+#include "ovi-test-util.h"
 #include "ovi-tiny.h"
 
 #include <glib/gstdio.h>
@@ -323,26 +324,6 @@ test_tokens(void)
 /* ---- model folders ---- */
 
 static void
-remove_tree(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  const char *name;
-
-  if (d) {
-    while ((name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *child = g_build_filename(path, name, NULL);
-      if (g_file_test(child, G_FILE_TEST_IS_DIR)
-          && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree(child);
-      else
-        g_unlink(child);
-    }
-    g_dir_close(d);
-  }
-  g_rmdir(path);
-}
-
-static void
 touch(const char *root, const char *rel)
 {
   g_autofree char *path = g_build_filename(root, rel, NULL);
@@ -481,7 +462,7 @@ test_model_paths(void)
   g_assert_null(p);
   g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
   g_assert_nonnull(strstr(error->message, "model-dir"));
-  remove_tree(root);
+  ovi_test_remove_tree(root);
 }
 
 static void
@@ -520,7 +501,7 @@ test_bad_table(void)
     g_assert_error(error, OVI_ERROR, OVI_ERROR_FORMAT);
     g_assert_nonnull(strstr(error->message, "models.json"));
     g_assert_nonnull(strstr(error->message, "'x'"));
-    remove_tree(dir);
+    ovi_test_remove_tree(dir);
     return;
   }
   g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);

@@ -11,6 +11,7 @@
 #include "ovi-backend.h"
 #include "ovi-engine.h"
 #include "ovi-presets.h"
+#include "ovi-test-util.h"
 #include "ovi-tiny.h"
 
 #include <glib/gstdio.h>
@@ -18,26 +19,6 @@
 #include <string.h>
 
 static char *tiny_dir;
-
-static void
-remove_tree(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  const char *name;
-
-  if (d) {
-    while ((name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *child = g_build_filename(path, name, NULL);
-      if (g_file_test(child, G_FILE_TEST_IS_DIR)
-          && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree(child);
-      else
-        g_unlink(child);
-    }
-    g_dir_close(d);
-  }
-  g_rmdir(path);
-}
 
 /* deterministic N(0,1)-ish values (no dependence on the writer's streams) */
 static OviTensor *
@@ -258,17 +239,14 @@ test_run(void)
 int
 main(int argc, char **argv)
 {
-  g_autoptr(GError) error = NULL;
   int status;
 
   g_test_init(&argc, &argv, NULL);
-  tiny_dir = g_dir_make_tmp("ovi-tiny-run-XXXXXX", &error);
-  g_assert_no_error(error);
-  if (!ovi_tiny_write(tiny_dir, OVI_TINY_DEFAULT_SEED, &error))
-    g_error("%s", error->message);
+  tiny_dir = ovi_test_make_tiny_dir("ovi-tiny-run-XXXXXX",
+                                    OVI_TINY_DEFAULT_SEED);
   g_test_add_func("/tiny/run-stages", test_run);
   status = g_test_run();
-  remove_tree(tiny_dir);
+  ovi_test_remove_tree(tiny_dir);
   g_free(tiny_dir);
   return status;
 }

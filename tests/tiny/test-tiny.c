@@ -14,6 +14,7 @@
 #include "ovi-engine.h"
 #include "ovi-error.h"
 #include "ovi-presets.h"
+#include "ovi-test-util.h"
 #include "ovi-tiny.h"
 #include "ovi-weights.h"
 
@@ -188,36 +189,6 @@ test_legacy_names(void)
   g_assert_cmpuint(n_g, ==, 1 + 6 + 18 * 6 + 1);
 }
 
-static void
-remove_tree(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  const char *name;
-
-  if (d) {
-    while ((name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *child = g_build_filename(path, name, NULL);
-      if (g_file_test(child, G_FILE_TEST_IS_DIR)
-          && !g_file_test(child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree(child);
-      else
-        g_unlink(child);
-    }
-    g_dir_close(d);
-  }
-  g_rmdir(path);
-}
-
-static char *
-make_dir(void)
-{
-  g_autoptr(GError) error = NULL;
-  char *d = g_dir_make_tmp("ovi-tiny-XXXXXX", &error);
-
-  g_assert_no_error(error);
-  return d;
-}
-
 static GBytes *
 read_bytes(const char *root, const char *rel)
 {
@@ -253,7 +224,9 @@ static void
 test_deterministic(void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *a = make_dir(), *b = make_dir(), *c = make_dir();
+  g_autofree char *a = ovi_test_make_tmp_dir("ovi-tiny-XXXXXX");
+  g_autofree char *b = ovi_test_make_tmp_dir("ovi-tiny-XXXXXX");
+  g_autofree char *c = ovi_test_make_tmp_dir("ovi-tiny-XXXXXX");
   guint n_files = G_N_ELEMENTS(all_files);
   guint64 seed = 0;
 
@@ -280,9 +253,9 @@ test_deterministic(void)
   g_assert_cmpuint(seed, ==, 7);
   g_assert_true(ovi_tiny_is_current(c, &seed));
   g_assert_cmpuint(seed, ==, 8);
-  remove_tree(a);
-  remove_tree(b);
-  remove_tree(c);
+  ovi_test_remove_tree(a);
+  ovi_test_remove_tree(b);
+  ovi_test_remove_tree(c);
 }
 
 /* every file opens with the readers; names/shapes/dtypes as listed; every
@@ -291,7 +264,7 @@ static void
 test_files_read_back(void)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *dir = make_dir();
+  g_autofree char *dir = ovi_test_make_tmp_dir("ovi-tiny-XXXXXX");
   OviTinyConfig cfg;
   int64_t total_bytes = 0;
 
@@ -344,7 +317,7 @@ test_files_read_back(void)
   /* the whole folder stays small */
   g_test_message("tiny weights: %" G_GINT64_FORMAT " bytes", total_bytes);
   g_assert_cmpint(total_bytes, <, 8 * 1024 * 1024);
-  remove_tree(dir);
+  ovi_test_remove_tree(dir);
 }
 
 /* a few official names, and the counts, in the default tiny files */
@@ -436,7 +409,7 @@ test_constants(void)
     g_test_skip("no golden vectors (OVI_GOLDEN_DIR)");
     return;
   }
-  dir = make_dir();
+  dir = ovi_test_make_tmp_dir("ovi-tiny-XXXXXX");
   g_assert_true(ovi_tiny_write(dir, 3, &error));
   voc = g_build_filename(dir, ovi_tiny_file_path(OVI_TINY_FILE_VOCODER), NULL);
   vae = g_build_filename(dir, ovi_tiny_file_path(OVI_TINY_FILE_AUDIO_VAE),
@@ -463,7 +436,7 @@ test_constants(void)
                         "activation_post.downsample.lowpass.filter", 2e-7);
   compare_golden_tensor(gold_vae, ours_vae, "data_mean", "data_mean", 0);
   compare_golden_tensor(gold_vae, ours_vae, "data_std", "data_std", 0);
-  remove_tree(dir);
+  ovi_test_remove_tree(dir);
 }
 
 /* bad configurations and unwritable folders are errors, not aborts */
@@ -472,7 +445,7 @@ test_errors(void)
 {
   g_autoptr(GError) error = NULL;
   OviTinyConfig cfg;
-  g_autofree char *dir = make_dir();
+  g_autofree char *dir = ovi_test_make_tmp_dir("ovi-tiny-XXXXXX");
 
   ovi_tiny_config_init(&cfg);
   cfg.dit_heads = 3; /* 64 is not a multiple of 3 */
@@ -489,7 +462,7 @@ test_errors(void)
   g_assert_false(ovi_tiny_write("/proc/ovi-tiny-cannot-exist", 1, &error));
   g_assert_error(error, OVI_ERROR, OVI_ERROR_IO);
   g_assert_nonnull(strstr(error->message, "/proc/ovi-tiny-cannot-exist"));
-  remove_tree(dir);
+  ovi_test_remove_tree(dir);
 }
 
 /* ---- the default folder ---- */
@@ -579,13 +552,13 @@ test_default_folder(void)
     return;
   }
   {
-    g_autofree char *cache = make_dir();
+    g_autofree char *cache = ovi_test_make_tmp_dir("ovi-tiny-XXXXXX");
     g_autofree char *env = g_strdup(cache);
     /* the child uses this cache folder; it is removed afterwards */
     g_setenv("OVI_TEST_CACHE", env, TRUE);
     g_test_trap_subprocess(NULL, 120 * G_USEC_PER_SEC,
                            G_TEST_SUBPROCESS_INHERIT_STDERR);
-    remove_tree(cache);
+    ovi_test_remove_tree(cache);
     g_test_trap_assert_passed();
   }
 }

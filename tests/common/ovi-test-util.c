@@ -1,0 +1,47 @@
+/* tests: small helpers the test programs share (see ovi-test-util.h). */
+#include "ovi-test-util.h"
+
+#include <glib/gstdio.h>
+
+#include "ovi-tiny.h"
+
+void
+ovi_test_remove_tree (const char *path)
+{
+  GDir *d = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  if (d) {
+    while ((name = g_dir_read_name (d)) != NULL) {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      if (g_file_test (child, G_FILE_TEST_IS_DIR)
+          && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        ovi_test_remove_tree (child);
+      else
+        g_unlink (child);
+    }
+    g_dir_close (d);
+  }
+  g_rmdir (path);
+}
+
+char *
+ovi_test_make_tmp_dir (const char *tmpl)
+{
+  g_autoptr (GError) error = NULL;
+  char *d = g_dir_make_tmp (tmpl, &error);
+
+  g_assert_no_error (error);
+  return d;
+}
+
+char *
+ovi_test_make_tiny_dir (const char *tmpl, guint64 seed)
+{
+  g_autoptr (GError) error = NULL;
+  char *d = ovi_test_make_tmp_dir (tmpl);
+
+  if (!ovi_tiny_write (d, seed, &error))
+    g_error ("%s", error->message);
+  return d;
+}

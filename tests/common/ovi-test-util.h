@@ -1,0 +1,20 @@
+/* tests: small helpers the test programs share (temporary folders, the
+ * tiny model). Build: tests/common/meson.build (ovi_test_util_dep). */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* rm -rf of a folder a test made (does not follow symlinks) */
+void ovi_test_remove_tree (const char *path);
+
+/* a new temporary folder from `tmpl` ("ovi-foo-XXXXXX"); fails the test if
+ * it cannot be made */
+char *ovi_test_make_tmp_dir (const char *tmpl);
+
+/* a new temporary folder from `tmpl` holding the tiny model written with
+ * `seed`; fails the test if it cannot be written */
+char *ovi_test_make_tiny_dir (const char *tmpl, guint64 seed);
+
+G_END_DECLS
