@@ -1150,6 +1150,22 @@ check_backend(OviWanVae *v, GError **error)
   return ovi_backend_sync(v->be, error);
 }
 
+/* TRUE when `t` was made and the backend has no pending failure; otherwise
+ * the backend's error (an allocation failure is recorded there), or a
+ * generic one when the backend recorded none. */
+static gboolean
+made(OviWanVae *v, const OviTensor *t, GError **error)
+{
+  if (!check_backend(v, error))
+    return FALSE;
+  if (t == NULL) {
+    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                "video VAE: could not allocate an activation tensor");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 cancelled(GCancellable *cancellable, GError **error)
 {
@@ -1293,7 +1309,7 @@ decode_tiled(OviWanVae *v, OviTensor *x, OviWanVaeFramesFunc on_frames,
         ramp(wx, tw * scale, lo2, hi2);
         g_autoptr(OviTensor) rgb = decode_chunk(v, states[ty * nx + tx], x, i,
                                                 ys[ty], xs[tx], th, tw);
-        if (rgb == NULL || !check_backend(v, error))
+        if (!made(v, rgb, error))
           goto out;
         if (rgb->shape[1] != n) {
           g_set_error(error, OVI_ERROR, OVI_ERROR_FAILED,
@@ -1362,7 +1378,7 @@ ovi_wan_vae_decode(OviWanVae *v, const OviTensor *latent,
   if (!check_latent(v, latent, error))
     return FALSE;
   x = decode_prepare(v, latent);
-  if (x == NULL || !check_backend(v, error))
+  if (!made(v, x, error))
     return FALSE;
   if (v->tile > 0 && (x->shape[2] > v->tile || x->shape[3] > v->tile))
     return decode_tiled(v, x, on_frames, user_data, cancellable, error);
@@ -1373,7 +1389,7 @@ ovi_wan_vae_decode(OviWanVae *v, const OviTensor *latent,
       return FALSE;
     g_autoptr(OviTensor) rgb
         = decode_chunk(v, s, x, i, 0, 0, x->shape[2], x->shape[3]);
-    if (rgb == NULL || !check_backend(v, error))
+    if (!made(v, rgb, error))
       return FALSE;
     if (!on_frames(rgb, first, user_data)) {
       g_set_error(error, OVI_ERROR, OVI_ERROR_CANCELLED,
