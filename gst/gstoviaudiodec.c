@@ -319,27 +319,12 @@ gst_ovi_audio_dec_sink_event(GstPad *pad, GstObject *parent, GstEvent *event)
       gst_event_unref(event);
       return TRUE;
     }
-    case GST_EVENT_FLUSH_START:
-      set_flushing(self, TRUE);
-      break;
-    case GST_EVENT_SEGMENT:
-      if (!gst_pad_has_current_caps(self->srcpad)) {
-        gst_event_replace(&self->pending_segment, event);
-        gst_event_unref(event);
-        return TRUE;
-      }
-      break;
-    case GST_EVENT_EOS:
-      gst_event_replace(&self->pending_segment, NULL);
-      break;
-    case GST_EVENT_FLUSH_STOP:
-      set_flushing(self, FALSE);
-      self->discont = TRUE;
-      break;
     default:
       break;
   }
-  return gst_pad_event_default(pad, parent, event);
+  return gst_ovi_element_sink_event(pad, parent, event, self->srcpad,
+                                    &self->pending_segment, &self->discont,
+                                    &self->flushing, &self->cancellable, NULL);
 }
 
 static gboolean

@@ -73,6 +73,39 @@ gst_ovi_element_set_flushing (GstElement *element, gboolean flushing,
 }
 
 gboolean
+gst_ovi_element_sink_event (GstPad *pad, GstObject *parent, GstEvent *event,
+                            GstPad *srcpad, GstEvent **pending_segment,
+                            gboolean *discont, gboolean *flushing,
+                            GCancellable **cancellable, GCond *cond)
+{
+  GstElement *element = GST_ELEMENT (parent);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_FLUSH_START:
+      gst_ovi_element_set_flushing (element, TRUE, flushing, cancellable, cond);
+      break;
+    case GST_EVENT_SEGMENT:
+      if (!gst_pad_has_current_caps (srcpad)) {
+        gst_event_replace (pending_segment, event);
+        gst_event_unref (event);
+        return TRUE;
+      }
+      break;
+    case GST_EVENT_EOS:
+      gst_event_replace (pending_segment, NULL);
+      break;
+    case GST_EVENT_FLUSH_STOP:
+      gst_ovi_element_set_flushing (element, FALSE, flushing, cancellable,
+                                    cond);
+      *discont = TRUE;
+      break;
+    default:
+      break;
+  }
+  return gst_pad_event_default (pad, parent, event);
+}
+
+gboolean
 gst_ovi_element_pad_query (GstPad *pad, GstObject *parent, GstQuery *query,
                            GstOviEngineCache *cache)
 {

@@ -46,6 +46,18 @@ void gst_ovi_element_set_flushing (GstElement *element, gboolean flushing,
                                    gboolean *flushing_field,
                                    GCancellable **cancellable, GCond *cond);
 
+/* The sink events the ovi filters treat alike, for their sink event
+ * function to call after its own CAPS handling: FLUSH_START flushes (see
+ * gst_ovi_element_set_flushing), FLUSH_STOP unflushes and sets *discont, a
+ * SEGMENT that comes before `srcpad` has caps is held in *pending_segment
+ * (the element pushes it after its caps), EOS drops a held one; the rest
+ * goes to the default handler. Takes `event`. */
+gboolean gst_ovi_element_sink_event (GstPad *pad, GstObject *parent,
+                                     GstEvent *event, GstPad *srcpad,
+                                     GstEvent **pending_segment,
+                                     gboolean *discont, gboolean *flushing,
+                                     GCancellable **cancellable, GCond *cond);
+
 /* The body of a pad query function: answers the "ovi.engine" context query
  * with `cache`, else the default handler. */
 gboolean gst_ovi_element_pad_query (GstPad *pad, GstObject *parent,
