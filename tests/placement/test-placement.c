@@ -15,6 +15,7 @@
  *  - the release estimates are ordered (standard > fp8 > fp8-offload >
  *    ultra-low) and `auto` picks the fastest mode that fits.
  */
+#include "ovi-test-util.h"
 #include "ovi-backend.h"
 #include "ovi-engine.h"
 #include "ovi-fusion.h"
@@ -38,26 +39,6 @@ static char *tiny_dir;
 #define BOUND_INT8_LATENT  0.05
 #define BOUND_FP8_DECODED  0.15
 #define BOUND_INT8_DECODED 0.05
-
-static void
-remove_tree (const char *path)
-{
-  GDir *d = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  if (d) {
-    while ((name = g_dir_read_name (d)) != NULL) {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-      if (g_file_test (child, G_FILE_TEST_IS_DIR)
-          && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-    g_dir_close (d);
-  }
-  g_rmdir (path);
-}
 
 static OviTensor *
 from_floats (int ndim, const int64_t *shape, const float *v)
@@ -907,14 +888,11 @@ test_tiled_decode (void)
 int
 main (int argc, char **argv)
 {
-  g_autoptr (GError) error = NULL;
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  tiny_dir = g_dir_make_tmp ("ovi-placement-XXXXXX", &error);
-  g_assert_no_error (error);
-  if (!ovi_tiny_write (tiny_dir, OVI_TINY_DEFAULT_SEED, &error))
-    g_error ("%s", error->message);
+  tiny_dir = ovi_test_make_tiny_dir ("ovi-placement-XXXXXX",
+      OVI_TINY_DEFAULT_SEED);
   g_test_add_func ("/placement/quantize-values", test_quantize_values);
   g_test_add_func ("/placement/quantize-random", test_quantize_random);
   g_test_add_func ("/placement/policy", test_policy);
@@ -925,7 +903,7 @@ main (int argc, char **argv)
   g_test_add_func ("/placement/fp8-file", test_fp8_file);
   g_test_add_func ("/placement/tiled-decode", test_tiled_decode);
   status = g_test_run ();
-  remove_tree (tiny_dir);
+  ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);
   return status;
 }
