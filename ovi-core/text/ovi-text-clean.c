@@ -42,8 +42,10 @@ append_utf8(UStr *out, const char *utf8)
 static gboolean
 ustr_equal(const UStr *a, const UStr *b)
 {
+  /* an empty GArray's data may be NULL, which memcmp must not get */
   return a->len == b->len
-         && memcmp(a->data, b->data, a->len * sizeof(gunichar)) == 0;
+         && (a->len == 0
+             || memcmp(a->data, b->data, a->len * sizeof(gunichar)) == 0);
 }
 
 /* ---- windows-1252 ---- */
