@@ -705,7 +705,8 @@ normalize_prefix(const OviSpm *spm, const guint8 *s, gsize len,
     Match m[64];
     guint n = prefix_matches(spm, spm->user_sorted, spm->n_user, s, len, m,
                              G_N_ELEMENTS(m));
-    if (n > 0) {
+    /* a hostile model's user piece may be invalid UTF-8: not kept */
+    if (n > 0 && g_utf8_validate_len((const char *) s, m[n - 1].len, NULL)) {
       gsize l = m[n - 1].len;
       *out = (const char *) s;
       *out_len = l;
@@ -721,6 +722,11 @@ normalize_prefix(const OviSpm *spm, const guint8 *s, gsize len,
     } else {
       *out = spm->repl + value;
       *out_len = strnlen(*out, spm->repl_size - value);
+      /* the normalised text stays UTF-8 whatever the model's blob holds */
+      if (!g_utf8_validate_len(*out, *out_len, NULL)) {
+        *out = "\xEF\xBF\xBD";
+        *out_len = 3;
+      }
     }
     return l;
   }
