@@ -4,7 +4,7 @@
 # indirect leak. Exit 77 (skip) when valgrind is not installed.
 command -v valgrind > /dev/null 2>&1 || { echo "valgrind not installed"; exit 77; }
 supp=
-for f in /usr/share/glib-2.0/valgrind/glib.supp; do
+for f in /usr/share/glib-2.0/valgrind/glib.supp "$(dirname "$0")/gst-ovi.supp"; do
   [ -f "$f" ] && supp="$supp --suppressions=$f"
 done
 G_SLICE=always-malloc
