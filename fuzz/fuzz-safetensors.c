@@ -3,10 +3,10 @@
 #include "fuzz-common.h"
 
 int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-  if (size >= 4 && memcmp(data, "PK\x03\x04", 4) == 0)
+  if (size >= 4 && memcmp (data, "PK\x03\x04", 4) == 0)
     return 0;
-  ovi_fuzz_open(data, size, "fuzz.safetensors");
+  ovi_fuzz_open (data, size, "fuzz.safetensors");
   return 0;
 }

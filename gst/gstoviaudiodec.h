@@ -7,10 +7,10 @@
 
 G_BEGIN_DECLS
 
-#define GST_TYPE_OVI_AUDIO_DEC (gst_ovi_audio_dec_get_type())
-G_DECLARE_FINAL_TYPE(GstOviAudioDec, gst_ovi_audio_dec, GST, OVI_AUDIO_DEC,
-                     GstElement)
+#define GST_TYPE_OVI_AUDIO_DEC (gst_ovi_audio_dec_get_type ())
+G_DECLARE_FINAL_TYPE (GstOviAudioDec, gst_ovi_audio_dec, GST, OVI_AUDIO_DEC,
+                      GstElement)
 
-GST_ELEMENT_REGISTER_DECLARE(oviaudiodec);
+GST_ELEMENT_REGISTER_DECLARE (oviaudiodec);
 
 G_END_DECLS

@@ -2,33 +2,33 @@
 #include "gstovicaps.h"
 
 void
-gst_ovi_clip_meta_register(void)
+gst_ovi_clip_meta_register (void)
 {
   static gsize once = 0;
 
-  if (g_once_init_enter(&once)) {
+  if (g_once_init_enter (&once)) {
     static const gchar *tags[] = { NULL };
-    gst_meta_register_custom(GST_OVI_CLIP_META_NAME, tags, NULL, NULL, NULL);
-    g_once_init_leave(&once, 1);
+    gst_meta_register_custom (GST_OVI_CLIP_META_NAME, tags, NULL, NULL, NULL);
+    g_once_init_leave (&once, 1);
   }
 }
 
 GstStructure *
-gst_ovi_buffer_add_clip_meta(GstBuffer *buffer)
+gst_ovi_buffer_add_clip_meta (GstBuffer *buffer)
 {
   GstCustomMeta *meta;
 
-  gst_ovi_clip_meta_register();
-  meta = gst_buffer_add_custom_meta(buffer, GST_OVI_CLIP_META_NAME);
-  return meta ? gst_custom_meta_get_structure(meta) : NULL;
+  gst_ovi_clip_meta_register ();
+  meta = gst_buffer_add_custom_meta (buffer, GST_OVI_CLIP_META_NAME);
+  return meta ? gst_custom_meta_get_structure (meta) : NULL;
 }
 
 GstStructure *
-gst_ovi_buffer_get_clip_meta(GstBuffer *buffer)
+gst_ovi_buffer_get_clip_meta (GstBuffer *buffer)
 {
   GstCustomMeta *meta;
 
-  gst_ovi_clip_meta_register();
-  meta = gst_buffer_get_custom_meta(buffer, GST_OVI_CLIP_META_NAME);
-  return meta ? gst_custom_meta_get_structure(meta) : NULL;
+  gst_ovi_clip_meta_register ();
+  meta = gst_buffer_get_custom_meta (buffer, GST_OVI_CLIP_META_NAME);
+  return meta ? gst_custom_meta_get_structure (meta) : NULL;
 }

@@ -40,10 +40,10 @@ G_BEGIN_DECLS
  * the prompt file (seed, steps, ... see GstOviPromptEntry). */
 #define GST_OVI_CLIP_META_NAME "GstOviClipMeta"
 
-void gst_ovi_clip_meta_register(void);
+void gst_ovi_clip_meta_register (void);
 /* adds the meta; returns its writable structure */
-GstStructure *gst_ovi_buffer_add_clip_meta(GstBuffer *buffer);
+GstStructure *gst_ovi_buffer_add_clip_meta (GstBuffer *buffer);
 /* the structure of the buffer's clip meta, or NULL */
-GstStructure *gst_ovi_buffer_get_clip_meta(GstBuffer *buffer);
+GstStructure *gst_ovi_buffer_get_clip_meta (GstBuffer *buffer);
 
 G_END_DECLS

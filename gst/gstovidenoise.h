@@ -7,10 +7,10 @@
 
 G_BEGIN_DECLS
 
-#define GST_TYPE_OVI_DENOISE (gst_ovi_denoise_get_type())
-G_DECLARE_FINAL_TYPE(GstOviDenoise, gst_ovi_denoise, GST, OVI_DENOISE,
-                     GstElement)
+#define GST_TYPE_OVI_DENOISE (gst_ovi_denoise_get_type ())
+G_DECLARE_FINAL_TYPE (GstOviDenoise, gst_ovi_denoise, GST, OVI_DENOISE,
+                      GstElement)
 
-GST_ELEMENT_REGISTER_DECLARE(ovidenoise);
+GST_ELEMENT_REGISTER_DECLARE (ovidenoise);
 
 G_END_DECLS

@@ -59,43 +59,45 @@ typedef struct {
   gint vae_tile, vae_tile_overlap; /* the plan's VAE tiling (0: off) */
 } GstOviEngine;
 
-#define GST_TYPE_OVI_ENGINE_CACHE (gst_ovi_engine_cache_get_type())
-G_DECLARE_FINAL_TYPE(GstOviEngineCache, gst_ovi_engine_cache, GST,
-                     OVI_ENGINE_CACHE, GstObject)
+#define GST_TYPE_OVI_ENGINE_CACHE (gst_ovi_engine_cache_get_type ())
+G_DECLARE_FINAL_TYPE (GstOviEngineCache, gst_ovi_engine_cache, GST,
+                      OVI_ENGINE_CACHE, GstObject)
 
-GstOviEngineCache *gst_ovi_engine_cache_new(void);
+GstOviEngineCache *gst_ovi_engine_cache_new (void);
 /* the process-wide cache (transfer none) */
-GstOviEngineCache *gst_ovi_engine_cache_get_default(void);
+GstOviEngineCache *gst_ovi_engine_cache_get_default (void);
 /* number of stages currently loaded */
-guint gst_ovi_engine_cache_get_n_loaded(GstOviEngineCache *cache);
+guint gst_ovi_engine_cache_get_n_loaded (GstOviEngineCache *cache);
 /* number of loads done so far (a reuse does not count) */
-guint gst_ovi_engine_cache_get_n_loads(GstOviEngineCache *cache);
+guint gst_ovi_engine_cache_get_n_loads (GstOviEngineCache *cache);
 
 /* Finds the cache for `element`: the one already in *cache, one handed over
  * with a GstContext (neighbours' context query, then NEED_CONTEXT), else the
  * default, which is then announced with HAVE_CONTEXT. */
-void gst_ovi_engine_cache_ensure(GstElement *element,
-                                 GstOviEngineCache **cache);
+void gst_ovi_engine_cache_ensure (GstElement *element,
+                                  GstOviEngineCache **cache);
 /* for set_context: takes the cache out of an "ovi.engine" context */
-gboolean gst_ovi_engine_cache_from_context(GstContext *context,
-                                           GstOviEngineCache **cache);
+gboolean gst_ovi_engine_cache_from_context (GstContext *context,
+                                            GstOviEngineCache **cache);
 /* for pad queries: answers a GST_QUERY_CONTEXT for "ovi.engine" */
-gboolean gst_ovi_engine_cache_handle_query(GstElement *element, GstQuery *query,
-                                           GstOviEngineCache *cache);
+gboolean gst_ovi_engine_cache_handle_query (GstElement *element,
+                                            GstQuery *query,
+                                            GstOviEngineCache *cache);
 
 /* Loads (or reuses) a stage. Posts GST_MESSAGE_PROGRESS START/COMPLETE or
  * ERROR on `element` around a real load. Errors are OVI_ERROR GErrors whose
  * messages a person can act on. */
-GstOviEngine *gst_ovi_engine_cache_acquire(GstOviEngineCache *cache,
-                                           GstOviStage stage,
-                                           const GstOviEngineConfig *config,
-                                           GstElement *element, GError **error);
-void gst_ovi_engine_release(GstOviEngine *engine);
+GstOviEngine *gst_ovi_engine_cache_acquire (GstOviEngineCache *cache,
+                                            GstOviStage stage,
+                                            const GstOviEngineConfig *config,
+                                            GstElement *element,
+                                            GError **error);
+void gst_ovi_engine_release (GstOviEngine *engine);
 
 /* a string that differs when two configs may load different weights */
-gchar *gst_ovi_engine_config_to_string(const GstOviEngineConfig *config);
+gchar *gst_ovi_engine_config_to_string (const GstOviEngineConfig *config);
 
-const gchar *gst_ovi_stage_name(GstOviStage stage);
+const gchar *gst_ovi_stage_name (GstOviStage stage);
 
 /* ---- the properties every ovi element has ---- */
 
@@ -107,26 +109,27 @@ enum {
   GST_OVI_PROP_LAST
 };
 
-void gst_ovi_engine_install_properties(GObjectClass *klass);
-void gst_ovi_engine_config_init(GstOviEngineConfig *config);
-void gst_ovi_engine_config_clear(GstOviEngineConfig *config);
-void gst_ovi_engine_config_copy(GstOviEngineConfig *dst,
-                                const GstOviEngineConfig *src);
+void gst_ovi_engine_install_properties (GObjectClass *klass);
+void gst_ovi_engine_config_init (GstOviEngineConfig *config);
+void gst_ovi_engine_config_clear (GstOviEngineConfig *config);
+void gst_ovi_engine_config_copy (GstOviEngineConfig *dst,
+                                 const GstOviEngineConfig *src);
 /* return TRUE if `prop_id` is one of the common ones (call with the object
  * lock held) */
-gboolean gst_ovi_engine_config_set_property(GstOviEngineConfig *config,
-                                            guint prop_id, const GValue *value);
-gboolean gst_ovi_engine_config_get_property(const GstOviEngineConfig *config,
-                                            guint prop_id, GValue *value);
+gboolean gst_ovi_engine_config_set_property (GstOviEngineConfig *config,
+                                             guint prop_id,
+                                             const GValue *value);
+gboolean gst_ovi_engine_config_get_property (const GstOviEngineConfig *config,
+                                             guint prop_id, GValue *value);
 
 /* Posts an engine GError as GST_ELEMENT_ERROR: `what` says what the element
  * was doing ("Could not load the text encoder"); the GError message (which
  * names the file, tensor or memory) becomes part of the user message. */
-void gst_ovi_post_error(GstElement *element, const gchar *what,
-                        const GError *error, const gchar *file,
-                        const gchar *func, gint line);
+void gst_ovi_post_error (GstElement *element, const gchar *what,
+                         const GError *error, const gchar *file,
+                         const gchar *func, gint line);
 #define GST_OVI_POST_ERROR(el, what, err)                                      \
-  gst_ovi_post_error(GST_ELEMENT(el), what, err, __FILE__, GST_FUNCTION,       \
-                     __LINE__)
+  gst_ovi_post_error (GST_ELEMENT (el), what, err, __FILE__, GST_FUNCTION,     \
+                      __LINE__)
 
 G_END_DECLS

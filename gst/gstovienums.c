@@ -2,7 +2,7 @@
 #include "gstovienums.h"
 
 GType
-gst_ovi_vram_mode_get_type(void)
+gst_ovi_vram_mode_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
@@ -20,15 +20,15 @@ gst_ovi_vram_mode_get_type(void)
       "int8 weight-only, streamed, tiled VAE decode (8 GB)", "ultra-low" },
     { 0, NULL, NULL },
   };
-  if (g_once_init_enter(&type)) {
-    GType t = g_enum_register_static("GstOviVramMode", values);
-    g_once_init_leave(&type, t);
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviVramMode", values);
+    g_once_init_leave (&type, t);
   }
   return type;
 }
 
 GType
-gst_ovi_gpu_allocation_get_type(void)
+gst_ovi_gpu_allocation_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
@@ -46,15 +46,15 @@ gst_ovi_gpu_allocation_get_type(void)
       "Weights split across GPUs, gathered per block", "sharded" },
     { 0, NULL, NULL },
   };
-  if (g_once_init_enter(&type)) {
-    GType t = g_enum_register_static("GstOviGpuAllocation", values);
-    g_once_init_leave(&type, t);
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviGpuAllocation", values);
+    g_once_init_leave (&type, t);
   }
   return type;
 }
 
 GType
-gst_ovi_model_get_type(void)
+gst_ovi_model_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
@@ -72,15 +72,15 @@ gst_ovi_model_get_type(void)
       "tiny" },
     { 0, NULL, NULL },
   };
-  if (g_once_init_enter(&type)) {
-    GType t = g_enum_register_static("GstOviModel", values);
-    g_once_init_leave(&type, t);
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviModel", values);
+    g_once_init_leave (&type, t);
   }
   return type;
 }
 
 GType
-gst_ovi_solver_get_type(void)
+gst_ovi_solver_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
@@ -89,39 +89,39 @@ gst_ovi_solver_get_type(void)
     { GST_OVI_SOLVER_EULER, "Flow-matching Euler", "euler" },
     { 0, NULL, NULL },
   };
-  if (g_once_init_enter(&type)) {
-    GType t = g_enum_register_static("GstOviSolver", values);
-    g_once_init_leave(&type, t);
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviSolver", values);
+    g_once_init_leave (&type, t);
   }
   return type;
 }
 
 const char *
-gst_ovi_enum_nick(GType type, gint value)
+gst_ovi_enum_nick (GType type, gint value)
 {
-  GEnumClass *klass = g_type_class_ref(type);
-  GEnumValue *v = g_enum_get_value(klass, value);
+  GEnumClass *klass = g_type_class_ref (type);
+  GEnumValue *v = g_enum_get_value (klass, value);
   const char *nick = v ? v->value_nick : "?";
-  g_type_class_unref(klass); /* static types: the class stays */
+  g_type_class_unref (klass); /* static types: the class stays */
   return nick;
 }
 
 const char *
-gst_ovi_model_variant(GstOviModel model)
+gst_ovi_model_variant (GstOviModel model)
 {
   if (model == GST_OVI_MODEL_AUTO)
     return NULL;
-  return gst_ovi_enum_nick(GST_TYPE_OVI_MODEL, model);
+  return gst_ovi_enum_nick (GST_TYPE_OVI_MODEL, model);
 }
 
 gboolean
-gst_ovi_vram_mode_needs_gpu(GstOviVramMode mode)
+gst_ovi_vram_mode_needs_gpu (GstOviVramMode mode)
 {
   return mode != GST_OVI_VRAM_MODE_AUTO;
 }
 
 gboolean
-gst_ovi_gpu_allocation_is_multi_gpu(GstOviGpuAllocation alloc)
+gst_ovi_gpu_allocation_is_multi_gpu (GstOviGpuAllocation alloc)
 {
   return alloc != GST_OVI_GPU_ALLOCATION_AUTO
          && alloc != GST_OVI_GPU_ALLOCATION_SINGLE;

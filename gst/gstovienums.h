@@ -36,21 +36,21 @@ typedef enum {
   GST_OVI_SOLVER_EULER,
 } GstOviSolverType;
 
-#define GST_TYPE_OVI_VRAM_MODE (gst_ovi_vram_mode_get_type())
-GType gst_ovi_vram_mode_get_type(void);
-#define GST_TYPE_OVI_GPU_ALLOCATION (gst_ovi_gpu_allocation_get_type())
-GType gst_ovi_gpu_allocation_get_type(void);
-#define GST_TYPE_OVI_MODEL (gst_ovi_model_get_type())
-GType gst_ovi_model_get_type(void);
-#define GST_TYPE_OVI_SOLVER (gst_ovi_solver_get_type())
-GType gst_ovi_solver_get_type(void);
+#define GST_TYPE_OVI_VRAM_MODE (gst_ovi_vram_mode_get_type ())
+GType gst_ovi_vram_mode_get_type (void);
+#define GST_TYPE_OVI_GPU_ALLOCATION (gst_ovi_gpu_allocation_get_type ())
+GType gst_ovi_gpu_allocation_get_type (void);
+#define GST_TYPE_OVI_MODEL (gst_ovi_model_get_type ())
+GType gst_ovi_model_get_type (void);
+#define GST_TYPE_OVI_SOLVER (gst_ovi_solver_get_type ())
+GType gst_ovi_solver_get_type (void);
 
 /* The nick of an enum value ("fp8-offload", "720x720_5s", ...); never NULL. */
-const char *gst_ovi_enum_nick(GType type, gint value);
+const char *gst_ovi_enum_nick (GType type, gint value);
 /* The variant name the engine takes for a model value; NULL for auto. */
-const char *gst_ovi_model_variant(GstOviModel model);
+const char *gst_ovi_model_variant (GstOviModel model);
 /* TRUE when the mode or allocation can only run on a CUDA GPU. */
-gboolean gst_ovi_vram_mode_needs_gpu(GstOviVramMode mode);
-gboolean gst_ovi_gpu_allocation_is_multi_gpu(GstOviGpuAllocation alloc);
+gboolean gst_ovi_vram_mode_needs_gpu (GstOviVramMode mode);
+gboolean gst_ovi_gpu_allocation_is_multi_gpu (GstOviGpuAllocation alloc);
 
 G_END_DECLS

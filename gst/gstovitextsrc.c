@@ -31,7 +31,7 @@
 #include "gstovielement.h"
 #include "gstoviutil.h"
 
-GST_DEBUG_CATEGORY_STATIC(gst_ovi_text_src_debug);
+GST_DEBUG_CATEGORY_STATIC (gst_ovi_text_src_debug);
 #define GST_CAT_DEFAULT gst_ovi_text_src_debug
 
 enum {
@@ -79,166 +79,167 @@ struct _GstOviTextSrc {
 };
 
 #define gst_ovi_text_src_parent_class parent_class
-G_DEFINE_TYPE(GstOviTextSrc, gst_ovi_text_src, GST_TYPE_PUSH_SRC);
-GST_ELEMENT_REGISTER_DEFINE_WITH_CODE(
+G_DEFINE_TYPE (GstOviTextSrc, gst_ovi_text_src, GST_TYPE_PUSH_SRC);
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (
     ovitextsrc, "ovitextsrc", GST_RANK_NONE, GST_TYPE_OVI_TEXT_SRC,
-    GST_DEBUG_CATEGORY_INIT(gst_ovi_text_src_debug, "ovitextsrc", 0,
-                            "ovi text encoder source"));
+    GST_DEBUG_CATEGORY_INIT (gst_ovi_text_src_debug, "ovitextsrc", 0,
+                             "ovi text encoder source"));
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE(
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS(GST_OVI_TEXT_CAPS));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (GST_OVI_TEXT_CAPS));
 
 static void
-gst_ovi_text_src_push_prompt(GstOviTextSrc *self, const gchar *prompt)
+gst_ovi_text_src_push_prompt (GstOviTextSrc *self, const gchar *prompt)
 {
   GstOviPromptEntry *e = NULL;
 
   if (!prompt || !*prompt) {
-    GST_WARNING_OBJECT(self, "ignoring an empty pushed prompt");
+    GST_WARNING_OBJECT (self, "ignoring an empty pushed prompt");
     return;
   }
   if (prompt[0] == '{') {
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) a = gst_ovi_parse_prompts(prompt, "push-prompt", &err);
+    g_autoptr (GError) err = NULL;
+    g_autoptr (GPtrArray) a
+        = gst_ovi_parse_prompts (prompt, "push-prompt", &err);
     if (!a) {
-      GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
-                          ("Ignoring a pushed prompt: %s", err->message),
-                          (NULL));
+      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+                           ("Ignoring a pushed prompt: %s", err->message),
+                           (NULL));
       return;
     }
-    e = gst_ovi_prompt_entry_copy(g_ptr_array_index(a, 0));
+    e = gst_ovi_prompt_entry_copy (g_ptr_array_index (a, 0));
   } else {
-    e = gst_ovi_prompt_entry_new(prompt);
+    e = gst_ovi_prompt_entry_new (prompt);
   }
-  GST_OBJECT_LOCK(self);
-  g_queue_push_tail(&self->queue, e);
-  g_cond_broadcast(&self->cond);
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_LOCK (self);
+  g_queue_push_tail (&self->queue, e);
+  g_cond_broadcast (&self->cond);
+  GST_OBJECT_UNLOCK (self);
 }
 
 static void
-gst_ovi_text_src_end_of_stream(GstOviTextSrc *self)
+gst_ovi_text_src_end_of_stream (GstOviTextSrc *self)
 {
-  GST_OBJECT_LOCK(self);
+  GST_OBJECT_LOCK (self);
   self->app_eos = TRUE;
-  g_cond_broadcast(&self->cond);
-  GST_OBJECT_UNLOCK(self);
+  g_cond_broadcast (&self->cond);
+  GST_OBJECT_UNLOCK (self);
 }
 
 static void
-gst_ovi_text_src_set_property(GObject *object, guint prop_id,
-                              const GValue *value, GParamSpec *pspec)
+gst_ovi_text_src_set_property (GObject *object, guint prop_id,
+                               const GValue *value, GParamSpec *pspec)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(object);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (object);
 
-  GST_OBJECT_LOCK(self);
-  if (gst_ovi_engine_config_set_property(&self->config, prop_id, value)) {
-    GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_LOCK (self);
+  if (gst_ovi_engine_config_set_property (&self->config, prop_id, value)) {
+    GST_OBJECT_UNLOCK (self);
     return;
   }
   switch (prop_id) {
     case PROP_PROMPT:
-      g_free(self->prompt);
-      self->prompt = g_value_dup_string(value);
+      g_free (self->prompt);
+      self->prompt = g_value_dup_string (value);
       break;
     case PROP_VIDEO_NEGATIVE_PROMPT:
-      g_free(self->video_negative_prompt);
-      self->video_negative_prompt = g_value_dup_string(value);
+      g_free (self->video_negative_prompt);
+      self->video_negative_prompt = g_value_dup_string (value);
       break;
     case PROP_AUDIO_NEGATIVE_PROMPT:
-      g_free(self->audio_negative_prompt);
-      self->audio_negative_prompt = g_value_dup_string(value);
+      g_free (self->audio_negative_prompt);
+      self->audio_negative_prompt = g_value_dup_string (value);
       break;
     case PROP_LOCATION:
-      g_free(self->location);
-      self->location = g_value_dup_string(value);
+      g_free (self->location);
+      self->location = g_value_dup_string (value);
       break;
     case PROP_NUM_CLIPS:
-      self->num_clips = g_value_get_int(value);
+      self->num_clips = g_value_get_int (value);
       break;
     case PROP_IS_LIVE:
-      self->is_live = g_value_get_boolean(value);
-      GST_OBJECT_UNLOCK(self);
-      gst_base_src_set_live(GST_BASE_SRC(self), g_value_get_boolean(value));
+      self->is_live = g_value_get_boolean (value);
+      GST_OBJECT_UNLOCK (self);
+      gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
       return;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_UNLOCK (self);
 }
 
 static void
-gst_ovi_text_src_get_property(GObject *object, guint prop_id, GValue *value,
-                              GParamSpec *pspec)
+gst_ovi_text_src_get_property (GObject *object, guint prop_id, GValue *value,
+                               GParamSpec *pspec)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(object);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (object);
 
-  GST_OBJECT_LOCK(self);
-  if (gst_ovi_engine_config_get_property(&self->config, prop_id, value)) {
-    GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_LOCK (self);
+  if (gst_ovi_engine_config_get_property (&self->config, prop_id, value)) {
+    GST_OBJECT_UNLOCK (self);
     return;
   }
   switch (prop_id) {
     case PROP_PROMPT:
-      g_value_set_string(value, self->prompt);
+      g_value_set_string (value, self->prompt);
       break;
     case PROP_VIDEO_NEGATIVE_PROMPT:
-      g_value_set_string(value, self->video_negative_prompt);
+      g_value_set_string (value, self->video_negative_prompt);
       break;
     case PROP_AUDIO_NEGATIVE_PROMPT:
-      g_value_set_string(value, self->audio_negative_prompt);
+      g_value_set_string (value, self->audio_negative_prompt);
       break;
     case PROP_LOCATION:
-      g_value_set_string(value, self->location);
+      g_value_set_string (value, self->location);
       break;
     case PROP_NUM_CLIPS:
-      g_value_set_int(value, self->num_clips);
+      g_value_set_int (value, self->num_clips);
       break;
     case PROP_IS_LIVE:
-      g_value_set_boolean(value, self->is_live);
+      g_value_set_boolean (value, self->is_live);
       break;
     default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_UNLOCK (self);
 }
 
 static void
-gst_ovi_text_src_set_context(GstElement *element, GstContext *context)
+gst_ovi_text_src_set_context (GstElement *element, GstContext *context)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(element);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (element);
 
-  gst_ovi_element_set_context(element, context, &self->cache,
-                              GST_ELEMENT_CLASS(parent_class));
+  gst_ovi_element_set_context (element, context, &self->cache,
+                               GST_ELEMENT_CLASS (parent_class));
 }
 
 static gboolean
-gst_ovi_text_src_start(GstBaseSrc *src)
+gst_ovi_text_src_start (GstBaseSrc *src)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
   g_autofree gchar *location = NULL;
-  g_autoptr(GError) err = NULL;
+  g_autoptr (GError) err = NULL;
 
-  GST_OBJECT_LOCK(self);
-  location = g_strdup(self->location);
+  GST_OBJECT_LOCK (self);
+  location = g_strdup (self->location);
   self->flushing = FALSE;
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_UNLOCK (self);
 
-  g_clear_pointer(&self->file_entries, g_ptr_array_unref);
+  g_clear_pointer (&self->file_entries, g_ptr_array_unref);
   if (location) {
-    self->file_entries = gst_ovi_load_prompt_file(location, &err);
+    self->file_entries = gst_ovi_load_prompt_file (location, &err);
     if (!self->file_entries) {
-      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-                        ("Could not read the prompt file: %s", err->message),
-                        ("location=%s", location));
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+                         ("Could not read the prompt file: %s", err->message),
+                         ("location=%s", location));
       return FALSE;
     }
   }
 
-  if (!gst_ovi_element_acquire_engine(
-          GST_ELEMENT(self), &self->config, GST_OVI_STAGE_TEXT,
+  if (!gst_ovi_element_acquire_engine (
+          GST_ELEMENT (self), &self->config, GST_OVI_STAGE_TEXT,
           "Could not load the text encoder", &self->cache, &self->engine,
           &self->engine_config))
     return FALSE;
@@ -247,55 +248,55 @@ gst_ovi_text_src_start(GstBaseSrc *src)
   self->frame_offset = 0;
   self->file_index = 0;
   self->dim = 0;
-  self->clip_frames = gst_ovi_video_frames_for_latent(
+  self->clip_frames = gst_ovi_video_frames_for_latent (
       self->engine->paths->video_latent_frames);
-  g_clear_object(&self->cancellable);
-  self->cancellable = g_cancellable_new();
+  g_clear_object (&self->cancellable);
+  self->cancellable = g_cancellable_new ();
   return TRUE;
 }
 
 static gboolean
-gst_ovi_text_src_stop(GstBaseSrc *src)
+gst_ovi_text_src_stop (GstBaseSrc *src)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
 
   /* the engine stays held until READY->NULL, so READY->PAUSED reuses it */
-  g_clear_pointer(&self->file_entries, g_ptr_array_unref);
-  g_clear_object(&self->cancellable);
-  GST_OBJECT_LOCK(self);
+  g_clear_pointer (&self->file_entries, g_ptr_array_unref);
+  g_clear_object (&self->cancellable);
+  GST_OBJECT_LOCK (self);
   self->app_eos = FALSE; /* a new run needs its own end-of-stream */
-  g_queue_clear_full(&self->queue, (GDestroyNotify) gst_ovi_prompt_entry_free);
-  GST_OBJECT_UNLOCK(self);
+  g_queue_clear_full (&self->queue, (GDestroyNotify) gst_ovi_prompt_entry_free);
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 }
 
 static gboolean
-gst_ovi_text_src_unlock(GstBaseSrc *src)
+gst_ovi_text_src_unlock (GstBaseSrc *src)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
 
-  gst_ovi_element_set_flushing(GST_ELEMENT(self), TRUE, &self->flushing,
-                               &self->cancellable, &self->cond);
+  gst_ovi_element_set_flushing (GST_ELEMENT (self), TRUE, &self->flushing,
+                                &self->cancellable, &self->cond);
   return TRUE;
 }
 
 static gboolean
-gst_ovi_text_src_unlock_stop(GstBaseSrc *src)
+gst_ovi_text_src_unlock_stop (GstBaseSrc *src)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
 
-  GST_OBJECT_LOCK(self);
+  GST_OBJECT_LOCK (self);
   self->flushing = FALSE;
-  if (self->cancellable && g_cancellable_is_cancelled(self->cancellable)) {
-    g_object_unref(self->cancellable);
-    self->cancellable = g_cancellable_new();
+  if (self->cancellable && g_cancellable_is_cancelled (self->cancellable)) {
+    g_object_unref (self->cancellable);
+    self->cancellable = g_cancellable_new ();
   }
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_UNLOCK (self);
   return TRUE;
 }
 
 static gboolean
-gst_ovi_text_src_negotiate(GstBaseSrc *src)
+gst_ovi_text_src_negotiate (GstBaseSrc *src)
 {
   /* the caps carry the embedding width, known after the first encode:
    * create() sets them */
@@ -303,38 +304,39 @@ gst_ovi_text_src_negotiate(GstBaseSrc *src)
 }
 
 static gboolean
-gst_ovi_text_src_is_seekable(GstBaseSrc *src)
+gst_ovi_text_src_is_seekable (GstBaseSrc *src)
 {
   return FALSE;
 }
 
 static gboolean
-gst_ovi_text_src_query(GstBaseSrc *src, GstQuery *query)
+gst_ovi_text_src_query (GstBaseSrc *src, GstQuery *query)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
 
-  if (gst_ovi_engine_cache_handle_query(GST_ELEMENT(self), query, self->cache))
+  if (gst_ovi_engine_cache_handle_query (GST_ELEMENT (self), query,
+                                         self->cache))
     return TRUE;
-  return GST_BASE_SRC_CLASS(parent_class)->query(src, query);
+  return GST_BASE_SRC_CLASS (parent_class)->query (src, query);
 }
 
 /* Picks the next clip's prompt (object lock held; may wait). */
 static GstFlowReturn
-next_entry(GstOviTextSrc *self, GstOviPromptEntry **out)
+next_entry (GstOviTextSrc *self, GstOviPromptEntry **out)
 {
   while (TRUE) {
     if (self->flushing)
       return GST_FLOW_FLUSHING;
     if (self->num_clips >= 0 && self->clip >= (guint64) self->num_clips)
       return GST_FLOW_EOS;
-    if (!g_queue_is_empty(&self->queue)) {
-      *out = g_queue_pop_head(&self->queue);
+    if (!g_queue_is_empty (&self->queue)) {
+      *out = g_queue_pop_head (&self->queue);
       return GST_FLOW_OK;
     }
     if (self->file_entries) {
       if (self->num_clips < 0 && self->file_index >= self->file_entries->len)
         return GST_FLOW_EOS;
-      *out = gst_ovi_prompt_entry_copy(g_ptr_array_index(
+      *out = gst_ovi_prompt_entry_copy (g_ptr_array_index (
           self->file_entries, self->file_index % self->file_entries->len));
       self->file_index++;
       return GST_FLOW_OK;
@@ -342,45 +344,45 @@ next_entry(GstOviTextSrc *self, GstOviPromptEntry **out)
     if (self->prompt && *self->prompt) {
       if (self->num_clips < 0 && self->clip >= 1)
         return GST_FLOW_EOS;
-      *out = gst_ovi_prompt_entry_new(self->prompt);
+      *out = gst_ovi_prompt_entry_new (self->prompt);
       return GST_FLOW_OK;
     }
     if (self->app_eos)
       return GST_FLOW_EOS;
-    GST_DEBUG_OBJECT(self, "waiting for a pushed prompt");
-    g_cond_wait(&self->cond, GST_OBJECT_GET_LOCK(self));
+    GST_DEBUG_OBJECT (self, "waiting for a pushed prompt");
+    g_cond_wait (&self->cond, GST_OBJECT_GET_LOCK (self));
   }
 }
 
 static void
-free_tensor(gpointer t)
+free_tensor (gpointer t)
 {
-  ovi_tensor_unref(t);
+  ovi_tensor_unref (t);
 }
 
 static GstMemory *
-tensor_memory(OviTensor *t)
+tensor_memory (OviTensor *t)
 {
   /* the engine returns contiguous host F32: wrap it without a copy */
-  return gst_memory_new_wrapped(GST_MEMORY_FLAG_READONLY, ovi_tensor_data(t),
-                                ovi_tensor_nbytes(t), 0, ovi_tensor_nbytes(t),
-                                ovi_tensor_ref(t), free_tensor);
+  return gst_memory_new_wrapped (
+      GST_MEMORY_FLAG_READONLY, ovi_tensor_data (t), ovi_tensor_nbytes (t), 0,
+      ovi_tensor_nbytes (t), ovi_tensor_ref (t), free_tensor);
 }
 
 static gboolean
-copy_field(GQuark field, const GValue *value, gpointer user_data)
+copy_field (GQuark field, const GValue *value, gpointer user_data)
 {
-  gst_structure_id_set_value(user_data, field, value);
+  gst_structure_id_set_value (user_data, field, value);
   return TRUE;
 }
 
 static GstFlowReturn
-gst_ovi_text_src_create(GstPushSrc *src, GstBuffer **outbuf)
+gst_ovi_text_src_create (GstPushSrc *src, GstBuffer **outbuf)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(src);
-  g_autoptr(GstOviPromptEntry) entry = NULL;
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
+  g_autoptr (GstOviPromptEntry) entry = NULL;
   g_autofree gchar *vneg = NULL, *aneg = NULL;
-  g_autoptr(GError) err = NULL;
+  g_autoptr (GError) err = NULL;
   GCancellable *cancellable;
   OviTensor *emb[3] = { NULL, NULL, NULL };
   GstFlowReturn ret;
@@ -389,84 +391,85 @@ gst_ovi_text_src_create(GstPushSrc *src, GstBuffer **outbuf)
   gboolean ok;
   gint i;
 
-  GST_OBJECT_LOCK(self);
-  ret = next_entry(self, &entry);
-  vneg = g_strdup(entry && entry->video_negative_prompt
-                      ? entry->video_negative_prompt
-                      : self->video_negative_prompt);
-  aneg = g_strdup(entry && entry->audio_negative_prompt
-                      ? entry->audio_negative_prompt
-                      : self->audio_negative_prompt);
-  cancellable = self->cancellable ? g_object_ref(self->cancellable) : NULL;
-  GST_OBJECT_UNLOCK(self);
+  GST_OBJECT_LOCK (self);
+  ret = next_entry (self, &entry);
+  vneg = g_strdup (entry && entry->video_negative_prompt
+                       ? entry->video_negative_prompt
+                       : self->video_negative_prompt);
+  aneg = g_strdup (entry && entry->audio_negative_prompt
+                       ? entry->audio_negative_prompt
+                       : self->audio_negative_prompt);
+  cancellable = self->cancellable ? g_object_ref (self->cancellable) : NULL;
+  GST_OBJECT_UNLOCK (self);
   if (ret != GST_FLOW_OK) {
-    g_clear_object(&cancellable);
-    GST_DEBUG_OBJECT(self, "no clip: %s", gst_flow_get_name(ret));
+    g_clear_object (&cancellable);
+    GST_DEBUG_OBJECT (self, "no clip: %s", gst_flow_get_name (ret));
     return ret;
   }
 
-  GST_INFO_OBJECT(self, "clip %" G_GUINT64_FORMAT ": encoding \"%s\"",
-                  self->clip, entry->prompt);
-  g_mutex_lock(&self->engine->lock);
-  ok = ovi_text_encoder_encode(self->engine->u.text, entry->prompt, vneg, aneg,
-                               emb, cancellable, &err);
-  g_mutex_unlock(&self->engine->lock);
-  g_clear_object(&cancellable);
+  GST_INFO_OBJECT (self, "clip %" G_GUINT64_FORMAT ": encoding \"%s\"",
+                   self->clip, entry->prompt);
+  g_mutex_lock (&self->engine->lock);
+  ok = ovi_text_encoder_encode (self->engine->u.text, entry->prompt, vneg, aneg,
+                                emb, cancellable, &err);
+  g_mutex_unlock (&self->engine->lock);
+  g_clear_object (&cancellable);
   if (!ok) {
-    if (g_error_matches(err, OVI_ERROR, OVI_ERROR_CANCELLED))
+    if (g_error_matches (err, OVI_ERROR, OVI_ERROR_CANCELLED))
       return GST_FLOW_FLUSHING;
-    GST_OVI_POST_ERROR(self, "Could not encode the prompt", err);
+    GST_OVI_POST_ERROR (self, "Could not encode the prompt", err);
     return GST_FLOW_ERROR;
   }
 
   if (self->dim != (gint) emb[0]->shape[emb[0]->ndim - 1]) {
     GstCaps *caps;
     self->dim = (gint) emb[0]->shape[emb[0]->ndim - 1];
-    caps = gst_caps_new_simple("application/x-ovi-text", "dtype", G_TYPE_STRING,
+    caps
+        = gst_caps_new_simple ("application/x-ovi-text", "dtype", G_TYPE_STRING,
                                "F32", "dim", G_TYPE_INT, self->dim, NULL);
-    if (!gst_base_src_set_caps(GST_BASE_SRC(self), caps)) {
-      gst_caps_unref(caps);
+    if (!gst_base_src_set_caps (GST_BASE_SRC (self), caps)) {
+      gst_caps_unref (caps);
       for (i = 0; i < 3; i++)
-        ovi_tensor_unref(emb[i]);
+        ovi_tensor_unref (emb[i]);
       return GST_FLOW_NOT_NEGOTIATED;
     }
-    gst_caps_unref(caps);
+    gst_caps_unref (caps);
   }
 
-  buf = gst_buffer_new();
+  buf = gst_buffer_new ();
   for (i = 0; i < 3; i++) {
-    gst_buffer_append_memory(buf, tensor_memory(emb[i]));
-    ovi_tensor_unref(emb[i]);
+    gst_buffer_append_memory (buf, tensor_memory (emb[i]));
+    ovi_tensor_unref (emb[i]);
   }
-  meta = gst_ovi_buffer_add_clip_meta(buf);
-  gst_structure_set(meta, "clip", G_TYPE_UINT64, self->clip, "prompt",
-                    G_TYPE_STRING, entry->prompt, NULL);
+  meta = gst_ovi_buffer_add_clip_meta (buf);
+  gst_structure_set (meta, "clip", G_TYPE_UINT64, self->clip, "prompt",
+                     G_TYPE_STRING, entry->prompt, NULL);
   if (entry->overrides)
-    gst_structure_foreach(entry->overrides, copy_field, meta);
+    gst_structure_foreach (entry->overrides, copy_field, meta);
 
   /* Non-live: a guess of the clip's place in time from this variant's clip
    * length (ovidenoise restamps from its own frame counts). Live: the
    * running time now, never before the end of the previous clip, so a slow
    * generator leaves gaps for the playout to fill instead of late data. */
-  GST_BUFFER_PTS(buf) = gst_ovi_frame_time(self->frame_offset);
-  if (gst_base_src_is_live(GST_BASE_SRC(self))) {
-    GstClock *clock = gst_element_get_clock(GST_ELEMENT(self));
+  GST_BUFFER_PTS (buf) = gst_ovi_frame_time (self->frame_offset);
+  if (gst_base_src_is_live (GST_BASE_SRC (self))) {
+    GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
     if (clock) {
-      GstClockTime now = gst_clock_get_time(clock)
-                         - gst_element_get_base_time(GST_ELEMENT(self));
-      guint64 frame = gst_util_uint64_scale_ceil(now, GST_OVI_FPS_N,
-                                                 GST_SECOND * GST_OVI_FPS_D);
+      GstClockTime now = gst_clock_get_time (clock)
+                         - gst_element_get_base_time (GST_ELEMENT (self));
+      guint64 frame = gst_util_uint64_scale_ceil (now, GST_OVI_FPS_N,
+                                                  GST_SECOND * GST_OVI_FPS_D);
       if (frame > self->frame_offset)
         self->frame_offset = frame;
-      GST_BUFFER_PTS(buf) = gst_ovi_frame_time(self->frame_offset);
-      gst_object_unref(clock);
+      GST_BUFFER_PTS (buf) = gst_ovi_frame_time (self->frame_offset);
+      gst_object_unref (clock);
     }
   }
-  GST_BUFFER_DURATION(buf)
-      = gst_ovi_frame_time(self->frame_offset + self->clip_frames)
-        - GST_BUFFER_PTS(buf);
-  GST_BUFFER_OFFSET(buf) = self->clip;
-  GST_BUFFER_OFFSET_END(buf) = self->clip + 1;
+  GST_BUFFER_DURATION (buf)
+      = gst_ovi_frame_time (self->frame_offset + self->clip_frames)
+        - GST_BUFFER_PTS (buf);
+  GST_BUFFER_OFFSET (buf) = self->clip;
+  GST_BUFFER_OFFSET_END (buf) = self->clip + 1;
   self->frame_offset += self->clip_frames;
   self->clip++;
   *outbuf = buf;
@@ -474,44 +477,44 @@ gst_ovi_text_src_create(GstPushSrc *src, GstBuffer **outbuf)
 }
 
 static GstStateChangeReturn
-gst_ovi_text_src_change_state(GstElement *element, GstStateChange transition)
+gst_ovi_text_src_change_state (GstElement *element, GstStateChange transition)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(element);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (element);
   GstStateChangeReturn ret;
 
-  ret = GST_ELEMENT_CLASS(parent_class)->change_state(element, transition);
+  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
     /* idle weights go when no element holds them */
-    gst_ovi_element_release_engine(&self->engine, &self->engine_config);
+    gst_ovi_element_release_engine (&self->engine, &self->engine_config);
   }
   return ret;
 }
 
 static void
-gst_ovi_text_src_finalize(GObject *object)
+gst_ovi_text_src_finalize (GObject *object)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC(object);
+  GstOviTextSrc *self = GST_OVI_TEXT_SRC (object);
 
-  gst_ovi_element_clear_engine(&self->engine, &self->engine_config,
-                               &self->cache, &self->config);
-  g_free(self->prompt);
-  g_free(self->video_negative_prompt);
-  g_free(self->audio_negative_prompt);
-  g_free(self->location);
-  g_queue_clear_full(&self->queue, (GDestroyNotify) gst_ovi_prompt_entry_free);
-  g_clear_pointer(&self->file_entries, g_ptr_array_unref);
-  g_clear_object(&self->cancellable);
-  g_cond_clear(&self->cond);
-  G_OBJECT_CLASS(parent_class)->finalize(object);
+  gst_ovi_element_clear_engine (&self->engine, &self->engine_config,
+                                &self->cache, &self->config);
+  g_free (self->prompt);
+  g_free (self->video_negative_prompt);
+  g_free (self->audio_negative_prompt);
+  g_free (self->location);
+  g_queue_clear_full (&self->queue, (GDestroyNotify) gst_ovi_prompt_entry_free);
+  g_clear_pointer (&self->file_entries, g_ptr_array_unref);
+  g_clear_object (&self->cancellable);
+  g_cond_clear (&self->cond);
+  G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
 static void
-gst_ovi_text_src_class_init(GstOviTextSrcClass *klass)
+gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
 {
-  GObjectClass *gobject_class = G_OBJECT_CLASS(klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS(klass);
-  GstBaseSrcClass *base_class = GST_BASE_SRC_CLASS(klass);
-  GstPushSrcClass *push_class = GST_PUSH_SRC_CLASS(klass);
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSrcClass *base_class = GST_BASE_SRC_CLASS (klass);
+  GstPushSrcClass *push_class = GST_PUSH_SRC_CLASS (klass);
   const GParamFlags rw_playing
       = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING;
   const GParamFlags rw_ready
@@ -521,50 +524,50 @@ gst_ovi_text_src_class_init(GstOviTextSrcClass *klass)
   gobject_class->get_property = gst_ovi_text_src_get_property;
   gobject_class->finalize = gst_ovi_text_src_finalize;
 
-  gst_ovi_engine_install_properties(gobject_class);
-  g_object_class_install_property(
+  gst_ovi_engine_install_properties (gobject_class);
+  g_object_class_install_property (
       gobject_class, PROP_PROMPT,
-      g_param_spec_string(
+      g_param_spec_string (
           "prompt", "Prompt",
           "The text prompt (speech as <S>text<E>, sound as "
           "<AUDCAP>description<ENDAUDCAP> or 'Audio: description'); "
           "changing it while playing applies to the next clip",
           NULL, rw_playing));
-  g_object_class_install_property(
+  g_object_class_install_property (
       gobject_class, PROP_VIDEO_NEGATIVE_PROMPT,
-      g_param_spec_string(
+      g_param_spec_string (
           "video-negative-prompt", "Video negative prompt",
           "What the video should not show (NULL: the model's default); "
           "applies to the next clip",
           NULL, rw_playing));
-  g_object_class_install_property(
+  g_object_class_install_property (
       gobject_class, PROP_AUDIO_NEGATIVE_PROMPT,
-      g_param_spec_string(
+      g_param_spec_string (
           "audio-negative-prompt", "Audio negative prompt",
           "What the audio should not sound like (NULL: the model's default); "
           "applies to the next clip",
           NULL, rw_playing));
-  g_object_class_install_property(
+  g_object_class_install_property (
       gobject_class, PROP_LOCATION,
-      g_param_spec_string(
+      g_param_spec_string (
           "location", "Prompt file",
           "A file with one prompt per line, or one JSON object per line with "
           "per-clip overrides ({\"prompt\": \"...\", \"seed\": 7, \"steps\": "
           "30, \"video_negative_prompt\": \"...\"}); '#' starts a comment",
           NULL, rw_ready));
-  g_object_class_install_property(
+  g_object_class_install_property (
       gobject_class, PROP_NUM_CLIPS,
-      g_param_spec_int(
+      g_param_spec_int (
           "num-clips", "Number of clips",
           "Clips to generate before EOS (-1: every line of the file once, "
           "or one clip of the prompt property, or pushed prompts until the "
           "end-of-stream signal); a file shorter than num-clips repeats",
           -1, G_MAXINT, -1, rw_ready));
-  g_object_class_install_property(
+  g_object_class_install_property (
       gobject_class, PROP_IS_LIVE,
-      g_param_spec_boolean("is-live", "Is live",
-                           "Act as a live source (for live playout pipelines)",
-                           FALSE, rw_ready));
+      g_param_spec_boolean ("is-live", "Is live",
+                            "Act as a live source (for live playout pipelines)",
+                            FALSE, rw_ready));
 
   /**
    * GstOviTextSrc::push-prompt:
@@ -572,10 +575,10 @@ gst_ovi_text_src_class_init(GstOviTextSrcClass *klass)
    *
    * Queues a prompt; queued prompts go before the file and the property.
    */
-  signals[SIGNAL_PUSH_PROMPT] = g_signal_new_class_handler(
-      "push-prompt", G_TYPE_FROM_CLASS(klass),
+  signals[SIGNAL_PUSH_PROMPT] = g_signal_new_class_handler (
+      "push-prompt", G_TYPE_FROM_CLASS (klass),
       G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION,
-      G_CALLBACK(gst_ovi_text_src_push_prompt), NULL, NULL, NULL, G_TYPE_NONE,
+      G_CALLBACK (gst_ovi_text_src_push_prompt), NULL, NULL, NULL, G_TYPE_NONE,
       1, G_TYPE_STRING);
   /**
    * GstOviTextSrc::end-of-stream:
@@ -583,13 +586,13 @@ gst_ovi_text_src_class_init(GstOviTextSrcClass *klass)
    * Ends the stream once the queued prompts are done.
    */
   signals[SIGNAL_END_OF_STREAM]
-      = g_signal_new_class_handler("end-of-stream", G_TYPE_FROM_CLASS(klass),
-                                   G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION,
-                                   G_CALLBACK(gst_ovi_text_src_end_of_stream),
-                                   NULL, NULL, NULL, G_TYPE_NONE, 0);
+      = g_signal_new_class_handler ("end-of-stream", G_TYPE_FROM_CLASS (klass),
+                                    G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION,
+                                    G_CALLBACK (gst_ovi_text_src_end_of_stream),
+                                    NULL, NULL, NULL, G_TYPE_NONE, 0);
 
-  gst_element_class_add_static_pad_template(element_class, &src_template);
-  gst_element_class_set_static_metadata(
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (
       element_class, "Ovi text encoder source", "Source/Generic",
       "Encodes prompts with umT5-XXL into the text embeddings ovidenoise "
       "takes, one buffer per clip",
@@ -608,11 +611,11 @@ gst_ovi_text_src_class_init(GstOviTextSrcClass *klass)
 }
 
 static void
-gst_ovi_text_src_init(GstOviTextSrc *self)
+gst_ovi_text_src_init (GstOviTextSrc *self)
 {
-  gst_ovi_engine_config_init(&self->config);
+  gst_ovi_engine_config_init (&self->config);
   self->num_clips = -1;
-  g_queue_init(&self->queue);
-  g_cond_init(&self->cond);
-  gst_base_src_set_format(GST_BASE_SRC(self), GST_FORMAT_TIME);
+  g_queue_init (&self->queue);
+  g_cond_init (&self->cond);
+  gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }

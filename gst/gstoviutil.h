@@ -14,12 +14,12 @@ G_BEGIN_DECLS
 #define GST_OVI_AUDIO_SAMPLES_PER_LATENT 512
 
 /* pixel frames the Wan2.2 VAE makes from F latent frames: 1 + 4 (F - 1) */
-guint gst_ovi_video_frames_for_latent(guint latent_frames);
+guint gst_ovi_video_frames_for_latent (guint latent_frames);
 
 /* Time of global video frame `frame` (frames counted from the stream start,
  * at 24/1): frame * GST_SECOND / 24, rounded down, so consecutive frames
  * leave no gaps. */
-GstClockTime gst_ovi_frame_time(guint64 frame);
+GstClockTime gst_ovi_frame_time (guint64 frame);
 
 /* One entry of a prompt file. `overrides` (may be NULL) is an "ovi-clip"
  * structure with any of: seed (guint64), steps (gint), shift (gdouble),
@@ -32,19 +32,19 @@ typedef struct {
   GstStructure *overrides;
 } GstOviPromptEntry;
 
-GstOviPromptEntry *gst_ovi_prompt_entry_new(const gchar *prompt);
-GstOviPromptEntry *gst_ovi_prompt_entry_copy(const GstOviPromptEntry *e);
-void gst_ovi_prompt_entry_free(GstOviPromptEntry *e);
+GstOviPromptEntry *gst_ovi_prompt_entry_new (const gchar *prompt);
+GstOviPromptEntry *gst_ovi_prompt_entry_copy (const GstOviPromptEntry *e);
+void gst_ovi_prompt_entry_free (GstOviPromptEntry *e);
 
 /* Parses a prompt file: one prompt per line, or one JSON object per line
  * ({"prompt": "...", "seed": 7, "video_negative_prompt": "..."}; keys may
  * also use dashes). Empty lines and lines starting with '#' are skipped.
  * Returns a GPtrArray of GstOviPromptEntry, or NULL with an error naming
  * the line. */
-GPtrArray *gst_ovi_parse_prompts(const gchar *text, const gchar *name,
-                                 GError **error);
-GPtrArray *gst_ovi_load_prompt_file(const gchar *location, GError **error);
+GPtrArray *gst_ovi_parse_prompts (const gchar *text, const gchar *name,
+                                  GError **error);
+GPtrArray *gst_ovi_load_prompt_file (const gchar *location, GError **error);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(GstOviPromptEntry, gst_ovi_prompt_entry_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GstOviPromptEntry, gst_ovi_prompt_entry_free)
 
 G_END_DECLS

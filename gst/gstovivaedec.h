@@ -7,10 +7,10 @@
 
 G_BEGIN_DECLS
 
-#define GST_TYPE_OVI_VAE_DEC (gst_ovi_vae_dec_get_type())
-G_DECLARE_FINAL_TYPE(GstOviVaeDec, gst_ovi_vae_dec, GST, OVI_VAE_DEC,
-                     GstElement)
+#define GST_TYPE_OVI_VAE_DEC (gst_ovi_vae_dec_get_type ())
+G_DECLARE_FINAL_TYPE (GstOviVaeDec, gst_ovi_vae_dec, GST, OVI_VAE_DEC,
+                      GstElement)
 
-GST_ELEMENT_REGISTER_DECLARE(ovivaedec);
+GST_ELEMENT_REGISTER_DECLARE (ovivaedec);
 
 G_END_DECLS

@@ -13,18 +13,18 @@
 #include "gstovivaedec.h"
 
 static gboolean
-plugin_init(GstPlugin *plugin)
+plugin_init (GstPlugin *plugin)
 {
   gboolean ok = FALSE;
 
-  gst_ovi_clip_meta_register();
-  ok |= GST_ELEMENT_REGISTER(ovitextsrc, plugin);
-  ok |= GST_ELEMENT_REGISTER(ovidenoise, plugin);
-  ok |= GST_ELEMENT_REGISTER(ovivaedec, plugin);
-  ok |= GST_ELEMENT_REGISTER(oviaudiodec, plugin);
+  gst_ovi_clip_meta_register ();
+  ok |= GST_ELEMENT_REGISTER (ovitextsrc, plugin);
+  ok |= GST_ELEMENT_REGISTER (ovidenoise, plugin);
+  ok |= GST_ELEMENT_REGISTER (ovivaedec, plugin);
+  ok |= GST_ELEMENT_REGISTER (oviaudiodec, plugin);
   return ok;
 }
 
-GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, ovi,
-                  "Ovi text/image to video+audio generation", plugin_init,
-                  OVI_VERSION, "LGPL", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, ovi,
+                   "Ovi text/image to video+audio generation", plugin_init,
+                   OVI_VERSION, "LGPL", GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)

@@ -29,7 +29,7 @@ struct _OviDenoiser {
 };
 
 void
-ovi_denoise_request_init(OviDenoiseRequest *req)
+ovi_denoise_request_init (OviDenoiseRequest *req)
 {
   *req = (OviDenoiseRequest){
     .seed = 100,
@@ -43,21 +43,21 @@ ovi_denoise_request_init(OviDenoiseRequest *req)
 }
 
 OviDenoiser *
-ovi_denoiser_new(const OviModelPaths *paths, OviBackend *backend,
-                 GError **error)
+ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
+                  GError **error)
 {
-  return ovi_denoiser_new_filtered(paths, backend, NULL, NULL, error);
+  return ovi_denoiser_new_filtered (paths, backend, NULL, NULL, error);
 }
 
 OviDenoiser *
-ovi_denoiser_new_filtered(const OviModelPaths *paths, OviBackend *backend,
-                          OviTensor *(*filter)(const char *name,
-                                               OviTensor *weight,
-                                               gpointer user_data,
-                                               GError **error),
-                          gpointer filter_data, GError **error)
+ovi_denoiser_new_filtered (const OviModelPaths *paths, OviBackend *backend,
+                           OviTensor *(*filter) (const char *name,
+                                                 OviTensor *weight,
+                                                 gpointer user_data,
+                                                 GError **error),
+                           gpointer filter_data, GError **error)
 {
-  OviDenoiser *d = g_new0(OviDenoiser, 1);
+  OviDenoiser *d = g_new0 (OviDenoiser, 1);
   OviFusionDims preset = {
     .num_heads = paths->num_heads,
     .text_len = paths->text_len,
@@ -69,45 +69,45 @@ ovi_denoiser_new_filtered(const OviModelPaths *paths, OviBackend *backend,
   d->frames = paths->video_latent_frames;
   d->audio_length = paths->audio_latent_length;
   d->target_area = paths->target_area;
-  d->wf = ovi_weight_file_open(paths->fusion_path, NULL, error);
+  d->wf = ovi_weight_file_open (paths->fusion_path, NULL, error);
   if (d->wf)
-    d->model = ovi_fusion_new_filtered(d->wf, &preset, backend, filter,
-                                       filter_data, error);
+    d->model = ovi_fusion_new_filtered (d->wf, &preset, backend, filter,
+                                        filter_data, error);
   if (d->model == NULL) {
-    ovi_denoiser_free(d);
+    ovi_denoiser_free (d);
     return NULL;
   }
   return d;
 }
 
 gpointer
-ovi_denoiser_get_fusion(OviDenoiser *d)
+ovi_denoiser_get_fusion (OviDenoiser *d)
 {
   return d->model;
 }
 
 static void
-clear_buffers(OviDenoiser *d)
+clear_buffers (OviDenoiser *d)
 {
   for (int t = 0; t < OVI_N_TOWERS; t++) {
-    g_clear_pointer(&d->x[t], ovi_tensor_unref);
-    g_clear_pointer(&d->pos[t], ovi_tensor_unref);
-    g_clear_pointer(&d->neg[t], ovi_tensor_unref);
-    g_clear_pointer(&d->guided[t], ovi_tensor_unref);
-    g_clear_pointer(&d->diff[t], ovi_tensor_unref);
+    g_clear_pointer (&d->x[t], ovi_tensor_unref);
+    g_clear_pointer (&d->pos[t], ovi_tensor_unref);
+    g_clear_pointer (&d->neg[t], ovi_tensor_unref);
+    g_clear_pointer (&d->guided[t], ovi_tensor_unref);
+    g_clear_pointer (&d->diff[t], ovi_tensor_unref);
   }
-  g_clear_pointer(&d->work, ovi_fusion_work_free);
+  g_clear_pointer (&d->work, ovi_fusion_work_free);
 }
 
 void
-ovi_denoiser_free(OviDenoiser *d)
+ovi_denoiser_free (OviDenoiser *d)
 {
   if (d == NULL)
     return;
-  clear_buffers(d);
-  g_clear_pointer(&d->model, ovi_fusion_free);
-  g_clear_pointer(&d->wf, ovi_weight_file_free);
-  g_free(d);
+  clear_buffers (d);
+  g_clear_pointer (&d->model, ovi_fusion_free);
+  g_clear_pointer (&d->wf, ovi_weight_file_free);
+  g_free (d);
 }
 
 /* ---- sizes ---- */
@@ -117,20 +117,20 @@ typedef struct {
 } Size;
 
 static gboolean
-size_from_pixels(OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
-                 GError **error)
+size_from_pixels (OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
+                  GError **error)
 {
   int width = req->width, height = req->height;
 
   if (width == 0 && height == 0 && d->target_area > 0) {
     /* a square of the target area, sides snapped to 32 (half to even) */
-    int side = 32 * (int) nearbyint(sqrt((double) d->target_area) / 32.0);
-    width = height = MAX(side, 32);
+    int side = 32 * (int) nearbyint (sqrt ((double) d->target_area) / 32.0);
+    width = height = MAX (side, 32);
   }
   if (width <= 0 || height <= 0 || width % 32 || height % 32) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "denoiser: frame size %dx%d is not a positive multiple of 32",
-                req->width, req->height);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "denoiser: frame size %dx%d is not a positive multiple of 32",
+                 req->width, req->height);
     return FALSE;
   }
   s->height = height / 16;
@@ -139,23 +139,23 @@ size_from_pixels(OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
 }
 
 static gboolean
-expect_shape(const char *what, const OviTensor *t, int ndim,
-             const int64_t *shape, GError **error)
+expect_shape (const char *what, const OviTensor *t, int ndim,
+              const int64_t *shape, GError **error)
 {
-  if (ovi_tensor_has_shape(t, ndim, shape))
+  if (ovi_tensor_has_shape (t, ndim, shape))
     return TRUE;
-  g_autofree char *got = ovi_shape_to_string(t->ndim, t->shape);
-  g_autofree char *want = ovi_shape_to_string(ndim, shape);
-  g_set_error(error, OVI_ERROR, OVI_ERROR_SHAPE,
-              "denoiser: %s has shape %s, expected %s", what, got, want);
+  g_autofree char *got = ovi_shape_to_string (t->ndim, t->shape);
+  g_autofree char *want = ovi_shape_to_string (ndim, shape);
+  g_set_error (error, OVI_ERROR, OVI_ERROR_SHAPE,
+               "denoiser: %s has shape %s, expected %s", what, got, want);
   return FALSE;
 }
 
 static gboolean
-request_size(OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
-             GError **error)
+request_size (OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
+              GError **error)
 {
-  const OviFusionDims *dims = ovi_fusion_get_dims(d->model);
+  const OviFusionDims *dims = ovi_fusion_get_dims (d->model);
   const OviTensor *vn = req->video_noise, *img = req->image_latent;
 
   s->frames = vn ? vn->shape[1] : d->frames;
@@ -167,30 +167,31 @@ request_size(OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
   } else if (vn && vn->ndim == 4) {
     s->height = vn->shape[2];
     s->width = vn->shape[3];
-  } else if (!size_from_pixels(d, req, s, error)) {
+  } else if (!size_from_pixels (d, req, s, error)) {
     return FALSE;
   }
   int64_t vs[4] = { dims->video_in, s->frames, s->height, s->width };
   int64_t is[4] = { dims->video_in, 1, s->height, s->width };
   int64_t as[2] = { s->audio_length, dims->audio_in };
-  return (vn == NULL || expect_shape("video noise", vn, 4, vs, error))
-         && (img == NULL || expect_shape("image latent", img, 4, is, error))
+  return (vn == NULL || expect_shape ("video noise", vn, 4, vs, error))
+         && (img == NULL || expect_shape ("image latent", img, 4, is, error))
          && (req->audio_noise == NULL
-             || expect_shape("audio noise", req->audio_noise, 2, as, error));
+             || expect_shape ("audio noise", req->audio_noise, 2, as, error));
 }
 
 static gboolean
-check_request(const OviDenoiseRequest *req, GError **error)
+check_request (const OviDenoiseRequest *req, GError **error)
 {
   if (!req->text_pos || !req->text_video_neg || !req->text_audio_neg) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "denoiser: the request needs the prompt and both negative text "
-                "embeddings");
+    g_set_error (
+        error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+        "denoiser: the request needs the prompt and both negative text "
+        "embeddings");
     return FALSE;
   }
   if (req->steps < 1) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "denoiser: %d steps", req->steps);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "denoiser: %d steps", req->steps);
     return FALSE;
   }
   return TRUE;
@@ -199,25 +200,25 @@ check_request(const OviDenoiseRequest *req, GError **error)
 /* ---- buffers ---- */
 
 static gboolean
-ensure_buffers(OviDenoiser *d, const Size *s, GError **error)
+ensure_buffers (OviDenoiser *d, const Size *s, GError **error)
 {
-  const OviFusionDims *dims = ovi_fusion_get_dims(d->model);
+  const OviFusionDims *dims = ovi_fusion_get_dims (d->model);
   int64_t shapes[OVI_N_TOWERS][4] = {
     { dims->video_out, s->frames, s->height, s->width },
     { s->audio_length, dims->audio_out },
   };
   int ndim[OVI_N_TOWERS] = { 4, 2 };
 
-  if (ovi_fusion_work_matches(d->work, s->frames, s->height, s->width,
-                              s->audio_length))
+  if (ovi_fusion_work_matches (d->work, s->frames, s->height, s->width,
+                               s->audio_length))
     return TRUE;
-  clear_buffers(d);
-  d->work = ovi_fusion_work_new(d->model, s->frames, s->height, s->width,
-                                s->audio_length, error);
+  clear_buffers (d);
+  d->work = ovi_fusion_work_new (d->model, s->frames, s->height, s->width,
+                                 s->audio_length, error);
   if (d->work == NULL)
     return FALSE;
   if (dims->video_in != dims->video_out || dims->audio_in != dims->audio_out) {
-    g_set_error(
+    g_set_error (
         error, OVI_ERROR, OVI_ERROR_SHAPE,
         "denoiser: the model maps %d->%d video and %d->%d audio channels; "
         "sampling needs equal in and out",
@@ -225,14 +226,14 @@ ensure_buffers(OviDenoiser *d, const Size *s, GError **error)
     return FALSE;
   }
   for (int t = 0; t < OVI_N_TOWERS; t++) {
-    d->x[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
-    d->pos[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
-    d->neg[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
-    d->guided[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
-    d->diff[t] = ovi_backend_new_act(d->be, ndim[t], shapes[t]);
+    d->x[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
+    d->pos[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
+    d->neg[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
+    d->guided[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
+    d->diff[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
     if (!d->x[t] || !d->pos[t] || !d->neg[t] || !d->guided[t] || !d->diff[t]) {
-      g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                  "denoiser: out of memory for the latents");
+      g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                   "denoiser: out of memory for the latents");
       return FALSE;
     }
   }
@@ -240,19 +241,19 @@ ensure_buffers(OviDenoiser *d, const Size *s, GError **error)
 }
 
 static gboolean
-init_latent(OviDenoiser *d, OviTensor *x, const OviTensor *given, guint64 seed,
-            GError **error)
+init_latent (OviDenoiser *d, OviTensor *x, const OviTensor *given, guint64 seed,
+             GError **error)
 {
-  g_autoptr(OviTensor) noise = NULL;
+  g_autoptr (OviTensor) noise = NULL;
 
   if (given) {
-    ovi_op_copy(d->be, x, given);
+    ovi_op_copy (d->be, x, given);
     return TRUE;
   }
-  noise = ovi_noise_gaussian(seed, x->ndim, x->shape, error);
+  noise = ovi_noise_gaussian (seed, x->ndim, x->shape, error);
   if (noise == NULL)
     return FALSE;
-  ovi_op_copy(d->be, x, noise);
+  ovi_op_copy (d->be, x, noise);
   return TRUE;
 }
 
@@ -264,17 +265,17 @@ typedef struct {
 } RunState;
 
 static void
-run_state_clear(RunState *rs)
+run_state_clear (RunState *rs)
 {
   for (int i = 0; i < 4; i++)
-    g_clear_pointer(&rs->text[i], ovi_tensor_unref);
+    g_clear_pointer (&rs->text[i], ovi_tensor_unref);
   for (int t = 0; t < OVI_N_TOWERS; t++)
-    g_clear_pointer(&rs->sched[t], ovi_scheduler_free);
+    g_clear_pointer (&rs->sched[t], ovi_scheduler_free);
 }
 
 static gboolean
-prepare(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
-        GError **error)
+prepare (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
+         GError **error)
 {
   const OviTensor *texts[4] = { req->text_pos, req->text_pos,
                                 req->text_video_neg, req->text_audio_neg };
@@ -282,26 +283,26 @@ prepare(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
                                                           : OVI_SCHEDULER_UNIPC;
 
   for (int i = 0; i < 4; i++) {
-    rs->text[i] = ovi_fusion_embed_text(
+    rs->text[i] = ovi_fusion_embed_text (
         d->model, i % 2 ? OVI_TOWER_AUDIO : OVI_TOWER_VIDEO, texts[i], error);
     if (rs->text[i] == NULL)
       return FALSE;
   }
   for (int t = 0; t < OVI_N_TOWERS; t++) {
     rs->sched[t]
-        = ovi_scheduler_new(kind, d->be, req->steps, req->shift, error);
+        = ovi_scheduler_new (kind, d->be, req->steps, req->shift, error);
     if (rs->sched[t] == NULL)
       return FALSE;
   }
-  return init_latent(d, d->x[OVI_TOWER_VIDEO], req->video_noise, req->seed,
-                     error)
-         && init_latent(d, d->x[OVI_TOWER_AUDIO], req->audio_noise, req->seed,
-                        error);
+  return init_latent (d, d->x[OVI_TOWER_VIDEO], req->video_noise, req->seed,
+                      error)
+         && init_latent (d, d->x[OVI_TOWER_AUDIO], req->audio_noise, req->seed,
+                         error);
 }
 
 /* x[:, 0] = image; one contiguous [h, w] plane per channel */
 static void
-paste_image(OviDenoiser *d, const OviDenoiseRequest *req)
+paste_image (OviDenoiser *d, const OviDenoiseRequest *req)
 {
   OviTensor *x = d->x[OVI_TOWER_VIDEO];
   OviTensor *img = (OviTensor *) req->image_latent;
@@ -309,30 +310,31 @@ paste_image(OviDenoiser *d, const OviDenoiseRequest *req)
   if (img == NULL)
     return;
   for (int64_t c = 0; c < x->shape[0]; c++) {
-    g_autoptr(OviTensor) xc = ovi_tensor_select(x, 0, c);
-    g_autoptr(OviTensor) dst = ovi_tensor_select(xc, 0, 0);
-    g_autoptr(OviTensor) ic = ovi_tensor_select(img, 0, c);
-    g_autoptr(OviTensor) src = ovi_tensor_select(ic, 0, 0);
-    ovi_op_copy(d->be, dst, src);
+    g_autoptr (OviTensor) xc = ovi_tensor_select (x, 0, c);
+    g_autoptr (OviTensor) dst = ovi_tensor_select (xc, 0, 0);
+    g_autoptr (OviTensor) ic = ovi_tensor_select (img, 0, c);
+    g_autoptr (OviTensor) src = ovi_tensor_select (ic, 0, 0);
+    ovi_op_copy (d->be, dst, src);
   }
 }
 
 /* guided = neg + scale * (pos - neg) */
 static void
-guide(OviDenoiser *d, int t, double scale)
+guide (OviDenoiser *d, int t, double scale)
 {
-  ovi_op_binary(d->be, d->diff[t], d->pos[t], d->neg[t], OVI_BINARY_SUB);
-  ovi_op_axpby(d->be, d->guided[t], 1.0f, d->neg[t], (float) scale, d->diff[t]);
+  ovi_op_binary (d->be, d->diff[t], d->pos[t], d->neg[t], OVI_BINARY_SUB);
+  ovi_op_axpby (d->be, d->guided[t], 1.0f, d->neg[t], (float) scale,
+                d->diff[t]);
 }
 
 static gboolean
-one_step(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
-         GError **error)
+one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
+          GError **error)
 {
   OviFusionPass pos = {
     .text_video = rs->text[0],
     .text_audio = rs->text[1],
-    .timestep = ovi_scheduler_timestep(rs->sched[0], i),
+    .timestep = ovi_scheduler_timestep (rs->sched[0], i),
     .first_frame_clean = req->image_latent != NULL,
   };
   OviFusionPass neg = pos;
@@ -341,88 +343,88 @@ one_step(OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
   neg.text_video = rs->text[2];
   neg.text_audio = rs->text[3];
   neg.slg_layer = req->slg_layer;
-  paste_image(d, req);
-  if (!ovi_fusion_forward(d->model, d->work, x[0], x[1], &pos, d->pos[0],
-                          d->pos[1], error)
-      || !ovi_fusion_forward(d->model, d->work, x[0], x[1], &neg, d->neg[0],
-                             d->neg[1], error))
+  paste_image (d, req);
+  if (!ovi_fusion_forward (d->model, d->work, x[0], x[1], &pos, d->pos[0],
+                           d->pos[1], error)
+      || !ovi_fusion_forward (d->model, d->work, x[0], x[1], &neg, d->neg[0],
+                              d->neg[1], error))
     return FALSE;
-  guide(d, OVI_TOWER_VIDEO, req->video_guidance);
-  guide(d, OVI_TOWER_AUDIO, req->audio_guidance);
-  return ovi_scheduler_step(rs->sched[0], x[0], d->guided[0], error)
-         && ovi_scheduler_step(rs->sched[1], x[1], d->guided[1], error);
+  guide (d, OVI_TOWER_VIDEO, req->video_guidance);
+  guide (d, OVI_TOWER_AUDIO, req->audio_guidance);
+  return ovi_scheduler_step (rs->sched[0], x[0], d->guided[0], error)
+         && ovi_scheduler_step (rs->sched[1], x[1], d->guided[1], error);
 }
 
 static gboolean
-cancelled(GCancellable *cancellable, GError **error)
+cancelled (GCancellable *cancellable, GError **error)
 {
-  if (!g_cancellable_is_cancelled(cancellable))
+  if (!g_cancellable_is_cancelled (cancellable))
     return FALSE;
-  g_set_error(error, OVI_ERROR, OVI_ERROR_CANCELLED, "denoising cancelled");
+  g_set_error (error, OVI_ERROR, OVI_ERROR_CANCELLED, "denoising cancelled");
   return TRUE;
 }
 
 gboolean
-ovi_denoiser_run(OviDenoiser *d, const OviDenoiseRequest *req,
-                 OviStepFunc on_step, gpointer user_data,
-                 GCancellable *cancellable, OviTensor **video_latent,
-                 OviTensor **audio_latent, GError **error)
+ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
+                  OviStepFunc on_step, gpointer user_data,
+                  GCancellable *cancellable, OviTensor **video_latent,
+                  OviTensor **audio_latent, GError **error)
 {
   RunState rs = { 0 };
   Size size;
   gboolean ok = FALSE;
 
-  if (!check_request(req, error) || !request_size(d, req, &size, error)
-      || !ensure_buffers(d, &size, error) || !prepare(d, req, &rs, error))
+  if (!check_request (req, error) || !request_size (d, req, &size, error)
+      || !ensure_buffers (d, &size, error) || !prepare (d, req, &rs, error))
     goto out;
   for (int i = 0; i < req->steps; i++) {
-    if (cancelled(cancellable, error) || !one_step(d, req, &rs, i, error))
+    if (cancelled (cancellable, error) || !one_step (d, req, &rs, i, error))
       goto out;
     if (on_step)
-      on_step(i + 1, req->steps, user_data);
+      on_step (i + 1, req->steps, user_data);
   }
-  paste_image(d, req);
-  *video_latent = ovi_backend_download_f32(d->be, d->x[0], error);
+  paste_image (d, req);
+  *video_latent = ovi_backend_download_f32 (d->be, d->x[0], error);
   if (*video_latent == NULL)
     goto out;
-  *audio_latent = ovi_backend_download_f32(d->be, d->x[1], error);
+  *audio_latent = ovi_backend_download_f32 (d->be, d->x[1], error);
   if (*audio_latent == NULL) {
-    g_clear_pointer(video_latent, ovi_tensor_unref);
+    g_clear_pointer (video_latent, ovi_tensor_unref);
     goto out;
   }
   ok = TRUE;
 out:
-  run_state_clear(&rs);
+  run_state_clear (&rs);
   return ok;
 }
 
 /* ---- memory estimate ---- */
 
 static guint64
-file_bytes(OviWeightFile *wf)
+file_bytes (OviWeightFile *wf)
 {
   guint64 total = 0;
 
-  for (guint i = 0; i < ovi_weight_file_n_tensors(wf); i++) {
-    const char *name = ovi_weight_file_name(wf, i);
-    g_autoptr(OviTensor) t = NULL;
+  for (guint i = 0; i < ovi_weight_file_n_tensors (wf); i++) {
+    const char *name = ovi_weight_file_name (wf, i);
+    g_autoptr (OviTensor) t = NULL;
 
-    if (!g_str_has_prefix(name, "video_model.")
-        && !g_str_has_prefix(name, "audio_model."))
+    if (!g_str_has_prefix (name, "video_model.")
+        && !g_str_has_prefix (name, "audio_model."))
       continue;
-    t = ovi_weight_file_get(wf, name, NULL);
+    t = ovi_weight_file_get (wf, name, NULL);
     if (t)
-      total += ovi_tensor_nbytes(t);
+      total += ovi_tensor_nbytes (t);
   }
   return total;
 }
 
 gboolean
-ovi_denoiser_estimate(const OviModelPaths *paths, int width, int height,
-                      gsize act_dtype_size, OviDenoiserEstimate *est,
-                      GError **error)
+ovi_denoiser_estimate (const OviModelPaths *paths, int width, int height,
+                       gsize act_dtype_size, OviDenoiserEstimate *est,
+                       GError **error)
 {
-  g_autoptr(OviWeightFile) wf = NULL;
+  g_autoptr (OviWeightFile) wf = NULL;
   OviFusionDims preset = {
     .num_heads = paths->num_heads,
     .text_len = paths->text_len,
@@ -435,20 +437,20 @@ ovi_denoiser_estimate(const OviModelPaths *paths, int width, int height,
   OviDenoiser probe = { .target_area = paths->target_area };
   Size s;
 
-  wf = ovi_weight_file_open(paths->fusion_path, NULL, error);
-  if (wf == NULL || !ovi_fusion_read_dims(wf, &preset, &dims, error)
-      || !size_from_pixels(&probe, &req, &s, error))
+  wf = ovi_weight_file_open (paths->fusion_path, NULL, error);
+  if (wf == NULL || !ovi_fusion_read_dims (wf, &preset, &dims, error)
+      || !size_from_pixels (&probe, &req, &s, error))
     return FALSE;
   s.frames = paths->video_latent_frames;
   s.audio_length = paths->audio_latent_length;
-  if (!ovi_fusion_estimate(&dims, s.frames, s.height, s.width, s.audio_length,
-                           act_dtype_size, act_dtype_size, &fe, error))
+  if (!ovi_fusion_estimate (&dims, s.frames, s.height, s.width, s.audio_length,
+                            act_dtype_size, act_dtype_size, &fe, error))
     return FALSE;
   guint64 latents = (guint64) dims.video_out * s.frames * s.height * s.width
                     + (guint64) s.audio_length * dims.audio_out;
   est->tokens_video = fe.tokens_video;
   est->tokens_audio = fe.tokens_audio;
-  est->weight_bytes = file_bytes(wf);
+  est->weight_bytes = file_bytes (wf);
   /* the fusion activations, 4 text embeddings, and per modality 5 latent
    * buffers here and 5 of scheduler state */
   est->activation_bytes

@@ -22,8 +22,8 @@ G_BEGIN_DECLS
 /* ---- model folder ---- */
 
 /* Official layout under a root folder:
- *   Ovi/model.safetensors | model_960x960.safetensors | model_960x960_10s.safetensors
- *   Ovi/model_fp8_e4m3fn.safetensors (optional)
+ *   Ovi/model.safetensors | model_960x960.safetensors |
+ * model_960x960_10s.safetensors Ovi/model_fp8_e4m3fn.safetensors (optional)
  *   Wan2.2-TI2V-5B/models_t5_umt5-xxl-enc-bf16.pth
  *   Wan2.2-TI2V-5B/google/umt5-xxl/spiece.model
  *   Wan2.2-TI2V-5B/Wan2.2_VAE.pth
@@ -32,16 +32,16 @@ G_BEGIN_DECLS
 
 typedef struct {
   /* from the preset */
-  char *variant;              /* "720x720_5s", "960x960_5s", "960x960_10s", "tiny" */
-  int video_latent_frames;    /* 31, 61 */
-  int audio_latent_length;    /* 157, 314 */
-  int64_t target_area;        /* 720*720 or 960*960 */
-  gboolean audcap_syntax;     /* TRUE: <AUDCAP>…<ENDAUDCAP>; FALSE: "Audio: …" */
+  char *variant; /* "720x720_5s", "960x960_5s", "960x960_10s", "tiny" */
+  int video_latent_frames; /* 31, 61 */
+  int audio_latent_length; /* 157, 314 */
+  int64_t target_area;     /* 720*720 or 960*960 */
+  gboolean audcap_syntax; /* TRUE: <AUDCAP>…<ENDAUDCAP>; FALSE: "Audio: …" */
   /* DiT dims that cannot be read from weight shapes */
   int num_heads;
-  int text_len;               /* 512 */
-  double eps;                 /* 1e-6 */
-  double audio_rope_scale;    /* 0.19676 */
+  int text_len;            /* 512 */
+  double eps;              /* 1e-6 */
+  double audio_rope_scale; /* 0.19676 */
   /* file paths, absolute */
   char *fusion_path;
   char *t5_path;
@@ -55,7 +55,7 @@ typedef struct {
  * first use) and `variant` (NULL: the one whose weights are present) into
  * paths and preset values; checks that the files exist. */
 OviModelPaths *ovi_model_paths_resolve (const char *model_dir,
-    const char *variant, GError **error);
+                                        const char *variant, GError **error);
 void ovi_model_paths_free (OviModelPaths *paths);
 
 /* ---- stage 1: text ---- */
@@ -63,13 +63,13 @@ void ovi_model_paths_free (OviModelPaths *paths);
 typedef struct _OviTextEncoder OviTextEncoder;
 
 OviTextEncoder *ovi_text_encoder_new (const OviModelPaths *paths,
-    OviBackend *backend, GError **error);
+                                      OviBackend *backend, GError **error);
 /* As ovi_text_encoder_new, each umT5 weight of rank >= 2 passing through
  * `filter` (see ovi_denoiser_new_filtered; ovi_placement_t5_filter). */
-OviTextEncoder *ovi_text_encoder_new_filtered (const OviModelPaths *paths,
-    OviBackend *backend,
+OviTextEncoder *ovi_text_encoder_new_filtered (
+    const OviModelPaths *paths, OviBackend *backend,
     OviTensor *(*filter) (const char *name, OviTensor *weight,
-        gpointer user_data, GError **error),
+                          gpointer user_data, GError **error),
     gpointer filter_data, GError **error);
 void ovi_text_encoder_free (OviTextEncoder *enc);
 /* The official prompt path: caption syntax rewritten for the variant, the
@@ -78,14 +78,16 @@ void ovi_text_encoder_free (OviTextEncoder *enc);
  * [n_tokens_i, text_dim] F32 (trimmed to the real token count, EOS
  * included). */
 gboolean ovi_text_encoder_encode (OviTextEncoder *enc, const char *prompt,
-    const char *video_negative, const char *audio_negative,
-    OviTensor *out[3], GCancellable *cancellable, GError **error);
+                                  const char *video_negative,
+                                  const char *audio_negative, OviTensor *out[3],
+                                  GCancellable *cancellable, GError **error);
 /* As ovi_text_encoder_new from the two files: the umT5 weights (.pth or
  * safetensors, official names) and the SentencePiece model; text_len is
  * the token count (512); audcap_syntax as in OviModelPaths. */
-OviTextEncoder *ovi_text_encoder_new_from_files (const char *t5_path,
-    const char *spiece_path, int text_len, gboolean audcap_syntax,
-    OviBackend *backend, GError **error);
+OviTextEncoder *
+ovi_text_encoder_new_from_files (const char *t5_path, const char *spiece_path,
+                                 int text_len, gboolean audcap_syntax,
+                                 OviBackend *backend, GError **error);
 /* width of the embeddings (4096 for umT5-XXL) */
 int ovi_text_encoder_get_dim (const OviTextEncoder *enc);
 int ovi_text_encoder_get_text_len (const OviTextEncoder *enc);
@@ -93,7 +95,7 @@ int ovi_text_encoder_get_text_len (const OviTextEncoder *enc);
  * rewrite): ids and mask of text_len entries (either may be NULL). Returns
  * the real token count (EOS included) or -1 with `error` set. */
 int ovi_text_encoder_tokenize (OviTextEncoder *enc, const char *text,
-    int64_t *ids, int64_t *mask, GError **error);
+                               int64_t *ids, int64_t *mask, GError **error);
 
 /* ---- stage 2: denoise ---- */
 
@@ -103,21 +105,21 @@ typedef enum {
 } OviSolver;
 
 typedef struct {
-  const OviTensor *text_pos;        /* [n, text_dim] */
+  const OviTensor *text_pos; /* [n, text_dim] */
   const OviTensor *text_video_neg;
   const OviTensor *text_audio_neg;
-  const OviTensor *image_latent;    /* [48,1,h,w] normalised, or NULL (t2v) */
+  const OviTensor *image_latent; /* [48,1,h,w] normalised, or NULL (t2v) */
   /* initial noise, or NULL to draw it from `seed` */
-  const OviTensor *video_noise;     /* [48,F,h,w] */
-  const OviTensor *audio_noise;     /* [L,20] */
+  const OviTensor *video_noise; /* [48,F,h,w] */
+  const OviTensor *audio_noise; /* [L,20] */
   guint64 seed;
-  int steps;                        /* 50 */
+  int steps; /* 50 */
   OviSolver solver;
-  double shift;                     /* 5.0 */
-  double video_guidance;            /* 4.0 */
-  double audio_guidance;            /* 3.0 */
-  int slg_layer;                    /* 11; <= 0 disables */
-  int width, height;                /* snapped pixel size (multiples of 32) */
+  double shift;          /* 5.0 */
+  double video_guidance; /* 4.0 */
+  double audio_guidance; /* 3.0 */
+  int slg_layer;         /* 11; <= 0 disables */
+  int width, height;     /* snapped pixel size (multiples of 32) */
 } OviDenoiseRequest;
 
 void ovi_denoise_request_init (OviDenoiseRequest *req); /* official defaults */
@@ -127,15 +129,15 @@ typedef void (*OviStepFunc) (int step, int steps, gpointer user_data);
 typedef struct _OviDenoiser OviDenoiser;
 
 OviDenoiser *ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
-    GError **error);
+                               GError **error);
 /* As ovi_denoiser_new, each fusion matmul / conv weight passing through
  * `filter` (official name, tensor as read) which returns the tensor to use
  * (a new reference) or NULL with `error` set: the VRAM modes quantise and
  * place weights this way (ovi_placement_weight_filter, ovi-placement.h). */
-OviDenoiser *ovi_denoiser_new_filtered (const OviModelPaths *paths,
-    OviBackend *backend,
+OviDenoiser *ovi_denoiser_new_filtered (
+    const OviModelPaths *paths, OviBackend *backend,
     OviTensor *(*filter) (const char *name, OviTensor *weight,
-        gpointer user_data, GError **error),
+                          gpointer user_data, GError **error),
     gpointer filter_data, GError **error);
 void ovi_denoiser_free (OviDenoiser *d);
 /* the OviFusion the denoiser runs (ovi-fusion.h), e.g. for
@@ -152,21 +154,22 @@ gpointer ovi_denoiser_get_fusion (OviDenoiser *d);
  * step (OVI_ERROR_CANCELLED). Activation buffers are kept for the next
  * request of the same size. */
 gboolean ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
-    OviStepFunc on_step, gpointer user_data, GCancellable *cancellable,
-    OviTensor **video_latent, OviTensor **audio_latent, GError **error);
+                           OviStepFunc on_step, gpointer user_data,
+                           GCancellable *cancellable, OviTensor **video_latent,
+                           OviTensor **audio_latent, GError **error);
 
 typedef struct {
-  int64_t tokens_video;       /* F * h/2 * w/2 */
-  int64_t tokens_audio;       /* L */
-  guint64 weight_bytes;       /* the fusion tensors as stored in the file */
-  guint64 activation_bytes;   /* buffers of one run at act_dtype_size */
+  int64_t tokens_video;     /* F * h/2 * w/2 */
+  int64_t tokens_audio;     /* L */
+  guint64 weight_bytes;     /* the fusion tensors as stored in the file */
+  guint64 activation_bytes; /* buffers of one run at act_dtype_size */
 } OviDenoiserEstimate;
 
 /* Memory a run of the preset at width x height would need, from the weight
  * file's header only (nothing is loaded or allocated). */
 gboolean ovi_denoiser_estimate (const OviModelPaths *paths, int width,
-    int height, gsize act_dtype_size, OviDenoiserEstimate *est,
-    GError **error);
+                                int height, gsize act_dtype_size,
+                                OviDenoiserEstimate *est, GError **error);
 
 /* ---- stage 3: video VAE ---- */
 
@@ -176,7 +179,7 @@ gboolean ovi_denoiser_estimate (const OviModelPaths *paths, int width,
 typedef struct _OviVideoVae OviVideoVae;
 
 OviVideoVae *ovi_video_vae_new (const OviModelPaths *paths, OviBackend *backend,
-    GError **error);
+                                GError **error);
 void ovi_video_vae_free (OviVideoVae *vae);
 
 /* Called with each group of decoded frames as soon as it exists (1 frame for
@@ -184,23 +187,24 @@ void ovi_video_vae_free (OviVideoVae *vae);
  * [-1, 1], first_frame = index of frames[:,0] in the clip. Return FALSE to
  * stop decoding (the decode then fails with OVI_ERROR_CANCELLED). */
 typedef gboolean (*OviFramesFunc) (const OviTensor *frames, int first_frame,
-    gpointer user_data);
+                                   gpointer user_data);
 
 gboolean ovi_video_vae_decode (OviVideoVae *vae, const OviTensor *latent,
-    OviFramesFunc on_frames, gpointer user_data, GCancellable *cancellable,
-    GError **error);
+                               OviFramesFunc on_frames, gpointer user_data,
+                               GCancellable *cancellable, GError **error);
 /* image: [3, H, W] F32 in [-1,1] at the snapped size -> [48,1,H/16,W/16]
  * normalised latent */
 OviTensor *ovi_video_vae_encode_image (OviVideoVae *vae, const OviTensor *image,
-    GError **error);
+                                       GError **error);
 /* As ovi_video_vae_new, from one checkpoint file (Wan2.2_VAE.pth or a
  * safetensors with the same names). */
-OviVideoVae *ovi_video_vae_new_from_file (const char *path,
-    OviBackend *backend, GError **error);
+OviVideoVae *ovi_video_vae_new_from_file (const char *path, OviBackend *backend,
+                                          GError **error);
 /* video [3, T, H, W] F32 in [-1,1] -> [48, 1 + (T-1)/4, H/16, W/16]
  * normalised latent (the official chunked causal encode) */
 OviTensor *ovi_video_vae_encode_video (OviVideoVae *vae, const OviTensor *video,
-    GCancellable *cancellable, GError **error);
+                                       GCancellable *cancellable,
+                                       GError **error);
 /* Low-memory decode: spatial tiles of `tile` latent pixels (0 = off)
  * overlapping by `overlap`, blended linearly; streaming is unchanged. */
 void ovi_video_vae_set_tiling (OviVideoVae *vae, int tile, int overlap);
@@ -210,29 +214,36 @@ void ovi_video_vae_set_tiling (OviVideoVae *vae, int tile, int overlap);
 typedef struct _OviAudioDecoder OviAudioDecoder;
 
 OviAudioDecoder *ovi_audio_decoder_new (const OviModelPaths *paths,
-    OviBackend *backend, GError **error);
+                                        OviBackend *backend, GError **error);
 void ovi_audio_decoder_free (OviAudioDecoder *dec);
 /* latent [L,20] -> samples [L*512] F32 at 16 kHz */
 OviTensor *ovi_audio_decoder_decode (OviAudioDecoder *dec,
-    const OviTensor *latent, GCancellable *cancellable, GError **error);
+                                     const OviTensor *latent,
+                                     GCancellable *cancellable, GError **error);
 /* As ovi_audio_decoder_new from the two files (v1-16.pth, best_netG.pt
  * with its "generator." nesting, or safetensors with the bare names). */
 OviAudioDecoder *ovi_audio_decoder_new_from_files (const char *vae_path,
-    const char *vocoder_path, OviBackend *backend, GError **error);
+                                                   const char *vocoder_path,
+                                                   OviBackend *backend,
+                                                   GError **error);
 /* As ovi_audio_decoder_decode, also handing out the log10 mel [80, 2L]
  * (F32 host) when mel_out is not NULL. */
 OviTensor *ovi_audio_decoder_decode_mel (OviAudioDecoder *dec,
-    const OviTensor *latent, OviTensor **mel_out, GCancellable *cancellable,
-    GError **error);
+                                         const OviTensor *latent,
+                                         OviTensor **mel_out,
+                                         GCancellable *cancellable,
+                                         GError **error);
 /* Intermediates for parity ("decoder_out_normalized", "voc.conv_pre",
  * "voc.ups{i}", "voc.activation_post"), backend tensors [C, T]. */
 void ovi_audio_decoder_set_debug (OviAudioDecoder *dec,
-    void (*func) (const char *name, const OviTensor *t, gpointer user_data),
-    gpointer user_data);
+                                  void (*func) (const char *name,
+                                                const OviTensor *t,
+                                                gpointer user_data),
+                                  gpointer user_data);
 
 /* ---- clip durations (docs/av-sync.md) ---- */
 
-#define OVI_VIDEO_FPS 24
+#define OVI_VIDEO_FPS  24
 #define OVI_AUDIO_RATE 16000
 
 /* Audio samples clip `clip_index` must carry so that, after it, the
@@ -247,7 +258,7 @@ int64_t ovi_clip_audio_start (int64_t clip_index, int64_t frames_per_clip);
  * or padded at the end with zeros to ovi_clip_audio_samples(): a new host
  * tensor [ovi_clip_audio_samples (clip_index, frames_per_clip)]. */
 OviTensor *ovi_clip_audio_fit (const OviTensor *samples, int64_t clip_index,
-    int64_t frames_per_clip, GError **error);
+                               int64_t frames_per_clip, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviModelPaths, ovi_model_paths_free)
 

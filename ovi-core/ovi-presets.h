@@ -56,9 +56,10 @@ typedef struct {
   char *video_negative, *audio_negative;
 } OviModelPreset;
 
-const OviModelPreset *ovi_model_preset_lookup(const char *name, GError **error);
+const OviModelPreset *ovi_model_preset_lookup (const char *name,
+                                               GError **error);
 /* all variant names in table order (free with g_strfreev) */
-char **ovi_model_preset_names(GError **error);
+char **ovi_model_preset_names (GError **error);
 
 /* ---- VRAM modes (vram-modes.json) ---- */
 
@@ -89,13 +90,13 @@ typedef struct {
   char *description;
 } OviVramModePreset;
 
-const char *ovi_vram_mode_to_string(OviVramMode mode); /* "fp8-offload" */
-gboolean ovi_vram_mode_from_string(const char *name, OviVramMode *mode,
-                                   GError **error);
-const OviVramModePreset *ovi_vram_mode_preset_lookup(const char *name,
-                                                     GError **error);
-const OviVramModePreset *ovi_vram_mode_preset_get(OviVramMode mode,
-                                                  GError **error);
+const char *ovi_vram_mode_to_string (OviVramMode mode); /* "fp8-offload" */
+gboolean ovi_vram_mode_from_string (const char *name, OviVramMode *mode,
+                                    GError **error);
+const OviVramModePreset *ovi_vram_mode_preset_lookup (const char *name,
+                                                      GError **error);
+const OviVramModePreset *ovi_vram_mode_preset_get (OviVramMode mode,
+                                                   GError **error);
 
 /* ---- GPU allocations (gpu-allocations.json) ---- */
 
@@ -126,17 +127,17 @@ typedef struct {
   char *description;
 } OviGpuAllocationPreset;
 
-const char *ovi_gpu_allocation_to_string(OviGpuAllocation alloc);
-gboolean ovi_gpu_allocation_from_string(const char *name,
-                                        OviGpuAllocation *alloc,
-                                        GError **error);
-const OviGpuAllocationPreset *ovi_gpu_allocation_preset_lookup(const char *name,
-                                                               GError **error);
+const char *ovi_gpu_allocation_to_string (OviGpuAllocation alloc);
+gboolean ovi_gpu_allocation_from_string (const char *name,
+                                         OviGpuAllocation *alloc,
+                                         GError **error);
 const OviGpuAllocationPreset *
-ovi_gpu_allocation_preset_get(OviGpuAllocation alloc, GError **error);
+ovi_gpu_allocation_preset_lookup (const char *name, GError **error);
+const OviGpuAllocationPreset *
+ovi_gpu_allocation_preset_get (OviGpuAllocation alloc, GError **error);
 
 /* The folder the tables were (or would be) read from. */
-const char *ovi_presets_dir(void);
+const char *ovi_presets_dir (void);
 
 /* ---- resolution rules (official processing_utils.py) ---- */
 
@@ -144,16 +145,16 @@ const char *ovi_presets_dir(void);
  * each side to an integer, then to the nearest multiple of 32 (Python
  * round: halves to even), at least 32. 720x720 at 720*720 gives 704x704.
  * target_area <= 0: no scaling. h, w must be > 0. */
-gboolean ovi_snap_hw_t2v(int h, int w, int64_t target_area, int *out_h,
-                         int *out_w, GError **error);
+gboolean ovi_snap_hw_t2v (int h, int w, int64_t target_area, int *out_h,
+                          int *out_w, GError **error);
 /* Image-to-video (_best_hw_for_area, multiple 32): among the 7 candidates
  * around p0 = round(sqrt(units / (w/h))) rows of 32 and the direct scale,
  * the (H, W) minimising (|H W - area|, |W/H - w/h|), first one on ties.
  * target_area <= 0: (h, w) unchanged apart from the minimum of 32. */
-gboolean ovi_snap_hw_i2v(int h, int w, int64_t target_area, int *out_h,
-                         int *out_w, GError **error);
+gboolean ovi_snap_hw_i2v (int h, int w, int64_t target_area, int *out_h,
+                          int *out_w, GError **error);
 /* DiT video tokens for F latent frames at pixel size H x W (multiples of
  * 32): F * (H/32) * (W/32). */
-int64_t ovi_video_tokens(int latent_frames, int height, int width);
+int64_t ovi_video_tokens (int latent_frames, int height, int width);
 
 G_END_DECLS

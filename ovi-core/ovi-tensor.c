@@ -185,23 +185,25 @@ free_aligned (gpointer data)
 OviStorage *
 ovi_storage_new_host (gsize size, GError **error)
 {
-  gsize rounded = (MAX (size, 1) + OVI_HOST_ALIGN - 1) & ~(gsize) (OVI_HOST_ALIGN - 1);
+  gsize rounded
+      = (MAX (size, 1) + OVI_HOST_ALIGN - 1) & ~(gsize) (OVI_HOST_ALIGN - 1);
   void *data = NULL;
 
   if (posix_memalign (&data, OVI_HOST_ALIGN, rounded) != 0 || data == NULL) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-        "Out of host memory: could not allocate %" G_GSIZE_FORMAT " bytes",
-        size);
+                 "Out of host memory: could not allocate %" G_GSIZE_FORMAT
+                 " bytes",
+                 size);
     return NULL;
   }
   memset (data, 0, rounded);
-  return ovi_storage_new_wrapped (data, size,
-      (OviDevice) { OVI_DEVICE_CPU, 0 }, free_aligned, data);
+  return ovi_storage_new_wrapped (data, size, (OviDevice){ OVI_DEVICE_CPU, 0 },
+                                  free_aligned, data);
 }
 
 OviStorage *
 ovi_storage_new_wrapped (void *data, gsize size, OviDevice device,
-    GDestroyNotify release, gpointer release_data)
+                         GDestroyNotify release, gpointer release_data)
 {
   OviStorage *s = g_new0 (OviStorage, 1);
 
@@ -256,7 +258,8 @@ numel_of (int ndim, const int64_t *shape)
 
 OviTensor *
 ovi_tensor_new_on_storage (OviStorage *storage, gsize offset, OviDType dtype,
-    int ndim, const int64_t *shape, const int64_t *stride)
+                           int ndim, const int64_t *shape,
+                           const int64_t *stride)
 {
   OviTensor *t;
 
@@ -283,19 +286,19 @@ ovi_tensor_new (OviDType dtype, int ndim, const int64_t *shape, GError **error)
 
   if (ndim < 0 || ndim > OVI_MAX_DIMS) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-        "Tensor rank %d is outside 0..%d", ndim, OVI_MAX_DIMS);
+                 "Tensor rank %d is outside 0..%d", ndim, OVI_MAX_DIMS);
     return NULL;
   }
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0) {
       g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-          "Tensor dimension %d is negative (%" G_GINT64_FORMAT ")", i,
-          shape[i]);
+                   "Tensor dimension %d is negative (%" G_GINT64_FORMAT ")", i,
+                   shape[i]);
       return NULL;
     }
   }
-  storage = ovi_storage_new_host (numel_of (ndim, shape) * ovi_dtype_size (dtype),
-      error);
+  storage = ovi_storage_new_host (
+      numel_of (ndim, shape) * ovi_dtype_size (dtype), error);
   if (storage == NULL)
     return NULL;
   return ovi_tensor_new_on_storage (storage, 0, dtype, ndim, shape, NULL);
@@ -373,11 +376,11 @@ ovi_tensor_has_shape (const OviTensor *t, int ndim, const int64_t *shape)
 
 OviTensor *
 ovi_tensor_view (OviTensor *t, int ndim, const int64_t *shape,
-    const int64_t *stride, int64_t elem_offset)
+                 const int64_t *stride, int64_t elem_offset)
 {
-  OviTensor *v = ovi_tensor_new_on_storage (t->storage,
-      t->offset + elem_offset * ovi_dtype_size (t->dtype), t->dtype, ndim,
-      shape, stride);
+  OviTensor *v = ovi_tensor_new_on_storage (
+      t->storage, t->offset + elem_offset * ovi_dtype_size (t->dtype), t->dtype,
+      ndim, shape, stride);
 
   if (t->scale)
     v->scale = ovi_tensor_ref (t->scale);
@@ -411,8 +414,8 @@ ovi_tensor_narrow (OviTensor *t, int dim, int64_t start, int64_t length)
   int64_t shape[OVI_MAX_DIMS];
 
   g_return_val_if_fail (dim >= 0 && dim < t->ndim, NULL);
-  g_return_val_if_fail (start >= 0 && length >= 0
-      && start + length <= t->shape[dim], NULL);
+  g_return_val_if_fail (
+      start >= 0 && length >= 0 && start + length <= t->shape[dim], NULL);
   memcpy (shape, t->shape, sizeof (shape));
   shape[dim] = length;
   return ovi_tensor_view (t, t->ndim, shape, t->stride, start * t->stride[dim]);
@@ -474,7 +477,8 @@ scale_factor (const OviTensor *t, const int64_t *index)
   if (ovi_tensor_numel (s) == 1 || t->ndim == 0)
     return load_as_f64 (s->dtype, ovi_tensor_data (s));
   return load_as_f64 (s->dtype, (const char *) ovi_tensor_data (s)
-      + index[0] * s->stride[0] * ovi_dtype_size (s->dtype));
+                                    + index[0] * s->stride[0]
+                                          * ovi_dtype_size (s->dtype));
 }
 
 double
@@ -486,7 +490,8 @@ ovi_tensor_get_f64 (const OviTensor *t, const int64_t *index)
   for (int i = 0; i < t->ndim; i++)
     off += index[i] * t->stride[i];
   return load_as_f64 (t->dtype, (const char *) ovi_tensor_data (t)
-      + off * (int64_t) ovi_dtype_size (t->dtype)) * scale_factor (t, index);
+                                    + off * (int64_t) ovi_dtype_size (t->dtype))
+         * scale_factor (t, index);
 }
 
 OviTensor *
@@ -499,7 +504,7 @@ ovi_tensor_to_f32 (const OviTensor *t, GError **error)
 
   if (!ovi_tensor_is_host (t)) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-        "ovi_tensor_to_f32 needs a host tensor; download it first");
+                 "ovi_tensor_to_f32 needs a host tensor; download it first");
     return NULL;
   }
   out = ovi_tensor_new (OVI_DTYPE_F32, t->ndim, t->shape, error);

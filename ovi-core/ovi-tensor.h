@@ -61,13 +61,14 @@ struct _OviTensor {
   int64_t shape[OVI_MAX_DIMS];
   int64_t stride[OVI_MAX_DIMS]; /* in elements, not bytes */
   OviStorage *storage;
-  gsize offset; /* bytes from storage->data to element [0,...,0] */
+  gsize offset;     /* bytes from storage->data to element [0,...,0] */
   OviTensor *scale; /* dequantisation scale for F8_E4M3 / I8, else NULL */
 };
 
 /* dtypes */
 gsize ovi_dtype_size (OviDType dtype);
-const char *ovi_dtype_name (OviDType dtype); /* safetensors names: "F32", "BF16", ... */
+const char *
+ovi_dtype_name (OviDType dtype); /* safetensors names: "F32", "BF16", ... */
 gboolean ovi_dtype_from_name (const char *name, OviDType *dtype);
 gboolean ovi_dtype_is_float (OviDType dtype);
 
@@ -80,18 +81,24 @@ float ovi_f8e4m3_to_f32 (uint8_t v);
 uint8_t ovi_f32_to_f8e4m3 (float f);
 
 /* storage */
-OviStorage *ovi_storage_new_host (gsize size, GError **error); /* 64-byte aligned, zeroed */
+OviStorage *ovi_storage_new_host (gsize size,
+                                  GError **error); /* 64-byte aligned, zeroed */
 OviStorage *ovi_storage_new_wrapped (void *data, gsize size, OviDevice device,
-    GDestroyNotify release, gpointer release_data);
+                                     GDestroyNotify release,
+                                     gpointer release_data);
 OviStorage *ovi_storage_ref (OviStorage *storage);
 void ovi_storage_unref (OviStorage *storage);
 
 /* tensors */
 OviTensor *ovi_tensor_new (OviDType dtype, int ndim, const int64_t *shape,
-    GError **error); /* contiguous, host, zeroed */
-OviTensor *ovi_tensor_new_f32 (int ndim, const int64_t *shape); /* aborts only on OOM of tiny sizes: tests */
+                           GError **error); /* contiguous, host, zeroed */
+OviTensor *ovi_tensor_new_f32 (
+    int ndim,
+    const int64_t *shape); /* aborts only on OOM of tiny sizes: tests */
 OviTensor *ovi_tensor_new_on_storage (OviStorage *storage, gsize offset,
-    OviDType dtype, int ndim, const int64_t *shape, const int64_t *stride);
+                                      OviDType dtype, int ndim,
+                                      const int64_t *shape,
+                                      const int64_t *stride);
 OviTensor *ovi_tensor_ref (OviTensor *t);
 void ovi_tensor_unref (OviTensor *t);
 
@@ -106,21 +113,27 @@ gsize ovi_tensor_nbytes (const OviTensor *t); /* numel * dtype size */
 gboolean ovi_tensor_is_contiguous (const OviTensor *t);
 gboolean ovi_tensor_is_host (const OviTensor *t);
 gboolean ovi_tensor_has_shape (const OviTensor *t, int ndim,
-    const int64_t *shape);
+                               const int64_t *shape);
 void ovi_contiguous_strides (int ndim, const int64_t *shape, int64_t *stride);
 
 /* views (share storage; the result holds its own reference) */
 OviTensor *ovi_tensor_view (OviTensor *t, int ndim, const int64_t *shape,
-    const int64_t *stride, int64_t elem_offset);
-OviTensor *ovi_tensor_reshape (OviTensor *t, int ndim, const int64_t *shape); /* contiguous input */
+                            const int64_t *stride, int64_t elem_offset);
+OviTensor *ovi_tensor_reshape (OviTensor *t, int ndim,
+                               const int64_t *shape); /* contiguous input */
 OviTensor *ovi_tensor_permute (OviTensor *t, const int *order);
 OviTensor *ovi_tensor_narrow (OviTensor *t, int dim, int64_t start,
-    int64_t length);
-OviTensor *ovi_tensor_select (OviTensor *t, int dim, int64_t index); /* drops dim */
+                              int64_t length);
+OviTensor *ovi_tensor_select (OviTensor *t, int dim,
+                              int64_t index); /* drops dim */
 
 /* host helpers */
-OviTensor *ovi_tensor_to_f32 (const OviTensor *t, GError **error); /* contiguous host f32 copy, scale applied */
-double ovi_tensor_get_f64 (const OviTensor *t, const int64_t *index); /* one element as double, host only */
+OviTensor *ovi_tensor_to_f32 (
+    const OviTensor *t,
+    GError **error); /* contiguous host f32 copy, scale applied */
+double ovi_tensor_get_f64 (
+    const OviTensor *t,
+    const int64_t *index); /* one element as double, host only */
 char *ovi_shape_to_string (int ndim, const int64_t *shape); /* "[3, 4, 5]" */
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviTensor, ovi_tensor_unref)

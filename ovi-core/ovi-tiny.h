@@ -57,10 +57,10 @@ typedef struct {
 } OviTinyConfig;
 
 /* the sizes `ovi make-tiny` uses (docs/tiny-model.md) */
-void ovi_tiny_config_init(OviTinyConfig *cfg);
+void ovi_tiny_config_init (OviTinyConfig *cfg);
 
 /* path of each weight file relative to the model folder */
-const char *ovi_tiny_file_path(OviTinyFile file);
+const char *ovi_tiny_file_path (OviTinyFile file);
 
 typedef struct {
   char *name;
@@ -72,21 +72,21 @@ typedef struct {
  * their official names and shapes for `cfg`. Array of OviTinyTensorSpec*,
  * owns them. Exposed so tests can check names and shapes against the
  * golden manifests. */
-GPtrArray *ovi_tiny_list_tensors(const OviTinyConfig *cfg, OviTinyFile file);
+GPtrArray *ovi_tiny_list_tensors (const OviTinyConfig *cfg, OviTinyFile file);
 
 /* Writes the complete folder into `dir` (created if needed; files in it are
  * replaced): the five weight files, the tokenizer model and the marker. */
-gboolean ovi_tiny_write(const char *dir, guint64 seed, GError **error);
-gboolean ovi_tiny_write_config(const char *dir, const OviTinyConfig *cfg,
-                               guint64 seed, GError **error);
+gboolean ovi_tiny_write (const char *dir, guint64 seed, GError **error);
+gboolean ovi_tiny_write_config (const char *dir, const OviTinyConfig *cfg,
+                                guint64 seed, GError **error);
 
 /* TRUE when `dir` holds a tiny folder with the current format (the marker
  * is present and says so); its seed is stored in *seed when non-NULL. */
-gboolean ovi_tiny_is_current(const char *dir, guint64 *seed);
+gboolean ovi_tiny_is_current (const char *dir, guint64 *seed);
 
 /* The default tiny folder: g_get_user_cache_dir()/gst-ovi/tiny-<version>,
  * written on first use (into a temporary folder, renamed into place, under
  * a lock file so concurrent processes write it once). Returns the path. */
-char *ovi_tiny_ensure_default(GError **error);
+char *ovi_tiny_ensure_default (GError **error);
 
 G_END_DECLS

@@ -17,66 +17,66 @@ struct _OviVideoVae {
 
 /* the decoder is loaded at once; the encoder (i2v only) on first use */
 static gboolean
-ensure_encoder(OviVideoVae *vae, GError **error)
+ensure_encoder (OviVideoVae *vae, GError **error)
 {
-  g_autoptr(OviWeightFile) wf = NULL;
+  g_autoptr (OviWeightFile) wf = NULL;
   gboolean ok;
 
-  g_mutex_lock(&vae->lock);
+  g_mutex_lock (&vae->lock);
   if (!vae->encoder_loaded) {
-    wf = ovi_weight_file_open(vae->path, NULL, error);
+    wf = ovi_weight_file_open (vae->path, NULL, error);
     vae->encoder_loaded
-        = wf != NULL && ovi_wan_vae_load_encoder(vae->vae, wf, error);
+        = wf != NULL && ovi_wan_vae_load_encoder (vae->vae, wf, error);
   }
   ok = vae->encoder_loaded;
-  g_mutex_unlock(&vae->lock);
+  g_mutex_unlock (&vae->lock);
   return ok;
 }
 
 OviVideoVae *
-ovi_video_vae_new(const OviModelPaths *paths, OviBackend *backend,
-                  GError **error)
+ovi_video_vae_new (const OviModelPaths *paths, OviBackend *backend,
+                   GError **error)
 {
-  g_autoptr(OviWeightFile) wf = NULL;
+  g_autoptr (OviWeightFile) wf = NULL;
   OviVideoVae *vae;
   OviWanVae *model;
 
   if (paths == NULL || paths->vae_path == NULL) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "video VAE: no Wan2.2_VAE.pth path");
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "video VAE: no Wan2.2_VAE.pth path");
     return NULL;
   }
-  wf = ovi_weight_file_open(paths->vae_path, NULL, error);
+  wf = ovi_weight_file_open (paths->vae_path, NULL, error);
   if (wf == NULL)
     return NULL;
-  model = ovi_wan_vae_new(wf, backend, FALSE, error);
+  model = ovi_wan_vae_new (wf, backend, FALSE, error);
   if (model == NULL)
     return NULL;
-  vae = g_new0(OviVideoVae, 1);
+  vae = g_new0 (OviVideoVae, 1);
   vae->be = backend;
   vae->vae = model;
-  vae->path = g_strdup(paths->vae_path);
-  g_mutex_init(&vae->lock);
-  g_mutex_init(&vae->op_lock);
+  vae->path = g_strdup (paths->vae_path);
+  g_mutex_init (&vae->lock);
+  g_mutex_init (&vae->op_lock);
   return vae;
 }
 
 void
-ovi_video_vae_free(OviVideoVae *vae)
+ovi_video_vae_free (OviVideoVae *vae)
 {
   if (vae == NULL)
     return;
-  ovi_wan_vae_free(vae->vae);
-  g_mutex_clear(&vae->lock);
-  g_mutex_clear(&vae->op_lock);
-  g_free(vae->path);
-  g_free(vae);
+  ovi_wan_vae_free (vae->vae);
+  g_mutex_clear (&vae->lock);
+  g_mutex_clear (&vae->op_lock);
+  g_free (vae->path);
+  g_free (vae);
 }
 
 void
-ovi_video_vae_set_tiling(OviVideoVae *vae, int tile, int overlap)
+ovi_video_vae_set_tiling (OviVideoVae *vae, int tile, int overlap)
 {
-  ovi_wan_vae_set_tiling(vae->vae, tile, overlap);
+  ovi_wan_vae_set_tiling (vae->vae, tile, overlap);
 }
 
 typedef struct {
@@ -87,89 +87,89 @@ typedef struct {
 } DecodeCtx;
 
 static gboolean
-deliver(const OviTensor *frames, int first_frame, gpointer user_data)
+deliver (const OviTensor *frames, int first_frame, gpointer user_data)
 {
   DecodeCtx *ctx = user_data;
-  g_autoptr(OviTensor) host
-      = ovi_backend_download_f32(ctx->vae->be, frames, &ctx->error);
+  g_autoptr (OviTensor) host
+      = ovi_backend_download_f32 (ctx->vae->be, frames, &ctx->error);
 
   if (host == NULL)
     return FALSE;
-  return ctx->func(host, first_frame, ctx->user_data);
+  return ctx->func (host, first_frame, ctx->user_data);
 }
 
 gboolean
-ovi_video_vae_decode(OviVideoVae *vae, const OviTensor *latent,
-                     OviFramesFunc on_frames, gpointer user_data,
-                     GCancellable *cancellable, GError **error)
+ovi_video_vae_decode (OviVideoVae *vae, const OviTensor *latent,
+                      OviFramesFunc on_frames, gpointer user_data,
+                      GCancellable *cancellable, GError **error)
 {
   DecodeCtx ctx = { vae, on_frames, user_data, NULL };
   gboolean ok;
 
-  g_return_val_if_fail(on_frames != NULL, FALSE);
-  g_mutex_lock(&vae->op_lock);
-  ok = ovi_wan_vae_decode(vae->vae, latent, deliver, &ctx, cancellable, error);
-  g_mutex_unlock(&vae->op_lock);
+  g_return_val_if_fail (on_frames != NULL, FALSE);
+  g_mutex_lock (&vae->op_lock);
+  ok = ovi_wan_vae_decode (vae->vae, latent, deliver, &ctx, cancellable, error);
+  g_mutex_unlock (&vae->op_lock);
   if (ctx.error) {
     /* a download failure beats the generic "stopped" message */
-    g_clear_error(error);
-    g_propagate_error(error, ctx.error);
+    g_clear_error (error);
+    g_propagate_error (error, ctx.error);
   }
   return ok;
 }
 
 static OviTensor *
-encode_locked(OviVideoVae *vae, const OviTensor *video,
-              GCancellable *cancellable, GError **error)
+encode_locked (OviVideoVae *vae, const OviTensor *video,
+               GCancellable *cancellable, GError **error)
 {
-  g_autoptr(OviTensor) mu = NULL;
+  g_autoptr (OviTensor) mu = NULL;
   OviTensor *out = NULL;
 
-  g_mutex_lock(&vae->op_lock);
-  if (ensure_encoder(vae, error)) {
-    mu = ovi_wan_vae_encode(vae->vae, video, cancellable, error);
+  g_mutex_lock (&vae->op_lock);
+  if (ensure_encoder (vae, error)) {
+    mu = ovi_wan_vae_encode (vae->vae, video, cancellable, error);
     if (mu)
-      out = ovi_backend_download_f32(vae->be, mu, error);
+      out = ovi_backend_download_f32 (vae->be, mu, error);
   }
-  g_mutex_unlock(&vae->op_lock);
+  g_mutex_unlock (&vae->op_lock);
   return out;
 }
 
 OviTensor *
-ovi_video_vae_encode_image(OviVideoVae *vae, const OviTensor *image,
-                           GError **error)
+ovi_video_vae_encode_image (OviVideoVae *vae, const OviTensor *image,
+                            GError **error)
 {
-  g_autoptr(OviTensor) video = NULL;
-  g_autoptr(OviTensor) mu = NULL;
+  g_autoptr (OviTensor) video = NULL;
+  g_autoptr (OviTensor) mu = NULL;
 
   if (image->ndim != 3 || image->shape[0] != 3) {
-    g_autofree char *s = ovi_shape_to_string(image->ndim, image->shape);
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "video VAE encode: image has shape %s, expected [3, H, W]", s);
+    g_autofree char *s = ovi_shape_to_string (image->ndim, image->shape);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "video VAE encode: image has shape %s, expected [3, H, W]", s);
     return NULL;
   }
   {
     int64_t shape[4] = { 3, 1, image->shape[1], image->shape[2] };
     int64_t stride[4]
         = { image->stride[0], 0, image->stride[1], image->stride[2] };
-    video = ovi_tensor_view((OviTensor *) image, 4, shape, stride, 0);
+    video = ovi_tensor_view ((OviTensor *) image, 4, shape, stride, 0);
   }
-  return encode_locked(vae, video, NULL, error);
+  return encode_locked (vae, video, NULL, error);
 }
 
 OviTensor *
-ovi_video_vae_encode_video(OviVideoVae *vae, const OviTensor *video,
-                           GCancellable *cancellable, GError **error)
+ovi_video_vae_encode_video (OviVideoVae *vae, const OviTensor *video,
+                            GCancellable *cancellable, GError **error)
 {
-  return encode_locked(vae, video, cancellable, error);
+  return encode_locked (vae, video, cancellable, error);
 }
 
 OviVideoVae *
-ovi_video_vae_new_from_file(const char *path, OviBackend *backend,
-                            GError **error)
+ovi_video_vae_new_from_file (const char *path, OviBackend *backend,
+                             GError **error)
 {
   OviModelPaths paths = { 0 };
 
   paths.vae_path = (char *) path;
-  return ovi_video_vae_new(&paths, backend, error);
+  return ovi_video_vae_new (&paths, backend, error);
 }

@@ -21,18 +21,18 @@ G_BEGIN_DECLS
 
 typedef struct _OviBigVGan OviBigVGan;
 
-OviBigVGan *ovi_bigvgan_new(OviWeightFile *wf, OviBackend *be, GError **error);
-void ovi_bigvgan_free(OviBigVGan *voc);
-int ovi_bigvgan_n_mels(const OviBigVGan *voc);
-int ovi_bigvgan_hop(const OviBigVGan *voc); /* 256 */
+OviBigVGan *ovi_bigvgan_new (OviWeightFile *wf, OviBackend *be, GError **error);
+void ovi_bigvgan_free (OviBigVGan *voc);
+int ovi_bigvgan_n_mels (const OviBigVGan *voc);
+int ovi_bigvgan_hop (const OviBigVGan *voc); /* 256 */
 /* names: "voc.conv_pre", "voc.ups{i}", "voc.activation_post" */
-void ovi_bigvgan_set_debug(OviBigVGan *voc, OviAudioDebugFunc func,
-                           gpointer user_data);
+void ovi_bigvgan_set_debug (OviBigVGan *voc, OviAudioDebugFunc func,
+                            gpointer user_data);
 
 /* mel [n_mels, T] (backend or host) -> wav [1, T * hop] on the backend */
-OviTensor *ovi_bigvgan_run(OviBigVGan *voc, const OviTensor *mel,
-                           GError **error);
+OviTensor *ovi_bigvgan_run (OviBigVGan *voc, const OviTensor *mel,
+                            GError **error);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviBigVGan, ovi_bigvgan_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviBigVGan, ovi_bigvgan_free)
 
 G_END_DECLS

@@ -10,7 +10,7 @@ static const char *const tower_prefix[OVI_N_TOWERS]
     = { "video_model", "audio_model" };
 
 void
-ovi_fusion_dims_release(OviFusionDims *d)
+ovi_fusion_dims_release (OviFusionDims *d)
 {
   *d = (OviFusionDims){
     .dim = 3072,
@@ -35,90 +35,90 @@ ovi_fusion_dims_release(OviFusionDims *d)
 /* ---- dims from shapes ---- */
 
 static gboolean
-probe(OviWeightFile *wf, const char *name, int ndim, int64_t *shape,
-      GError **error)
+probe (OviWeightFile *wf, const char *name, int ndim, int64_t *shape,
+       GError **error)
 {
   int64_t any[OVI_MAX_DIMS] = { -1, -1, -1, -1, -1, -1, -1, -1 };
-  g_autoptr(OviTensor) t
-      = ovi_weight_file_get_shaped(wf, name, ndim, any, error);
+  g_autoptr (OviTensor) t
+      = ovi_weight_file_get_shaped (wf, name, ndim, any, error);
 
   if (t == NULL)
     return FALSE;
-  memcpy(shape, t->shape, sizeof(int64_t) * ndim);
+  memcpy (shape, t->shape, sizeof (int64_t) * ndim);
   return TRUE;
 }
 
 static gboolean
-check_preset(const OviFusionDims *d, const char *path, GError **error)
+check_preset (const OviFusionDims *d, const char *path, GError **error)
 {
   if (d->num_heads <= 0 || d->dim % d->num_heads != 0
       || (d->dim / d->num_heads) % 2 != 0 || d->dim / d->num_heads < 6) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_SHAPE,
-                "%s: dim %d does not split into %d heads of an even size >= 6",
-                path, d->dim, d->num_heads);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_SHAPE,
+                 "%s: dim %d does not split into %d heads of an even size >= 6",
+                 path, d->dim, d->num_heads);
     return FALSE;
   }
   if (d->text_len <= 0 || d->eps <= 0) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "%s: text_len %d / eps %g must be positive", path, d->text_len,
-                d->eps);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "%s: text_len %d / eps %g must be positive", path, d->text_len,
+                 d->eps);
     return FALSE;
   }
   return TRUE;
 }
 
 gboolean
-ovi_fusion_read_dims(OviWeightFile *wf, const OviFusionDims *preset,
-                     OviFusionDims *d, GError **error)
+ovi_fusion_read_dims (OviWeightFile *wf, const OviFusionDims *preset,
+                      OviFusionDims *d, GError **error)
 {
-  const char *path = ovi_weight_file_path(wf);
+  const char *path = ovi_weight_file_path (wf);
   int64_t s[5];
 
   *d = *preset;
-  if (!probe(wf, "video_model.patch_embedding.weight", 5, s, error))
+  if (!probe (wf, "video_model.patch_embedding.weight", 5, s, error))
     return FALSE;
   d->dim = s[0];
   d->video_in = s[1];
   d->patch[0] = s[2];
   d->patch[1] = s[3];
   d->patch[2] = s[4];
-  if (!probe(wf, "video_model.blocks.0.ffn.0.weight", 2, s, error))
+  if (!probe (wf, "video_model.blocks.0.ffn.0.weight", 2, s, error))
     return FALSE;
   d->ffn_dim = s[0];
-  if (!probe(wf, "video_model.text_embedding.0.weight", 2, s, error))
+  if (!probe (wf, "video_model.text_embedding.0.weight", 2, s, error))
     return FALSE;
   d->text_dim = s[1];
-  if (!probe(wf, "video_model.time_embedding.0.weight", 2, s, error))
+  if (!probe (wf, "video_model.time_embedding.0.weight", 2, s, error))
     return FALSE;
   d->freq_dim = s[1];
-  if (!probe(wf, "video_model.head.head.weight", 2, s, error))
+  if (!probe (wf, "video_model.head.head.weight", 2, s, error))
     return FALSE;
   d->video_out = s[0] / ((int64_t) d->patch[0] * d->patch[1] * d->patch[2]);
-  if (!probe(wf, "audio_model.patch_embedding.0.weight", 3, s, error))
+  if (!probe (wf, "audio_model.patch_embedding.0.weight", 3, s, error))
     return FALSE;
   d->audio_in = s[1];
   d->audio_kernel = s[2];
-  if (!probe(wf, "audio_model.patch_embedding.2.w1.weight", 3, s, error))
+  if (!probe (wf, "audio_model.patch_embedding.2.w1.weight", 3, s, error))
     return FALSE;
   d->audio_hidden = s[0];
-  if (!probe(wf, "audio_model.head.head.weight", 2, s, error))
+  if (!probe (wf, "audio_model.head.head.weight", 2, s, error))
     return FALSE;
   d->audio_out = s[0];
   d->num_layers = 0;
   for (;;) {
-    g_autofree char *name = g_strdup_printf(
+    g_autofree char *name = g_strdup_printf (
         "video_model.blocks.%d.modulation.modulation", d->num_layers);
-    if (!ovi_weight_file_contains(wf, name))
+    if (!ovi_weight_file_contains (wf, name))
       break;
     d->num_layers++;
   }
   if (d->freq_dim % 2 != 0 || d->audio_kernel % 2 != 1) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_SHAPE,
-                "%s: freq_dim %d must be even and the audio kernel %d odd",
-                path, d->freq_dim, d->audio_kernel);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_SHAPE,
+                 "%s: freq_dim %d must be even and the audio kernel %d odd",
+                 path, d->freq_dim, d->audio_kernel);
     return FALSE;
   }
-  return check_preset(d, path, error);
+  return check_preset (d, path, error);
 }
 
 /* ---- loading ---- */
@@ -134,153 +134,153 @@ typedef struct {
 } Loader;
 
 static OviTensor *
-keep(Loader *ld, OviTensor *t)
+keep (Loader *ld, OviTensor *t)
 {
-  g_ptr_array_add(ld->keep, t);
+  g_ptr_array_add (ld->keep, t);
   return t;
 }
 
 /* `to_act`: small tensors (biases, gains, modulation tables) are converted to
  * the backend's activation dtype; matmul weights stay as stored. `flat`:
  * conv weights [out, in, k...] are flattened to [out, in*k...]. */
-static OviTensor *load(Loader *ld, gboolean to_act, gboolean flat, int ndim,
-                       const int64_t *shape, const char *format, ...)
-    G_GNUC_PRINTF(6, 7);
+static OviTensor *load (Loader *ld, gboolean to_act, gboolean flat, int ndim,
+                        const int64_t *shape, const char *format, ...)
+    G_GNUC_PRINTF (6, 7);
 
 static OviTensor *
-load(Loader *ld, gboolean to_act, gboolean flat, int ndim, const int64_t *shape,
-     const char *format, ...)
+load (Loader *ld, gboolean to_act, gboolean flat, int ndim,
+      const int64_t *shape, const char *format, ...)
 {
   g_autofree char *tail = NULL, *name = NULL;
-  g_autoptr(OviTensor) raw = NULL;
+  g_autoptr (OviTensor) raw = NULL;
   va_list args;
 
   if (ld->error)
     return NULL;
-  va_start(args, format);
-  tail = g_strdup_vprintf(format, args);
-  va_end(args);
-  name = g_strconcat(ld->prefix, ".", tail, NULL);
-  raw = ovi_weight_file_get_shaped(ld->wf, name, ndim, shape, &ld->error);
+  va_start (args, format);
+  tail = g_strdup_vprintf (format, args);
+  va_end (args);
+  name = g_strconcat (ld->prefix, ".", tail, NULL);
+  raw = ovi_weight_file_get_shaped (ld->wf, name, ndim, shape, &ld->error);
   if (raw == NULL)
     return NULL;
   if (!to_act && ld->filter) {
-    OviTensor *f = ld->filter(name, raw, ld->filter_data, &ld->error);
+    OviTensor *f = ld->filter (name, raw, ld->filter_data, &ld->error);
     if (f == NULL)
       return NULL;
-    ovi_tensor_unref(raw);
+    ovi_tensor_unref (raw);
     raw = f;
   }
   if (flat) {
-    int64_t fs[2] = { shape[0], ovi_tensor_numel(raw) / shape[0] };
-    OviTensor *v = ovi_tensor_reshape(raw, 2, fs);
-    ovi_tensor_unref(raw);
+    int64_t fs[2] = { shape[0], ovi_tensor_numel (raw) / shape[0] };
+    OviTensor *v = ovi_tensor_reshape (raw, 2, fs);
+    ovi_tensor_unref (raw);
     raw = v;
   }
   if (!to_act) /* with a filter, the filter places the weight */
-    return keep(ld, ld->filter ? ovi_tensor_ref(raw)
-                               : ovi_backend_upload(ld->be, raw));
-  OviTensor *t = ovi_backend_new_act(ld->be, raw->ndim, raw->shape);
+    return keep (ld, ld->filter ? ovi_tensor_ref (raw)
+                                : ovi_backend_upload (ld->be, raw));
+  OviTensor *t = ovi_backend_new_act (ld->be, raw->ndim, raw->shape);
   if (t == NULL) {
-    g_set_error(&ld->error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                "out of memory loading %s", name);
+    g_set_error (&ld->error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "out of memory loading %s", name);
     return NULL;
   }
-  ovi_op_copy(ld->be, t, raw);
-  return keep(ld, t);
+  ovi_op_copy (ld->be, t, raw);
+  return keep (ld, t);
 }
 
 static void
-load_linear(Loader *ld, OviLinear *l, int64_t out, int64_t in, gboolean bias,
-            const char *name)
+load_linear (Loader *ld, OviLinear *l, int64_t out, int64_t in, gboolean bias,
+             const char *name)
 {
   int64_t ws[2] = { out, in }, bs[1] = { out };
 
-  l->w = load(ld, FALSE, FALSE, 2, ws, "%s.weight", name);
-  l->b = bias ? load(ld, TRUE, FALSE, 1, bs, "%s.bias", name) : NULL;
+  l->w = load (ld, FALSE, FALSE, 2, ws, "%s.weight", name);
+  l->b = bias ? load (ld, TRUE, FALSE, 1, bs, "%s.bias", name) : NULL;
 }
 
 static OviTensor *
-load_gain(Loader *ld, int64_t dim, const char *name)
+load_gain (Loader *ld, int64_t dim, const char *name)
 {
   int64_t s[1] = { dim };
-  return load(ld, TRUE, FALSE, 1, s, "%s", name);
+  return load (ld, TRUE, FALSE, 1, s, "%s", name);
 }
 
 static void
-load_attn(Loader *ld, OviFusionAttn *a, int64_t D, int layer, const char *kind)
+load_attn (Loader *ld, OviFusionAttn *a, int64_t D, int layer, const char *kind)
 {
   char n[128];
 
 #define LIN(field)                                                             \
-  g_snprintf(n, sizeof n, "blocks.%d.%s." #field, layer, kind);                \
-  load_linear(ld, &a->field, D, D, TRUE, n)
-  LIN(q);
-  LIN(k);
-  LIN(v);
-  LIN(o);
+  g_snprintf (n, sizeof n, "blocks.%d.%s." #field, layer, kind);               \
+  load_linear (ld, &a->field, D, D, TRUE, n)
+  LIN (q);
+  LIN (k);
+  LIN (v);
+  LIN (o);
 #undef LIN
-  g_snprintf(n, sizeof n, "blocks.%d.%s.norm_q.weight", layer, kind);
-  a->norm_q = load_gain(ld, D, n);
-  g_snprintf(n, sizeof n, "blocks.%d.%s.norm_k.weight", layer, kind);
-  a->norm_k = load_gain(ld, D, n);
+  g_snprintf (n, sizeof n, "blocks.%d.%s.norm_q.weight", layer, kind);
+  a->norm_q = load_gain (ld, D, n);
+  g_snprintf (n, sizeof n, "blocks.%d.%s.norm_k.weight", layer, kind);
+  a->norm_k = load_gain (ld, D, n);
 }
 
 static void
-load_block(Loader *ld, OviFusionBlock *b, const OviFusionDims *d, int i)
+load_block (Loader *ld, OviFusionBlock *b, const OviFusionDims *d, int i)
 {
   int64_t D = d->dim, ms[3] = { 1, 6, D };
   char n[128];
 
-  load_attn(ld, &b->sa, D, i, "self_attn");
-  load_attn(ld, &b->ca, D, i, "cross_attn");
-  g_snprintf(n, sizeof n, "blocks.%d.cross_attn.k_fusion", i);
-  load_linear(ld, &b->k_fusion, D, D, TRUE, n);
-  g_snprintf(n, sizeof n, "blocks.%d.cross_attn.v_fusion", i);
-  load_linear(ld, &b->v_fusion, D, D, TRUE, n);
-  g_snprintf(n, sizeof n, "blocks.%d.cross_attn.pre_attn_norm_fusion.weight",
-             i);
-  b->pre_norm_w = load_gain(ld, D, n);
-  g_snprintf(n, sizeof n, "blocks.%d.cross_attn.pre_attn_norm_fusion.bias", i);
-  b->pre_norm_b = load_gain(ld, D, n);
-  g_snprintf(n, sizeof n, "blocks.%d.cross_attn.norm_k_fusion.weight", i);
-  b->norm_k_fusion = load_gain(ld, D, n);
-  g_snprintf(n, sizeof n, "blocks.%d.norm3.weight", i);
-  b->norm3_w = load_gain(ld, D, n);
-  g_snprintf(n, sizeof n, "blocks.%d.norm3.bias", i);
-  b->norm3_b = load_gain(ld, D, n);
-  g_snprintf(n, sizeof n, "blocks.%d.ffn.0", i);
-  load_linear(ld, &b->ffn0, d->ffn_dim, D, TRUE, n);
-  g_snprintf(n, sizeof n, "blocks.%d.ffn.2", i);
-  load_linear(ld, &b->ffn2, D, d->ffn_dim, TRUE, n);
+  load_attn (ld, &b->sa, D, i, "self_attn");
+  load_attn (ld, &b->ca, D, i, "cross_attn");
+  g_snprintf (n, sizeof n, "blocks.%d.cross_attn.k_fusion", i);
+  load_linear (ld, &b->k_fusion, D, D, TRUE, n);
+  g_snprintf (n, sizeof n, "blocks.%d.cross_attn.v_fusion", i);
+  load_linear (ld, &b->v_fusion, D, D, TRUE, n);
+  g_snprintf (n, sizeof n, "blocks.%d.cross_attn.pre_attn_norm_fusion.weight",
+              i);
+  b->pre_norm_w = load_gain (ld, D, n);
+  g_snprintf (n, sizeof n, "blocks.%d.cross_attn.pre_attn_norm_fusion.bias", i);
+  b->pre_norm_b = load_gain (ld, D, n);
+  g_snprintf (n, sizeof n, "blocks.%d.cross_attn.norm_k_fusion.weight", i);
+  b->norm_k_fusion = load_gain (ld, D, n);
+  g_snprintf (n, sizeof n, "blocks.%d.norm3.weight", i);
+  b->norm3_w = load_gain (ld, D, n);
+  g_snprintf (n, sizeof n, "blocks.%d.norm3.bias", i);
+  b->norm3_b = load_gain (ld, D, n);
+  g_snprintf (n, sizeof n, "blocks.%d.ffn.0", i);
+  load_linear (ld, &b->ffn0, d->ffn_dim, D, TRUE, n);
+  g_snprintf (n, sizeof n, "blocks.%d.ffn.2", i);
+  load_linear (ld, &b->ffn2, D, d->ffn_dim, TRUE, n);
   b->modulation
-      = load(ld, TRUE, FALSE, 3, ms, "blocks.%d.modulation.modulation", i);
+      = load (ld, TRUE, FALSE, 3, ms, "blocks.%d.modulation.modulation", i);
 }
 
 static void
-load_patch(Loader *ld, OviFusionTower *t, const OviFusionDims *d,
-           OviTower which)
+load_patch (Loader *ld, OviFusionTower *t, const OviFusionDims *d,
+            OviTower which)
 {
   int64_t D = d->dim, K = d->audio_kernel, H = d->audio_hidden;
   int64_t bs[1] = { D };
 
   if (which == OVI_TOWER_VIDEO) {
     int64_t ws[5] = { D, d->video_in, d->patch[0], d->patch[1], d->patch[2] };
-    t->patch.w = load(ld, FALSE, TRUE, 5, ws, "patch_embedding.weight");
-    t->patch.b = load(ld, TRUE, FALSE, 1, bs, "patch_embedding.bias");
+    t->patch.w = load (ld, FALSE, TRUE, 5, ws, "patch_embedding.weight");
+    t->patch.b = load (ld, TRUE, FALSE, 1, bs, "patch_embedding.bias");
     return;
   }
   int64_t w0[3] = { D, d->audio_in, K }, w1[3] = { H, D, K },
           w2[3] = { D, H, K };
-  t->patch.w = load(ld, FALSE, TRUE, 3, w0, "patch_embedding.0.weight");
-  t->patch.b = load(ld, TRUE, FALSE, 1, bs, "patch_embedding.0.bias");
-  t->w1 = load(ld, FALSE, TRUE, 3, w1, "patch_embedding.2.w1.weight");
-  t->w2 = load(ld, FALSE, TRUE, 3, w2, "patch_embedding.2.w2.weight");
-  t->w3 = load(ld, FALSE, TRUE, 3, w1, "patch_embedding.2.w3.weight");
+  t->patch.w = load (ld, FALSE, TRUE, 3, w0, "patch_embedding.0.weight");
+  t->patch.b = load (ld, TRUE, FALSE, 1, bs, "patch_embedding.0.bias");
+  t->w1 = load (ld, FALSE, TRUE, 3, w1, "patch_embedding.2.w1.weight");
+  t->w2 = load (ld, FALSE, TRUE, 3, w2, "patch_embedding.2.w2.weight");
+  t->w3 = load (ld, FALSE, TRUE, 3, w1, "patch_embedding.2.w3.weight");
 }
 
 static int64_t
-head_width(const OviFusionDims *d, OviTower which)
+head_width (const OviFusionDims *d, OviTower which)
 {
   if (which == OVI_TOWER_AUDIO)
     return d->audio_out;
@@ -288,57 +288,57 @@ head_width(const OviFusionDims *d, OviTower which)
 }
 
 static void
-load_tower(Loader *ld, OviFusionTower *t, const OviFusionDims *d,
-           OviTower which)
+load_tower (Loader *ld, OviFusionTower *t, const OviFusionDims *d,
+            OviTower which)
 {
   int64_t D = d->dim, hm[3] = { 1, 2, D };
 
   ld->prefix = tower_prefix[which];
-  load_patch(ld, t, d, which);
-  load_linear(ld, &t->text0, D, d->text_dim, TRUE, "text_embedding.0");
-  load_linear(ld, &t->text2, D, D, TRUE, "text_embedding.2");
-  load_linear(ld, &t->time0, D, d->freq_dim, TRUE, "time_embedding.0");
-  load_linear(ld, &t->time2, D, D, TRUE, "time_embedding.2");
-  load_linear(ld, &t->proj, 6 * D, D, TRUE, "time_projection.1");
-  load_linear(ld, &t->head, head_width(d, which), D, TRUE, "head.head");
-  t->head_mod = load(ld, TRUE, FALSE, 3, hm, "head.modulation");
-  t->blocks = g_new0(OviFusionBlock, d->num_layers);
+  load_patch (ld, t, d, which);
+  load_linear (ld, &t->text0, D, d->text_dim, TRUE, "text_embedding.0");
+  load_linear (ld, &t->text2, D, D, TRUE, "text_embedding.2");
+  load_linear (ld, &t->time0, D, d->freq_dim, TRUE, "time_embedding.0");
+  load_linear (ld, &t->time2, D, D, TRUE, "time_embedding.2");
+  load_linear (ld, &t->proj, 6 * D, D, TRUE, "time_projection.1");
+  load_linear (ld, &t->head, head_width (d, which), D, TRUE, "head.head");
+  t->head_mod = load (ld, TRUE, FALSE, 3, hm, "head.modulation");
+  t->blocks = g_new0 (OviFusionBlock, d->num_layers);
   for (int i = 0; i < d->num_layers && ld->error == NULL; i++)
-    load_block(ld, &t->blocks[i], d, i);
+    load_block (ld, &t->blocks[i], d, i);
 }
 
 OviFusion *
-ovi_fusion_new(OviWeightFile *wf, const OviFusionDims *preset,
-               OviBackend *backend, GError **error)
+ovi_fusion_new (OviWeightFile *wf, const OviFusionDims *preset,
+                OviBackend *backend, GError **error)
 {
-  return ovi_fusion_new_filtered(wf, preset, backend, NULL, NULL, error);
+  return ovi_fusion_new_filtered (wf, preset, backend, NULL, NULL, error);
 }
 
 OviFusion *
-ovi_fusion_new_filtered(OviWeightFile *wf, const OviFusionDims *preset,
-                        OviBackend *backend, OviFusionWeightFilter filter,
-                        gpointer filter_data, GError **error)
+ovi_fusion_new_filtered (OviWeightFile *wf, const OviFusionDims *preset,
+                         OviBackend *backend, OviFusionWeightFilter filter,
+                         gpointer filter_data, GError **error)
 {
-  g_autoptr(OviFusion) m = g_new0(OviFusion, 1);
+  g_autoptr (OviFusion) m = g_new0 (OviFusion, 1);
   Loader ld = {
     .wf = wf, .be = backend, .filter = filter, .filter_data = filter_data
   };
 
   m->be = backend;
-  m->keep = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);
-  if (!ovi_fusion_read_dims(wf, preset, &m->dims, error))
+  m->keep = g_ptr_array_new_with_free_func ((GDestroyNotify) ovi_tensor_unref);
+  if (!ovi_fusion_read_dims (wf, preset, &m->dims, error))
     return NULL;
   if (m->dims.num_layers == 0) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR,
-                "%s: no tensor video_model.blocks.0.modulation.modulation",
-                ovi_weight_file_path(wf));
+    g_set_error (error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR,
+                 "%s: no tensor video_model.blocks.0.modulation.modulation",
+                 ovi_weight_file_path (wf));
     return NULL;
   }
   ld.keep = m->keep;
   for (int w = 0; w < OVI_N_TOWERS; w++)
-    load_tower(&ld, &m->towers[w], &m->dims, w);
+    load_tower (&ld, &m->towers[w], &m->dims, w);
   if (ld.error == NULL)
-    ovi_backend_sync(backend, &ld.error);
+    ovi_backend_sync (backend, &ld.error);
   /* block weights the filter left off the backend's device are streamed */
   if (ld.error == NULL) {
     const OviTensor *w0 = m->towers[OVI_TOWER_VIDEO].blocks[0].ffn0.w;
@@ -347,44 +347,44 @@ ovi_fusion_new_filtered(OviWeightFile *wf, const OviFusionDims *preset,
                     && w0->storage->device.index != backend->device.index);
   }
   if (ld.error) {
-    g_propagate_error(error, ld.error);
+    g_propagate_error (error, ld.error);
     return NULL;
   }
-  return g_steal_pointer(&m);
+  return g_steal_pointer (&m);
 }
 
 void
-ovi_fusion_free(OviFusion *m)
+ovi_fusion_free (OviFusion *m)
 {
   if (m == NULL)
     return;
-  g_clear_pointer(&m->keep, g_ptr_array_unref);
-  g_clear_pointer(&m->slot_keep, g_ptr_array_unref);
+  g_clear_pointer (&m->keep, g_ptr_array_unref);
+  g_clear_pointer (&m->slot_keep, g_ptr_array_unref);
   for (int w = 0; w < OVI_N_TOWERS; w++)
-    g_free(m->towers[w].blocks);
-  g_free(m);
+    g_free (m->towers[w].blocks);
+  g_free (m);
 }
 
 void
-ovi_fusion_set_streaming(OviFusion *m, gboolean stream)
+ovi_fusion_set_streaming (OviFusion *m, gboolean stream)
 {
   m->stream = stream;
 }
 
 gboolean
-ovi_fusion_get_streaming(const OviFusion *m)
+ovi_fusion_get_streaming (const OviFusion *m)
 {
   return m->stream;
 }
 
 const OviFusionDims *
-ovi_fusion_get_dims(const OviFusion *m)
+ovi_fusion_get_dims (const OviFusion *m)
 {
   return &m->dims;
 }
 
 void
-ovi_fusion_set_debug(OviFusion *m, OviFusionDebugFunc func, gpointer user_data)
+ovi_fusion_set_debug (OviFusion *m, OviFusionDebugFunc func, gpointer user_data)
 {
   m->debug = func;
   m->debug_data = user_data;
@@ -401,91 +401,91 @@ typedef struct {
 } Planner;
 
 static OviTensor *
-plan(Planner *p, gboolean f32, int64_t d0, int64_t d1, int64_t d2)
+plan (Planner *p, gboolean f32, int64_t d0, int64_t d1, int64_t d2)
 {
   int64_t shape[3] = { d0, d1, d2 };
   int ndim = d2 > 0 ? 3 : 2;
   OviTensor *t;
 
-  p->bytes += (guint64) d0 * d1 * MAX(d2, 1) * (f32 ? 4 : p->act_size);
+  p->bytes += (guint64) d0 * d1 * MAX (d2, 1) * (f32 ? 4 : p->act_size);
   if (p->be == NULL || p->failed)
     return NULL;
-  t = f32 ? ovi_backend_new_tensor(p->be, OVI_DTYPE_F32, ndim, shape)
-          : ovi_backend_new_act(p->be, ndim, shape);
+  t = f32 ? ovi_backend_new_tensor (p->be, OVI_DTYPE_F32, ndim, shape)
+          : ovi_backend_new_act (p->be, ndim, shape);
   if (t == NULL)
     p->failed = TRUE;
   else
-    g_ptr_array_add(p->keep, t);
+    g_ptr_array_add (p->keep, t);
   return t;
 }
 
 static void
-plan_audio_embed(Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d)
+plan_audio_embed (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d)
 {
   int64_t n = tw->n, K = d->audio_kernel, D = d->dim, H = d->audio_hidden;
 
-  tw->pad_in = plan(p, FALSE, n + K - 1, d->audio_in, 0);
-  tw->patches = plan(p, FALSE, n, d->audio_in * K, 0);
-  tw->h0 = plan(p, FALSE, n, D, 0);
-  tw->pad_h0 = plan(p, FALSE, n + K - 1, D, 0);
-  tw->patches_h0 = plan(p, FALSE, n, D * K, 0);
-  tw->h1 = plan(p, FALSE, n, H, 0);
-  tw->h3 = plan(p, FALSE, n, H, 0);
-  tw->pad_h1 = plan(p, FALSE, n + K - 1, H, 0);
-  tw->patches_h1 = plan(p, FALSE, n, H * K, 0);
+  tw->pad_in = plan (p, FALSE, n + K - 1, d->audio_in, 0);
+  tw->patches = plan (p, FALSE, n, d->audio_in * K, 0);
+  tw->h0 = plan (p, FALSE, n, D, 0);
+  tw->pad_h0 = plan (p, FALSE, n + K - 1, D, 0);
+  tw->patches_h0 = plan (p, FALSE, n, D * K, 0);
+  tw->h1 = plan (p, FALSE, n, H, 0);
+  tw->h3 = plan (p, FALSE, n, H, 0);
+  tw->pad_h1 = plan (p, FALSE, n + K - 1, H, 0);
+  tw->patches_h1 = plan (p, FALSE, n, H * K, 0);
 }
 
 static void
-plan_tower(Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d,
-           OviTower which)
+plan_tower (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d,
+            OviTower which)
 {
   int64_t n = tw->n, D = d->dim, T = d->text_len, hd = d->dim / d->num_heads;
   int64_t pairs
-      = which == OVI_TOWER_VIDEO ? hd / 2 : ovi_rope_first_band_dims(hd) / 2;
+      = which == OVI_TOWER_VIDEO ? hd / 2 : ovi_rope_first_band_dims (hd) / 2;
 
-  tw->x = plan(p, FALSE, n, D, 0);
-  tw->xm = plan(p, FALSE, n, D, 0);
-  tw->proj = plan(p, FALSE, n, D, 0);
-  tw->q = plan(p, FALSE, n, D, 0);
-  tw->k = plan(p, FALSE, n, D, 0);
-  tw->v = plan(p, FALSE, n, D, 0);
-  tw->qr = plan(p, FALSE, n, D, 0);
-  tw->kr = plan(p, FALSE, n, D, 0);
-  tw->att = plan(p, FALSE, n, D, 0);
-  tw->ffn = plan(p, FALSE, n, d->ffn_dim, 0);
-  tw->head = plan(p, FALSE, n, head_width(d, which), 0);
-  tw->tproj = plan(p, FALSE, T, D, 0);
-  tw->tk = plan(p, FALSE, T, D, 0);
-  tw->tv = plan(p, FALSE, T, D, 0);
-  tw->cos = plan(p, TRUE, n, pairs, 0);
-  tw->sin = plan(p, TRUE, n, pairs, 0);
-  tw->sinus = plan(p, FALSE, 2, d->freq_dim, 0);
-  tw->e = plan(p, FALSE, 2, D, 0);
-  tw->es = plan(p, FALSE, 2, D, 0);
-  tw->e0 = plan(p, FALSE, 2, 6 * D, 0);
-  tw->mod = plan(p, FALSE, 2, 6, D);
-  tw->hmod = plan(p, FALSE, 2, 2, D);
+  tw->x = plan (p, FALSE, n, D, 0);
+  tw->xm = plan (p, FALSE, n, D, 0);
+  tw->proj = plan (p, FALSE, n, D, 0);
+  tw->q = plan (p, FALSE, n, D, 0);
+  tw->k = plan (p, FALSE, n, D, 0);
+  tw->v = plan (p, FALSE, n, D, 0);
+  tw->qr = plan (p, FALSE, n, D, 0);
+  tw->kr = plan (p, FALSE, n, D, 0);
+  tw->att = plan (p, FALSE, n, D, 0);
+  tw->ffn = plan (p, FALSE, n, d->ffn_dim, 0);
+  tw->head = plan (p, FALSE, n, head_width (d, which), 0);
+  tw->tproj = plan (p, FALSE, T, D, 0);
+  tw->tk = plan (p, FALSE, T, D, 0);
+  tw->tv = plan (p, FALSE, T, D, 0);
+  tw->cos = plan (p, TRUE, n, pairs, 0);
+  tw->sin = plan (p, TRUE, n, pairs, 0);
+  tw->sinus = plan (p, FALSE, 2, d->freq_dim, 0);
+  tw->e = plan (p, FALSE, 2, D, 0);
+  tw->es = plan (p, FALSE, 2, D, 0);
+  tw->e0 = plan (p, FALSE, 2, 6 * D, 0);
+  tw->mod = plan (p, FALSE, 2, 6, D);
+  tw->hmod = plan (p, FALSE, 2, 2, D);
   if (which == OVI_TOWER_VIDEO)
-    tw->patches = plan(
+    tw->patches = plan (
         p, FALSE, n,
         (int64_t) d->video_in * d->patch[0] * d->patch[1] * d->patch[2], 0);
   else
-    plan_audio_embed(p, tw, d);
+    plan_audio_embed (p, tw, d);
 }
 
 static gboolean
-grid_of(const OviFusionDims *d, int64_t frames, int64_t height, int64_t width,
-        int64_t audio_length, int64_t grid[3], GError **error)
+grid_of (const OviFusionDims *d, int64_t frames, int64_t height, int64_t width,
+         int64_t audio_length, int64_t grid[3], GError **error)
 {
   if (frames <= 0 || height <= 0 || width <= 0 || audio_length <= 0
       || frames % d->patch[0] || height % d->patch[1] || width % d->patch[2]) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                "latent size %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
-                "x%" G_GINT64_FORMAT " (audio %" G_GINT64_FORMAT
-                ") does not divide "
-                "into patches %dx%dx%d",
-                frames, height, width, audio_length, d->patch[0], d->patch[1],
-                d->patch[2]);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "latent size %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
+                 "x%" G_GINT64_FORMAT " (audio %" G_GINT64_FORMAT
+                 ") does not divide "
+                 "into patches %dx%dx%d",
+                 frames, height, width, audio_length, d->patch[0], d->patch[1],
+                 d->patch[2]);
     return FALSE;
   }
   grid[0] = frames / d->patch[0];
@@ -495,11 +495,11 @@ grid_of(const OviFusionDims *d, int64_t frames, int64_t height, int64_t width,
 }
 
 static OviTensor *
-alias(Planner *p, OviTensor *t)
+alias (Planner *p, OviTensor *t)
 {
   if (t == NULL)
     return NULL;
-  g_ptr_array_add(p->keep, ovi_tensor_ref(t));
+  g_ptr_array_add (p->keep, ovi_tensor_ref (t));
   return t;
 }
 
@@ -511,18 +511,18 @@ alias(Planner *p, OviTensor *t)
  * kept in audio_sa). The second attention output reuses the tower's own
  * key buffer, idle during cross-attention. */
 static void
-share_scratch(Planner *p, OviFusionTowerWork *tw, OviFusionTowerWork *other)
+share_scratch (Planner *p, OviFusionTowerWork *tw, OviFusionTowerWork *other)
 {
-  tw->fn = alias(p, other->xm);
-  tw->fproj = alias(p, other->proj);
-  tw->fk = alias(p, other->q);
-  tw->fkr = alias(p, other->k);
-  tw->fv = alias(p, other->v);
-  tw->att2 = alias(p, tw->kr);
+  tw->fn = alias (p, other->xm);
+  tw->fproj = alias (p, other->proj);
+  tw->fk = alias (p, other->q);
+  tw->fkr = alias (p, other->k);
+  tw->fv = alias (p, other->v);
+  tw->att2 = alias (p, tw->kr);
 }
 
 static void
-plan_work(Planner *p, OviFusionWork *w, const OviFusionDims *d)
+plan_work (Planner *p, OviFusionWork *w, const OviFusionDims *d)
 {
   int64_t nv = w->grid[0] * w->grid[1] * w->grid[2], na = w->audio_length;
 
@@ -530,15 +530,15 @@ plan_work(Planner *p, OviFusionWork *w, const OviFusionDims *d)
   w->tw[OVI_TOWER_VIDEO].n_other = na;
   w->tw[OVI_TOWER_AUDIO].n = na;
   w->tw[OVI_TOWER_AUDIO].n_other = nv;
-  plan_tower(p, &w->tw[OVI_TOWER_VIDEO], d, OVI_TOWER_VIDEO);
-  plan_tower(p, &w->tw[OVI_TOWER_AUDIO], d, OVI_TOWER_AUDIO);
-  w->audio_sa = plan(p, FALSE, na, d->dim, 0);
-  share_scratch(p, &w->tw[OVI_TOWER_AUDIO], &w->tw[OVI_TOWER_VIDEO]);
-  share_scratch(p, &w->tw[OVI_TOWER_VIDEO], &w->tw[OVI_TOWER_AUDIO]);
+  plan_tower (p, &w->tw[OVI_TOWER_VIDEO], d, OVI_TOWER_VIDEO);
+  plan_tower (p, &w->tw[OVI_TOWER_AUDIO], d, OVI_TOWER_AUDIO);
+  w->audio_sa = plan (p, FALSE, na, d->dim, 0);
+  share_scratch (p, &w->tw[OVI_TOWER_AUDIO], &w->tw[OVI_TOWER_VIDEO]);
+  share_scratch (p, &w->tw[OVI_TOWER_VIDEO], &w->tw[OVI_TOWER_AUDIO]);
 }
 
 static guint64
-tower_params(const OviFusionDims *d, OviTower which)
+tower_params (const OviFusionDims *d, OviTower which)
 {
   guint64 D = d->dim, F = d->ffn_dim, K = d->audio_kernel;
   guint64 lin = D * D + D;
@@ -547,10 +547,10 @@ tower_params(const OviFusionDims *d, OviTower which)
                   + 6 * lin + 5 * D   /* cross-attention + fusion */
                   + 2 * D * F + F + D /* ffn */
                   + 6 * D;            /* modulation */
-  guint64 rest = (guint64) d->text_dim * D + D + lin       /* text embedding */
-                 + (guint64) d->freq_dim * D + D + lin     /* time embedding */
-                 + 6 * D * D + 6 * D                       /* time projection */
-                 + 2 * D + head_width(d, which) * (D + 1); /* head */
+  guint64 rest = (guint64) d->text_dim * D + D + lin   /* text embedding */
+                 + (guint64) d->freq_dim * D + D + lin /* time embedding */
+                 + 6 * D * D + 6 * D                   /* time projection */
+                 + 2 * D + head_width (d, which) * (D + 1); /* head */
 
   if (which == OVI_TOWER_VIDEO)
     rest += D * d->video_in * d->patch[0] * d->patch[1] * d->patch[2] + D;
@@ -560,97 +560,97 @@ tower_params(const OviFusionDims *d, OviTower which)
 }
 
 gboolean
-ovi_fusion_estimate(const OviFusionDims *d, int64_t frames, int64_t height,
-                    int64_t width, int64_t audio_length, gsize act_dtype_size,
-                    gsize weight_dtype_size, OviFusionEstimate *est,
-                    GError **error)
+ovi_fusion_estimate (const OviFusionDims *d, int64_t frames, int64_t height,
+                     int64_t width, int64_t audio_length, gsize act_dtype_size,
+                     gsize weight_dtype_size, OviFusionEstimate *est,
+                     GError **error)
 {
   OviFusionWork w = { .audio_length = audio_length };
   Planner p = { .act_size = act_dtype_size };
 
-  if (!check_preset(d, "estimate", error)
-      || !grid_of(d, frames, height, width, audio_length, w.grid, error))
+  if (!check_preset (d, "estimate", error)
+      || !grid_of (d, frames, height, width, audio_length, w.grid, error))
     return FALSE;
-  plan_work(&p, &w, d);
+  plan_work (&p, &w, d);
   est->tokens_video = w.tw[OVI_TOWER_VIDEO].n;
   est->tokens_audio = w.tw[OVI_TOWER_AUDIO].n;
   est->n_params
-      = tower_params(d, OVI_TOWER_VIDEO) + tower_params(d, OVI_TOWER_AUDIO);
+      = tower_params (d, OVI_TOWER_VIDEO) + tower_params (d, OVI_TOWER_AUDIO);
   est->weight_bytes = est->n_params * weight_dtype_size;
   est->activation_bytes = p.bytes;
   return TRUE;
 }
 
 static void
-upload_table(OviBackend *be, OviTensor *dst, OviTensor *host)
+upload_table (OviBackend *be, OviTensor *dst, OviTensor *host)
 {
-  ovi_op_copy(be, dst, host);
-  ovi_tensor_unref(host);
+  ovi_op_copy (be, dst, host);
+  ovi_tensor_unref (host);
 }
 
 static void
-fill_rope(OviFusion *m, OviFusionWork *w)
+fill_rope (OviFusion *m, OviFusionWork *w)
 {
   const OviFusionDims *d = &m->dims;
   int hd = d->dim / d->num_heads;
   OviTensor *c, *s;
 
-  ovi_rope_video_tables(hd, w->grid[0], w->grid[1], w->grid[2], &c, &s);
-  upload_table(m->be, w->tw[OVI_TOWER_VIDEO].cos, c);
-  upload_table(m->be, w->tw[OVI_TOWER_VIDEO].sin, s);
-  ovi_rope_audio_tables(hd, w->audio_length, d->audio_rope_scale, &c, &s);
-  upload_table(m->be, w->tw[OVI_TOWER_AUDIO].cos, c);
-  upload_table(m->be, w->tw[OVI_TOWER_AUDIO].sin, s);
+  ovi_rope_video_tables (hd, w->grid[0], w->grid[1], w->grid[2], &c, &s);
+  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].cos, c);
+  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].sin, s);
+  ovi_rope_audio_tables (hd, w->audio_length, d->audio_rope_scale, &c, &s);
+  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].cos, c);
+  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].sin, s);
   for (int t = 0; t < OVI_N_TOWERS; t++)
-    ovi_op_fill(m->be, w->tw[t].sinus, 0);
+    ovi_op_fill (m->be, w->tw[t].sinus, 0);
   /* the "same" padding rows of the audio convolutions stay zero */
-  ovi_op_fill(m->be, w->tw[OVI_TOWER_AUDIO].pad_in, 0);
-  ovi_op_fill(m->be, w->tw[OVI_TOWER_AUDIO].pad_h0, 0);
-  ovi_op_fill(m->be, w->tw[OVI_TOWER_AUDIO].pad_h1, 0);
+  ovi_op_fill (m->be, w->tw[OVI_TOWER_AUDIO].pad_in, 0);
+  ovi_op_fill (m->be, w->tw[OVI_TOWER_AUDIO].pad_h0, 0);
+  ovi_op_fill (m->be, w->tw[OVI_TOWER_AUDIO].pad_h1, 0);
 }
 
 OviFusionWork *
-ovi_fusion_work_new(OviFusion *m, int64_t frames, int64_t height, int64_t width,
-                    int64_t audio_length, GError **error)
+ovi_fusion_work_new (OviFusion *m, int64_t frames, int64_t height,
+                     int64_t width, int64_t audio_length, GError **error)
 {
-  g_autoptr(OviFusionWork) w = g_new0(OviFusionWork, 1);
-  Planner p = { .be = m->be, .act_size = ovi_dtype_size(m->be->act_dtype) };
+  g_autoptr (OviFusionWork) w = g_new0 (OviFusionWork, 1);
+  Planner p = { .be = m->be, .act_size = ovi_dtype_size (m->be->act_dtype) };
 
   w->frames = frames;
   w->height = height;
   w->width = width;
   w->audio_length = audio_length;
-  w->keep = g_ptr_array_new_with_free_func((GDestroyNotify) ovi_tensor_unref);
-  if (!grid_of(&m->dims, frames, height, width, audio_length, w->grid, error))
+  w->keep = g_ptr_array_new_with_free_func ((GDestroyNotify) ovi_tensor_unref);
+  if (!grid_of (&m->dims, frames, height, width, audio_length, w->grid, error))
     return NULL;
   p.keep = w->keep;
-  plan_work(&p, w, &m->dims);
+  plan_work (&p, w, &m->dims);
   if (p.failed) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                "fusion DiT activations: could not allocate %" G_GUINT64_FORMAT
-                " MiB for %" G_GINT64_FORMAT " video + %" G_GINT64_FORMAT
-                " audio tokens",
-                p.bytes >> 20, w->tw[0].n, w->tw[1].n);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "fusion DiT activations: could not allocate %" G_GUINT64_FORMAT
+                 " MiB for %" G_GINT64_FORMAT " video + %" G_GINT64_FORMAT
+                 " audio tokens",
+                 p.bytes >> 20, w->tw[0].n, w->tw[1].n);
     return NULL;
   }
-  fill_rope(m, w);
-  if (!ovi_backend_sync(m->be, error))
+  fill_rope (m, w);
+  if (!ovi_backend_sync (m->be, error))
     return NULL;
-  return g_steal_pointer(&w);
+  return g_steal_pointer (&w);
 }
 
 void
-ovi_fusion_work_free(OviFusionWork *w)
+ovi_fusion_work_free (OviFusionWork *w)
 {
   if (w == NULL)
     return;
-  g_clear_pointer(&w->keep, g_ptr_array_unref);
-  g_free(w);
+  g_clear_pointer (&w->keep, g_ptr_array_unref);
+  g_free (w);
 }
 
 gboolean
-ovi_fusion_work_matches(const OviFusionWork *w, int64_t frames, int64_t height,
-                        int64_t width, int64_t audio_length)
+ovi_fusion_work_matches (const OviFusionWork *w, int64_t frames, int64_t height,
+                         int64_t width, int64_t audio_length)
 {
   return w && w->frames == frames && w->height == height && w->width == width
          && w->audio_length == audio_length;
@@ -659,38 +659,38 @@ ovi_fusion_work_matches(const OviFusionWork *w, int64_t frames, int64_t height,
 /* ---- text embedding ---- */
 
 OviTensor *
-ovi_fusion_embed_text(OviFusion *m, OviTower which, const OviTensor *ctx,
-                      GError **error)
+ovi_fusion_embed_text (OviFusion *m, OviTower which, const OviTensor *ctx,
+                       GError **error)
 {
   const OviFusionDims *d = &m->dims;
   OviFusionTower *t = &m->towers[which];
   int64_t ps[2] = { d->text_len, d->text_dim }, os[2] = { d->text_len, d->dim };
-  g_autoptr(OviTensor) padded = NULL, hidden = NULL, rows = NULL;
-  g_autoptr(OviTensor) out = NULL;
+  g_autoptr (OviTensor) padded = NULL, hidden = NULL, rows = NULL;
+  g_autoptr (OviTensor) out = NULL;
 
   if (ctx->ndim != 2 || ctx->shape[1] != d->text_dim
       || ctx->shape[0] > d->text_len || ctx->shape[0] < 1) {
-    g_autofree char *s = ovi_shape_to_string(ctx->ndim, ctx->shape);
-    g_set_error(error, OVI_ERROR, OVI_ERROR_SHAPE,
-                "%s text context has shape %s, expected [n <= %d, %d]",
-                tower_prefix[which], s, d->text_len, d->text_dim);
+    g_autofree char *s = ovi_shape_to_string (ctx->ndim, ctx->shape);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_SHAPE,
+                 "%s text context has shape %s, expected [n <= %d, %d]",
+                 tower_prefix[which], s, d->text_len, d->text_dim);
     return NULL;
   }
-  padded = ovi_backend_new_act(m->be, 2, ps);
-  hidden = ovi_backend_new_act(m->be, 2, os);
-  out = ovi_backend_new_act(m->be, 2, os);
+  padded = ovi_backend_new_act (m->be, 2, ps);
+  hidden = ovi_backend_new_act (m->be, 2, os);
+  out = ovi_backend_new_act (m->be, 2, os);
   if (padded == NULL || hidden == NULL || out == NULL) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                "out of memory embedding the text");
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "out of memory embedding the text");
     return NULL;
   }
-  ovi_op_fill(m->be, padded, 0);
-  rows = ovi_tensor_narrow(padded, 0, 0, ctx->shape[0]);
-  ovi_op_copy(m->be, rows, ctx);
-  ovi_op_matmul(m->be, hidden, padded, t->text0.w, t->text0.b,
-                OVI_ACT_GELU_TANH);
-  ovi_op_matmul(m->be, out, hidden, t->text2.w, t->text2.b, OVI_ACT_NONE);
-  if (!ovi_backend_sync(m->be, error))
+  ovi_op_fill (m->be, padded, 0);
+  rows = ovi_tensor_narrow (padded, 0, 0, ctx->shape[0]);
+  ovi_op_copy (m->be, rows, ctx);
+  ovi_op_matmul (m->be, hidden, padded, t->text0.w, t->text0.b,
+                 OVI_ACT_GELU_TANH);
+  ovi_op_matmul (m->be, out, hidden, t->text2.w, t->text2.b, OVI_ACT_NONE);
+  if (!ovi_backend_sync (m->be, error))
     return NULL;
-  return g_steal_pointer(&out);
+  return g_steal_pointer (&out);
 }

@@ -41,12 +41,12 @@ typedef struct {
 } OviFusionDims;
 
 /* The dims of the released 11.66 B model (all three variants). */
-void ovi_fusion_dims_release(OviFusionDims *dims);
+void ovi_fusion_dims_release (OviFusionDims *dims);
 
 /* The dims of the model in `wf`, read from the tensor shapes (no data is
  * touched); num_heads, text_len, eps and audio_rope_scale from `preset`. */
-gboolean ovi_fusion_read_dims(OviWeightFile *wf, const OviFusionDims *preset,
-                              OviFusionDims *dims, GError **error);
+gboolean ovi_fusion_read_dims (OviWeightFile *wf, const OviFusionDims *preset,
+                               OviFusionDims *dims, GError **error);
 
 typedef struct _OviFusion OviFusion;
 typedef struct _OviFusionWork OviFusionWork;
@@ -55,22 +55,24 @@ typedef struct _OviFusionWork OviFusionWork;
  * long as the model lives; tensors are zero-copy views on a CPU backend).
  * `preset` supplies num_heads, text_len, eps and audio_rope_scale; its
  * other fields are ignored and filled from the shapes. */
-OviFusion *ovi_fusion_new(OviWeightFile *wf, const OviFusionDims *preset,
-                          OviBackend *backend, GError **error);
+OviFusion *ovi_fusion_new (OviWeightFile *wf, const OviFusionDims *preset,
+                           OviBackend *backend, GError **error);
 /* As ovi_fusion_new, passing every matmul / conv weight (not biases,
  * gains or modulation tables, which become act tensors) through `filter`
  * first: it gets the official name and the tensor as read from the file
  * (unflattened) and returns the tensor to use, a new reference, e.g.
  * quantised or already on the backend (ovi-placement.h), or NULL with
  * `error` set. */
-typedef OviTensor *(*OviFusionWeightFilter)(const char *name, OviTensor *weight,
-                                            gpointer user_data, GError **error);
-OviFusion *ovi_fusion_new_filtered(OviWeightFile *wf,
-                                   const OviFusionDims *preset,
-                                   OviBackend *backend,
-                                   OviFusionWeightFilter filter,
-                                   gpointer filter_data, GError **error);
-void ovi_fusion_free(OviFusion *model);
+typedef OviTensor *(*OviFusionWeightFilter) (const char *name,
+                                             OviTensor *weight,
+                                             gpointer user_data,
+                                             GError **error);
+OviFusion *ovi_fusion_new_filtered (OviWeightFile *wf,
+                                    const OviFusionDims *preset,
+                                    OviBackend *backend,
+                                    OviFusionWeightFilter filter,
+                                    gpointer filter_data, GError **error);
+void ovi_fusion_free (OviFusion *model);
 /* Block streaming: before each fused block its matmul weights (wherever
  * the filter left them, e.g. host memory) are copied into one of two
  * device slot sets (allocated on first use, ping-pong) and the block runs
@@ -78,33 +80,33 @@ void ovi_fusion_free(OviFusion *model);
  * constructor when the filter leaves block weights off the backend's
  * device; on the CPU backend (where host memory is the device's) only by
  * this call. The copies are synchronous on the backend's stream. */
-void ovi_fusion_set_streaming(OviFusion *model, gboolean stream);
-gboolean ovi_fusion_get_streaming(const OviFusion *model);
-const OviFusionDims *ovi_fusion_get_dims(const OviFusion *model);
+void ovi_fusion_set_streaming (OviFusion *model, gboolean stream);
+gboolean ovi_fusion_get_streaming (const OviFusion *model);
+const OviFusionDims *ovi_fusion_get_dims (const OviFusion *model);
 
 /* Optional: called during ovi_fusion_forward with intermediates
  * ("vid.x_embed", "vid.e", "vid.e0", "audio.*", "block{i}.vid_out",
  * "block{i}.audio_out"), for parity debugging. */
-typedef void (*OviFusionDebugFunc)(const char *name, OviTensor *tensor,
-                                   gpointer user_data);
-void ovi_fusion_set_debug(OviFusion *model, OviFusionDebugFunc func,
-                          gpointer user_data);
+typedef void (*OviFusionDebugFunc) (const char *name, OviTensor *tensor,
+                                    gpointer user_data);
+void ovi_fusion_set_debug (OviFusion *model, OviFusionDebugFunc func,
+                           gpointer user_data);
 
 /* The tower's text embedding of a [n, text_dim] context (n <= text_len),
  * zero-padded to text_len rows first: [text_len, dim] on the backend. It
  * depends only on the text, so compute it once per request. */
-OviTensor *ovi_fusion_embed_text(OviFusion *model, OviTower tower,
-                                 const OviTensor *context, GError **error);
+OviTensor *ovi_fusion_embed_text (OviFusion *model, OviTower tower,
+                                  const OviTensor *context, GError **error);
 
 /* Activation buffers for video latents [video_in, frames, height, width]
  * and audio latents [audio_length, audio_in]. */
-OviFusionWork *ovi_fusion_work_new(OviFusion *model, int64_t frames,
-                                   int64_t height, int64_t width,
-                                   int64_t audio_length, GError **error);
-void ovi_fusion_work_free(OviFusionWork *work);
-gboolean ovi_fusion_work_matches(const OviFusionWork *work, int64_t frames,
-                                 int64_t height, int64_t width,
-                                 int64_t audio_length);
+OviFusionWork *ovi_fusion_work_new (OviFusion *model, int64_t frames,
+                                    int64_t height, int64_t width,
+                                    int64_t audio_length, GError **error);
+void ovi_fusion_work_free (OviFusionWork *work);
+gboolean ovi_fusion_work_matches (const OviFusionWork *work, int64_t frames,
+                                  int64_t height, int64_t width,
+                                  int64_t audio_length);
 
 typedef struct {
   const OviTensor *text_video; /* ovi_fusion_embed_text (VIDEO, ...) */
@@ -117,10 +119,10 @@ typedef struct {
 /* One forward of both towers. `video` [video_in, F, H, W] and `audio`
  * [L, audio_in] (any device, contiguous); `out_video` [video_out, F, H, W]
  * and `out_audio` [L, audio_out], contiguous act tensors of the backend. */
-gboolean ovi_fusion_forward(OviFusion *model, OviFusionWork *work,
-                            const OviTensor *video, const OviTensor *audio,
-                            const OviFusionPass *pass, OviTensor *out_video,
-                            OviTensor *out_audio, GError **error);
+gboolean ovi_fusion_forward (OviFusion *model, OviFusionWork *work,
+                             const OviTensor *video, const OviTensor *audio,
+                             const OviFusionPass *pass, OviTensor *out_video,
+                             OviTensor *out_audio, GError **error);
 
 typedef struct {
   int64_t tokens_video;
@@ -132,13 +134,13 @@ typedef struct {
 
 /* Memory needed for latents [*, frames, height, width] and [audio_length, *],
  * without allocating anything. */
-gboolean ovi_fusion_estimate(const OviFusionDims *dims, int64_t frames,
-                             int64_t height, int64_t width,
-                             int64_t audio_length, gsize act_dtype_size,
-                             gsize weight_dtype_size, OviFusionEstimate *est,
-                             GError **error);
+gboolean ovi_fusion_estimate (const OviFusionDims *dims, int64_t frames,
+                              int64_t height, int64_t width,
+                              int64_t audio_length, gsize act_dtype_size,
+                              gsize weight_dtype_size, OviFusionEstimate *est,
+                              GError **error);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviFusion, ovi_fusion_free)
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviFusionWork, ovi_fusion_work_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviFusion, ovi_fusion_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviFusionWork, ovi_fusion_work_free)
 
 G_END_DECLS

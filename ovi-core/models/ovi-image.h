@@ -12,17 +12,17 @@
 G_BEGIN_DECLS
 
 /* src [C, H, W] -> dst [C, Ho, Wo], both contiguous f32 */
-void ovi_image_resize_bicubic(const float *src, int channels, int height,
-                              int width, float *dst, int out_height,
-                              int out_width);
+void ovi_image_resize_bicubic (const float *src, int channels, int height,
+                               int width, float *dst, int out_height,
+                               int out_width);
 
 /* _best_hw_for_area(h, w, area, multiple) */
-void ovi_image_best_hw_for_area(int height, int width, int64_t area,
-                                int multiple, int *out_height, int *out_width);
+void ovi_image_best_hw_for_area (int height, int width, int64_t area,
+                                 int multiple, int *out_height, int *out_width);
 
 /* Packed 8-bit RGB rows (`stride` bytes apart) -> [3, Ho, Wo] F32 in [-1, 1]
  * at the size picked for `area` (multiples of 32), resized when it differs. */
-OviTensor *ovi_image_prepare_rgb8(const uint8_t *rgb, int height, int width,
-                                  int stride, int64_t area, GError **error);
+OviTensor *ovi_image_prepare_rgb8 (const uint8_t *rgb, int height, int width,
+                                   int stride, int64_t area, GError **error);
 
 G_END_DECLS

@@ -20,22 +20,22 @@ G_BEGIN_DECLS
 typedef struct _OviMMAudioVae OviMMAudioVae;
 
 /* name: "decoder_out_normalized" (the mel before un-normalising) */
-typedef void (*OviAudioDebugFunc)(const char *name, const OviTensor *t,
-                                  gpointer user_data);
+typedef void (*OviAudioDebugFunc) (const char *name, const OviTensor *t,
+                                   gpointer user_data);
 
-OviMMAudioVae *ovi_mmaudio_vae_new(OviWeightFile *wf, OviBackend *be,
-                                   GError **error);
-void ovi_mmaudio_vae_free(OviMMAudioVae *vae);
-int ovi_mmaudio_vae_embed_dim(const OviMMAudioVae *vae);
-int ovi_mmaudio_vae_data_dim(const OviMMAudioVae *vae);
-void ovi_mmaudio_vae_set_debug(OviMMAudioVae *vae, OviAudioDebugFunc func,
-                               gpointer user_data);
+OviMMAudioVae *ovi_mmaudio_vae_new (OviWeightFile *wf, OviBackend *be,
+                                    GError **error);
+void ovi_mmaudio_vae_free (OviMMAudioVae *vae);
+int ovi_mmaudio_vae_embed_dim (const OviMMAudioVae *vae);
+int ovi_mmaudio_vae_data_dim (const OviMMAudioVae *vae);
+void ovi_mmaudio_vae_set_debug (OviMMAudioVae *vae, OviAudioDebugFunc func,
+                                gpointer user_data);
 
 /* z [embed_dim, L] (host or backend, any float dtype) -> mel [data_dim, T]
  * on the backend (T = L times 2 per up-sampling level) */
-OviTensor *ovi_mmaudio_vae_decode(OviMMAudioVae *vae, const OviTensor *z,
-                                  GError **error);
+OviTensor *ovi_mmaudio_vae_decode (OviMMAudioVae *vae, const OviTensor *z,
+                                   GError **error);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviMMAudioVae, ovi_mmaudio_vae_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviMMAudioVae, ovi_mmaudio_vae_free)
 
 G_END_DECLS

@@ -19,15 +19,15 @@
 G_BEGIN_DECLS
 
 /* dims of the frame band (and of the audio rotated part) for head_dim d */
-int ovi_rope_first_band_dims(int head_dim);
+int ovi_rope_first_band_dims (int head_dim);
 
 /* [F*h*w, head_dim/2] cos and sin, tokens in (f, i, j) row-major order */
-void ovi_rope_video_tables(int head_dim, int64_t frames, int64_t height,
-                           int64_t width, OviTensor **cos_out,
-                           OviTensor **sin_out);
+void ovi_rope_video_tables (int head_dim, int64_t frames, int64_t height,
+                            int64_t width, OviTensor **cos_out,
+                            OviTensor **sin_out);
 
 /* [length, ovi_rope_first_band_dims (head_dim) / 2] cos and sin */
-void ovi_rope_audio_tables(int head_dim, int64_t length, double scale,
-                           OviTensor **cos_out, OviTensor **sin_out);
+void ovi_rope_audio_tables (int head_dim, int64_t length, double scale,
+                            OviTensor **cos_out, OviTensor **sin_out);
 
 G_END_DECLS

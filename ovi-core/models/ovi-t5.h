@@ -21,43 +21,43 @@ G_BEGIN_DECLS
 
 typedef struct _OviT5 OviT5;
 
-typedef void (*OviT5DebugFunc)(const char *name, const OviTensor *t,
-                               gpointer user_data);
+typedef void (*OviT5DebugFunc) (const char *name, const OviTensor *t,
+                                gpointer user_data);
 
 /* max_dist: the relative-position max distance (128 for umT5); <= 0 uses
  * 128. */
-OviT5 *ovi_t5_new(OviWeightFile *wf, OviBackend *be, int max_dist,
-                  GError **error);
+OviT5 *ovi_t5_new (OviWeightFile *wf, OviBackend *be, int max_dist,
+                   GError **error);
 /* As ovi_t5_new, each weight of rank >= 2 (embedding, attention, FFN)
  * passing through `filter` (official name, tensor as read) which returns
  * the tensor to use (a new reference, e.g. quantised: ovi-placement.h) or
  * NULL with `error` set. */
-typedef OviTensor *(*OviT5WeightFilter)(const char *name, OviTensor *weight,
-                                        gpointer user_data, GError **error);
-OviT5 *ovi_t5_new_filtered(OviWeightFile *wf, OviBackend *be, int max_dist,
-                           OviT5WeightFilter filter, gpointer filter_data,
-                           GError **error);
-void ovi_t5_free(OviT5 *t5);
+typedef OviTensor *(*OviT5WeightFilter) (const char *name, OviTensor *weight,
+                                         gpointer user_data, GError **error);
+OviT5 *ovi_t5_new_filtered (OviWeightFile *wf, OviBackend *be, int max_dist,
+                            OviT5WeightFilter filter, gpointer filter_data,
+                            GError **error);
+void ovi_t5_free (OviT5 *t5);
 
-int ovi_t5_get_dim(const OviT5 *t5);
-int ovi_t5_get_vocab(const OviT5 *t5);
-int ovi_t5_get_heads(const OviT5 *t5);
-int ovi_t5_get_layers(const OviT5 *t5);
+int ovi_t5_get_dim (const OviT5 *t5);
+int ovi_t5_get_vocab (const OviT5 *t5);
+int ovi_t5_get_heads (const OviT5 *t5);
+int ovi_t5_get_layers (const OviT5 *t5);
 
 /* The [1, heads, len, len] relative-position bias of `layer` (host F32). */
-OviTensor *ovi_t5_position_bias(OviT5 *t5, int layer, int len);
+OviTensor *ovi_t5_position_bias (OviT5 *t5, int layer, int len);
 
 /* ids [batch, len] (host int64, each in [0, vocab)), mask [batch, len]
  * (1 on real tokens then 0 on padding; each row must start with a real
  * token) -> hidden states [batch, len, dim] on the backend, every position
  * computed (padded keys masked as in the official code). */
-OviTensor *ovi_t5_forward(OviT5 *t5, const int64_t *ids, const int64_t *mask,
-                          int batch, int len, GCancellable *cancellable,
-                          GError **error);
+OviTensor *ovi_t5_forward (OviT5 *t5, const int64_t *ids, const int64_t *mask,
+                           int batch, int len, GCancellable *cancellable,
+                           GError **error);
 
 /* Intermediates: "token_embedding", "block{i}.out" ([batch, len, dim]). */
-void ovi_t5_set_debug(OviT5 *t5, OviT5DebugFunc func, gpointer user_data);
+void ovi_t5_set_debug (OviT5 *t5, OviT5DebugFunc func, gpointer user_data);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviT5, ovi_t5_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviT5, ovi_t5_free)
 
 G_END_DECLS

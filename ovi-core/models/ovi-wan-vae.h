@@ -26,52 +26,52 @@ typedef struct _OviWanVae OviWanVae;
 /* Called with each decoded group of frames: `frames` [3, n, H, W] on the
  * backend, clamped to [-1, 1]; first_frame = its index in the clip.
  * Return FALSE to stop. */
-typedef gboolean (*OviWanVaeFramesFunc)(const OviTensor *frames,
-                                        int first_frame, gpointer user_data);
+typedef gboolean (*OviWanVaeFramesFunc) (const OviTensor *frames,
+                                         int first_frame, gpointer user_data);
 
 /* Optional hook for intermediates (parity): name is one of "dec.conv1",
  * "dec.middle", "enc_video.middle", "enc_video.head"; chunk = latent frame.
  * `t` is a backend tensor [C, n, h, w]. */
-typedef void (*OviWanVaeDebugFunc)(const char *name, int chunk,
-                                   const OviTensor *t, gpointer user_data);
+typedef void (*OviWanVaeDebugFunc) (const char *name, int chunk,
+                                    const OviTensor *t, gpointer user_data);
 
 /* `need_encoder` FALSE skips loading `encoder.*` and `conv1.*`. */
-OviWanVae *ovi_wan_vae_new(OviWeightFile *wf, OviBackend *be,
-                           gboolean need_encoder, GError **error);
-void ovi_wan_vae_free(OviWanVae *vae);
+OviWanVae *ovi_wan_vae_new (OviWeightFile *wf, OviBackend *be,
+                            gboolean need_encoder, GError **error);
+void ovi_wan_vae_free (OviWanVae *vae);
 /* Loads `encoder.*` and `conv1.*` when the VAE was made without them (a
  * decoder-only element never pays for the encoder). */
-gboolean ovi_wan_vae_load_encoder(OviWanVae *vae, OviWeightFile *wf,
-                                  GError **error);
+gboolean ovi_wan_vae_load_encoder (OviWanVae *vae, OviWeightFile *wf,
+                                   GError **error);
 
-int ovi_wan_vae_z_dim(const OviWanVae *vae);
+int ovi_wan_vae_z_dim (const OviWanVae *vae);
 /* the official 48-entry latent statistics (Wan2_2_VAE.scale) */
-const float *ovi_wan_vae_latent_mean(void);
-const float *ovi_wan_vae_latent_std(void);
+const float *ovi_wan_vae_latent_mean (void);
+const float *ovi_wan_vae_latent_std (void);
 
-void ovi_wan_vae_set_debug(OviWanVae *vae, OviWanVaeDebugFunc func,
-                           gpointer user_data);
+void ovi_wan_vae_set_debug (OviWanVae *vae, OviWanVaeDebugFunc func,
+                            gpointer user_data);
 
 /* Spatial tiling of the decode, 0 = off. Tiles of `tile` latent pixels per
  * side overlapping by `overlap` latent pixels, blended linearly in pixel
  * space. Each tile keeps its own causal caches, so streaming still holds. */
-void ovi_wan_vae_set_tiling(OviWanVae *vae, int tile, int overlap);
+void ovi_wan_vae_set_tiling (OviWanVae *vae, int tile, int overlap);
 
 /* latent [z_dim, F, h, w] normalised (any host or backend float tensor) ->
  * frames through `on_frames`. Fails with OVI_ERROR_CANCELLED when
  * `cancellable` fires (checked per latent frame) or on_frames returns FALSE. */
-gboolean ovi_wan_vae_decode(OviWanVae *vae, const OviTensor *latent,
-                            OviWanVaeFramesFunc on_frames, gpointer user_data,
-                            GCancellable *cancellable, GError **error);
+gboolean ovi_wan_vae_decode (OviWanVae *vae, const OviTensor *latent,
+                             OviWanVaeFramesFunc on_frames, gpointer user_data,
+                             GCancellable *cancellable, GError **error);
 
 /* video [3, T, H, W] in [-1, 1] (H, W multiples of 16) -> normalised mu
  * [z_dim, 1 + (T-1)/4, H/16, W/16] on the backend. */
-OviTensor *ovi_wan_vae_encode(OviWanVae *vae, const OviTensor *video,
-                              GCancellable *cancellable, GError **error);
+OviTensor *ovi_wan_vae_encode (OviWanVae *vae, const OviTensor *video,
+                               GCancellable *cancellable, GError **error);
 
 /* bytes currently held by the activation pool (tests) */
-gsize ovi_wan_vae_pool_bytes(const OviWanVae *vae);
+gsize ovi_wan_vae_pool_bytes (const OviWanVae *vae);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviWanVae, ovi_wan_vae_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviWanVae, ovi_wan_vae_free)
 
 G_END_DECLS

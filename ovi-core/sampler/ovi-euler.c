@@ -8,21 +8,21 @@
 #include "ovi-scheduler-private.h"
 
 static double
-shifted(double shift, double sigma)
+shifted (double shift, double sigma)
 {
   return shift * sigma / (1.0 + (shift - 1.0) * sigma);
 }
 
 void
-ovi_euler_schedule(OviScheduler *s, double shift)
+ovi_euler_schedule (OviScheduler *s, double shift)
 {
-  double t_max = shifted(shift, 1.0) * 1000.0;
-  double t_min = shifted(shift, 1.0 / 1000.0) * 1000.0;
+  double t_max = shifted (shift, 1.0) * 1000.0;
+  double t_min = shifted (shift, 1.0 / 1000.0) * 1000.0;
   int n = s->steps;
 
   for (int i = 0; i < n; i++) {
     double t = n > 1 ? t_max + i * (t_min - t_max) / (n - 1) : t_max;
-    double sg = shifted(shift, t / 1000.0);
+    double sg = shifted (shift, t / 1000.0);
     s->sigmas[i] = (double) (float) sg;
     s->timesteps[i] = sg * 1000.0;
   }
@@ -30,13 +30,13 @@ ovi_euler_schedule(OviScheduler *s, double shift)
 }
 
 gboolean
-ovi_euler_step(OviScheduler *s, OviTensor *x, const OviTensor *v,
-               GError **error)
+ovi_euler_step (OviScheduler *s, OviTensor *x, const OviTensor *v,
+                GError **error)
 {
   int i = s->index;
   double dt = s->sigmas[i + 1] - s->sigmas[i];
 
-  ovi_op_axpby(s->be, s->tmp, 1.0f, x, (float) dt, v);
-  ovi_op_copy(s->be, x, s->tmp);
+  ovi_op_axpby (s->be, s->tmp, 1.0f, x, (float) dt, v);
+  ovi_op_copy (s->be, x, s->tmp);
   return TRUE;
 }

@@ -11,7 +11,7 @@
 G_BEGIN_DECLS
 
 /* A host F32 tensor of the given shape filled from `seed`. */
-OviTensor *ovi_noise_gaussian(guint64 seed, int ndim, const int64_t *shape,
-                              GError **error);
+OviTensor *ovi_noise_gaussian (guint64 seed, int ndim, const int64_t *shape,
+                               GError **error);
 
 G_END_DECLS

@@ -22,16 +22,16 @@ struct _OviScheduler {
 };
 
 /* out = sum_k c[k] * t[k] (n >= 2; out must not alias any t[k]) */
-void ovi_scheduler_lincomb(OviScheduler *s, OviTensor *out, int n,
-                           const double *c, const OviTensor *const *t);
-gboolean ovi_scheduler_ensure_state(OviScheduler *s, const OviTensor *x,
-                                    GError **error);
+void ovi_scheduler_lincomb (OviScheduler *s, OviTensor *out, int n,
+                            const double *c, const OviTensor *const *t);
+gboolean ovi_scheduler_ensure_state (OviScheduler *s, const OviTensor *x,
+                                     GError **error);
 
-void ovi_unipc_schedule(OviScheduler *s, double shift);
-gboolean ovi_unipc_step(OviScheduler *s, OviTensor *x, const OviTensor *v,
-                        GError **error);
-void ovi_euler_schedule(OviScheduler *s, double shift);
-gboolean ovi_euler_step(OviScheduler *s, OviTensor *x, const OviTensor *v,
-                        GError **error);
+void ovi_unipc_schedule (OviScheduler *s, double shift);
+gboolean ovi_unipc_step (OviScheduler *s, OviTensor *x, const OviTensor *v,
+                         GError **error);
+void ovi_euler_schedule (OviScheduler *s, double shift);
+gboolean ovi_euler_step (OviScheduler *s, OviTensor *x, const OviTensor *v,
+                         GError **error);
 
 G_END_DECLS

@@ -25,26 +25,26 @@ typedef enum {
 
 typedef struct _OviScheduler OviScheduler;
 
-OviScheduler *ovi_scheduler_new(OviSchedulerKind kind, OviBackend *backend,
-                                int steps, double shift, GError **error);
-void ovi_scheduler_free(OviScheduler *s);
+OviScheduler *ovi_scheduler_new (OviSchedulerKind kind, OviBackend *backend,
+                                 int steps, double shift, GError **error);
+void ovi_scheduler_free (OviScheduler *s);
 
-int ovi_scheduler_steps(const OviScheduler *s);
+int ovi_scheduler_steps (const OviScheduler *s);
 /* sigma_i, i in [0, steps] (sigma_steps = 0), as the scheduler stores it */
-double ovi_scheduler_sigma(const OviScheduler *s, int i);
+double ovi_scheduler_sigma (const OviScheduler *s, int i);
 /* the timestep fed to the network at step i */
-double ovi_scheduler_timestep(const OviScheduler *s, int i);
+double ovi_scheduler_timestep (const OviScheduler *s, int i);
 /* the step the next ovi_scheduler_step call performs */
-int ovi_scheduler_step_index(const OviScheduler *s);
+int ovi_scheduler_step_index (const OviScheduler *s);
 /* UniPC predictor order used by the last step (Euler: 1) */
-int ovi_scheduler_last_order(const OviScheduler *s);
+int ovi_scheduler_last_order (const OviScheduler *s);
 
 /* One step: `x` (in/out, contiguous, backend act dtype) is the sample at
  * the current step and becomes the sample at the next; `v` is the (guided)
  * model output for x. */
-gboolean ovi_scheduler_step(OviScheduler *s, OviTensor *x, const OviTensor *v,
-                            GError **error);
+gboolean ovi_scheduler_step (OviScheduler *s, OviTensor *x, const OviTensor *v,
+                             GError **error);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviScheduler, ovi_scheduler_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviScheduler, ovi_scheduler_free)
 
 G_END_DECLS

@@ -16,6 +16,6 @@ G_BEGIN_DECLS
  * "<AUDCAP>rest<ENDAUDCAP>" (Python: re.sub(r"Audio:\s*(.*)",
  * r"<AUDCAP>\1<ENDAUDCAP>", flags=re.S)). FALSE (960x960 models): every
  * "<AUDCAP>x<ENDAUDCAP>" (shortest match) becomes "Audio: x". */
-char *ovi_prompt_format(const char *prompt, gboolean audcap_syntax);
+char *ovi_prompt_format (const char *prompt, gboolean audcap_syntax);
 
 G_END_DECLS

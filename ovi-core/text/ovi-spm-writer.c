@@ -111,150 +111,151 @@ typedef struct {
 } Rng;
 
 static double
-rng_uniform(Rng *r)
+rng_uniform (Rng *r)
 {
-  guint64 z = (r->s += G_GUINT64_CONSTANT(0x9E3779B97F4A7C15));
-  z = (z ^ (z >> 30)) * G_GUINT64_CONSTANT(0xBF58476D1CE4E5B9);
-  z = (z ^ (z >> 27)) * G_GUINT64_CONSTANT(0x94D049BB133111EB);
+  guint64 z = (r->s += G_GUINT64_CONSTANT (0x9E3779B97F4A7C15));
+  z = (z ^ (z >> 30)) * G_GUINT64_CONSTANT (0xBF58476D1CE4E5B9);
+  z = (z ^ (z >> 27)) * G_GUINT64_CONSTANT (0x94D049BB133111EB);
   z ^= z >> 31;
   return (double) (z >> 11) / 9007199254740992.0;
 }
 
 static void
-put_varint(GByteArray *b, guint64 v)
+put_varint (GByteArray *b, guint64 v)
 {
   while (v >= 0x80) {
     guint8 c = (guint8) (v | 0x80);
-    g_byte_array_append(b, &c, 1);
+    g_byte_array_append (b, &c, 1);
     v >>= 7;
   }
   guint8 c = (guint8) v;
-  g_byte_array_append(b, &c, 1);
+  g_byte_array_append (b, &c, 1);
 }
 
 static void
-put_tag(GByteArray *b, guint32 field, guint32 wire)
+put_tag (GByteArray *b, guint32 field, guint32 wire)
 {
-  put_varint(b, ((guint64) field << 3) | wire);
+  put_varint (b, ((guint64) field << 3) | wire);
 }
 
 static void
-put_bytes(GByteArray *b, guint32 field, const void *data, gsize n)
+put_bytes (GByteArray *b, guint32 field, const void *data, gsize n)
 {
-  put_tag(b, field, 2);
-  put_varint(b, n);
-  g_byte_array_append(b, data, (guint) n);
+  put_tag (b, field, 2);
+  put_varint (b, n);
+  g_byte_array_append (b, data, (guint) n);
 }
 
 static void
-put_int(GByteArray *b, guint32 field, gint64 v)
+put_int (GByteArray *b, guint32 field, gint64 v)
 {
-  put_tag(b, field, 0);
-  put_varint(b, (guint64) v); /* negatives: ten-byte two's complement */
+  put_tag (b, field, 0);
+  put_varint (b, (guint64) v); /* negatives: ten-byte two's complement */
 }
 
 static void
-put_float(GByteArray *b, guint32 field, float f)
+put_float (GByteArray *b, guint32 field, float f)
 {
   guint32 u;
   guint8 le[4];
-  memcpy(&u, &f, 4);
+  memcpy (&u, &f, 4);
   for (int i = 0; i < 4; i++)
     le[i] = (guint8) (u >> (8 * i));
-  put_tag(b, field, 5);
-  g_byte_array_append(b, le, 4);
+  put_tag (b, field, 5);
+  g_byte_array_append (b, le, 4);
 }
 
 static void
-add_piece(GByteArray *model, GHashTable *seen, const char *piece, float score,
-          int type)
+add_piece (GByteArray *model, GHashTable *seen, const char *piece, float score,
+           int type)
 {
-  if (g_hash_table_contains(seen, piece))
+  if (g_hash_table_contains (seen, piece))
     return;
-  g_hash_table_add(seen, g_strdup(piece));
-  g_autoptr(GByteArray) p = g_byte_array_new();
-  put_bytes(p, 1, piece, strlen(piece));
-  put_float(p, 2, score);
+  g_hash_table_add (seen, g_strdup (piece));
+  g_autoptr (GByteArray) p = g_byte_array_new ();
+  put_bytes (p, 1, piece, strlen (piece));
+  put_float (p, 2, score);
   if (type != 1)
-    put_int(p, 3, type);
-  put_bytes(model, 1, p->data, p->len);
+    put_int (p, 3, type);
+  put_bytes (model, 1, p->data, p->len);
 }
 
 GBytes *
-ovi_spm_tiny_model_bytes(guint64 seed)
+ovi_spm_tiny_model_bytes (guint64 seed)
 {
-  GByteArray *model = g_byte_array_new();
-  g_autoptr(GHashTable) seen
-      = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  Rng rng = { seed ^ G_GUINT64_CONSTANT(0x6f76692d73706d) };
+  GByteArray *model = g_byte_array_new ();
+  g_autoptr (GHashTable) seen
+      = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  Rng rng = { seed ^ G_GUINT64_CONSTANT (0x6f76692d73706d) };
   char buf[64];
   int n_pieces;
 
-  add_piece(model, seen, "<pad>", 0, 3);
-  add_piece(model, seen, "</s>", 0, 3);
-  add_piece(model, seen, "<unk>", 0, 2);
+  add_piece (model, seen, "<pad>", 0, 3);
+  add_piece (model, seen, "</s>", 0, 3);
+  add_piece (model, seen, "<unk>", 0, 2);
   /* words after a word boundary, by frequency rank */
-  for (gsize i = 0; i < G_N_ELEMENTS(words); i++) {
-    g_snprintf(buf, sizeof buf, WS "%s", words[i]);
-    float score = (float) (-3.0 - 4.0 * log1p((double) i) / log(600.0)
-                           - 0.05 * rng_uniform(&rng));
-    add_piece(model, seen, buf, score, 1);
+  for (gsize i = 0; i < G_N_ELEMENTS (words); i++) {
+    g_snprintf (buf, sizeof buf, WS "%s", words[i]);
+    float score = (float) (-3.0 - 4.0 * log1p ((double) i) / log (600.0)
+                           - 0.05 * rng_uniform (&rng));
+    add_piece (model, seen, buf, score, 1);
   }
-  for (gsize i = 0; i < G_N_ELEMENTS(subwords); i++) {
-    float score = (float) (-6.5 - 0.02 * (double) i - 0.05 * rng_uniform(&rng));
-    add_piece(model, seen, subwords[i], score, 1);
+  for (gsize i = 0; i < G_N_ELEMENTS (subwords); i++) {
+    float score
+        = (float) (-6.5 - 0.02 * (double) i - 0.05 * rng_uniform (&rng));
+    add_piece (model, seen, subwords[i], score, 1);
   }
-  add_piece(model, seen, WS, (float) (-4.0 - 0.05 * rng_uniform(&rng)), 1);
+  add_piece (model, seen, WS, (float) (-4.0 - 0.05 * rng_uniform (&rng)), 1);
   /* every printable ASCII character, bare and after a boundary */
   for (int c = 0x21; c < 0x7f; c++) {
-    g_snprintf(buf, sizeof buf, WS "%c", c);
-    add_piece(model, seen, buf, (float) (-8.5 - 0.5 * rng_uniform(&rng)), 1);
+    g_snprintf (buf, sizeof buf, WS "%c", c);
+    add_piece (model, seen, buf, (float) (-8.5 - 0.5 * rng_uniform (&rng)), 1);
   }
   for (int c = 0x21; c < 0x7f; c++) {
-    g_snprintf(buf, sizeof buf, "%c", c);
-    add_piece(model, seen, buf, (float) (-9.5 - 0.5 * rng_uniform(&rng)), 1);
+    g_snprintf (buf, sizeof buf, "%c", c);
+    add_piece (model, seen, buf, (float) (-9.5 - 0.5 * rng_uniform (&rng)), 1);
   }
-  n_pieces = (int) g_hash_table_size(seen);
+  n_pieces = (int) g_hash_table_size (seen);
 
   /* trainer spec */
-  g_autoptr(GByteArray) ts = g_byte_array_new();
-  put_bytes(ts, 2, "tiny", 4); /* model_prefix */
-  put_int(ts, 3, 1);           /* model_type UNIGRAM */
-  put_int(ts, 4, n_pieces);    /* vocab_size */
-  put_int(ts, 35, 0);          /* byte_fallback */
-  put_int(ts, 40, 2);          /* unk_id */
-  put_int(ts, 41, -1);         /* bos_id */
-  put_int(ts, 42, 1);          /* eos_id */
-  put_int(ts, 43, 0);          /* pad_id */
-  put_bytes(ts, 45, "<unk>", 5);
-  put_bytes(ts, 46, "<s>", 3);
-  put_bytes(ts, 47, "</s>", 4);
-  put_bytes(ts, 48, "<pad>", 5);
-  put_bytes(model, 2, ts->data, ts->len);
+  g_autoptr (GByteArray) ts = g_byte_array_new ();
+  put_bytes (ts, 2, "tiny", 4); /* model_prefix */
+  put_int (ts, 3, 1);           /* model_type UNIGRAM */
+  put_int (ts, 4, n_pieces);    /* vocab_size */
+  put_int (ts, 35, 0);          /* byte_fallback */
+  put_int (ts, 40, 2);          /* unk_id */
+  put_int (ts, 41, -1);         /* bos_id */
+  put_int (ts, 42, 1);          /* eos_id */
+  put_int (ts, 43, 0);          /* pad_id */
+  put_bytes (ts, 45, "<unk>", 5);
+  put_bytes (ts, 46, "<s>", 3);
+  put_bytes (ts, 47, "</s>", 4);
+  put_bytes (ts, 48, "<pad>", 5);
+  put_bytes (model, 2, ts->data, ts->len);
 
   /* normalizer spec */
-  g_autoptr(GByteArray) ns = g_byte_array_new();
-  put_bytes(ns, 1, "identity", 8);
-  put_int(ns, 3, 1); /* add_dummy_prefix */
-  put_int(ns, 4, 1); /* remove_extra_whitespaces */
-  put_int(ns, 5, 1); /* escape_whitespaces */
-  put_bytes(model, 3, ns->data, ns->len);
+  g_autoptr (GByteArray) ns = g_byte_array_new ();
+  put_bytes (ns, 1, "identity", 8);
+  put_int (ns, 3, 1); /* add_dummy_prefix */
+  put_int (ns, 4, 1); /* remove_extra_whitespaces */
+  put_int (ns, 5, 1); /* escape_whitespaces */
+  put_bytes (model, 3, ns->data, ns->len);
 
-  return g_byte_array_free_to_bytes(model);
+  return g_byte_array_free_to_bytes (model);
 }
 
 gboolean
 ovi_spm_write_tiny_model (const char *path, guint64 seed, GError **error)
 {
-  g_autoptr(GBytes) bytes = ovi_spm_tiny_model_bytes(seed);
-  g_autoptr(GError) local = NULL;
+  g_autoptr (GBytes) bytes = ovi_spm_tiny_model_bytes (seed);
+  g_autoptr (GError) local = NULL;
   gsize n;
-  const char *data = g_bytes_get_data(bytes, &n);
+  const char *data = g_bytes_get_data (bytes, &n);
 
-  if (!g_file_set_contents(path, data, (gssize) n, &local)) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_IO,
-                "cannot write SentencePiece model %s: %s", path,
-                local->message);
+  if (!g_file_set_contents (path, data, (gssize) n, &local)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_IO,
+                 "cannot write SentencePiece model %s: %s", path,
+                 local->message);
     return FALSE;
   }
   return TRUE;

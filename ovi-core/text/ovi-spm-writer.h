@@ -19,10 +19,10 @@
 G_BEGIN_DECLS
 
 /* The model as bytes. */
-GBytes *ovi_spm_tiny_model_bytes(guint64 seed);
+GBytes *ovi_spm_tiny_model_bytes (guint64 seed);
 
 /* Writes it to `path`; OVI_ERROR_IO naming the file on failure. */
-gboolean ovi_spm_write_tiny_model(const char *path, guint64 seed,
-                                  GError **error);
+gboolean ovi_spm_write_tiny_model (const char *path, guint64 seed,
+                                   GError **error);
 
 G_END_DECLS

@@ -13,12 +13,12 @@
 G_BEGIN_DECLS
 
 /* The whole official cleaning. */
-char *ovi_text_clean(const char *text);
+char *ovi_text_clean (const char *text);
 /* The ftfy.fix_text step alone (default config). */
-char *ovi_text_ftfy(const char *text);
+char *ovi_text_ftfy (const char *text);
 /* Python's html.unescape. */
-char *ovi_text_html_unescape(const char *text);
+char *ovi_text_html_unescape (const char *text);
 /* Python's str.strip() then regex \s+ -> ' ' then strip(). */
-char *ovi_text_collapse_whitespace(const char *text);
+char *ovi_text_collapse_whitespace (const char *text);
 
 G_END_DECLS

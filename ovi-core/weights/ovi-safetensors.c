@@ -23,7 +23,7 @@ typedef struct {
 } StEntry;
 
 static guint64
-read_le64(const guint8 *p)
+read_le64 (const guint8 *p)
 {
   guint64 v = 0;
 
@@ -35,7 +35,7 @@ read_le64(const guint8 *p)
 /* json-glib's parser recurses per nesting level: refuse silly depths before
  * handing it the text. */
 static gboolean
-json_depth_ok(const char *text, gsize len)
+json_depth_ok (const char *text, gsize len)
 {
   int depth = 0;
   gboolean in_string = FALSE;
@@ -62,14 +62,14 @@ json_depth_ok(const char *text, gsize len)
 }
 
 static gboolean
-node_get_uint(JsonNode *node, guint64 *out)
+node_get_uint (JsonNode *node, guint64 *out)
 {
   gint64 v;
 
-  if (node == NULL || !JSON_NODE_HOLDS_VALUE(node)
-      || json_node_get_value_type(node) != G_TYPE_INT64)
+  if (node == NULL || !JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_INT64)
     return FALSE;
-  v = json_node_get_int(node);
+  v = json_node_get_int (node);
   if (v < 0)
     return FALSE;
   *out = (guint64) v;
@@ -77,7 +77,7 @@ node_get_uint(JsonNode *node, guint64 *out)
 }
 
 static int
-compare_by_begin(const void *a, const void *b)
+compare_by_begin (const void *a, const void *b)
 {
   const StEntry *x = a, *y = b;
 
@@ -89,25 +89,25 @@ compare_by_begin(const void *a, const void *b)
 }
 
 static int
-compare_by_name(const void *a, const void *b)
+compare_by_name (const void *a, const void *b)
 {
   const StEntry *x = a, *y = b;
 
-  return strcmp(x->name, y->name);
+  return strcmp (x->name, y->name);
 }
 
 #define FAIL(...)                                                              \
   G_STMT_START                                                                 \
   {                                                                            \
-    g_autofree char *_m = g_strdup_printf(__VA_ARGS__);                        \
-    g_set_error(error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: %s", wf->path, _m);   \
+    g_autofree char *_m = g_strdup_printf (__VA_ARGS__);                       \
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: %s", wf->path, _m);  \
     goto out;                                                                  \
   }                                                                            \
   G_STMT_END
 
 static gboolean
-parse_entry(OviWeightFile *wf, const char *name, JsonNode *node,
-            guint64 data_size, StEntry *e, GError **error)
+parse_entry (OviWeightFile *wf, const char *name, JsonNode *node,
+             guint64 data_size, StEntry *e, GError **error)
 {
   JsonObject *obj;
   JsonNode *n;
@@ -117,78 +117,78 @@ parse_entry(OviWeightFile *wf, const char *name, JsonNode *node,
   gboolean ok = FALSE;
 
   e->name = name;
-  if (!ovi_weights_name_ok(name)) {
-    g_autofree char *escaped = g_strescape(name, NULL);
-    FAIL("tensor name '%s' contains control characters", escaped);
+  if (!ovi_weights_name_ok (name)) {
+    g_autofree char *escaped = g_strescape (name, NULL);
+    FAIL ("tensor name '%s' contains control characters", escaped);
   }
-  if (!JSON_NODE_HOLDS_OBJECT(node))
-    FAIL("header entry '%s' is not an object", name);
-  obj = json_node_get_object(node);
+  if (!JSON_NODE_HOLDS_OBJECT (node))
+    FAIL ("header entry '%s' is not an object", name);
+  obj = json_node_get_object (node);
 
-  n = json_object_get_member(obj, "dtype");
-  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n)
-      || json_node_get_value_type(n) != G_TYPE_STRING)
-    FAIL("tensor '%s' has no dtype string", name);
-  dtype_name = json_node_get_string(n);
-  if (!ovi_dtype_from_name(dtype_name, &e->dtype))
-    FAIL("tensor '%s' has unsupported dtype '%s'", name, dtype_name);
+  n = json_object_get_member (obj, "dtype");
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n)
+      || json_node_get_value_type (n) != G_TYPE_STRING)
+    FAIL ("tensor '%s' has no dtype string", name);
+  dtype_name = json_node_get_string (n);
+  if (!ovi_dtype_from_name (dtype_name, &e->dtype))
+    FAIL ("tensor '%s' has unsupported dtype '%s'", name, dtype_name);
 
-  n = json_object_get_member(obj, "shape");
-  if (n == NULL || !JSON_NODE_HOLDS_ARRAY(n))
-    FAIL("tensor '%s' has no shape array", name);
-  arr = json_node_get_array(n);
-  if (json_array_get_length(arr) > OVI_MAX_DIMS)
-    FAIL("tensor '%s' has %u dimensions, at most %d are supported", name,
-         json_array_get_length(arr), OVI_MAX_DIMS);
-  e->ndim = (int) json_array_get_length(arr);
+  n = json_object_get_member (obj, "shape");
+  if (n == NULL || !JSON_NODE_HOLDS_ARRAY (n))
+    FAIL ("tensor '%s' has no shape array", name);
+  arr = json_node_get_array (n);
+  if (json_array_get_length (arr) > OVI_MAX_DIMS)
+    FAIL ("tensor '%s' has %u dimensions, at most %d are supported", name,
+          json_array_get_length (arr), OVI_MAX_DIMS);
+  e->ndim = (int) json_array_get_length (arr);
   for (int i = 0; i < e->ndim; i++) {
     guint64 d;
 
-    if (!node_get_uint(json_array_get_element(arr, i), &d) || d > G_MAXINT64)
-      FAIL("tensor '%s' has an invalid shape entry at dimension %d", name, i);
+    if (!node_get_uint (json_array_get_element (arr, i), &d) || d > G_MAXINT64)
+      FAIL ("tensor '%s' has an invalid shape entry at dimension %d", name, i);
     e->shape[i] = (int64_t) d;
-    if (!ovi_mul_u64(numel, d, &numel))
-      FAIL("tensor '%s': element count overflows", name);
+    if (!ovi_mul_u64 (numel, d, &numel))
+      FAIL ("tensor '%s': element count overflows", name);
   }
 
-  n = json_object_get_member(obj, "data_offsets");
-  if (n == NULL || !JSON_NODE_HOLDS_ARRAY(n)
-      || json_array_get_length(json_node_get_array(n)) != 2)
-    FAIL("tensor '%s' has no [begin, end] data_offsets", name);
-  arr = json_node_get_array(n);
-  if (!node_get_uint(json_array_get_element(arr, 0), &e->begin)
-      || !node_get_uint(json_array_get_element(arr, 1), &e->end))
-    FAIL("tensor '%s' has invalid data_offsets", name);
+  n = json_object_get_member (obj, "data_offsets");
+  if (n == NULL || !JSON_NODE_HOLDS_ARRAY (n)
+      || json_array_get_length (json_node_get_array (n)) != 2)
+    FAIL ("tensor '%s' has no [begin, end] data_offsets", name);
+  arr = json_node_get_array (n);
+  if (!node_get_uint (json_array_get_element (arr, 0), &e->begin)
+      || !node_get_uint (json_array_get_element (arr, 1), &e->end))
+    FAIL ("tensor '%s' has invalid data_offsets", name);
   if (e->begin > e->end)
-    FAIL("tensor '%s': data_offsets begin %" G_GUINT64_FORMAT
-         " is after end %" G_GUINT64_FORMAT,
-         name, e->begin, e->end);
+    FAIL ("tensor '%s': data_offsets begin %" G_GUINT64_FORMAT
+          " is after end %" G_GUINT64_FORMAT,
+          name, e->begin, e->end);
   if (e->end > data_size)
-    FAIL("tensor '%s': data_offsets end %" G_GUINT64_FORMAT
-         " is past the data section (%" G_GUINT64_FORMAT
-         " bytes): file truncated?",
-         name, e->end, data_size);
-  if (!ovi_mul_u64(numel, ovi_dtype_size(e->dtype), &nbytes))
-    FAIL("tensor '%s': byte size overflows", name);
+    FAIL ("tensor '%s': data_offsets end %" G_GUINT64_FORMAT
+          " is past the data section (%" G_GUINT64_FORMAT
+          " bytes): file truncated?",
+          name, e->end, data_size);
+  if (!ovi_mul_u64 (numel, ovi_dtype_size (e->dtype), &nbytes))
+    FAIL ("tensor '%s': byte size overflows", name);
   if (nbytes != e->end - e->begin)
-    FAIL("tensor '%s' has %" G_GUINT64_FORMAT " bytes of data, its shape "
-         "and dtype need %" G_GUINT64_FORMAT,
-         name, e->end - e->begin, nbytes);
+    FAIL ("tensor '%s' has %" G_GUINT64_FORMAT " bytes of data, its shape "
+          "and dtype need %" G_GUINT64_FORMAT,
+          name, e->end - e->begin, nbytes);
   ok = TRUE;
 out:
   return ok;
 }
 
 gboolean
-ovi_safetensors_parse(OviWeightFile *wf, GError **error)
+ovi_safetensors_parse (OviWeightFile *wf, GError **error)
 {
   gsize size;
-  const guint8 *data = g_bytes_get_data(wf->bytes, &size);
+  const guint8 *data = g_bytes_get_data (wf->bytes, &size);
   guint64 header_len, data_size;
   const char *header;
-  g_autoptr(JsonParser) parser = NULL;
-  g_autoptr(GError) json_error = NULL;
-  g_autoptr(GList) members = NULL;
+  g_autoptr (JsonParser) parser = NULL;
+  g_autoptr (GError) json_error = NULL;
+  g_autoptr (GList) members = NULL;
   JsonNode *root;
   JsonObject *obj;
   StEntry *entries = NULL;
@@ -196,88 +196,88 @@ ovi_safetensors_parse(OviWeightFile *wf, GError **error)
   gboolean ok = FALSE;
 
   if (size < 8)
-    FAIL("truncated safetensors file (%" G_GSIZE_FORMAT " bytes)", size);
-  header_len = read_le64(data);
+    FAIL ("truncated safetensors file (%" G_GSIZE_FORMAT " bytes)", size);
+  header_len = read_le64 (data);
   if (header_len > size - 8)
-    FAIL("safetensors header length %" G_GUINT64_FORMAT " exceeds the file "
-         "size (%" G_GSIZE_FORMAT " bytes): file truncated?",
-         header_len, size);
+    FAIL ("safetensors header length %" G_GUINT64_FORMAT " exceeds the file "
+          "size (%" G_GSIZE_FORMAT " bytes): file truncated?",
+          header_len, size);
   if (header_len < 2)
-    FAIL("safetensors header length %" G_GUINT64_FORMAT " is too small",
-         header_len);
+    FAIL ("safetensors header length %" G_GUINT64_FORMAT " is too small",
+          header_len);
   header = (const char *) data + 8;
   data_size = size - 8 - header_len;
-  if (!g_utf8_validate(header, (gssize) header_len, NULL))
-    FAIL("safetensors header is not UTF-8 text without NUL bytes");
-  if (!json_depth_ok(header, header_len))
-    FAIL("safetensors header nests deeper than %d levels", MAX_JSON_DEPTH);
+  if (!g_utf8_validate (header, (gssize) header_len, NULL))
+    FAIL ("safetensors header is not UTF-8 text without NUL bytes");
+  if (!json_depth_ok (header, header_len))
+    FAIL ("safetensors header nests deeper than %d levels", MAX_JSON_DEPTH);
 
-  parser = json_parser_new_immutable();
-  if (!json_parser_load_from_data(parser, header, (gssize) header_len,
-                                  &json_error))
-    FAIL("safetensors header is not valid JSON: %s", json_error->message);
-  root = json_parser_get_root(parser);
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root))
-    FAIL("safetensors header is not a JSON object");
-  obj = json_node_get_object(root);
+  parser = json_parser_new_immutable ();
+  if (!json_parser_load_from_data (parser, header, (gssize) header_len,
+                                   &json_error))
+    FAIL ("safetensors header is not valid JSON: %s", json_error->message);
+  root = json_parser_get_root (parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root))
+    FAIL ("safetensors header is not a JSON object");
+  obj = json_node_get_object (root);
 
-  members = json_object_get_members(obj);
-  entries = g_new0(StEntry, MAX(json_object_get_size(obj), 1));
+  members = json_object_get_members (obj);
+  entries = g_new0 (StEntry, MAX (json_object_get_size (obj), 1));
   for (GList *l = members; l; l = l->next) {
     const char *name = l->data;
-    JsonNode *node = json_object_get_member(obj, name);
+    JsonNode *node = json_object_get_member (obj, name);
 
-    if (strcmp(name, "__metadata__") == 0) {
+    if (strcmp (name, "__metadata__") == 0) {
       JsonObject *mo;
-      g_autoptr(GList) keys = NULL;
+      g_autoptr (GList) keys = NULL;
 
-      if (!JSON_NODE_HOLDS_OBJECT(node))
-        FAIL("__metadata__ is not an object");
-      mo = json_node_get_object(node);
-      keys = json_object_get_members(mo);
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        FAIL ("__metadata__ is not an object");
+      mo = json_node_get_object (node);
+      keys = json_object_get_members (mo);
       if (wf->metadata == NULL)
         wf->metadata
-            = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+            = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
       for (GList *k = keys; k; k = k->next) {
-        JsonNode *v = json_object_get_member(mo, k->data);
+        JsonNode *v = json_object_get_member (mo, k->data);
 
-        if (!ovi_weights_name_ok(k->data)) {
-          g_autofree char *escaped = g_strescape(k->data, NULL);
-          FAIL("__metadata__ key '%s' contains control characters", escaped);
+        if (!ovi_weights_name_ok (k->data)) {
+          g_autofree char *escaped = g_strescape (k->data, NULL);
+          FAIL ("__metadata__ key '%s' contains control characters", escaped);
         }
-        if (!JSON_NODE_HOLDS_VALUE(v)
-            || json_node_get_value_type(v) != G_TYPE_STRING)
-          FAIL("__metadata__ value of '%s' is not a string",
-               (const char *) k->data);
-        g_hash_table_insert(wf->metadata, g_strdup(k->data),
-                            g_strdup(json_node_get_string(v)));
+        if (!JSON_NODE_HOLDS_VALUE (v)
+            || json_node_get_value_type (v) != G_TYPE_STRING)
+          FAIL ("__metadata__ value of '%s' is not a string",
+                (const char *) k->data);
+        g_hash_table_insert (wf->metadata, g_strdup (k->data),
+                             g_strdup (json_node_get_string (v)));
       }
       continue;
     }
-    if (!parse_entry(wf, name, node, data_size, &entries[n], error))
+    if (!parse_entry (wf, name, node, data_size, &entries[n], error))
       goto out;
     n++;
   }
 
   /* no two tensors may share bytes */
-  qsort(entries, n, sizeof(StEntry), compare_by_begin);
+  qsort (entries, n, sizeof (StEntry), compare_by_begin);
   for (guint i = 1; i < n; i++) {
     if (entries[i].begin < entries[i - 1].end)
-      FAIL("tensors '%s' and '%s' overlap in the data section",
-           entries[i - 1].name, entries[i].name);
+      FAIL ("tensors '%s' and '%s' overlap in the data section",
+            entries[i - 1].name, entries[i].name);
   }
 
-  qsort(entries, n, sizeof(StEntry), compare_by_name);
+  qsort (entries, n, sizeof (StEntry), compare_by_name);
   for (guint i = 0; i < n; i++) {
     StEntry *e = &entries[i];
 
-    if (!ovi_weight_file_add(wf, e->name, 8 + header_len + e->begin, e->dtype,
-                             e->ndim, e->shape, NULL, error))
+    if (!ovi_weight_file_add (wf, e->name, 8 + header_len + e->begin, e->dtype,
+                              e->ndim, e->shape, NULL, error))
       goto out;
   }
   ok = TRUE;
 out:
-  g_free(entries);
+  g_free (entries);
   return ok;
 }
 
@@ -286,18 +286,18 @@ out:
 /* ---- writer ---- */
 
 gboolean
-ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t, const char *path,
-                              GError **error)
+ovi_weights_write_tensor_data (FILE *fp, const OviTensor *t, const char *path,
+                               GError **error)
 {
-  gsize esize = ovi_dtype_size(t->dtype);
-  int64_t n = ovi_tensor_numel(t);
+  gsize esize = ovi_dtype_size (t->dtype);
+  int64_t n = ovi_tensor_numel (t);
   int64_t index[OVI_MAX_DIMS] = { 0 };
-  const char *base = ovi_tensor_data(t);
+  const char *base = ovi_tensor_data (t);
 
   if (n == 0)
     return TRUE;
-  if (ovi_tensor_is_contiguous(t)) {
-    if (fwrite(base, esize, (gsize) n, fp) != (gsize) n)
+  if (ovi_tensor_is_contiguous (t)) {
+    if (fwrite (base, esize, (gsize) n, fp) != (gsize) n)
       goto fail;
     return TRUE;
   }
@@ -307,7 +307,7 @@ ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t, const char *path,
 
     for (int d = 0; d < t->ndim; d++)
       off += index[d] * t->stride[d];
-    if (fwrite(base + off * (int64_t) esize, esize, 1, fp) != 1)
+    if (fwrite (base + off * (int64_t) esize, esize, 1, fp) != 1)
       goto fail;
     for (int d = t->ndim - 1; d >= 0; d--) {
       if (++index[d] < t->shape[d])
@@ -317,19 +317,19 @@ ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t, const char *path,
   }
   return TRUE;
 fail:
-  g_set_error(error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,
-              g_strerror(errno));
+  g_set_error (error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,
+               g_strerror (errno));
   return FALSE;
 }
 
 gboolean
-ovi_safetensors_write(const char *path, const OviNamedTensor *tensors,
-                      guint n_tensors, GHashTable *metadata, GError **error)
+ovi_safetensors_write (const char *path, const OviNamedTensor *tensors,
+                       guint n_tensors, GHashTable *metadata, GError **error)
 {
-  g_autoptr(JsonBuilder) builder = json_builder_new();
-  g_autoptr(JsonGenerator) gen = json_generator_new();
-  g_autoptr(JsonNode) root = NULL;
-  g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+  g_autoptr (JsonBuilder) builder = json_builder_new ();
+  g_autoptr (JsonGenerator) gen = json_generator_new ();
+  g_autoptr (JsonNode) root = NULL;
+  g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
   g_autofree char *json = NULL;
   gsize json_len, padded;
   guint64 offset = 0;
@@ -339,35 +339,35 @@ ovi_safetensors_write(const char *path, const OviNamedTensor *tensors,
   guint n_ordered = 0;
   FILE *fp;
 
-  json_builder_begin_object(builder);
-  if (metadata && g_hash_table_size(metadata) > 0) {
-    g_autoptr(GList) keys = g_hash_table_get_keys(metadata);
+  json_builder_begin_object (builder);
+  if (metadata && g_hash_table_size (metadata) > 0) {
+    g_autoptr (GList) keys = g_hash_table_get_keys (metadata);
 
-    keys = g_list_sort(keys, (GCompareFunc) strcmp);
-    json_builder_set_member_name(builder, "__metadata__");
-    json_builder_begin_object(builder);
+    keys = g_list_sort (keys, (GCompareFunc) strcmp);
+    json_builder_set_member_name (builder, "__metadata__");
+    json_builder_begin_object (builder);
     for (GList *l = keys; l; l = l->next) {
-      json_builder_set_member_name(builder, l->data);
-      json_builder_add_string_value(builder,
-                                    g_hash_table_lookup(metadata, l->data));
+      json_builder_set_member_name (builder, l->data);
+      json_builder_add_string_value (builder,
+                                     g_hash_table_lookup (metadata, l->data));
     }
-    json_builder_end_object(builder);
+    json_builder_end_object (builder);
   }
   /* data in order of decreasing element size (stable), as the official
    * writer does, so that every tensor is aligned to its element size */
-  order = g_new(guint, MAX(n_tensors, 1));
-  offsets = g_new0(guint64, MAX(n_tensors, 1));
+  order = g_new (guint, MAX (n_tensors, 1));
+  offsets = g_new0 (guint64, MAX (n_tensors, 1));
   {
     guint k = 0;
 
     for (int es = 8; es >= 1; es /= 2)
       for (guint i = 0; i < n_tensors; i++)
         if (tensors[i].tensor
-            && ovi_dtype_size(tensors[i].tensor->dtype) == (gsize) es)
+            && ovi_dtype_size (tensors[i].tensor->dtype) == (gsize) es)
           order[k++] = i;
     for (guint i = 0; i < k; i++) {
       offsets[order[i]] = offset;
-      offset += ovi_tensor_nbytes(tensors[order[i]].tensor);
+      offset += ovi_tensor_nbytes (tensors[order[i]].tensor);
     }
     n_ordered = k;
   }
@@ -376,75 +376,75 @@ ovi_safetensors_write(const char *path, const OviNamedTensor *tensors,
     guint64 nbytes;
 
     if (tensors[i].name == NULL || t == NULL
-        || strcmp(tensors[i].name, "__metadata__") == 0) {
-      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                  "%s: tensor %u has no usable name or no tensor", path, i);
+        || strcmp (tensors[i].name, "__metadata__") == 0) {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "%s: tensor %u has no usable name or no tensor", path, i);
       return FALSE;
     }
-    if (!g_hash_table_add(seen, (gpointer) tensors[i].name)) {
-      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                  "%s: tensor '%s' given twice", path, tensors[i].name);
+    if (!g_hash_table_add (seen, (gpointer) tensors[i].name)) {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "%s: tensor '%s' given twice", path, tensors[i].name);
       return FALSE;
     }
-    if (!ovi_tensor_is_host(t)) {
-      g_set_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                  "%s: tensor '%s' is not in host memory", path,
-                  tensors[i].name);
+    if (!ovi_tensor_is_host (t)) {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "%s: tensor '%s' is not in host memory", path,
+                   tensors[i].name);
       return FALSE;
     }
-    nbytes = ovi_tensor_nbytes(t);
-    json_builder_set_member_name(builder, tensors[i].name);
-    json_builder_begin_object(builder);
-    json_builder_set_member_name(builder, "dtype");
-    json_builder_add_string_value(builder, ovi_dtype_name(t->dtype));
-    json_builder_set_member_name(builder, "shape");
-    json_builder_begin_array(builder);
+    nbytes = ovi_tensor_nbytes (t);
+    json_builder_set_member_name (builder, tensors[i].name);
+    json_builder_begin_object (builder);
+    json_builder_set_member_name (builder, "dtype");
+    json_builder_add_string_value (builder, ovi_dtype_name (t->dtype));
+    json_builder_set_member_name (builder, "shape");
+    json_builder_begin_array (builder);
     for (int d = 0; d < t->ndim; d++)
-      json_builder_add_int_value(builder, t->shape[d]);
-    json_builder_end_array(builder);
-    json_builder_set_member_name(builder, "data_offsets");
-    json_builder_begin_array(builder);
-    json_builder_add_int_value(builder, (gint64) offsets[i]);
-    json_builder_add_int_value(builder, (gint64) (offsets[i] + nbytes));
-    json_builder_end_array(builder);
-    json_builder_end_object(builder);
+      json_builder_add_int_value (builder, t->shape[d]);
+    json_builder_end_array (builder);
+    json_builder_set_member_name (builder, "data_offsets");
+    json_builder_begin_array (builder);
+    json_builder_add_int_value (builder, (gint64) offsets[i]);
+    json_builder_add_int_value (builder, (gint64) (offsets[i] + nbytes));
+    json_builder_end_array (builder);
+    json_builder_end_object (builder);
   }
-  g_assert(n_ordered == n_tensors);
-  json_builder_end_object(builder);
-  root = json_builder_get_root(builder);
-  json_generator_set_root(gen, root);
-  json = json_generator_to_data(gen, &json_len);
+  g_assert (n_ordered == n_tensors);
+  json_builder_end_object (builder);
+  root = json_builder_get_root (builder);
+  json_generator_set_root (gen, root);
+  json = json_generator_to_data (gen, &json_len);
   padded = (json_len + 7) & ~(gsize) 7;
 
-  fp = fopen(path, "wb");
+  fp = fopen (path, "wb");
   if (fp == NULL) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_IO, "%s: cannot create: %s", path,
-                g_strerror(errno));
+    g_set_error (error, OVI_ERROR, OVI_ERROR_IO, "%s: cannot create: %s", path,
+                 g_strerror (errno));
     return FALSE;
   }
   for (int i = 0; i < 8; i++)
     len_bytes[i] = (guint8) ((guint64) padded >> (8 * i));
-  if (fwrite(len_bytes, 1, 8, fp) != 8
-      || fwrite(json, 1, json_len, fp) != json_len)
+  if (fwrite (len_bytes, 1, 8, fp) != 8
+      || fwrite (json, 1, json_len, fp) != json_len)
     goto fail;
   for (gsize i = json_len; i < padded; i++)
-    if (fputc(' ', fp) == EOF)
+    if (fputc (' ', fp) == EOF)
       goto fail;
   for (guint i = 0; i < n_tensors; i++)
-    if (!ovi_weights_write_tensor_data(fp, tensors[order[i]].tensor, path,
-                                       error)) {
-      fclose(fp);
+    if (!ovi_weights_write_tensor_data (fp, tensors[order[i]].tensor, path,
+                                        error)) {
+      fclose (fp);
       return FALSE;
     }
-  if (fclose(fp) != 0) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,
-                g_strerror(errno));
+  if (fclose (fp) != 0) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,
+                 g_strerror (errno));
     return FALSE;
   }
   return TRUE;
 fail:
-  g_set_error(error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,
-              g_strerror(errno));
-  fclose(fp);
+  g_set_error (error, OVI_ERROR, OVI_ERROR_IO, "%s: write failed: %s", path,
+               g_strerror (errno));
+  fclose (fp);
   return FALSE;
 }

@@ -25,21 +25,21 @@ struct _OviWeightFile {
 /* Adds a tensor described by (offset into the file bytes, dtype, shape,
  * strides) under `name`, applying the prefix filter. The caller has checked
  * that every element lies inside the file. Misaligned data is copied. */
-gboolean ovi_weight_file_add(OviWeightFile *wf, const char *name, gsize offset,
-                             OviDType dtype, int ndim, const int64_t *shape,
-                             const int64_t *stride, GError **error);
+gboolean ovi_weight_file_add (OviWeightFile *wf, const char *name, gsize offset,
+                              OviDType dtype, int ndim, const int64_t *shape,
+                              const int64_t *stride, GError **error);
 
 /* Writes a host tensor's elements in row-major order (any strides). */
-gboolean ovi_weights_write_tensor_data(FILE *fp, const OviTensor *t,
-                                       const char *path, GError **error);
+gboolean ovi_weights_write_tensor_data (FILE *fp, const OviTensor *t,
+                                        const char *path, GError **error);
 
-gboolean ovi_safetensors_parse(OviWeightFile *wf, GError **error);
-gboolean ovi_pth_parse(OviWeightFile *wf, GError **error);
+gboolean ovi_safetensors_parse (OviWeightFile *wf, GError **error);
+gboolean ovi_pth_parse (OviWeightFile *wf, GError **error);
 
 /* tensor names are printed one per line and inside messages: no control
  * characters */
 static inline gboolean
-ovi_weights_name_ok(const char *name)
+ovi_weights_name_ok (const char *name)
 {
   for (const guchar *p = (const guchar *) name; *p; p++)
     if (*p < 0x20 || *p == 0x7f)
@@ -49,15 +49,15 @@ ovi_weights_name_ok(const char *name)
 
 /* checked arithmetic helpers */
 static inline gboolean
-ovi_mul_u64(guint64 a, guint64 b, guint64 *out)
+ovi_mul_u64 (guint64 a, guint64 b, guint64 *out)
 {
-  return g_uint64_checked_mul(out, a, b);
+  return g_uint64_checked_mul (out, a, b);
 }
 
 static inline gboolean
-ovi_add_u64(guint64 a, guint64 b, guint64 *out)
+ovi_add_u64 (guint64 a, guint64 b, guint64 *out)
 {
-  return g_uint64_checked_add(out, a, b);
+  return g_uint64_checked_add (out, a, b);
 }
 
 G_END_DECLS

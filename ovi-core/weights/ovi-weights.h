@@ -42,38 +42,38 @@ typedef struct _OviWeightFile OviWeightFile;
  * The file is mapped read-only: tensors from it must not be written to.
  * `prefix` (nullable): only names starting with it are kept, with it removed
  * (e.g. "generator." for best_netG.pt). */
-OviWeightFile *ovi_weight_file_open(const char *path, const char *prefix,
-                                    GError **error);
+OviWeightFile *ovi_weight_file_open (const char *path, const char *prefix,
+                                     GError **error);
 /* As ovi_weight_file_open, from bytes already in memory (tests, fuzzers);
  * `display_name` stands for the path in messages. Tensors keep `bytes`
  * alive. */
-OviWeightFile *ovi_weight_file_open_bytes(GBytes *bytes,
-                                          const char *display_name,
-                                          const char *prefix, GError **error);
-void ovi_weight_file_free(OviWeightFile *wf);
-const char *ovi_weight_file_path(const OviWeightFile *wf);
+OviWeightFile *ovi_weight_file_open_bytes (GBytes *bytes,
+                                           const char *display_name,
+                                           const char *prefix, GError **error);
+void ovi_weight_file_free (OviWeightFile *wf);
+const char *ovi_weight_file_path (const OviWeightFile *wf);
 
-guint ovi_weight_file_n_tensors(const OviWeightFile *wf);
+guint ovi_weight_file_n_tensors (const OviWeightFile *wf);
 /* names in file order (safetensors: sorted by name; pth: pickle order) */
-const char *ovi_weight_file_name(const OviWeightFile *wf, guint index);
-gboolean ovi_weight_file_contains(const OviWeightFile *wf, const char *name);
+const char *ovi_weight_file_name (const OviWeightFile *wf, guint index);
+gboolean ovi_weight_file_contains (const OviWeightFile *wf, const char *name);
 
 /* The tensor called `name`, or NULL with OVI_ERROR_MISSING_TENSOR naming the
  * file and the tensor. Weight-norm names are matched as torch does at load
  * time: "X.parametrizations.weight.original0"/"original1" finds a legacy
  * "X.weight_g"/"X.weight_v" and the other way round (also for _contains). */
-OviTensor *ovi_weight_file_get(OviWeightFile *wf, const char *name,
-                               GError **error);
+OviTensor *ovi_weight_file_get (OviWeightFile *wf, const char *name,
+                                GError **error);
 /* As ovi_weight_file_get, and the shape must be exactly `shape` (an entry
  * of -1 matches any size); otherwise OVI_ERROR_SHAPE with expected vs found. */
-OviTensor *ovi_weight_file_get_shaped(OviWeightFile *wf, const char *name,
-                                      int ndim, const int64_t *shape,
-                                      GError **error);
+OviTensor *ovi_weight_file_get_shaped (OviWeightFile *wf, const char *name,
+                                       int ndim, const int64_t *shape,
+                                       GError **error);
 
 /* safetensors "__metadata__" value, or NULL */
-const char *ovi_weight_file_metadata(const OviWeightFile *wf, const char *key);
+const char *ovi_weight_file_metadata (const OviWeightFile *wf, const char *key);
 
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(OviWeightFile, ovi_weight_file_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviWeightFile, ovi_weight_file_free)
 
 /* Writers (tiny model, tests). Tensors are written contiguous (strided
  * sources are gathered), any host dtype; a tensor's `scale` is not written.
@@ -86,12 +86,13 @@ typedef struct {
   const OviTensor *tensor;
 } OviNamedTensor;
 
-gboolean ovi_safetensors_write(
+gboolean ovi_safetensors_write (
     const char *path, const OviNamedTensor *tensors, guint n_tensors,
     GHashTable *metadata /* nullable, char* -> char* */, GError **error);
 /* A torch.save-compatible zip (readable by torch.load(weights_only=True));
  * `nest_under` (nullable) wraps the state dict as {nest_under: sd}. */
-gboolean ovi_pth_write(const char *path, const OviNamedTensor *tensors,
-                       guint n_tensors, const char *nest_under, GError **error);
+gboolean ovi_pth_write (const char *path, const OviNamedTensor *tensors,
+                        guint n_tensors, const char *nest_under,
+                        GError **error);
 
 G_END_DECLS

@@ -17,48 +17,48 @@
 static const OviModelPreset *tiny;
 
 static GstBuffer *
-make_text_buffer(gint dim, guint32 seed)
+make_text_buffer (gint dim, guint32 seed)
 {
-  GstBuffer *buf = gst_buffer_new();
+  GstBuffer *buf = gst_buffer_new ();
   const gint n[3] = { 7, 3, 4 };
-  GRand *rand = g_rand_new_with_seed(seed);
+  GRand *rand = g_rand_new_with_seed (seed);
   gint i, j;
 
   for (i = 0; i < 3; i++) {
-    gsize size = (gsize) n[i] * dim * sizeof(float);
-    float *data = g_malloc(size);
+    gsize size = (gsize) n[i] * dim * sizeof (float);
+    float *data = g_malloc (size);
     for (j = 0; j < n[i] * dim; j++)
-      data[j] = (float) g_rand_double_range(rand, -0.5, 0.5);
-    gst_buffer_append_memory(
-        buf, gst_memory_new_wrapped(0, data, size, 0, size, data, g_free));
+      data[j] = (float) g_rand_double_range (rand, -0.5, 0.5);
+    gst_buffer_append_memory (
+        buf, gst_memory_new_wrapped (0, data, size, 0, size, data, g_free));
   }
-  g_rand_free(rand);
+  g_rand_free (rand);
   return buf;
 }
 
 static gchar *
-text_caps(void)
+text_caps (void)
 {
-  return g_strdup_printf("application/x-ovi-text,dtype=F32,dim=%d",
-                         tiny->text_dim);
+  return g_strdup_printf ("application/x-ovi-text,dtype=F32,dim=%d",
+                          tiny->text_dim);
 }
 
 static GstHarness *
-denoise_harness(const gchar *extra)
+denoise_harness (const gchar *extra)
 {
   g_autofree gchar *desc
-      = g_strdup_printf("ovidenoise steps=2 %s", extra ? extra : "");
-  g_autofree gchar *caps = text_caps();
-  GstHarness *h = gst_harness_new_parse(desc);
-  gst_harness_set_src_caps_str(h, caps);
+      = g_strdup_printf ("ovidenoise steps=2 %s", extra ? extra : "");
+  g_autofree gchar *caps = text_caps ();
+  GstHarness *h = gst_harness_new_parse (desc);
+  gst_harness_set_src_caps_str (h, caps);
   return h;
 }
 
 /* ---- ovidenoise ---- */
 
-GST_START_TEST(test_denoise_caps_timestamps)
+GST_START_TEST (test_denoise_caps_timestamps)
 {
-  GstHarness *h = denoise_harness(NULL);
+  GstHarness *h = denoise_harness (NULL);
   guint frames = tiny->pixel_frames;
   guint k;
 
@@ -68,117 +68,118 @@ GST_START_TEST(test_denoise_caps_timestamps)
     const GstStructure *s;
     gint vc, vf, vh, vw, al, ac, width, height, fr, rate, fn, fd;
 
-    fail_unless_equals_int(
-        gst_harness_push(h, make_text_buffer(tiny->text_dim, k)), GST_FLOW_OK);
-    out = gst_harness_pull(h);
-    fail_unless(out != NULL);
-    caps = gst_pad_get_current_caps(h->sinkpad);
-    s = gst_caps_get_structure(caps, 0);
-    fail_unless(gst_structure_has_name(s, "application/x-ovi-latent"));
-    fail_unless(gst_structure_get(
+    fail_unless_equals_int (
+        gst_harness_push (h, make_text_buffer (tiny->text_dim, k)),
+        GST_FLOW_OK);
+    out = gst_harness_pull (h);
+    fail_unless (out != NULL);
+    caps = gst_pad_get_current_caps (h->sinkpad);
+    s = gst_caps_get_structure (caps, 0);
+    fail_unless (gst_structure_has_name (s, "application/x-ovi-latent"));
+    fail_unless (gst_structure_get (
         s, "video-channels", G_TYPE_INT, &vc, "video-frames", G_TYPE_INT, &vf,
         "video-height", G_TYPE_INT, &vh, "video-width", G_TYPE_INT, &vw,
         "audio-length", G_TYPE_INT, &al, "audio-channels", G_TYPE_INT, &ac,
         "width", G_TYPE_INT, &width, "height", G_TYPE_INT, &height, "frames",
         G_TYPE_INT, &fr, "rate", G_TYPE_INT, &rate, NULL));
-    fail_unless(gst_structure_get_fraction(s, "framerate", &fn, &fd));
-    fail_unless_equals_string(gst_structure_get_string(s, "dtype"), "F32");
-    fail_unless_equals_int(vc, tiny->video_channels);
-    fail_unless_equals_int(vf, tiny->video_latent_frames);
-    fail_unless_equals_int(al, tiny->audio_latent_length);
-    fail_unless_equals_int(ac, tiny->audio_channels);
-    fail_unless_equals_int(width, vw * 16);
-    fail_unless_equals_int(height, vh * 16);
+    fail_unless (gst_structure_get_fraction (s, "framerate", &fn, &fd));
+    fail_unless_equals_string (gst_structure_get_string (s, "dtype"), "F32");
+    fail_unless_equals_int (vc, tiny->video_channels);
+    fail_unless_equals_int (vf, tiny->video_latent_frames);
+    fail_unless_equals_int (al, tiny->audio_latent_length);
+    fail_unless_equals_int (ac, tiny->audio_channels);
+    fail_unless_equals_int (width, vw * 16);
+    fail_unless_equals_int (height, vh * 16);
     /* the tiny default 96x64 snapped to the tiny area */
-    fail_unless_equals_int(width, tiny->default_width);
-    fail_unless_equals_int(height, tiny->default_height);
-    fail_unless_equals_int(fr, (gint) frames);
-    fail_unless_equals_int(rate, 16000);
-    fail_unless_equals_int(fn, 24);
-    fail_unless_equals_int(fd, 1);
-    gst_caps_unref(caps);
+    fail_unless_equals_int (width, tiny->default_width);
+    fail_unless_equals_int (height, tiny->default_height);
+    fail_unless_equals_int (fr, (gint) frames);
+    fail_unless_equals_int (rate, 16000);
+    fail_unless_equals_int (fn, 24);
+    fail_unless_equals_int (fd, 1);
+    gst_caps_unref (caps);
 
-    fail_unless_equals_int(gst_buffer_n_memory(out), 2);
-    fail_unless_equals_int(
-        gst_memory_get_sizes(gst_buffer_peek_memory(out, 0), NULL, NULL),
+    fail_unless_equals_int (gst_buffer_n_memory (out), 2);
+    fail_unless_equals_int (
+        gst_memory_get_sizes (gst_buffer_peek_memory (out, 0), NULL, NULL),
         (gsize) vc * vf * vh * vw * 4);
-    fail_unless_equals_int(
-        gst_memory_get_sizes(gst_buffer_peek_memory(out, 1), NULL, NULL),
+    fail_unless_equals_int (
+        gst_memory_get_sizes (gst_buffer_peek_memory (out, 1), NULL, NULL),
         (gsize) al * ac * 4);
     /* clip k starts where clip k-1 ended, from frame counts */
-    fail_unless_equals_uint64(GST_BUFFER_PTS(out),
-                              gst_ovi_frame_time(k * frames));
-    fail_unless_equals_uint64(GST_BUFFER_PTS(out) + GST_BUFFER_DURATION(out),
-                              gst_ovi_frame_time((k + 1) * frames));
-    fail_unless_equals_uint64(GST_BUFFER_OFFSET(out), k * frames);
-    fail_unless_equals_uint64(GST_BUFFER_OFFSET_END(out), (k + 1) * frames);
-    fail_if(GST_BUFFER_FLAG_IS_SET(out, GST_BUFFER_FLAG_DISCONT));
-    gst_buffer_unref(out);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out),
+                               gst_ovi_frame_time (k * frames));
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out) + GST_BUFFER_DURATION (out),
+                               gst_ovi_frame_time ((k + 1) * frames));
+    fail_unless_equals_uint64 (GST_BUFFER_OFFSET (out), k * frames);
+    fail_unless_equals_uint64 (GST_BUFFER_OFFSET_END (out), (k + 1) * frames);
+    fail_if (GST_BUFFER_FLAG_IS_SET (out, GST_BUFFER_FLAG_DISCONT));
+    gst_buffer_unref (out);
   }
 
   /* EOS goes through after the clips */
-  fail_unless(gst_harness_push_event(h, gst_event_new_eos()));
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
   {
     GstEvent *ev;
     gboolean eos = FALSE;
-    while ((ev = gst_harness_try_pull_event(h))) {
-      eos |= GST_EVENT_TYPE(ev) == GST_EVENT_EOS;
-      gst_event_unref(ev);
+    while ((ev = gst_harness_try_pull_event (h))) {
+      eos |= GST_EVENT_TYPE (ev) == GST_EVENT_EOS;
+      gst_event_unref (ev);
     }
-    fail_unless(eos);
+    fail_unless (eos);
   }
-  gst_harness_teardown(h);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
 
-GST_START_TEST(test_denoise_seed_and_overrides)
+GST_START_TEST (test_denoise_seed_and_overrides)
 {
-  GstHarness *h = denoise_harness("seed=5");
+  GstHarness *h = denoise_harness ("seed=5");
   GstBuffer *a, *b, *c, *in;
   GstMapInfo ma, mb, mc;
   GstCustomMeta *meta;
 
-  gst_harness_push(h, make_text_buffer(tiny->text_dim, 1));
-  a = gst_harness_pull(h);
-  gst_harness_push(h, make_text_buffer(tiny->text_dim, 1));
-  b = gst_harness_pull(h);
+  gst_harness_push (h, make_text_buffer (tiny->text_dim, 1));
+  a = gst_harness_pull (h);
+  gst_harness_push (h, make_text_buffer (tiny->text_dim, 1));
+  b = gst_harness_pull (h);
   /* a per-clip seed override from the prompt file's meta */
-  in = make_text_buffer(tiny->text_dim, 1);
-  fail_unless(gst_meta_get_info("GstOviClipMeta") != NULL);
-  meta = gst_buffer_add_custom_meta(in, "GstOviClipMeta");
-  gst_structure_set(gst_custom_meta_get_structure(meta), "seed", G_TYPE_UINT64,
-                    (guint64) 6, NULL);
-  gst_harness_push(h, in);
-  c = gst_harness_pull(h);
+  in = make_text_buffer (tiny->text_dim, 1);
+  fail_unless (gst_meta_get_info ("GstOviClipMeta") != NULL);
+  meta = gst_buffer_add_custom_meta (in, "GstOviClipMeta");
+  gst_structure_set (gst_custom_meta_get_structure (meta), "seed",
+                     G_TYPE_UINT64, (guint64) 6, NULL);
+  gst_harness_push (h, in);
+  c = gst_harness_pull (h);
 
-  gst_buffer_map(a, &ma, GST_MAP_READ);
-  gst_buffer_map(b, &mb, GST_MAP_READ);
-  gst_buffer_map(c, &mc, GST_MAP_READ);
-  fail_unless(ma.size == mb.size && ma.size == mc.size);
+  gst_buffer_map (a, &ma, GST_MAP_READ);
+  gst_buffer_map (b, &mb, GST_MAP_READ);
+  gst_buffer_map (c, &mc, GST_MAP_READ);
+  fail_unless (ma.size == mb.size && ma.size == mc.size);
   /* same seed and text: same latents; another seed: other latents */
-  fail_unless(memcmp(ma.data, mb.data, ma.size) == 0);
-  fail_if(memcmp(ma.data, mc.data, ma.size) == 0);
-  gst_buffer_unmap(a, &ma);
-  gst_buffer_unmap(b, &mb);
-  gst_buffer_unmap(c, &mc);
-  gst_buffer_unref(a);
-  gst_buffer_unref(b);
-  gst_buffer_unref(c);
-  gst_harness_teardown(h);
+  fail_unless (memcmp (ma.data, mb.data, ma.size) == 0);
+  fail_if (memcmp (ma.data, mc.data, ma.size) == 0);
+  gst_buffer_unmap (a, &ma);
+  gst_buffer_unmap (b, &mb);
+  gst_buffer_unmap (c, &mc);
+  gst_buffer_unref (a);
+  gst_buffer_unref (b);
+  gst_buffer_unref (c);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
 
 static GstElement *
-harness_bus(GstHarness *h, GstBus **bus)
+harness_bus (GstHarness *h, GstBus **bus)
 {
-  *bus = gst_bus_new();
-  gst_element_set_bus(h->element, *bus);
+  *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, *bus);
   return h->element;
 }
 
-GST_START_TEST(test_denoise_progress)
+GST_START_TEST (test_denoise_progress)
 {
   GstHarness *h;
   GstBus *bus;
@@ -186,40 +187,40 @@ GST_START_TEST(test_denoise_progress)
   gint steps_seen = 0, last_step = 0;
   gdouble progress = 0;
 
-  h = gst_harness_new_with_padnames("ovidenoise", "sink", "src");
-  harness_bus(h, &bus);
-  g_object_set(h->element, "steps", 3, NULL);
+  h = gst_harness_new_with_padnames ("ovidenoise", "sink", "src");
+  harness_bus (h, &bus);
+  g_object_set (h->element, "steps", 3, NULL);
   {
-    g_autofree gchar *caps = text_caps();
-    gst_harness_set_src_caps_str(h, caps);
+    g_autofree gchar *caps = text_caps ();
+    gst_harness_set_src_caps_str (h, caps);
   }
-  gst_harness_push(h, make_text_buffer(tiny->text_dim, 2));
-  gst_buffer_unref(gst_harness_pull(h));
-  while ((msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT))) {
-    const GstStructure *s = gst_message_get_structure(msg);
-    if (gst_structure_has_name(s, "ovi-progress")) {
+  gst_harness_push (h, make_text_buffer (tiny->text_dim, 2));
+  gst_buffer_unref (gst_harness_pull (h));
+  while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT))) {
+    const GstStructure *s = gst_message_get_structure (msg);
+    if (gst_structure_has_name (s, "ovi-progress")) {
       gint step, steps;
       guint64 clip;
-      fail_unless(gst_structure_get(s, "step", G_TYPE_INT, &step, "steps",
-                                    G_TYPE_INT, &steps, "clip", G_TYPE_UINT64,
-                                    &clip, NULL));
-      fail_unless(gst_structure_has_field(s, "eta"));
-      fail_unless_equals_string(gst_structure_get_string(s, "stage"),
-                                "denoise");
-      fail_unless_equals_int(steps, 3);
-      fail_unless_equals_int(step, last_step + 1);
-      fail_unless_equals_uint64(clip, 0);
+      fail_unless (gst_structure_get (s, "step", G_TYPE_INT, &step, "steps",
+                                      G_TYPE_INT, &steps, "clip", G_TYPE_UINT64,
+                                      &clip, NULL));
+      fail_unless (gst_structure_has_field (s, "eta"));
+      fail_unless_equals_string (gst_structure_get_string (s, "stage"),
+                                 "denoise");
+      fail_unless_equals_int (steps, 3);
+      fail_unless_equals_int (step, last_step + 1);
+      fail_unless_equals_uint64 (clip, 0);
       last_step = step;
       steps_seen++;
     }
-    gst_message_unref(msg);
+    gst_message_unref (msg);
   }
-  fail_unless_equals_int(steps_seen, 3);
-  g_object_get(h->element, "progress", &progress, NULL);
-  fail_unless(progress == 1.0);
-  gst_element_set_bus(h->element, NULL);
-  gst_object_unref(bus);
-  gst_harness_teardown(h);
+  fail_unless_equals_int (steps_seen, 3);
+  g_object_get (h->element, "progress", &progress, NULL);
+  fail_unless (progress == 1.0);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
@@ -231,15 +232,15 @@ typedef struct {
 } PushData;
 
 static gpointer
-push_thread(gpointer user_data)
+push_thread (gpointer user_data)
 {
   PushData *d = user_data;
-  d->ret = gst_harness_push(d->h, make_text_buffer(tiny->text_dim, 3));
-  d->t_end = g_get_monotonic_time();
+  d->ret = gst_harness_push (d->h, make_text_buffer (tiny->text_dim, 3));
+  d->t_end = g_get_monotonic_time ();
   return NULL;
 }
 
-GST_START_TEST(test_denoise_flush_cancels)
+GST_START_TEST (test_denoise_flush_cancels)
 {
   GstHarness *h;
   GstBus *bus;
@@ -250,56 +251,57 @@ GST_START_TEST(test_denoise_flush_cancels)
   GstBuffer *out;
   gint n_steps = 0;
 
-  h = gst_harness_new_with_padnames("ovidenoise", "sink", "src");
-  harness_bus(h, &bus);
-  g_object_set(h->element, "steps", 1000, NULL);
+  h = gst_harness_new_with_padnames ("ovidenoise", "sink", "src");
+  harness_bus (h, &bus);
+  g_object_set (h->element, "steps", 1000, NULL);
   {
-    g_autofree gchar *caps = text_caps();
-    gst_harness_set_src_caps_str(h, caps);
+    g_autofree gchar *caps = text_caps ();
+    gst_harness_set_src_caps_str (h, caps);
   }
   d.h = h;
-  thread = g_thread_new("push", push_thread, &d);
+  thread = g_thread_new ("push", push_thread, &d);
   /* wait for two steps to measure one */
   while (n_steps < 2) {
-    msg = gst_bus_timed_pop_filtered(bus, 60 * GST_SECOND, GST_MESSAGE_ELEMENT);
-    fail_unless(msg != NULL);
-    if (gst_structure_has_name(gst_message_get_structure(msg),
-                               "ovi-progress")) {
-      gint64 now = g_get_monotonic_time();
+    msg = gst_bus_timed_pop_filtered (bus, 60 * GST_SECOND,
+                                      GST_MESSAGE_ELEMENT);
+    fail_unless (msg != NULL);
+    if (gst_structure_has_name (gst_message_get_structure (msg),
+                                "ovi-progress")) {
+      gint64 now = g_get_monotonic_time ();
       if (t_prev)
         t_step = now - t_prev;
       t_prev = now;
       n_steps++;
     }
-    gst_message_unref(msg);
+    gst_message_unref (msg);
   }
-  t_flush = g_get_monotonic_time();
-  fail_unless(gst_harness_push_event(h, gst_event_new_flush_start()));
-  g_thread_join(thread);
-  fail_unless_equals_int(d.ret, GST_FLOW_FLUSHING);
+  t_flush = g_get_monotonic_time ();
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  g_thread_join (thread);
+  fail_unless_equals_int (d.ret, GST_FLOW_FLUSHING);
   /* stopped within about one step (generous slack for a loaded machine) */
-  fail_unless(d.t_end - t_flush < 3 * t_step + 2 * G_USEC_PER_SEC,
-              "cancel took %" G_GINT64_FORMAT " us, a step %" G_GINT64_FORMAT
-              " us",
-              d.t_end - t_flush, t_step);
-  fail_unless(gst_harness_try_pull(h) == NULL);
-  fail_unless(gst_harness_push_event(h, gst_event_new_flush_stop(TRUE)));
+  fail_unless (d.t_end - t_flush < 3 * t_step + 2 * G_USEC_PER_SEC,
+               "cancel took %" G_GINT64_FORMAT " us, a step %" G_GINT64_FORMAT
+               " us",
+               d.t_end - t_flush, t_step);
+  fail_unless (gst_harness_try_pull (h) == NULL);
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
   {
     GstSegment seg;
-    gst_segment_init(&seg, GST_FORMAT_TIME);
-    fail_unless(gst_harness_push_event(h, gst_event_new_segment(&seg)));
+    gst_segment_init (&seg, GST_FORMAT_TIME);
+    fail_unless (gst_harness_push_event (h, gst_event_new_segment (&seg)));
   }
 
   /* after the flush: the next clip comes out with DISCONT */
-  g_object_set(h->element, "steps", 1, NULL);
-  fail_unless_equals_int(
-      gst_harness_push(h, make_text_buffer(tiny->text_dim, 4)), GST_FLOW_OK);
-  out = gst_harness_pull(h);
-  fail_unless(GST_BUFFER_FLAG_IS_SET(out, GST_BUFFER_FLAG_DISCONT));
-  gst_buffer_unref(out);
-  gst_element_set_bus(h->element, NULL);
-  gst_object_unref(bus);
-  gst_harness_teardown(h);
+  g_object_set (h->element, "steps", 1, NULL);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 4)), GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless (GST_BUFFER_FLAG_IS_SET (out, GST_BUFFER_FLAG_DISCONT));
+  gst_buffer_unref (out);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
@@ -307,181 +309,181 @@ GST_END_TEST;
 /* ---- errors ---- */
 
 static GstMessage *
-start_error(const gchar *factory, const gchar *prop, const gchar *value)
+start_error (const gchar *factory, const gchar *prop, const gchar *value)
 {
-  GstElement *pipe = gst_pipeline_new(NULL);
-  GstElement *el = gst_element_factory_make(factory, NULL);
-  GstElement *sink = gst_element_factory_make("fakesink", NULL);
-  GstBus *bus = gst_element_get_bus(pipe);
+  GstElement *pipe = gst_pipeline_new (NULL);
+  GstElement *el = gst_element_factory_make (factory, NULL);
+  GstElement *sink = gst_element_factory_make ("fakesink", NULL);
+  GstBus *bus = gst_element_get_bus (pipe);
   GstStateChangeReturn ret;
   GstMessage *msg;
 
-  gst_util_set_object_arg(G_OBJECT(el), prop, value);
-  if (g_str_equal(factory, "ovidenoise") || g_str_equal(factory, "ovivaedec")
-      || g_str_equal(factory, "oviaudiodec")) {
-    GstElement *src = gst_element_factory_make("fakesrc", NULL);
-    gst_bin_add_many(GST_BIN(pipe), src, el, sink, NULL);
-    gst_element_link_many(src, el, NULL);
+  gst_util_set_object_arg (G_OBJECT (el), prop, value);
+  if (g_str_equal (factory, "ovidenoise") || g_str_equal (factory, "ovivaedec")
+      || g_str_equal (factory, "oviaudiodec")) {
+    GstElement *src = gst_element_factory_make ("fakesrc", NULL);
+    gst_bin_add_many (GST_BIN (pipe), src, el, sink, NULL);
+    gst_element_link_many (src, el, NULL);
   } else {
-    gst_bin_add_many(GST_BIN(pipe), el, sink, NULL);
+    gst_bin_add_many (GST_BIN (pipe), el, sink, NULL);
   }
-  gst_element_link(el, sink);
-  ret = gst_element_set_state(pipe, GST_STATE_PAUSED);
-  fail_unless_equals_int(ret, GST_STATE_CHANGE_FAILURE);
-  msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  fail_unless(msg != NULL);
-  gst_element_set_state(pipe, GST_STATE_NULL);
-  gst_object_unref(bus);
-  gst_object_unref(pipe);
+  gst_element_link (el, sink);
+  ret = gst_element_set_state (pipe, GST_STATE_PAUSED);
+  fail_unless_equals_int (ret, GST_STATE_CHANGE_FAILURE);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (bus);
+  gst_object_unref (pipe);
   return msg;
 }
 
 static gchar *
-error_text(GstMessage *msg, GError **err)
+error_text (GstMessage *msg, GError **err)
 {
   gchar *debug = NULL;
-  gst_message_parse_error(msg, err, &debug);
-  g_free(debug);
-  return g_strdup((*err)->message);
+  gst_message_parse_error (msg, err, &debug);
+  g_free (debug);
+  return g_strdup ((*err)->message);
 }
 
-GST_START_TEST(test_error_missing_model_dir)
+GST_START_TEST (test_error_missing_model_dir)
 {
   const gchar *names[] = { "ovidenoise", "ovivaedec", "oviaudiodec" };
   guint i;
 
-  for (i = 0; i < G_N_ELEMENTS(names); i++) {
+  for (i = 0; i < G_N_ELEMENTS (names); i++) {
     GstMessage *msg
-        = start_error(names[i], "model-dir", "/nonexistent/ovi-weights");
-    g_autoptr(GError) err = NULL;
-    g_autofree gchar *text = error_text(msg, &err);
+        = start_error (names[i], "model-dir", "/nonexistent/ovi-weights");
+    g_autoptr (GError) err = NULL;
+    g_autofree gchar *text = error_text (msg, &err);
     /* the message names the folder */
-    fail_unless(strstr(text, "/nonexistent/ovi-weights") != NULL, "%s: %s",
-                names[i], text);
-    fail_unless(err->domain == GST_RESOURCE_ERROR, "%s", text);
-    gst_message_unref(msg);
+    fail_unless (strstr (text, "/nonexistent/ovi-weights") != NULL, "%s: %s",
+                 names[i], text);
+    fail_unless (err->domain == GST_RESOURCE_ERROR, "%s", text);
+    gst_message_unref (msg);
   }
 }
 
 GST_END_TEST;
 
 static gchar *
-copy_tiny_with_broken(const gchar *rel, gboolean truncate)
+copy_tiny_with_broken (const gchar *rel, gboolean truncate)
 {
   g_autofree gchar *src
-      = g_build_filename(g_get_user_cache_dir(), "gst-ovi", NULL);
-  gchar *dst = g_dir_make_tmp("ovi-broken-XXXXXX", NULL);
+      = g_build_filename (g_get_user_cache_dir (), "gst-ovi", NULL);
+  gchar *dst = g_dir_make_tmp ("ovi-broken-XXXXXX", NULL);
   g_autofree gchar *cmd = NULL, *tiny_dir = NULL, *victim = NULL;
   gint status = 0;
 
   /* the tiny model folder the elements wrote (find its root by marker) */
-  cmd = g_strdup_printf("sh -c 'd=$(dirname $(find \"%s\" -name "
-                        "ovi-tiny.json | head -1)) && cp -r \"$d\"/. \"%s\"/'",
-                        src, dst);
-  fail_unless(g_spawn_command_line_sync(cmd, NULL, NULL, &status, NULL));
-  fail_unless(status == 0, "no tiny model under %s", src);
-  victim = g_build_filename(dst, rel, NULL);
+  cmd = g_strdup_printf ("sh -c 'd=$(dirname $(find \"%s\" -name "
+                         "ovi-tiny.json | head -1)) && cp -r \"$d\"/. \"%s\"/'",
+                         src, dst);
+  fail_unless (g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL));
+  fail_unless (status == 0, "no tiny model under %s", src);
+  victim = g_build_filename (dst, rel, NULL);
   if (truncate) {
     g_autofree gchar *data = NULL;
     gsize len = 0;
-    fail_unless(g_file_get_contents(victim, &data, &len, NULL));
-    fail_unless(g_file_set_contents(victim, data, len / 2, NULL));
+    fail_unless (g_file_get_contents (victim, &data, &len, NULL));
+    fail_unless (g_file_set_contents (victim, data, len / 2, NULL));
   } else {
-    fail_unless(g_unlink(victim) == 0);
+    fail_unless (g_unlink (victim) == 0);
   }
   return dst;
 }
 
 static void
-rm_rf(const gchar *dir)
+rm_rf (const gchar *dir)
 {
-  g_autofree gchar *cmd = g_strdup_printf("rm -rf '%s'", dir);
-  g_spawn_command_line_sync(cmd, NULL, NULL, NULL, NULL);
+  g_autofree gchar *cmd = g_strdup_printf ("rm -rf '%s'", dir);
+  g_spawn_command_line_sync (cmd, NULL, NULL, NULL, NULL);
 }
 
-GST_START_TEST(test_error_bad_weights)
+GST_START_TEST (test_error_bad_weights)
 {
   /* make sure the default tiny model exists */
-  GstHarness *h = denoise_harness(NULL);
+  GstHarness *h = denoise_harness (NULL);
   g_autofree gchar *dir = NULL;
-  gst_harness_teardown(h);
+  gst_harness_teardown (h);
 
   /* a truncated fusion file: the error names the file */
-  dir = copy_tiny_with_broken("Ovi/model.safetensors", TRUE);
+  dir = copy_tiny_with_broken ("Ovi/model.safetensors", TRUE);
   {
-    GstMessage *msg = start_error("ovidenoise", "model-dir", dir);
-    g_autoptr(GError) err = NULL;
-    g_autofree gchar *text = error_text(msg, &err);
-    fail_unless(strstr(text, "model.safetensors") != NULL, "%s", text);
-    fail_unless(strstr(text, "fusion") != NULL, "%s", text);
-    gst_message_unref(msg);
+    GstMessage *msg = start_error ("ovidenoise", "model-dir", dir);
+    g_autoptr (GError) err = NULL;
+    g_autofree gchar *text = error_text (msg, &err);
+    fail_unless (strstr (text, "model.safetensors") != NULL, "%s", text);
+    fail_unless (strstr (text, "fusion") != NULL, "%s", text);
+    gst_message_unref (msg);
   }
-  rm_rf(dir);
-  g_free(dir);
+  rm_rf (dir);
+  g_free (dir);
   /* a missing VAE: ovivaedec says which file is missing */
-  dir = copy_tiny_with_broken("Wan2.2-TI2V-5B/Wan2.2_VAE.pth", FALSE);
+  dir = copy_tiny_with_broken ("Wan2.2-TI2V-5B/Wan2.2_VAE.pth", FALSE);
   {
-    GstMessage *msg = start_error("ovivaedec", "model-dir", dir);
-    g_autoptr(GError) err = NULL;
-    g_autofree gchar *text = error_text(msg, &err);
-    fail_unless(strstr(text, "Wan2.2_VAE.pth") != NULL, "%s", text);
-    gst_message_unref(msg);
+    GstMessage *msg = start_error ("ovivaedec", "model-dir", dir);
+    g_autoptr (GError) err = NULL;
+    g_autofree gchar *text = error_text (msg, &err);
+    fail_unless (strstr (text, "Wan2.2_VAE.pth") != NULL, "%s", text);
+    gst_message_unref (msg);
   }
-  rm_rf(dir);
+  rm_rf (dir);
 }
 
 GST_END_TEST;
 
-GST_START_TEST(test_error_gpu_only_mode)
+GST_START_TEST (test_error_gpu_only_mode)
 {
   GstMessage *msg;
-  g_autoptr(GError) err = NULL;
+  g_autoptr (GError) err = NULL;
   g_autofree gchar *text = NULL;
-  GstElement *el = gst_element_factory_make("oviaudiodec", NULL);
+  GstElement *el = gst_element_factory_make ("oviaudiodec", NULL);
 
   /* the element exists without a GPU; a GPU-only mode fails at start */
-  fail_unless(el != NULL);
-  gst_object_unref(el);
+  fail_unless (el != NULL);
+  gst_object_unref (el);
   {
     /* on a machine where CUDA works the GPU-only modes run: skip */
-    OviBackend *be = ovi_backend_new_by_name("cuda", 0, NULL);
+    OviBackend *be = ovi_backend_new_by_name ("cuda", 0, NULL);
     if (be) {
-      ovi_backend_free(be);
-      GST_INFO("CUDA machine: skipping the no-GPU error check");
+      ovi_backend_free (be);
+      GST_INFO ("CUDA machine: skipping the no-GPU error check");
       return;
     }
   }
-  msg = start_error("oviaudiodec", "vram-mode", "fp8");
-  text = error_text(msg, &err);
-  fail_unless(strstr(text, "CUDA") != NULL, "%s", text);
-  fail_unless(strstr(text, "vram-mode=auto") != NULL, "%s", text);
-  gst_message_unref(msg);
-  g_clear_error(&err);
-  g_free(text);
-  msg = start_error("ovidenoise", "gpu-allocation", "sp4");
-  text = error_text(msg, &err);
-  fail_unless(strstr(text, "sp4") != NULL, "%s", text);
-  gst_message_unref(msg);
+  msg = start_error ("oviaudiodec", "vram-mode", "fp8");
+  text = error_text (msg, &err);
+  fail_unless (strstr (text, "CUDA") != NULL, "%s", text);
+  fail_unless (strstr (text, "vram-mode=auto") != NULL, "%s", text);
+  gst_message_unref (msg);
+  g_clear_error (&err);
+  g_free (text);
+  msg = start_error ("ovidenoise", "gpu-allocation", "sp4");
+  text = error_text (msg, &err);
+  fail_unless (strstr (text, "sp4") != NULL, "%s", text);
+  gst_message_unref (msg);
 }
 
 GST_END_TEST;
 
-GST_START_TEST(test_error_bad_input)
+GST_START_TEST (test_error_bad_input)
 {
-  GstHarness *h = denoise_harness(NULL);
+  GstHarness *h = denoise_harness (NULL);
   GstBus *bus;
   GstMessage *msg;
-  GstBuffer *buf = gst_buffer_new_allocate(NULL, 10, NULL);
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 10, NULL);
 
-  harness_bus(h, &bus);
+  harness_bus (h, &bus);
   /* one memory of 10 bytes is no text embedding */
-  fail_unless_equals_int(gst_harness_push(h, buf), GST_FLOW_ERROR);
-  msg = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR);
-  fail_unless(msg != NULL);
-  gst_message_unref(msg);
-  gst_element_set_bus(h->element, NULL);
-  gst_object_unref(bus);
-  gst_harness_teardown(h);
+  fail_unless_equals_int (gst_harness_push (h, buf), GST_FLOW_ERROR);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  gst_message_unref (msg);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
@@ -489,107 +491,108 @@ GST_END_TEST;
 /* ---- ovivaedec ---- */
 
 static void
-check_video(const gchar *format)
+check_video (const gchar *format)
 {
-  GstHarness *h = gst_harness_new_parse("ovidenoise steps=1 ! ovivaedec");
-  g_autofree gchar *caps_in = text_caps();
-  g_autofree gchar *caps_out = g_strdup_printf("video/x-raw,format=%s", format);
+  GstHarness *h = gst_harness_new_parse ("ovidenoise steps=1 ! ovivaedec");
+  g_autofree gchar *caps_in = text_caps ();
+  g_autofree gchar *caps_out
+      = g_strdup_printf ("video/x-raw,format=%s", format);
   guint frames = tiny->pixel_frames, k, i;
   GstVideoInfo info;
   GstCaps *caps;
 
-  gst_harness_set_src_caps_str(h, caps_in);
-  gst_harness_set_sink_caps_str(h, caps_out);
+  gst_harness_set_src_caps_str (h, caps_in);
+  gst_harness_set_sink_caps_str (h, caps_out);
   for (k = 0; k < 2; k++) {
-    fail_unless_equals_int(
-        gst_harness_push(h, make_text_buffer(tiny->text_dim, 10 + k)),
+    fail_unless_equals_int (
+        gst_harness_push (h, make_text_buffer (tiny->text_dim, 10 + k)),
         GST_FLOW_OK);
     /* the whole clip is out when push returns: frames streamed one by one */
-    fail_unless_equals_int(gst_harness_buffers_in_queue(h), frames);
+    fail_unless_equals_int (gst_harness_buffers_in_queue (h), frames);
     for (i = 0; i < frames; i++) {
-      GstBuffer *b = gst_harness_pull(h);
+      GstBuffer *b = gst_harness_pull (h);
       guint64 n = k * frames + i;
-      fail_unless_equals_uint64(GST_BUFFER_PTS(b), gst_ovi_frame_time(n));
-      fail_unless_equals_uint64(GST_BUFFER_DURATION(b),
-                                gst_ovi_frame_time(n + 1)
-                                    - gst_ovi_frame_time(n));
-      fail_unless_equals_uint64(GST_BUFFER_OFFSET(b), n);
+      fail_unless_equals_uint64 (GST_BUFFER_PTS (b), gst_ovi_frame_time (n));
+      fail_unless_equals_uint64 (GST_BUFFER_DURATION (b),
+                                 gst_ovi_frame_time (n + 1)
+                                     - gst_ovi_frame_time (n));
+      fail_unless_equals_uint64 (GST_BUFFER_OFFSET (b), n);
       if (k == 0 && i == 0) {
-        caps = gst_pad_get_current_caps(h->sinkpad);
-        fail_unless(gst_video_info_from_caps(&info, caps));
-        fail_unless_equals_string(
-            gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info)), format);
-        fail_unless_equals_int(info.width, tiny->default_width);
-        fail_unless_equals_int(info.height, tiny->default_height);
-        fail_unless_equals_int(info.fps_n, 24);
-        fail_unless_equals_int(info.fps_d, 1);
-        gst_caps_unref(caps);
+        caps = gst_pad_get_current_caps (h->sinkpad);
+        fail_unless (gst_video_info_from_caps (&info, caps));
+        fail_unless_equals_string (
+            gst_video_format_to_string (GST_VIDEO_INFO_FORMAT (&info)), format);
+        fail_unless_equals_int (info.width, tiny->default_width);
+        fail_unless_equals_int (info.height, tiny->default_height);
+        fail_unless_equals_int (info.fps_n, 24);
+        fail_unless_equals_int (info.fps_d, 1);
+        gst_caps_unref (caps);
       }
-      fail_unless_equals_int(gst_buffer_get_size(b), info.size);
-      gst_buffer_unref(b);
+      fail_unless_equals_int (gst_buffer_get_size (b), info.size);
+      gst_buffer_unref (b);
     }
   }
-  gst_harness_teardown(h);
+  gst_harness_teardown (h);
 }
 
-GST_START_TEST(test_vaedec_formats)
+GST_START_TEST (test_vaedec_formats)
 {
-  check_video("RGB");
-  check_video("RGBA");
-  check_video("I420");
-  check_video("NV12");
+  check_video ("RGB");
+  check_video ("RGBA");
+  check_video ("I420");
+  check_video ("NV12");
 }
 
 GST_END_TEST;
 
 /* ---- oviaudiodec ---- */
 
-GST_START_TEST(test_audiodec_av_rule)
+GST_START_TEST (test_audiodec_av_rule)
 {
-  GstHarness *h = gst_harness_new_parse("ovidenoise steps=1 ! "
-                                        "oviaudiodec buffer-duration=10000000");
-  g_autofree gchar *caps_in = text_caps();
+  GstHarness *h
+      = gst_harness_new_parse ("ovidenoise steps=1 ! "
+                               "oviaudiodec buffer-duration=10000000");
+  g_autofree gchar *caps_in = text_caps ();
   guint frames = tiny->pixel_frames, k;
   guint64 next = 0;
   GstCaps *caps, *want;
-  gst_harness_set_src_caps_str(h, caps_in);
+  gst_harness_set_src_caps_str (h, caps_in);
   for (k = 0; k < 3; k++) {
-    guint64 clip_samples = 0,
-            expect = ovi_clip_audio_samples(k, frames);
+    guint64 clip_samples = 0, expect = ovi_clip_audio_samples (k, frames);
     GstBuffer *b;
     gboolean at_start = TRUE;
 
-    fail_unless_equals_int(
-        gst_harness_push(h, make_text_buffer(tiny->text_dim, 20 + k)),
+    fail_unless_equals_int (
+        gst_harness_push (h, make_text_buffer (tiny->text_dim, 20 + k)),
         GST_FLOW_OK);
-    while ((b = gst_harness_try_pull(h))) {
-      guint64 n = gst_buffer_get_size(b) / 4;
-      fail_unless(n <= 160); /* 10 ms at 16 kHz */
+    while ((b = gst_harness_try_pull (h))) {
+      guint64 n = gst_buffer_get_size (b) / 4;
+      fail_unless (n <= 160); /* 10 ms at 16 kHz */
       /* contiguous sample offsets and times */
-      fail_unless_equals_uint64(GST_BUFFER_OFFSET(b), next);
-      fail_unless_equals_uint64(GST_BUFFER_PTS(b),
-                                gst_util_uint64_scale(next, GST_SECOND, 16000));
+      fail_unless_equals_uint64 (GST_BUFFER_OFFSET (b), next);
+      fail_unless_equals_uint64 (
+          GST_BUFFER_PTS (b), gst_util_uint64_scale (next, GST_SECOND, 16000));
       if (at_start) {
         /* the clip's audio starts with its video (within half a sample) */
-        GstClockTimeDiff d
-            = GST_CLOCK_DIFF(gst_ovi_frame_time(k * frames), GST_BUFFER_PTS(b));
-        fail_unless(ABS(d) <= GST_SECOND / 32000,
-                    "clip %u: %" G_GINT64_FORMAT " ns", k, d);
+        GstClockTimeDiff d = GST_CLOCK_DIFF (gst_ovi_frame_time (k * frames),
+                                             GST_BUFFER_PTS (b));
+        fail_unless (ABS (d) <= GST_SECOND / 32000,
+                     "clip %u: %" G_GINT64_FORMAT " ns", k, d);
         at_start = FALSE;
       }
       next += n;
       clip_samples += n;
-      gst_buffer_unref(b);
+      gst_buffer_unref (b);
     }
-    fail_unless_equals_uint64(clip_samples, expect);
+    fail_unless_equals_uint64 (clip_samples, expect);
   }
-  caps = gst_pad_get_current_caps(h->sinkpad);
-  want = gst_caps_from_string(
+  caps = gst_pad_get_current_caps (h->sinkpad);
+  want = gst_caps_from_string (
       "audio/x-raw,format=F32LE,layout=interleaved,rate=16000,channels=1");
-  fail_unless(gst_caps_is_equal(caps, want));
-  gst_caps_unref(want);
-  gst_caps_unref(caps);
-  gst_harness_teardown(h);
+  fail_unless (gst_caps_is_equal (caps, want));
+  gst_caps_unref (want);
+  gst_caps_unref (caps);
+  gst_harness_teardown (h);
 }
 
 GST_END_TEST;
@@ -597,90 +600,90 @@ GST_END_TEST;
 /* ---- the engine cache ---- */
 
 static gint
-count_loads(GstBus *bus)
+count_loads (GstBus *bus)
 {
   GstMessage *msg;
   gint n = 0;
-  while ((msg = gst_bus_pop_filtered(bus, GST_MESSAGE_PROGRESS))) {
+  while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_PROGRESS))) {
     GstProgressType type;
-    gst_message_parse_progress(msg, &type, NULL, NULL);
+    gst_message_parse_progress (msg, &type, NULL, NULL);
     if (type == GST_PROGRESS_TYPE_START)
       n++;
-    gst_message_unref(msg);
+    gst_message_unref (msg);
   }
   return n;
 }
 
-GST_START_TEST(test_engine_shared)
+GST_START_TEST (test_engine_shared)
 {
-  GstElement *p1 = gst_parse_launch("fakesrc ! ovidenoise ! fakesink", NULL);
-  GstElement *p2 = gst_parse_launch("fakesrc ! ovidenoise ! fakesink", NULL);
-  GstBus *b1 = gst_element_get_bus(p1), *b2 = gst_element_get_bus(p2);
+  GstElement *p1 = gst_parse_launch ("fakesrc ! ovidenoise ! fakesink", NULL);
+  GstElement *p2 = gst_parse_launch ("fakesrc ! ovidenoise ! fakesink", NULL);
+  GstBus *b1 = gst_element_get_bus (p1), *b2 = gst_element_get_bus (p2);
 
   /* the first pipeline loads, a second one reuses */
-  fail_unless(gst_element_set_state(p1, GST_STATE_READY)
-              != GST_STATE_CHANGE_FAILURE);
-  gst_element_set_state(p1, GST_STATE_PAUSED);
-  fail_unless_equals_int(count_loads(b1), 1);
-  gst_element_set_state(p2, GST_STATE_PAUSED);
-  fail_unless_equals_int(count_loads(b2), 0);
+  fail_unless (gst_element_set_state (p1, GST_STATE_READY)
+               != GST_STATE_CHANGE_FAILURE);
+  gst_element_set_state (p1, GST_STATE_PAUSED);
+  fail_unless_equals_int (count_loads (b1), 1);
+  gst_element_set_state (p2, GST_STATE_PAUSED);
+  fail_unless_equals_int (count_loads (b2), 0);
   /* READY -> PAUSED again: no reload */
-  gst_element_set_state(p1, GST_STATE_READY);
-  gst_element_set_state(p1, GST_STATE_PAUSED);
-  fail_unless_equals_int(count_loads(b1), 0);
+  gst_element_set_state (p1, GST_STATE_READY);
+  gst_element_set_state (p1, GST_STATE_PAUSED);
+  fail_unless_equals_int (count_loads (b1), 0);
   /* with no holder left, the weights go; the next start loads again */
-  gst_element_set_state(p1, GST_STATE_NULL);
-  gst_element_set_state(p2, GST_STATE_NULL);
-  gst_element_set_state(p2, GST_STATE_PAUSED);
-  fail_unless_equals_int(count_loads(b2), 1);
-  gst_element_set_state(p2, GST_STATE_NULL);
-  gst_object_unref(b1);
-  gst_object_unref(b2);
-  gst_object_unref(p1);
-  gst_object_unref(p2);
+  gst_element_set_state (p1, GST_STATE_NULL);
+  gst_element_set_state (p2, GST_STATE_NULL);
+  gst_element_set_state (p2, GST_STATE_PAUSED);
+  fail_unless_equals_int (count_loads (b2), 1);
+  gst_element_set_state (p2, GST_STATE_NULL);
+  gst_object_unref (b1);
+  gst_object_unref (b2);
+  gst_object_unref (p1);
+  gst_object_unref (p2);
 }
 
 GST_END_TEST;
 
-GST_START_TEST(test_registration)
+GST_START_TEST (test_registration)
 {
   const gchar *names[] = { "ovidenoise", "ovivaedec", "oviaudiodec" };
   guint i;
 
-  for (i = 0; i < G_N_ELEMENTS(names); i++) {
-    GstElementFactory *f = gst_element_factory_find(names[i]);
-    fail_unless(f != NULL, "%s", names[i]);
-    fail_unless_equals_int(gst_plugin_feature_get_rank(GST_PLUGIN_FEATURE(f)),
-                           GST_RANK_NONE);
-    gst_object_unref(f);
+  for (i = 0; i < G_N_ELEMENTS (names); i++) {
+    GstElementFactory *f = gst_element_factory_find (names[i]);
+    fail_unless (f != NULL, "%s", names[i]);
+    fail_unless_equals_int (
+        gst_plugin_feature_get_rank (GST_PLUGIN_FEATURE (f)), GST_RANK_NONE);
+    gst_object_unref (f);
   }
 }
 
 GST_END_TEST;
 
 static Suite *
-elements_suite(void)
+elements_suite (void)
 {
-  Suite *s = suite_create("ovi-elements");
-  TCase *tc = tcase_create("general");
+  Suite *s = suite_create ("ovi-elements");
+  TCase *tc = tcase_create ("general");
 
-  tiny = ovi_model_preset_lookup("tiny", NULL);
-  g_assert(tiny != NULL);
-  suite_add_tcase(s, tc);
-  tcase_set_timeout(tc, 300);
-  tcase_add_test(tc, test_registration);
-  tcase_add_test(tc, test_denoise_caps_timestamps);
-  tcase_add_test(tc, test_denoise_seed_and_overrides);
-  tcase_add_test(tc, test_denoise_progress);
-  tcase_add_test(tc, test_denoise_flush_cancels);
-  tcase_add_test(tc, test_error_missing_model_dir);
-  tcase_add_test(tc, test_error_bad_weights);
-  tcase_add_test(tc, test_error_gpu_only_mode);
-  tcase_add_test(tc, test_error_bad_input);
-  tcase_add_test(tc, test_vaedec_formats);
-  tcase_add_test(tc, test_audiodec_av_rule);
-  tcase_add_test(tc, test_engine_shared);
+  tiny = ovi_model_preset_lookup ("tiny", NULL);
+  g_assert (tiny != NULL);
+  suite_add_tcase (s, tc);
+  tcase_set_timeout (tc, 300);
+  tcase_add_test (tc, test_registration);
+  tcase_add_test (tc, test_denoise_caps_timestamps);
+  tcase_add_test (tc, test_denoise_seed_and_overrides);
+  tcase_add_test (tc, test_denoise_progress);
+  tcase_add_test (tc, test_denoise_flush_cancels);
+  tcase_add_test (tc, test_error_missing_model_dir);
+  tcase_add_test (tc, test_error_bad_weights);
+  tcase_add_test (tc, test_error_gpu_only_mode);
+  tcase_add_test (tc, test_error_bad_input);
+  tcase_add_test (tc, test_vaedec_formats);
+  tcase_add_test (tc, test_audiodec_av_rule);
+  tcase_add_test (tc, test_engine_shared);
   return s;
 }
 
-GST_CHECK_MAIN(elements);
+GST_CHECK_MAIN (elements);

@@ -10,70 +10,70 @@ typedef struct {
 } Job;
 
 static void
-count_range(gpointer data, int64_t start, int64_t end, int tid)
+count_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   Job *j = data;
 
   for (int64_t i = start; i < end; i++)
-    g_atomic_int_inc(&j->hits[i]);
-  g_atomic_int_set(&j->seen[tid], 1);
-  if (tid > g_atomic_int_get(&j->max_tid))
-    g_atomic_int_set(&j->max_tid, tid);
+    g_atomic_int_inc (&j->hits[i]);
+  g_atomic_int_set (&j->seen[tid], 1);
+  if (tid > g_atomic_int_get (&j->max_tid))
+    g_atomic_int_set (&j->max_tid, tid);
 }
 
 static void
-sleep_range(gpointer data, int64_t start, int64_t end, int tid)
+sleep_range (gpointer data, int64_t start, int64_t end, int tid)
 {
-  g_usleep(150 * 1000);
+  g_usleep (150 * 1000);
 }
 
 static void
-nested_range(gpointer data, int64_t start, int64_t end, int tid)
+nested_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   Job *j = data;
 
   /* runs inline on this thread */
   for (int64_t i = start; i < end; i++) {
     Job inner = { j->hits + i * 10, 0, { 0 }, NULL };
-    ovi_cpu_pool_parallel_for(j->pool, 10, 1, count_range, &inner);
-    g_assert_cmpint(inner.max_tid, ==, tid);
+    ovi_cpu_pool_parallel_for (j->pool, 10, 1, count_range, &inner);
+    g_assert_cmpint (inner.max_tid, ==, tid);
   }
 }
 
 static void
-test_pool(void)
+test_pool (void)
 {
   for (int nt = 1; nt <= 3; nt++) {
-    OviCpuPool *pool = ovi_cpu_pool_new(nt);
+    OviCpuPool *pool = ovi_cpu_pool_new (nt);
     gint hits[1000] = { 0 };
     Job j = { hits, 0, { 0 }, pool };
 
-    g_assert_cmpint(ovi_cpu_pool_n_threads(pool), ==, nt);
+    g_assert_cmpint (ovi_cpu_pool_n_threads (pool), ==, nt);
     for (int rep = 0; rep < 200; rep++)
-      ovi_cpu_pool_parallel_for(pool, 1000, 7, count_range, &j);
+      ovi_cpu_pool_parallel_for (pool, 1000, 7, count_range, &j);
     for (int i = 0; i < 1000; i++)
-      g_assert_cmpint(hits[i], ==, 200);
-    g_assert_cmpint(j.max_tid, <, nt);
+      g_assert_cmpint (hits[i], ==, 200);
+    g_assert_cmpint (j.max_tid, <, nt);
 
-    memset(hits, 0, sizeof(hits));
-    ovi_cpu_pool_parallel_for(pool, 100, 1, nested_range, &j);
+    memset (hits, 0, sizeof (hits));
+    ovi_cpu_pool_parallel_for (pool, 100, 1, nested_range, &j);
     for (int i = 0; i < 1000; i++)
-      g_assert_cmpint(hits[i], ==, 1);
+      g_assert_cmpint (hits[i], ==, 1);
 
     if (nt >= 2) {
       /* two sleeping chunks overlap: well under 2 x 150 ms */
-      gint64 t0 = g_get_monotonic_time();
-      ovi_cpu_pool_parallel_for(pool, 2, 1, sleep_range, NULL);
-      g_assert_cmpint(g_get_monotonic_time() - t0, <, 280 * 1000);
+      gint64 t0 = g_get_monotonic_time ();
+      ovi_cpu_pool_parallel_for (pool, 2, 1, sleep_range, NULL);
+      g_assert_cmpint (g_get_monotonic_time () - t0, <, 280 * 1000);
     }
-    ovi_cpu_pool_free(pool);
+    ovi_cpu_pool_free (pool);
   }
 }
 
 int
-main(int argc, char **argv)
+main (int argc, char **argv)
 {
-  g_test_init(&argc, &argv, NULL);
-  g_test_add_func("/threads/pool", test_pool);
-  return g_test_run();
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/threads/pool", test_pool);
+  return g_test_run ();
 }

@@ -18,22 +18,22 @@ typedef struct {
 } Fixture;
 
 static void
-fixture_setup(Fixture *f, gconstpointer data)
+fixture_setup (Fixture *f, gconstpointer data)
 {
-  const char *golden = g_getenv("OVI_GOLDEN_DIR");
+  const char *golden = g_getenv ("OVI_GOLDEN_DIR");
   g_autofree char *io = NULL;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   static const char *const names[3]
       = { "text.pos", "text.vid_neg", "text.audio_neg" };
 
-  g_assert_nonnull(golden);
-  io = g_build_filename(golden, "sampler", "io.safetensors", NULL);
-  f->be = ovi_backend_new_cpu(1);
-  f->io = ovi_weight_file_open(io, NULL, &error);
-  g_assert_no_error(error);
+  g_assert_nonnull (golden);
+  io = g_build_filename (golden, "sampler", "io.safetensors", NULL);
+  f->be = ovi_backend_new_cpu (1);
+  f->io = ovi_weight_file_open (io, NULL, &error);
+  g_assert_no_error (error);
   for (int i = 0; i < 3; i++) {
-    f->text[i] = ovi_weight_file_get(f->io, names[i], &error);
-    g_assert_no_error(error);
+    f->text[i] = ovi_weight_file_get (f->io, names[i], &error);
+    g_assert_no_error (error);
   }
   /* the fusion_dit case's dims: 2 heads, text_len 32 */
   f->paths = (OviModelPaths){
@@ -46,27 +46,27 @@ fixture_setup(Fixture *f, gconstpointer data)
     .eps = 1e-6,
     .audio_rope_scale = 0.19676,
     .fusion_path
-    = g_build_filename(golden, "fusion_dit", "weights.safetensors", NULL),
+    = g_build_filename (golden, "fusion_dit", "weights.safetensors", NULL),
   };
-  f->d = ovi_denoiser_new(&f->paths, f->be, &error);
-  g_assert_no_error(error);
+  f->d = ovi_denoiser_new (&f->paths, f->be, &error);
+  g_assert_no_error (error);
 }
 
 static void
-fixture_teardown(Fixture *f, gconstpointer data)
+fixture_teardown (Fixture *f, gconstpointer data)
 {
-  ovi_denoiser_free(f->d);
+  ovi_denoiser_free (f->d);
   for (int i = 0; i < 3; i++)
-    ovi_tensor_unref(f->text[i]);
-  ovi_weight_file_free(f->io);
-  g_free(f->paths.fusion_path);
-  ovi_backend_free(f->be);
+    ovi_tensor_unref (f->text[i]);
+  ovi_weight_file_free (f->io);
+  g_free (f->paths.fusion_path);
+  ovi_backend_free (f->be);
 }
 
 static void
-request(Fixture *f, OviDenoiseRequest *req)
+request (Fixture *f, OviDenoiseRequest *req)
 {
-  ovi_denoise_request_init(req);
+  ovi_denoise_request_init (req);
   req->text_pos = f->text[0];
   req->text_video_neg = f->text[1];
   req->text_audio_neg = f->text[2];
@@ -82,180 +82,182 @@ typedef struct {
 } Progress;
 
 static void
-on_step(int step, int steps, gpointer user_data)
+on_step (int step, int steps, gpointer user_data)
 {
   Progress *p = user_data;
 
   p->calls++;
-  g_assert_cmpint(step, ==, p->last + 1);
+  g_assert_cmpint (step, ==, p->last + 1);
   p->last = step;
   p->steps = steps;
   if (p->cancel_after_first)
-    g_cancellable_cancel(p->cancel_after_first);
+    g_cancellable_cancel (p->cancel_after_first);
 }
 
 static gboolean
-all_finite(const OviTensor *t)
+all_finite (const OviTensor *t)
 {
-  const float *d = ovi_tensor_data(t);
-  for (int64_t i = 0; i < ovi_tensor_numel(t); i++)
-    if (!isfinite(d[i]))
+  const float *d = ovi_tensor_data (t);
+  for (int64_t i = 0; i < ovi_tensor_numel (t); i++)
+    if (!isfinite (d[i]))
       return FALSE;
   return TRUE;
 }
 
 static void
-test_progress_and_seed(Fixture *f, gconstpointer data)
+test_progress_and_seed (Fixture *f, gconstpointer data)
 {
   OviDenoiseRequest req;
   Progress p = { 0 };
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OviTensor) v1 = NULL;
-  g_autoptr(OviTensor) a1 = NULL;
-  g_autoptr(OviTensor) v2 = NULL;
-  g_autoptr(OviTensor) a2 = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) v1 = NULL;
+  g_autoptr (OviTensor) a1 = NULL;
+  g_autoptr (OviTensor) v2 = NULL;
+  g_autoptr (OviTensor) a2 = NULL;
 
-  request(f, &req);
+  request (f, &req);
   req.seed = 7;
-  g_assert_true(
-      ovi_denoiser_run(f->d, &req, on_step, &p, NULL, &v1, &a1, &error));
-  g_assert_no_error(error);
-  g_assert_cmpint(p.calls, ==, 3);
-  g_assert_cmpint(p.steps, ==, 3);
-  g_assert_cmpint(v1->shape[0], ==, 48);
-  g_assert_cmpint(v1->shape[1], ==, 3);
-  g_assert_cmpint(v1->shape[2], ==, 4);
-  g_assert_cmpint(v1->shape[3], ==, 6);
-  g_assert_cmpint(a1->shape[0], ==, 12);
-  g_assert_cmpint(a1->shape[1], ==, 20);
-  g_assert_true(all_finite(v1) && all_finite(a1));
+  g_assert_true (
+      ovi_denoiser_run (f->d, &req, on_step, &p, NULL, &v1, &a1, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (p.calls, ==, 3);
+  g_assert_cmpint (p.steps, ==, 3);
+  g_assert_cmpint (v1->shape[0], ==, 48);
+  g_assert_cmpint (v1->shape[1], ==, 3);
+  g_assert_cmpint (v1->shape[2], ==, 4);
+  g_assert_cmpint (v1->shape[3], ==, 6);
+  g_assert_cmpint (a1->shape[0], ==, 12);
+  g_assert_cmpint (a1->shape[1], ==, 20);
+  g_assert_true (all_finite (v1) && all_finite (a1));
   /* same seed, same result; another seed, another result */
-  g_assert_true(
-      ovi_denoiser_run(f->d, &req, NULL, NULL, NULL, &v2, &a2, &error));
-  g_assert_cmpmem(ovi_tensor_data(v1), ovi_tensor_nbytes(v1),
-                  ovi_tensor_data(v2), ovi_tensor_nbytes(v2));
-  g_clear_pointer(&v2, ovi_tensor_unref);
-  g_clear_pointer(&a2, ovi_tensor_unref);
+  g_assert_true (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v2, &a2, &error));
+  g_assert_cmpmem (ovi_tensor_data (v1), ovi_tensor_nbytes (v1),
+                   ovi_tensor_data (v2), ovi_tensor_nbytes (v2));
+  g_clear_pointer (&v2, ovi_tensor_unref);
+  g_clear_pointer (&a2, ovi_tensor_unref);
   req.seed = 8;
-  g_assert_true(
-      ovi_denoiser_run(f->d, &req, NULL, NULL, NULL, &v2, &a2, &error));
-  g_assert_true(
-      memcmp(ovi_tensor_data(v1), ovi_tensor_data(v2), ovi_tensor_nbytes(v1))
-      != 0);
+  g_assert_true (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v2, &a2, &error));
+  g_assert_true (memcmp (ovi_tensor_data (v1), ovi_tensor_data (v2),
+                         ovi_tensor_nbytes (v1))
+                 != 0);
 }
 
 static void
-test_cancel(Fixture *f, gconstpointer data)
+test_cancel (Fixture *f, gconstpointer data)
 {
   OviDenoiseRequest req;
-  g_autoptr(GCancellable) c = g_cancellable_new();
+  g_autoptr (GCancellable) c = g_cancellable_new ();
   Progress p = { .cancel_after_first = c };
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   OviTensor *v = NULL, *a = NULL;
 
-  request(f, &req);
-  g_assert_false(ovi_denoiser_run(f->d, &req, on_step, &p, c, &v, &a, &error));
-  g_assert_error(error, OVI_ERROR, OVI_ERROR_CANCELLED);
-  g_assert_cmpint(p.calls, ==, 1);
-  g_assert_null(v);
-  g_assert_null(a);
+  request (f, &req);
+  g_assert_false (
+      ovi_denoiser_run (f->d, &req, on_step, &p, c, &v, &a, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_CANCELLED);
+  g_assert_cmpint (p.calls, ==, 1);
+  g_assert_null (v);
+  g_assert_null (a);
 }
 
 static void
-test_euler_and_i2v(Fixture *f, gconstpointer data)
+test_euler_and_i2v (Fixture *f, gconstpointer data)
 {
   OviDenoiseRequest req;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OviTensor) image = NULL;
-  g_autoptr(OviTensor) v = NULL;
-  g_autoptr(OviTensor) a = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) image = NULL;
+  g_autoptr (OviTensor) v = NULL;
+  g_autoptr (OviTensor) a = NULL;
 
-  image = ovi_weight_file_get(f->io, "step0.guided_vid", &error);
-  g_autoptr(OviTensor) first = ovi_tensor_narrow(image, 1, 0, 1);
-  request(f, &req);
+  image = ovi_weight_file_get (f->io, "step0.guided_vid", &error);
+  g_autoptr (OviTensor) first = ovi_tensor_narrow (image, 1, 0, 1);
+  request (f, &req);
   req.solver = OVI_SOLVER_EULER;
   req.image_latent = first;
-  g_assert_true(ovi_denoiser_run(f->d, &req, NULL, NULL, NULL, &v, &a, &error));
-  g_assert_no_error(error);
-  g_assert_true(all_finite(v) && all_finite(a));
+  g_assert_true (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v, &a, &error));
+  g_assert_no_error (error);
+  g_assert_true (all_finite (v) && all_finite (a));
   /* latent frame 0 is the image after the loop */
-  const float *vd = ovi_tensor_data(v);
+  const float *vd = ovi_tensor_data (v);
   for (int c = 0; c < 48; c++)
     for (int i = 0; i < 24; i++) {
       int64_t idx[4] = { c, 0, i / 6, i % 6 };
-      g_assert_cmpfloat(vd[c * 72 + i], ==, ovi_tensor_get_f64(image, idx));
+      g_assert_cmpfloat (vd[c * 72 + i], ==, ovi_tensor_get_f64 (image, idx));
     }
 }
 
 static void
-test_errors(Fixture *f, gconstpointer data)
+test_errors (Fixture *f, gconstpointer data)
 {
   OviDenoiseRequest req;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   OviTensor *v = NULL, *a = NULL;
   int64_t bad_shape[2] = { 5, 63 };
-  g_autoptr(OviTensor) bad = ovi_tensor_new_f32(2, bad_shape);
+  g_autoptr (OviTensor) bad = ovi_tensor_new_f32 (2, bad_shape);
 
-  request(f, &req);
+  request (f, &req);
   req.width = 100;
-  g_assert_false(
-      ovi_denoiser_run(f->d, &req, NULL, NULL, NULL, &v, &a, &error));
-  g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
-  g_clear_error(&error);
+  g_assert_false (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v, &a, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
 
-  request(f, &req);
+  request (f, &req);
   req.text_pos = bad;
-  g_assert_false(
-      ovi_denoiser_run(f->d, &req, NULL, NULL, NULL, &v, &a, &error));
-  g_assert_error(error, OVI_ERROR, OVI_ERROR_SHAPE);
-  g_assert_nonnull(strstr(error->message, "[5, 63]"));
-  g_clear_error(&error);
+  g_assert_false (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v, &a, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_SHAPE);
+  g_assert_nonnull (strstr (error->message, "[5, 63]"));
+  g_clear_error (&error);
 
   /* a weight file without the model */
   OviModelPaths paths = f->paths;
-  g_autofree char *golden_t5 = g_build_filename(
-      g_getenv("OVI_GOLDEN_DIR"), "t5", "weights.safetensors", NULL);
+  g_autofree char *golden_t5 = g_build_filename (
+      g_getenv ("OVI_GOLDEN_DIR"), "t5", "weights.safetensors", NULL);
   paths.fusion_path = golden_t5;
-  g_assert_null(ovi_denoiser_new(&paths, f->be, &error));
-  g_assert_error(error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR);
-  g_assert_nonnull(strstr(error->message, "video_model.patch_embedding"));
+  g_assert_null (ovi_denoiser_new (&paths, f->be, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR);
+  g_assert_nonnull (strstr (error->message, "video_model.patch_embedding"));
 }
 
 static void
-test_estimate(Fixture *f, gconstpointer data)
+test_estimate (Fixture *f, gconstpointer data)
 {
   OviDenoiserEstimate est;
-  g_autoptr(GError) error = NULL;
+  g_autoptr (GError) error = NULL;
   GStatBuf st;
 
-  g_assert_true(ovi_denoiser_estimate(&f->paths, 96, 64, 4, &est, &error));
-  g_assert_no_error(error);
-  g_assert_cmpint(est.tokens_video, ==, 3 * 2 * 3);
-  g_assert_cmpint(est.tokens_audio, ==, 12);
+  g_assert_true (ovi_denoiser_estimate (&f->paths, 96, 64, 4, &est, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (est.tokens_video, ==, 3 * 2 * 3);
+  g_assert_cmpint (est.tokens_audio, ==, 12);
   /* every tensor of the file is the model's: all but the header */
-  g_assert_cmpint(g_stat(f->paths.fusion_path, &st), ==, 0);
-  g_assert_cmpuint(est.weight_bytes, <, (guint64) st.st_size);
-  g_assert_cmpuint(est.weight_bytes, >, (guint64) st.st_size - 65536);
+  g_assert_cmpint (g_stat (f->paths.fusion_path, &st), ==, 0);
+  g_assert_cmpuint (est.weight_bytes, <, (guint64) st.st_size);
+  g_assert_cmpuint (est.weight_bytes, >, (guint64) st.st_size - 65536);
   /* at least x, q, k, v of both towers and the FFN hidden, in f32 */
-  g_assert_cmpuint(est.activation_bytes, >, (18 + 12) * (4 * 64 + 256) * 4);
+  g_assert_cmpuint (est.activation_bytes, >, (18 + 12) * (4 * 64 + 256) * 4);
 
   /* width/height 0: the preset's area (64x96 -> a 64x64 square) */
-  g_assert_true(ovi_denoiser_estimate(&f->paths, 0, 0, 4, &est, &error));
-  g_assert_cmpint(est.tokens_video, ==, 3 * 2 * 2);
-  g_assert_false(ovi_denoiser_estimate(&f->paths, 90, 64, 4, &est, &error));
-  g_assert_error(error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_assert_true (ovi_denoiser_estimate (&f->paths, 0, 0, 4, &est, &error));
+  g_assert_cmpint (est.tokens_video, ==, 3 * 2 * 2);
+  g_assert_false (ovi_denoiser_estimate (&f->paths, 90, 64, 4, &est, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
 }
 
 int
-main(int argc, char **argv)
+main (int argc, char **argv)
 {
-  g_test_init(&argc, &argv, NULL);
+  g_test_init (&argc, &argv, NULL);
 #define ADD(path, fn)                                                          \
-  g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-  ADD("/denoiser/progress-seed", test_progress_and_seed);
-  ADD("/denoiser/cancel", test_cancel);
-  ADD("/denoiser/euler-i2v", test_euler_and_i2v);
-  ADD("/denoiser/errors", test_errors);
-  ADD("/denoiser/estimate", test_estimate);
-  return g_test_run();
+  g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
+  ADD ("/denoiser/progress-seed", test_progress_and_seed);
+  ADD ("/denoiser/cancel", test_cancel);
+  ADD ("/denoiser/euler-i2v", test_euler_and_i2v);
+  ADD ("/denoiser/errors", test_errors);
+  ADD ("/denoiser/estimate", test_estimate);
+  return g_test_run ();
 }

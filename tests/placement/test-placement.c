@@ -891,8 +891,8 @@ main (int argc, char **argv)
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  tiny_dir = ovi_test_make_tiny_dir ("ovi-placement-XXXXXX",
-      OVI_TINY_DEFAULT_SEED);
+  tiny_dir
+      = ovi_test_make_tiny_dir ("ovi-placement-XXXXXX", OVI_TINY_DEFAULT_SEED);
   g_test_add_func ("/placement/quantize-values", test_quantize_values);
   g_test_add_func ("/placement/quantize-random", test_quantize_random);
   g_test_add_func ("/placement/policy", test_policy);

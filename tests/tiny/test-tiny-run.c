@@ -22,11 +22,11 @@ static char *tiny_dir;
 
 /* deterministic N(0,1)-ish values (no dependence on the writer's streams) */
 static OviTensor *
-random_text(int n, int dim, guint32 seed)
+random_text (int n, int dim, guint32 seed)
 {
   int64_t shape[2] = { n, dim };
-  OviTensor *t = ovi_tensor_new_f32(2, shape);
-  float *v = ovi_tensor_data(t);
+  OviTensor *t = ovi_tensor_new_f32 (2, shape);
+  float *v = ovi_tensor_data (t);
   guint32 s = seed * 2654435761u + 1;
 
   for (int64_t i = 0; i < (int64_t) n * dim; i++) {
@@ -49,27 +49,27 @@ typedef struct {
 } FrameStats;
 
 static gboolean
-on_frames(const OviTensor *frames, int first_frame, gpointer user_data)
+on_frames (const OviTensor *frames, int first_frame, gpointer user_data)
 {
   FrameStats *st = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OviTensor) f32 = ovi_tensor_to_f32(frames, &error);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) f32 = ovi_tensor_to_f32 (frames, &error);
   const float *v;
   int64_t n;
 
-  g_assert_no_error(error);
-  g_assert_cmpint(frames->ndim, ==, 4);
-  g_assert_cmpint(frames->shape[0], ==, 3);
-  g_assert_cmpint(first_frame, ==, st->frames);
+  g_assert_no_error (error);
+  g_assert_cmpint (frames->ndim, ==, 4);
+  g_assert_cmpint (frames->shape[0], ==, 3);
+  g_assert_cmpint (first_frame, ==, st->frames);
   st->frames += frames->shape[1];
   st->height = frames->shape[2];
   st->width = frames->shape[3];
-  v = ovi_tensor_data(f32);
-  n = ovi_tensor_numel(f32);
+  v = ovi_tensor_data (f32);
+  n = ovi_tensor_numel (f32);
   for (int64_t i = 0; i < n; i++) {
-    if (!isfinite(v[i]) || v[i] < -1.0f || v[i] > 1.0f)
+    if (!isfinite (v[i]) || v[i] < -1.0f || v[i] > 1.0f)
       st->bad = TRUE;
-    st->clamped += fabsf(v[i]) >= 0.999f;
+    st->clamped += fabsf (v[i]) >= 0.999f;
     st->sum += v[i];
     st->sumsq += (double) v[i] * v[i];
   }
@@ -82,23 +82,23 @@ typedef struct {
 } Latents;
 
 static void
-latents_clear(Latents *l)
+latents_clear (Latents *l)
 {
-  g_clear_pointer(&l->video, ovi_tensor_unref);
-  g_clear_pointer(&l->audio, ovi_tensor_unref);
+  g_clear_pointer (&l->video, ovi_tensor_unref);
+  g_clear_pointer (&l->audio, ovi_tensor_unref);
 }
 
 static void
-denoise(OviDenoiser *d, const OviModelPreset *m, guint64 seed,
-        double guidance_scale, Latents *out)
+denoise (OviDenoiser *d, const OviModelPreset *m, guint64 seed,
+         double guidance_scale, Latents *out)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OviTensor) pos = random_text(7, m->text_dim, 1);
-  g_autoptr(OviTensor) vneg = random_text(5, m->text_dim, 2);
-  g_autoptr(OviTensor) aneg = random_text(6, m->text_dim, 3);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) pos = random_text (7, m->text_dim, 1);
+  g_autoptr (OviTensor) vneg = random_text (5, m->text_dim, 2);
+  g_autoptr (OviTensor) aneg = random_text (6, m->text_dim, 3);
   OviDenoiseRequest req;
 
-  ovi_denoise_request_init(&req);
+  ovi_denoise_request_init (&req);
   req.text_pos = pos;
   req.text_video_neg = vneg;
   req.text_audio_neg = aneg;
@@ -110,143 +110,143 @@ denoise(OviDenoiser *d, const OviModelPreset *m, guint64 seed,
   req.slg_layer = m->slg_layer;
   req.height = m->default_height;
   req.width = m->default_width;
-  g_assert_true(ovi_denoiser_run(d, &req, NULL, NULL, NULL, &out->video,
-                                 &out->audio, &error));
-  g_assert_no_error(error);
+  g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &out->video,
+                                   &out->audio, &error));
+  g_assert_no_error (error);
 }
 
 static double
-max_abs_diff(const OviTensor *a, const OviTensor *b)
+max_abs_diff (const OviTensor *a, const OviTensor *b)
 {
-  const float *x = ovi_tensor_data(a), *y = ovi_tensor_data(b);
+  const float *x = ovi_tensor_data (a), *y = ovi_tensor_data (b);
   double m = 0;
 
-  g_assert_cmpint(ovi_tensor_numel(a), ==, ovi_tensor_numel(b));
-  for (int64_t i = 0; i < ovi_tensor_numel(a); i++)
-    m = MAX(m, fabs((double) x[i] - y[i]));
+  g_assert_cmpint (ovi_tensor_numel (a), ==, ovi_tensor_numel (b));
+  for (int64_t i = 0; i < ovi_tensor_numel (a); i++)
+    m = MAX (m, fabs ((double) x[i] - y[i]));
   return m;
 }
 
 static void
-check_latent(const OviTensor *t, const char *what)
+check_latent (const OviTensor *t, const char *what)
 {
-  const float *v = ovi_tensor_data(t);
+  const float *v = ovi_tensor_data (t);
   double sumsq = 0;
-  int64_t n = ovi_tensor_numel(t);
+  int64_t n = ovi_tensor_numel (t);
 
   for (int64_t i = 0; i < n; i++) {
-    if (!isfinite(v[i]))
-      g_error("%s: non-finite value at %" G_GINT64_FORMAT, what, i);
+    if (!isfinite (v[i]))
+      g_error ("%s: non-finite value at %" G_GINT64_FORMAT, what, i);
     sumsq += (double) v[i] * v[i];
   }
-  g_test_message("%s latent rms %.4f", what, sqrt(sumsq / n));
-  g_assert_cmpfloat(sqrt(sumsq / n), >, 0.05);
-  g_assert_cmpfloat(sqrt(sumsq / n), <, 20.0);
+  g_test_message ("%s latent rms %.4f", what, sqrt (sumsq / n));
+  g_assert_cmpfloat (sqrt (sumsq / n), >, 0.05);
+  g_assert_cmpfloat (sqrt (sumsq / n), <, 20.0);
 }
 
 static void
-test_run(void)
+test_run (void)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(OviModelPaths) paths = NULL;
-  g_autoptr(OviBackend) be = ovi_backend_new_cpu(2);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviModelPaths) paths = NULL;
+  g_autoptr (OviBackend) be = ovi_backend_new_cpu (2);
   const OviModelPreset *m;
   OviDenoiser *d;
   OviVideoVae *vae;
   OviAudioDecoder *adec;
   Latents a = { 0 }, b = { 0 }, c = { 0 };
   FrameStats st = { 0 };
-  g_autoptr(OviTensor) wav = NULL;
-  g_autoptr(OviTensor) wav32 = NULL;
+  g_autoptr (OviTensor) wav = NULL;
+  g_autoptr (OviTensor) wav32 = NULL;
   double peak = 0, asq = 0, mean, rms;
   const float *w;
   int64_t ns;
 
-  paths = ovi_model_paths_resolve(tiny_dir, NULL, &error);
-  g_assert_no_error(error);
-  g_assert_cmpstr(paths->variant, ==, "tiny");
-  m = ovi_model_preset_lookup("tiny", &error);
-  g_assert_no_error(error);
+  paths = ovi_model_paths_resolve (tiny_dir, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (paths->variant, ==, "tiny");
+  m = ovi_model_preset_lookup ("tiny", &error);
+  g_assert_no_error (error);
 
-  d = ovi_denoiser_new(paths, be, &error);
-  g_assert_no_error(error);
-  denoise(d, m, 103, 1.0, &a);
-  denoise(d, m, 104, 1.0, &b);
-  denoise(d, m, 103, 0.0, &c);
-  ovi_denoiser_free(d);
+  d = ovi_denoiser_new (paths, be, &error);
+  g_assert_no_error (error);
+  denoise (d, m, 103, 1.0, &a);
+  denoise (d, m, 104, 1.0, &b);
+  denoise (d, m, 103, 0.0, &c);
+  ovi_denoiser_free (d);
 
   /* shapes of the tiny preset: [48, 3, 64/16, 96/16] and [12, 20] */
-  g_assert_cmpint(a.video->ndim, ==, 4);
-  g_assert_cmpint(a.video->shape[0], ==, 48);
-  g_assert_cmpint(a.video->shape[1], ==, m->video_latent_frames);
-  g_assert_cmpint(a.video->shape[2], ==, m->default_height / 16);
-  g_assert_cmpint(a.video->shape[3], ==, m->default_width / 16);
-  g_assert_cmpint(a.audio->ndim, ==, 2);
-  g_assert_cmpint(a.audio->shape[0], ==, m->audio_latent_length);
-  g_assert_cmpint(a.audio->shape[1], ==, 20);
-  check_latent(a.video, "video");
-  check_latent(a.audio, "audio");
+  g_assert_cmpint (a.video->ndim, ==, 4);
+  g_assert_cmpint (a.video->shape[0], ==, 48);
+  g_assert_cmpint (a.video->shape[1], ==, m->video_latent_frames);
+  g_assert_cmpint (a.video->shape[2], ==, m->default_height / 16);
+  g_assert_cmpint (a.video->shape[3], ==, m->default_width / 16);
+  g_assert_cmpint (a.audio->ndim, ==, 2);
+  g_assert_cmpint (a.audio->shape[0], ==, m->audio_latent_length);
+  g_assert_cmpint (a.audio->shape[1], ==, 20);
+  check_latent (a.video, "video");
+  check_latent (a.audio, "audio");
   /* the seed and the guidance both change the result */
-  g_assert_cmpfloat(max_abs_diff(a.video, b.video), >, 1e-2);
-  g_assert_cmpfloat(max_abs_diff(a.audio, b.audio), >, 1e-2);
-  g_assert_cmpfloat(max_abs_diff(a.video, c.video), >, 1e-3);
-  g_assert_cmpfloat(max_abs_diff(a.audio, c.audio), >, 1e-3);
+  g_assert_cmpfloat (max_abs_diff (a.video, b.video), >, 1e-2);
+  g_assert_cmpfloat (max_abs_diff (a.audio, b.audio), >, 1e-2);
+  g_assert_cmpfloat (max_abs_diff (a.video, c.video), >, 1e-3);
+  g_assert_cmpfloat (max_abs_diff (a.audio, c.audio), >, 1e-3);
 
-  vae = ovi_video_vae_new(paths, be, &error);
-  g_assert_no_error(error);
-  g_assert_true(
-      ovi_video_vae_decode(vae, a.video, on_frames, &st, NULL, &error));
-  g_assert_no_error(error);
-  ovi_video_vae_free(vae);
-  g_assert_false(st.bad);
-  g_assert_cmpint(st.frames, ==, m->pixel_frames);
-  g_assert_cmpint(st.height, ==, m->default_height);
-  g_assert_cmpint(st.width, ==, m->default_width);
+  vae = ovi_video_vae_new (paths, be, &error);
+  g_assert_no_error (error);
+  g_assert_true (
+      ovi_video_vae_decode (vae, a.video, on_frames, &st, NULL, &error));
+  g_assert_no_error (error);
+  ovi_video_vae_free (vae);
+  g_assert_false (st.bad);
+  g_assert_cmpint (st.frames, ==, m->pixel_frames);
+  g_assert_cmpint (st.height, ==, m->default_height);
+  g_assert_cmpint (st.width, ==, m->default_width);
   mean = st.sum / st.n;
-  rms = sqrt(st.sumsq / st.n - mean * mean);
-  g_test_message("video: %d frames %dx%d, mean %.4f, std %.4f, %.3f%% at "
-                 "the clamp",
-                 st.frames, st.width, st.height, mean, rms,
-                 100.0 * st.clamped / st.n);
-  g_assert_cmpfloat(rms, >, 0.01);
-  g_assert_cmpfloat((double) st.clamped / st.n, <, 0.05);
+  rms = sqrt (st.sumsq / st.n - mean * mean);
+  g_test_message ("video: %d frames %dx%d, mean %.4f, std %.4f, %.3f%% at "
+                  "the clamp",
+                  st.frames, st.width, st.height, mean, rms,
+                  100.0 * st.clamped / st.n);
+  g_assert_cmpfloat (rms, >, 0.01);
+  g_assert_cmpfloat ((double) st.clamped / st.n, <, 0.05);
 
-  adec = ovi_audio_decoder_new(paths, be, &error);
-  g_assert_no_error(error);
-  wav = ovi_audio_decoder_decode(adec, a.audio, NULL, &error);
-  g_assert_no_error(error);
-  ovi_audio_decoder_free(adec);
-  wav32 = ovi_tensor_to_f32(wav, &error);
-  g_assert_no_error(error);
-  ns = ovi_tensor_numel(wav32);
-  g_assert_cmpint(ns, ==, m->audio_samples);
-  w = ovi_tensor_data(wav32);
+  adec = ovi_audio_decoder_new (paths, be, &error);
+  g_assert_no_error (error);
+  wav = ovi_audio_decoder_decode (adec, a.audio, NULL, &error);
+  g_assert_no_error (error);
+  ovi_audio_decoder_free (adec);
+  wav32 = ovi_tensor_to_f32 (wav, &error);
+  g_assert_no_error (error);
+  ns = ovi_tensor_numel (wav32);
+  g_assert_cmpint (ns, ==, m->audio_samples);
+  w = ovi_tensor_data (wav32);
   for (int64_t i = 0; i < ns; i++) {
-    g_assert_true(isfinite(w[i]));
-    peak = MAX(peak, fabs(w[i]));
+    g_assert_true (isfinite (w[i]));
+    peak = MAX (peak, fabs (w[i]));
     asq += (double) w[i] * w[i];
   }
-  g_test_message("audio: %" G_GINT64_FORMAT " samples, rms %.4f, peak %.4f", ns,
-                 sqrt(asq / ns), peak);
-  g_assert_cmpfloat(sqrt(asq / ns), >, 1e-4);
-  g_assert_cmpfloat(peak, <, 0.999);
+  g_test_message ("audio: %" G_GINT64_FORMAT " samples, rms %.4f, peak %.4f",
+                  ns, sqrt (asq / ns), peak);
+  g_assert_cmpfloat (sqrt (asq / ns), >, 1e-4);
+  g_assert_cmpfloat (peak, <, 0.999);
 
-  latents_clear(&a);
-  latents_clear(&b);
-  latents_clear(&c);
+  latents_clear (&a);
+  latents_clear (&b);
+  latents_clear (&c);
 }
 
 int
-main(int argc, char **argv)
+main (int argc, char **argv)
 {
   int status;
 
-  g_test_init(&argc, &argv, NULL);
-  tiny_dir = ovi_test_make_tiny_dir("ovi-tiny-run-XXXXXX",
-                                    OVI_TINY_DEFAULT_SEED);
-  g_test_add_func("/tiny/run-stages", test_run);
-  status = g_test_run();
-  ovi_test_remove_tree(tiny_dir);
-  g_free(tiny_dir);
+  g_test_init (&argc, &argv, NULL);
+  tiny_dir
+      = ovi_test_make_tiny_dir ("ovi-tiny-run-XXXXXX", OVI_TINY_DEFAULT_SEED);
+  g_test_add_func ("/tiny/run-stages", test_run);
+  status = g_test_run ();
+  ovi_test_remove_tree (tiny_dir);
+  g_free (tiny_dir);
   return status;
 }

@@ -25,9 +25,8 @@ ovi_parity_path (OviParity *p, const char *relative)
   return g_build_filename (p->case_dir, relative, NULL);
 }
 
-static void
-report (OviParity *p, const char *name, gboolean ok, const char *format, ...)
-    G_GNUC_PRINTF (4, 5);
+static void report (OviParity *p, const char *name, gboolean ok,
+                    const char *format, ...) G_GNUC_PRINTF (4, 5);
 
 static void
 report (OviParity *p, const char *name, gboolean ok, const char *format, ...)
@@ -47,7 +46,7 @@ report (OviParity *p, const char *name, gboolean ok, const char *format, ...)
 
 gboolean
 ovi_parity_check (OviParity *p, const char *name, OviTensor *got,
-    const OviTensor *ref)
+                  const OviTensor *ref)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (OviTensor) g = NULL;
@@ -78,7 +77,7 @@ ovi_parity_check (OviParity *p, const char *name, OviTensor *got,
   }
   double rel = ref2 > 0 ? sqrt (diff2 / ref2) : sqrt (diff2);
   ok = isfinite (rel) && rel <= p->rel_tol
-      && max_abs <= p->abs_tol * MAX (1.0, max_ref);
+       && max_abs <= p->abs_tol * MAX (1.0, max_ref);
   report (p, name, ok, "max_abs=%.3e rel=%.3e", max_abs, rel);
   return ok;
 }
@@ -93,7 +92,7 @@ ovi_parity_check_io (OviParity *p, const char *name, OviTensor *got)
     ref = ovi_weight_file_get (p->io, name, &error);
   if (ref == NULL) {
     report (p, name, FALSE, "error=\"%s\"",
-        error ? error->message : "case has no io.safetensors");
+            error ? error->message : "case has no io.safetensors");
     return FALSE;
   }
   return ovi_parity_check (p, name, got, ref);
@@ -101,7 +100,7 @@ ovi_parity_check_io (OviParity *p, const char *name, OviTensor *got)
 
 gboolean
 ovi_parity_check_exact (OviParity *p, const char *name, const int64_t *got,
-    gsize n_got, const int64_t *ref, gsize n_ref)
+                        gsize n_got, const int64_t *ref, gsize n_ref)
 {
   gsize first_diff = 0;
 
@@ -111,12 +110,15 @@ ovi_parity_check_exact (OviParity *p, const char *name, const int64_t *got,
   if (ok)
     report (p, name, TRUE, "n=%" G_GSIZE_FORMAT " exact", n_ref);
   else
-    report (p, name, FALSE, "n=%" G_GSIZE_FORMAT " expected_n=%" G_GSIZE_FORMAT
-        " first_mismatch=%" G_GSIZE_FORMAT, n_got, n_ref, first_diff);
+    report (p, name, FALSE,
+            "n=%" G_GSIZE_FORMAT " expected_n=%" G_GSIZE_FORMAT
+            " first_mismatch=%" G_GSIZE_FORMAT,
+            n_got, n_ref, first_diff);
   return ok;
 }
 
-/* The fp32 rule is stated as "rel_l2 <= R and max_abs <= A * max(1, max|ref|)". */
+/* The fp32 rule is stated as "rel_l2 <= R and max_abs <= A * max(1, max|ref|)".
+ */
 static void
 read_tolerance (OviParity *p)
 {
@@ -131,8 +133,10 @@ read_tolerance (OviParity *p)
   if (tol == NULL || !json_object_has_member (tol, "fp32_pass_if"))
     return;
   rule = json_object_get_string_member (tol, "fp32_pass_if");
-  if (rule == NULL || sscanf (rule, "rel_l2 <= %lf and max_abs <= %lf",
-          &p->rel_tol, &p->abs_tol) != 2) {
+  if (rule == NULL
+      || sscanf (rule, "rel_l2 <= %lf and max_abs <= %lf", &p->rel_tol,
+                 &p->abs_tol)
+             != 2) {
     p->rel_tol = 1e-4;
     p->abs_tol = 1e-4;
   }
@@ -151,8 +155,8 @@ open_case (OviParity *p, const char *case_dir, GError **error)
     return FALSE;
   root = json_parser_get_root (p->parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
-    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
-        "%s: not a JSON object", config_path);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: not a JSON object",
+                 config_path);
     return FALSE;
   }
   p->config = json_node_get_object (root);
@@ -193,10 +197,11 @@ ovi_cmd_parity (int argc, char **argv)
   g_autoptr (GError) error = NULL;
   GOptionEntry entries[] = {
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name,
-        "Backend to run on: cpu (default), cuda (bf16) or cuda-fp32", "NAME" },
+      "Backend to run on: cpu (default), cuda (bf16) or cuda-fp32", "NAME" },
     { "tolerance", 't', 0, G_OPTION_ARG_DOUBLE, &tolerance,
-        "Pass if rel_l2 <= R and max_abs <= 10 R * max(1, max|ref|), instead "
-        "of the case's fp32 rule (e.g. 5e-2 for a bf16 backend)", "R" },
+      "Pass if rel_l2 <= R and max_abs <= 10 R * max(1, max|ref|), instead "
+      "of the case's fp32 rule (e.g. 5e-2 for a bf16 backend)",
+      "R" },
     { NULL }
   };
   OviParity p = { 0 };
@@ -204,7 +209,8 @@ ovi_cmd_parity (int argc, char **argv)
   const char *case_name;
   gboolean ran;
 
-  ctx = g_option_context_new ("CASE_DIR - check the engine against a golden case");
+  ctx = g_option_context_new (
+      "CASE_DIR - check the engine against a golden case");
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error))
     return ovi_cli_fail ("%s", error->message);
@@ -226,7 +232,7 @@ ovi_cmd_parity (int argc, char **argv)
     return ovi_cli_fail ("%s: unknown case type '%s'", argv[1], case_name);
   }
   p.backend = ovi_backend_new_by_name (backend_name ? backend_name : "cpu", 0,
-      &error);
+                                       &error);
   ran = p.backend != NULL && run (&p, &error);
   if (!ran)
     fprintf (stderr, "ovi: %s: %s\n", argv[1], error->message);

@@ -16,11 +16,11 @@
 typedef struct {
   char *case_dir;
   JsonParser *parser;
-  JsonObject *config;      /* config.json */
+  JsonObject *config; /* config.json */
   OviBackend *backend;
-  OviWeightFile *io;       /* io.safetensors, NULL when the case has none */
-  double rel_tol;          /* rel_l2 bound */
-  double abs_tol;          /* max_abs bound, times max(1, max|ref|) */
+  OviWeightFile *io; /* io.safetensors, NULL when the case has none */
+  double rel_tol;    /* rel_l2 bound */
+  double abs_tol;    /* max_abs bound, times max(1, max|ref|) */
   int passed;
   int failed;
 } OviParity;
@@ -33,12 +33,13 @@ char *ovi_parity_path (OviParity *p, const char *relative);
 /* Compares `got` (any backend, any float dtype) with `ref` by the case's
  * rule and prints the line. Shapes must have the same number of elements. */
 gboolean ovi_parity_check (OviParity *p, const char *name, OviTensor *got,
-    const OviTensor *ref);
+                           const OviTensor *ref);
 /* As ovi_parity_check against the tensor of io.safetensors named `name`. */
 gboolean ovi_parity_check_io (OviParity *p, const char *name, OviTensor *got);
 /* Exact comparison of integer sequences (token ids). */
 gboolean ovi_parity_check_exact (OviParity *p, const char *name,
-    const int64_t *got, gsize n_got, const int64_t *ref, gsize n_ref);
+                                 const int64_t *got, gsize n_got,
+                                 const int64_t *ref, gsize n_ref);
 
 /* Runners, one per case type. */
 gboolean ovi_parity_run_fusion_dit (OviParity *p, GError **error);

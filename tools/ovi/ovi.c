@@ -8,15 +8,15 @@
 static const OviCliCommand commands[] = {
   { "version", "print the version", ovi_cmd_version },
   { "inspect", "list the tensors of a weight file (--sum: their sums)",
-      ovi_cmd_inspect },
+    ovi_cmd_inspect },
   { "make-tiny", "write the tiny random-weight model (DIR [--seed N])",
-      ovi_cmd_make_tiny },
+    ovi_cmd_make_tiny },
   { "parity", "check the engine against a golden case (CASE_DIR)",
-      ovi_cmd_parity },
+    ovi_cmd_parity },
   { "estimate", "peak device / host memory per stage and VRAM mode",
-      ovi_cmd_estimate },
+    ovi_cmd_estimate },
   { "bench", "time the stages at real size with random in-memory weights",
-      ovi_cmd_bench },
+    ovi_cmd_bench },
 };
 
 int

@@ -7,67 +7,67 @@
 #include <string.h>
 
 static JsonObject *
-member_object(JsonObject *o, const char *name, const char *where,
-              GError **error)
+member_object (JsonObject *o, const char *name, const char *where,
+               GError **error)
 {
-  JsonNode *n = o ? json_object_get_member(o, name) : NULL;
+  JsonNode *n = o ? json_object_get_member (o, name) : NULL;
 
-  if (n == NULL || !JSON_NODE_HOLDS_OBJECT(n)) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: no object \"%s\"",
-                where, name);
+  if (n == NULL || !JSON_NODE_HOLDS_OBJECT (n)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: no object \"%s\"",
+                 where, name);
     return NULL;
   }
-  return json_node_get_object(n);
+  return json_node_get_object (n);
 }
 
 static gboolean
-member_number(JsonObject *o, const char *name, const char *where, double *value,
-              GError **error)
+member_number (JsonObject *o, const char *name, const char *where,
+               double *value, GError **error)
 {
-  JsonNode *n = json_object_get_member(o, name);
+  JsonNode *n = json_object_get_member (o, name);
 
-  if (n == NULL || !JSON_NODE_HOLDS_VALUE(n)
-      || (json_node_get_value_type(n) != G_TYPE_INT64
-          && json_node_get_value_type(n) != G_TYPE_DOUBLE)) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: no number \"%s\"",
-                where, name);
+  if (n == NULL || !JSON_NODE_HOLDS_VALUE (n)
+      || (json_node_get_value_type (n) != G_TYPE_INT64
+          && json_node_get_value_type (n) != G_TYPE_DOUBLE)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: no number \"%s\"",
+                 where, name);
     return FALSE;
   }
-  *value = json_node_get_double(n);
+  *value = json_node_get_double (n);
   return TRUE;
 }
 
 gboolean
-ovi_parity_number(JsonObject *o, const char *name, const char *where,
-                  double *value, GError **error)
+ovi_parity_number (JsonObject *o, const char *name, const char *where,
+                   double *value, GError **error)
 {
-  return member_number(o, name, where, value, error);
+  return member_number (o, name, where, value, error);
 }
 
 gboolean
-ovi_parity_fusion_preset(JsonObject *config, const char *where,
-                         OviFusionDims *preset, GError **error)
+ovi_parity_fusion_preset (JsonObject *config, const char *where,
+                          OviFusionDims *preset, GError **error)
 {
-  JsonObject *v = member_object(config, "video_config", where, error);
+  JsonObject *v = member_object (config, "video_config", where, error);
   JsonObject *a
-      = v ? member_object(config, "audio_config", where, error) : NULL;
+      = v ? member_object (config, "audio_config", where, error) : NULL;
   double heads, text_len, eps, scale, aheads;
 
-  if (a == NULL || !member_number(v, "num_heads", where, &heads, error)
-      || !member_number(a, "num_heads", where, &aheads, error)
-      || !member_number(v, "text_len", where, &text_len, error)
-      || !member_number(v, "eps", where, &eps, error)
-      || !member_number(a, "temporal_rope_scaling_factor", where, &scale,
-                        error))
+  if (a == NULL || !member_number (v, "num_heads", where, &heads, error)
+      || !member_number (a, "num_heads", where, &aheads, error)
+      || !member_number (v, "text_len", where, &text_len, error)
+      || !member_number (v, "eps", where, &eps, error)
+      || !member_number (a, "temporal_rope_scaling_factor", where, &scale,
+                         error))
     return FALSE;
   if (heads != aheads) {
-    g_set_error(
+    g_set_error (
         error, OVI_ERROR, OVI_ERROR_FORMAT,
         "%s: the towers have %g and %g heads; the fusion needs equal heads",
         where, heads, aheads);
     return FALSE;
   }
-  memset(preset, 0, sizeof *preset);
+  memset (preset, 0, sizeof *preset);
   preset->num_heads = (int) heads;
   preset->text_len = (int) text_len;
   preset->eps = eps;
@@ -76,13 +76,13 @@ ovi_parity_fusion_preset(JsonObject *config, const char *where,
 }
 
 static void
-on_debug(const char *name, OviTensor *tensor, gpointer user_data)
+on_debug (const char *name, OviTensor *tensor, gpointer user_data)
 {
   OviParity *p = user_data;
-  g_autofree char *full = g_strconcat("dbg.", name, NULL);
+  g_autofree char *full = g_strconcat ("dbg.", name, NULL);
 
-  if (ovi_weight_file_contains(p->io, full))
-    ovi_parity_check_io(p, full, tensor);
+  if (ovi_weight_file_contains (p->io, full))
+    ovi_parity_check_io (p, full, tensor);
 }
 
 typedef struct {
@@ -96,91 +96,92 @@ typedef struct {
 } Case;
 
 static void
-case_clear(Case *c)
+case_clear (Case *c)
 {
-  g_clear_pointer(&c->work, ovi_fusion_work_free);
-  g_clear_pointer(&c->model, ovi_fusion_free);
-  g_clear_pointer(&c->vid, ovi_tensor_unref);
-  g_clear_pointer(&c->audio, ovi_tensor_unref);
-  g_clear_pointer(&c->out_vid, ovi_tensor_unref);
-  g_clear_pointer(&c->out_audio, ovi_tensor_unref);
+  g_clear_pointer (&c->work, ovi_fusion_work_free);
+  g_clear_pointer (&c->model, ovi_fusion_free);
+  g_clear_pointer (&c->vid, ovi_tensor_unref);
+  g_clear_pointer (&c->audio, ovi_tensor_unref);
+  g_clear_pointer (&c->out_vid, ovi_tensor_unref);
+  g_clear_pointer (&c->out_audio, ovi_tensor_unref);
   for (int i = 0; i < 4; i++)
-    g_clear_pointer(&c->text[i], ovi_tensor_unref);
+    g_clear_pointer (&c->text[i], ovi_tensor_unref);
 }
 
 static gboolean
-embed_texts(Case *c, GError **error)
+embed_texts (Case *c, GError **error)
 {
   static const char *const names[4]
       = { "in.ctx_pos", "in.ctx_pos", "in.ctx_vid_neg", "in.ctx_audio_neg" };
 
   for (int i = 0; i < 4; i++) {
-    g_autoptr(OviTensor) ctx = ovi_weight_file_get(c->p->io, names[i], error);
+    g_autoptr (OviTensor) ctx = ovi_weight_file_get (c->p->io, names[i], error);
     if (ctx == NULL)
       return FALSE;
-    c->text[i] = ovi_fusion_embed_text(
+    c->text[i] = ovi_fusion_embed_text (
         c->model, i % 2 ? OVI_TOWER_AUDIO : OVI_TOWER_VIDEO, ctx, error);
     if (c->text[i] == NULL)
       return FALSE;
   }
-  if (ovi_weight_file_contains(c->p->io, "dbg.vid.context"))
-    ovi_parity_check_io(c->p, "dbg.vid.context", c->text[0]);
-  if (ovi_weight_file_contains(c->p->io, "dbg.audio.context"))
-    ovi_parity_check_io(c->p, "dbg.audio.context", c->text[1]);
+  if (ovi_weight_file_contains (c->p->io, "dbg.vid.context"))
+    ovi_parity_check_io (c->p, "dbg.vid.context", c->text[0]);
+  if (ovi_weight_file_contains (c->p->io, "dbg.audio.context"))
+    ovi_parity_check_io (c->p, "dbg.audio.context", c->text[1]);
   return TRUE;
 }
 
 static gboolean
-load_case(Case *c, GError **error)
+load_case (Case *c, GError **error)
 {
   OviParity *p = c->p;
   const OviFusionDims *d;
   OviFusionDims preset;
-  g_autofree char *weights = ovi_parity_path(p, "weights.safetensors");
-  g_autoptr(OviWeightFile) wf = NULL;
-  g_autoptr(OviTensor) t = NULL;
+  g_autofree char *weights = ovi_parity_path (p, "weights.safetensors");
+  g_autoptr (OviWeightFile) wf = NULL;
+  g_autoptr (OviTensor) t = NULL;
   double slg;
 
-  if (!ovi_parity_fusion_preset(p->config, p->case_dir, &preset, error)
-      || !ovi_parity_number(p->config, "slg_layer", p->case_dir, &slg, error))
+  if (!ovi_parity_fusion_preset (p->config, p->case_dir, &preset, error)
+      || !ovi_parity_number (p->config, "slg_layer", p->case_dir, &slg, error))
     return FALSE;
   c->slg = (int) slg;
-  wf = ovi_weight_file_open(weights, NULL, error);
+  wf = ovi_weight_file_open (weights, NULL, error);
   if (wf == NULL
-      || !(c->model = ovi_fusion_new(wf, &preset, p->backend, error)))
+      || !(c->model = ovi_fusion_new (wf, &preset, p->backend, error)))
     return FALSE;
-  if (!(c->vid = ovi_weight_file_get(p->io, "in.vid", error))
-      || !(c->audio = ovi_weight_file_get(p->io, "in.audio", error))
-      || !(t = ovi_weight_file_get(p->io, "in.t", error)))
+  if (!(c->vid = ovi_weight_file_get (p->io, "in.vid", error))
+      || !(c->audio = ovi_weight_file_get (p->io, "in.audio", error))
+      || !(t = ovi_weight_file_get (p->io, "in.t", error)))
     return FALSE;
-  c->t = ovi_tensor_get_f64(t, (int64_t[]){ 0 });
+  c->t = ovi_tensor_get_f64 (t, (int64_t[]){ 0 });
   if (c->vid->ndim != 4 || c->audio->ndim != 2) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_SHAPE,
-                "%s: in.vid must be [C,F,H,W] and in.audio [L,C]", p->case_dir);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_SHAPE,
+                 "%s: in.vid must be [C,F,H,W] and in.audio [L,C]",
+                 p->case_dir);
     return FALSE;
   }
-  d = ovi_fusion_get_dims(c->model);
-  c->work = ovi_fusion_work_new(c->model, c->vid->shape[1], c->vid->shape[2],
-                                c->vid->shape[3], c->audio->shape[0], error);
+  d = ovi_fusion_get_dims (c->model);
+  c->work = ovi_fusion_work_new (c->model, c->vid->shape[1], c->vid->shape[2],
+                                 c->vid->shape[3], c->audio->shape[0], error);
   if (c->work == NULL)
     return FALSE;
   c->out_vid
-      = ovi_backend_new_act(p->backend, 4,
-                            (int64_t[]){ d->video_out, c->vid->shape[1],
-                                         c->vid->shape[2], c->vid->shape[3] });
-  c->out_audio = ovi_backend_new_act(
+      = ovi_backend_new_act (p->backend, 4,
+                             (int64_t[]){ d->video_out, c->vid->shape[1],
+                                          c->vid->shape[2], c->vid->shape[3] });
+  c->out_audio = ovi_backend_new_act (
       p->backend, 2, (int64_t[]){ c->audio->shape[0], d->audio_out });
   if (c->out_vid == NULL || c->out_audio == NULL)
-    return ovi_backend_sync(p->backend, error);
-  return embed_texts(c, error);
+    return ovi_backend_sync (p->backend, error);
+  return embed_texts (c, error);
 }
 
 static gboolean
-run_pass(Case *c, const char *pass, gboolean negative, int slg, gboolean ffc,
-         GError **error)
+run_pass (Case *c, const char *pass, gboolean negative, int slg, gboolean ffc,
+          GError **error)
 {
-  g_autofree char *vname = g_strdup_printf("out.%s.vid", pass);
-  g_autofree char *aname = g_strdup_printf("out.%s.audio", pass);
+  g_autofree char *vname = g_strdup_printf ("out.%s.vid", pass);
+  g_autofree char *aname = g_strdup_printf ("out.%s.audio", pass);
   OviFusionPass fp = {
     .text_video = c->text[negative ? 2 : 0],
     .text_audio = c->text[negative ? 3 : 1],
@@ -189,35 +190,35 @@ run_pass(Case *c, const char *pass, gboolean negative, int slg, gboolean ffc,
     .slg_layer = slg,
   };
 
-  if (!ovi_fusion_forward(c->model, c->work, c->vid, c->audio, &fp, c->out_vid,
-                          c->out_audio, error))
+  if (!ovi_fusion_forward (c->model, c->work, c->vid, c->audio, &fp, c->out_vid,
+                           c->out_audio, error))
     return FALSE;
-  ovi_parity_check_io(c->p, vname, c->out_vid);
-  ovi_parity_check_io(c->p, aname, c->out_audio);
+  ovi_parity_check_io (c->p, vname, c->out_vid);
+  ovi_parity_check_io (c->p, aname, c->out_audio);
   return TRUE;
 }
 
 gboolean
-ovi_parity_run_fusion_dit(OviParity *p, GError **error)
+ovi_parity_run_fusion_dit (OviParity *p, GError **error)
 {
   Case c = { .p = p };
   gboolean ok;
 
   if (p->io == NULL) {
-    g_set_error(error, OVI_ERROR, OVI_ERROR_FORMAT,
-                "%s: the case has no io.safetensors", p->case_dir);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
+                 "%s: the case has no io.safetensors", p->case_dir);
     return FALSE;
   }
-  ok = load_case(&c, error);
+  ok = load_case (&c, error);
   if (ok) {
-    ovi_fusion_set_debug(c.model, on_debug, p);
-    ok = run_pass(&c, "pos", FALSE, 0, FALSE, error);
-    ovi_fusion_set_debug(c.model, NULL, NULL);
+    ovi_fusion_set_debug (c.model, on_debug, p);
+    ok = run_pass (&c, "pos", FALSE, 0, FALSE, error);
+    ovi_fusion_set_debug (c.model, NULL, NULL);
   }
-  ok = ok && run_pass(&c, "neg_slg", TRUE, c.slg, FALSE, error)
-       && run_pass(&c, "pos_slg", FALSE, c.slg, FALSE, error);
-  if (ok && ovi_weight_file_contains(p->io, "out.pos_ffc.vid"))
-    ok = run_pass(&c, "pos_ffc", FALSE, 0, TRUE, error);
-  case_clear(&c);
+  ok = ok && run_pass (&c, "neg_slg", TRUE, c.slg, FALSE, error)
+       && run_pass (&c, "pos_slg", FALSE, c.slg, FALSE, error);
+  if (ok && ovi_weight_file_contains (p->io, "out.pos_ffc.vid"))
+    ok = run_pass (&c, "pos_ffc", FALSE, 0, TRUE, error);
+  case_clear (&c);
   return ok;
 }

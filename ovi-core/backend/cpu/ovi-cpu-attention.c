@@ -26,27 +26,27 @@ typedef struct {
 } AttnJob;
 
 static inline const char *
-elem(const OviTensor *t, int64_t i0, int64_t i1, int64_t i2)
+elem (const OviTensor *t, int64_t i0, int64_t i1, int64_t i2)
 {
-  return (const char *) ovi_tensor_data(t)
+  return (const char *) ovi_tensor_data (t)
          + (i0 * t->stride[0] + i1 * t->stride[1] + i2 * t->stride[2])
-               * (int64_t) ovi_dtype_size(t->dtype);
+               * (int64_t) ovi_dtype_size (t->dtype);
 }
 
 static void
-attn_range(gpointer data, int64_t start, int64_t end, int tid)
+attn_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   AttnJob *j = data;
   int64_t D = j->D, Dv = j->Dv;
-  float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
+  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
   gsize need
-      = sizeof(float) * (BQ * D + BQ * BK + BQ * Dv + 2 * BQ + BK * Dv + BK);
-  float *Q = ovi_cpu_scratch(j->be, tid, 1, need);
+      = sizeof (float) * (BQ * D + BQ * BK + BQ * Dv + 2 * BQ + BK * Dv + BK);
+  float *Q = ovi_cpu_scratch (j->be, tid, 1, need);
   float *S, *O, *m, *l, *Vt, *brow;
 
   if (pack == NULL || Q == NULL) {
-    ovi_backend_set_error(j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                          "ovi_op_attention: out of memory for scratch");
+    ovi_backend_set_error (j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                           "ovi_op_attention: out of memory for scratch");
     return;
   }
   S = Q + BQ * D;
@@ -59,43 +59,43 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
   for (int64_t t = start; t < end; t++) {
     int64_t qb = t % j->n_qblocks, bh = t / j->n_qblocks;
     int64_t b = bh / j->H, h = bh % j->H;
-    int64_t q0 = qb * BQ, nq = MIN(BQ, j->Lq - q0);
+    int64_t q0 = qb * BQ, nq = MIN (BQ, j->Lq - q0);
     int64_t lk = j->kv_lens ? j->kv_lens[b] : j->Lk;
     const OviTensor *k = j->k, *v = j->v;
     gboolean v_direct = v->dtype == OVI_DTYPE_F32 && v->stride[3] == 1;
 
     for (int64_t i = 0; i < nq; i++) {
-      ovi_cpu_load_f32(Q + i * D, elem(j->q, b, q0 + i, h), j->q->dtype, D,
-                       j->q->stride[3]);
+      ovi_cpu_load_f32 (Q + i * D, elem (j->q, b, q0 + i, h), j->q->dtype, D,
+                        j->q->stride[3]);
       m[i] = -INFINITY;
       l[i] = 0.0f;
     }
-    memset(O, 0, sizeof(float) * nq * Dv);
+    memset (O, 0, sizeof (float) * nq * Dv);
 
     for (int64_t k0 = 0; k0 < lk; k0 += BK) {
-      int64_t nk = MIN(BK, lk - k0);
+      int64_t nk = MIN (BK, lk - k0);
       const float *vrows;
       int64_t ldv;
 
       if (k->stride[3] == 1 || D == 1) {
-        ovi_cpu_gemm_serial_raw(nq, nk, D, Q, D, elem(k, b, k0, h), k->dtype,
-                                k->stride[1], NULL, NULL, S, BK, 1,
-                                OVI_ACT_NONE, pack);
+        ovi_cpu_gemm_serial_raw (nq, nk, D, Q, D, elem (k, b, k0, h), k->dtype,
+                                 k->stride[1], NULL, NULL, S, BK, 1,
+                                 OVI_ACT_NONE, pack);
       } else {
         /* keys with strided rows: gather them first (into Vt) */
         for (int64_t jk = 0; jk < nk; jk++)
-          ovi_cpu_load_f32(Vt + jk * D, elem(k, b, k0 + jk, h), k->dtype, D,
-                           k->stride[3]);
-        ovi_cpu_gemm_serial_raw(nq, nk, D, Q, D, Vt, OVI_DTYPE_F32, D, NULL,
-                                NULL, S, BK, 1, OVI_ACT_NONE, pack);
+          ovi_cpu_load_f32 (Vt + jk * D, elem (k, b, k0 + jk, h), k->dtype, D,
+                            k->stride[3]);
+        ovi_cpu_gemm_serial_raw (nq, nk, D, Q, D, Vt, OVI_DTYPE_F32, D, NULL,
+                                 NULL, S, BK, 1, OVI_ACT_NONE, pack);
       }
       if (v_direct) {
-        vrows = (const float *) elem(v, b, k0, h);
+        vrows = (const float *) elem (v, b, k0, h);
         ldv = v->stride[1];
       } else {
         for (int64_t jk = 0; jk < nk; jk++)
-          ovi_cpu_load_f32(Vt + jk * Dv, elem(v, b, k0 + jk, h), v->dtype, Dv,
-                           v->stride[3]);
+          ovi_cpu_load_f32 (Vt + jk * Dv, elem (v, b, k0 + jk, h), v->dtype, Dv,
+                            v->stride[3]);
         vrows = Vt;
         ldv = Dv;
       }
@@ -108,10 +108,10 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
         if (j->bias) {
           const OviTensor *bt = j->bias;
           const char *bp
-              = (const char *) ovi_tensor_data(bt)
+              = (const char *) ovi_tensor_data (bt)
                 + (b * j->bs0 + h * j->bs1 + (q0 + i) * j->bs2 + k0 * j->bs3)
-                      * (int64_t) ovi_dtype_size(bt->dtype);
-          ovi_cpu_load_f32(brow, bp, bt->dtype, nk, j->bs3);
+                      * (int64_t) ovi_dtype_size (bt->dtype);
+          ovi_cpu_load_f32 (brow, bp, bt->dtype, nk, j->bs3);
           for (int64_t jk = 0; jk < nk; jk++) {
             float sv = j->scale * s[jk] + brow[jk];
             s[jk] = sv;
@@ -126,12 +126,12 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
         }
         if (mx == -INFINITY) {
           /* everything so far masked: this block adds nothing */
-          memset(s, 0, sizeof(float) * nk);
+          memset (s, 0, sizeof (float) * nk);
           continue;
         }
-        alpha = expf(m[i] - mx); /* 0 when m[i] was -inf */
+        alpha = expf (m[i] - mx); /* 0 when m[i] was -inf */
         for (int64_t jk = 0; jk < nk; jk++) {
-          float p = expf(s[jk] - mx);
+          float p = expf (s[jk] - mx);
           s[jk] = p;
           rowsum += p;
         }
@@ -142,7 +142,7 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
             o[d] *= alpha;
       }
       /* O += P . V */
-      ovi_cpu_gemm_f32_kn_acc(nq, Dv, nk, S, BK, vrows, ldv, O, Dv, pack);
+      ovi_cpu_gemm_f32_kn_acc (nq, Dv, nk, S, BK, vrows, ldv, O, Dv, pack);
     }
 
     for (int64_t i = 0; i < nq; i++) {
@@ -154,23 +154,23 @@ attn_range(gpointer data, int64_t start, int64_t end, int tid)
   }
 }
 
-void ovi_cpu_attention(OviBackend *be, OviTensor *out, const OviTensor *q,
-                       const OviTensor *k, const OviTensor *v,
-                       const OviTensor *bias, const int64_t *kv_lens,
-                       float scale);
+void ovi_cpu_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
+                        const OviTensor *k, const OviTensor *v,
+                        const OviTensor *bias, const int64_t *kv_lens,
+                        float scale);
 
 void
-ovi_cpu_attention(OviBackend *be, OviTensor *out, const OviTensor *q,
-                  const OviTensor *k, const OviTensor *v, const OviTensor *bias,
-                  const int64_t *kv_lens, float scale)
+ovi_cpu_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
+                   const OviTensor *k, const OviTensor *v,
+                   const OviTensor *bias, const int64_t *kv_lens, float scale)
 {
   AttnJob j = { 0 };
 
   if (q->shape[3] > 4096 || v->shape[3] > 4096) {
-    ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                          "ovi_op_attention: head dims %" G_GINT64_FORMAT
-                          "/%" G_GINT64_FORMAT " above 4096 are not supported",
-                          q->shape[3], v->shape[3]);
+    ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                           "ovi_op_attention: head dims %" G_GINT64_FORMAT
+                           "/%" G_GINT64_FORMAT " above 4096 are not supported",
+                           q->shape[3], v->shape[3]);
     return;
   }
   j.be = be;
@@ -180,7 +180,7 @@ ovi_cpu_attention(OviBackend *be, OviTensor *out, const OviTensor *q,
   j.bias = bias;
   j.kv_lens = kv_lens;
   j.scale = scale;
-  j.out = ovi_tensor_data(out);
+  j.out = ovi_tensor_data (out);
   j.B = q->shape[0];
   j.Lq = q->shape[1];
   j.H = q->shape[2];
@@ -196,6 +196,6 @@ ovi_cpu_attention(OviBackend *be, OviTensor *out, const OviTensor *q,
   }
   if (j.B * j.H * j.n_qblocks == 0 || j.Dv == 0)
     return;
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, j.B * j.H * j.n_qblocks, 1,
-                            attn_range, &j);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, j.B * j.H * j.n_qblocks,
+                             1, attn_range, &j);
 }

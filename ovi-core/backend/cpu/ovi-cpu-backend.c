@@ -11,29 +11,29 @@
 #include <math.h>
 #include <string.h>
 
-void ovi_cpu_attention(OviBackend *be, OviTensor *out, const OviTensor *q,
-                       const OviTensor *k, const OviTensor *v,
-                       const OviTensor *bias, const int64_t *kv_lens,
-                       float scale);
-void ovi_cpu_register_conv_ops(OviBackendOps *ops);
+void ovi_cpu_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
+                        const OviTensor *k, const OviTensor *v,
+                        const OviTensor *bias, const int64_t *kv_lens,
+                        float scale);
+void ovi_cpu_register_conv_ops (OviBackendOps *ops);
 
 /* ---- scratch ---- */
 
 void *
-ovi_cpu_scratch(OviBackend *be, int tid, int slot, gsize size)
+ovi_cpu_scratch (OviBackend *be, int tid, int slot, gsize size)
 {
-  OviCpuPriv *priv = ovi_cpu_priv(be);
+  OviCpuPriv *priv = ovi_cpu_priv (be);
   OviCpuScratch *s = &priv->scratch[tid * OVI_CPU_N_SCRATCH + slot];
 
   if (s->size < size) {
     void *p = NULL;
-    gsize want = MAX(size, s->size + s->size / 2);
+    gsize want = MAX (size, s->size + s->size / 2);
 
     want = (want + 63) & ~(gsize) 63;
-    free(s->data);
+    free (s->data);
     s->data = NULL;
     s->size = 0;
-    if (posix_memalign(&p, 64, want) != 0)
+    if (posix_memalign (&p, 64, want) != 0)
       return NULL;
     s->data = p;
     s->size = want;
@@ -42,38 +42,38 @@ ovi_cpu_scratch(OviBackend *be, int tid, int slot, gsize size)
 }
 
 void *
-ovi_cpu_shared_scratch(OviBackend *be, gsize size)
+ovi_cpu_shared_scratch (OviBackend *be, gsize size)
 {
   /* the slot after the last thread's */
-  return ovi_cpu_scratch(be, ovi_cpu_priv(be)->n_threads, 0, size);
+  return ovi_cpu_scratch (be, ovi_cpu_priv (be)->n_threads, 0, size);
 }
 
 /* ---- element conversion ---- */
 
 static void
-store_from_f32(void *dst, OviDType dtype, const float *src, int64_t n)
+store_from_f32 (void *dst, OviDType dtype, const float *src, int64_t n)
 {
   switch (dtype) {
     case OVI_DTYPE_F32:
-      memcpy(dst, src, sizeof(float) * n);
+      memcpy (dst, src, sizeof (float) * n);
       break;
     case OVI_DTYPE_BF16:
       for (int64_t i = 0; i < n; i++)
-        ((uint16_t *) dst)[i] = ovi_f32_to_bf16(src[i]);
+        ((uint16_t *) dst)[i] = ovi_f32_to_bf16 (src[i]);
       break;
     case OVI_DTYPE_F16:
       for (int64_t i = 0; i < n; i++)
-        ((uint16_t *) dst)[i] = ovi_f32_to_f16(src[i]);
+        ((uint16_t *) dst)[i] = ovi_f32_to_f16 (src[i]);
       break;
     case OVI_DTYPE_F8_E4M3:
       for (int64_t i = 0; i < n; i++)
-        ((uint8_t *) dst)[i] = ovi_f32_to_f8e4m3(src[i]);
+        ((uint8_t *) dst)[i] = ovi_f32_to_f8e4m3 (src[i]);
       break;
     case OVI_DTYPE_I8:
       /* quantisation: round to nearest, saturate; NaN -> 0 */
       for (int64_t i = 0; i < n; i++) {
         float v = src[i];
-        v = isnan(v) ? 0.0f : rintf(fminf(fmaxf(v, -128.0f), 127.0f));
+        v = isnan (v) ? 0.0f : rintf (fminf (fmaxf (v, -128.0f), 127.0f));
         ((int8_t *) dst)[i] = (int8_t) v;
       }
       break;
@@ -83,15 +83,15 @@ store_from_f32(void *dst, OviDType dtype, const float *src, int64_t n)
       break;
     case OVI_DTYPE_I64:
       for (int64_t i = 0; i < n; i++)
-        ((int64_t *) dst)[i] = isfinite(src[i]) ? (int64_t) src[i] : 0;
+        ((int64_t *) dst)[i] = isfinite (src[i]) ? (int64_t) src[i] : 0;
       break;
     case OVI_DTYPE_I32:
       for (int64_t i = 0; i < n; i++)
-        ((int32_t *) dst)[i] = isfinite(src[i]) ? (int32_t) src[i] : 0;
+        ((int32_t *) dst)[i] = isfinite (src[i]) ? (int32_t) src[i] : 0;
       break;
     case OVI_DTYPE_U8:
       for (int64_t i = 0; i < n; i++)
-        ((uint8_t *) dst)[i] = isfinite(src[i]) ? (uint8_t) (int) src[i] : 0;
+        ((uint8_t *) dst)[i] = isfinite (src[i]) ? (uint8_t) (int) src[i] : 0;
       break;
     case OVI_DTYPE_BOOL:
       for (int64_t i = 0; i < n; i++)
@@ -104,20 +104,20 @@ store_from_f32(void *dst, OviDType dtype, const float *src, int64_t n)
 
 /* scale of a quantised tensor for dim-0 index i (1 when it has none) */
 static float
-scale_at(const OviTensor *t, int64_t i)
+scale_at (const OviTensor *t, int64_t i)
 {
   const OviTensor *s = t->scale;
   float v;
 
   if (s == NULL)
     return 1.0f;
-  if (ovi_tensor_numel(s) == 1)
+  if (ovi_tensor_numel (s) == 1)
     i = 0;
-  ovi_cpu_load_f32(&v,
-                   (const char *) ovi_tensor_data(s)
-                       + i * (s->ndim ? s->stride[0] : 0)
-                             * ovi_dtype_size(s->dtype),
-                   s->dtype, 1, 1);
+  ovi_cpu_load_f32 (&v,
+                    (const char *) ovi_tensor_data (s)
+                        + i * (s->ndim ? s->stride[0] : 0)
+                              * ovi_dtype_size (s->dtype),
+                    s->dtype, 1, 1);
   return v;
 }
 
@@ -135,14 +135,14 @@ typedef struct {
 } Src;
 
 static void
-src_init(Src *s, const OviTensor *t, int target_ndim,
-         const int64_t *target_shape)
+src_init (Src *s, const OviTensor *t, int target_ndim,
+          const int64_t *target_shape)
 {
-  memset(s, 0, sizeof(*s));
-  s->base = ovi_tensor_data(t);
+  memset (s, 0, sizeof (*s));
+  s->base = ovi_tensor_data (t);
   s->dtype = t->dtype;
-  s->esize = ovi_dtype_size(t->dtype);
-  s->nd = MAX(target_ndim - 1, 0);
+  s->esize = ovi_dtype_size (t->dtype);
+  s->nd = MAX (target_ndim - 1, 0);
   s->n = target_ndim ? target_shape[target_ndim - 1] : 1;
   for (int d = 0; d < target_ndim; d++) {
     int td = d - (target_ndim - t->ndim);
@@ -157,7 +157,7 @@ src_init(Src *s, const OviTensor *t, int target_ndim,
 }
 
 static inline int64_t
-src_offset(const Src *s, int64_t row)
+src_offset (const Src *s, int64_t row)
 {
   int64_t off = 0;
 
@@ -172,28 +172,28 @@ src_offset(const Src *s, int64_t row)
 /* a contiguous f32 view of row `row`: the data itself when it already is
  * one, else converted into tmp (n floats) */
 static const float *
-src_row(const Src *s, int64_t row, float *tmp)
+src_row (const Src *s, int64_t row, float *tmp)
 {
-  const char *p = s->base + src_offset(s, row) * (int64_t) s->esize;
+  const char *p = s->base + src_offset (s, row) * (int64_t) s->esize;
 
   if (s->dtype == OVI_DTYPE_F32 && (s->inc == 1 || s->n == 1))
     return (const float *) p;
   if (s->inc == 0) {
     float v;
-    ovi_cpu_load_f32(&v, p, s->dtype, 1, 1);
+    ovi_cpu_load_f32 (&v, p, s->dtype, 1, 1);
     for (int64_t i = 0; i < s->n; i++)
       tmp[i] = v;
   } else {
-    ovi_cpu_load_f32(tmp, p, s->dtype, s->n, s->inc);
+    ovi_cpu_load_f32 (tmp, p, s->dtype, s->n, s->inc);
   }
   return tmp;
 }
 
-static void cpu_copy(OviBackend *be, OviTensor *dst, const OviTensor *src);
+static void cpu_copy (OviBackend *be, OviTensor *dst, const OviTensor *src);
 
 /* a contiguous f32 version of an input (norm gains, non-f32 operands) */
 OviTensor *
-ovi_cpu_f32_contig(OviBackend *be, const OviTensor *t, const char *op)
+ovi_cpu_f32_contig (OviBackend *be, const OviTensor *t, const char *op)
 {
   GError *error = NULL;
   OviTensor *r;
@@ -201,31 +201,31 @@ ovi_cpu_f32_contig(OviBackend *be, const OviTensor *t, const char *op)
   if (t == NULL)
     return NULL;
   if (t->dtype == OVI_DTYPE_F32 && t->scale == NULL
-      && ovi_tensor_is_contiguous(t))
-    return ovi_tensor_ref((OviTensor *) t);
-  r = ovi_tensor_new(OVI_DTYPE_F32, t->ndim, t->shape, &error);
+      && ovi_tensor_is_contiguous (t))
+    return ovi_tensor_ref ((OviTensor *) t);
+  r = ovi_tensor_new (OVI_DTYPE_F32, t->ndim, t->shape, &error);
   if (r == NULL) {
-    ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY, "%s: %s", op,
-                          error->message);
-    g_clear_error(&error);
+    ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY, "%s: %s", op,
+                           error->message);
+    g_clear_error (&error);
     return NULL;
   }
   /* the threaded converting copy (scale applied) */
-  cpu_copy(be, r, t);
+  cpu_copy (be, r, t);
   return r;
 }
 
 static inline const float *
-pdata(const OviTensor *t)
+pdata (const OviTensor *t)
 {
-  return t ? (const float *) ovi_tensor_data(t) : NULL;
+  return t ? (const float *) ovi_tensor_data (t) : NULL;
 }
 
 /* ---- the row framework ---- */
 
 typedef struct _RowJob RowJob;
-typedef void (*RowKernel)(const RowJob *j, float *out, const float *a,
-                          const float *b, const float *c, int64_t row);
+typedef void (*RowKernel) (const RowJob *j, float *out, const float *a,
+                           const float *b, const float *c, int64_t row);
 
 struct _RowJob {
   OviBackend *be;
@@ -244,36 +244,37 @@ struct _RowJob {
 };
 
 static void
-row_range(gpointer data, int64_t start, int64_t end, int tid)
+row_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   const RowJob *j = data;
   float *tmp[3] = { NULL, NULL, NULL };
   const float *in[3] = { NULL, NULL, NULL };
 
   for (int s = 0; s < j->n_src; s++) {
-    tmp[s] = ovi_cpu_scratch(j->be, tid, 1 + s, sizeof(float) * MAX(j->n, 1));
+    tmp[s]
+        = ovi_cpu_scratch (j->be, tid, 1 + s, sizeof (float) * MAX (j->n, 1));
     if (tmp[s] == NULL) {
-      ovi_backend_set_error(j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                            "%s: out of memory for scratch", j->op);
+      ovi_backend_set_error (j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                             "%s: out of memory for scratch", j->op);
       return;
     }
   }
   for (int64_t r = start; r < end; r++) {
     for (int s = 0; s < j->n_src; s++)
-      in[s] = src_row(&j->src[s], r, tmp[s]);
-    j->kernel(j, j->out + r * j->out_row, in[0], in[1], in[2], r);
+      in[s] = src_row (&j->src[s], r, tmp[s]);
+    j->kernel (j, j->out + r * j->out_row, in[0], in[1], in[2], r);
   }
 }
 
 /* run j->kernel over every row of `shape` (the rows of the first source) */
 static void
-run_rows(RowJob *j, OviTensor *out, int ndim, const int64_t *shape,
-         const OviTensor *a, const OviTensor *b, const OviTensor *c)
+run_rows (RowJob *j, OviTensor *out, int ndim, const int64_t *shape,
+          const OviTensor *a, const OviTensor *b, const OviTensor *c)
 {
   const OviTensor *srcs[3] = { a, b, c };
   int64_t rows = 1;
 
-  j->out = ovi_tensor_data(out);
+  j->out = ovi_tensor_data (out);
   j->n = ndim ? shape[ndim - 1] : 1;
   if (j->out_row == 0)
     j->out_row = j->n;
@@ -281,29 +282,29 @@ run_rows(RowJob *j, OviTensor *out, int ndim, const int64_t *shape,
     rows *= shape[d];
   j->n_src = 0;
   for (int s = 0; s < 3 && srcs[s]; s++) {
-    src_init(&j->src[s], srcs[s], ndim, shape);
+    src_init (&j->src[s], srcs[s], ndim, shape);
     j->n_src++;
   }
   if (rows == 0)
     return;
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(j->be)->pool, rows,
-                            MAX(1, 16384 / MAX(j->n, 1)), row_range, j);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (j->be)->pool, rows,
+                             MAX (1, 16384 / MAX (j->n, 1)), row_range, j);
 }
 
 /* ---- memory ---- */
 
 static OviStorage *
-cpu_new_storage(OviBackend *be, gsize size, GError **error)
+cpu_new_storage (OviBackend *be, gsize size, GError **error)
 {
-  return ovi_storage_new_host(size, error);
+  return ovi_storage_new_host (size, error);
 }
 
 static gboolean
-need_host(OviBackend *be, const char *op, const OviTensor *t)
+need_host (OviBackend *be, const char *op, const OviTensor *t)
 {
-  if (t && !ovi_tensor_is_host(t)) {
-    ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                          "%s: the cpu backend cannot read device memory", op);
+  if (t && !ovi_tensor_is_host (t)) {
+    ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                           "%s: the cpu backend cannot read device memory", op);
     return FALSE;
   }
   return TRUE;
@@ -320,74 +321,74 @@ typedef struct {
 } CopyJob;
 
 static void
-copy_range(gpointer data, int64_t start, int64_t end, int tid)
+copy_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   CopyJob *j = data;
   int64_t n = j->s.n;
-  gsize de = ovi_dtype_size(j->dst->dtype), se = j->s.esize;
-  char *dst = ovi_tensor_data(j->dst);
+  gsize de = ovi_dtype_size (j->dst->dtype), se = j->s.esize;
+  char *dst = ovi_tensor_data (j->dst);
   float *tmp = NULL;
   gboolean per_elem_scale = j->rows_per_i0 == 0;
   int64_t dinc = j->d.inc;
   char *packed = NULL;
 
   if (!j->raw) {
-    tmp = ovi_cpu_scratch(j->be, tid, 1, sizeof(float) * MAX(n, 1));
+    tmp = ovi_cpu_scratch (j->be, tid, 1, sizeof (float) * MAX (n, 1));
     if (dinc != 1 && n > 1)
-      packed = ovi_cpu_scratch(j->be, tid, 2, 8 * MAX(n, 1));
+      packed = ovi_cpu_scratch (j->be, tid, 2, 8 * MAX (n, 1));
     if (tmp == NULL || (dinc != 1 && n > 1 && packed == NULL)) {
-      ovi_backend_set_error(j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                            "ovi_op_copy: out of memory for scratch");
+      ovi_backend_set_error (j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                             "ovi_op_copy: out of memory for scratch");
       return;
     }
   }
   for (int64_t r = start; r < end; r++) {
-    const char *sp = j->s.base + src_offset(&j->s, r) * (int64_t) se;
-    char *dp = dst + src_offset(&j->d, r) * (int64_t) de;
+    const char *sp = j->s.base + src_offset (&j->s, r) * (int64_t) se;
+    char *dp = dst + src_offset (&j->d, r) * (int64_t) de;
 
     if (j->raw) {
       if (j->s.inc == 1 && (dinc == 1 || n == 1))
-        memcpy(dp, sp, n * de);
+        memcpy (dp, sp, n * de);
       else
         for (int64_t i = 0; i < n; i++)
-          memcpy(dp + i * dinc * (int64_t) de, sp + i * j->s.inc * (int64_t) se,
-                 de);
+          memcpy (dp + i * dinc * (int64_t) de,
+                  sp + i * j->s.inc * (int64_t) se, de);
       continue;
     }
-    ovi_cpu_load_f32(tmp, sp, j->s.dtype, n, j->s.inc);
+    ovi_cpu_load_f32 (tmp, sp, j->s.dtype, n, j->s.inc);
     if (j->src->scale || j->dst->scale) {
       for (int64_t i = 0; i < n; i++) {
         int64_t i0 = per_elem_scale ? i : r / j->rows_per_i0;
-        tmp[i] = tmp[i] * scale_at(j->src, i0) / scale_at(j->dst, i0);
+        tmp[i] = tmp[i] * scale_at (j->src, i0) / scale_at (j->dst, i0);
       }
     }
     if (dinc == 1 || n == 1) {
-      store_from_f32(dp, j->dst->dtype, tmp, n);
+      store_from_f32 (dp, j->dst->dtype, tmp, n);
     } else {
-      store_from_f32(packed, j->dst->dtype, tmp, n);
+      store_from_f32 (packed, j->dst->dtype, tmp, n);
       for (int64_t i = 0; i < n; i++)
-        memcpy(dp + i * dinc * (int64_t) de, packed + i * de, de);
+        memcpy (dp + i * dinc * (int64_t) de, packed + i * de, de);
     }
   }
 }
 
 static void
-cpu_copy(OviBackend *be, OviTensor *dst, const OviTensor *src)
+cpu_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
 {
   CopyJob j = { 0 };
   int64_t rows = 1, n;
 
-  if (!need_host(be, "ovi_op_copy", dst) || !need_host(be, "ovi_op_copy", src)
-      || !need_host(be, "ovi_op_copy", src->scale)
-      || !need_host(be, "ovi_op_copy", dst->scale))
+  if (!need_host (be, "ovi_op_copy", dst) || !need_host (be, "ovi_op_copy", src)
+      || !need_host (be, "ovi_op_copy", src->scale)
+      || !need_host (be, "ovi_op_copy", dst->scale))
     return;
   j.be = be;
   j.dst = dst;
   j.src = src;
   j.raw = src->dtype == dst->dtype
           && ((src->scale == NULL) == (dst->scale == NULL));
-  src_init(&j.s, src, dst->ndim, dst->shape);
-  src_init(&j.d, dst, dst->ndim, dst->shape);
+  src_init (&j.s, src, dst->ndim, dst->shape);
+  src_init (&j.d, dst, dst->ndim, dst->shape);
   n = j.s.n;
   for (int d = 0; d < dst->ndim - 1; d++)
     rows *= dst->shape[d];
@@ -395,8 +396,8 @@ cpu_copy(OviBackend *be, OviTensor *dst, const OviTensor *src)
     j.rows_per_i0 = dst->shape[0] ? rows / dst->shape[0] : 1;
   if (rows == 0 || n == 0)
     return;
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, rows, MAX(1, 65536 / n),
-                            copy_range, &j);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, rows, MAX (1, 65536 / n),
+                             copy_range, &j);
 }
 
 typedef struct {
@@ -406,86 +407,87 @@ typedef struct {
 } FillJob;
 
 static void
-fill_range(gpointer data, int64_t start, int64_t end, int tid)
+fill_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   FillJob *j = data;
 
   for (int64_t i = start; i < end; i++)
-    memcpy(j->dst + i * j->esize, j->pattern, j->esize);
+    memcpy (j->dst + i * j->esize, j->pattern, j->esize);
 }
 
 static void
-cpu_fill(OviBackend *be, OviTensor *dst, float value)
+cpu_fill (OviBackend *be, OviTensor *dst, float value)
 {
   FillJob j;
-  int64_t n = ovi_tensor_numel(dst);
+  int64_t n = ovi_tensor_numel (dst);
 
-  if (!need_host(be, "ovi_op_fill", dst))
+  if (!need_host (be, "ovi_op_fill", dst))
     return;
-  j.dst = ovi_tensor_data(dst);
-  j.esize = ovi_dtype_size(dst->dtype);
-  memset(j.pattern, 0, sizeof(j.pattern));
+  j.dst = ovi_tensor_data (dst);
+  j.esize = ovi_dtype_size (dst->dtype);
+  memset (j.pattern, 0, sizeof (j.pattern));
   if (dst->scale) {
-    if (ovi_tensor_numel(dst->scale) != 1 || dst->ndim <= 1) {
+    if (ovi_tensor_numel (dst->scale) != 1 || dst->ndim <= 1) {
       /* per-channel scales: one value per dim-0 slice */
-      int64_t inner = dst->ndim ? n / MAX(dst->shape[0], 1) : 1;
+      int64_t inner = dst->ndim ? n / MAX (dst->shape[0], 1) : 1;
       for (int64_t i0 = 0; i0 < (dst->ndim ? dst->shape[0] : 1); i0++) {
-        float v = value / scale_at(dst, i0);
-        store_from_f32(j.pattern, dst->dtype, &v, 1);
+        float v = value / scale_at (dst, i0);
+        store_from_f32 (j.pattern, dst->dtype, &v, 1);
         for (int64_t i = 0; i < inner; i++)
-          memcpy(j.dst + (i0 * inner + i) * j.esize, j.pattern, j.esize);
+          memcpy (j.dst + (i0 * inner + i) * j.esize, j.pattern, j.esize);
       }
       return;
     }
-    value /= scale_at(dst, 0);
+    value /= scale_at (dst, 0);
   }
-  store_from_f32(j.pattern, dst->dtype, &value, 1);
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, n, 1 << 16, fill_range, &j);
+  store_from_f32 (j.pattern, dst->dtype, &value, 1);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, n, 1 << 16, fill_range,
+                             &j);
 }
 
 static gboolean
-cpu_sync(OviBackend *be, GError **error)
+cpu_sync (OviBackend *be, GError **error)
 {
   return TRUE;
 }
 
 static void
-cpu_destroy(OviBackend *be)
+cpu_destroy (OviBackend *be)
 {
-  OviCpuPriv *priv = ovi_cpu_priv(be);
+  OviCpuPriv *priv = ovi_cpu_priv (be);
 
-  ovi_cpu_pool_free(priv->pool);
+  ovi_cpu_pool_free (priv->pool);
   for (int i = 0; i < (priv->n_threads + 1) * OVI_CPU_N_SCRATCH; i++)
-    free(priv->scratch[i].data);
-  g_free(priv->scratch);
-  g_free(priv);
-  g_free(be);
+    free (priv->scratch[i].data);
+  g_free (priv->scratch);
+  g_free (priv);
+  g_free (be);
 }
 
 /* ---- matmul ---- */
 
 static void
-cpu_matmul(OviBackend *be, OviTensor *out, const OviTensor *x,
-           const OviTensor *w, const OviTensor *bias, OviActivation act)
+cpu_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
+            const OviTensor *w, const OviTensor *bias, OviActivation act)
 {
-  if (!need_host(be, "ovi_op_matmul", x) || !need_host(be, "ovi_op_matmul", w)
-      || !need_host(be, "ovi_op_matmul", bias))
+  if (!need_host (be, "ovi_op_matmul", x) || !need_host (be, "ovi_op_matmul", w)
+      || !need_host (be, "ovi_op_matmul", bias))
     return;
-  ovi_cpu_matmul(be, out, x, w, bias, act);
+  ovi_cpu_matmul (be, out, x, w, bias, act);
 }
 
 /* ---- softmax and norms ---- */
 
 static void
-k_softmax(const RowJob *j, float *out, const float *x, const float *u1,
-          const float *u2, int64_t row)
+k_softmax (const RowJob *j, float *out, const float *x, const float *u1,
+           const float *u2, int64_t row)
 {
   float m = -INFINITY;
   double sum = 0.0;
   float inv;
 
   for (int64_t i = 0; i < j->n; i++)
-    m = fmaxf(m, x[i]);
+    m = fmaxf (m, x[i]);
   if (m == -INFINITY) {
     /* every entry -inf: torch gives NaN; a fully masked row gives 0 here */
     for (int64_t i = 0; i < j->n; i++)
@@ -493,7 +495,7 @@ k_softmax(const RowJob *j, float *out, const float *x, const float *u1,
     return;
   }
   for (int64_t i = 0; i < j->n; i++) {
-    float e = expf(x[i] - m);
+    float e = expf (x[i] - m);
     out[i] = e;
     sum += e;
   }
@@ -503,23 +505,23 @@ k_softmax(const RowJob *j, float *out, const float *x, const float *u1,
 }
 
 static void
-cpu_softmax(OviBackend *be, OviTensor *out, const OviTensor *x)
+cpu_softmax (OviBackend *be, OviTensor *out, const OviTensor *x)
 {
   RowJob j = { .be = be, .op = "ovi_op_softmax", .kernel = k_softmax };
 
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 static void
-k_rms_norm(const RowJob *j, float *out, const float *x, const float *u1,
-           const float *u2, int64_t row)
+k_rms_norm (const RowJob *j, float *out, const float *x, const float *u1,
+            const float *u2, int64_t row)
 {
   double ss = 0.0;
   float r;
 
   for (int64_t i = 0; i < j->n; i++)
     ss += (double) x[i] * x[i];
-  r = (float) (1.0 / sqrt(ss / j->n + j->f0));
+  r = (float) (1.0 / sqrt (ss / j->n + j->f0));
   if (j->p0)
     for (int64_t i = 0; i < j->n; i++)
       out[i] = x[i] * r * j->p0[i];
@@ -529,22 +531,22 @@ k_rms_norm(const RowJob *j, float *out, const float *x, const float *u1,
 }
 
 static void
-cpu_rms_norm(OviBackend *be, OviTensor *out, const OviTensor *x,
-             const OviTensor *weight, float eps)
+cpu_rms_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
+              const OviTensor *weight, float eps)
 {
   RowJob j = { .be = be, .op = "ovi_op_rms_norm", .kernel = k_rms_norm };
-  g_autoptr(OviTensor) w = ovi_cpu_f32_contig(be, weight, j.op);
+  g_autoptr (OviTensor) w = ovi_cpu_f32_contig (be, weight, j.op);
 
   if (weight && !w)
     return;
   j.f0 = eps;
-  j.p0 = pdata(w);
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  j.p0 = pdata (w);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 /* mean and 1/sqrt(var + eps) of a row, in double */
 static void
-row_stats(const float *x, int64_t n, float eps, float *mean, float *rstd)
+row_stats (const float *x, int64_t n, float eps, float *mean, float *rstd)
 {
   double s = 0.0, v = 0.0, m;
 
@@ -556,16 +558,16 @@ row_stats(const float *x, int64_t n, float eps, float *mean, float *rstd)
     v += d * d;
   }
   *mean = (float) m;
-  *rstd = (float) (1.0 / sqrt((n ? v / n : 0.0) + eps));
+  *rstd = (float) (1.0 / sqrt ((n ? v / n : 0.0) + eps));
 }
 
 static void
-k_layer_norm(const RowJob *j, float *out, const float *x, const float *u1,
-             const float *u2, int64_t row)
+k_layer_norm (const RowJob *j, float *out, const float *x, const float *u1,
+              const float *u2, int64_t row)
 {
   float m, r;
 
-  row_stats(x, j->n, j->f0, &m, &r);
+  row_stats (x, j->n, j->f0, &m, &r);
   for (int64_t i = 0; i < j->n; i++) {
     float v = (x[i] - m) * r;
     if (j->p0)
@@ -577,57 +579,57 @@ k_layer_norm(const RowJob *j, float *out, const float *x, const float *u1,
 }
 
 static void
-cpu_layer_norm(OviBackend *be, OviTensor *out, const OviTensor *x,
-               const OviTensor *weight, const OviTensor *bias, float eps)
+cpu_layer_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
+                const OviTensor *weight, const OviTensor *bias, float eps)
 {
   RowJob j = { .be = be, .op = "ovi_op_layer_norm", .kernel = k_layer_norm };
-  g_autoptr(OviTensor) w = ovi_cpu_f32_contig(be, weight, j.op);
-  g_autoptr(OviTensor) b = ovi_cpu_f32_contig(be, bias, j.op);
+  g_autoptr (OviTensor) w = ovi_cpu_f32_contig (be, weight, j.op);
+  g_autoptr (OviTensor) b = ovi_cpu_f32_contig (be, bias, j.op);
 
   if ((weight && !w) || (bias && !b))
     return;
   j.f0 = eps;
-  j.p0 = pdata(w);
-  j.p1 = pdata(b);
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  j.p0 = pdata (w);
+  j.p1 = pdata (b);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 static void
-k_modulate(const RowJob *j, float *out, const float *x, const float *shift,
-           const float *scale, int64_t row)
+k_modulate (const RowJob *j, float *out, const float *x, const float *shift,
+            const float *scale, int64_t row)
 {
   float m, r;
 
-  row_stats(x, j->n, j->f0, &m, &r);
+  row_stats (x, j->n, j->f0, &m, &r);
   for (int64_t i = 0; i < j->n; i++)
     out[i] = (x[i] - m) * r * (1.0f + scale[i]) + shift[i];
 }
 
 static void
-cpu_modulate(OviBackend *be, OviTensor *out, const OviTensor *x,
-             const OviTensor *shift, const OviTensor *scale, float eps)
+cpu_modulate (OviBackend *be, OviTensor *out, const OviTensor *x,
+              const OviTensor *shift, const OviTensor *scale, float eps)
 {
   RowJob j = { .be = be, .op = "ovi_op_modulate", .kernel = k_modulate };
 
   j.f0 = eps;
-  run_rows(&j, out, x->ndim, x->shape, x, shift, scale);
+  run_rows (&j, out, x->ndim, x->shape, x, shift, scale);
 }
 
 static void
-k_gate_add(const RowJob *j, float *out, const float *x, const float *y,
-           const float *gate, int64_t row)
+k_gate_add (const RowJob *j, float *out, const float *x, const float *y,
+            const float *gate, int64_t row)
 {
   for (int64_t i = 0; i < j->n; i++)
     out[i] = x[i] + y[i] * gate[i];
 }
 
 static void
-cpu_gate_add(OviBackend *be, OviTensor *x, const OviTensor *y,
-             const OviTensor *gate)
+cpu_gate_add (OviBackend *be, OviTensor *x, const OviTensor *y,
+              const OviTensor *gate)
 {
   RowJob j = { .be = be, .op = "ovi_op_gate_add", .kernel = k_gate_add };
 
-  run_rows(&j, x, x->ndim, x->shape, x, y, gate);
+  run_rows (&j, x, x->ndim, x->shape, x, y, gate);
 }
 
 /* channel-first norm: x[C, N], statistics over C per position */
@@ -640,14 +642,14 @@ typedef struct {
 } ChanJob;
 
 static void
-chan_range(gpointer data, int64_t start, int64_t end, int tid)
+chan_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   ChanJob *j = data;
   double ss[256];
   float f[256];
 
   for (int64_t n0 = start; n0 < end; n0 += 256) {
-    int64_t nb = MIN(256, end - n0);
+    int64_t nb = MIN (256, end - n0);
 
     for (int64_t i = 0; i < nb; i++)
       ss[i] = 0.0;
@@ -657,11 +659,11 @@ chan_range(gpointer data, int64_t start, int64_t end, int tid)
         ss[i] += (double) xr[i] * xr[i];
     }
     for (int64_t i = 0; i < nb; i++) {
-      double norm = sqrt(ss[i]);
+      double norm = sqrt (ss[i]);
       if (j->kind == OVI_CHANNEL_NORM_L2_SQRT_C)
-        f[i] = (float) (sqrt((double) j->C) / fmax(norm, 1e-12));
+        f[i] = (float) (sqrt ((double) j->C) / fmax (norm, 1e-12));
       else
-        f[i] = (float) (1.0 / (1e-4 + norm / sqrt((double) j->C)));
+        f[i] = (float) (1.0 / (1e-4 + norm / sqrt ((double) j->C)));
     }
     for (int64_t c = 0; c < j->C; c++) {
       const float *xr = j->x + c * j->N + n0;
@@ -674,35 +676,35 @@ chan_range(gpointer data, int64_t start, int64_t end, int tid)
 }
 
 static void
-cpu_channel_norm(OviBackend *be, OviTensor *out, const OviTensor *x,
-                 const OviTensor *gamma, OviChannelNorm kind)
+cpu_channel_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
+                  const OviTensor *gamma, OviChannelNorm kind)
 {
   const char *op = "ovi_op_channel_norm";
-  g_autoptr(OviTensor) xc = ovi_cpu_f32_contig(be, x, op);
-  g_autoptr(OviTensor) g = NULL;
+  g_autoptr (OviTensor) xc = ovi_cpu_f32_contig (be, x, op);
+  g_autoptr (OviTensor) g = NULL;
   ChanJob j;
 
   if (xc == NULL)
     return;
   if (kind == OVI_CHANNEL_NORM_L2_SQRT_C) {
-    g = ovi_cpu_f32_contig(be, gamma, op);
+    g = ovi_cpu_f32_contig (be, gamma, op);
     if (g == NULL)
       return;
   }
-  j.x = ovi_tensor_data(xc);
-  j.out = ovi_tensor_data(out);
-  j.gamma = pdata(g);
+  j.x = ovi_tensor_data (xc);
+  j.out = ovi_tensor_data (out);
+  j.gamma = pdata (g);
   j.C = x->shape[0];
-  j.N = j.C ? ovi_tensor_numel(x) / j.C : 0;
+  j.N = j.C ? ovi_tensor_numel (x) / j.C : 0;
   j.kind = kind;
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, j.N, 256, chan_range, &j);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, j.N, 256, chan_range, &j);
 }
 
 /* ---- rope ---- */
 
 static void
-k_rope(const RowJob *j, float *out, const float *x, const float *u1,
-       const float *u2, int64_t row)
+k_rope (const RowJob *j, float *out, const float *x, const float *u1,
+        const float *u2, int64_t row)
 {
   int64_t l = (row / j->l0) % j->l1, P = j->i0;
   const float *c = j->p0 + l * P, *s = j->p1 + l * P;
@@ -717,28 +719,28 @@ k_rope(const RowJob *j, float *out, const float *x, const float *u1,
 }
 
 static void
-cpu_rope(OviBackend *be, OviTensor *out, const OviTensor *x,
-         const OviTensor *cos, const OviTensor *sin)
+cpu_rope (OviBackend *be, OviTensor *out, const OviTensor *x,
+          const OviTensor *cos, const OviTensor *sin)
 {
   RowJob j = { .be = be, .op = "ovi_op_rope", .kernel = k_rope };
-  g_autoptr(OviTensor) c = ovi_cpu_f32_contig(be, cos, j.op);
-  g_autoptr(OviTensor) s = ovi_cpu_f32_contig(be, sin, j.op);
+  g_autoptr (OviTensor) c = ovi_cpu_f32_contig (be, cos, j.op);
+  g_autoptr (OviTensor) s = ovi_cpu_f32_contig (be, sin, j.op);
 
   if (c == NULL || s == NULL)
     return;
   j.l0 = x->shape[x->ndim - 2]; /* H */
   j.l1 = x->shape[x->ndim - 3]; /* L */
   j.i0 = (int) cos->shape[1];
-  j.p0 = pdata(c);
-  j.p1 = pdata(s);
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  j.p0 = pdata (c);
+  j.p1 = pdata (s);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 /* ---- elementwise ---- */
 
 static void
-k_unary(const RowJob *j, float *out, const float *x, const float *u1,
-        const float *u2, int64_t row)
+k_unary (const RowJob *j, float *out, const float *x, const float *u1,
+         const float *u2, int64_t row)
 {
   OviActivation act = (OviActivation) j->i0;
   float alpha = j->f0;
@@ -748,24 +750,24 @@ k_unary(const RowJob *j, float *out, const float *x, const float *u1,
       out[i] = alpha * x[i];
   } else {
     for (int64_t i = 0; i < j->n; i++)
-      out[i] = alpha * ovi_cpu_activate(x[i], act);
+      out[i] = alpha * ovi_cpu_activate (x[i], act);
   }
 }
 
 static void
-cpu_unary(OviBackend *be, OviTensor *out, const OviTensor *x, OviActivation act,
-          float alpha)
+cpu_unary (OviBackend *be, OviTensor *out, const OviTensor *x,
+           OviActivation act, float alpha)
 {
   RowJob j = { .be = be, .op = "ovi_op_unary", .kernel = k_unary };
 
   j.i0 = act;
   j.f0 = alpha;
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 static void
-k_binary(const RowJob *j, float *out, const float *a, const float *b,
-         const float *u2, int64_t row)
+k_binary (const RowJob *j, float *out, const float *a, const float *b,
+          const float *u2, int64_t row)
 {
   switch ((OviBinaryOp) j->i0) {
     case OVI_BINARY_ADD:
@@ -788,18 +790,18 @@ k_binary(const RowJob *j, float *out, const float *a, const float *b,
 }
 
 static void
-cpu_binary(OviBackend *be, OviTensor *out, const OviTensor *a,
-           const OviTensor *b, OviBinaryOp op)
+cpu_binary (OviBackend *be, OviTensor *out, const OviTensor *a,
+            const OviTensor *b, OviBinaryOp op)
 {
   RowJob j = { .be = be, .op = "ovi_op_binary", .kernel = k_binary };
 
   j.i0 = op;
-  run_rows(&j, out, a->ndim, a->shape, a, b, NULL);
+  run_rows (&j, out, a->ndim, a->shape, a, b, NULL);
 }
 
 static void
-k_axpby(const RowJob *j, float *out, const float *a, const float *b,
-        const float *u2, int64_t row)
+k_axpby (const RowJob *j, float *out, const float *a, const float *b,
+         const float *u2, int64_t row)
 {
   float alpha = j->f0, beta = j->f1;
 
@@ -812,67 +814,68 @@ k_axpby(const RowJob *j, float *out, const float *a, const float *b,
 }
 
 static void
-cpu_axpby(OviBackend *be, OviTensor *out, float alpha, const OviTensor *a,
-          float beta, const OviTensor *b)
+cpu_axpby (OviBackend *be, OviTensor *out, float alpha, const OviTensor *a,
+           float beta, const OviTensor *b)
 {
   RowJob j = { .be = be, .op = "ovi_op_axpby", .kernel = k_axpby };
 
   j.f0 = alpha;
   j.f1 = beta;
-  run_rows(&j, out, a->ndim, a->shape, a, b, NULL);
+  run_rows (&j, out, a->ndim, a->shape, a, b, NULL);
 }
 
 static void
-k_clamp(const RowJob *j, float *out, const float *x, const float *u1,
-        const float *u2, int64_t row)
+k_clamp (const RowJob *j, float *out, const float *x, const float *u1,
+         const float *u2, int64_t row)
 {
   for (int64_t i = 0; i < j->n; i++)
-    out[i] = fminf(fmaxf(x[i], j->f0), j->f1);
+    out[i] = fminf (fmaxf (x[i], j->f0), j->f1);
 }
 
 static void
-cpu_clamp(OviBackend *be, OviTensor *out, const OviTensor *x, float lo,
-          float hi)
+cpu_clamp (OviBackend *be, OviTensor *out, const OviTensor *x, float lo,
+           float hi)
 {
   RowJob j = { .be = be, .op = "ovi_op_clamp", .kernel = k_clamp };
 
   j.f0 = lo;
   j.f1 = hi;
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 static void
-k_snake(const RowJob *j, float *out, const float *x, const float *u1,
-        const float *u2, int64_t row)
+k_snake (const RowJob *j, float *out, const float *x, const float *u1,
+         const float *u2, int64_t row)
 {
   int64_t c = row % j->l0;
   float a = j->p0[c], inv_b = j->p1[c];
 
   for (int64_t i = 0; i < j->n; i++) {
-    float s = sinf(x[i] * a);
+    float s = sinf (x[i] * a);
     out[i] = x[i] + inv_b * (s * s);
   }
 }
 
 static void
-cpu_snake_beta(OviBackend *be, OviTensor *out, const OviTensor *x,
-               const OviTensor *alpha, const OviTensor *beta, gboolean logscale)
+cpu_snake_beta (OviBackend *be, OviTensor *out, const OviTensor *x,
+                const OviTensor *alpha, const OviTensor *beta,
+                gboolean logscale)
 {
   RowJob j = { .be = be, .op = "ovi_op_snake_beta", .kernel = k_snake };
-  g_autoptr(OviTensor) a = ovi_cpu_f32_contig(be, alpha, j.op);
-  g_autoptr(OviTensor) b = ovi_cpu_f32_contig(be, beta, j.op);
+  g_autoptr (OviTensor) a = ovi_cpu_f32_contig (be, alpha, j.op);
+  g_autoptr (OviTensor) b = ovi_cpu_f32_contig (be, beta, j.op);
   g_autofree float *pa = NULL, *pb = NULL;
   int64_t C = x->shape[x->ndim - 2];
 
   if (a == NULL || b == NULL)
     return;
-  pa = g_new(float, MAX(C, 1));
-  pb = g_new(float, MAX(C, 1));
+  pa = g_new (float, MAX (C, 1));
+  pb = g_new (float, MAX (C, 1));
   for (int64_t c = 0; c < C; c++) {
-    float av = pdata(a)[c], bv = pdata(b)[c];
+    float av = pdata (a)[c], bv = pdata (b)[c];
     if (logscale) {
-      av = expf(av);
-      bv = expf(bv);
+      av = expf (av);
+      bv = expf (bv);
     }
     pa[c] = av;
     pb[c] = 1.0f / (bv + 1e-9f);
@@ -880,12 +883,12 @@ cpu_snake_beta(OviBackend *be, OviTensor *out, const OviTensor *x,
   j.l0 = C;
   j.p0 = pa;
   j.p1 = pb;
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 static void
-k_mean(const RowJob *j, float *out, const float *x, const float *u1,
-       const float *u2, int64_t row)
+k_mean (const RowJob *j, float *out, const float *x, const float *u1,
+        const float *u2, int64_t row)
 {
   double s = 0.0;
 
@@ -895,12 +898,12 @@ k_mean(const RowJob *j, float *out, const float *x, const float *u1,
 }
 
 static void
-cpu_mean_last(OviBackend *be, OviTensor *out, const OviTensor *x)
+cpu_mean_last (OviBackend *be, OviTensor *out, const OviTensor *x)
 {
   RowJob j = { .be = be, .op = "ovi_op_mean_last", .kernel = k_mean };
 
   j.out_row = 1;
-  run_rows(&j, out, x->ndim, x->shape, x, NULL, NULL);
+  run_rows (&j, out, x->ndim, x->shape, x, NULL, NULL);
 }
 
 /* ---- embedding ---- */
@@ -913,20 +916,21 @@ typedef struct {
 } EmbJob;
 
 static void
-emb_range(gpointer data, int64_t start, int64_t end, int tid)
+emb_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   EmbJob *j = data;
   const OviTensor *t = j->table;
-  gsize es = ovi_dtype_size(t->dtype);
+  gsize es = ovi_dtype_size (t->dtype);
 
   for (int64_t n = start; n < end; n++) {
     float *o = j->out + n * j->D;
     int64_t id = j->ids[n];
-    ovi_cpu_load_f32(
-        o, (const char *) ovi_tensor_data(t) + id * t->stride[0] * (int64_t) es,
-        t->dtype, j->D, t->stride[1]);
+    ovi_cpu_load_f32 (o,
+                      (const char *) ovi_tensor_data (t)
+                          + id * t->stride[0] * (int64_t) es,
+                      t->dtype, j->D, t->stride[1]);
     if (t->scale) {
-      float s = scale_at(t, id);
+      float s = scale_at (t, id);
       for (int64_t i = 0; i < j->D; i++)
         o[i] *= s;
     }
@@ -934,15 +938,15 @@ emb_range(gpointer data, int64_t start, int64_t end, int tid)
 }
 
 static void
-cpu_embedding(OviBackend *be, OviTensor *out, const OviTensor *table,
-              const int64_t *ids, int64_t n_ids)
+cpu_embedding (OviBackend *be, OviTensor *out, const OviTensor *table,
+               const int64_t *ids, int64_t n_ids)
 {
-  EmbJob j = { table, ids, ovi_tensor_data(out), table->shape[1] };
+  EmbJob j = { table, ids, ovi_tensor_data (out), table->shape[1] };
 
-  if (!need_host(be, "ovi_op_embedding", table))
+  if (!need_host (be, "ovi_op_embedding", table))
     return;
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, n_ids,
-                            MAX(1, 16384 / MAX(j.D, 1)), emb_range, &j);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, n_ids,
+                             MAX (1, 16384 / MAX (j.D, 1)), emb_range, &j);
 }
 
 /* ---- the table ---- */
@@ -972,27 +976,27 @@ static OviBackendOps cpu_ops = {
   .embedding = cpu_embedding,
 };
 
-OviBackend *ovi_backend_cpu_create(int n_threads);
+OviBackend *ovi_backend_cpu_create (int n_threads);
 
 OviBackend *
-ovi_backend_cpu_create(int n_threads)
+ovi_backend_cpu_create (int n_threads)
 {
   static gsize ops_init = 0;
-  OviBackend *be = g_new0(OviBackend, 1);
-  OviCpuPriv *priv = g_new0(OviCpuPriv, 1);
+  OviBackend *be = g_new0 (OviBackend, 1);
+  OviCpuPriv *priv = g_new0 (OviCpuPriv, 1);
 
-  if (g_once_init_enter(&ops_init)) {
-    ovi_cpu_register_conv_ops(&cpu_ops);
-    g_once_init_leave(&ops_init, 1);
+  if (g_once_init_enter (&ops_init)) {
+    ovi_cpu_register_conv_ops (&cpu_ops);
+    g_once_init_leave (&ops_init, 1);
   }
   if (n_threads <= 0) {
-    const char *env = g_getenv("OVI_NUM_THREADS");
-    n_threads = env ? atoi(env) : 0;
+    const char *env = g_getenv ("OVI_NUM_THREADS");
+    n_threads = env ? atoi (env) : 0;
   }
-  priv->pool = ovi_cpu_pool_new(n_threads);
-  priv->n_threads = ovi_cpu_pool_n_threads(priv->pool);
+  priv->pool = ovi_cpu_pool_new (n_threads);
+  priv->n_threads = ovi_cpu_pool_n_threads (priv->pool);
   priv->scratch
-      = g_new0(OviCpuScratch, (priv->n_threads + 1) * OVI_CPU_N_SCRATCH);
+      = g_new0 (OviCpuScratch, (priv->n_threads + 1) * OVI_CPU_N_SCRATCH);
   be->ops = &cpu_ops;
   be->device = (OviDevice){ OVI_DEVICE_CPU, 0 };
   be->act_dtype = OVI_DTYPE_F32;

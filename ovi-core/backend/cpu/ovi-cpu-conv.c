@@ -18,42 +18,42 @@
 
 #define NR OVI_CPU_NR
 
-void ovi_cpu_register_conv_ops(OviBackendOps *ops);
+void ovi_cpu_register_conv_ops (OviBackendOps *ops);
 
 static gboolean
-oom(OviBackend *be, const char *op)
+oom (OviBackend *be, const char *op)
 {
-  ovi_backend_set_error(be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                        "%s: out of memory for scratch", op);
+  ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                         "%s: out of memory for scratch", op);
   return FALSE;
 }
 
 /* the weight with contiguous rows, or a f32 copy */
 static OviTensor *
-weight_rows(OviBackend *be, const OviTensor *w, const char *op)
+weight_rows (OviBackend *be, const OviTensor *w, const char *op)
 {
-  if (ovi_tensor_is_contiguous(w))
-    return ovi_tensor_ref((OviTensor *) w);
-  return ovi_cpu_f32_contig(be, w, op);
+  if (ovi_tensor_is_contiguous (w))
+    return ovi_tensor_ref ((OviTensor *) w);
+  return ovi_cpu_f32_contig (be, w, op);
 }
 
 /* w (contiguous, [rows, ...]) as f32 rows of `cols` with the per-row
  * dequantisation scale applied, in the shared scratch */
 static float *
-weights_f32(OviBackend *be, const OviTensor *w, int64_t rows, int64_t cols,
-            const float *scales, const char *op)
+weights_f32 (OviBackend *be, const OviTensor *w, int64_t rows, int64_t cols,
+             const float *scales, const char *op)
 {
-  float *f = ovi_cpu_shared_scratch(be, sizeof(float) * MAX(rows * cols, 1));
-  gsize es = ovi_dtype_size(w->dtype);
+  float *f = ovi_cpu_shared_scratch (be, sizeof (float) * MAX (rows * cols, 1));
+  gsize es = ovi_dtype_size (w->dtype);
 
   if (f == NULL) {
-    oom(be, op);
+    oom (be, op);
     return NULL;
   }
   for (int64_t r = 0; r < rows; r++) {
     float *d = f + r * cols;
-    ovi_cpu_load_f32(d, (const char *) ovi_tensor_data(w) + r * cols * es,
-                     w->dtype, cols, 1);
+    ovi_cpu_load_f32 (d, (const char *) ovi_tensor_data (w) + r * cols * es,
+                      w->dtype, cols, 1);
     if (scales)
       for (int64_t c = 0; c < cols; c++)
         d[c] *= scales[r];
@@ -63,12 +63,12 @@ weights_f32(OviBackend *be, const OviTensor *w, int64_t rows, int64_t cols,
 
 /* positions per task: a few panels of 128, fewer when there is little */
 static int64_t
-task_positions(int64_t n, int n_threads, int64_t other_tasks)
+task_positions (int64_t n, int n_threads, int64_t other_tasks)
 {
   int64_t want = (n * other_tasks + 4 * n_threads - 1) / (4 * n_threads);
-  int64_t c = (MAX(want, 1) + OVI_CPU_NB - 1) / OVI_CPU_NB * OVI_CPU_NB;
+  int64_t c = (MAX (want, 1) + OVI_CPU_NB - 1) / OVI_CPU_NB * OVI_CPU_NB;
 
-  return CLAMP(c, OVI_CPU_NB, 8 * OVI_CPU_NB);
+  return CLAMP (c, OVI_CPU_NB, 8 * OVI_CPU_NB);
 }
 
 /* ---------------- conv1d ---------------- */
@@ -91,8 +91,8 @@ typedef struct {
 } Conv1dPack;
 
 static void
-pack_conv1d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
-            float *dst)
+pack_conv1d (gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
+             float *dst)
 {
   const Conv1dPack *p = data;
   const Conv1dJob *j = p->j;
@@ -100,7 +100,7 @@ pack_conv1d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
 
   for (int64_t jp = 0; jp < nb; jp += NR) {
     float *d = dst + jp * kb;
-    int64_t lanes = MIN(NR, nb - jp);
+    int64_t lanes = MIN (NR, nb - jp);
     int64_t t0 = p->t_base + n0 + jp;
     int64_t ci = k0 / K, kk = k0 % K;
 
@@ -110,7 +110,7 @@ pack_conv1d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
       float *o = d + k * NR;
 
       if (st == 1 && lanes == NR && base >= 0 && base + NR <= T) {
-        memcpy(o, xr + base, sizeof(float) * NR);
+        memcpy (o, xr + base, sizeof (float) * NR);
       } else {
         for (int64_t l = 0; l < NR; l++) {
           int64_t idx = base + l * st;
@@ -126,38 +126,38 @@ pack_conv1d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
 }
 
 static void
-conv1d_range(gpointer data, int64_t start, int64_t end, int tid)
+conv1d_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   Conv1dJob *j = data;
   int64_t CK = j->Cin_g * j->K;
-  float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
+  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
 
   if (pack == NULL) {
-    oom(j->be, "ovi_op_conv1d");
+    oom (j->be, "ovi_op_conv1d");
     return;
   }
   for (int64_t task = start; task < end; task++) {
     int64_t c = task % j->n_chunks, bg = task / j->n_chunks;
     int64_t g = bg % j->groups, b = bg / j->groups;
-    int64_t t0 = c * j->chunk, tc = MIN(j->chunk, j->To - t0);
+    int64_t t0 = c * j->chunk, tc = MIN (j->chunk, j->To - t0);
     Conv1dPack p = { j, j->x + (b * j->Cin + g * j->Cin_g) * j->T, t0 };
     float *out = j->out + (b * j->Cout + g * j->Cout_g) * j->To + t0;
 
-    ovi_cpu_gemm_implicit(
+    ovi_cpu_gemm_implicit (
         j->Cout_g, tc, CK, j->wf + g * j->Cout_g * CK, CK, pack_conv1d, &p,
         j->bias ? j->bias + g * j->Cout_g : NULL, out, j->To, 1, pack);
   }
 }
 
 static void
-conv1d_dw_range(gpointer data, int64_t start, int64_t end, int tid)
+conv1d_dw_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   Conv1dJob *j = data;
-  float *wrow = ovi_cpu_scratch(j->be, tid, 1, sizeof(float) * j->K);
-  gsize es = ovi_dtype_size(j->w->dtype);
+  float *wrow = ovi_cpu_scratch (j->be, tid, 1, sizeof (float) * j->K);
+  gsize es = ovi_dtype_size (j->w->dtype);
 
   if (wrow == NULL) {
-    oom(j->be, "ovi_op_conv1d");
+    oom (j->be, "ovi_op_conv1d");
     return;
   }
   for (int64_t r = start; r < end; r++) {
@@ -167,9 +167,9 @@ conv1d_dw_range(gpointer data, int64_t start, int64_t end, int tid)
     float *out = j->out + r * j->To;
     float bv = j->bias ? j->bias[co] : 0.0f;
 
-    ovi_cpu_load_f32(wrow,
-                     (const char *) ovi_tensor_data(j->w) + co * j->K * es,
-                     j->w->dtype, j->K, 1);
+    ovi_cpu_load_f32 (wrow,
+                      (const char *) ovi_tensor_data (j->w) + co * j->K * es,
+                      j->w->dtype, j->K, 1);
     if (j->w_scale)
       for (int64_t k = 0; k < j->K; k++)
         wrow[k] *= j->w_scale[co];
@@ -192,31 +192,31 @@ conv1d_dw_range(gpointer data, int64_t start, int64_t end, int tid)
 }
 
 static void
-cpu_conv1d(OviBackend *be, OviTensor *out, const OviTensor *x,
-           const OviTensor *w, const OviTensor *bias, int stride, int pad_left,
-           int pad_right, int dilation, int groups)
+cpu_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
+            const OviTensor *w, const OviTensor *bias, int stride, int pad_left,
+            int pad_right, int dilation, int groups)
 {
   const char *op = "ovi_op_conv1d";
-  g_autoptr(OviTensor) xc = ovi_cpu_f32_contig(be, x, op);
-  g_autoptr(OviTensor) wc = NULL;
-  g_autoptr(OviTensor) bc = NULL;
+  g_autoptr (OviTensor) xc = ovi_cpu_f32_contig (be, x, op);
+  g_autoptr (OviTensor) wc = NULL;
+  g_autoptr (OviTensor) bc = NULL;
   g_autofree float *scales = NULL;
   Conv1dJob j = { 0 };
   int64_t B = x->ndim == 3 ? x->shape[0] : 1;
-  int n_threads = ovi_cpu_priv(be)->n_threads;
+  int n_threads = ovi_cpu_priv (be)->n_threads;
 
-  if (xc == NULL || (wc = weight_rows(be, w, op)) == NULL)
+  if (xc == NULL || (wc = weight_rows (be, w, op)) == NULL)
     return;
-  if (bias && (bc = ovi_cpu_f32_contig(be, bias, op)) == NULL)
+  if (bias && (bc = ovi_cpu_f32_contig (be, bias, op)) == NULL)
     return;
-  if (!ovi_cpu_weight_scales(be, wc, op, &scales))
+  if (!ovi_cpu_weight_scales (be, wc, op, &scales))
     return;
   j.be = be;
-  j.x = ovi_tensor_data(xc);
+  j.x = ovi_tensor_data (xc);
   j.w = wc;
   j.w_scale = scales;
-  j.bias = bc ? ovi_tensor_data(bc) : NULL;
-  j.out = ovi_tensor_data(out);
+  j.bias = bc ? ovi_tensor_data (bc) : NULL;
+  j.out = ovi_tensor_data (out);
   j.Cin = x->shape[x->ndim - 2];
   j.T = x->shape[x->ndim - 1];
   j.Cout = w->shape[0];
@@ -231,17 +231,18 @@ cpu_conv1d(OviBackend *be, OviTensor *out, const OviTensor *x,
   if (B * j.Cout * j.To == 0)
     return;
   if (j.Cin_g == 1 && j.Cout_g <= 4) {
-    ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, B * j.Cout,
-                              MAX(1, 4096 / (j.To * j.K)), conv1d_dw_range, &j);
+    ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, B * j.Cout,
+                               MAX (1, 4096 / (j.To * j.K)), conv1d_dw_range,
+                               &j);
     return;
   }
-  j.wf = weights_f32(be, wc, j.Cout, j.Cin_g * j.K, scales, op);
+  j.wf = weights_f32 (be, wc, j.Cout, j.Cin_g * j.K, scales, op);
   if (j.wf == NULL)
     return;
-  j.chunk = task_positions(j.To, n_threads, B * groups);
+  j.chunk = task_positions (j.To, n_threads, B * groups);
   j.n_chunks = (j.To + j.chunk - 1) / j.chunk;
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, B * groups * j.n_chunks, 1,
-                            conv1d_range, &j);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, B * groups * j.n_chunks,
+                             1, conv1d_range, &j);
 }
 
 /* ---------------- conv_transpose1d ---------------- */
@@ -262,14 +263,15 @@ typedef struct {
 } ConvTJob;
 
 static void
-convt_direct_range(gpointer data, int64_t start, int64_t end, int tid)
+convt_direct_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   ConvTJob *j = data;
-  float *wbuf = ovi_cpu_scratch(j->be, tid, 1, sizeof(float) * j->Cin_g * j->K);
-  gsize es = ovi_dtype_size(j->w->dtype);
+  float *wbuf
+      = ovi_cpu_scratch (j->be, tid, 1, sizeof (float) * j->Cin_g * j->K);
+  gsize es = ovi_dtype_size (j->w->dtype);
 
   if (wbuf == NULL) {
-    oom(j->be, "ovi_op_conv_transpose1d");
+    oom (j->be, "ovi_op_conv_transpose1d");
     return;
   }
   for (int64_t r = start; r < end; r++) {
@@ -280,10 +282,10 @@ convt_direct_range(gpointer data, int64_t start, int64_t end, int tid)
 
     for (int64_t ci = 0; ci < j->Cin_g; ci++) {
       int64_t cin = g * j->Cin_g + ci;
-      ovi_cpu_load_f32(wbuf + ci * j->K,
-                       (const char *) ovi_tensor_data(j->w)
-                           + ((cin * j->Cout_g) + col) * j->K * es,
-                       j->w->dtype, j->K, 1);
+      ovi_cpu_load_f32 (wbuf + ci * j->K,
+                        (const char *) ovi_tensor_data (j->w)
+                            + ((cin * j->Cout_g) + col) * j->K * es,
+                        j->w->dtype, j->K, 1);
       if (j->w_scale)
         for (int64_t k = 0; k < j->K; k++)
           wbuf[ci * j->K + k] *= j->w_scale[cin];
@@ -311,15 +313,15 @@ typedef struct {
 
 /* B(n, ci * Kp + jj) = x[ci, q - jj] with q = q_base + n */
 static void
-pack_convt(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
-           float *dst)
+pack_convt (gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
+            float *dst)
 {
   const ConvTPack *p = data;
   int64_t T = p->T, Kp = p->Kp;
 
   for (int64_t jp = 0; jp < nb; jp += NR) {
     float *d = dst + jp * kb;
-    int64_t lanes = MIN(NR, nb - jp);
+    int64_t lanes = MIN (NR, nb - jp);
     int64_t q0 = p->q_base + n0 + jp;
     int64_t ci = k0 / Kp, jj = k0 % Kp;
 
@@ -329,7 +331,7 @@ pack_convt(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
       float *o = d + k * NR;
 
       if (lanes == NR && base >= 0 && base + NR <= T) {
-        memcpy(o, xr + base, sizeof(float) * NR);
+        memcpy (o, xr + base, sizeof (float) * NR);
       } else {
         for (int64_t l = 0; l < NR; l++) {
           int64_t idx = base + l;
@@ -346,13 +348,13 @@ pack_convt(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
 
 /* groups == 1, one (batch, phase, chunk of q) per task */
 static void
-convt_gemm_range(gpointer data, int64_t start, int64_t end, int tid)
+convt_gemm_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   ConvTJob *j = data;
-  float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
+  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
 
   if (pack == NULL) {
-    oom(j->be, "ovi_op_conv_transpose1d");
+    oom (j->be, "ovi_op_conv_transpose1d");
     return;
   }
   for (int64_t task = start; task < end; task++) {
@@ -360,7 +362,7 @@ convt_gemm_range(gpointer data, int64_t start, int64_t end, int tid)
     int64_t ph = bp % j->stride, b = bp / j->stride;
     int64_t Kp = j->Kp[ph];
     int64_t q0 = j->q_lo[ph] + c * j->chunk;
-    int64_t nq = MIN(j->chunk, j->q_lo[ph] + j->nq[ph] - q0);
+    int64_t nq = MIN (j->chunk, j->q_lo[ph] + j->nq[ph] - q0);
     float *out
         = j->out + b * j->Cout * j->To + q0 * j->stride + ph - j->padding;
     ConvTPack p = { j->x + b * j->Cin * j->T, j->T, Kp, q0 };
@@ -368,38 +370,39 @@ convt_gemm_range(gpointer data, int64_t start, int64_t end, int tid)
     if (nq <= 0)
       continue;
     /* Kp == 0 (a phase no tap reaches): K = 0 gives the bias alone */
-    ovi_cpu_gemm_implicit(j->Cout, nq, j->Cin * Kp, j->wp[ph], j->Cin * Kp,
-                          pack_convt, &p, j->bias, out, j->To, j->stride, pack);
+    ovi_cpu_gemm_implicit (j->Cout, nq, j->Cin * Kp, j->wp[ph], j->Cin * Kp,
+                           pack_convt, &p, j->bias, out, j->To, j->stride,
+                           pack);
   }
 }
 
 static void
-cpu_conv_transpose1d(OviBackend *be, OviTensor *out, const OviTensor *x,
-                     const OviTensor *w, const OviTensor *bias, int stride,
-                     int padding, int groups)
+cpu_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
+                      const OviTensor *w, const OviTensor *bias, int stride,
+                      int padding, int groups)
 {
   const char *op = "ovi_op_conv_transpose1d";
-  g_autoptr(OviTensor) xc = ovi_cpu_f32_contig(be, x, op);
-  g_autoptr(OviTensor) wc = NULL;
-  g_autoptr(OviTensor) bc = NULL;
+  g_autoptr (OviTensor) xc = ovi_cpu_f32_contig (be, x, op);
+  g_autoptr (OviTensor) wc = NULL;
+  g_autoptr (OviTensor) bc = NULL;
   g_autofree float *scales = NULL;
   ConvTJob j = { 0 };
   int64_t B = x->ndim == 3 ? x->shape[0] : 1;
-  int n_threads = ovi_cpu_priv(be)->n_threads;
+  int n_threads = ovi_cpu_priv (be)->n_threads;
   int64_t max_nq = 0;
 
-  if (xc == NULL || (wc = weight_rows(be, w, op)) == NULL)
+  if (xc == NULL || (wc = weight_rows (be, w, op)) == NULL)
     return;
-  if (bias && (bc = ovi_cpu_f32_contig(be, bias, op)) == NULL)
+  if (bias && (bc = ovi_cpu_f32_contig (be, bias, op)) == NULL)
     return;
-  if (!ovi_cpu_weight_scales(be, wc, op, &scales))
+  if (!ovi_cpu_weight_scales (be, wc, op, &scales))
     return;
   j.be = be;
-  j.x = ovi_tensor_data(xc);
+  j.x = ovi_tensor_data (xc);
   j.w = wc;
   j.w_scale = scales;
-  j.bias = bc ? ovi_tensor_data(bc) : NULL;
-  j.out = ovi_tensor_data(out);
+  j.bias = bc ? ovi_tensor_data (bc) : NULL;
+  j.out = ovi_tensor_data (out);
   j.Cin = x->shape[x->ndim - 2];
   j.T = x->shape[x->ndim - 1];
   j.K = w->shape[2];
@@ -413,22 +416,22 @@ cpu_conv_transpose1d(OviBackend *be, OviTensor *out, const OviTensor *x,
   if (B * j.Cout * j.To == 0)
     return;
   if (groups > 1 || stride > 64 || j.Cin * j.Cout < 64) {
-    ovi_cpu_pool_parallel_for(
-        ovi_cpu_priv(be)->pool, B * j.Cout,
-        MAX(1, 4096 / MAX(j.To * j.K * j.Cin_g / stride, 1)),
+    ovi_cpu_pool_parallel_for (
+        ovi_cpu_priv (be)->pool, B * j.Cout,
+        MAX (1, 4096 / MAX (j.To * j.K * j.Cin_g / stride, 1)),
         convt_direct_range, &j);
     return;
   }
   /* per phase: taps k = ph + jj * stride; out[o = q*stride + ph - padding] */
   {
     gsize off = 0;
-    gsize es = ovi_dtype_size(wc->dtype);
-    float *wall = ovi_cpu_shared_scratch(
-        be, sizeof(float) * MAX(j.Cout * j.Cin * j.K + j.K, 1));
+    gsize es = ovi_dtype_size (wc->dtype);
+    float *wall = ovi_cpu_shared_scratch (
+        be, sizeof (float) * MAX (j.Cout * j.Cin * j.K + j.K, 1));
     float *row;
 
     if (wall == NULL) {
-      oom(be, op);
+      oom (be, op);
       return;
     }
     row = wall + j.Cout * j.Cin * j.K;
@@ -440,24 +443,24 @@ cpu_conv_transpose1d(OviBackend *be, OviTensor *out, const OviTensor *x,
       off += (gsize) j.Cout * j.Cin * Kp;
       for (int64_t ci = 0; ci < j.Cin; ci++)
         for (int64_t co = 0; co < j.Cout; co++) {
-          ovi_cpu_load_f32(row,
-                           (const char *) ovi_tensor_data(wc)
-                               + (ci * j.Cout + co) * j.K * es,
-                           wc->dtype, j.K, 1);
+          ovi_cpu_load_f32 (row,
+                            (const char *) ovi_tensor_data (wc)
+                                + (ci * j.Cout + co) * j.K * es,
+                            wc->dtype, j.K, 1);
           for (int64_t jj = 0; jj < Kp; jj++)
             j.wp[ph][co * j.Cin * Kp + ci * Kp + jj]
                 = row[ph + jj * stride] * (scales ? scales[ci] : 1.0f);
         }
       /* q range with 0 <= q*stride + ph - padding < To */
       j.q_lo[ph] = lo <= 0 ? 0 : (lo + stride - 1) / stride;
-      j.nq[ph] = hi < 0 ? 0 : MAX(hi / stride - j.q_lo[ph] + 1, 0);
-      max_nq = MAX(max_nq, j.nq[ph]);
+      j.nq[ph] = hi < 0 ? 0 : MAX (hi / stride - j.q_lo[ph] + 1, 0);
+      max_nq = MAX (max_nq, j.nq[ph]);
     }
   }
-  j.chunk = task_positions(max_nq, n_threads, B * stride);
-  j.n_chunks = MAX(1, (max_nq + j.chunk - 1) / j.chunk);
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, B * stride * j.n_chunks, 1,
-                            convt_gemm_range, &j);
+  j.chunk = task_positions (max_nq, n_threads, B * stride);
+  j.n_chunks = MAX (1, (max_nq + j.chunk - 1) / j.chunk);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, B * stride * j.n_chunks,
+                             1, convt_gemm_range, &j);
 }
 
 /* ---------------- conv3d ---------------- */
@@ -477,8 +480,8 @@ typedef struct {
 } Conv3dPack;
 
 static void
-pack_conv3d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
-            float *dst)
+pack_conv3d (gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
+             float *dst)
 {
   const Conv3dPack *p = data;
   const Conv3dJob *j = p->j;
@@ -487,7 +490,7 @@ pack_conv3d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
 
   for (int64_t jp = 0; jp < nb; jp += NR) {
     float *d = dst + jp * kb;
-    int64_t lanes = MIN(NR, nb - jp);
+    int64_t lanes = MIN (NR, nb - jp);
     int64_t pos0 = p->p_base + n0 + jp;
     int64_t wo0 = pos0 % j->Wo, ho0 = (pos0 / j->Wo) % j->Ho;
     int64_t to0 = pos0 / (j->Wo * j->Ho);
@@ -498,7 +501,7 @@ pack_conv3d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
     int64_t ci = k0 / (kw * kh * kt);
 
     for (int64_t l = 0; l < NR; l++) {
-      int64_t pos = pos0 + MIN(l, lanes - 1);
+      int64_t pos = pos0 + MIN (l, lanes - 1);
       tl[l] = (pos / (j->Wo * j->Ho)) * j->st[0] - j->pad[0];
       hl[l] = ((pos / j->Wo) % j->Ho) * j->st[1] - j->pad[2];
       wl[l] = (pos % j->Wo) * sw - j->pad[4];
@@ -512,11 +515,11 @@ pack_conv3d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
         int64_t h = ho0 * j->st[1] - j->pad[2] + bb;
         int64_t w0 = wl[0] + c;
         if (t < 0 || t >= T || h < 0 || h >= H) {
-          memset(o, 0, sizeof(float) * NR);
+          memset (o, 0, sizeof (float) * NR);
         } else {
           const float *xr = xc + (t * H + h) * W;
           if (sw == 1 && lanes == NR && w0 >= 0 && w0 + NR <= W) {
-            memcpy(o, xr + w0, sizeof(float) * NR);
+            memcpy (o, xr + w0, sizeof (float) * NR);
           } else {
             for (int64_t l = 0; l < NR; l++) {
               int64_t ww = w0 + l * sw;
@@ -548,47 +551,47 @@ pack_conv3d(gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
 }
 
 static void
-conv3d_range(gpointer data, int64_t start, int64_t end, int tid)
+conv3d_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   Conv3dJob *j = data;
   int64_t CK = j->Cin * j->kt * j->kh * j->kw;
-  float *pack = ovi_cpu_scratch(j->be, tid, 0, ovi_cpu_gemm_pack_size());
+  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
 
   if (pack == NULL) {
-    oom(j->be, "ovi_op_conv3d");
+    oom (j->be, "ovi_op_conv3d");
     return;
   }
   for (int64_t c = start; c < end; c++) {
-    int64_t p0 = c * j->chunk, np = MIN(j->chunk, j->P - p0);
+    int64_t p0 = c * j->chunk, np = MIN (j->chunk, j->P - p0);
     Conv3dPack p = { j, p0 };
 
-    ovi_cpu_gemm_implicit(j->Cout, np, CK, j->wf, CK, pack_conv3d, &p, j->bias,
-                          j->out + p0, j->P, 1, pack);
+    ovi_cpu_gemm_implicit (j->Cout, np, CK, j->wf, CK, pack_conv3d, &p, j->bias,
+                           j->out + p0, j->P, 1, pack);
   }
 }
 
 static void
-cpu_conv3d(OviBackend *be, OviTensor *out, const OviTensor *x,
-           const OviTensor *w, const OviTensor *bias, const int stride[3],
-           const int pad[6])
+cpu_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
+            const OviTensor *w, const OviTensor *bias, const int stride[3],
+            const int pad[6])
 {
   const char *op = "ovi_op_conv3d";
-  g_autoptr(OviTensor) xc = ovi_cpu_f32_contig(be, x, op);
-  g_autoptr(OviTensor) wc = NULL;
-  g_autoptr(OviTensor) bc = NULL;
+  g_autoptr (OviTensor) xc = ovi_cpu_f32_contig (be, x, op);
+  g_autoptr (OviTensor) wc = NULL;
+  g_autoptr (OviTensor) bc = NULL;
   g_autofree float *scales = NULL;
   Conv3dJob j = { 0 };
 
-  if (xc == NULL || (wc = weight_rows(be, w, op)) == NULL)
+  if (xc == NULL || (wc = weight_rows (be, w, op)) == NULL)
     return;
-  if (bias && (bc = ovi_cpu_f32_contig(be, bias, op)) == NULL)
+  if (bias && (bc = ovi_cpu_f32_contig (be, bias, op)) == NULL)
     return;
-  if (!ovi_cpu_weight_scales(be, wc, op, &scales))
+  if (!ovi_cpu_weight_scales (be, wc, op, &scales))
     return;
   j.be = be;
-  j.x = ovi_tensor_data(xc);
-  j.bias = bc ? ovi_tensor_data(bc) : NULL;
-  j.out = ovi_tensor_data(out);
+  j.x = ovi_tensor_data (xc);
+  j.bias = bc ? ovi_tensor_data (bc) : NULL;
+  j.out = ovi_tensor_data (out);
   j.Cin = x->shape[0];
   j.T = x->shape[1];
   j.H = x->shape[2];
@@ -601,16 +604,17 @@ cpu_conv3d(OviBackend *be, OviTensor *out, const OviTensor *x,
   j.Ho = out->shape[2];
   j.Wo = out->shape[3];
   j.P = j.To * j.Ho * j.Wo;
-  memcpy(j.st, stride, sizeof(j.st));
-  memcpy(j.pad, pad, sizeof(j.pad));
+  memcpy (j.st, stride, sizeof (j.st));
+  memcpy (j.pad, pad, sizeof (j.pad));
   if (j.P == 0 || j.Cout == 0)
     return;
-  j.wf = weights_f32(be, wc, j.Cout, j.Cin * j.kt * j.kh * j.kw, scales, op);
+  j.wf = weights_f32 (be, wc, j.Cout, j.Cin * j.kt * j.kh * j.kw, scales, op);
   if (j.wf == NULL)
     return;
-  j.chunk = task_positions(j.P, ovi_cpu_priv(be)->n_threads, 1);
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool,
-                            (j.P + j.chunk - 1) / j.chunk, 1, conv3d_range, &j);
+  j.chunk = task_positions (j.P, ovi_cpu_priv (be)->n_threads, 1);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool,
+                             (j.P + j.chunk - 1) / j.chunk, 1, conv3d_range,
+                             &j);
 }
 
 /* ---------------- pad and upsample ---------------- */
@@ -629,7 +633,7 @@ typedef struct {
 
 /* source index along dim d of output index o; -1 for a zero pad */
 static inline int64_t
-resize_src(const ResizeJob *j, int d, int64_t o)
+resize_src (const ResizeJob *j, int d, int64_t o)
 {
   int64_t n = j->x->shape[d], s;
 
@@ -644,16 +648,16 @@ resize_src(const ResizeJob *j, int d, int64_t o)
 }
 
 static void
-resize_range(gpointer data, int64_t start, int64_t end, int tid)
+resize_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   ResizeJob *j = data;
   int nd = j->ndim;
   int64_t n_out = j->oshape[nd - 1], n_in = j->x->shape[nd - 1];
-  gsize es = ovi_dtype_size(j->x->dtype);
-  float *row = ovi_cpu_scratch(j->be, tid, 1, sizeof(float) * MAX(n_in, 1));
+  gsize es = ovi_dtype_size (j->x->dtype);
+  float *row = ovi_cpu_scratch (j->be, tid, 1, sizeof (float) * MAX (n_in, 1));
 
   if (row == NULL) {
-    oom(j->be, j->upsample ? "ovi_op_upsample_nearest" : "ovi_op_pad");
+    oom (j->be, j->upsample ? "ovi_op_upsample_nearest" : "ovi_op_pad");
     return;
   }
   for (int64_t r = start; r < end; r++) {
@@ -664,60 +668,60 @@ resize_range(gpointer data, int64_t start, int64_t end, int tid)
     for (int d = nd - 2; d >= 0; d--) {
       int64_t idx = rem % j->oshape[d], s;
       rem /= j->oshape[d];
-      s = resize_src(j, d, idx);
+      s = resize_src (j, d, idx);
       if (s < 0)
         zero = TRUE;
       else
         off += s * j->x->stride[d];
     }
     if (zero || n_in == 0) {
-      memset(o, 0, sizeof(float) * n_out);
+      memset (o, 0, sizeof (float) * n_out);
       continue;
     }
-    ovi_cpu_load_f32(row,
-                     (const char *) ovi_tensor_data(j->x) + off * (int64_t) es,
-                     j->x->dtype, n_in, j->x->stride[nd - 1]);
+    ovi_cpu_load_f32 (
+        row, (const char *) ovi_tensor_data (j->x) + off * (int64_t) es,
+        j->x->dtype, n_in, j->x->stride[nd - 1]);
     for (int64_t i = 0; i < n_out; i++) {
-      int64_t s = resize_src(j, nd - 1, i);
+      int64_t s = resize_src (j, nd - 1, i);
       o[i] = s < 0 ? 0.0f : row[s];
     }
   }
 }
 
 static void
-run_resize(OviBackend *be, ResizeJob *j, OviTensor *out, const OviTensor *x)
+run_resize (OviBackend *be, ResizeJob *j, OviTensor *out, const OviTensor *x)
 {
   int64_t rows = 1;
 
   j->be = be;
   j->x = x;
-  j->out = ovi_tensor_data(out);
+  j->out = ovi_tensor_data (out);
   j->ndim = x->ndim;
-  memcpy(j->oshape, out->shape, sizeof(int64_t) * out->ndim);
+  memcpy (j->oshape, out->shape, sizeof (int64_t) * out->ndim);
   for (int d = 0; d < out->ndim - 1; d++)
     rows *= out->shape[d];
   if (rows == 0 || out->shape[out->ndim - 1] == 0)
     return;
-  ovi_cpu_pool_parallel_for(ovi_cpu_priv(be)->pool, rows,
-                            MAX(1, 16384 / out->shape[out->ndim - 1]),
-                            resize_range, j);
+  ovi_cpu_pool_parallel_for (ovi_cpu_priv (be)->pool, rows,
+                             MAX (1, 16384 / out->shape[out->ndim - 1]),
+                             resize_range, j);
 }
 
 static void
-cpu_pad(OviBackend *be, OviTensor *out, const OviTensor *x, int n,
-        const int *pads, OviPadMode mode)
+cpu_pad (OviBackend *be, OviTensor *out, const OviTensor *x, int n,
+         const int *pads, OviPadMode mode)
 {
   ResizeJob j = { 0 };
 
   for (int i = 0; i < n; i++)
     j.before[x->ndim - n + i] = pads[2 * i];
   j.mode = mode;
-  run_resize(be, &j, out, x);
+  run_resize (be, &j, out, x);
 }
 
 static void
-cpu_upsample_nearest(OviBackend *be, OviTensor *out, const OviTensor *x, int n,
-                     const int *factors)
+cpu_upsample_nearest (OviBackend *be, OviTensor *out, const OviTensor *x, int n,
+                      const int *factors)
 {
   ResizeJob j = { 0 };
 
@@ -726,11 +730,11 @@ cpu_upsample_nearest(OviBackend *be, OviTensor *out, const OviTensor *x, int n,
   for (int i = 0; i < n; i++)
     j.factor[x->ndim - n + i] = factors[i];
   j.upsample = TRUE;
-  run_resize(be, &j, out, x);
+  run_resize (be, &j, out, x);
 }
 
 void
-ovi_cpu_register_conv_ops(OviBackendOps *ops)
+ovi_cpu_register_conv_ops (OviBackendOps *ops)
 {
   ops->conv1d = cpu_conv1d;
   ops->conv_transpose1d = cpu_conv_transpose1d;

@@ -15,13 +15,13 @@ G_BEGIN_DECLS
 typedef struct _OviCpuPool OviCpuPool;
 
 /* fn (data, start, end, thread_index); thread_index < n_threads */
-typedef void (*OviCpuRangeFunc)(gpointer data, int64_t start, int64_t end,
-                                int thread_index);
+typedef void (*OviCpuRangeFunc) (gpointer data, int64_t start, int64_t end,
+                                 int thread_index);
 
-OviCpuPool *ovi_cpu_pool_new(int n_threads);
-void ovi_cpu_pool_free(OviCpuPool *pool);
-int ovi_cpu_pool_n_threads(OviCpuPool *pool);
-void ovi_cpu_pool_parallel_for(OviCpuPool *pool, int64_t n, int64_t grain,
-                               OviCpuRangeFunc fn, gpointer data);
+OviCpuPool *ovi_cpu_pool_new (int n_threads);
+void ovi_cpu_pool_free (OviCpuPool *pool);
+int ovi_cpu_pool_n_threads (OviCpuPool *pool);
+void ovi_cpu_pool_parallel_for (OviCpuPool *pool, int64_t n, int64_t grain,
+                                OviCpuRangeFunc fn, gpointer data);
 
 G_END_DECLS
