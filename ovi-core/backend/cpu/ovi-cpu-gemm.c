@@ -232,10 +232,14 @@ micro_kernel_generic (int64_t kb, const float *restrict a, int64_t lda,
         int64_t kb, const float *restrict a, int64_t lda,
         const float *restrict b, float *restrict acc) KERNEL_BODY_8
 
-    __attribute__ ((target ("avx512f,avx2,"
-                            "fma"))) static void micro_kernel_avx512 (
-        int64_t kb, const float *restrict a, int64_t lda,
-        const float *restrict b, float *restrict acc) KERNEL_BODY_16
+    __attribute__ ((target (
+        "avx512f,avx2,"
+        "fma"))) static void micro_kernel_avx512 (int64_t kb,
+                                                  const float *restrict a,
+                                                  int64_t lda,
+                                                  const float *restrict b,
+                                                  float *restrict acc)
+        KERNEL_BODY_16
 #endif
 
     static MicroKernel pick_kernel (void)
@@ -287,6 +291,52 @@ pack_b (float *restrict pack, const void *b, OviDType dtype, int64_t ldb,
   }
 }
 
+/* C[0:M, 0:nb] (= or +=) A[0:M, 0:kb] . the packed B panel, in MR-row
+ * strips; a short last strip is zero-padded in `apad` so the same kernel
+ * makes the same sums. C's rows are ldc_m apart, its columns ldc_n. */
+static void
+gemm_strips (MicroKernel micro_kernel, int64_t M, int64_t nb, int64_t kb,
+             const float *A, int64_t lda, const float *pack, float *apad,
+             float *C, int64_t ldc_m, int64_t ldc_n, gboolean accumulate)
+{
+  float acc[MR * NR];
+
+  for (int64_t m0 = 0; m0 < M; m0 += MR) {
+    int64_t mr = MIN (MR, M - m0);
+    const float *a = A + m0 * lda;
+    int64_t la = lda;
+
+    if (mr < MR) {
+      for (int r = 0; r < MR; r++) {
+        if (r < mr)
+          memcpy (apad + r * kb, a + r * lda, sizeof (float) * kb);
+        else
+          memset (apad + r * kb, 0, sizeof (float) * kb);
+      }
+      a = apad;
+      la = kb;
+    }
+    for (int64_t jp = 0; jp < nb; jp += NR) {
+      int64_t nr = MIN (NR, nb - jp);
+      float *c = C + m0 * ldc_m + jp * ldc_n;
+
+      micro_kernel (kb, a, la, pack + jp * kb, acc);
+      if (accumulate) {
+        for (int64_t r = 0; r < mr; r++)
+          for (int64_t j = 0; j < nr; j++)
+            c[r * ldc_m + j * ldc_n] += acc[r * NR + j];
+      } else if (ldc_n == 1) {
+        for (int64_t r = 0; r < mr; r++)
+          memcpy (c + r * ldc_m, acc + r * NR, sizeof (float) * nr);
+      } else {
+        for (int64_t r = 0; r < mr; r++)
+          for (int64_t j = 0; j < nr; j++)
+            c[r * ldc_m + j * ldc_n] = acc[r * NR + j];
+      }
+    }
+  }
+}
+
 void
 ovi_cpu_gemm_serial_raw (int64_t M, int64_t N, int64_t K, const float *A,
                          int64_t lda, const void *b, OviDType b_dtype,
@@ -297,7 +347,6 @@ ovi_cpu_gemm_serial_raw (int64_t M, int64_t N, int64_t K, const float *A,
   MicroKernel micro_kernel = pick_kernel ();
   float *apad = pack + NB * KB;
   gsize esize = ovi_dtype_size (b_dtype);
-  float acc[MR * NR];
 
   if (K == 0) {
     for (int64_t m = 0; m < M; m++)
@@ -314,38 +363,8 @@ ovi_cpu_gemm_serial_raw (int64_t M, int64_t N, int64_t K, const float *A,
 
       pack_b (pack, (const char *) b + n0 * ldb * esize, b_dtype, ldb,
               b_scale ? b_scale + n0 : NULL, nb, k0, kb);
-      for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int64_t mr = MIN (MR, M - m0);
-        const float *a = A + m0 * lda + k0;
-        int64_t la = lda;
-
-        if (mr < MR) {
-          /* pad the tail rows with zeros: the same kernel, the same sums */
-          for (int r = 0; r < MR; r++) {
-            if (r < mr)
-              memcpy (apad + r * kb, a + r * lda, sizeof (float) * kb);
-            else
-              memset (apad + r * kb, 0, sizeof (float) * kb);
-          }
-          a = apad;
-          la = kb;
-        }
-        for (int64_t jp = 0; jp < nb; jp += NR) {
-          int64_t nr = MIN (NR, nb - jp);
-          float *c = C + m0 * ldc_m + (n0 + jp) * ldc_n;
-
-          micro_kernel (kb, a, la, pack + jp * kb, acc);
-          if (k0 == 0) {
-            for (int64_t r = 0; r < mr; r++)
-              for (int64_t j = 0; j < nr; j++)
-                c[r * ldc_m + j * ldc_n] = acc[r * NR + j];
-          } else {
-            for (int64_t r = 0; r < mr; r++)
-              for (int64_t j = 0; j < nr; j++)
-                c[r * ldc_m + j * ldc_n] += acc[r * NR + j];
-          }
-        }
-      }
+      gemm_strips (micro_kernel, M, nb, kb, A + k0, lda, pack, apad,
+                   C + n0 * ldc_n, ldc_m, ldc_n, k0 != 0);
     }
     if (bias || act != OVI_ACT_NONE) {
       for (int64_t m = 0; m < M; m++) {
@@ -367,7 +386,6 @@ ovi_cpu_gemm_implicit (int64_t M, int64_t N, int64_t K, const float *A,
 {
   MicroKernel micro_kernel = pick_kernel ();
   float *apad = pack + NB * KB;
-  float acc[MR * NR];
 
   for (int64_t n0 = 0; n0 < N; n0 += NB) {
     int64_t nb = MIN (NB, N - n0);
@@ -380,40 +398,8 @@ ovi_cpu_gemm_implicit (int64_t M, int64_t N, int64_t K, const float *A,
       int64_t kb = MIN (KB, K - k0);
 
       pack_fn (data, n0, nb, k0, kb, pack);
-      for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int64_t mr = MIN (MR, M - m0);
-        const float *a = A + m0 * lda + k0;
-        int64_t la = lda;
-
-        if (mr < MR) {
-          for (int r = 0; r < MR; r++) {
-            if (r < mr)
-              memcpy (apad + r * kb, a + r * lda, sizeof (float) * kb);
-            else
-              memset (apad + r * kb, 0, sizeof (float) * kb);
-          }
-          a = apad;
-          la = kb;
-        }
-        for (int64_t jp = 0; jp < nb; jp += NR) {
-          int64_t nr = MIN (NR, nb - jp);
-          float *c = C + m0 * ldc + (n0 + jp) * ldc_n;
-
-          micro_kernel (kb, a, la, pack + jp * kb, acc);
-          if (k0 == 0 && ldc_n == 1) {
-            for (int64_t r = 0; r < mr; r++)
-              memcpy (c + r * ldc, acc + r * NR, sizeof (float) * nr);
-          } else if (k0 == 0) {
-            for (int64_t r = 0; r < mr; r++)
-              for (int64_t j = 0; j < nr; j++)
-                c[r * ldc + j * ldc_n] = acc[r * NR + j];
-          } else {
-            for (int64_t r = 0; r < mr; r++)
-              for (int64_t j = 0; j < nr; j++)
-                c[r * ldc + j * ldc_n] += acc[r * NR + j];
-          }
-        }
-      }
+      gemm_strips (micro_kernel, M, nb, kb, A + k0, lda, pack, apad,
+                   C + n0 * ldc_n, ldc, ldc_n, k0 != 0);
     }
     if (bias)
       for (int64_t m = 0; m < M; m++)
@@ -431,7 +417,6 @@ ovi_cpu_gemm_f32_kn_acc (int64_t M, int64_t N, int64_t K, const float *A,
 {
   MicroKernel micro_kernel = pick_kernel ();
   float *apad = pack + NB * KB;
-  float acc[MR * NR];
 
   for (int64_t n0 = 0; n0 < N; n0 += NB) {
     int64_t nb = MIN (NB, N - n0);
@@ -450,31 +435,8 @@ ovi_cpu_gemm_f32_kn_acc (int64_t M, int64_t N, int64_t K, const float *A,
             dst[k * NR + j] = 0.0f;
         }
       }
-      for (int64_t m0 = 0; m0 < M; m0 += MR) {
-        int64_t mr = MIN (MR, M - m0);
-        const float *a = A + m0 * lda + k0;
-        int64_t la = lda;
-
-        if (mr < MR) {
-          for (int r = 0; r < MR; r++) {
-            if (r < mr)
-              memcpy (apad + r * kb, a + r * lda, sizeof (float) * kb);
-            else
-              memset (apad + r * kb, 0, sizeof (float) * kb);
-          }
-          a = apad;
-          la = kb;
-        }
-        for (int64_t jp = 0; jp < nb; jp += NR) {
-          int64_t nr = MIN (NR, nb - jp);
-          float *c = C + m0 * ldc + n0 + jp;
-
-          micro_kernel (kb, a, la, pack + jp * kb, acc);
-          for (int64_t r = 0; r < mr; r++)
-            for (int64_t j = 0; j < nr; j++)
-              c[r * ldc + j] += acc[r * NR + j];
-        }
-      }
+      gemm_strips (micro_kernel, M, nb, kb, A + k0, lda, pack, apad, C + n0,
+                   ldc, 1, TRUE);
     }
   }
 }
