@@ -402,6 +402,17 @@ need_rank (OviBackend *be, const char *op, const char *name, const OviTensor *t,
                name, st, lo, hi);
 }
 
+/* the checks of an op on rows: x a float tensor of rank >= 1, out a
+ * writable tensor of the same shape */
+static gboolean
+need_rows_op (OviBackend *be, const char *op, const OviTensor *out,
+              const OviTensor *x)
+{
+  return need_out (be, op, out) && need_float (be, op, "x", x)
+         && need_rank (be, op, "x", x, 1, OVI_MAX_DIMS)
+         && need_same_shape (be, op, "out", out, "x", x);
+}
+
 /* dispatch to the backend, or record that it lacks the op */
 #define DISPATCH(be, field, ...)                                               \
   G_STMT_START                                                                 \
@@ -541,9 +552,7 @@ ovi_op_softmax (OviBackend *be, OviTensor *out, const OviTensor *x)
   const char *op = "ovi_op_softmax";
 
   BEGIN_OP (be);
-  if (!need_out (be, op, out) || !need_float (be, op, "x", x)
-      || !need_rank (be, op, "x", x, 1, OVI_MAX_DIMS)
-      || !need_same_shape (be, op, "out", out, "x", x))
+  if (!need_rows_op (be, op, out, x))
     return;
   DISPATCH (be, softmax, out, x);
 }
@@ -565,9 +574,7 @@ ovi_op_rms_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_rms_norm";
 
   BEGIN_OP (be);
-  if (!need_out (be, op, out) || !need_float (be, op, "x", x)
-      || !need_rank (be, op, "x", x, 1, OVI_MAX_DIMS)
-      || !need_same_shape (be, op, "out", out, "x", x)
+  if (!need_rows_op (be, op, out, x)
       || !check_row_param (be, op, "weight", weight, x))
     return;
   DISPATCH (be, rms_norm, out, x, weight, eps);
@@ -580,9 +587,7 @@ ovi_op_layer_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_layer_norm";
 
   BEGIN_OP (be);
-  if (!need_out (be, op, out) || !need_float (be, op, "x", x)
-      || !need_rank (be, op, "x", x, 1, OVI_MAX_DIMS)
-      || !need_same_shape (be, op, "out", out, "x", x)
+  if (!need_rows_op (be, op, out, x)
       || !check_row_param (be, op, "weight", weight, x)
       || !check_row_param (be, op, "bias", bias, x))
     return;
@@ -596,9 +601,7 @@ ovi_op_channel_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_channel_norm";
 
   BEGIN_OP (be);
-  if (!need_out (be, op, out) || !need_float (be, op, "x", x)
-      || !need_rank (be, op, "x", x, 1, OVI_MAX_DIMS)
-      || !need_same_shape (be, op, "out", out, "x", x))
+  if (!need_rows_op (be, op, out, x))
     return;
   if (kind == OVI_CHANNEL_NORM_L2_SQRT_C) {
     if (!need_float (be, op, "gamma", gamma)
