@@ -20,6 +20,24 @@ struct _GstOviEngineCache {
 
 G_DEFINE_TYPE (GstOviEngineCache, gst_ovi_engine_cache, GST_TYPE_OBJECT);
 
+/* the element enums are cast to the engine's */
+G_STATIC_ASSERT ((int) GST_OVI_VRAM_MODE_AUTO == OVI_VRAM_MODE_AUTO);
+G_STATIC_ASSERT ((int) GST_OVI_VRAM_MODE_STANDARD == OVI_VRAM_MODE_STANDARD);
+G_STATIC_ASSERT ((int) GST_OVI_VRAM_MODE_FP8 == OVI_VRAM_MODE_FP8);
+G_STATIC_ASSERT ((int) GST_OVI_VRAM_MODE_FP8_OFFLOAD
+                 == OVI_VRAM_MODE_FP8_OFFLOAD);
+G_STATIC_ASSERT ((int) GST_OVI_VRAM_MODE_ULTRA_LOW == OVI_VRAM_MODE_ULTRA_LOW);
+G_STATIC_ASSERT ((int) GST_OVI_GPU_ALLOCATION_AUTO == OVI_GPU_ALLOCATION_AUTO);
+G_STATIC_ASSERT ((int) GST_OVI_GPU_ALLOCATION_SINGLE
+                 == OVI_GPU_ALLOCATION_SINGLE);
+G_STATIC_ASSERT ((int) GST_OVI_GPU_ALLOCATION_SP2 == OVI_GPU_ALLOCATION_SP2);
+G_STATIC_ASSERT ((int) GST_OVI_GPU_ALLOCATION_SP4 == OVI_GPU_ALLOCATION_SP4);
+G_STATIC_ASSERT ((int) GST_OVI_GPU_ALLOCATION_SP8 == OVI_GPU_ALLOCATION_SP8);
+G_STATIC_ASSERT ((int) GST_OVI_GPU_ALLOCATION_CFG_PARALLEL
+                 == OVI_GPU_ALLOCATION_CFG_PARALLEL);
+G_STATIC_ASSERT ((int) GST_OVI_GPU_ALLOCATION_SHARDED
+                 == OVI_GPU_ALLOCATION_SHARDED);
+
 static void
 gst_ovi_engine_cache_finalize (GObject *object)
 {
@@ -365,12 +383,12 @@ gst_ovi_engine_cache_acquire (GstOviEngineCache *cache, GstOviStage stage,
   /* the VRAM plan: `auto` picks the fastest mode whose estimate fits the
    * GPU's free memory; another mode is checked against it and refused
    * with the estimate and the mode that would fit */
-  if (be->device.type == OVI_DEVICE_CUDA) {
+  if (ovi_backend_get_device (be).type == OVI_DEVICE_CUDA) {
     GPtrArray *gpus = ovi_gpu_manager_list (NULL);
     guint i;
     for (i = 0; i < gpus->len; i++) {
       OviGpuInfo *info = g_ptr_array_index (gpus, i);
-      if (info->index == be->device.index)
+      if (info->index == ovi_backend_get_device (be).index)
         device_free = info->free_bytes;
     }
     g_ptr_array_unref (gpus);
@@ -383,7 +401,7 @@ gst_ovi_engine_cache_acquire (GstOviEngineCache *cache, GstOviStage stage,
     goto fail;
   }
   if (stage == GST_OVI_STAGE_TEXT && plan.t5_on_cpu
-      && be->device.type != OVI_DEVICE_CPU) {
+      && ovi_backend_get_device (be).type != OVI_DEVICE_CPU) {
     ovi_backend_free (be);
     be = ovi_backend_new_cpu (0);
     g_free (be_name);

@@ -51,11 +51,8 @@ ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
 
 OviDenoiser *
 ovi_denoiser_new_filtered (const OviModelPaths *paths, OviBackend *backend,
-                           OviTensor *(*filter) (const char *name,
-                                                 OviTensor *weight,
-                                                 gpointer user_data,
-                                                 GError **error),
-                           gpointer filter_data, GError **error)
+                           OviWeightFilter filter, gpointer filter_data,
+                           GError **error)
 {
   OviDenoiser *d = g_new0 (OviDenoiser, 1);
   OviFusionDims preset = {

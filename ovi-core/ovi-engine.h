@@ -66,11 +66,11 @@ OviTextEncoder *ovi_text_encoder_new (const OviModelPaths *paths,
                                       OviBackend *backend, GError **error);
 /* As ovi_text_encoder_new, each umT5 weight of rank >= 2 passing through
  * `filter` (see ovi_denoiser_new_filtered; ovi_placement_t5_filter). */
-OviTextEncoder *ovi_text_encoder_new_filtered (
-    const OviModelPaths *paths, OviBackend *backend,
-    OviTensor *(*filter) (const char *name, OviTensor *weight,
-                          gpointer user_data, GError **error),
-    gpointer filter_data, GError **error);
+OviTextEncoder *ovi_text_encoder_new_filtered (const OviModelPaths *paths,
+                                               OviBackend *backend,
+                                               OviWeightFilter filter,
+                                               gpointer filter_data,
+                                               GError **error);
 void ovi_text_encoder_free (OviTextEncoder *enc);
 /* The official prompt path: caption syntax rewritten for the variant, the
  * three texts (prompt, video negative, audio negative; NULL = the official
@@ -134,11 +134,10 @@ OviDenoiser *ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
  * `filter` (official name, tensor as read) which returns the tensor to use
  * (a new reference) or NULL with `error` set: the VRAM modes quantise and
  * place weights this way (ovi_placement_weight_filter, ovi-placement.h). */
-OviDenoiser *ovi_denoiser_new_filtered (
-    const OviModelPaths *paths, OviBackend *backend,
-    OviTensor *(*filter) (const char *name, OviTensor *weight,
-                          gpointer user_data, GError **error),
-    gpointer filter_data, GError **error);
+OviDenoiser *ovi_denoiser_new_filtered (const OviModelPaths *paths,
+                                        OviBackend *backend,
+                                        OviWeightFilter filter,
+                                        gpointer filter_data, GError **error);
 void ovi_denoiser_free (OviDenoiser *d);
 /* the OviFusion the denoiser runs (ovi-fusion.h), e.g. for
  * ovi_fusion_set_streaming */

@@ -136,6 +136,13 @@ double ovi_tensor_get_f64 (
     const int64_t *index); /* one element as double, host only */
 char *ovi_shape_to_string (int ndim, const int64_t *shape); /* "[3, 4, 5]" */
 
+/* A weight filter, as the stage and model constructors take: called with
+ * each weight's official name and the tensor as read from the file, it
+ * returns the tensor to use (a new reference: e.g. quantised, or already on
+ * the backend: ovi-placement.h) or NULL with `error` set. */
+typedef OviTensor *(*OviWeightFilter) (const char *name, OviTensor *weight,
+                                       gpointer user_data, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviTensor, ovi_tensor_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviStorage, ovi_storage_unref)
 

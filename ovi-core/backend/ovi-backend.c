@@ -5,7 +5,7 @@
  * op and the shapes, instead of calling into the backend. Once an error is
  * recorded, later ops are skipped until ovi_backend_sync() reports it.
  */
-#include "ovi-backend.h"
+#include "ovi-backend-impl.h"
 #include "ovi-config.h"
 
 #include <gmodule.h>
@@ -136,6 +136,36 @@ ovi_backend_sync (OviBackend *be, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+const char *
+ovi_backend_get_name (const OviBackend *be)
+{
+  return be->ops->name;
+}
+
+OviDevice
+ovi_backend_get_device (const OviBackend *be)
+{
+  return be->device;
+}
+
+OviDType
+ovi_backend_get_act_dtype (const OviBackend *be)
+{
+  return be->act_dtype;
+}
+
+int
+ovi_backend_get_n_threads (const OviBackend *be)
+{
+  return be->n_threads;
+}
+
+OviStorage *
+ovi_backend_new_storage (OviBackend *be, gsize size, GError **error)
+{
+  return be->ops->new_storage (be, size, error);
 }
 
 OviTensor *

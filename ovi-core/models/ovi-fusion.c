@@ -129,7 +129,7 @@ typedef struct {
   GPtrArray *keep;
   GError *error;
   const char *prefix;
-  OviFusionWeightFilter filter; /* nullable: quantise / place weights */
+  OviWeightFilter filter; /* nullable: quantise / place weights */
   gpointer filter_data;
 } Loader;
 
@@ -316,7 +316,7 @@ ovi_fusion_new (OviWeightFile *wf, const OviFusionDims *preset,
 
 OviFusion *
 ovi_fusion_new_filtered (OviWeightFile *wf, const OviFusionDims *preset,
-                         OviBackend *backend, OviFusionWeightFilter filter,
+                         OviBackend *backend, OviWeightFilter filter,
                          gpointer filter_data, GError **error)
 {
   g_autoptr (OviFusion) m = g_new0 (OviFusion, 1);
@@ -342,9 +342,11 @@ ovi_fusion_new_filtered (OviWeightFile *wf, const OviFusionDims *preset,
   /* block weights the filter left off the backend's device are streamed */
   if (ld.error == NULL) {
     const OviTensor *w0 = m->towers[OVI_TOWER_VIDEO].blocks[0].ffn0.w;
-    m->stream = w0->storage->device.type != backend->device.type
-                || (backend->device.type != OVI_DEVICE_CPU
-                    && w0->storage->device.index != backend->device.index);
+    m->stream
+        = w0->storage->device.type != ovi_backend_get_device (backend).type
+          || (ovi_backend_get_device (backend).type != OVI_DEVICE_CPU
+              && w0->storage->device.index
+                     != ovi_backend_get_device (backend).index);
   }
   if (ld.error) {
     g_propagate_error (error, ld.error);
@@ -614,7 +616,9 @@ ovi_fusion_work_new (OviFusion *m, int64_t frames, int64_t height,
                      int64_t width, int64_t audio_length, GError **error)
 {
   g_autoptr (OviFusionWork) w = g_new0 (OviFusionWork, 1);
-  Planner p = { .be = m->be, .act_size = ovi_dtype_size (m->be->act_dtype) };
+  Planner p
+      = { .be = m->be,
+          .act_size = ovi_dtype_size (ovi_backend_get_act_dtype (m->be)) };
 
   w->frames = frames;
   w->height = height;

@@ -63,14 +63,9 @@ OviFusion *ovi_fusion_new (OviWeightFile *wf, const OviFusionDims *preset,
  * (unflattened) and returns the tensor to use, a new reference, e.g.
  * quantised or already on the backend (ovi-placement.h), or NULL with
  * `error` set. */
-typedef OviTensor *(*OviFusionWeightFilter) (const char *name,
-                                             OviTensor *weight,
-                                             gpointer user_data,
-                                             GError **error);
 OviFusion *ovi_fusion_new_filtered (OviWeightFile *wf,
                                     const OviFusionDims *preset,
-                                    OviBackend *backend,
-                                    OviFusionWeightFilter filter,
+                                    OviBackend *backend, OviWeightFilter filter,
                                     gpointer filter_data, GError **error);
 void ovi_fusion_free (OviFusion *model);
 /* Block streaming: before each fused block its matmul weights (wherever

@@ -18,7 +18,7 @@ struct _OviT5 {
   T5Block *blocks;
   OviT5DebugFunc debug;
   gpointer debug_data;
-  OviT5WeightFilter filter; /* nullable: quantise / place the weights */
+  OviWeightFilter filter; /* nullable: quantise / place the weights */
   gpointer filter_data;
 };
 
@@ -66,7 +66,7 @@ ovi_t5_new (OviWeightFile *wf, OviBackend *be, int max_dist, GError **error)
 
 OviT5 *
 ovi_t5_new_filtered (OviWeightFile *wf, OviBackend *be, int max_dist,
-                     OviT5WeightFilter filter, gpointer filter_data,
+                     OviWeightFilter filter, gpointer filter_data,
                      GError **error)
 {
   g_autoptr (OviT5) t5 = g_new0 (OviT5, 1);

@@ -32,10 +32,8 @@ OviT5 *ovi_t5_new (OviWeightFile *wf, OviBackend *be, int max_dist,
  * passing through `filter` (official name, tensor as read) which returns
  * the tensor to use (a new reference, e.g. quantised: ovi-placement.h) or
  * NULL with `error` set. */
-typedef OviTensor *(*OviT5WeightFilter) (const char *name, OviTensor *weight,
-                                         gpointer user_data, GError **error);
 OviT5 *ovi_t5_new_filtered (OviWeightFile *wf, OviBackend *be, int max_dist,
-                            OviT5WeightFilter filter, gpointer filter_data,
+                            OviWeightFilter filter, gpointer filter_data,
                             GError **error);
 void ovi_t5_free (OviT5 *t5);
 

@@ -132,7 +132,7 @@ act (OviWanVae *v, int ndim, const int64_t *shape)
 
   for (int i = 0; i < ndim; i++)
     numel *= shape[i];
-  need = MAX (1, numel) * ovi_dtype_size (be->act_dtype);
+  need = MAX (1, numel) * ovi_dtype_size (ovi_backend_get_act_dtype (be));
   /* a storage only the pool holds is free; it is taken (ref'd by the new
    * tensor) under the lock, so two threads never get the same one */
   g_mutex_lock (&v->pool_lock);
@@ -144,7 +144,7 @@ act (OviWanVae *v, int ndim, const int64_t *shape)
   }
   if (best == NULL) {
     GError *error = NULL;
-    best = be->ops->new_storage (be, need, &error);
+    best = ovi_backend_new_storage (be, need, &error);
     if (best == NULL) {
       g_mutex_unlock (&v->pool_lock);
       ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
@@ -156,7 +156,8 @@ act (OviWanVae *v, int ndim, const int64_t *shape)
     }
     g_ptr_array_add (v->pool, best);
   }
-  t = ovi_tensor_new_on_storage (best, 0, be->act_dtype, ndim, shape, NULL);
+  t = ovi_tensor_new_on_storage (best, 0, ovi_backend_get_act_dtype (be), ndim,
+                                 shape, NULL);
   g_mutex_unlock (&v->pool_lock);
   return t;
 }

@@ -1,5 +1,6 @@
 /* gst-ovi: device-memory accounting (see ovi-mem-account.h). */
 #include "ovi-mem-account.h"
+#include "ovi-backend-impl.h"
 
 struct _OviMemAccount {
   gint ref_count;

@@ -588,13 +588,14 @@ ovi_placement_choose_for_paths (const OviModelPaths *paths, OviVramMode mode,
     ok = ovi_placement_plan_for_mode (
              mode == OVI_VRAM_MODE_AUTO ? OVI_VRAM_MODE_STANDARD : mode,
              allocation, host_budget, plan, error)
-         && ovi_placement_estimate (&m, plan, width, height,
-                                    ovi_dtype_size (backend->act_dtype), &est,
-                                    error);
+         && ovi_placement_estimate (
+             &m, plan, width, height,
+             ovi_dtype_size (ovi_backend_get_act_dtype (backend)), &est, error);
   } else {
-    ok = ovi_placement_choose (&m, mode, allocation, width, height,
-                               ovi_dtype_size (backend->act_dtype), device_free,
-                               host_budget, &est, error);
+    ok = ovi_placement_choose (
+        &m, mode, allocation, width, height,
+        ovi_dtype_size (ovi_backend_get_act_dtype (backend)), device_free,
+        host_budget, &est, error);
   }
   if (ok) {
     *plan = est.plan;
@@ -756,7 +757,7 @@ to_device (OviBackend *be, OviTensor *t, const char *name, GError **error)
   if (!ovi_backend_sync (be, &local) || dst == NULL) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
                  "placing %s (%s) on the %s backend: %s", name,
-                 ovi_dtype_name (t->dtype), be->ops->name,
+                 ovi_dtype_name (t->dtype), ovi_backend_get_name (be),
                  local ? local->message : "out of memory");
     g_clear_error (&local);
     return NULL;

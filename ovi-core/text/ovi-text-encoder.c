@@ -18,7 +18,7 @@ struct _OviTextEncoder {
 
 static OviTextEncoder *
 new_full (const char *t5_path, const char *spiece_path, int text_len,
-          gboolean audcap_syntax, OviBackend *backend, OviT5WeightFilter filter,
+          gboolean audcap_syntax, OviBackend *backend, OviWeightFilter filter,
           gpointer filter_data, GError **error)
 {
   OviTextEncoder *enc;
@@ -64,11 +64,8 @@ ovi_text_encoder_new_from_files (const char *t5_path, const char *spiece_path,
 
 OviTextEncoder *
 ovi_text_encoder_new_filtered (const OviModelPaths *paths, OviBackend *backend,
-                               OviTensor *(*filter) (const char *name,
-                                                     OviTensor *weight,
-                                                     gpointer user_data,
-                                                     GError **error),
-                               gpointer filter_data, GError **error)
+                               OviWeightFilter filter, gpointer filter_data,
+                               GError **error)
 {
   return new_full (paths->t5_path, paths->spiece_path,
                    paths->text_len > 0 ? paths->text_len : 512,

@@ -109,10 +109,10 @@ compare (const char *what, OviTensor *got_dev, OviTensor *ref_dev)
   }
   rel = den > 0 ? sqrt (num / den) : sqrt (num);
   g_print ("# %-40s %-9s rel_l2 %.3e (n=%" G_GINT64_FORMAT ")\n", what,
-           gpu->ops->name, rel, n);
+           ovi_backend_get_name (gpu), rel, n);
   if (!(rel <= tol))
-    g_error ("%s on %s: rel_l2 %.3e above %.1e", what, gpu->ops->name, rel,
-             tol);
+    g_error ("%s on %s: rel_l2 %.3e above %.1e", what,
+             ovi_backend_get_name (gpu), rel, tol);
   n_checked++;
 }
 

@@ -36,7 +36,7 @@ bench_matmul (OviBackend *be, int64_t M, int64_t K, int64_t N, OviDType wd)
   }
   g_print ("matmul %" G_GINT64_FORMAT "x%" G_GINT64_FORMAT "x%" G_GINT64_FORMAT
            " w %-7s threads %d: %7.3f s  %6.1f GFLOP/s\n",
-           M, K, N, ovi_dtype_name (wd), be->n_threads, best,
+           M, K, N, ovi_dtype_name (wd), ovi_backend_get_n_threads (be), best,
            2.0 * M * N * K / best / 1e9);
 }
 
@@ -55,8 +55,8 @@ bench_attention (OviBackend *be, int64_t L, int64_t Lk, int64_t H, int64_t D)
   g_print ("attention Lq %" G_GINT64_FORMAT " Lk %" G_GINT64_FORMAT
            " H %" G_GINT64_FORMAT " D %" G_GINT64_FORMAT
            " threads %d: %7.3f s  %6.1f GFLOP/s (cpu time %.3f s)\n",
-           L, Lk, H, D, be->n_threads, t, 4.0 * L * Lk * H * D / t / 1e9,
-           cpu_now () - c0);
+           L, Lk, H, D, ovi_backend_get_n_threads (be), t,
+           4.0 * L * Lk * H * D / t / 1e9, cpu_now () - c0);
 }
 
 static void
@@ -77,7 +77,7 @@ bench_conv3d (OviBackend *be, int64_t C, int64_t T, int64_t Hh, int64_t W)
            " k3 [%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT ",%" G_GINT64_FORMAT
            "] threads %d: "
            "%7.3f s  %6.1f GFLOP/s\n",
-           C, C, T, Hh, W, be->n_threads, t,
+           C, C, T, Hh, W, ovi_backend_get_n_threads (be), t,
            2.0 * C * C * 27 * T * Hh * W / t / 1e9);
 }
 
@@ -97,7 +97,8 @@ bench_conv1d (OviBackend *be, int64_t C, int64_t T, int64_t K, int dil)
   g_print ("conv1d %" G_GINT64_FORMAT "->%" G_GINT64_FORMAT
            " k%" G_GINT64_FORMAT " d%d T %" G_GINT64_FORMAT
            " threads %d: %7.3f s  %6.1f GFLOP/s\n",
-           C, C, K, dil, T, be->n_threads, t, 2.0 * C * C * K * T / t / 1e9);
+           C, C, K, dil, T, ovi_backend_get_n_threads (be), t,
+           2.0 * C * C * K * T / t / 1e9);
 }
 
 static void
@@ -119,7 +120,7 @@ bench_convt (OviBackend *be, int64_t Cin, int64_t Cout, int64_t T, int64_t K,
   g_print ("conv_transpose1d %" G_GINT64_FORMAT "->%" G_GINT64_FORMAT
            " k%" G_GINT64_FORMAT " s%d T %" G_GINT64_FORMAT
            " threads %d: %7.3f s  %6.1f GFLOP/s\n",
-           Cin, Cout, K, stride, T, be->n_threads, t,
+           Cin, Cout, K, stride, T, ovi_backend_get_n_threads (be), t,
            2.0 * Cin * Cout * K * T / t / 1e9);
 }
 

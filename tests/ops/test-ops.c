@@ -878,7 +878,7 @@ main (int argc, char **argv)
   test_util_init ();
   be1 = ovi_backend_new_cpu (1);
   be2 = ovi_backend_new_cpu (2);
-  g_assert_cmpint (be2->n_threads, ==, 2);
+  g_assert_cmpint (ovi_backend_get_n_threads (be2), ==, 2);
 
   g_test_add_func ("/ops/matmul", test_matmul);
   g_test_add_func ("/ops/matmul-batched", test_matmul_batched);

@@ -586,15 +586,16 @@ ovi_cmd_bench (int argc, char **argv)
   b.repeat = repeat;
   /* the module's own high-water mark query (it stays resident) */
   self = g_module_open (NULL, 0);
-  if (self && be->device.type == OVI_DEVICE_CUDA)
+  if (self && ovi_backend_get_device (be).type == OVI_DEVICE_CUDA)
     g_module_symbol (self, "ovi_cuda_backend_memory", (gpointer *) &b.mem);
   if (self)
     g_module_close (self);
   config_for (mp, &cfg);
   printf ("# ovi bench: model %s, backend %s (activations %s), %dx%d, %d "
           "latent frames, %d timed run%s per stage after one warm-up\n",
-          mp->name, be->ops->name, ovi_dtype_name (be->act_dtype), width,
-          height, frames, repeat, repeat == 1 ? "" : "s");
+          mp->name, ovi_backend_get_name (be),
+          ovi_dtype_name (ovi_backend_get_act_dtype (be)), width, height,
+          frames, repeat, repeat == 1 ? "" : "s");
   printf ("%-6s %-44s %13s %17s %13s %12s\n", "stage", "what", "time", "rate",
           "counted", "peak mem");
   if (g_strv_contains ((const char *const *) want, "dit")

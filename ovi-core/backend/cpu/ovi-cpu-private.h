@@ -1,7 +1,7 @@
 /* gst-ovi: internals of the CPU backend shared by its source files. */
 #pragma once
 
-#include "ovi-backend.h"
+#include "ovi-backend-impl.h"
 #include "ovi-cpu-threads.h"
 
 G_BEGIN_DECLS

@@ -16,7 +16,7 @@
  *   dtype in scratch on the fly when they are not already in it.
  * - Attention: kernels/ovi-ck-attention.cu (online softmax, no score matrix).
  */
-#include "ovi-backend.h"
+#include "ovi-backend-impl.h"
 #include "ovi-cuda-kernels.h"
 
 /* cublasLt.h has a declaration without a prototype */
@@ -29,6 +29,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* descriptors carry an OviDType as the kernels' dtype code */
+G_STATIC_ASSERT ((int) OVI_DTYPE_F32 == OVI_CK_F32);
+G_STATIC_ASSERT ((int) OVI_DTYPE_F16 == OVI_CK_F16);
+G_STATIC_ASSERT ((int) OVI_DTYPE_BF16 == OVI_CK_BF16);
+G_STATIC_ASSERT ((int) OVI_DTYPE_F8_E4M3 == OVI_CK_F8_E4M3);
+G_STATIC_ASSERT ((int) OVI_DTYPE_I8 == OVI_CK_I8);
+G_STATIC_ASSERT ((int) OVI_DTYPE_F64 == OVI_CK_F64);
+G_STATIC_ASSERT ((int) OVI_DTYPE_I64 == OVI_CK_I64);
+G_STATIC_ASSERT ((int) OVI_DTYPE_I32 == OVI_CK_I32);
+G_STATIC_ASSERT ((int) OVI_DTYPE_U8 == OVI_CK_U8);
+G_STATIC_ASSERT ((int) OVI_DTYPE_BOOL == OVI_CK_BOOL);
 
 #define WORKSPACE_BYTES ((gsize) 32 << 20)
 /* im2col buffers are split into chunks of output positions of at most this */
