@@ -22,8 +22,8 @@ G_BEGIN_DECLS
 /* ---- model folder ---- */
 
 /* Official layout under a root folder:
- *   Ovi/model.safetensors | model_960x960.safetensors |
- * model_960x960_10s.safetensors Ovi/model_fp8_e4m3fn.safetensors (optional)
+ *   Ovi/model.safetensors | model_960x960.safetensors | model_960x960_10s.safetensors
+ *   Ovi/model_fp8_e4m3fn.safetensors (optional)
  *   Wan2.2-TI2V-5B/models_t5_umt5-xxl-enc-bf16.pth
  *   Wan2.2-TI2V-5B/google/umt5-xxl/spiece.model
  *   Wan2.2-TI2V-5B/Wan2.2_VAE.pth
