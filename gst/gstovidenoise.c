@@ -1,6 +1,7 @@
-/* gst-ovi: ovidenoise.
- *
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
  * SECTION:element-ovidenoise
+ * @title: ovidenoise
  *
  * Runs the Ovi fusion DiT with the UniPC (or Euler) sampler, per-modality
  * CFG and skip-layer guidance on each clip's text embeddings, and pushes
@@ -8,11 +9,12 @@
  * [48, F, H/16, W/16] and audio [L, 20], F32): split it with `tee` into
  * ovivaedec and oviaudiodec.
  *
- * Image-to-video: request the `image` pad and link any raw video to it;
- * the latest frame (converted to RGB, then resized as the official code
- * does: the multiple-of-32 size closest to the model's area, bicubic) is
- * encoded by the Wan2.2 VAE and used as the first frame of every following
- * clip. The text pad waits for the first image (or the image pad's EOS).
+ * Image-to-video: request the `image` pad (before or after the pipeline
+ * starts) and link any raw video to it; the latest frame (converted to RGB,
+ * then resized as the official code does: the multiple-of-32 size closest
+ * to the model's area, bicubic) is encoded by the Wan2.2 VAE, loaded on
+ * demand, and used as the first frame of every following clip. The text pad
+ * waits for the first image (or the image pad's EOS).
  *
  * Each denoising step posts an `ovi-progress` element message
  * (clip, step, steps, stage, eta) and updates the read-only `progress`.
@@ -20,12 +22,11 @@
  *
  * ## Example launch line
  * |[
- * gst-launch-1.0 -e ovitextsrc prompt="A cat sings." ! ovidenoise
- * model=720x720_5s \
- *   seed=42 ! tee name=t t. ! queue ! ovivaedec ! videoconvert ! \
- *   video/x-raw,format=I420 ! x264enc ! mp4mux name=m ! filesink
- * location=cat.mp4 \ t. ! queue ! oviaudiodec ! audioconvert ! audioresample !
- * avenc_aac ! m.
+ * gst-launch-1.0 -e ovitextsrc prompt="A cat sings." ! ovidenoise model=720x720_5s seed=42 ! \
+ *   tee name=t \
+ *   t. ! queue ! ovivaedec ! videoconvert ! video/x-raw,format=I420 ! x264enc ! mp4mux name=m ! \
+ *     filesink location=cat.mp4 \
+ *   t. ! queue ! oviaudiodec ! audioconvert ! audioresample ! avenc_aac ! m.
  * ]|
  *
  * Base class: a plain GstElement with chain functions. GstBaseTransform has
@@ -42,7 +43,8 @@
 #include <gst/video/video.h>
 
 #include "gstovicaps.h"
-#include "gstovielement.h"
+#include "gstovihelper.h"
+#include "gstovitensor.h"
 #include "gstoviutil.h"
 #include "ovi-image.h"
 #include "ovi-presets.h"
@@ -77,9 +79,9 @@ struct _GstOviDenoise {
   GstElement parent;
 
   GstPad *sinkpad, *srcpad, *imagepad;
+  GstOviHelper *helper; /* common properties, stages, flushing, context */
 
   /* settings, under the object lock */
-  GstOviEngineConfig config;
   GstOviModel model;
   gint width, height;
   guint64 seed;
@@ -90,20 +92,14 @@ struct _GstOviDenoise {
   gdouble progress;
 
   /* image state, under the object lock */
-  GCond cond;
-  gboolean flushing;
   gboolean image_eos;
+  gboolean image_failed;   /* an error was posted: the text pad gives up */
   OviTensor *image_latent; /* [48, 1, H/16, W/16] */
   gint image_width, image_height;
   GstVideoInfo image_info;
   gboolean image_info_valid;
-  GCancellable *cancellable;
 
   /* streaming state */
-  GstOviEngineCache *cache;
-  GstOviEngine *engine; /* denoiser */
-  GstOviEngine *vae;    /* image encoder, only with an image pad */
-  gchar *engine_config;
   gint text_dim;
   guint64 clip;
   guint64 frame_offset;
@@ -111,7 +107,7 @@ struct _GstOviDenoise {
   gboolean discont;
   GstEvent *pending_segment; /* held until our caps are out */
   GstCaps *out_caps;
-  gint64 step_t0, step_t_first;
+  gint64 step_t0;
 };
 
 #define gst_ovi_denoise_parent_class parent_class
@@ -137,14 +133,14 @@ gst_ovi_denoise_set_property (GObject *object, guint prop_id,
 {
   GstOviDenoise *self = GST_OVI_DENOISE (object);
 
-  GST_OBJECT_LOCK (self);
-  if (gst_ovi_engine_config_set_property (&self->config, prop_id, value)) {
-    GST_OBJECT_UNLOCK (self);
+  if (gst_ovi_helper_set_property (self->helper, prop_id, value))
     return;
-  }
+  GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_MODEL:
       self->model = g_value_get_enum (value);
+      gst_ovi_helper_set_variant (self->helper,
+                                  gst_ovi_model_variant (self->model));
       break;
     case PROP_WIDTH:
       self->width = g_value_get_int (value);
@@ -186,11 +182,9 @@ gst_ovi_denoise_get_property (GObject *object, guint prop_id, GValue *value,
 {
   GstOviDenoise *self = GST_OVI_DENOISE (object);
 
-  GST_OBJECT_LOCK (self);
-  if (gst_ovi_engine_config_get_property (&self->config, prop_id, value)) {
-    GST_OBJECT_UNLOCK (self);
+  if (gst_ovi_helper_get_property (self->helper, prop_id, value))
     return;
-  }
+  GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_MODEL:
       g_value_set_enum (value, self->model);
@@ -241,149 +235,108 @@ set_progress (GstOviDenoise *self, gdouble p)
   g_object_notify_by_pspec (G_OBJECT (self), progress_pspec);
 }
 
-/* ---- engine ---- */
-
-static gboolean
-acquire_engines (GstOviDenoise *self)
-{
-  GstOviEngineConfig config;
-  g_autofree gchar *key = NULL;
-  g_autoptr (GError) err = NULL;
-  gboolean want_vae;
-
-  GST_OBJECT_LOCK (self);
-  gst_ovi_engine_config_copy (&config, &self->config);
-  config.variant = gst_ovi_model_variant (self->model);
-  want_vae = self->imagepad != NULL;
-  GST_OBJECT_UNLOCK (self);
-
-  key = gst_ovi_engine_config_to_string (&config);
-  if (g_strcmp0 (key, self->engine_config) != 0) {
-    g_clear_pointer (&self->engine, gst_ovi_engine_release);
-    g_clear_pointer (&self->vae, gst_ovi_engine_release);
-  }
-  if (!want_vae)
-    g_clear_pointer (&self->vae, gst_ovi_engine_release);
-
-  gst_ovi_engine_cache_ensure (GST_ELEMENT (self), &self->cache);
-  if (!self->engine) {
-    self->engine = gst_ovi_engine_cache_acquire (
-        self->cache, GST_OVI_STAGE_DENOISER, &config, GST_ELEMENT (self), &err);
-    if (!self->engine) {
-      GST_OVI_POST_ERROR (self, "Could not load the fusion model", err);
-      goto fail;
-    }
-  }
-  if (want_vae && !self->vae) {
-    self->vae
-        = gst_ovi_engine_cache_acquire (self->cache, GST_OVI_STAGE_VIDEO_VAE,
-                                        &config, GST_ELEMENT (self), &err);
-    if (!self->vae) {
-      GST_OVI_POST_ERROR (
-          self, "Could not load the video VAE (needed for the image pad)", err);
-      goto fail;
-    }
-  }
-  g_free (self->engine_config);
-  self->engine_config = g_steal_pointer (&key);
-  gst_ovi_engine_config_clear (&config);
-  return TRUE;
-
-fail:
-  gst_ovi_engine_config_clear (&config);
-  return FALSE;
-}
-
-static void
-release_engines (GstOviDenoise *self)
-{
-  g_clear_pointer (&self->engine, gst_ovi_engine_release);
-  g_clear_pointer (&self->vae, gst_ovi_engine_release);
-  g_clear_pointer (&self->engine_config, g_free);
-}
-
 /* ---- the image pad ---- */
+
+/* The VAE encoder: loaded with the denoiser when the image pad exists at
+ * READY->PAUSED, else here, on the first image. */
+static GstOviEngine *
+image_encoder (GstOviDenoise *self)
+{
+  GstOviEngine *vae
+      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_VIDEO_VAE);
+
+  return vae ? vae
+             : gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_VIDEO_VAE);
+}
+
+/* any raw video frame -> [3, H, W] at the snapped i2v size */
+static OviTensor *
+prepare_image (GstOviDenoise *self, GstBuffer *buf, const GstVideoInfo *info,
+               GError **error)
+{
+  GstOviEngine *denoiser
+      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_DENOISER);
+  GstVideoInfo rgb_info;
+  GstVideoFrame in_frame, rgb_frame;
+  GstVideoConverter *conv;
+  GstBuffer *rgb_buf;
+  OviTensor *image;
+
+  if (!gst_video_frame_map (&in_frame, info, buf, GST_MAP_READ)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "the image buffer does not match its caps");
+    return NULL;
+  }
+  gst_video_info_set_format (&rgb_info, GST_VIDEO_FORMAT_RGB, info->width,
+                             info->height);
+  rgb_buf = gst_buffer_new_allocate (NULL, rgb_info.size, NULL);
+  gst_video_frame_map (&rgb_frame, &rgb_info, rgb_buf, GST_MAP_WRITE);
+  conv = gst_video_converter_new (info, &rgb_info, NULL);
+  gst_video_converter_frame (conv, &in_frame, &rgb_frame);
+  gst_video_converter_free (conv);
+  gst_video_frame_unmap (&in_frame);
+  image = ovi_image_prepare_rgb8 (GST_VIDEO_FRAME_PLANE_DATA (&rgb_frame, 0),
+                                  info->height, info->width,
+                                  GST_VIDEO_FRAME_PLANE_STRIDE (&rgb_frame, 0),
+                                  denoiser->paths->target_area, error);
+  gst_video_frame_unmap (&rgb_frame);
+  gst_buffer_unref (rgb_buf);
+  return image;
+}
+
+/* With the object lock held: the text pad stops waiting for an image. */
+static void
+image_failed (GstOviDenoise *self)
+{
+  self->image_failed = TRUE;
+  gst_ovi_helper_wake (self->helper);
+}
 
 static GstFlowReturn
 gst_ovi_denoise_image_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (parent);
-  GstVideoInfo in_info, rgb_info;
-  GstVideoFrame in_frame, rgb_frame;
   g_autoptr (GError) err = NULL;
   g_autoptr (OviTensor) image = NULL;
-  OviTensor *latent;
-  GstBuffer *rgb_buf = NULL;
-  const guint8 *rgb;
-  gint stride;
+  GstOviEngine *vae;
+  GstVideoInfo info;
+  OviTensor *latent = NULL;
+  gboolean have_info;
 
   GST_OBJECT_LOCK (self);
-  if (!self->image_info_valid) {
-    GST_OBJECT_UNLOCK (self);
-    gst_buffer_unref (buf);
+  info = self->image_info;
+  have_info = self->image_info_valid;
+  GST_OBJECT_UNLOCK (self);
+  vae = have_info ? image_encoder (self) : NULL;
+  if (!have_info)
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("No caps on the image pad"),
                        (NULL));
-    return GST_FLOW_NOT_NEGOTIATED;
-  }
-  in_info = self->image_info;
-  GST_OBJECT_UNLOCK (self);
-  if (!self->vae) {
-    gst_buffer_unref (buf);
-    return GST_FLOW_FLUSHING;
-  }
-
-  /* any raw video -> packed RGB at its own size */
-  if (!gst_video_frame_map (&in_frame, &in_info, buf, GST_MAP_READ)) {
-    gst_buffer_unref (buf);
-    GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Could not map the image"),
-                       (NULL));
-    return GST_FLOW_ERROR;
-  }
-  if (GST_VIDEO_INFO_FORMAT (&in_info) == GST_VIDEO_FORMAT_RGB) {
-    rgb = GST_VIDEO_FRAME_PLANE_DATA (&in_frame, 0);
-    stride = GST_VIDEO_FRAME_PLANE_STRIDE (&in_frame, 0);
-    image = ovi_image_prepare_rgb8 (rgb, in_info.height, in_info.width, stride,
-                                    self->engine->paths->target_area, &err);
-    gst_video_frame_unmap (&in_frame);
-  } else {
-    GstVideoConverter *conv;
-    gst_video_info_set_format (&rgb_info, GST_VIDEO_FORMAT_RGB, in_info.width,
-                               in_info.height);
-    rgb_buf = gst_buffer_new_allocate (NULL, rgb_info.size, NULL);
-    gst_video_frame_map (&rgb_frame, &rgb_info, rgb_buf, GST_MAP_WRITE);
-    conv = gst_video_converter_new (&in_info, &rgb_info, NULL);
-    gst_video_converter_frame (conv, &in_frame, &rgb_frame);
-    gst_video_converter_free (conv);
-    gst_video_frame_unmap (&in_frame);
-    rgb = GST_VIDEO_FRAME_PLANE_DATA (&rgb_frame, 0);
-    stride = GST_VIDEO_FRAME_PLANE_STRIDE (&rgb_frame, 0);
-    image = ovi_image_prepare_rgb8 (rgb, in_info.height, in_info.width, stride,
-                                    self->engine->paths->target_area, &err);
-    gst_video_frame_unmap (&rgb_frame);
-    gst_buffer_unref (rgb_buf);
-  }
+  if (vae)
+    image = prepare_image (self, buf, &info, &err);
   gst_buffer_unref (buf);
-  if (!image) {
+  if (vae && !image)
     GST_OVI_POST_ERROR (self, "Could not prepare the image", err);
-    return GST_FLOW_ERROR;
+  if (image) {
+    g_mutex_lock (&vae->lock);
+    latent = ovi_video_vae_encode_image (vae->u.video_vae, image, &err);
+    g_mutex_unlock (&vae->lock);
+    if (!latent)
+      GST_OVI_POST_ERROR (self, "Could not encode the image", err);
   }
-
-  g_mutex_lock (&self->vae->lock);
-  latent = ovi_video_vae_encode_image (self->vae->u.video_vae, image, &err);
-  g_mutex_unlock (&self->vae->lock);
-  if (!latent) {
-    GST_OVI_POST_ERROR (self, "Could not encode the image", err);
-    return GST_FLOW_ERROR;
-  }
-  GST_INFO_OBJECT (self, "image %dx%d -> %dx%d", in_info.width, in_info.height,
-                   (gint) image->shape[2], (gint) image->shape[1]);
 
   GST_OBJECT_LOCK (self);
+  if (!latent) {
+    image_failed (self);
+    GST_OBJECT_UNLOCK (self);
+    return have_info ? GST_FLOW_ERROR : GST_FLOW_NOT_NEGOTIATED;
+  }
+  GST_INFO_OBJECT (self, "image %dx%d -> %dx%d", info.width, info.height,
+                   (gint) image->shape[2], (gint) image->shape[1]);
   g_clear_pointer (&self->image_latent, ovi_tensor_unref);
   self->image_latent = latent;
   self->image_height = (gint) image->shape[1];
   self->image_width = (gint) image->shape[2];
-  g_cond_broadcast (&self->cond);
+  gst_ovi_helper_wake (self->helper);
   GST_OBJECT_UNLOCK (self);
   return GST_FLOW_OK;
 }
@@ -392,42 +345,33 @@ static gboolean
 gst_ovi_denoise_image_event (GstPad *pad, GstObject *parent, GstEvent *event)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (parent);
+  gboolean ret = TRUE;
 
+  GST_OBJECT_LOCK (self);
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_CAPS: {
       GstCaps *caps;
-      GstVideoInfo info;
-      gboolean ok;
       gst_event_parse_caps (event, &caps);
-      ok = gst_video_info_from_caps (&info, caps);
-      GST_OBJECT_LOCK (self);
-      if (ok) {
-        self->image_info = info;
-        self->image_info_valid = TRUE;
-      }
-      GST_OBJECT_UNLOCK (self);
-      gst_event_unref (event);
-      return ok;
+      ret = gst_video_info_from_caps (&self->image_info, caps);
+      self->image_info_valid = ret;
+      break;
     }
     case GST_EVENT_EOS:
-      GST_OBJECT_LOCK (self);
       self->image_eos = TRUE;
-      g_cond_broadcast (&self->cond);
-      GST_OBJECT_UNLOCK (self);
-      gst_event_unref (event);
-      return TRUE;
+      gst_ovi_helper_wake (self->helper);
+      break;
     case GST_EVENT_FLUSH_STOP:
-      GST_OBJECT_LOCK (self);
       self->image_eos = FALSE;
-      GST_OBJECT_UNLOCK (self);
-      gst_event_unref (event);
-      return TRUE;
+      self->image_failed = FALSE;
+      break;
     default:
-      /* the image stream's events stay here: the clips' timeline is the
-       * text pad's */
-      gst_event_unref (event);
-      return TRUE;
+      /* the image stream's other events stay here: the clips' timeline is
+       * the text pad's */
+      break;
   }
+  GST_OBJECT_UNLOCK (self);
+  gst_event_unref (event);
+  return ret;
 }
 
 static GstPad *
@@ -447,10 +391,10 @@ gst_ovi_denoise_request_new_pad (GstElement *element, GstPadTemplate *templ,
   pad = gst_pad_new_from_template (templ, "image");
   gst_pad_set_chain_function (pad, gst_ovi_denoise_image_chain);
   gst_pad_set_event_function (pad, gst_ovi_denoise_image_event);
-  GST_PAD_SET_PROXY_ALLOCATION (pad);
   GST_OBJECT_LOCK (self);
   self->imagepad = pad;
   self->image_eos = FALSE;
+  self->image_failed = FALSE;
   GST_OBJECT_UNLOCK (self);
   gst_element_add_pad (element, pad);
   return pad;
@@ -465,7 +409,7 @@ gst_ovi_denoise_release_pad (GstElement *element, GstPad *pad)
   if (pad == self->imagepad) {
     self->imagepad = NULL;
     self->image_eos = TRUE;
-    g_cond_broadcast (&self->cond);
+    gst_ovi_helper_wake (self->helper);
   }
   GST_OBJECT_UNLOCK (self);
   gst_element_remove_pad (element, pad);
@@ -501,61 +445,12 @@ on_step (int step, int steps, gpointer user_data)
   set_progress (self, steps > 0 ? (gdouble) done / steps : 1.0);
 }
 
-static void
-free_tensor (gpointer t)
+static GstCaps *
+latent_caps (const OviTensor *v, const OviTensor *a)
 {
-  ovi_tensor_unref (t);
-}
+  guint frames = gst_ovi_video_frames_for_latent ((guint) v->shape[1]);
 
-static GstMemory *
-tensor_memory (OviTensor *t)
-{
-  return gst_memory_new_wrapped (
-      GST_MEMORY_FLAG_READONLY, ovi_tensor_data (t), ovi_tensor_nbytes (t), 0,
-      ovi_tensor_nbytes (t), ovi_tensor_ref (t), free_tensor);
-}
-
-static OviTensor *
-wrap_map (GstMapInfo *map, int ndim, const int64_t *shape)
-{
-  int64_t stride[OVI_MAX_DIMS];
-  OviDevice cpu = { OVI_DEVICE_CPU, 0 };
-  OviStorage *st
-      = ovi_storage_new_wrapped (map->data, map->size, cpu, NULL, NULL);
-  OviTensor *t;
-
-  ovi_contiguous_strides (ndim, shape, stride);
-  t = ovi_tensor_new_on_storage (st, 0, OVI_DTYPE_F32, ndim, shape, stride);
-  ovi_storage_unref (st);
-  return t;
-}
-
-static GstFlowReturn
-push_latents (GstOviDenoise *self, OviTensor *video, OviTensor *audio,
-              gint width, gint height)
-{
-  g_autoptr (OviTensor) v = NULL, a = NULL;
-  GstBuffer *out;
-  GstCaps *caps;
-  guint frames;
-  GstClockTime pts;
-
-  v = ovi_tensor_is_contiguous (video) && ovi_tensor_is_host (video)
-              && video->dtype == OVI_DTYPE_F32
-          ? ovi_tensor_ref (video)
-          : ovi_tensor_to_f32 (video, NULL);
-  a = ovi_tensor_is_contiguous (audio) && ovi_tensor_is_host (audio)
-              && audio->dtype == OVI_DTYPE_F32
-          ? ovi_tensor_ref (audio)
-          : ovi_tensor_to_f32 (audio, NULL);
-  if (!v || !a || v->ndim != 4 || a->ndim != 2) {
-    GST_ELEMENT_ERROR (
-        self, LIBRARY, FAILED,
-        ("The denoiser returned latents of an unexpected layout"), (NULL));
-    return GST_FLOW_ERROR;
-  }
-  frames = gst_ovi_video_frames_for_latent ((guint) v->shape[1]);
-  caps = gst_caps_new_simple (
+  return gst_caps_new_simple (
       "application/x-ovi-latent", "dtype", G_TYPE_STRING, "F32",
       "video-channels", G_TYPE_INT, (gint) v->shape[0], "video-frames",
       G_TYPE_INT, (gint) v->shape[1], "video-height", G_TYPE_INT,
@@ -566,23 +461,52 @@ push_latents (GstOviDenoise *self, OviTensor *video, OviTensor *audio,
       "frames", G_TYPE_INT, (gint) frames, "framerate", GST_TYPE_FRACTION,
       GST_OVI_FPS_N, GST_OVI_FPS_D, "rate", G_TYPE_INT, GST_OVI_AUDIO_RATE,
       NULL);
-  if (!self->out_caps || !gst_caps_is_equal (caps, self->out_caps)) {
-    if (!gst_pad_push_event (self->srcpad, gst_event_new_caps (caps))) {
-      gst_caps_unref (caps);
-      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-                         ("Downstream did not accept the latent caps"), (NULL));
-      return GST_FLOW_NOT_NEGOTIATED;
-    }
-    gst_caps_replace (&self->out_caps, caps);
-    if (self->pending_segment)
-      gst_pad_push_event (self->srcpad,
-                          g_steal_pointer (&self->pending_segment));
-  }
-  gst_caps_unref (caps);
+}
 
+/* pushes CAPS (and the held SEGMENT after it) when the latent shape changes */
+static gboolean
+update_caps (GstOviDenoise *self, GstCaps *caps)
+{
+  if (self->out_caps && gst_caps_is_equal (caps, self->out_caps))
+    return TRUE;
+  if (!gst_pad_push_event (self->srcpad, gst_event_new_caps (caps))) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+                       ("Downstream did not accept the latent caps"),
+                       ("%" GST_PTR_FORMAT, caps));
+    return FALSE;
+  }
+  gst_caps_replace (&self->out_caps, caps);
+  if (self->pending_segment)
+    gst_pad_push_event (self->srcpad, g_steal_pointer (&self->pending_segment));
+  return TRUE;
+}
+
+static GstFlowReturn
+push_latents (GstOviDenoise *self, OviTensor *video, OviTensor *audio,
+              gint width, gint height)
+{
+  g_autoptr (OviTensor) v = gst_ovi_tensor_host_f32 (video, NULL);
+  g_autoptr (OviTensor) a = gst_ovi_tensor_host_f32 (audio, NULL);
+  g_autoptr (GstCaps) caps = NULL;
+  GstStructure *meta;
+  GstBuffer *out;
+  guint frames;
+  GstClockTime pts;
+
+  if (!v || !a || v->ndim != 4 || a->ndim != 2) {
+    GST_ELEMENT_ERROR (
+        self, LIBRARY, FAILED,
+        ("The denoiser returned latents of an unexpected layout"), (NULL));
+    return GST_FLOW_ERROR;
+  }
+  caps = latent_caps (v, a);
+  if (!update_caps (self, caps))
+    return GST_FLOW_NOT_NEGOTIATED;
+
+  frames = gst_ovi_video_frames_for_latent ((guint) v->shape[1]);
   out = gst_buffer_new ();
-  gst_buffer_append_memory (out, tensor_memory (v));
-  gst_buffer_append_memory (out, tensor_memory (a));
+  gst_buffer_append_memory (out, gst_ovi_tensor_to_memory (v));
+  gst_buffer_append_memory (out, gst_ovi_tensor_to_memory (a));
   pts = gst_ovi_frame_time (self->frame_offset);
   GST_BUFFER_PTS (out) = pts;
   GST_BUFFER_DURATION (out)
@@ -593,125 +517,136 @@ push_latents (GstOviDenoise *self, OviTensor *video, OviTensor *audio,
     GST_BUFFER_FLAG_SET (out, GST_BUFFER_FLAG_DISCONT);
     self->discont = FALSE;
   }
-  {
-    GstStructure *m = gst_ovi_buffer_add_clip_meta (out);
-    gst_structure_set (m, "clip", G_TYPE_UINT64, self->clip, "width",
-                       G_TYPE_INT, width, "height", G_TYPE_INT, height, NULL);
-  }
+  meta = gst_ovi_buffer_add_clip_meta (out);
+  gst_structure_set (meta, "clip", G_TYPE_UINT64, self->clip, "width",
+                     G_TYPE_INT, width, "height", G_TYPE_INT, height, NULL);
   self->frame_offset += frames;
   self->clip++;
   return gst_pad_push (self->srcpad, out);
 }
 
-static GstFlowReturn
-gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
+/* The three embeddings of a text buffer as [n_i, dim] tensors. */
+static gboolean
+map_text (GstOviDenoise *self, GstBuffer *buf, OviTensor *text[3])
 {
-  GstOviDenoise *self = GST_OVI_DENOISE (parent);
-  OviDenoiseRequest req;
-  GstStructure *meta;
-  GstMapInfo maps[3];
-  OviTensor *text[3] = { NULL, NULL, NULL };
-  g_autoptr (OviTensor) image_latent = NULL;
-  g_autoptr (OviTensor) video = NULL;
-  g_autoptr (OviTensor) audio = NULL;
+  const int64_t shape[2] = { -1, self->text_dim };
   g_autoptr (GError) err = NULL;
-  GCancellable *cancellable = NULL;
-  GstFlowReturn ret = GST_FLOW_OK;
-  const OviModelPreset *preset;
-  StepData sd;
-  gint n_mapped = 0, i, w, h, req_w, req_h;
-  gboolean ok;
-  guint64 clip_seed;
+  gint i;
 
-  if (!self->engine) {
-    gst_buffer_unref (buf);
-    return GST_FLOW_FLUSHING;
-  }
   if (self->text_dim <= 0 || gst_buffer_n_memory (buf) != 3) {
     GST_ELEMENT_ERROR (
         self, STREAM, FORMAT,
         ("ovidenoise takes the text embeddings from ovitextsrc"),
         ("%u memories, dim %d", gst_buffer_n_memory (buf), self->text_dim));
-    gst_buffer_unref (buf);
-    return GST_FLOW_ERROR;
+    return FALSE;
   }
   for (i = 0; i < 3; i++) {
-    GstMemory *mem = gst_buffer_peek_memory (buf, i);
-    int64_t shape[2];
-    if (!gst_memory_map (mem, &maps[i], GST_MAP_READ))
-      break;
-    n_mapped++;
-    shape[1] = self->text_dim;
-    shape[0] = maps[i].size / (sizeof (float) * self->text_dim);
-    if (shape[0] * shape[1] * (gint64) sizeof (float) != (gint64) maps[i].size
-        || shape[0] == 0)
-      break;
-    text[i] = wrap_map (&maps[i], 2, shape);
+    text[i] = gst_ovi_buffer_map_tensor (buf, i, 2, shape, &err);
+    if (!text[i]) {
+      GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+                         ("Text embedding %d is not a whole number of %d-wide "
+                          "F32 rows",
+                          i, self->text_dim),
+                         ("%s", err->message));
+      return FALSE;
+    }
   }
-  if (i < 3) {
-    GST_ELEMENT_ERROR (
-        self, STREAM, FORMAT,
-        ("Text embedding %d is not a whole number of %d-wide F32 rows", i,
-         self->text_dim),
-        (NULL));
-    ret = GST_FLOW_ERROR;
-    goto done;
-  }
+  return TRUE;
+}
 
-  /* wait for the first image when an image pad is linked */
+/* Waits for the first image when an image pad is linked; returns the
+ * latest image latent (or NULL for text-to-video) with the request's
+ * settings filled in from the properties. */
+static GstFlowReturn
+snapshot_settings (GstOviDenoise *self, OviDenoiseRequest *req,
+                   OviTensor **image_latent, GCancellable **cancellable)
+{
+  GstFlowReturn ret = GST_FLOW_OK;
+
   GST_OBJECT_LOCK (self);
   while (self->imagepad && !self->image_latent && !self->image_eos
-         && !self->flushing)
-    g_cond_wait (&self->cond, GST_OBJECT_GET_LOCK (self));
-  if (self->flushing) {
-    GST_OBJECT_UNLOCK (self);
+         && !self->image_failed && gst_ovi_helper_wait (self->helper))
+    ;
+  if (gst_ovi_helper_is_flushing (self->helper))
     ret = GST_FLOW_FLUSHING;
-    goto done;
+  else if (self->image_failed && !self->image_latent)
+    ret = GST_FLOW_ERROR; /* the image pad posted the error */
+  ovi_denoise_request_init (req);
+  req->seed = self->seed;
+  req->steps = self->steps;
+  req->solver = self->solver == GST_OVI_SOLVER_EULER ? OVI_SOLVER_EULER
+                                                     : OVI_SOLVER_UNIPC;
+  req->shift = self->shift;
+  req->video_guidance = self->video_guidance;
+  req->audio_guidance = self->audio_guidance;
+  req->slg_layer = self->slg_layer;
+  req->width = self->width;
+  req->height = self->height;
+  if (self->image_latent) {
+    *image_latent = ovi_tensor_ref (self->image_latent);
+    req->width = self->image_width;
+    req->height = self->image_height;
   }
-  if (self->image_latent)
-    image_latent = ovi_tensor_ref (self->image_latent);
-  ovi_denoise_request_init (&req);
-  req.seed = self->seed;
-  req.steps = self->steps;
-  req.solver = self->solver == GST_OVI_SOLVER_EULER ? OVI_SOLVER_EULER
-                                                    : OVI_SOLVER_UNIPC;
-  req.shift = self->shift;
-  req.video_guidance = self->video_guidance;
-  req.audio_guidance = self->audio_guidance;
-  req.slg_layer = self->slg_layer;
-  req_w = self->width;
-  req_h = self->height;
-  if (image_latent) {
-    req_w = self->image_width;
-    req_h = self->image_height;
-  }
-  cancellable = g_object_ref (self->cancellable);
   GST_OBJECT_UNLOCK (self);
+  *cancellable = gst_ovi_helper_ref_cancellable (self->helper);
+  return ret;
+}
 
-  /* per-clip overrides from the prompt file */
-  meta = gst_ovi_buffer_get_clip_meta (buf);
-  if (meta) {
-    const gchar *solver = gst_structure_get_string (meta, "solver");
-    gst_structure_get_uint64 (meta, "seed", &req.seed);
-    gst_structure_get_int (meta, "steps", &req.steps);
-    gst_structure_get_double (meta, "shift", &req.shift);
-    gst_structure_get_double (meta, "video-guidance-scale",
-                              &req.video_guidance);
-    gst_structure_get_double (meta, "audio-guidance-scale",
-                              &req.audio_guidance);
-    gst_structure_get_int (meta, "slg-layer", &req.slg_layer);
-    if (!image_latent) {
-      gst_structure_get_int (meta, "width", &req_w);
-      gst_structure_get_int (meta, "height", &req_h);
-    }
-    if (solver)
-      req.solver
-          = g_str_equal (solver, "euler") ? OVI_SOLVER_EULER : OVI_SOLVER_UNIPC;
+/* the overrides of a prompt-file line (GstOviClipMeta) */
+static void
+apply_clip_meta (GstBuffer *buf, OviDenoiseRequest *req, gboolean have_image)
+{
+  GstStructure *meta = gst_ovi_buffer_get_clip_meta (buf);
+  const gchar *solver;
+
+  if (!meta)
+    return;
+  gst_structure_get_uint64 (meta, "seed", &req->seed);
+  gst_structure_get_int (meta, "steps", &req->steps);
+  gst_structure_get_double (meta, "shift", &req->shift);
+  gst_structure_get_double (meta, "video-guidance-scale", &req->video_guidance);
+  gst_structure_get_double (meta, "audio-guidance-scale", &req->audio_guidance);
+  gst_structure_get_int (meta, "slg-layer", &req->slg_layer);
+  if (!have_image) {
+    gst_structure_get_int (meta, "width", &req->width);
+    gst_structure_get_int (meta, "height", &req->height);
   }
-  clip_seed = req.seed;
+  solver = gst_structure_get_string (meta, "solver");
+  if (solver)
+    req->solver
+        = g_str_equal (solver, "euler") ? OVI_SOLVER_EULER : OVI_SOLVER_UNIPC;
+}
 
-  /* a live upstream stamps clips with the running time: follow its gaps
-   * (a non-live one is restamped from frame counts) */
+/* The preset's steps and size where the request leaves them at 0, the size
+ * snapped to the model's area (an image's size is already snapped). */
+static gboolean
+resolve_size (GstOviDenoise *self, const OviModelPaths *paths,
+              OviDenoiseRequest *req, gboolean have_image, GError **error)
+{
+  const OviModelPreset *preset = ovi_model_preset_lookup (paths->variant, NULL);
+  int w = req->width, h = req->height;
+
+  if (req->steps <= 0)
+    req->steps = preset ? preset->steps : DEFAULT_STEPS;
+  if (have_image)
+    return TRUE;
+  if (w <= 0)
+    w = preset ? preset->default_width : 0;
+  if (h <= 0)
+    h = preset ? preset->default_height : 0;
+  if (w <= 0 || h <= 0)
+    w = h = 720;
+  return ovi_snap_hw_t2v (h, w, paths->target_area, &req->height, &req->width,
+                          error);
+}
+
+/* A live upstream stamps clips with the running time: follow its gaps (a
+ * non-live one is restamped from frame counts). */
+static void
+follow_live_upstream (GstOviDenoise *self, GstBuffer *buf)
+{
+  guint64 frame;
+
   if (self->upstream_live < 0) {
     GstQuery *q = gst_query_new_latency ();
     gboolean live = FALSE;
@@ -720,89 +655,82 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
     gst_query_unref (q);
     self->upstream_live = live;
   }
-  if (self->upstream_live && GST_BUFFER_PTS_IS_VALID (buf)) {
-    guint64 frame = gst_util_uint64_scale_ceil (
-        GST_BUFFER_PTS (buf), GST_OVI_FPS_N, GST_SECOND * GST_OVI_FPS_D);
-    if (frame > self->frame_offset) {
-      self->frame_offset = frame;
-      self->discont = TRUE;
-    }
+  if (!self->upstream_live || !GST_BUFFER_PTS_IS_VALID (buf))
+    return;
+  frame = gst_util_uint64_scale_ceil (GST_BUFFER_PTS (buf), GST_OVI_FPS_N,
+                                      GST_SECOND * GST_OVI_FPS_D);
+  if (frame > self->frame_offset) {
+    self->frame_offset = frame;
+    self->discont = TRUE;
   }
+}
 
-  /* the size: the image's, or the requested one snapped to the model area */
-  preset = ovi_model_preset_lookup (self->engine->paths->variant, NULL);
-  if (req.steps <= 0)
-    req.steps = preset ? preset->steps : 50;
-  if (image_latent) {
-    w = req_w;
-    h = req_h;
-  } else {
-    if (req_w <= 0)
-      req_w = preset ? preset->default_width : 0;
-    if (req_h <= 0)
-      req_h = preset ? preset->default_height : 0;
-    if (req_w <= 0 || req_h <= 0)
-      req_w = req_h = 720;
-    if (!ovi_snap_hw_t2v (req_h, req_w, self->engine->paths->target_area, &h,
-                          &w, &err)) {
-      GST_OVI_POST_ERROR (self, "Invalid width/height", err);
-      ret = GST_FLOW_ERROR;
-      goto done;
-    }
-  }
-  req.width = w;
-  req.height = h;
-  req.text_pos = text[0];
-  req.text_video_neg = text[1];
-  req.text_audio_neg = text[2];
-  req.image_latent = image_latent;
+static GstFlowReturn
+denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
+         GCancellable *cancellable)
+{
+  g_autoptr (OviTensor) video = NULL;
+  g_autoptr (OviTensor) audio = NULL;
+  g_autoptr (GError) err = NULL;
+  StepData sd = { self, self->clip };
+  gboolean ok;
 
   GST_INFO_OBJECT (self,
                    "clip %" G_GUINT64_FORMAT ": %dx%d, %d steps, "
                    "seed %" G_GUINT64_FORMAT "%s",
-                   self->clip, w, h, req.steps, clip_seed,
-                   image_latent ? ", image-to-video" : "");
-  sd.self = self;
-  sd.clip = self->clip;
+                   self->clip, req->width, req->height, req->steps, req->seed,
+                   req->image_latent ? ", image-to-video" : "");
   self->step_t0 = g_get_monotonic_time ();
   set_progress (self, 0.0);
-  g_mutex_lock (&self->engine->lock);
-  ok = ovi_denoiser_run (self->engine->u.denoiser, &req, on_step, &sd,
-                         cancellable, &video, &audio, &err);
-  g_mutex_unlock (&self->engine->lock);
-  if (!ok) {
-    if (g_error_matches (err, OVI_ERROR, OVI_ERROR_CANCELLED)) {
-      GST_INFO_OBJECT (self, "clip %" G_GUINT64_FORMAT " cancelled",
-                       self->clip);
-      ret = GST_FLOW_FLUSHING;
-    } else {
-      GST_OVI_POST_ERROR (self, "Denoising failed", err);
+  g_mutex_lock (&engine->lock);
+  ok = ovi_denoiser_run (engine->u.denoiser, req, on_step, &sd, cancellable,
+                         &video, &audio, &err);
+  g_mutex_unlock (&engine->lock);
+  if (!ok)
+    return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Denoising failed", err);
+  return push_latents (self, video, audio, req->width, req->height);
+}
+
+static GstFlowReturn
+gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
+{
+  GstOviDenoise *self = GST_OVI_DENOISE (parent);
+  GstOviEngine *engine
+      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_DENOISER);
+  OviTensor *text[3] = { NULL, NULL, NULL };
+  g_autoptr (OviTensor) image_latent = NULL;
+  g_autoptr (GCancellable) cancellable = NULL;
+  g_autoptr (GError) err = NULL;
+  OviDenoiseRequest req;
+  GstFlowReturn ret;
+  gint i;
+
+  if (!engine) {
+    gst_buffer_unref (buf);
+    return GST_FLOW_FLUSHING;
+  }
+  ret = map_text (self, buf, text) ? GST_FLOW_OK : GST_FLOW_ERROR;
+  if (ret == GST_FLOW_OK)
+    ret = snapshot_settings (self, &req, &image_latent, &cancellable);
+  if (ret == GST_FLOW_OK) {
+    apply_clip_meta (buf, &req, image_latent != NULL);
+    follow_live_upstream (self, buf);
+    if (!resolve_size (self, engine->paths, &req, image_latent != NULL, &err)) {
+      GST_OVI_POST_ERROR (self, "Invalid width/height", err);
       ret = GST_FLOW_ERROR;
     }
-    goto done;
+  }
+  if (ret == GST_FLOW_OK) {
+    req.text_pos = text[0];
+    req.text_video_neg = text[1];
+    req.text_audio_neg = text[2];
+    req.image_latent = image_latent;
+    ret = denoise (self, engine, &req, cancellable);
   }
   for (i = 0; i < 3; i++)
     g_clear_pointer (&text[i], ovi_tensor_unref);
-  for (i = 0; i < n_mapped; i++)
-    gst_memory_unmap (gst_buffer_peek_memory (buf, i), &maps[i]);
-  n_mapped = 0;
-  ret = push_latents (self, video, audio, w, h);
-
-done:
-  for (i = 0; i < 3; i++)
-    g_clear_pointer (&text[i], ovi_tensor_unref);
-  for (i = 0; i < n_mapped; i++)
-    gst_memory_unmap (gst_buffer_peek_memory (buf, i), &maps[i]);
-  g_clear_object (&cancellable);
   gst_buffer_unref (buf);
   return ret;
-}
-
-static void
-set_flushing (GstOviDenoise *self, gboolean flushing)
-{
-  gst_ovi_element_set_flushing (GST_ELEMENT (self), flushing, &self->flushing,
-                                &self->cancellable, &self->cond);
 }
 
 static gboolean
@@ -810,28 +738,35 @@ gst_ovi_denoise_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (parent);
 
+  gst_ovi_helper_sink_event (self->helper, event);
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_CAPS: {
       GstCaps *caps;
-      const GstStructure *s;
       gint dim = 0;
       gst_event_parse_caps (event, &caps);
-      s = gst_caps_get_structure (caps, 0);
-      if (!gst_structure_get_int (s, "dim", &dim) || dim <= 0) {
-        gst_event_unref (event);
-        return FALSE;
-      }
+      gst_structure_get_int (gst_caps_get_structure (caps, 0), "dim", &dim);
       self->text_dim = dim;
       /* our own caps go out with the first clip */
       gst_event_unref (event);
-      return TRUE;
+      return dim > 0;
     }
+    case GST_EVENT_SEGMENT:
+      if (!gst_pad_has_current_caps (self->srcpad)) {
+        gst_event_replace (&self->pending_segment, event);
+        gst_event_unref (event);
+        return TRUE;
+      }
+      break;
+    case GST_EVENT_EOS:
+      gst_event_replace (&self->pending_segment, NULL);
+      break;
+    case GST_EVENT_FLUSH_STOP:
+      self->discont = TRUE;
+      break;
     default:
       break;
   }
-  return gst_ovi_element_sink_event (
-      pad, parent, event, self->srcpad, &self->pending_segment, &self->discont,
-      &self->flushing, &self->cancellable, &self->cond);
+  return gst_pad_event_default (pad, parent, event);
 }
 
 static gboolean
@@ -839,7 +774,9 @@ gst_ovi_denoise_query (GstPad *pad, GstObject *parent, GstQuery *query)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (parent);
 
-  return gst_ovi_element_pad_query (pad, parent, query, self->cache);
+  if (gst_ovi_helper_handle_query (self->helper, query))
+    return TRUE;
+  return gst_pad_query_default (pad, parent, query);
 }
 
 static void
@@ -847,8 +784,33 @@ gst_ovi_denoise_set_context (GstElement *element, GstContext *context)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (element);
 
-  gst_ovi_element_set_context (element, context, &self->cache,
-                               GST_ELEMENT_CLASS (parent_class));
+  gst_ovi_helper_set_context (self->helper, context);
+  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+}
+
+static gboolean
+start (GstOviDenoise *self)
+{
+  gboolean want_vae;
+
+  if (!gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_DENOISER))
+    return FALSE;
+  GST_OBJECT_LOCK (self);
+  want_vae = self->imagepad != NULL;
+  self->image_eos = FALSE;
+  self->image_failed = FALSE;
+  GST_OBJECT_UNLOCK (self);
+  if (want_vae
+      && !gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_VIDEO_VAE))
+    return FALSE;
+  gst_ovi_helper_set_flushing (self->helper, FALSE);
+  self->clip = 0;
+  self->frame_offset = 0;
+  self->upstream_live = -1;
+  self->discont = FALSE;
+  gst_event_replace (&self->pending_segment, NULL);
+  gst_caps_replace (&self->out_caps, NULL);
+  return TRUE;
 }
 
 static GstStateChangeReturn
@@ -859,22 +821,12 @@ gst_ovi_denoise_change_state (GstElement *element, GstStateChange transition)
 
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:
-      if (!acquire_engines (self))
+      if (!start (self))
         return GST_STATE_CHANGE_FAILURE;
-      set_flushing (self, FALSE);
-      GST_OBJECT_LOCK (self);
-      self->image_eos = FALSE;
-      GST_OBJECT_UNLOCK (self);
-      self->clip = 0;
-      self->frame_offset = 0;
-      self->upstream_live = -1;
-      self->discont = FALSE;
-      gst_event_replace (&self->pending_segment, NULL);
-      gst_caps_replace (&self->out_caps, NULL);
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY:
       /* stop the sampler between steps before the pads deactivate */
-      set_flushing (self, TRUE);
+      gst_ovi_helper_set_flushing (self->helper, TRUE);
       break;
     default:
       break;
@@ -889,7 +841,7 @@ gst_ovi_denoise_change_state (GstElement *element, GstStateChange transition)
       self->text_dim = 0;
       break;
     case GST_STATE_CHANGE_READY_TO_NULL:
-      release_engines (self);
+      gst_ovi_helper_release_all (self->helper);
       break;
     default:
       break;
@@ -902,32 +854,27 @@ gst_ovi_denoise_finalize (GObject *object)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (object);
 
-  release_engines (self);
-  gst_clear_object (&self->cache);
-  gst_ovi_engine_config_clear (&self->config);
+  gst_clear_object (&self->helper);
   g_clear_pointer (&self->image_latent, ovi_tensor_unref);
-  g_clear_object (&self->cancellable);
   gst_caps_replace (&self->out_caps, NULL);
-  g_cond_clear (&self->cond);
   gst_event_replace (&self->pending_segment, NULL);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
 static void
-gst_ovi_denoise_class_init (GstOviDenoiseClass *klass)
+install_properties (GObjectClass *gobject_class)
 {
-  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
-  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   const GParamFlags rw_ready
       = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
   const GParamFlags rw_playing
       = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING;
 
-  gobject_class->set_property = gst_ovi_denoise_set_property;
-  gobject_class->get_property = gst_ovi_denoise_get_property;
-  gobject_class->finalize = gst_ovi_denoise_finalize;
-
-  gst_ovi_engine_install_properties (gobject_class);
+  gst_ovi_helper_install_properties (gobject_class);
+  /**
+   * GstOviDenoise:model:
+   *
+   * The model variant; auto takes the one whose weights are in model-dir.
+   */
   g_object_class_install_property (
       gobject_class, PROP_MODEL,
       g_param_spec_enum (
@@ -935,6 +882,11 @@ gst_ovi_denoise_class_init (GstOviDenoiseClass *klass)
           "Model variant (auto: the one whose weights are in model-dir, the "
           "tiny model without model-dir)",
           GST_TYPE_OVI_MODEL, GST_OVI_MODEL_AUTO, rw_ready));
+  /**
+   * GstOviDenoise:width:
+   *
+   * Requested video width, snapped with the height to the model's area.
+   */
   g_object_class_install_property (
       gobject_class, PROP_WIDTH,
       g_param_spec_int (
@@ -944,49 +896,95 @@ gst_ovi_denoise_class_init (GstOviDenoiseClass *klass)
           "code does (720 gives 704 with the 720x720 model). Ignored with an "
           "image (the image's shape decides)",
           0, 8192, 0, rw_playing));
+  /**
+   * GstOviDenoise:height:
+   *
+   * Requested video height, snapped as #GstOviDenoise:width.
+   */
   g_object_class_install_property (
       gobject_class, PROP_HEIGHT,
       g_param_spec_int (
           "height", "Height",
           "Requested video height (0: the model's default); snapped as width",
           0, 8192, 0, rw_playing));
+  /**
+   * GstOviDenoise:seed:
+   *
+   * Seed of the initial noise of every clip.
+   */
   g_object_class_install_property (
       gobject_class, PROP_SEED,
       g_param_spec_uint64 (
           "seed", "Seed",
           "Seed of the initial noise (a prompt file line may override it)", 0,
           G_MAXUINT64, DEFAULT_SEED, rw_playing));
+  /**
+   * GstOviDenoise:steps:
+   *
+   * Denoising steps per clip. The default is 50; 0 takes the model preset's
+   * count (50 for the real models, 4 for the tiny model).
+   */
   g_object_class_install_property (
       gobject_class, PROP_STEPS,
-      g_param_spec_int (
-          "steps", "Steps",
-          "Denoising steps (0: the model's default, 50; 4 for the tiny model)",
-          0, 1000, DEFAULT_STEPS, rw_playing));
+      g_param_spec_int ("steps", "Steps",
+                        "Denoising steps (0: the model preset's: 50, or 4 for "
+                        "the tiny model)",
+                        0, 1000, DEFAULT_STEPS, rw_playing));
+  /**
+   * GstOviDenoise:solver:
+   *
+   * Sampler of the flow-matching ODE.
+   */
   g_object_class_install_property (
       gobject_class, PROP_SOLVER,
       g_param_spec_enum ("solver", "Solver", "Sampler of the flow-matching ODE",
                          GST_TYPE_OVI_SOLVER, GST_OVI_SOLVER_UNIPC,
                          rw_playing));
+  /**
+   * GstOviDenoise:shift:
+   *
+   * Timestep shift of the sampling schedule.
+   */
   g_object_class_install_property (
       gobject_class, PROP_SHIFT,
       g_param_spec_double ("shift", "Shift", "Timestep shift of the schedule",
                            0.0, 100.0, DEFAULT_SHIFT, rw_playing));
+  /**
+   * GstOviDenoise:video-guidance-scale:
+   *
+   * Classifier-free guidance scale of the video.
+   */
   g_object_class_install_property (
       gobject_class, PROP_VIDEO_GUIDANCE_SCALE,
       g_param_spec_double ("video-guidance-scale", "Video guidance scale",
                            "Classifier-free guidance scale of the video", 0.0,
                            100.0, DEFAULT_VIDEO_GUIDANCE, rw_playing));
+  /**
+   * GstOviDenoise:audio-guidance-scale:
+   *
+   * Classifier-free guidance scale of the audio.
+   */
   g_object_class_install_property (
       gobject_class, PROP_AUDIO_GUIDANCE_SCALE,
       g_param_spec_double ("audio-guidance-scale", "Audio guidance scale",
                            "Classifier-free guidance scale of the audio", 0.0,
                            100.0, DEFAULT_AUDIO_GUIDANCE, rw_playing));
+  /**
+   * GstOviDenoise:slg-layer:
+   *
+   * Fusion block skipped in the negative pass (skip-layer guidance).
+   */
   g_object_class_install_property (
       gobject_class, PROP_SLG_LAYER,
       g_param_spec_int (
           "slg-layer", "Skip-layer guidance layer",
           "Fusion block skipped in the negative pass (-1 or 0: off)", -1, 1000,
           DEFAULT_SLG_LAYER, rw_playing));
+  /**
+   * GstOviDenoise:progress:
+   *
+   * Progress of the clip being denoised, notified once per step.
+   */
   progress_pspec = g_param_spec_double (
       "progress", "Progress",
       "Progress of the clip being denoised (0..1), notified once per step", 0.0,
@@ -995,6 +993,18 @@ gst_ovi_denoise_class_init (GstOviDenoiseClass *klass)
                                    progress_pspec);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_MODEL, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_SOLVER, 0);
+}
+
+static void
+gst_ovi_denoise_class_init (GstOviDenoiseClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+
+  gobject_class->set_property = gst_ovi_denoise_set_property;
+  gobject_class->get_property = gst_ovi_denoise_get_property;
+  gobject_class->finalize = gst_ovi_denoise_finalize;
+  install_properties (gobject_class);
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &image_template);
@@ -1003,7 +1013,7 @@ gst_ovi_denoise_class_init (GstOviDenoiseClass *klass)
       element_class, "Ovi denoiser", "Filter/Generator/Video/Audio",
       "Generates the video and audio latents of a clip from text embeddings "
       "(and an optional first-frame image) with the Ovi fusion DiT",
-      "gst-ovi developers");
+      GST_OVI_AUTHOR);
   element_class->change_state = gst_ovi_denoise_change_state;
   element_class->set_context = gst_ovi_denoise_set_context;
   element_class->request_new_pad = gst_ovi_denoise_request_new_pad;
@@ -1023,7 +1033,7 @@ gst_ovi_denoise_init (GstOviDenoise *self)
   gst_pad_use_fixed_caps (self->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 
-  gst_ovi_engine_config_init (&self->config);
+  self->helper = gst_ovi_helper_new (GST_ELEMENT (self));
   self->seed = DEFAULT_SEED;
   self->steps = DEFAULT_STEPS;
   self->solver = GST_OVI_SOLVER_UNIPC;
@@ -1031,5 +1041,4 @@ gst_ovi_denoise_init (GstOviDenoise *self)
   self->video_guidance = DEFAULT_VIDEO_GUIDANCE;
   self->audio_guidance = DEFAULT_AUDIO_GUIDANCE;
   self->slg_layer = DEFAULT_SLG_LAYER;
-  g_cond_init (&self->cond);
 }

@@ -1,6 +1,7 @@
-/* gst-ovi: ovitextsrc.
- *
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
  * SECTION:element-ovitextsrc
+ * @title: ovitextsrc
  *
  * Turns prompts into the umT5 text embeddings ovidenoise takes: one buffer
  * per clip (prompt, video negative prompt, audio negative prompt), with a
@@ -28,7 +29,8 @@
 #include "gstovitextsrc.h"
 
 #include "gstovicaps.h"
-#include "gstovielement.h"
+#include "gstovihelper.h"
+#include "gstovitensor.h"
 #include "gstoviutil.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_ovi_text_src_debug);
@@ -50,8 +52,9 @@ static guint signals[N_SIGNALS];
 struct _GstOviTextSrc {
   GstPushSrc parent;
 
+  GstOviHelper *helper; /* common properties, stage, flushing, context */
+
   /* settings, under the object lock */
-  GstOviEngineConfig config;
   gchar *prompt;
   gchar *video_negative_prompt;
   gchar *audio_negative_prompt;
@@ -62,20 +65,14 @@ struct _GstOviTextSrc {
   /* pushed prompts, under the object lock */
   GQueue queue; /* GstOviPromptEntry */
   gboolean app_eos;
-  GCond cond;
-  gboolean flushing;
 
   /* streaming state */
-  GstOviEngineCache *cache;
-  GstOviEngine *engine;
-  gchar *engine_config;
   GPtrArray *file_entries;
   guint file_index;
   guint64 clip;
   guint64 frame_offset;
   guint clip_frames;
   gint dim;
-  GCancellable *cancellable;
 };
 
 #define gst_ovi_text_src_parent_class parent_class
@@ -113,7 +110,7 @@ gst_ovi_text_src_push_prompt (GstOviTextSrc *self, const gchar *prompt)
   }
   GST_OBJECT_LOCK (self);
   g_queue_push_tail (&self->queue, e);
-  g_cond_broadcast (&self->cond);
+  gst_ovi_helper_wake (self->helper);
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -122,7 +119,7 @@ gst_ovi_text_src_end_of_stream (GstOviTextSrc *self)
 {
   GST_OBJECT_LOCK (self);
   self->app_eos = TRUE;
-  g_cond_broadcast (&self->cond);
+  gst_ovi_helper_wake (self->helper);
   GST_OBJECT_UNLOCK (self);
 }
 
@@ -132,11 +129,9 @@ gst_ovi_text_src_set_property (GObject *object, guint prop_id,
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (object);
 
-  GST_OBJECT_LOCK (self);
-  if (gst_ovi_engine_config_set_property (&self->config, prop_id, value)) {
-    GST_OBJECT_UNLOCK (self);
+  if (gst_ovi_helper_set_property (self->helper, prop_id, value))
     return;
-  }
+  GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_PROMPT:
       g_free (self->prompt);
@@ -175,11 +170,9 @@ gst_ovi_text_src_get_property (GObject *object, guint prop_id, GValue *value,
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (object);
 
-  GST_OBJECT_LOCK (self);
-  if (gst_ovi_engine_config_get_property (&self->config, prop_id, value)) {
-    GST_OBJECT_UNLOCK (self);
+  if (gst_ovi_helper_get_property (self->helper, prop_id, value))
     return;
-  }
+  GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_PROMPT:
       g_value_set_string (value, self->prompt);
@@ -211,8 +204,8 @@ gst_ovi_text_src_set_context (GstElement *element, GstContext *context)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (element);
 
-  gst_ovi_element_set_context (element, context, &self->cache,
-                               GST_ELEMENT_CLASS (parent_class));
+  gst_ovi_helper_set_context (self->helper, context);
+  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
 }
 
 static gboolean
@@ -221,11 +214,12 @@ gst_ovi_text_src_start (GstBaseSrc *src)
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
   g_autofree gchar *location = NULL;
   g_autoptr (GError) err = NULL;
+  GstOviEngine *engine;
 
   GST_OBJECT_LOCK (self);
   location = g_strdup (self->location);
-  self->flushing = FALSE;
   GST_OBJECT_UNLOCK (self);
+  gst_ovi_helper_set_flushing (self->helper, FALSE);
 
   g_clear_pointer (&self->file_entries, g_ptr_array_unref);
   if (location) {
@@ -238,20 +232,16 @@ gst_ovi_text_src_start (GstBaseSrc *src)
     }
   }
 
-  if (!gst_ovi_element_acquire_engine (
-          GST_ELEMENT (self), &self->config, GST_OVI_STAGE_TEXT,
-          "Could not load the text encoder", &self->cache, &self->engine,
-          &self->engine_config))
+  engine = gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_TEXT);
+  if (!engine)
     return FALSE;
 
   self->clip = 0;
   self->frame_offset = 0;
   self->file_index = 0;
   self->dim = 0;
-  self->clip_frames = gst_ovi_video_frames_for_latent (
-      self->engine->paths->video_latent_frames);
-  g_clear_object (&self->cancellable);
-  self->cancellable = g_cancellable_new ();
+  self->clip_frames
+      = gst_ovi_video_frames_for_latent (engine->paths->video_latent_frames);
   return TRUE;
 }
 
@@ -262,7 +252,6 @@ gst_ovi_text_src_stop (GstBaseSrc *src)
 
   /* the engine stays held until READY->NULL, so READY->PAUSED reuses it */
   g_clear_pointer (&self->file_entries, g_ptr_array_unref);
-  g_clear_object (&self->cancellable);
   GST_OBJECT_LOCK (self);
   self->app_eos = FALSE; /* a new run needs its own end-of-stream */
   g_queue_clear_full (&self->queue, (GDestroyNotify) gst_ovi_prompt_entry_free);
@@ -275,8 +264,7 @@ gst_ovi_text_src_unlock (GstBaseSrc *src)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
 
-  gst_ovi_element_set_flushing (GST_ELEMENT (self), TRUE, &self->flushing,
-                                &self->cancellable, &self->cond);
+  gst_ovi_helper_set_flushing (self->helper, TRUE);
   return TRUE;
 }
 
@@ -285,13 +273,7 @@ gst_ovi_text_src_unlock_stop (GstBaseSrc *src)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
 
-  GST_OBJECT_LOCK (self);
-  self->flushing = FALSE;
-  if (self->cancellable && g_cancellable_is_cancelled (self->cancellable)) {
-    g_object_unref (self->cancellable);
-    self->cancellable = g_cancellable_new ();
-  }
-  GST_OBJECT_UNLOCK (self);
+  gst_ovi_helper_set_flushing (self->helper, FALSE);
   return TRUE;
 }
 
@@ -314,8 +296,7 @@ gst_ovi_text_src_query (GstBaseSrc *src, GstQuery *query)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (src);
 
-  if (gst_ovi_engine_cache_handle_query (GST_ELEMENT (self), query,
-                                         self->cache))
+  if (gst_ovi_helper_handle_query (self->helper, query))
     return TRUE;
   return GST_BASE_SRC_CLASS (parent_class)->query (src, query);
 }
@@ -325,7 +306,7 @@ static GstFlowReturn
 next_entry (GstOviTextSrc *self, GstOviPromptEntry **out)
 {
   while (TRUE) {
-    if (self->flushing)
+    if (gst_ovi_helper_is_flushing (self->helper))
       return GST_FLOW_FLUSHING;
     if (self->num_clips >= 0 && self->clip >= (guint64) self->num_clips)
       return GST_FLOW_EOS;
@@ -350,23 +331,8 @@ next_entry (GstOviTextSrc *self, GstOviPromptEntry **out)
     if (self->app_eos)
       return GST_FLOW_EOS;
     GST_DEBUG_OBJECT (self, "waiting for a pushed prompt");
-    g_cond_wait (&self->cond, GST_OBJECT_GET_LOCK (self));
+    gst_ovi_helper_wait (self->helper);
   }
-}
-
-static void
-free_tensor (gpointer t)
-{
-  ovi_tensor_unref (t);
-}
-
-static GstMemory *
-tensor_memory (OviTensor *t)
-{
-  /* the engine returns contiguous host F32: wrap it without a copy */
-  return gst_memory_new_wrapped (
-      GST_MEMORY_FLAG_READONLY, ovi_tensor_data (t), ovi_tensor_nbytes (t), 0,
-      ovi_tensor_nbytes (t), ovi_tensor_ref (t), free_tensor);
 }
 
 static gboolean
@@ -383,7 +349,9 @@ gst_ovi_text_src_create (GstPushSrc *src, GstBuffer **outbuf)
   g_autoptr (GstOviPromptEntry) entry = NULL;
   g_autofree gchar *vneg = NULL, *aneg = NULL;
   g_autoptr (GError) err = NULL;
-  GCancellable *cancellable;
+  g_autoptr (GCancellable) cancellable = NULL;
+  GstOviEngine *engine
+      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_TEXT);
   OviTensor *emb[3] = { NULL, NULL, NULL };
   GstFlowReturn ret;
   GstBuffer *buf;
@@ -399,27 +367,22 @@ gst_ovi_text_src_create (GstPushSrc *src, GstBuffer **outbuf)
   aneg = g_strdup (entry && entry->audio_negative_prompt
                        ? entry->audio_negative_prompt
                        : self->audio_negative_prompt);
-  cancellable = self->cancellable ? g_object_ref (self->cancellable) : NULL;
   GST_OBJECT_UNLOCK (self);
   if (ret != GST_FLOW_OK) {
-    g_clear_object (&cancellable);
     GST_DEBUG_OBJECT (self, "no clip: %s", gst_flow_get_name (ret));
     return ret;
   }
 
   GST_INFO_OBJECT (self, "clip %" G_GUINT64_FORMAT ": encoding \"%s\"",
                    self->clip, entry->prompt);
-  g_mutex_lock (&self->engine->lock);
-  ok = ovi_text_encoder_encode (self->engine->u.text, entry->prompt, vneg, aneg,
-                                emb, cancellable, &err);
-  g_mutex_unlock (&self->engine->lock);
-  g_clear_object (&cancellable);
-  if (!ok) {
-    if (g_error_matches (err, OVI_ERROR, OVI_ERROR_CANCELLED))
-      return GST_FLOW_FLUSHING;
-    GST_OVI_POST_ERROR (self, "Could not encode the prompt", err);
-    return GST_FLOW_ERROR;
-  }
+  cancellable = gst_ovi_helper_ref_cancellable (self->helper);
+  g_mutex_lock (&engine->lock);
+  ok = ovi_text_encoder_encode (engine->u.text, entry->prompt, vneg, aneg, emb,
+                                cancellable, &err);
+  g_mutex_unlock (&engine->lock);
+  if (!ok)
+    return GST_OVI_HELPER_FLOW_ERROR (self->helper,
+                                      "Could not encode the prompt", err);
 
   if (self->dim != (gint) emb[0]->shape[emb[0]->ndim - 1]) {
     GstCaps *caps;
@@ -438,7 +401,7 @@ gst_ovi_text_src_create (GstPushSrc *src, GstBuffer **outbuf)
 
   buf = gst_buffer_new ();
   for (i = 0; i < 3; i++) {
-    gst_buffer_append_memory (buf, tensor_memory (emb[i]));
+    gst_buffer_append_memory (buf, gst_ovi_tensor_to_memory (emb[i]));
     ovi_tensor_unref (emb[i]);
   }
   meta = gst_ovi_buffer_add_clip_meta (buf);
@@ -485,7 +448,7 @@ gst_ovi_text_src_change_state (GstElement *element, GstStateChange transition)
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
   if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
     /* idle weights go when no element holds them */
-    gst_ovi_element_release_engine (&self->engine, &self->engine_config);
+    gst_ovi_helper_release_all (self->helper);
   }
   return ret;
 }
@@ -495,16 +458,13 @@ gst_ovi_text_src_finalize (GObject *object)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (object);
 
-  gst_ovi_element_clear_engine (&self->engine, &self->engine_config,
-                                &self->cache, &self->config);
+  gst_clear_object (&self->helper);
   g_free (self->prompt);
   g_free (self->video_negative_prompt);
   g_free (self->audio_negative_prompt);
   g_free (self->location);
   g_queue_clear_full (&self->queue, (GDestroyNotify) gst_ovi_prompt_entry_free);
   g_clear_pointer (&self->file_entries, g_ptr_array_unref);
-  g_clear_object (&self->cancellable);
-  g_cond_clear (&self->cond);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -524,7 +484,7 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
   gobject_class->get_property = gst_ovi_text_src_get_property;
   gobject_class->finalize = gst_ovi_text_src_finalize;
 
-  gst_ovi_engine_install_properties (gobject_class);
+  gst_ovi_helper_install_properties (gobject_class);
   g_object_class_install_property (
       gobject_class, PROP_PROMPT,
       g_param_spec_string (
@@ -596,7 +556,7 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
       element_class, "Ovi text encoder source", "Source/Generic",
       "Encodes prompts with umT5-XXL into the text embeddings ovidenoise "
       "takes, one buffer per clip",
-      "gst-ovi developers");
+      GST_OVI_AUTHOR);
   element_class->set_context = gst_ovi_text_src_set_context;
   element_class->change_state = gst_ovi_text_src_change_state;
 
@@ -613,9 +573,8 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
 static void
 gst_ovi_text_src_init (GstOviTextSrc *self)
 {
-  gst_ovi_engine_config_init (&self->config);
+  self->helper = gst_ovi_helper_new (GST_ELEMENT (self));
   self->num_clips = -1;
   g_queue_init (&self->queue);
-  g_cond_init (&self->cond);
   gst_base_src_set_format (GST_BASE_SRC (self), GST_FORMAT_TIME);
 }

@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* gst-ovi: the helper object every ovi element owns (see gstovihelper.h). */
+#include "gstovihelper.h"
+
+#define N_STAGES (GST_OVI_STAGE_AUDIO + 1)
+
+struct _GstOviHelper {
+  GstObject parent;
+
+  GstElement *element; /* the owner, not ref'd */
+
+  /* under the helper's object lock */
+  GstOviEngineConfig config;
+  GstOviEngineCache *cache;
+  GstOviEngine *engines[N_STAGES];
+  gchar *engine_key; /* the config the engines were loaded with */
+
+  /* under the element's object lock */
+  gboolean flushing;
+  GCancellable *cancellable;
+  GCond cond;
+
+  GMutex load_lock; /* one load at a time per element */
+};
+
+G_DEFINE_TYPE (GstOviHelper, gst_ovi_helper, GST_TYPE_OBJECT);
+
+static const gchar *const load_failed[N_STAGES] = {
+  [GST_OVI_STAGE_TEXT] = "Could not load the text encoder",
+  [GST_OVI_STAGE_DENOISER] = "Could not load the fusion model",
+  [GST_OVI_STAGE_VIDEO_VAE] = "Could not load the video VAE",
+  [GST_OVI_STAGE_AUDIO] = "Could not load the audio decoder",
+};
+
+static void
+gst_ovi_helper_finalize (GObject *object)
+{
+  GstOviHelper *self = GST_OVI_HELPER (object);
+
+  gst_ovi_helper_release_all (self);
+  gst_clear_object (&self->cache);
+  gst_ovi_engine_config_clear (&self->config);
+  g_clear_object (&self->cancellable);
+  g_cond_clear (&self->cond);
+  g_mutex_clear (&self->load_lock);
+  G_OBJECT_CLASS (gst_ovi_helper_parent_class)->finalize (object);
+}
+
+static void
+gst_ovi_helper_class_init (GstOviHelperClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = gst_ovi_helper_finalize;
+}
+
+static void
+gst_ovi_helper_init (GstOviHelper *self)
+{
+  gst_ovi_engine_config_init (&self->config);
+  self->cancellable = g_cancellable_new ();
+  g_cond_init (&self->cond);
+  g_mutex_init (&self->load_lock);
+}
+
+GstOviHelper *
+gst_ovi_helper_new (GstElement *element)
+{
+  GstOviHelper *self = g_object_new (GST_TYPE_OVI_HELPER, NULL);
+
+  gst_object_ref_sink (self);
+  self->element = element;
+  return self;
+}
+
+/* ---- properties ---- */
+
+void
+gst_ovi_helper_install_properties (GObjectClass *klass)
+{
+  gst_ovi_engine_install_properties (klass);
+}
+
+gboolean
+gst_ovi_helper_set_property (GstOviHelper *self, guint prop_id,
+                             const GValue *value)
+{
+  gboolean handled;
+
+  GST_OBJECT_LOCK (self);
+  handled = gst_ovi_engine_config_set_property (&self->config, prop_id, value);
+  GST_OBJECT_UNLOCK (self);
+  return handled;
+}
+
+gboolean
+gst_ovi_helper_get_property (GstOviHelper *self, guint prop_id, GValue *value)
+{
+  gboolean handled;
+
+  GST_OBJECT_LOCK (self);
+  handled = gst_ovi_engine_config_get_property (&self->config, prop_id, value);
+  GST_OBJECT_UNLOCK (self);
+  return handled;
+}
+
+void
+gst_ovi_helper_set_variant (GstOviHelper *self, const gchar *variant)
+{
+  GST_OBJECT_LOCK (self);
+  self->config.variant = variant;
+  GST_OBJECT_UNLOCK (self);
+}
+
+/* ---- stages ---- */
+
+static void
+release_locked (GstOviHelper *self, GstOviStage stage)
+{
+  g_clear_pointer (&self->engines[stage], gst_ovi_engine_release);
+}
+
+GstOviEngine *
+gst_ovi_helper_acquire (GstOviHelper *self, GstOviStage stage)
+{
+  GstOviEngineConfig config;
+  GstOviEngineCache *cache = NULL;
+  g_autofree gchar *key = NULL;
+  g_autoptr (GError) err = NULL;
+  GstOviEngine *engine;
+  gint i;
+
+  g_mutex_lock (&self->load_lock);
+  GST_OBJECT_LOCK (self);
+  gst_ovi_engine_config_copy (&config, &self->config);
+  key = gst_ovi_engine_config_to_string (&config);
+  if (g_strcmp0 (key, self->engine_key) != 0) {
+    for (i = 0; i < N_STAGES; i++)
+      release_locked (self, i);
+    g_free (self->engine_key);
+    self->engine_key = g_steal_pointer (&key);
+  }
+  engine = self->engines[stage];
+  if (self->cache)
+    cache = gst_object_ref (self->cache);
+  GST_OBJECT_UNLOCK (self);
+
+  if (!engine) {
+    /* the cache lookup may query neighbours and post messages: no lock */
+    gst_ovi_engine_cache_ensure (self->element, &cache);
+    engine = gst_ovi_engine_cache_acquire (cache, stage, &config, self->element,
+                                           &err);
+    GST_OBJECT_LOCK (self);
+    gst_object_replace ((GstObject **) &self->cache, GST_OBJECT (cache));
+    self->engines[stage] = engine;
+    GST_OBJECT_UNLOCK (self);
+    if (!engine)
+      GST_OVI_POST_ERROR (self->element, load_failed[stage], err);
+  }
+  gst_clear_object (&cache);
+  gst_ovi_engine_config_clear (&config);
+  g_mutex_unlock (&self->load_lock);
+  return engine;
+}
+
+GstOviEngine *
+gst_ovi_helper_get_engine (GstOviHelper *self, GstOviStage stage)
+{
+  GstOviEngine *engine;
+
+  GST_OBJECT_LOCK (self);
+  engine = self->engines[stage];
+  GST_OBJECT_UNLOCK (self);
+  return engine;
+}
+
+void
+gst_ovi_helper_release (GstOviHelper *self, GstOviStage stage)
+{
+  GstOviEngine *engine;
+
+  GST_OBJECT_LOCK (self);
+  engine = g_steal_pointer (&self->engines[stage]);
+  GST_OBJECT_UNLOCK (self);
+  g_clear_pointer (&engine, gst_ovi_engine_release);
+}
+
+void
+gst_ovi_helper_release_all (GstOviHelper *self)
+{
+  gint i;
+
+  for (i = 0; i < N_STAGES; i++)
+    gst_ovi_helper_release (self, i);
+}
+
+/* ---- flushing ---- */
+
+void
+gst_ovi_helper_set_flushing (GstOviHelper *self, gboolean flushing)
+{
+  GST_OBJECT_LOCK (self->element);
+  self->flushing = flushing;
+  if (flushing) {
+    g_cancellable_cancel (self->cancellable);
+    g_cond_broadcast (&self->cond);
+  } else if (g_cancellable_is_cancelled (self->cancellable)) {
+    g_object_unref (self->cancellable);
+    self->cancellable = g_cancellable_new ();
+  }
+  GST_OBJECT_UNLOCK (self->element);
+}
+
+gboolean
+gst_ovi_helper_is_flushing (GstOviHelper *self)
+{
+  return self->flushing;
+}
+
+GCancellable *
+gst_ovi_helper_ref_cancellable (GstOviHelper *self)
+{
+  GCancellable *c;
+
+  GST_OBJECT_LOCK (self->element);
+  c = g_object_ref (self->cancellable);
+  GST_OBJECT_UNLOCK (self->element);
+  return c;
+}
+
+gboolean
+gst_ovi_helper_wait (GstOviHelper *self)
+{
+  if (!self->flushing)
+    g_cond_wait (&self->cond, GST_OBJECT_GET_LOCK (self->element));
+  return !self->flushing;
+}
+
+void
+gst_ovi_helper_wake (GstOviHelper *self)
+{
+  g_cond_broadcast (&self->cond);
+}
+
+void
+gst_ovi_helper_sink_event (GstOviHelper *self, GstEvent *event)
+{
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_START)
+    gst_ovi_helper_set_flushing (self, TRUE);
+  else if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP)
+    gst_ovi_helper_set_flushing (self, FALSE);
+}
+
+/* ---- context and errors ---- */
+
+gboolean
+gst_ovi_helper_handle_query (GstOviHelper *self, GstQuery *query)
+{
+  GstOviEngineCache *cache = NULL;
+  gboolean ret;
+
+  if (GST_QUERY_TYPE (query) != GST_QUERY_CONTEXT)
+    return FALSE;
+  GST_OBJECT_LOCK (self);
+  if (self->cache)
+    cache = gst_object_ref (self->cache);
+  GST_OBJECT_UNLOCK (self);
+  ret = gst_ovi_engine_cache_handle_query (self->element, query, cache);
+  gst_clear_object (&cache);
+  return ret;
+}
+
+void
+gst_ovi_helper_set_context (GstOviHelper *self, GstContext *context)
+{
+  GST_OBJECT_LOCK (self);
+  gst_ovi_engine_cache_from_context (context, &self->cache);
+  GST_OBJECT_UNLOCK (self);
+}
+
+GstFlowReturn
+gst_ovi_helper_flow_error (GstOviHelper *self, const gchar *what,
+                           const GError *error, const gchar *file,
+                           const gchar *func, gint line)
+{
+  if (g_error_matches (error, OVI_ERROR, OVI_ERROR_CANCELLED)) {
+    GST_DEBUG_OBJECT (self->element, "%s: cancelled", what);
+    return GST_FLOW_FLUSHING;
+  }
+  gst_ovi_post_error (self->element, what, error, file, func, line);
+  return GST_FLOW_ERROR;
+}
