@@ -54,11 +54,20 @@ ovi_parity_check (OviParity *p, const char *name, OviTensor *got,
   double diff2 = 0, ref2 = 0, max_abs = 0, max_ref = 0;
   gboolean ok;
 
+  if (isnan (p->rel_tol)) {
+    report (p, name, FALSE,
+            "error=\"the case states no fp32 tolerance (give --tolerance)\"");
+    return FALSE;
+  }
   g = ovi_backend_download_f32 (p->backend, got, &error);
   if (g)
     r = ovi_tensor_to_f32 (ref, &error);
   if (g == NULL || r == NULL) {
     report (p, name, FALSE, "error=\"%s\"", error->message);
+    return FALSE;
+  }
+  if (ovi_tensor_numel (r) == 0) {
+    report (p, name, FALSE, "error=\"empty reference: nothing compared\"");
     return FALSE;
   }
   if (ovi_tensor_numel (g) != ovi_tensor_numel (r)) {
@@ -88,8 +97,10 @@ ovi_parity_check_io (OviParity *p, const char *name, OviTensor *got)
   g_autoptr (GError) error = NULL;
   g_autoptr (OviTensor) ref = NULL;
 
-  if (p->io)
+  if (p->io) {
     ref = ovi_weight_file_get (p->io, name, &error);
+    g_hash_table_add (p->compared, g_strdup (name));
+  }
   if (ref == NULL) {
     report (p, name, FALSE, "error=\"%s\"",
             error ? error->message : "case has no io.safetensors");
@@ -104,10 +115,14 @@ ovi_parity_check_exact (OviParity *p, const char *name, const int64_t *got,
 {
   gsize first_diff = 0;
 
+  if (p->io && ovi_weight_file_contains (p->io, name))
+    g_hash_table_add (p->compared, g_strdup (name));
   while (first_diff < MIN (n_got, n_ref) && got[first_diff] == ref[first_diff])
     first_diff++;
-  gboolean ok = n_got == n_ref && first_diff == n_ref;
-  if (ok)
+  gboolean ok = n_ref > 0 && n_got == n_ref && first_diff == n_ref;
+  if (n_ref == 0)
+    report (p, name, FALSE, "error=\"empty reference: nothing compared\"");
+  else if (ok)
     report (p, name, TRUE, "n=%" G_GSIZE_FORMAT " exact", n_ref);
   else
     report (p, name, FALSE,
@@ -118,28 +133,39 @@ ovi_parity_check_exact (OviParity *p, const char *name, const int64_t *got,
 }
 
 /* The fp32 rule is stated as "rel_l2 <= R and max_abs <= A * max(1, max|ref|)".
- */
-static void
-read_tolerance (OviParity *p)
+ * A case without one (the tokenizer: exact checks only) leaves the bounds
+ * NAN, so a float comparison fails instead of passing under a made-up
+ * rule; a rule that is there but cannot be read is an error. */
+static gboolean
+read_tolerance (OviParity *p, GError **error)
 {
-  JsonObject *tol;
-  const char *rule;
+  JsonObject *tol = NULL;
+  JsonNode *rule;
 
-  p->rel_tol = 1e-4;
-  p->abs_tol = 1e-4;
-  if (!json_object_has_member (p->config, "tolerance"))
-    return;
-  tol = json_object_get_object_member (p->config, "tolerance");
-  if (tol == NULL || !json_object_has_member (tol, "fp32_pass_if"))
-    return;
-  rule = json_object_get_string_member (tol, "fp32_pass_if");
-  if (rule == NULL
-      || sscanf (rule, "rel_l2 <= %lf and max_abs <= %lf", &p->rel_tol,
-                 &p->abs_tol)
-             != 2) {
-    p->rel_tol = 1e-4;
-    p->abs_tol = 1e-4;
+  p->rel_tol = p->abs_tol = NAN;
+  if (json_object_has_member (p->config, "tolerance"))
+    tol = json_object_get_object_member (p->config, "tolerance");
+  rule = tol ? json_object_get_member (tol, "fp32_pass_if") : NULL;
+  if (rule == NULL)
+    return TRUE;
+  const char *text = JSON_NODE_HOLDS_VALUE (rule)
+                             && json_node_get_value_type (rule) == G_TYPE_STRING
+                         ? json_node_get_string (rule)
+                         : NULL;
+  char tail;
+  if (text == NULL
+      || sscanf (text, "rel_l2 <= %lf and max_abs <= %lf * max(1, max|ref|)%c",
+                 &p->rel_tol, &p->abs_tol, &tail)
+             != 2
+      || !(p->rel_tol > 0) || !(p->abs_tol > 0)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
+                 "%s: cannot read tolerance.fp32_pass_if \"%s\" (expected "
+                 "\"rel_l2 <= R and max_abs <= A * max(1, max|ref|)\")",
+                 p->case_dir, text ? text : "(not a string)");
+    p->rel_tol = p->abs_tol = NAN;
+    return FALSE;
   }
+  return TRUE;
 }
 
 static gboolean
@@ -160,7 +186,9 @@ open_case (OviParity *p, const char *case_dir, GError **error)
     return FALSE;
   }
   p->config = json_node_get_object (root);
-  read_tolerance (p);
+  p->compared = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  if (!read_tolerance (p, error))
+    return FALSE;
   io_path = ovi_parity_path (p, "io.safetensors");
   if (g_file_test (io_path, G_FILE_TEST_EXISTS)) {
     p->io = ovi_weight_file_open (io_path, NULL, error);
@@ -176,7 +204,35 @@ close_case (OviParity *p)
   g_clear_pointer (&p->io, ovi_weight_file_free);
   g_clear_pointer (&p->backend, ovi_backend_free);
   g_clear_object (&p->parser);
+  g_clear_pointer (&p->compared, g_hash_table_unref);
   g_free (p->case_dir);
+}
+
+static gboolean
+is_input_name (const char *name)
+{
+  static const char *const prefixes[]
+      = { "in.", "init.", "text.", "i2v.", "dbg." };
+  int step, n = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (prefixes); i++)
+    if (g_str_has_prefix (name, prefixes[i]))
+      return TRUE;
+  return sscanf (name, "step%d.in.%n", &step, &n) == 1 && n > 0;
+}
+
+/* One FAIL line per reference tensor of the case that no check used, and
+ * one when nothing at all was compared. */
+static void
+check_coverage (OviParity *p)
+{
+  if (p->passed + p->failed == 0)
+    report (p, "(run)", FALSE, "error=\"no comparison was made\"");
+  for (guint i = 0; p->io && i < ovi_weight_file_n_tensors (p->io); i++) {
+    const char *name = ovi_weight_file_name (p->io, i);
+    if (!is_input_name (name) && !g_hash_table_contains (p->compared, name))
+      report (p, name, FALSE, "error=\"reference never compared\"");
+  }
 }
 
 static OviParityRunner
@@ -236,6 +292,8 @@ ovi_cmd_parity (int argc, char **argv)
   ran = p.backend != NULL && run (&p, &error);
   if (!ran)
     fprintf (stderr, "ovi: %s: %s\n", argv[1], error->message);
+  else
+    check_coverage (&p);
   printf ("%d passed, %d failed\n", p.passed, p.failed + (ran ? 0 : 1));
   int status = ran && p.failed == 0 ? 0 : 1;
   close_case (&p);

@@ -5,7 +5,12 @@
  * ovi_parity_check*() once per output. Each check prints one line
  *   NAME max_abs=… rel=… ok|FAIL
  * and the command ends with "N passed, M failed". The pass rule is the
- * case's own tolerance block. */
+ * case's own tolerance block.
+ *
+ * A run cannot pass by accident: it fails when nothing was compared, when
+ * the case's fp32 rule cannot be read, and when a reference tensor of
+ * io.safetensors (every name but the inputs in.*, init.*, text.*, i2v.*,
+ * step{i}.in.* and the optional dbg.*) was never compared. */
 #pragma once
 
 #include <json-glib/json-glib.h>
@@ -19,10 +24,11 @@ typedef struct {
   JsonObject *config; /* config.json */
   OviBackend *backend;
   OviWeightFile *io; /* io.safetensors, NULL when the case has none */
-  double rel_tol;    /* rel_l2 bound */
+  double rel_tol;    /* rel_l2 bound; NAN: the case states no fp32 rule */
   double abs_tol;    /* max_abs bound, times max(1, max|ref|) */
   int passed;
   int failed;
+  GHashTable *compared; /* io tensor names a check has used */
 } OviParity;
 
 typedef gboolean (*OviParityRunner) (OviParity *p, GError **error);

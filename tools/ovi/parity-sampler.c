@@ -214,13 +214,65 @@ dit_step (Sampler *s, Dit *d, int i, gboolean negative, OviTensor *vid,
   return TRUE;
 }
 
+/* guided = neg + scale * (pos - neg), from our own predictions: `neg`
+ * holds the negative prediction, `pos` the positive one, both overwritten */
+static void
+check_guided (Sampler *s, int i, const char *tower, double scale,
+              OviTensor *pos, OviTensor *neg)
+{
+  g_autofree char *name = g_strdup_printf ("step%d.guided_%s", i, tower);
+  OviBackend *be = s->p->backend;
+
+  ovi_op_axpby (be, pos, 1.0f, pos, -1.0f, neg);
+  ovi_op_axpby (be, pos, 1.0f, neg, (float) scale, pos);
+  ovi_parity_check_io (s->p, name, pos);
+}
+
+/* the timestep the golden run fed the DiT against our scheduler's */
+static void
+check_timestep (Sampler *s, OviScheduler *sched, int i)
+{
+  g_autofree char *name = g_strdup_printf ("step%d.t", i);
+  g_autoptr (OviTensor) t
+      = ovi_tensor_new (OVI_DTYPE_F32, 1, (int64_t[]){ 1 }, NULL);
+
+  ((float *) ovi_tensor_data (t))[0]
+      = (float) ovi_scheduler_timestep (sched, i);
+  ovi_parity_check_io (s->p, name, t);
+}
+
+static gboolean
+dit_both (Sampler *s, Dit *d, int i, OviTensor *vid, OviTensor *audio, double t,
+          GError **error)
+{
+  OviBackend *be = s->p->backend;
+  g_autoptr (OviTensor) pos_vid
+      = ovi_backend_new_act (be, vid->ndim, vid->shape);
+  g_autoptr (OviTensor) pos_audio
+      = ovi_backend_new_act (be, audio->ndim, audio->shape);
+
+  if (!dit_step (s, d, i, FALSE, vid, audio, t, error))
+    return FALSE;
+  ovi_op_copy (be, pos_vid, d->out_vid);
+  ovi_op_copy (be, pos_audio, d->out_audio);
+  if (!dit_step (s, d, i, TRUE, vid, audio, t, error))
+    return FALSE;
+  check_guided (s, i, "vid", s->video_scale, pos_vid, d->out_vid);
+  check_guided (s, i, "audio", s->audio_scale, pos_audio, d->out_audio);
+  return ovi_backend_sync (be, error);
+}
+
 static gboolean
 check_dit (Sampler *s, GError **error)
 {
   g_autoptr (OviWeightFile) wf
       = ovi_weight_file_open (s->fusion_path, NULL, error);
+  g_autoptr (OviScheduler) sched
+      = wf ? ovi_scheduler_new (OVI_SCHEDULER_UNIPC, s->p->backend, s->steps,
+                                s->shift, error)
+           : NULL;
   Dit d = { 0 };
-  gboolean ok = wf != NULL;
+  gboolean ok = sched != NULL;
 
   for (int i = 0; ok && i < s->steps; i++) {
     g_autoptr (OviTensor) vid = io (s, "step%d.in.vid", i, error);
@@ -230,9 +282,9 @@ check_dit (Sampler *s, GError **error)
     ok = t != NULL && (d.model || dit_open (s, &d, wf, vid, audio, error));
     if (!ok)
       break;
-    double tv = ovi_tensor_get_f64 (t, (int64_t[]){ 0 });
-    ok = dit_step (s, &d, i, FALSE, vid, audio, tv, error)
-         && dit_step (s, &d, i, TRUE, vid, audio, tv, error);
+    check_timestep (s, sched, i);
+    ok = dit_both (s, &d, i, vid, audio,
+                   ovi_tensor_get_f64 (t, (int64_t[]){ 0 }), error);
   }
   dit_clear (&d);
   return ok;
