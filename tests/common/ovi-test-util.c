@@ -2,6 +2,7 @@
 #include "ovi-test-util.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 
 #include "ovi-tiny.h"
 
@@ -44,4 +45,20 @@ ovi_test_make_tiny_dir (const char *tmpl, guint64 seed)
   if (!ovi_tiny_write (d, seed, &error))
     g_error ("%s", error->message);
   return d;
+}
+
+double
+ovi_test_rel_l2 (const OviTensor *a, const OviTensor *b)
+{
+  const float *x = ovi_tensor_data (a), *y = ovi_tensor_data (b);
+  double d = 0, r = 0;
+
+  g_assert_cmpint (a->dtype, ==, OVI_DTYPE_F32);
+  g_assert_cmpint (b->dtype, ==, OVI_DTYPE_F32);
+  g_assert_cmpint (ovi_tensor_numel (a), ==, ovi_tensor_numel (b));
+  for (int64_t i = 0; i < ovi_tensor_numel (a); i++) {
+    d += ((double) x[i] - y[i]) * ((double) x[i] - y[i]);
+    r += (double) y[i] * y[i];
+  }
+  return sqrt (d / r);
 }

@@ -4,6 +4,8 @@
 
 #include <glib.h>
 
+#include "ovi-tensor.h"
+
 G_BEGIN_DECLS
 
 /* rm -rf of a folder a test made (does not follow symlinks) */
@@ -16,5 +18,8 @@ char *ovi_test_make_tmp_dir (const char *tmpl);
 /* a new temporary folder from `tmpl` holding the tiny model written with
  * `seed`; fails the test if it cannot be written */
 char *ovi_test_make_tiny_dir (const char *tmpl, guint64 seed);
+
+/* ||a - b|| / ||b|| over two F32 host tensors of the same element count */
+double ovi_test_rel_l2 (const OviTensor *a, const OviTensor *b);
 
 G_END_DECLS

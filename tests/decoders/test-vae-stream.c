@@ -1,6 +1,7 @@
 /* gst-ovi: streaming decode of the video VAE, tiling, and the audio clip
  * lengths, on the golden tiny weights (OVI_GOLDEN_DIR). */
 #include "ovi-engine.h"
+#include "ovi-test-util.h"
 #include "ovi-wan-vae.h"
 
 #include <math.h>
@@ -68,20 +69,6 @@ gather (const OviTensor *frames, int first, gpointer user_data)
   return g->stop_after == 0 || g->groups < g->stop_after;
 }
 
-static double
-rel_l2 (const OviTensor *a, const OviTensor *b)
-{
-  const float *x = ovi_tensor_data (a), *y = ovi_tensor_data (b);
-  double d = 0, r = 0;
-
-  g_assert_cmpint (ovi_tensor_numel (a), ==, ovi_tensor_numel (b));
-  for (int64_t i = 0; i < ovi_tensor_numel (a); i++) {
-    d += ((double) x[i] - y[i]) * ((double) x[i] - y[i]);
-    r += (double) y[i] * y[i];
-  }
-  return sqrt (d / r);
-}
-
 static OviTensor *
 new_video (int64_t F, int64_t h, int64_t w)
 {
@@ -111,7 +98,7 @@ test_stream_matches_whole (void)
     g_assert_cmpint (g.sizes[i], ==, i == 0 ? 1 : 4);
     g_assert_cmpint (g.firsts[i], ==, i == 0 ? 0 : 1 + 4 * (i - 1));
   }
-  double rel = rel_l2 (g.video, whole);
+  double rel = ovi_test_rel_l2 (g.video, whole);
   g_test_message ("streamed vs official whole-clip decode: rel_l2 %.3g", rel);
   g_assert_cmpfloat (rel, <=, 1e-4);
 
@@ -186,7 +173,7 @@ test_encode_image_stage (void)
   g_assert_cmpint (mu->shape[1], ==, 1);
   g_assert_cmpint (mu->shape[2], ==, img->shape[1] / 16);
   g_assert_cmpint (mu->shape[3], ==, img->shape[2] / 16);
-  double rel = rel_l2 (mu, ref);
+  double rel = ovi_test_rel_l2 (mu, ref);
   g_test_message ("stage encode_image vs official: rel_l2 %.3g", rel);
   g_assert_cmpfloat (rel, <=, 1e-4);
   /* a size the VAE cannot take */
@@ -253,7 +240,7 @@ tiled_error (OviWanVae *vae, OviTensor *z, OviTensor *full, int tile,
   ovi_wan_vae_set_tiling (vae, tile, overlap);
   g_autoptr (OviTensor) tiled = decode_all (vae, z);
   ovi_wan_vae_set_tiling (vae, 0, 0);
-  double rel = rel_l2 (tiled, full);
+  double rel = ovi_test_rel_l2 (tiled, full);
   g_test_message ("tile %d overlap %d vs untiled: rel_l2 %.4f", tile, overlap,
                   rel);
   return rel;

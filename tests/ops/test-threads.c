@@ -21,10 +21,31 @@ count_range (gpointer data, int64_t start, int64_t end, int tid)
     g_atomic_int_set (&j->max_tid, tid);
 }
 
+/* Chunks that wait for each other: each arrives, then waits until every
+ * chunk has arrived (or a generous deadline passes), so `most_at_once`
+ * counts how many ran at the same time, whatever the machine's load. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  int arrived, running, most_at_once, expected;
+} Rendezvous;
+
 static void
-sleep_range (gpointer data, int64_t start, int64_t end, int tid)
+meet_range (gpointer data, int64_t start, int64_t end, int tid)
 {
-  g_usleep (150 * 1000);
+  Rendezvous *r = data;
+  gint64 deadline = g_get_monotonic_time () + 30 * G_TIME_SPAN_SECOND;
+
+  g_mutex_lock (&r->lock);
+  r->arrived++;
+  r->running++;
+  r->most_at_once = MAX (r->most_at_once, r->running);
+  g_cond_broadcast (&r->cond);
+  while (r->arrived < r->expected
+         && g_cond_wait_until (&r->cond, &r->lock, deadline))
+    ;
+  r->running--;
+  g_mutex_unlock (&r->lock);
 }
 
 static void
@@ -61,10 +82,15 @@ test_pool (void)
       g_assert_cmpint (hits[i], ==, 1);
 
     if (nt >= 2) {
-      /* two sleeping chunks overlap: well under 2 x 150 ms */
-      gint64 t0 = g_get_monotonic_time ();
-      ovi_cpu_pool_parallel_for (pool, 2, 1, sleep_range, NULL);
-      g_assert_cmpint (g_get_monotonic_time () - t0, <, 280 * 1000);
+      /* two chunks of a 2-item job run at the same time */
+      Rendezvous r = { .expected = 2 };
+      g_mutex_init (&r.lock);
+      g_cond_init (&r.cond);
+      ovi_cpu_pool_parallel_for (pool, 2, 1, meet_range, &r);
+      g_assert_cmpint (r.arrived, ==, 2);
+      g_assert_cmpint (r.most_at_once, ==, 2);
+      g_mutex_clear (&r.lock);
+      g_cond_clear (&r.cond);
     }
     ovi_cpu_pool_free (pool);
   }

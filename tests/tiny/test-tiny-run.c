@@ -6,7 +6,12 @@
  * random stand-ins of the right width (the text stage has its own tests).
  * Checks: the shapes the tiny preset promises, finite values, outputs that
  * are neither constant nor saturated (so the initialisation is well
- * conditioned), the seed changes the result, and guidance matters.
+ * conditioned), the seed changes the result, guidance matters, and the
+ * outputs of the fixed seed equal the stored reference
+ * (reference-seed103.safetensors: both latents, the waveform and every
+ * 8th pixel of each decoded frame). The reference is regenerated only on
+ * purpose, when the tiny model or the maths changes knowingly:
+ *   OVI_TINY_WRITE_REFERENCE=1 build/tests/tiny/test-tiny-run REFERENCE
  */
 #include "ovi-backend.h"
 #include "ovi-engine.h"
@@ -14,11 +19,14 @@
 #include "ovi-test-util.h"
 #include "ovi-tiny.h"
 
+#include "ovi-weights.h"
+
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
 
 static char *tiny_dir;
+static const char *reference_path;
 
 /* deterministic N(0,1)-ish values (no dependence on the writer's streams) */
 static OviTensor *
@@ -40,13 +48,29 @@ random_text (int n, int dim, guint32 seed)
   return t;
 }
 
+#define PIXEL_STRIDE 8
+
 typedef struct {
   int frames;
   int height, width;
   double sum, sumsq;
   int64_t n, clamped;
   gboolean bad;
+  GArray *pixels; /* every PIXEL_STRIDE-th row and column of each frame */
 } FrameStats;
+
+static void
+keep_pixels (FrameStats *st, const OviTensor *f32)
+{
+  const float *v = ovi_tensor_data (f32);
+  int64_t n = f32->shape[1], h = f32->shape[2], w = f32->shape[3];
+
+  for (int64_t c = 0; c < 3; c++)
+    for (int64_t t = 0; t < n; t++)
+      for (int64_t y = 0; y < h; y += PIXEL_STRIDE)
+        for (int64_t x = 0; x < w; x += PIXEL_STRIDE)
+          g_array_append_val (st->pixels, v[((c * n + t) * h + y) * w + x]);
+}
 
 static gboolean
 on_frames (const OviTensor *frames, int first_frame, gpointer user_data)
@@ -74,6 +98,7 @@ on_frames (const OviTensor *frames, int first_frame, gpointer user_data)
     st->sumsq += (double) v[i] * v[i];
   }
   st->n += n;
+  keep_pixels (st, f32);
   return TRUE;
 }
 
@@ -144,6 +169,49 @@ check_latent (const OviTensor *t, const char *what)
   g_assert_cmpfloat (sqrt (sumsq / n), <, 20.0);
 }
 
+static OviTensor *
+pixels_tensor (GArray *pixels)
+{
+  OviTensor *t = ovi_tensor_new_f32 (1, (int64_t[]){ pixels->len });
+
+  memcpy (ovi_tensor_data (t), pixels->data, pixels->len * sizeof (float));
+  return t;
+}
+
+/* rel_l2 of each output against the stored reference of seed 103 (or, with
+ * OVI_TINY_WRITE_REFERENCE set, writes that reference) */
+static void
+check_reference (const OviNamedTensor *outputs, guint n)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviWeightFile) ref = NULL;
+
+  if (g_getenv ("OVI_TINY_WRITE_REFERENCE")) {
+    g_assert_true (
+        ovi_safetensors_write (reference_path, outputs, n, NULL, &error));
+    g_assert_no_error (error);
+    g_test_message ("wrote %s", reference_path);
+    return;
+  }
+  ref = ovi_weight_file_open (reference_path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (ovi_weight_file_n_tensors (ref), ==, n);
+  for (guint i = 0; i < n; i++) {
+    g_autoptr (OviTensor) want
+        = ovi_weight_file_get (ref, outputs[i].name, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (ovi_tensor_numel (want), ==,
+                     ovi_tensor_numel (outputs[i].tensor));
+    double rel = ovi_test_rel_l2 (outputs[i].tensor, want);
+    g_test_message ("%s: rel_l2 %.3e to the reference", outputs[i].name, rel);
+    if (!(rel <= 1e-4))
+      g_error ("%s differs from %s (rel_l2 %.3e > 1e-4); if the tiny model "
+               "or the maths changed on purpose, regenerate it (see the top "
+               "of test-tiny-run.c)",
+               outputs[i].name, reference_path, rel);
+  }
+}
+
 static void
 test_run (void)
 {
@@ -155,7 +223,7 @@ test_run (void)
   OviVideoVae *vae;
   OviAudioDecoder *adec;
   Latents a = { 0 }, b = { 0 }, c = { 0 };
-  FrameStats st = { 0 };
+  FrameStats st = { .pixels = g_array_new (FALSE, FALSE, sizeof (float)) };
   g_autoptr (OviTensor) wav = NULL;
   g_autoptr (OviTensor) wav32 = NULL;
   double peak = 0, asq = 0, mean, rms;
@@ -231,6 +299,16 @@ test_run (void)
   g_assert_cmpfloat (sqrt (asq / ns), >, 1e-4);
   g_assert_cmpfloat (peak, <, 0.999);
 
+  g_autoptr (OviTensor) pixels = pixels_tensor (st.pixels);
+  const OviNamedTensor outputs[] = {
+    { "video_latent", a.video },
+    { "audio_latent", a.audio },
+    { "pixels", pixels },
+    { "wav", wav32 },
+  };
+  check_reference (outputs, G_N_ELEMENTS (outputs));
+  g_array_free (st.pixels, TRUE);
+
   latents_clear (&a);
   latents_clear (&b);
   latents_clear (&c);
@@ -242,6 +320,9 @@ main (int argc, char **argv)
   int status;
 
   g_test_init (&argc, &argv, NULL);
+  if (argc != 2)
+    g_error ("usage: %s REFERENCE.safetensors", argv[0]);
+  reference_path = argv[1];
   tiny_dir
       = ovi_test_make_tiny_dir ("ovi-tiny-run-XXXXXX", OVI_TINY_DEFAULT_SEED);
   g_test_add_func ("/tiny/run-stages", test_run);
