@@ -3,17 +3,24 @@
  * first-frame injection.
  *
  * Per step: paste the image latent into latent frame 0 (i2v), a positive
- * pass (the prompt for both towers) and a negative pass (the per-modality
- * negative prompts, fused block slg_layer skipped), then
- * guided = neg + scale * (pos - neg) per modality and one scheduler step
- * per modality. All activation buffers are made once per latent size and
- * reused by every pass of every step. */
+ * branch (the prompt for both towers) and a negative branch (the
+ * per-modality negative prompts, fused block slg_layer skipped) batched
+ * into one forward, then guided = neg + scale * (pos - neg) per modality
+ * and one scheduler step per modality. With both guidance scales 1 the
+ * negative branch is not computed. All activation buffers are made once per
+ * latent size and reused by every step. */
 #include "ovi-engine.h"
 #include "ovi-fusion.h"
 #include "ovi-noise.h"
 #include "ovi-scheduler.h"
 
 #include <math.h>
+
+/* The branches a step computes (compute_branches) */
+typedef enum {
+  OVI_BRANCH_POS = 1 << 0,
+  OVI_BRANCH_NEG = 1 << 1,
+} OviBranches;
 
 struct _OviDenoiser {
   OviBackend *be;
@@ -196,8 +203,24 @@ check_request (const OviDenoiseRequest *req, GError **error)
 
 /* ---- buffers ---- */
 
+static int
+n_branches (guint branches)
+{
+  return !!(branches & OVI_BRANCH_POS) + !!(branches & OVI_BRANCH_NEG);
+}
+
+/* the branches every step of `req` computes: the negative one only when a
+ * modality is guided */
+static guint
+step_branches (const OviDenoiseRequest *req)
+{
+  if (req->video_guidance == 1.0 && req->audio_guidance == 1.0)
+    return OVI_BRANCH_POS;
+  return OVI_BRANCH_POS | OVI_BRANCH_NEG;
+}
+
 static gboolean
-ensure_buffers (OviDenoiser *d, const Size *s, GError **error)
+ensure_buffers (OviDenoiser *d, const Size *s, int batch, GError **error)
 {
   const OviFusionDims *dims = ovi_fusion_get_dims (d->model);
   int64_t shapes[OVI_N_TOWERS][4] = {
@@ -207,11 +230,12 @@ ensure_buffers (OviDenoiser *d, const Size *s, GError **error)
   int ndim[OVI_N_TOWERS] = { 4, 2 };
 
   if (ovi_fusion_work_matches (d->work, s->frames, s->height, s->width,
-                               s->audio_length))
+                               s->audio_length)
+      && ovi_fusion_work_batch (d->work) >= batch)
     return TRUE;
   clear_buffers (d);
-  d->work = ovi_fusion_work_new (d->model, s->frames, s->height, s->width,
-                                 s->audio_length, error);
+  d->work = ovi_fusion_work_new_batched (
+      d->model, s->frames, s->height, s->width, s->audio_length, batch, error);
   if (d->work == NULL)
     return FALSE;
   if (dims->video_in != dims->video_out || dims->audio_in != dims->audio_out) {
@@ -315,18 +339,12 @@ paste_image (OviDenoiser *d, const OviDenoiseRequest *req)
   }
 }
 
-/* guided = neg + scale * (pos - neg) */
-static void
-guide (OviDenoiser *d, int t, double scale)
-{
-  ovi_op_binary (d->be, d->diff[t], d->pos[t], d->neg[t], OVI_BINARY_SUB);
-  ovi_op_axpby (d->be, d->guided[t], 1.0f, d->neg[t], (float) scale,
-                d->diff[t]);
-}
-
+/* The model outputs of step i for `branches` (OviBranches) on the current
+ * latents, in one batched forward: the positive branch into d->pos, the
+ * negative one into d->neg. */
 static gboolean
-one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
-          GError **error)
+compute_branches (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
+                  int i, guint branches, GError **error)
 {
   OviFusionPass pos = {
     .text_video = rs->text[0],
@@ -335,21 +353,47 @@ one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
     .first_frame_clean = req->image_latent != NULL,
   };
   OviFusionPass neg = pos;
-  OviTensor **x = d->x;
+  OviFusionBranch batch[2];
+  int n = 0;
 
   neg.text_video = rs->text[2];
   neg.text_audio = rs->text[3];
   neg.slg_layer = req->slg_layer;
+  if (branches & OVI_BRANCH_POS)
+    batch[n++] = (OviFusionBranch){ pos, d->pos[0], d->pos[1] };
+  if (branches & OVI_BRANCH_NEG)
+    batch[n++] = (OviFusionBranch){ neg, d->neg[0], d->neg[1] };
+  return ovi_fusion_forward_branches (d->model, d->work, d->x[0], d->x[1],
+                                      batch, n, error);
+}
+
+/* the velocity of tower t: guided = neg + scale * (pos - neg), or pos
+ * itself where the negative branch was not computed */
+static OviTensor *
+guide (OviDenoiser *d, int t, double scale, guint branches)
+{
+  if (!(branches & OVI_BRANCH_NEG))
+    return d->pos[t];
+  ovi_op_binary (d->be, d->diff[t], d->pos[t], d->neg[t], OVI_BINARY_SUB);
+  ovi_op_axpby (d->be, d->guided[t], 1.0f, d->neg[t], (float) scale,
+                d->diff[t]);
+  return d->guided[t];
+}
+
+static gboolean
+one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
+          GError **error)
+{
+  guint branches = step_branches (req);
+  OviTensor **x = d->x;
+
   paste_image (d, req);
-  if (!ovi_fusion_forward (d->model, d->work, x[0], x[1], &pos, d->pos[0],
-                           d->pos[1], error)
-      || !ovi_fusion_forward (d->model, d->work, x[0], x[1], &neg, d->neg[0],
-                              d->neg[1], error))
+  if (!compute_branches (d, req, rs, i, branches, error))
     return FALSE;
-  guide (d, OVI_TOWER_VIDEO, req->video_guidance);
-  guide (d, OVI_TOWER_AUDIO, req->audio_guidance);
-  return ovi_scheduler_step (rs->sched[0], x[0], d->guided[0], error)
-         && ovi_scheduler_step (rs->sched[1], x[1], d->guided[1], error);
+  OviTensor *v = guide (d, OVI_TOWER_VIDEO, req->video_guidance, branches);
+  OviTensor *a = guide (d, OVI_TOWER_AUDIO, req->audio_guidance, branches);
+  return ovi_scheduler_step (rs->sched[0], x[0], v, error)
+         && ovi_scheduler_step (rs->sched[1], x[1], a, error);
 }
 
 static gboolean
@@ -372,7 +416,8 @@ ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
   gboolean ok = FALSE;
 
   if (!check_request (req, error) || !request_size (d, req, &size, error)
-      || !ensure_buffers (d, &size, error) || !prepare (d, req, &rs, error))
+      || !ensure_buffers (d, &size, n_branches (step_branches (req)), error)
+      || !prepare (d, req, &rs, error))
     goto out;
   for (int i = 0; i < req->steps; i++) {
     if (cancelled (cancellable, error) || !one_step (d, req, &rs, i, error))
@@ -440,8 +485,10 @@ ovi_denoiser_estimate (const OviModelPaths *paths, int width, int height,
     return FALSE;
   s.frames = paths->video_latent_frames;
   s.audio_length = paths->audio_latent_length;
-  if (!ovi_fusion_estimate (&dims, s.frames, s.height, s.width, s.audio_length,
-                            act_dtype_size, act_dtype_size, &fe, error))
+  /* the two CFG branches of a step run as one batched forward */
+  if (!ovi_fusion_estimate_batched (&dims, s.frames, s.height, s.width,
+                                    s.audio_length, 2, act_dtype_size,
+                                    act_dtype_size, &fe, error))
     return FALSE;
   guint64 latents = (guint64) dims.video_out * s.frames * s.height * s.width
                     + (guint64) s.audio_length * dims.audio_out;

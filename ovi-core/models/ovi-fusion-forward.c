@@ -11,10 +11,17 @@
  * text_len rows) and, RoPE-rotated, to the other tower; the two results
  * are summed before the shared output projection.
  *
- * The timestep takes at most two values per forward (t, and 0 for the
+ * The timestep takes at most two values per branch (t, and 0 for the
  * clean first latent frame), so the time embedding and the modulation are
- * computed for 2 rows and each run of tokens reads its row by a stride-0
- * view. */
+ * computed for 2 rows per branch and each run of tokens reads its row by a
+ * stride-0 view.
+ *
+ * Several branches (the CFG passes of a step) run as one forward: their
+ * tokens are stacked along the rows of every activation (OviFusionWork's
+ * batch), so each matmul reads its weight once for all of them, while
+ * attention, RoPE tables and modulation rows stay per branch. A branch that
+ * skips a block (skip-layer guidance) leaves it to the others, which run it
+ * on a view of their rows. */
 #include "ovi-fusion-private.h"
 
 #include <math.h>
@@ -49,11 +56,11 @@ chunk_rows (OviTensor *table, int row, int chunk, int64_t len)
                           (row * table->shape[1] + chunk) * D);
 }
 
-/* [n, D] as [1, n, H, D/H] (attention) */
+/* [B * n, D] as [B, n, H, D/H] (attention) */
 static OviTensor *
-heads4 (OviTensor *t, int H)
+heads4 (OviTensor *t, int B, int H)
 {
-  int64_t shape[4] = { 1, t->shape[0], H, t->shape[1] / H };
+  int64_t shape[4] = { B, t->shape[0] / B, H, t->shape[1] / H };
   return ovi_tensor_reshape (t, 4, shape);
 }
 
@@ -67,31 +74,48 @@ heads3 (OviTensor *t, int H)
 
 /* ---- per-token-run helpers ---- */
 
+/* segment s of branch b: its first token row and its timestep row */
+static int64_t
+seg_start (OviFusionTowerWork *tw, int b, int s)
+{
+  return b * tw->n + tw->seg_start[s];
+}
+
+static int
+seg_row (OviFusionTowerWork *tw, int b, int s)
+{
+  return 2 * b + tw->seg_row[s];
+}
+
 static void
 modulate (Fwd *f, OviFusionTowerWork *tw, OviTensor *out, OviTensor *x,
           OviTensor *table, int c_shift, int c_scale)
 {
-  for (int s = 0; s < tw->nseg; s++) {
-    int64_t st = tw->seg_start[s], len = tw->seg_len[s];
-    g_autoptr (OviTensor) o = rows (out, st, len);
-    g_autoptr (OviTensor) xi = rows (x, st, len);
-    g_autoptr (OviTensor) sh = chunk_rows (table, tw->seg_row[s], c_shift, len);
-    g_autoptr (OviTensor) sc = chunk_rows (table, tw->seg_row[s], c_scale, len);
-    ovi_op_modulate (f->be, o, xi, sh, sc, f->d->eps);
-  }
+  for (int b = 0; b < f->w->batch; b++)
+    for (int s = 0; s < tw->nseg; s++) {
+      int64_t st = seg_start (tw, b, s), len = tw->seg_len[s];
+      int row = seg_row (tw, b, s);
+      g_autoptr (OviTensor) o = rows (out, st, len);
+      g_autoptr (OviTensor) xi = rows (x, st, len);
+      g_autoptr (OviTensor) sh = chunk_rows (table, row, c_shift, len);
+      g_autoptr (OviTensor) sc = chunk_rows (table, row, c_scale, len);
+      ovi_op_modulate (f->be, o, xi, sh, sc, f->d->eps);
+    }
 }
 
 static void
 gate_add (Fwd *f, OviFusionTowerWork *tw, OviTensor *x, OviTensor *y,
           OviTensor *table, int c_gate)
 {
-  for (int s = 0; s < tw->nseg; s++) {
-    int64_t st = tw->seg_start[s], len = tw->seg_len[s];
-    g_autoptr (OviTensor) xi = rows (x, st, len);
-    g_autoptr (OviTensor) yi = rows (y, st, len);
-    g_autoptr (OviTensor) g = chunk_rows (table, tw->seg_row[s], c_gate, len);
-    ovi_op_gate_add (f->be, xi, yi, g);
-  }
+  for (int b = 0; b < f->w->batch; b++)
+    for (int s = 0; s < tw->nseg; s++) {
+      int64_t st = seg_start (tw, b, s), len = tw->seg_len[s];
+      g_autoptr (OviTensor) xi = rows (x, st, len);
+      g_autoptr (OviTensor) yi = rows (y, st, len);
+      g_autoptr (OviTensor) g
+          = chunk_rows (table, seg_row (tw, b, s), c_gate, len);
+      ovi_op_gate_add (f->be, xi, yi, g);
+    }
 }
 
 static void
@@ -118,14 +142,15 @@ rope (Fwd *f, OviTensor *out, OviTensor *x, OviFusionTowerWork *pos)
   ovi_op_rope (f->be, o, xi, pos->cos, pos->sin);
 }
 
+/* per branch: branch b's queries attend to branch b's keys */
 static void
 attention (Fwd *f, OviTensor *out, OviTensor *q, OviTensor *k, OviTensor *v)
 {
-  int H = f->d->num_heads;
-  g_autoptr (OviTensor) o = heads4 (out, H);
-  g_autoptr (OviTensor) q4 = heads4 (q, H);
-  g_autoptr (OviTensor) k4 = heads4 (k, H);
-  g_autoptr (OviTensor) v4 = heads4 (v, H);
+  int H = f->d->num_heads, B = f->w->batch;
+  g_autoptr (OviTensor) o = heads4 (out, B, H);
+  g_autoptr (OviTensor) q4 = heads4 (q, B, H);
+  g_autoptr (OviTensor) k4 = heads4 (k, B, H);
+  g_autoptr (OviTensor) v4 = heads4 (v, B, H);
   ovi_op_attention (f->be, o, q4, k4, v4, NULL, NULL,
                     1.0f / sqrtf ((float) (f->d->dim / H)));
 }
@@ -143,7 +168,7 @@ debug_per_token (Fwd *f, OviFusionTowerWork *tw, const char *name,
                  OviTensor *src)
 {
   int64_t C = ovi_tensor_numel (src) / src->shape[0];
-  int64_t shape[2] = { tw->n, C }, stride[2] = { 0, 1 };
+  int64_t shape[2] = { f->w->batch * tw->n, C }, stride[2] = { 0, 1 };
   g_autoptr (OviTensor) all = NULL;
 
   if (f->m->debug == NULL)
@@ -151,17 +176,31 @@ debug_per_token (Fwd *f, OviFusionTowerWork *tw, const char *name,
   all = ovi_backend_new_act (f->be, 2, shape);
   if (all == NULL)
     return;
-  for (int s = 0; s < tw->nseg; s++) {
-    g_autoptr (OviTensor) dst = rows (all, tw->seg_start[s], tw->seg_len[s]);
-    shape[0] = tw->seg_len[s];
-    g_autoptr (OviTensor) row
-        = ovi_tensor_view (src, 2, shape, stride, tw->seg_row[s] * C);
-    ovi_op_copy (f->be, dst, row);
-  }
+  for (int b = 0; b < f->w->batch; b++)
+    for (int s = 0; s < tw->nseg; s++) {
+      g_autoptr (OviTensor) dst
+          = rows (all, seg_start (tw, b, s), tw->seg_len[s]);
+      shape[0] = tw->seg_len[s];
+      g_autoptr (OviTensor) row
+          = ovi_tensor_view (src, 2, shape, stride, seg_row (tw, b, s) * C);
+      ovi_op_copy (f->be, dst, row);
+    }
   debug (f, name, all);
 }
 
 /* ---- embeddings ---- */
+
+/* the branches share their latents: branch 0's embedding, copied */
+static void
+copy_to_branches (Fwd *f, OviFusionTowerWork *tw)
+{
+  g_autoptr (OviTensor) first = rows (tw->x, 0, tw->n);
+
+  for (int b = 1; b < f->w->batch; b++) {
+    g_autoptr (OviTensor) dst = rows (tw->x, b * tw->n, tw->n);
+    ovi_op_copy (f->be, dst, first);
+  }
+}
 
 static void
 embed_video (Fwd *f, const OviTensor *video)
@@ -177,10 +216,12 @@ embed_video (Fwd *f, const OviTensor *video)
   g_autoptr (OviTensor) src
       = ovi_tensor_view ((OviTensor *) video, 7, shape, stride, 0);
   g_autoptr (OviTensor) dst = ovi_tensor_reshape (tw->patches, 7, shape);
+  g_autoptr (OviTensor) x = rows (tw->x, 0, tw->n);
 
   ovi_op_copy (f->be, dst, src);
-  linear (f, tw->x, tw->patches, &f->m->towers[OVI_TOWER_VIDEO].patch,
+  linear (f, x, tw->patches, &f->m->towers[OVI_TOWER_VIDEO].patch,
           OVI_ACT_NONE);
+  copy_to_branches (f, tw);
 }
 
 /* "same" 1-D convolution along the tokens of channel-last x[n, Cin] as a
@@ -207,6 +248,7 @@ embed_audio (Fwd *f, const OviTensor *audio)
 {
   OviFusionTowerWork *tw = &f->w->tw[OVI_TOWER_AUDIO];
   OviFusionTower *t = &f->m->towers[OVI_TOWER_AUDIO];
+  g_autoptr (OviTensor) x = rows (tw->x, 0, tw->n);
 
   conv_tokens (f, tw->h0, (OviTensor *) audio, tw->pad_in, tw->patches,
                t->patch.w, t->patch.b, OVI_ACT_SILU);
@@ -215,15 +257,16 @@ embed_audio (Fwd *f, const OviTensor *audio)
                OVI_ACT_SILU);
   ovi_op_matmul (f->be, tw->h3, tw->patches_h0, t->w3, NULL, OVI_ACT_NONE);
   ovi_op_binary (f->be, tw->h1, tw->h1, tw->h3, OVI_BINARY_MUL);
-  conv_tokens (f, tw->x, tw->h1, tw->pad_h1, tw->patches_h1, t->w2, NULL,
+  conv_tokens (f, x, tw->h1, tw->pad_h1, tw->patches_h1, t->w2, NULL,
                OVI_ACT_NONE);
+  copy_to_branches (f, tw);
 }
 
 /* sinusoid of the timestep rows (cos first), float64 then the act dtype */
 static gboolean
-time_rows (Fwd *f, OviFusionTowerWork *tw, int n_rows, const double *t,
-           GError **error)
+time_rows (Fwd *f, OviFusionTowerWork *tw, const double *t, GError **error)
 {
+  int n_rows = 2 * f->w->batch;
   int half = f->d->freq_dim / 2;
   int64_t shape[2] = { n_rows, 2 * half };
   g_autoptr (OviTensor) host = ovi_tensor_new (OVI_DTYPE_F32, 2, shape, error);
@@ -243,13 +286,14 @@ time_rows (Fwd *f, OviFusionTowerWork *tw, int n_rows, const double *t,
   return TRUE;
 }
 
+/* t: 2 rows per branch, its timestep and 0 (the clean first frame) */
 static gboolean
-embed_time (Fwd *f, OviTower which, int n_rows, const double *t, GError **error)
+embed_time (Fwd *f, OviTower which, const double *t, GError **error)
 {
   OviFusionTowerWork *tw = &f->w->tw[which];
   OviFusionTower *tower = &f->m->towers[which];
 
-  if (!time_rows (f, tw, n_rows, t, error))
+  if (!time_rows (f, tw, t, error))
     return FALSE;
   /* e = time_embedding (sinusoid); e0 = time_projection (e) */
   linear (f, tw->es, tw->sinus, &tower->time0, OVI_ACT_SILU);
@@ -283,7 +327,7 @@ set_segments (OviFusionTowerWork *tw, int64_t clean_tokens)
 static void
 block_modulation (Fwd *f, OviFusionTowerWork *tw, const OviFusionBlock *b)
 {
-  int64_t shape[3] = { 2, 6, f->d->dim };
+  int64_t shape[3] = { 2 * f->w->batch, 6, f->d->dim };
   g_autoptr (OviTensor) e0 = ovi_tensor_reshape (tw->e0, 3, shape);
   ovi_op_binary (f->be, tw->mod, e0, b->modulation, OVI_BINARY_ADD);
 }
@@ -310,16 +354,15 @@ self_attention (Fwd *f, OviFusionTowerWork *tw, const OviFusionBlock *b)
  * tower's state, `target_pos` its RoPE tables */
 static void
 cross_fusion (Fwd *f, OviFusionTowerWork *tw, const OviFusionBlock *b,
-              const OviTensor *text, OviTensor *target,
-              OviFusionTowerWork *target_pos)
+              OviTensor *target, OviFusionTowerWork *target_pos)
 {
   const OviFusionAttn *a = &b->ca;
   double eps = f->d->eps;
 
   ovi_op_layer_norm (f->be, tw->xm, tw->x, b->norm3_w, b->norm3_b, eps);
   linear_rms (f, tw->q, tw->proj, tw->xm, &a->q, a->norm_q, eps);
-  linear_rms (f, tw->tk, tw->tproj, (OviTensor *) text, &a->k, a->norm_k, eps);
-  linear (f, tw->tv, (OviTensor *) text, &a->v, OVI_ACT_NONE);
+  linear_rms (f, tw->tk, tw->tproj, tw->text, &a->k, a->norm_k, eps);
+  linear (f, tw->tv, tw->text, &a->v, OVI_ACT_NONE);
   attention (f, tw->att, tw->q, tw->tk, tw->tv);
 
   ovi_op_layer_norm (f->be, tw->fn, target, b->pre_norm_w, b->pre_norm_b,
@@ -401,7 +444,7 @@ stream_block (Fwd *f, OviTower tower, int i)
 }
 
 static void
-fused_block (Fwd *f, int i, const OviFusionPass *pass)
+fused_block (Fwd *f, int i)
 {
   OviFusionTowerWork *v = &f->w->tw[OVI_TOWER_VIDEO];
   OviFusionTowerWork *a = &f->w->tw[OVI_TOWER_AUDIO];
@@ -418,9 +461,9 @@ fused_block (Fwd *f, int i, const OviFusionPass *pass)
   self_attention (f, a, ab);
   self_attention (f, v, vb);
   ovi_op_copy (f->be, f->w->audio_sa, a->x);
-  cross_fusion (f, a, ab, pass->text_audio, v->x, v);
+  cross_fusion (f, a, ab, v->x, v);
   feed_forward (f, a, ab);
-  cross_fusion (f, v, vb, pass->text_video, f->w->audio_sa, a);
+  cross_fusion (f, v, vb, f->w->audio_sa, a);
   feed_forward (f, v, vb);
 }
 
@@ -432,7 +475,7 @@ head (Fwd *f, OviTower which)
   OviFusionTowerWork *tw = &f->w->tw[which];
   OviFusionTower *t = &f->m->towers[which];
   int64_t D = f->d->dim;
-  int64_t shape[3] = { 2, 2, D }, stride[3] = { D, 0, 1 };
+  int64_t shape[3] = { 2 * f->w->batch, 2, D }, stride[3] = { D, 0, 1 };
   g_autoptr (OviTensor) e = ovi_tensor_view (tw->e, 3, shape, stride, 0);
 
   /* shift, scale = head.modulation + e (the time embedding, not e0) */
@@ -442,9 +485,10 @@ head (Fwd *f, OviTower which)
   linear (f, tw->head, tw->xm, &t->head, OVI_ACT_NONE);
 }
 
-/* head[(f,i,j), (a,b,e,c)] -> out[c, f*pt+a, i*ph+b, j*pw+e] */
+/* head[(f,i,j), (a,b,e,c)] of branch `branch` -> out[c, f*pt+a, i*ph+b,
+ * j*pw+e] */
 static void
-unpatchify (Fwd *f, OviTensor *out)
+unpatchify (Fwd *f, OviTensor *out, int branch)
 {
   OviFusionTowerWork *tw = &f->w->tw[OVI_TOWER_VIDEO];
   const int *p = f->d->patch;
@@ -453,7 +497,8 @@ unpatchify (Fwd *f, OviTensor *out)
   int64_t hs[7] = { g[0], g[1], g[2], p[0], p[1], p[2], c };
   int64_t os[7] = { c, g[0], p[0], g[1], p[1], g[2], p[2] };
   const int order[7] = { 6, 0, 3, 1, 4, 2, 5 };
-  g_autoptr (OviTensor) h7 = ovi_tensor_reshape (tw->head, 7, hs);
+  g_autoptr (OviTensor) head = rows (tw->head, branch * tw->n, tw->n);
+  g_autoptr (OviTensor) h7 = ovi_tensor_reshape (head, 7, hs);
   g_autoptr (OviTensor) src = ovi_tensor_permute (h7, order);
   g_autoptr (OviTensor) dst = ovi_tensor_reshape (out, 7, os);
 
@@ -477,24 +522,52 @@ check_io (const char *what, const OviTensor *t, int ndim, const int64_t *shape,
 }
 
 static gboolean
+check_branch (Fwd *f, const OviFusionBranch *br, GError **error)
+{
+  const OviFusionDims *d = f->d;
+  OviFusionWork *w = f->w;
+  int64_t vout[4] = { d->video_out, w->frames, w->height, w->width };
+  int64_t aout[2] = { w->audio_length, d->audio_out };
+  int64_t text[2] = { d->text_len, d->dim };
+
+  return check_io ("video output", br->out_video, 4, vout, error)
+         && check_io ("audio output", br->out_audio, 2, aout, error)
+         && check_io ("video text embedding", br->pass.text_video, 2, text,
+                      error)
+         && check_io ("audio text embedding", br->pass.text_audio, 2, text,
+                      error);
+}
+
+static gboolean
 check_args (Fwd *f, const OviTensor *video, const OviTensor *audio,
-            const OviFusionPass *pass, const OviTensor *out_video,
-            const OviTensor *out_audio, GError **error)
+            const OviFusionBranch *branches, int n, GError **error)
 {
   const OviFusionDims *d = f->d;
   OviFusionWork *w = f->w;
   int64_t vin[4] = { d->video_in, w->frames, w->height, w->width };
-  int64_t vout[4] = { d->video_out, w->frames, w->height, w->width };
   int64_t ain[2] = { w->audio_length, d->audio_in };
-  int64_t aout[2] = { w->audio_length, d->audio_out };
-  int64_t text[2] = { d->text_len, d->dim };
 
+  if (n < 1 || n > w->batch) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "fusion DiT: %d branches in one forward, the work holds 1 to "
+                 "%d",
+                 n, w->batch);
+    return FALSE;
+  }
+  for (int b = 0; b < n; b++) {
+    if (!check_branch (f, &branches[b], error))
+      return FALSE;
+    if (branches[b].pass.first_frame_clean
+        != branches[0].pass.first_frame_clean) {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "fusion DiT: branches %d and 0 disagree on "
+                   "first_frame_clean",
+                   b);
+      return FALSE;
+    }
+  }
   return check_io ("video input", video, 4, vin, error)
-         && check_io ("audio input", audio, 2, ain, error)
-         && check_io ("video output", out_video, 4, vout, error)
-         && check_io ("audio output", out_audio, 2, aout, error)
-         && check_io ("video text embedding", pass->text_video, 2, text, error)
-         && check_io ("audio text embedding", pass->text_audio, 2, text, error);
+         && check_io ("audio input", audio, 2, ain, error);
 }
 
 static void
@@ -528,35 +601,121 @@ debug_block (Fwd *f, int i)
   debug (f, a, f->w->tw[OVI_TOWER_AUDIO].x);
 }
 
+/* each branch's text into its rows of the towers' text buffers */
+static void
+load_texts (Fwd *f, const OviFusionBranch *branches)
+{
+  int64_t T = f->d->text_len;
+
+  for (int b = 0; b < f->w->batch; b++) {
+    g_autoptr (OviTensor) tv = rows (f->w->tw[OVI_TOWER_VIDEO].text, b * T, T);
+    g_autoptr (OviTensor) ta = rows (f->w->tw[OVI_TOWER_AUDIO].text, b * T, T);
+    ovi_op_copy (f->be, tv, branches[b].pass.text_video);
+    ovi_op_copy (f->be, ta, branches[b].pass.text_audio);
+  }
+}
+
+static gboolean
+skips (const OviFusionBranch *br, int i)
+{
+  return br->pass.slg_layer > 0 && br->pass.slg_layer == i;
+}
+
+/* block i for every run of adjacent branches that do not skip it; a run
+ * short of the whole batch works on a view of its rows */
+static void
+run_block (Fwd *f, int i, const OviFusionBranch *branches, GPtrArray *keep)
+{
+  int n = f->w->batch;
+
+  for (int first = 0, end; first < n; first = end) {
+    if (skips (&branches[first], i)) {
+      end = first + 1;
+      continue;
+    }
+    for (end = first; end < n && !skips (&branches[end], i); end++)
+      ;
+    if (end - first == n) {
+      fused_block (f, i);
+    } else {
+      OviFusionWork view;
+      Fwd sub = *f;
+      ovi_fusion_work_view (&view, f->w, first, end - first, keep);
+      sub.w = &view;
+      fused_block (&sub, i);
+    }
+  }
+}
+
+static void
+write_outputs (Fwd *f, const OviFusionBranch *branches)
+{
+  OviFusionTowerWork *a = &f->w->tw[OVI_TOWER_AUDIO];
+
+  for (int b = 0; b < f->w->batch; b++) {
+    g_autoptr (OviTensor) head = rows (a->head, b * a->n, a->n);
+    unpatchify (f, branches[b].out_video, b);
+    ovi_op_copy (f->be, branches[b].out_audio, head);
+  }
+}
+
+static gboolean
+forward (Fwd *f, const OviTensor *video, const OviTensor *audio,
+         const OviFusionBranch *branches, GPtrArray *keep, GError **error)
+{
+  OviFusionWork *w = f->w;
+  g_autofree double *t = g_new0 (double, 2 * w->batch);
+
+  for (int b = 0; b < w->batch; b++)
+    t[2 * b] = branches[b].pass.timestep;
+  set_segments (&w->tw[OVI_TOWER_VIDEO], branches[0].pass.first_frame_clean
+                                             ? w->grid[1] * w->grid[2]
+                                             : 0);
+  set_segments (&w->tw[OVI_TOWER_AUDIO], 0);
+  load_texts (f, branches);
+  embed_video (f, video);
+  embed_audio (f, audio);
+  if (!embed_time (f, OVI_TOWER_VIDEO, t, error)
+      || !embed_time (f, OVI_TOWER_AUDIO, t, error))
+    return FALSE;
+  debug_embeddings (f);
+  for (int i = 0; i < f->d->num_layers; i++) {
+    run_block (f, i, branches, keep);
+    debug_block (f, i);
+  }
+  head (f, OVI_TOWER_VIDEO);
+  head (f, OVI_TOWER_AUDIO);
+  write_outputs (f, branches);
+  return ovi_backend_sync (f->be, error);
+}
+
+gboolean
+ovi_fusion_forward_branches (OviFusion *m, OviFusionWork *w,
+                             const OviTensor *video, const OviTensor *audio,
+                             const OviFusionBranch *branches, int n_branches,
+                             GError **error)
+{
+  Fwd f = { .m = m, .be = m->be, .w = w, .d = &m->dims };
+  g_autoptr (GPtrArray) keep
+      = g_ptr_array_new_with_free_func ((GDestroyNotify) ovi_tensor_unref);
+  OviFusionWork view;
+
+  if (!check_args (&f, video, audio, branches, n_branches, error))
+    return FALSE;
+  if (n_branches < w->batch) {
+    ovi_fusion_work_view (&view, w, 0, n_branches, keep);
+    f.w = &view;
+  }
+  return forward (&f, video, audio, branches, keep, error);
+}
+
 gboolean
 ovi_fusion_forward (OviFusion *m, OviFusionWork *w, const OviTensor *video,
                     const OviTensor *audio, const OviFusionPass *pass,
                     OviTensor *out_video, OviTensor *out_audio, GError **error)
 {
-  Fwd f = { .m = m, .be = m->be, .w = w, .d = &m->dims };
-  double t[2] = { pass->timestep, 0.0 };
-  int video_rows = pass->first_frame_clean ? 2 : 1;
+  OviFusionBranch branch
+      = { .pass = *pass, .out_video = out_video, .out_audio = out_audio };
 
-  if (!check_args (&f, video, audio, pass, out_video, out_audio, error))
-    return FALSE;
-  set_segments (&w->tw[OVI_TOWER_VIDEO],
-                pass->first_frame_clean ? w->grid[1] * w->grid[2] : 0);
-  set_segments (&w->tw[OVI_TOWER_AUDIO], 0);
-  embed_video (&f, video);
-  embed_audio (&f, audio);
-  if (!embed_time (&f, OVI_TOWER_VIDEO, video_rows, t, error)
-      || !embed_time (&f, OVI_TOWER_AUDIO, 1, t, error))
-    return FALSE;
-  debug_embeddings (&f);
-  for (int i = 0; i < m->dims.num_layers; i++) {
-    if (pass->slg_layer > 0 && i == pass->slg_layer)
-      continue;
-    fused_block (&f, i, pass);
-    debug_block (&f, i);
-  }
-  head (&f, OVI_TOWER_VIDEO);
-  head (&f, OVI_TOWER_AUDIO);
-  unpatchify (&f, out_video);
-  ovi_op_copy (m->be, out_audio, w->tw[OVI_TOWER_AUDIO].head);
-  return ovi_backend_sync (m->be, error);
+  return ovi_fusion_forward_branches (m, w, video, audio, &branch, 1, error);
 }

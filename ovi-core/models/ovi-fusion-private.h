@@ -46,18 +46,21 @@ struct _OviFusion {
   GPtrArray *slot_keep;
 };
 
-/* per-tower activation buffers */
+/* per-tower activation buffers. The batched ones hold `batch` branches
+ * stacked along the rows (branch b's tokens at rows [b * n, (b + 1) * n)),
+ * so one matmul over all rows reads each weight once for every branch. */
 typedef struct {
-  int64_t n, n_other;
+  int64_t n, n_other; /* tokens of one branch */
+  /* batched */
   OviTensor *x, *xm, *proj, *q, *k, *v, *qr, *kr, *att, *att2, *ffn, *head;
-  OviTensor *tproj, *tk, *tv;                  /* [text_len, dim] */
+  OviTensor *text, *tproj, *tk, *tv;           /* [text_len, dim] */
   OviTensor *fn, *fproj, *fk, *fkr, *fv;       /* [n_other, dim] */
   OviTensor *cos, *sin;                        /* [n, rotated pairs] F32 */
   OviTensor *sinus, *e, *es, *e0, *mod, *hmod; /* 2 timestep rows */
+  /* one branch: the patch embedding, copied to every branch */
   OviTensor *patches;
-  /* audio patch embedding */
   OviTensor *pad_in, *h0, *pad_h0, *patches_h0, *h1, *h3, *pad_h1, *patches_h1;
-  /* timestep row of each token run (set per forward) */
+  /* timestep row of each token run of a branch (set per forward) */
   int nseg;
   int64_t seg_start[2], seg_len[2];
   int seg_row[2];
@@ -65,10 +68,16 @@ typedef struct {
 
 struct _OviFusionWork {
   int64_t frames, height, width, audio_length;
+  int batch;       /* branches one forward can hold */
   int64_t grid[3]; /* video token grid */
   OviFusionTowerWork tw[OVI_N_TOWERS];
-  OviTensor *audio_sa; /* audio after self-attention */
+  OviTensor *audio_sa; /* audio after self-attention (batched) */
   GPtrArray *keep;
 };
+
+/* `dst` = branches [first, first + n) of `src`: every batched buffer
+ * narrowed to their rows (views, held by `keep`), batch = n. */
+void ovi_fusion_work_view (OviFusionWork *dst, const OviFusionWork *src,
+                           int first, int n, GPtrArray *keep);
 
 G_END_DECLS

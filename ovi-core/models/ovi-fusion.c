@@ -439,9 +439,10 @@ plan_audio_embed (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d)
 
 static void
 plan_tower (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d,
-            OviTower which)
+            OviTower which, int batch)
 {
-  int64_t n = tw->n, D = d->dim, T = d->text_len, hd = d->dim / d->num_heads;
+  int64_t n = batch * tw->n, D = d->dim, T = batch * d->text_len;
+  int64_t hd = d->dim / d->num_heads, R = 2 * batch;
   int64_t pairs
       = which == OVI_TOWER_VIDEO ? hd / 2 : ovi_rope_first_band_dims (hd) / 2;
 
@@ -456,20 +457,21 @@ plan_tower (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d,
   tw->att = plan (p, FALSE, n, D, 0);
   tw->ffn = plan (p, FALSE, n, d->ffn_dim, 0);
   tw->head = plan (p, FALSE, n, head_width (d, which), 0);
+  tw->text = plan (p, FALSE, T, D, 0);
   tw->tproj = plan (p, FALSE, T, D, 0);
   tw->tk = plan (p, FALSE, T, D, 0);
   tw->tv = plan (p, FALSE, T, D, 0);
   tw->cos = plan (p, TRUE, n, pairs, 0);
   tw->sin = plan (p, TRUE, n, pairs, 0);
-  tw->sinus = plan (p, FALSE, 2, d->freq_dim, 0);
-  tw->e = plan (p, FALSE, 2, D, 0);
-  tw->es = plan (p, FALSE, 2, D, 0);
-  tw->e0 = plan (p, FALSE, 2, 6 * D, 0);
-  tw->mod = plan (p, FALSE, 2, 6, D);
-  tw->hmod = plan (p, FALSE, 2, 2, D);
+  tw->sinus = plan (p, FALSE, R, d->freq_dim, 0);
+  tw->e = plan (p, FALSE, R, D, 0);
+  tw->es = plan (p, FALSE, R, D, 0);
+  tw->e0 = plan (p, FALSE, R, 6 * D, 0);
+  tw->mod = plan (p, FALSE, R, 6, D);
+  tw->hmod = plan (p, FALSE, R, 2, D);
   if (which == OVI_TOWER_VIDEO)
     tw->patches = plan (
-        p, FALSE, n,
+        p, FALSE, tw->n,
         (int64_t) d->video_in * d->patch[0] * d->patch[1] * d->patch[2], 0);
   else
     plan_audio_embed (p, tw, d);
@@ -532,9 +534,9 @@ plan_work (Planner *p, OviFusionWork *w, const OviFusionDims *d)
   w->tw[OVI_TOWER_VIDEO].n_other = na;
   w->tw[OVI_TOWER_AUDIO].n = na;
   w->tw[OVI_TOWER_AUDIO].n_other = nv;
-  plan_tower (p, &w->tw[OVI_TOWER_VIDEO], d, OVI_TOWER_VIDEO);
-  plan_tower (p, &w->tw[OVI_TOWER_AUDIO], d, OVI_TOWER_AUDIO);
-  w->audio_sa = plan (p, FALSE, na, d->dim, 0);
+  plan_tower (p, &w->tw[OVI_TOWER_VIDEO], d, OVI_TOWER_VIDEO, w->batch);
+  plan_tower (p, &w->tw[OVI_TOWER_AUDIO], d, OVI_TOWER_AUDIO, w->batch);
+  w->audio_sa = plan (p, FALSE, w->batch * na, d->dim, 0);
   share_scratch (p, &w->tw[OVI_TOWER_AUDIO], &w->tw[OVI_TOWER_VIDEO]);
   share_scratch (p, &w->tw[OVI_TOWER_VIDEO], &w->tw[OVI_TOWER_AUDIO]);
 }
@@ -567,7 +569,19 @@ ovi_fusion_estimate (const OviFusionDims *d, int64_t frames, int64_t height,
                      gsize weight_dtype_size, OviFusionEstimate *est,
                      GError **error)
 {
-  OviFusionWork w = { .audio_length = audio_length };
+  return ovi_fusion_estimate_batched (d, frames, height, width, audio_length, 1,
+                                      act_dtype_size, weight_dtype_size, est,
+                                      error);
+}
+
+gboolean
+ovi_fusion_estimate_batched (const OviFusionDims *d, int64_t frames,
+                             int64_t height, int64_t width,
+                             int64_t audio_length, int batch,
+                             gsize act_dtype_size, gsize weight_dtype_size,
+                             OviFusionEstimate *est, GError **error)
+{
+  OviFusionWork w = { .audio_length = audio_length, .batch = MAX (batch, 1) };
   Planner p = { .act_size = act_dtype_size };
 
   if (!check_preset (d, "estimate", error)
@@ -583,10 +597,16 @@ ovi_fusion_estimate (const OviFusionDims *d, int64_t frames, int64_t height,
   return TRUE;
 }
 
+/* the table once per branch */
 static void
-upload_table (OviBackend *be, OviTensor *dst, OviTensor *host)
+upload_table (OviBackend *be, OviTensor *dst, OviTensor *host, int batch)
 {
-  ovi_op_copy (be, dst, host);
+  int64_t n = host->shape[0];
+
+  for (int b = 0; b < batch; b++) {
+    g_autoptr (OviTensor) rows = ovi_tensor_narrow (dst, 0, b * n, n);
+    ovi_op_copy (be, rows, host);
+  }
   ovi_tensor_unref (host);
 }
 
@@ -598,11 +618,11 @@ fill_rope (OviFusion *m, OviFusionWork *w)
   OviTensor *c, *s;
 
   ovi_rope_video_tables (hd, w->grid[0], w->grid[1], w->grid[2], &c, &s);
-  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].cos, c);
-  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].sin, s);
+  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].cos, c, w->batch);
+  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].sin, s, w->batch);
   ovi_rope_audio_tables (hd, w->audio_length, d->audio_rope_scale, &c, &s);
-  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].cos, c);
-  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].sin, s);
+  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].cos, c, w->batch);
+  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].sin, s, w->batch);
   for (int t = 0; t < OVI_N_TOWERS; t++)
     ovi_op_fill (m->be, w->tw[t].sinus, 0);
   /* the "same" padding rows of the audio convolutions stay zero */
@@ -615,11 +635,26 @@ OviFusionWork *
 ovi_fusion_work_new (OviFusion *m, int64_t frames, int64_t height,
                      int64_t width, int64_t audio_length, GError **error)
 {
+  return ovi_fusion_work_new_batched (m, frames, height, width, audio_length, 1,
+                                      error);
+}
+
+OviFusionWork *
+ovi_fusion_work_new_batched (OviFusion *m, int64_t frames, int64_t height,
+                             int64_t width, int64_t audio_length, int batch,
+                             GError **error)
+{
   g_autoptr (OviFusionWork) w = g_new0 (OviFusionWork, 1);
   Planner p
       = { .be = m->be,
           .act_size = ovi_dtype_size (ovi_backend_get_act_dtype (m->be)) };
 
+  if (batch < 1) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "fusion DiT activations for %d branches", batch);
+    return NULL;
+  }
+  w->batch = batch;
   w->frames = frames;
   w->height = height;
   w->width = width;
@@ -632,9 +667,9 @@ ovi_fusion_work_new (OviFusion *m, int64_t frames, int64_t height,
   if (p.failed) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
                  "fusion DiT activations: could not allocate %" G_GUINT64_FORMAT
-                 " MiB for %" G_GINT64_FORMAT " video + %" G_GINT64_FORMAT
-                 " audio tokens",
-                 p.bytes >> 20, w->tw[0].n, w->tw[1].n);
+                 " MiB for %d x (%" G_GINT64_FORMAT " video + %" G_GINT64_FORMAT
+                 " audio) tokens",
+                 p.bytes >> 20, batch, w->tw[0].n, w->tw[1].n);
     return NULL;
   }
   fill_rope (m, w);
@@ -650,6 +685,44 @@ ovi_fusion_work_free (OviFusionWork *w)
     return;
   g_clear_pointer (&w->keep, g_ptr_array_unref);
   g_free (w);
+}
+
+int
+ovi_fusion_work_batch (const OviFusionWork *w)
+{
+  return w->batch;
+}
+
+static OviTensor *
+branch_rows (OviTensor *t, int batch, int first, int n, GPtrArray *keep)
+{
+  int64_t per = t->shape[0] / batch;
+  OviTensor *v = ovi_tensor_narrow (t, 0, first * per, n * per);
+
+  g_ptr_array_add (keep, v);
+  return v;
+}
+
+void
+ovi_fusion_work_view (OviFusionWork *dst, const OviFusionWork *src, int first,
+                      int n, GPtrArray *keep)
+{
+  *dst = *src;
+  dst->batch = n;
+  dst->keep = NULL;
+  dst->audio_sa = branch_rows (src->audio_sa, src->batch, first, n, keep);
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    OviFusionTowerWork *tw = &dst->tw[t];
+    OviTensor **batched[] = {
+      &tw->x,    &tw->xm,    &tw->proj, &tw->q,    &tw->k,    &tw->v,
+      &tw->qr,   &tw->kr,    &tw->att,  &tw->att2, &tw->ffn,  &tw->head,
+      &tw->text, &tw->tproj, &tw->tk,   &tw->tv,   &tw->fn,   &tw->fproj,
+      &tw->fk,   &tw->fkr,   &tw->fv,   &tw->cos,  &tw->sin,  &tw->sinus,
+      &tw->e,    &tw->es,    &tw->e0,   &tw->mod,  &tw->hmod,
+    };
+    for (guint i = 0; i < G_N_ELEMENTS (batched); i++)
+      *batched[i] = branch_rows (*batched[i], src->batch, first, n, keep);
+  }
 }
 
 gboolean

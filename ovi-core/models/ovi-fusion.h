@@ -94,10 +94,16 @@ OviTensor *ovi_fusion_embed_text (OviFusion *model, OviTower tower,
                                   const OviTensor *context, GError **error);
 
 /* Activation buffers for video latents [video_in, frames, height, width]
- * and audio latents [audio_length, audio_in]. */
+ * and audio latents [audio_length, audio_in], for one branch. */
 OviFusionWork *ovi_fusion_work_new (OviFusion *model, int64_t frames,
                                     int64_t height, int64_t width,
                                     int64_t audio_length, GError **error);
+/* The same for up to `batch` branches per forward (batch x the memory). */
+OviFusionWork *ovi_fusion_work_new_batched (OviFusion *model, int64_t frames,
+                                            int64_t height, int64_t width,
+                                            int64_t audio_length, int batch,
+                                            GError **error);
+int ovi_fusion_work_batch (const OviFusionWork *work);
 void ovi_fusion_work_free (OviFusionWork *work);
 gboolean ovi_fusion_work_matches (const OviFusionWork *work, int64_t frames,
                                   int64_t height, int64_t width,
@@ -119,6 +125,25 @@ gboolean ovi_fusion_forward (OviFusion *model, OviFusionWork *work,
                              const OviFusionPass *pass, OviTensor *out_video,
                              OviTensor *out_audio, GError **error);
 
+/* One branch of a batched forward: its pass and its outputs. */
+typedef struct {
+  OviFusionPass pass;
+  OviTensor *out_video, *out_audio;
+} OviFusionBranch;
+
+/* Up to ovi_fusion_work_batch (work) branches on the same latents in one
+ * forward (the CFG passes of a step): their tokens are stacked so every
+ * matmul reads its weights once for all of them; a branch with slg_layer i
+ * sits out block i while the others run it. The branches share
+ * first_frame_clean; each has its own text and timestep. Each branch's
+ * outputs equal ovi_fusion_forward of its pass alone. The debug callback
+ * sees the branches stacked. */
+gboolean ovi_fusion_forward_branches (OviFusion *model, OviFusionWork *work,
+                                      const OviTensor *video,
+                                      const OviTensor *audio,
+                                      const OviFusionBranch *branches,
+                                      int n_branches, GError **error);
+
 typedef struct {
   int64_t tokens_video;
   int64_t tokens_audio;
@@ -134,6 +159,13 @@ gboolean ovi_fusion_estimate (const OviFusionDims *dims, int64_t frames,
                               int64_t audio_length, gsize act_dtype_size,
                               gsize weight_dtype_size, OviFusionEstimate *est,
                               GError **error);
+/* The same with the activations of a `batch`-branch OviFusionWork. */
+gboolean ovi_fusion_estimate_batched (const OviFusionDims *dims, int64_t frames,
+                                      int64_t height, int64_t width,
+                                      int64_t audio_length, int batch,
+                                      gsize act_dtype_size,
+                                      gsize weight_dtype_size,
+                                      OviFusionEstimate *est, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviFusion, ovi_fusion_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviFusionWork, ovi_fusion_work_free)

@@ -189,6 +189,40 @@ test_euler_and_i2v (Fixture *f, gconstpointer data)
     }
 }
 
+/* guidance 1 on both towers runs the positive branch only: the negative
+ * prompts then cannot change a bit of the result, and the result differs
+ * from a guided run */
+static void
+test_guidance_one (Fixture *f, gconstpointer data)
+{
+  OviDenoiseRequest req;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) v1 = NULL, a1 = NULL, v2 = NULL, a2 = NULL;
+  g_autoptr (OviTensor) v3 = NULL, a3 = NULL;
+
+  request (f, &req);
+  req.video_guidance = req.audio_guidance = 1.0;
+  g_assert_true (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v1, &a1, &error));
+  g_assert_no_error (error);
+  req.text_video_neg = f->text[2];
+  req.text_audio_neg = f->text[1];
+  g_assert_true (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v2, &a2, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (ovi_tensor_data (v1), ovi_tensor_nbytes (v1),
+                   ovi_tensor_data (v2), ovi_tensor_nbytes (v2));
+  g_assert_cmpmem (ovi_tensor_data (a1), ovi_tensor_nbytes (a1),
+                   ovi_tensor_data (a2), ovi_tensor_nbytes (a2));
+  req.audio_guidance = 3.0;
+  g_assert_true (
+      ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v3, &a3, &error));
+  g_assert_no_error (error);
+  g_assert_true (memcmp (ovi_tensor_data (a1), ovi_tensor_data (a3),
+                         ovi_tensor_nbytes (a1))
+                 != 0);
+}
+
 static void
 test_errors (Fixture *f, gconstpointer data)
 {
@@ -257,6 +291,7 @@ main (int argc, char **argv)
   ADD ("/denoiser/progress-seed", test_progress_and_seed);
   ADD ("/denoiser/cancel", test_cancel);
   ADD ("/denoiser/euler-i2v", test_euler_and_i2v);
+  ADD ("/denoiser/guidance-one", test_guidance_one);
   ADD ("/denoiser/errors", test_errors);
   ADD ("/denoiser/estimate", test_estimate);
   return g_test_run ();

@@ -1,7 +1,8 @@
 /* gst-ovi: `ovi parity` runner for the sampler case (the official generate
  * loop). Checks, in order:
  *  1. the schedule: timesteps (exact) and sigmas;
- *  2. teacher-forced DiT: step{i}.in.* + text.* -> step{i}.pred_*;
+ *  2. teacher-forced DiT: step{i}.in.* + text.* -> step{i}.pred_*, the
+ *     positive and negative passes as one batched forward;
  *  3. teacher-forced scheduler: step{i}.in.* + step{i}.guided_* (the golden
  *     guided history) -> step{i}.out.*;
  *  4. the free-running denoiser from init.* noise -> final.*;
@@ -148,7 +149,7 @@ typedef struct {
   OviFusion *model;
   OviFusionWork *work;
   OviTensor *text[4];
-  OviTensor *out_vid, *out_audio;
+  OviTensor *out_vid[2], *out_audio[2]; /* positive, negative */
 } Dit;
 
 static void
@@ -156,8 +157,10 @@ dit_clear (Dit *d)
 {
   for (int i = 0; i < 4; i++)
     g_clear_pointer (&d->text[i], ovi_tensor_unref);
-  g_clear_pointer (&d->out_vid, ovi_tensor_unref);
-  g_clear_pointer (&d->out_audio, ovi_tensor_unref);
+  for (int i = 0; i < 2; i++) {
+    g_clear_pointer (&d->out_vid[i], ovi_tensor_unref);
+    g_clear_pointer (&d->out_audio[i], ovi_tensor_unref);
+  }
   g_clear_pointer (&d->work, ovi_fusion_work_free);
   g_clear_pointer (&d->model, ovi_fusion_free);
 }
@@ -173,8 +176,9 @@ dit_open (Sampler *s, Dit *d, OviWeightFile *wf, const OviTensor *vid,
   d->model = ovi_fusion_new (wf, &s->preset, be, error);
   if (d->model == NULL)
     return FALSE;
-  d->work = ovi_fusion_work_new (d->model, vid->shape[1], vid->shape[2],
-                                 vid->shape[3], audio->shape[0], error);
+  d->work
+      = ovi_fusion_work_new_batched (d->model, vid->shape[1], vid->shape[2],
+                                     vid->shape[3], audio->shape[0], 2, error);
   if (d->work == NULL)
     return FALSE;
   for (int i = 0; i < 4; i++) {
@@ -186,18 +190,16 @@ dit_open (Sampler *s, Dit *d, OviWeightFile *wf, const OviTensor *vid,
     if (d->text[i] == NULL)
       return FALSE;
   }
-  d->out_vid = ovi_backend_new_act (be, vid->ndim, vid->shape);
-  d->out_audio = ovi_backend_new_act (be, audio->ndim, audio->shape);
+  for (int i = 0; i < 2; i++) {
+    d->out_vid[i] = ovi_backend_new_act (be, vid->ndim, vid->shape);
+    d->out_audio[i] = ovi_backend_new_act (be, audio->ndim, audio->shape);
+  }
   return ovi_backend_sync (be, error);
 }
 
-static gboolean
-dit_step (Sampler *s, Dit *d, int i, gboolean negative, OviTensor *vid,
-          OviTensor *audio, double t, GError **error)
+static OviFusionBranch
+dit_branch (Sampler *s, Dit *d, int negative, double t)
 {
-  const char *kind = negative ? "neg" : "pos";
-  g_autofree char *vn = g_strdup_printf ("step%d.pred_vid_%s", i, kind);
-  g_autofree char *an = g_strdup_printf ("step%d.pred_audio_%s", i, kind);
   OviFusionPass pass = {
     .text_video = d->text[negative ? 2 : 0],
     .text_audio = d->text[negative ? 3 : 1],
@@ -205,12 +207,27 @@ dit_step (Sampler *s, Dit *d, int i, gboolean negative, OviTensor *vid,
     .first_frame_clean = s->image != NULL,
     .slg_layer = negative ? s->slg : 0,
   };
+  return (OviFusionBranch){ pass, d->out_vid[negative],
+                            d->out_audio[negative] };
+}
 
-  if (!ovi_fusion_forward (d->model, d->work, vid, audio, &pass, d->out_vid,
-                           d->out_audio, error))
+static gboolean
+dit_step (Sampler *s, Dit *d, int i, OviTensor *vid, OviTensor *audio, double t,
+          GError **error)
+{
+  static const char *const kind[2] = { "pos", "neg" };
+  OviFusionBranch branches[2]
+      = { dit_branch (s, d, 0, t), dit_branch (s, d, 1, t) };
+
+  if (!ovi_fusion_forward_branches (d->model, d->work, vid, audio, branches, 2,
+                                    error))
     return FALSE;
-  ovi_parity_check_io (s->p, vn, d->out_vid);
-  ovi_parity_check_io (s->p, an, d->out_audio);
+  for (int b = 0; b < 2; b++) {
+    g_autofree char *vn = g_strdup_printf ("step%d.pred_vid_%s", i, kind[b]);
+    g_autofree char *an = g_strdup_printf ("step%d.pred_audio_%s", i, kind[b]);
+    ovi_parity_check_io (s->p, vn, d->out_vid[b]);
+    ovi_parity_check_io (s->p, an, d->out_audio[b]);
+  }
   return TRUE;
 }
 
@@ -245,21 +262,12 @@ static gboolean
 dit_both (Sampler *s, Dit *d, int i, OviTensor *vid, OviTensor *audio, double t,
           GError **error)
 {
-  OviBackend *be = s->p->backend;
-  g_autoptr (OviTensor) pos_vid
-      = ovi_backend_new_act (be, vid->ndim, vid->shape);
-  g_autoptr (OviTensor) pos_audio
-      = ovi_backend_new_act (be, audio->ndim, audio->shape);
-
-  if (!dit_step (s, d, i, FALSE, vid, audio, t, error))
+  if (!dit_step (s, d, i, vid, audio, t, error))
     return FALSE;
-  ovi_op_copy (be, pos_vid, d->out_vid);
-  ovi_op_copy (be, pos_audio, d->out_audio);
-  if (!dit_step (s, d, i, TRUE, vid, audio, t, error))
-    return FALSE;
-  check_guided (s, i, "vid", s->video_scale, pos_vid, d->out_vid);
-  check_guided (s, i, "audio", s->audio_scale, pos_audio, d->out_audio);
-  return ovi_backend_sync (be, error);
+  check_guided (s, i, "vid", s->video_scale, d->out_vid[0], d->out_vid[1]);
+  check_guided (s, i, "audio", s->audio_scale, d->out_audio[0],
+                d->out_audio[1]);
+  return ovi_backend_sync (s->p->backend, error);
 }
 
 static gboolean
