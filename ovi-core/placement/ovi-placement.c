@@ -355,8 +355,10 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   }
   lh = height / 16;
   lw = width / 16;
-  if (!ovi_fusion_estimate (d, m->video_latent_frames, lh, lw,
-                            m->audio_latent_length, act, act, &fe, error))
+  /* the denoiser batches the two CFG branches of a step into one forward */
+  if (!ovi_fusion_estimate_batched (d, m->video_latent_frames, lh, lw,
+                                    m->audio_latent_length, 2, act, act, &fe,
+                                    error))
     return FALSE;
   est->width = width;
   est->height = height;
