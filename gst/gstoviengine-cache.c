@@ -384,14 +384,12 @@ gst_ovi_engine_cache_acquire (GstOviEngineCache *cache, GstOviStage stage,
    * GPU's free memory; another mode is checked against it and refused
    * with the estimate and the mode that would fit */
   if (ovi_backend_get_device (be).type == OVI_DEVICE_CUDA) {
-    GPtrArray *gpus = ovi_gpu_manager_list (NULL);
-    guint i;
-    for (i = 0; i < gpus->len; i++) {
-      OviGpuInfo *info = g_ptr_array_index (gpus, i);
-      if (info->index == ovi_backend_get_device (be).index)
-        device_free = info->free_bytes;
-    }
-    g_ptr_array_unref (gpus);
+    g_auto (OviGpuReport) report = { 0 };
+    const OviDeviceInfo *info = NULL;
+    if (ovi_gpu_report_probe (&report, NULL))
+      info = ovi_gpu_report_device (&report, ovi_backend_get_device (be).index);
+    if (info)
+      device_free = ovi_gpu_usable_free (info, report.host_available);
   }
   if (!ovi_placement_choose_for_paths (
           paths, (OviVramMode) config->vram_mode,

@@ -6,7 +6,7 @@
  * recorded, later ops are skipped until ovi_backend_sync() reports it.
  */
 #include "ovi-backend-impl.h"
-#include "ovi-config.h"
+#include "ovi-backend-module.h"
 
 #include <gmodule.h>
 
@@ -23,52 +23,35 @@ ovi_backend_new_cpu (int n_threads)
   return ovi_backend_cpu_create (n_threads);
 }
 
-/* The CUDA backend is a module, libovi-cuda.so, looked for in the directory
- * $OVI_BACKEND_PATH, else OVI_BACKEND_DIR (the install dir). "cuda" computes
- * in BF16, "cuda-fp32" in F32 (the parity mode). */
+/* The CUDA backend is a module, libovi-cuda.so, found as
+ * ovi-backend-module.h says. "cuda" computes in BF16, "cuda-fp32" in F32
+ * (the parity mode). */
 typedef OviBackend *(*OviCudaNewFunc) (int device, int act_dtype,
                                        GError **error);
 
 static OviBackend *
 load_cuda_backend (const char *name, int device_index, GError **error)
 {
-  static GMutex lock;
-  static GModule *module = NULL;
-  static OviCudaNewFunc new_func = NULL;
-  const char *env = g_getenv ("OVI_BACKEND_PATH");
-  g_autofree char *path = g_build_filename (env && *env ? env : OVI_BACKEND_DIR,
-                                            "libovi-cuda.so", NULL);
-  OviCudaNewFunc fn;
+  GError *local = NULL;
+  GModule *module = ovi_backend_module_open ("libovi-cuda.so", &local);
+  OviCudaNewFunc fn = NULL;
 
-  g_mutex_lock (&lock);
   if (module == NULL) {
-    module = g_module_open (path, G_MODULE_BIND_LAZY);
-    if (module == NULL) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
-                   "Cannot use backend '%s' (device %d): cannot load the CUDA "
-                   "backend module %s: %s (set OVI_BACKEND_PATH to the folder "
-                   "holding libovi-cuda.so)",
-                   name, device_index, path, g_module_error ());
-      g_mutex_unlock (&lock);
-      return NULL;
-    }
-    if (!g_module_symbol (module, "ovi_cuda_backend_new_with_dtype",
-                          (gpointer *) &new_func)
-        || new_func == NULL) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
-                   "Cannot use backend '%s': %s has no entry point "
-                   "ovi_cuda_backend_new_with_dtype: %s",
-                   name, path, g_module_error ());
-      g_module_close (module);
-      module = NULL;
-      new_func = NULL;
-      g_mutex_unlock (&lock);
-      return NULL;
-    }
-    g_module_make_resident (module);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "Cannot use backend '%s' (device %d): %s", name, device_index,
+                 local->message);
+    g_error_free (local);
+    return NULL;
   }
-  fn = new_func;
-  g_mutex_unlock (&lock);
+  if (!g_module_symbol (module, "ovi_cuda_backend_new_with_dtype",
+                        (gpointer *) &fn)
+      || fn == NULL) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "Cannot use backend '%s': %s has no entry point "
+                 "ovi_cuda_backend_new_with_dtype: %s",
+                 name, g_module_name (module), g_module_error ());
+    return NULL;
+  }
   return fn (device_index,
              g_ascii_strcasecmp (name, "cuda-fp32") == 0 ? OVI_DTYPE_F32
                                                          : OVI_DTYPE_BF16,

@@ -1,39 +1,81 @@
 /* gst-ovi: the GPU manager — which devices there are, how much memory is
- * free on each, and which one `auto` should use.
+ * free on each, which one `auto` uses, and why the CPU is used when it is.
  *
- * Devices are enumerated through the CUDA backend module (libovi-cuda.so,
- * found as ovi_backend_new_by_name finds it) when it exports
- *   int      ovi_cuda_device_count (void);
- *   gboolean ovi_cuda_device_info (int index, OviGpuInfo *info,
- *                                  GError **error);
- * (info->name is then a g_strdup'd string). Without the module, or without
- * those entry points, the list is empty and `reason` says why; the caller
- * then plans for the CPU backend. */
+ * Devices are enumerated through the CUDA backend module (found as
+ * ovi-backend-module.h says) and its entry point ovi_cuda_probe_devices
+ * (ovi-device-info.h). Without the module the report says so, and whether
+ * an NVIDIA driver is installed all the same: then the CPU fallback is a
+ * warning, not a quiet choice.
+ *
+ * $OVI_DEVICE_PROBE_FILE names a JSON description of devices read instead
+ * of the module's (to try the selection and its messages for machines one
+ * does not have, and for the tests):
+ *   { "status": "ok" | "no-module" | "no-driver" | "driver-too-old" |
+ *               "no-device" | "failed",
+ *     "nvidia_driver": true, "driver_version": 13000,
+ *     "runtime_version": 13000, "archs": [80, 90], "ptx_arch": 90,
+ *     "host_available_gib": 100, "message": "...",
+ *     "devices": [ { "name": "...", "cc": "9.0", "total_gib": 80,
+ *                    "free_gib": 79, "integrated": false,
+ *                    "pageable_memory_access": false,
+ *                    "pageable_uses_host_page_tables": false,
+ *                    "concurrent_managed_access": true } ] }
+ */
 #pragma once
 
 #include <glib.h>
 
+#include "ovi-device-info.h"
+
 G_BEGIN_DECLS
 
 typedef struct {
-  int index;
-  char *name; /* "NVIDIA H100 80GB HBM3" */
-  guint64 total_bytes;
-  guint64 free_bytes;
-  int cc_major, cc_minor; /* compute capability: fp8 tensor cores >= 8.9 */
-} OviGpuInfo;
+  OviDeviceProbe probe;
+  /* an NVIDIA driver is installed (driver version > 0, or the kernel
+   * driver's /proc entry, or libcuda.so.1 loads) */
+  gboolean nvidia_driver;
+  char *module_path;      /* the CUDA module used, NULL when none */
+  guint64 host_available; /* MemAvailable of /proc/meminfo, 0 unknown */
+} OviGpuReport;
 
-void ovi_gpu_info_free (OviGpuInfo *info);
+/* Fills `report` from $OVI_DEVICE_PROBE_FILE or the CUDA module (never
+ * fails: a machine without GPUs is a report with a status and a reason).
+ * A JSON file that cannot be read is an error. */
+gboolean ovi_gpu_report_probe (OviGpuReport *report, GError **error);
+/* the same from a JSON description (see above) */
+gboolean ovi_gpu_report_from_json (OviGpuReport *report, const char *json,
+                                   GError **error);
+void ovi_gpu_report_clear (OviGpuReport *report);
 
-/* GPtrArray of OviGpuInfo* (owned); never NULL. When empty, *reason (if
- * non-NULL) gets a sentence saying why (free with g_free). */
-GPtrArray *ovi_gpu_manager_list (char **reason);
+/* One sentence on why no GPU is usable (NULL when one is). */
+char *ovi_gpu_report_reason (const OviGpuReport *report);
 
-/* the device for `auto`: the most free memory, ties to the lowest index;
- * -1 when `gpus` is empty */
-int ovi_gpu_manager_pick (GPtrArray *gpus);
+/* The device's memory is the host's (integrated) or host memory is
+ * coherently addressable by the device through the host page tables
+ * (ATS): weights are used where they lie, host and device are one pool. */
+gboolean ovi_device_is_unified (const OviDeviceInfo *dev);
+
+/* The memory a plan may count on for `dev`: its free device memory; on an
+ * integrated device (one physical memory) the larger of that and the
+ * host's MemAvailable (the runtime's number leaves out reclaimable page
+ * cache); on an ATS device device free + host available (two memories,
+ * both addressable). Never the same bytes twice. */
+guint64 ovi_gpu_usable_free (const OviDeviceInfo *dev, guint64 host_available);
+
+/* The device for `auto`: a usable image, then the most usable free memory,
+ * ties to the lowest index; -1 when none. */
+int ovi_gpu_manager_pick (const OviGpuReport *report);
+/* the description of device `index`, or NULL */
+const OviDeviceInfo *ovi_gpu_report_device (const OviGpuReport *report,
+                                            int index);
 
 /* TRUE when the device runs fp8 tensor-core GEMMs (sm_89 and up) */
-gboolean ovi_gpu_has_fp8 (const OviGpuInfo *info);
+gboolean ovi_gpu_has_fp8 (const OviDeviceInfo *info);
+
+/* Human-readable lines for `ovi devices`: versions, architectures, one
+ * block per device or the reason there is none. */
+char *ovi_gpu_report_to_string (const OviGpuReport *report);
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (OviGpuReport, ovi_gpu_report_clear)
 
 G_END_DECLS

@@ -39,6 +39,33 @@ ovi_stage_name (OviStage stage)
 
 /* ---- plans ---- */
 
+static void make_unified (OviPlacementPlan *p);
+
+gboolean
+ovi_placement_plan_for_device (OviVramMode mode, OviGpuAllocation allocation,
+                               guint64 host_budget, const OviDeviceInfo *dev,
+                               OviPlacementPlan *p, GError **error)
+{
+  if (!ovi_placement_plan_for_mode (mode, allocation, host_budget, p, error))
+    return FALSE;
+  if (dev && ovi_device_is_unified (dev))
+    make_unified (p);
+  return TRUE;
+}
+
+/* One memory for host and device: nothing is gained by loading a stage's
+ * weights only while it runs when the mode keeps everything (standard),
+ * and host bytes count against the same pool as device bytes. */
+static void
+make_unified (OviPlacementPlan *p)
+{
+  p->unified = TRUE;
+  if (p->mode == OVI_VRAM_MODE_STANDARD) {
+    p->t5_while_used = FALSE;
+    p->vae_while_used = FALSE;
+  }
+}
+
 gboolean
 ovi_placement_plan_for_mode (OviVramMode mode, OviGpuAllocation allocation,
                              guint64 host_budget, OviPlacementPlan *p,
@@ -488,6 +515,7 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
         = s->device_weights + s->device_stream + s->device_activations;
     est->device_peak = MAX (est->device_peak, s->device_peak);
     est->host_peak = MAX (est->host_peak, s->host);
+    est->pool_peak = MAX (est->pool_peak, s->device_peak + s->host);
   }
   return TRUE;
 }
@@ -533,21 +561,24 @@ static const OviVramMode speed_order[]
 static gboolean
 fits (const OviPlacementEstimate *e, guint64 device_free, guint64 host_budget)
 {
+  if (e->plan.unified)
+    return e->pool_peak <= device_free;
   return e->device_peak <= device_free
          && (host_budget == 0 || e->host_peak <= host_budget);
 }
 
 gboolean
-ovi_placement_choose (const OviPlacementModel *m, OviVramMode mode,
-                      OviGpuAllocation allocation, int width, int height,
-                      gsize act, guint64 device_free, guint64 host_budget,
-                      OviPlacementEstimate *est, GError **error)
+ovi_placement_choose_on (const OviPlacementModel *m, OviVramMode mode,
+                         OviGpuAllocation allocation, int width, int height,
+                         gsize act, const OviDeviceInfo *dev,
+                         guint64 device_free, guint64 host_budget,
+                         OviPlacementEstimate *est, GError **error)
 {
   OviPlacementPlan plan;
 
   if (mode != OVI_VRAM_MODE_AUTO) {
-    if (!ovi_placement_plan_for_mode (mode, allocation, host_budget, &plan,
-                                      error)
+    if (!ovi_placement_plan_for_device (mode, allocation, host_budget, dev,
+                                        &plan, error)
         || !ovi_placement_estimate (m, &plan, width, height, act, est, error))
       return FALSE;
     if (fits (est, device_free, host_budget))
@@ -558,8 +589,8 @@ ovi_placement_choose (const OviPlacementModel *m, OviVramMode mode,
     return FALSE;
   }
   for (guint i = 0; i < G_N_ELEMENTS (speed_order); i++) {
-    if (!ovi_placement_plan_for_mode (speed_order[i], allocation, host_budget,
-                                      &plan, error)
+    if (!ovi_placement_plan_for_device (speed_order[i], allocation, host_budget,
+                                        dev, &plan, error)
         || !ovi_placement_estimate (m, &plan, width, height, act, est, error))
       return FALSE;
     if (fits (est, device_free, host_budget))
@@ -570,6 +601,92 @@ ovi_placement_choose (const OviPlacementModel *m, OviVramMode mode,
   g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
                "vram-mode auto: no mode fits. %s", msg);
   return FALSE;
+}
+
+gboolean
+ovi_placement_choose (const OviPlacementModel *m, OviVramMode mode,
+                      OviGpuAllocation allocation, int width, int height,
+                      gsize act, guint64 device_free, guint64 host_budget,
+                      OviPlacementEstimate *est, GError **error)
+{
+  return ovi_placement_choose_on (m, mode, allocation, width, height, act, NULL,
+                                  device_free, host_budget, est, error);
+}
+
+void
+ovi_device_choice_clear (OviDeviceChoice *c)
+{
+  g_clear_pointer (&c->cpu_reason, g_free);
+}
+
+/* no GPU: the CPU backend, unless the request needs a GPU */
+static gboolean
+choose_cpu (const OviPlacementModel *m, OviVramMode mode,
+            OviGpuAllocation allocation, int width, int height,
+            int requested_device, char *reason, gboolean warn,
+            OviDeviceChoice *c, OviPlacementEstimate *est, GError **error)
+{
+  OviPlacementPlan plan;
+
+  if (mode != OVI_VRAM_MODE_AUTO || requested_device >= 0) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "No usable CUDA GPU for vram-mode=%s cuda-device-id=%d: %s",
+                 ovi_vram_mode_to_string (mode), requested_device, reason);
+    g_free (reason);
+    return FALSE;
+  }
+  c->device = -1;
+  c->cpu_reason = reason;
+  c->warn = warn;
+  return ovi_placement_plan_for_mode (OVI_VRAM_MODE_STANDARD, allocation, 0,
+                                      &plan, error)
+         && ovi_placement_estimate (m, &plan, width, height, 4, est, error);
+}
+
+gboolean
+ovi_placement_choose_device (const OviPlacementModel *m, OviVramMode mode,
+                             OviGpuAllocation allocation, int width, int height,
+                             const OviGpuReport *report, int requested_device,
+                             guint64 host_budget, OviDeviceChoice *c,
+                             OviPlacementEstimate *est, GError **error)
+{
+  char *reason = ovi_gpu_report_reason (report);
+  const OviDeviceInfo *dev;
+  GError *local = NULL;
+
+  memset (c, 0, sizeof *c);
+  if (reason)
+    return choose_cpu (m, mode, allocation, width, height, requested_device,
+                       reason, report->nvidia_driver, c, est, error);
+  dev = ovi_gpu_report_device (report, requested_device >= 0
+                                           ? requested_device
+                                           : ovi_gpu_manager_pick (report));
+  if (dev == NULL || dev->image == OVI_DEVICE_IMAGE_NONE)
+    return choose_cpu (
+        m, mode, allocation, width, height, requested_device,
+        dev ? g_strdup_printf ("the CUDA module has no image for GPU %d "
+                               "(%s, sm_%d%d)",
+                               dev->index, dev->name, dev->cc_major,
+                               dev->cc_minor)
+            : g_strdup_printf ("there is no GPU %d (%d device(s))",
+                               requested_device, report->probe.n_devices),
+        TRUE, c, est, error);
+  c->device = dev->index;
+  c->unified = ovi_device_is_unified (dev);
+  c->usable_free = ovi_gpu_usable_free (dev, report->host_available);
+  if (ovi_placement_choose_on (m, mode, allocation, width, height, 2, dev,
+                               c->usable_free, host_budget, est, &local))
+    return TRUE;
+  if (mode != OVI_VRAM_MODE_AUTO
+      || !g_error_matches (local, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY)) {
+    g_propagate_error (error, local);
+    return FALSE;
+  }
+  reason = g_strdup_printf ("not enough memory on GPU %d (%s): %s", dev->index,
+                            dev->name, local->message);
+  g_error_free (local);
+  return choose_cpu (m, mode, allocation, width, height, -1, reason, TRUE, c,
+                     est, error);
 }
 
 gboolean
@@ -635,10 +752,13 @@ ovi_placement_oom_advice (const OviPlacementModel *m,
   for (guint i = 0; i < G_N_ELEMENTS (speed_order); i++) {
     OviPlacementPlan p2;
     if (!ovi_placement_plan_for_mode (speed_order[i], plan->allocation,
-                                      plan->host_budget, &p2, NULL)
-        || !ovi_placement_estimate (m, &p2, width, height, act, &e, NULL))
+                                      plan->host_budget, &p2, NULL))
       continue;
-    if (e.device_peak <= device_free) {
+    if (plan->unified)
+      make_unified (&p2);
+    if (!ovi_placement_estimate (m, &p2, width, height, act, &e, NULL))
+      continue;
+    if ((plan->unified ? e.pool_peak : e.device_peak) <= device_free) {
       g_autofree char *need = ovi_format_bytes (e.device_peak);
       g_string_append_printf (s, "; vram-mode %s would fit (about %s)",
                               ovi_vram_mode_to_string (speed_order[i]), need);

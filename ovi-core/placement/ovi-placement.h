@@ -23,6 +23,7 @@
 
 #include "ovi-engine.h"
 #include "ovi-fusion.h"
+#include "ovi-gpu-manager.h"
 #include "ovi-presets.h"
 #include "ovi-quantize.h"
 
@@ -54,6 +55,10 @@ typedef struct {
   guint64 host_budget;            /* host RAM we may pin, 0 = unlimited */
   guint64 pinned_bytes;           /* streamed weights held pinned */
   guint64 pageable_bytes; /* streamed weights past the budget (pageable) */
+  /* host and device are one memory (ovi_device_is_unified): standard keeps
+   * every stage resident, and a plan fits when device + host bytes fit
+   * the pool (OviPlacementEstimate.pool_peak) */
+  gboolean unified;
 } OviPlacementPlan;
 
 /* The plan of `mode` (not AUTO) for `allocation` (AUTO: single). */
@@ -61,6 +66,14 @@ gboolean ovi_placement_plan_for_mode (OviVramMode mode,
                                       OviGpuAllocation allocation,
                                       guint64 host_budget,
                                       OviPlacementPlan *plan, GError **error);
+
+/* The same for a device (NULL: a discrete GPU): on a unified-memory device
+ * the plan is made unified (see OviPlacementPlan.unified). */
+gboolean ovi_placement_plan_for_device (OviVramMode mode,
+                                        OviGpuAllocation allocation,
+                                        guint64 host_budget,
+                                        const OviDeviceInfo *dev,
+                                        OviPlacementPlan *plan, GError **error);
 
 /* What the estimate needs to know about a model (no weights loaded). */
 typedef struct {
@@ -110,6 +123,7 @@ typedef struct {
   OviStageEstimate stage[OVI_N_STAGES];
   guint64 device_peak; /* max over the stages */
   guint64 host_peak;
+  guint64 pool_peak; /* max over the stages of device + host */
 } OviPlacementEstimate;
 
 /* Estimate of `plan` for `model` at width x height (0, 0: the preset's
@@ -130,6 +144,43 @@ gboolean ovi_placement_choose (const OviPlacementModel *model, OviVramMode mode,
                                int height, gsize act_dtype_size,
                                guint64 device_free, guint64 host_budget,
                                OviPlacementEstimate *est, GError **error);
+
+/* ovi_placement_choose for device `dev` (NULL: a discrete GPU; a unified
+ * one gets unified plans, checked against its pool, `device_free`). */
+gboolean ovi_placement_choose_on (const OviPlacementModel *model,
+                                  OviVramMode mode, OviGpuAllocation allocation,
+                                  int width, int height, gsize act_dtype_size,
+                                  const OviDeviceInfo *dev, guint64 device_free,
+                                  guint64 host_budget,
+                                  OviPlacementEstimate *est, GError **error);
+
+typedef struct {
+  int device;          /* CUDA ordinal; -1: the CPU backend */
+  gboolean unified;    /* the device's memory is the host's (one pool) */
+  guint64 usable_free; /* what the plan was checked against */
+  char *cpu_reason;    /* why the CPU (NULL on a GPU) */
+  gboolean warn;       /* an NVIDIA driver is installed: the fallback is a
+                          WARNING for the user, not a quiet choice */
+} OviDeviceChoice;
+
+void ovi_device_choice_clear (OviDeviceChoice *choice);
+
+/* Where and how to run: the GPU `requested_device` (-1: the one with the
+ * most usable free memory, ovi_gpu_manager_pick), then the fastest mode
+ * whose estimate fits it (or `mode`, checked). With no usable GPU, or with
+ * `auto` and no mode fitting, the CPU backend (standard, fp32 activations)
+ * and choice->cpu_reason says why; a request that needs a GPU (a mode
+ * other than auto, a device id) gets an OVI_ERROR_BACKEND error instead,
+ * and an explicit mode that does not fit OVI_ERROR_OUT_OF_MEMORY. `est`
+ * gets the plan's estimate (est->plan). */
+gboolean
+ovi_placement_choose_device (const OviPlacementModel *model, OviVramMode mode,
+                             OviGpuAllocation allocation, int width, int height,
+                             const OviGpuReport *report, int requested_device,
+                             guint64 host_budget, OviDeviceChoice *choice,
+                             OviPlacementEstimate *est, GError **error);
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (OviDeviceChoice, ovi_device_choice_clear)
 
 /* The one call for an element: the model's dims from `paths` (headers
  * only), activations of `backend`'s act dtype, then ovi_placement_choose.

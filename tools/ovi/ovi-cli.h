@@ -22,3 +22,4 @@ int ovi_cmd_make_tiny (int argc, char **argv);
 int ovi_cmd_parity (int argc, char **argv);
 int ovi_cmd_estimate (int argc, char **argv);
 int ovi_cmd_bench (int argc, char **argv);
+int ovi_cmd_devices (int argc, char **argv);

@@ -68,7 +68,8 @@ ovi_cmd_estimate (int argc, char **argv)
              *alloc_name = "single";
   int width = 0, height = 0, act = 2;
   guint64 device_free = 0, host_budget = 0;
-  gboolean have_free = FALSE;
+  gboolean have_free = FALSE, have_dev = FALSE;
+  OviDeviceInfo pick_dev = { 0 };
   GError *error = NULL;
   OviPlacementModel model;
   OviGpuAllocation alloc;
@@ -155,23 +156,32 @@ ovi_cmd_estimate (int argc, char **argv)
           model.video_latent_frames, model.audio_latent_length);
 
   if (!have_free && (mode == OVI_VRAM_MODE_AUTO || all)) {
+    g_auto (OviGpuReport) report = { 0 };
     g_autofree char *reason = NULL;
-    g_autoptr (GPtrArray) gpus = ovi_gpu_manager_list (&reason);
-    int pick = ovi_gpu_manager_pick (gpus);
-    for (guint i = 0; i < gpus->len; i++) {
-      OviGpuInfo *g = g_ptr_array_index (gpus, i);
-      g_autofree char *fr = ovi_format_bytes (g->free_bytes);
+    int pick;
+    if (!ovi_gpu_report_probe (&report, &error)) {
+      ovi_placement_model_clear (&model);
+      return ovi_cli_fail_error (error);
+    }
+    pick = ovi_gpu_manager_pick (&report);
+    reason = ovi_gpu_report_reason (&report);
+    for (int i = 0; reason == NULL && i < report.probe.n_devices; i++) {
+      const OviDeviceInfo *g = &report.probe.devices[i];
+      guint64 usable = ovi_gpu_usable_free (g, report.host_available);
+      g_autofree char *fr = ovi_format_bytes (usable);
       g_autofree char *tot = ovi_format_bytes (g->total_bytes);
-      printf ("GPU %d: %s, %s free of %s, sm_%d%d%s\n", g->index, g->name, fr,
-              tot, g->cc_major, g->cc_minor,
+      printf ("GPU %d: %s, %s %s of %s, sm_%d%d%s\n", g->index, g->name, fr,
+              ovi_device_is_unified (g) ? "usable (unified pool)" : "free", tot,
+              g->cc_major, g->cc_minor,
               g->index == pick ? " (auto picks this one)" : "");
       if (g->index == pick) {
-        device_free = g->free_bytes;
-        have_free = TRUE;
+        device_free = usable;
+        pick_dev = *g;
+        have_dev = have_free = TRUE;
       }
     }
-    if (gpus->len == 0)
-      printf ("GPUs: none (%s)\n", reason ? reason : "?");
+    if (reason)
+      printf ("GPUs: none (%s)\n", reason);
   }
 
   int status = 0;
@@ -179,7 +189,8 @@ ovi_cmd_estimate (int argc, char **argv)
     for (OviVramMode m = OVI_VRAM_MODE_STANDARD; m < OVI_N_VRAM_MODES; m++) {
       OviPlacementPlan plan;
       OviPlacementEstimate est;
-      if (!ovi_placement_plan_for_mode (m, alloc, host_budget, &plan, &error)
+      if (!ovi_placement_plan_for_device (
+              m, alloc, host_budget, have_dev ? &pick_dev : NULL, &plan, &error)
           || !ovi_placement_estimate (&model, &plan, width, height, act, &est,
                                       &error)) {
         ovi_placement_model_clear (&model);
@@ -204,8 +215,10 @@ ovi_cmd_estimate (int argc, char **argv)
       }
       g_autofree char *s = ovi_placement_estimate_to_string (&est);
       printf ("%s\n", s);
-    } else if (ovi_placement_choose (&model, mode, alloc, width, height, act,
-                                     device_free, host_budget, &est, &error)) {
+    } else if (ovi_placement_choose_on (&model, mode, alloc, width, height, act,
+                                        have_dev ? &pick_dev : NULL,
+                                        device_free, host_budget, &est,
+                                        &error)) {
       g_autofree char *s = ovi_placement_estimate_to_string (&est);
       g_autofree char *fr = ovi_format_bytes (device_free);
       if (!all || mode != OVI_VRAM_MODE_AUTO)

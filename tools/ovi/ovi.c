@@ -17,6 +17,8 @@ static const OviCliCommand commands[] = {
     ovi_cmd_estimate },
   { "bench", "time the stages at real size with random in-memory weights",
     ovi_cmd_bench },
+  { "devices", "the GPUs, their memory and driver, or why there is none",
+    ovi_cmd_devices },
 };
 
 int

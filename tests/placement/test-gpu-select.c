@@ -1,0 +1,387 @@
+/* gst-ovi tests: device selection against device descriptions this machine
+ * does not have (ovi_gpu_report_from_json): the GPU with the most usable
+ * memory, the fastest mode whose estimate fits it, unified-memory devices
+ * as one pool, which image of the module a GPU gets, and the reasons (and
+ * the warning flag) when the CPU is used. */
+#include "ovi-gpu-manager.h"
+#include "ovi-placement.h"
+
+#include <string.h>
+
+/* a module built for the default list before issue 21, PTX of sm_90 */
+#define ARCHS "\"archs\": [80, 86, 89, 90], \"ptx_arch\": 90"
+
+static void
+report_from (OviGpuReport *r, const char *json)
+{
+  GError *error = NULL;
+
+  g_assert_true (ovi_gpu_report_from_json (r, json, &error));
+  g_assert_no_error (error);
+}
+
+static void
+release_model (OviPlacementModel *m)
+{
+  GError *error = NULL;
+
+  g_assert_true (ovi_placement_model_init (m, NULL, "720x720_5s", &error));
+  g_assert_no_error (error);
+}
+
+/* the fastest mode whose estimate fits `free` (the rule, from estimates) */
+static OviVramMode
+first_fitting (const OviPlacementModel *m, const OviDeviceInfo *dev,
+               guint64 free_bytes)
+{
+  static const OviVramMode order[]
+      = { OVI_VRAM_MODE_STANDARD, OVI_VRAM_MODE_FP8, OVI_VRAM_MODE_FP8_OFFLOAD,
+          OVI_VRAM_MODE_ULTRA_LOW };
+
+  for (guint i = 0; i < G_N_ELEMENTS (order); i++) {
+    OviPlacementPlan plan;
+    OviPlacementEstimate est;
+    g_assert_true (ovi_placement_plan_for_device (
+        order[i], OVI_GPU_ALLOCATION_SINGLE, 0, dev, &plan, NULL));
+    g_assert_true (ovi_placement_estimate (m, &plan, 0, 0, 2, &est, NULL));
+    if ((plan.unified ? est.pool_peak : est.device_peak) <= free_bytes)
+      return order[i];
+  }
+  return OVI_VRAM_MODE_AUTO;
+}
+
+static void
+test_image_rule (void)
+{
+  const int archs[] = { 80, 86, 89, 90 };
+  const int next[] = { 80, 86, 89, 90, 100, 120, 121 };
+
+  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 9, 0), ==,
+                   OVI_DEVICE_IMAGE_NATIVE);
+  /* an sm_80 cubin runs on sm_87 (Orin), not the other way round */
+  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 8, 7), ==,
+                   OVI_DEVICE_IMAGE_NATIVE);
+  g_assert_cmpint (ovi_device_image_for (archs + 3, 1, 90, 8, 6), ==,
+                   OVI_DEVICE_IMAGE_NONE);
+  /* Blackwell from the sm_90 PTX only */
+  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 12, 0), ==,
+                   OVI_DEVICE_IMAGE_PTX_JIT);
+  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 10, 0), ==,
+                   OVI_DEVICE_IMAGE_PTX_JIT);
+  g_assert_cmpint (ovi_device_image_for (archs, 4, 0, 12, 0), ==,
+                   OVI_DEVICE_IMAGE_NONE);
+  /* Turing: older than every image and the PTX */
+  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 7, 5), ==,
+                   OVI_DEVICE_IMAGE_NONE);
+  /* the issue-21 list: GB10 (12.1), RTX 50 (12.0), B200 (10.0), B300 (10.3)
+   * native; Thor (11.0) by PTX of sm_121 is too new: no image */
+  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 12, 1), ==,
+                   OVI_DEVICE_IMAGE_NATIVE);
+  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 12, 0), ==,
+                   OVI_DEVICE_IMAGE_NATIVE);
+  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 10, 3), ==,
+                   OVI_DEVICE_IMAGE_NATIVE);
+  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 11, 0), ==,
+                   OVI_DEVICE_IMAGE_NONE);
+}
+
+static void
+test_pick_most_free (void)
+{
+  g_auto (OviGpuReport) r = { 0 };
+
+  report_from (&r, "{\"driver_version\": 13000, " ARCHS ", \"devices\": ["
+                   "{\"name\": \"A100\", \"cc\": \"8.0\", \"total_gib\": 80,"
+                   " \"free_gib\": 30},"
+                   "{\"name\": \"H100\", \"cc\": \"9.0\", \"total_gib\": 80,"
+                   " \"free_gib\": 79},"
+                   "{\"name\": \"L40S\", \"cc\": \"8.9\", \"total_gib\": 48,"
+                   " \"free_gib\": 79}]}");
+  g_assert_cmpint (r.probe.status, ==, OVI_DEVICE_PROBE_OK);
+  /* ties go to the lowest index */
+  g_assert_cmpint (ovi_gpu_manager_pick (&r), ==, 1);
+  g_assert_null (ovi_gpu_report_reason (&r));
+  g_assert_true (ovi_gpu_has_fp8 (ovi_gpu_report_device (&r, 2)));
+  g_assert_false (ovi_gpu_has_fp8 (ovi_gpu_report_device (&r, 0)));
+}
+
+static void
+test_skip_without_image (void)
+{
+  g_auto (OviGpuReport) r = { 0 };
+  g_autofree char *reason = NULL, *text = NULL;
+
+  /* a Turing card with more free memory is skipped: no image runs on it */
+  report_from (&r, "{\"driver_version\": 13000, " ARCHS ", \"devices\": ["
+                   "{\"name\": \"T4\", \"cc\": \"7.5\", \"free_gib\": 15},"
+                   "{\"name\": \"A10\", \"cc\": \"8.6\", \"free_gib\": 10}]}");
+  g_assert_cmpint (ovi_gpu_manager_pick (&r), ==, 1);
+  text = ovi_gpu_report_to_string (&r);
+  g_assert_nonnull (strstr (text, "NO image for sm_75"));
+
+  ovi_gpu_report_clear (&r);
+  report_from (&r, "{\"driver_version\": 13000, " ARCHS ", \"devices\": ["
+                   "{\"name\": \"T4\", \"cc\": \"7.5\", \"free_gib\": 15}]}");
+  g_assert_cmpint (ovi_gpu_manager_pick (&r), ==, -1);
+  reason = ovi_gpu_report_reason (&r);
+  g_assert_nonnull (strstr (reason, "no image"));
+}
+
+static void
+test_ptx_jit_said (void)
+{
+  g_auto (OviGpuReport) r = { 0 };
+  g_autofree char *text = NULL;
+
+  report_from (&r, "{\"driver_version\": 13000, " ARCHS ", \"devices\": ["
+                   "{\"name\": \"RTX 5090\", \"cc\": \"12.0\","
+                   " \"total_gib\": 32, \"free_gib\": 31}]}");
+  g_assert_cmpint (r.probe.devices[0].image, ==, OVI_DEVICE_IMAGE_PTX_JIT);
+  g_assert_cmpint (ovi_gpu_manager_pick (&r), ==, 0);
+  text = ovi_gpu_report_to_string (&r);
+  g_assert_nonnull (strstr (text, "no native image for sm_120"));
+  g_assert_nonnull (strstr (text, "JIT"));
+}
+
+static void
+test_mode_fits_free_memory (void)
+{
+  OviPlacementModel m;
+  static const double free_gib[] = { 79, 40, 30, 22, 14, 9 };
+
+  release_model (&m);
+  for (guint i = 0; i < G_N_ELEMENTS (free_gib); i++) {
+    g_auto (OviGpuReport) r = { 0 };
+    g_auto (OviDeviceChoice) c = { 0 };
+    g_autofree char *json = g_strdup_printf (
+        "{\"driver_version\": 13000, " ARCHS ", \"devices\": ["
+        "{\"name\": \"small\", \"cc\": \"8.9\", \"free_gib\": 6},"
+        "{\"name\": \"big\", \"cc\": \"9.0\", \"free_gib\": %g}]}",
+        free_gib[i]);
+    OviPlacementEstimate est;
+    GError *error = NULL;
+    OviVramMode want;
+
+    report_from (&r, json);
+    want = first_fitting (&m, NULL, r.probe.devices[1].free_bytes);
+    g_assert_cmpint (want, !=, OVI_VRAM_MODE_AUTO);
+    g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
+                                                OVI_GPU_ALLOCATION_AUTO, 0, 0,
+                                                &r, -1, 0, &c, &est, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (c.device, ==, 1);
+    g_assert_null (c.cpu_reason);
+    g_assert_cmpint (est.plan.mode, ==, want);
+    g_assert_cmpuint (est.device_peak, <=, r.probe.devices[1].free_bytes);
+  }
+  /* the modes really differ over that range */
+  g_assert_cmpint (first_fitting (&m, NULL, (guint64) 79 << 30), ==,
+                   OVI_VRAM_MODE_STANDARD);
+  g_assert_cmpint (first_fitting (&m, NULL, (guint64) 9 << 30), ==,
+                   OVI_VRAM_MODE_ULTRA_LOW);
+  ovi_placement_model_clear (&m);
+}
+
+static void
+test_no_memory_falls_back (void)
+{
+  OviPlacementModel m;
+  g_auto (OviGpuReport) r = { 0 };
+  g_auto (OviDeviceChoice) c = { 0 };
+  OviPlacementEstimate est;
+  GError *error = NULL;
+
+  release_model (&m);
+  report_from (&r, "{\"driver_version\": 13000, " ARCHS ", \"devices\": ["
+                   "{\"name\": \"RTX 3050\", \"cc\": \"8.6\", \"free_gib\": 3}"
+                   "]}");
+  g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
+                                              OVI_GPU_ALLOCATION_AUTO, 0, 0, &r,
+                                              -1, 0, &c, &est, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c.device, ==, -1);
+  g_assert_true (c.warn);
+  g_assert_nonnull (strstr (c.cpu_reason, "not enough memory on GPU 0"));
+  g_assert_cmpint (est.act_dtype_size, ==, 4);
+  ovi_device_choice_clear (&c);
+
+  /* an explicit mode that does not fit is refused, not moved to the CPU */
+  g_assert_false (ovi_placement_choose_device (&m, OVI_VRAM_MODE_FP8,
+                                               OVI_GPU_ALLOCATION_AUTO, 0, 0,
+                                               &r, -1, 0, &c, &est, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY);
+  g_clear_error (&error);
+  ovi_placement_model_clear (&m);
+}
+
+/* each reason for the CPU, and whether it is a warning */
+static void
+test_cpu_reasons (void)
+{
+  static const struct {
+    const char *json, *says;
+    gboolean warn;
+  } cases[] = {
+    { "{\"status\": \"driver-too-old\", \"driver_version\": 12020,"
+      " \"runtime_version\": 13000, " ARCHS "}",
+      "supports CUDA 12.2, older than the CUDA 13.0 runtime", TRUE },
+    { "{\"status\": \"no-driver\", " ARCHS "}", "no NVIDIA driver", FALSE },
+    { "{\"status\": \"no-module\", \"nvidia_driver\": true, \"message\":"
+      " \"no libovi-cuda.so in /x\"}",
+      "no CUDA backend module: no libovi-cuda.so in /x", TRUE },
+    { "{\"status\": \"no-module\", \"message\": \"none\"}", "no CUDA backend",
+      FALSE },
+    { "{\"status\": \"no-device\", \"driver_version\": 13000, " ARCHS "}",
+      "sees no CUDA device", TRUE },
+    { "{\"driver_version\": 13000, " ARCHS ", \"devices\": []}",
+      "sees no CUDA device", TRUE },
+  };
+  OviPlacementModel m;
+
+  release_model (&m);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_auto (OviGpuReport) r = { 0 };
+    g_auto (OviDeviceChoice) c = { 0 };
+    g_autofree char *text = NULL;
+    OviPlacementEstimate est;
+    GError *error = NULL;
+
+    report_from (&r, cases[i].json);
+    g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
+                                                OVI_GPU_ALLOCATION_AUTO, 0, 0,
+                                                &r, -1, 0, &c, &est, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (c.device, ==, -1);
+    if (strstr (c.cpu_reason, cases[i].says) == NULL)
+      g_error ("case %u: '%s' does not say '%s'", i, c.cpu_reason,
+               cases[i].says);
+    g_assert_cmpint (c.warn, ==, cases[i].warn);
+    text = ovi_gpu_report_to_string (&r);
+    g_assert_nonnull (strstr (text, cases[i].says));
+    g_assert_nonnull (strstr (text, cases[i].warn ? "will warn" : "CPU"));
+    ovi_device_choice_clear (&c);
+
+    /* a request that needs a GPU is an error naming the reason */
+    g_assert_false (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
+                                                 OVI_GPU_ALLOCATION_AUTO, 0, 0,
+                                                 &r, 0, 0, &c, &est, &error));
+    g_assert_error (error, OVI_ERROR, OVI_ERROR_BACKEND);
+    g_assert_nonnull (strstr (error->message, cases[i].says));
+    g_clear_error (&error);
+  }
+  ovi_placement_model_clear (&m);
+}
+
+static void
+test_unified_pool (void)
+{
+  OviPlacementModel m;
+  g_auto (OviGpuReport) spark = { 0 };
+  g_auto (OviGpuReport) gh200 = { 0 };
+  g_auto (OviGpuReport) hmm = { 0 };
+  g_auto (OviDeviceChoice) c = { 0 };
+  OviPlacementEstimate est;
+  const OviDeviceInfo *d;
+  GError *error = NULL;
+
+  release_model (&m);
+  /* GB10: one LPDDR5X memory; the runtime's free number leaves out the
+   * page cache, MemAvailable counts it: the larger, not the sum */
+  report_from (&spark,
+               "{\"driver_version\": 13000, \"archs\": [121], \"ptx_arch\":"
+               " 121, \"host_available_gib\": 110, \"devices\": ["
+               "{\"name\": \"NVIDIA GB10\", \"cc\": \"12.1\", \"total_gib\":"
+               " 119, \"free_gib\": 60, \"integrated\": true}]}");
+  d = ovi_gpu_report_device (&spark, 0);
+  g_assert_true (ovi_device_is_unified (d));
+  g_assert_cmpuint (ovi_gpu_usable_free (d, spark.host_available), ==,
+                    (guint64) 110 << 30);
+  g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
+                                              OVI_GPU_ALLOCATION_AUTO, 0, 0,
+                                              &spark, -1, 0, &c, &est, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (c.device, ==, 0);
+  g_assert_true (c.unified);
+  /* all on the GPU: standard, nothing loaded per stage, nothing streamed */
+  g_assert_cmpint (est.plan.mode, ==, OVI_VRAM_MODE_STANDARD);
+  g_assert_true (est.plan.unified);
+  g_assert_false (est.plan.t5_while_used);
+  g_assert_false (est.plan.vae_while_used);
+  g_assert_false (est.plan.stream_blocks);
+  for (int s = 0; s < OVI_N_STAGES; s++)
+    g_assert_cmpuint (est.stage[s].device_weights, ==,
+                      est.stage[OVI_STAGE_DENOISE].device_weights);
+  g_assert_cmpuint (est.pool_peak, <=, (guint64) 110 << 30);
+  ovi_device_choice_clear (&c);
+
+  /* the same machine with less memory: a unified plan counts host bytes
+   * (pinned slabs) against the one pool */
+  {
+    OviDeviceInfo small = *d;
+    OviPlacementPlan plan;
+    small.free_bytes = 0;
+    g_assert_true (ovi_placement_plan_for_device (OVI_VRAM_MODE_FP8_OFFLOAD,
+                                                  OVI_GPU_ALLOCATION_SINGLE, 0,
+                                                  &small, &plan, NULL));
+    g_assert_true (ovi_placement_estimate (&m, &plan, 0, 0, 2, &est, NULL));
+    g_assert_cmpuint (est.pool_peak, >, est.device_peak);
+    g_assert_cmpuint (est.pool_peak, <=, est.device_peak + est.host_peak);
+    g_assert_cmpint (first_fitting (&m, &small, est.device_peak), !=,
+                     OVI_VRAM_MODE_FP8_OFFLOAD);
+  }
+
+  /* GH200: HBM and LPDDR are two memories, both addressable (ATS) */
+  report_from (&gh200, "{\"driver_version\": 13000, " ARCHS ","
+                       " \"host_available_gib\": 400, \"devices\": ["
+                       "{\"name\": \"GH200\", \"cc\": \"9.0\", \"free_gib\":"
+                       " 90, \"pageable_memory_access\": true,"
+                       " \"pageable_uses_host_page_tables\": true}]}");
+  d = ovi_gpu_report_device (&gh200, 0);
+  g_assert_true (ovi_device_is_unified (d));
+  g_assert_cmpuint (ovi_gpu_usable_free (d, gh200.host_available), ==,
+                    (guint64) 490 << 30);
+
+  /* a discrete card with HMM is not unified: its free memory is its own */
+  report_from (&hmm, "{\"driver_version\": 13000, " ARCHS ","
+                     " \"host_available_gib\": 400, \"devices\": ["
+                     "{\"name\": \"H100 PCIe\", \"cc\": \"9.0\", \"free_gib\":"
+                     " 30, \"pageable_memory_access\": true}]}");
+  d = ovi_gpu_report_device (&hmm, 0);
+  g_assert_false (ovi_device_is_unified (d));
+  g_assert_cmpuint (ovi_gpu_usable_free (d, hmm.host_available), ==,
+                    (guint64) 30 << 30);
+  ovi_placement_model_clear (&m);
+}
+
+static void
+test_bad_json (void)
+{
+  OviGpuReport r;
+  GError *error = NULL;
+
+  g_assert_false (ovi_gpu_report_from_json (
+      &r, "{\"devices\": [{\"cc\": \"nine\"}]}", &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "nine"));
+  g_clear_error (&error);
+  g_assert_false (
+      ovi_gpu_report_from_json (&r, "{\"status\": \"sleepy\"}", &error));
+  g_assert_nonnull (strstr (error->message, "sleepy"));
+  g_clear_error (&error);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/gpu-select/image-rule", test_image_rule);
+  g_test_add_func ("/gpu-select/pick-most-free", test_pick_most_free);
+  g_test_add_func ("/gpu-select/skip-without-image", test_skip_without_image);
+  g_test_add_func ("/gpu-select/ptx-jit", test_ptx_jit_said);
+  g_test_add_func ("/gpu-select/mode-fits", test_mode_fits_free_memory);
+  g_test_add_func ("/gpu-select/no-memory", test_no_memory_falls_back);
+  g_test_add_func ("/gpu-select/cpu-reasons", test_cpu_reasons);
+  g_test_add_func ("/gpu-select/unified-pool", test_unified_pool);
+  g_test_add_func ("/gpu-select/bad-json", test_bad_json);
+  return g_test_run ();
+}
