@@ -682,10 +682,9 @@ denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
                    req->image_latent ? ", image-to-video" : "");
   self->step_t0 = g_get_monotonic_time ();
   set_progress (self, 0.0);
-  g_mutex_lock (&engine->lock);
+  /* the denoiser takes turns per step with the other users of the stage */
   ok = ovi_denoiser_run (engine->u.denoiser, req, on_step, &sd, cancellable,
                          &video, &audio, &err);
-  g_mutex_unlock (&engine->lock);
   if (!ok)
     return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Denoising failed", err);
   return push_latents (self, video, audio, req->width, req->height);

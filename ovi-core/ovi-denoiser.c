@@ -7,12 +7,20 @@
  * per-modality negative prompts, fused block slg_layer skipped) batched
  * into one forward, then guided = neg + scale * (pos - neg) per modality
  * and one scheduler step per modality. With both guidance scales 1 the
- * negative branch is not computed. All activation buffers are made once per
- * latent size and reused by every step. */
+ * negative branch is not computed.
+ *
+ * Shared weights apart from per-run state (as whisper.cpp's context and
+ * state): the OviDenoiser holds the model, the backend and the scratch of
+ * one step (the fusion work buffers and the model outputs, made once per
+ * latent size and batch); each run holds its own latents, scheduler state
+ * and text embeddings. Runs take turns on the denoiser one step at a time
+ * (ovi-turns.h), so two pipelines sharing it alternate steps and a
+ * cancelled run stops waiting at once. */
 #include "ovi-engine.h"
 #include "ovi-fusion.h"
 #include "ovi-noise.h"
 #include "ovi-scheduler.h"
+#include "ovi-turns.h"
 
 #include <math.h>
 
@@ -29,10 +37,11 @@ struct _OviDenoiser {
   int frames;       /* latent frames of the preset */
   int audio_length; /* audio latents of the preset */
   int64_t target_area;
+  OviTurns turns; /* whose step runs on the backend and the scratch */
+  /* scratch of one step, for the latent size of the last step */
   OviFusionWork *work;
-  /* latents and model outputs for the current size */
-  OviTensor *x[OVI_N_TOWERS], *pos[OVI_N_TOWERS], *neg[OVI_N_TOWERS],
-      *guided[OVI_N_TOWERS], *diff[OVI_N_TOWERS];
+  OviTensor *pos[OVI_N_TOWERS], *neg[OVI_N_TOWERS], *guided[OVI_N_TOWERS],
+      *diff[OVI_N_TOWERS];
 };
 
 void
@@ -70,6 +79,7 @@ ovi_denoiser_new_filtered (const OviModelPaths *paths, OviBackend *backend,
   };
 
   d->be = backend;
+  ovi_turns_init (&d->turns);
   d->frames = paths->video_latent_frames;
   d->audio_length = paths->audio_latent_length;
   d->target_area = paths->target_area;
@@ -91,10 +101,9 @@ ovi_denoiser_get_fusion (OviDenoiser *d)
 }
 
 static void
-clear_buffers (OviDenoiser *d)
+clear_scratch (OviDenoiser *d)
 {
   for (int t = 0; t < OVI_N_TOWERS; t++) {
-    g_clear_pointer (&d->x[t], ovi_tensor_unref);
     g_clear_pointer (&d->pos[t], ovi_tensor_unref);
     g_clear_pointer (&d->neg[t], ovi_tensor_unref);
     g_clear_pointer (&d->guided[t], ovi_tensor_unref);
@@ -108,9 +117,10 @@ ovi_denoiser_free (OviDenoiser *d)
 {
   if (d == NULL)
     return;
-  clear_buffers (d);
+  clear_scratch (d);
   g_clear_pointer (&d->model, ovi_fusion_free);
   g_clear_pointer (&d->wf, ovi_weight_file_free);
+  ovi_turns_clear (&d->turns);
   g_free (d);
 }
 
@@ -201,7 +211,7 @@ check_request (const OviDenoiseRequest *req, GError **error)
   return TRUE;
 }
 
-/* ---- buffers ---- */
+/* ---- scratch (during a turn) ---- */
 
 static int
 n_branches (guint branches)
@@ -220,20 +230,27 @@ step_branches (const OviDenoiseRequest *req)
 }
 
 static gboolean
-ensure_buffers (OviDenoiser *d, const Size *s, int batch, GError **error)
+new_acts (OviBackend *be, const Size *s, const OviFusionDims *dims,
+          OviTensor *out[OVI_N_TOWERS])
+{
+  int64_t video[4] = { dims->video_out, s->frames, s->height, s->width };
+  int64_t audio[2] = { s->audio_length, dims->audio_out };
+
+  out[OVI_TOWER_VIDEO] = ovi_backend_new_act (be, 4, video);
+  out[OVI_TOWER_AUDIO] = ovi_backend_new_act (be, 2, audio);
+  return out[OVI_TOWER_VIDEO] && out[OVI_TOWER_AUDIO];
+}
+
+static gboolean
+ensure_scratch (OviDenoiser *d, const Size *s, int batch, GError **error)
 {
   const OviFusionDims *dims = ovi_fusion_get_dims (d->model);
-  int64_t shapes[OVI_N_TOWERS][4] = {
-    { dims->video_out, s->frames, s->height, s->width },
-    { s->audio_length, dims->audio_out },
-  };
-  int ndim[OVI_N_TOWERS] = { 4, 2 };
 
   if (ovi_fusion_work_matches (d->work, s->frames, s->height, s->width,
                                s->audio_length)
       && ovi_fusion_work_batch (d->work) >= batch)
     return TRUE;
-  clear_buffers (d);
+  clear_scratch (d);
   d->work = ovi_fusion_work_new_batched (
       d->model, s->frames, s->height, s->width, s->audio_length, batch, error);
   if (d->work == NULL)
@@ -246,17 +263,13 @@ ensure_buffers (OviDenoiser *d, const Size *s, int batch, GError **error)
         dims->video_in, dims->video_out, dims->audio_in, dims->audio_out);
     return FALSE;
   }
-  for (int t = 0; t < OVI_N_TOWERS; t++) {
-    d->x[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
-    d->pos[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
-    d->neg[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
-    d->guided[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
-    d->diff[t] = ovi_backend_new_act (d->be, ndim[t], shapes[t]);
-    if (!d->x[t] || !d->pos[t] || !d->neg[t] || !d->guided[t] || !d->diff[t]) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                   "denoiser: out of memory for the latents");
-      return FALSE;
-    }
+  if (!new_acts (d->be, s, dims, d->pos) || !new_acts (d->be, s, dims, d->neg)
+      || !new_acts (d->be, s, dims, d->guided)
+      || !new_acts (d->be, s, dims, d->diff)) {
+    clear_scratch (d);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "denoiser: out of memory for the model outputs");
+    return FALSE;
   }
   return TRUE;
 }
@@ -280,7 +293,10 @@ init_latent (OviDenoiser *d, OviTensor *x, const OviTensor *given, guint64 seed,
 
 /* ---- the loop ---- */
 
+/* what one run owns: its latents, scheduler state and text embeddings */
 typedef struct {
+  Size size;
+  OviTensor *x[OVI_N_TOWERS];
   OviTensor *text[4]; /* video pos, audio pos, video neg, audio neg */
   OviScheduler *sched[OVI_N_TOWERS];
 } RunState;
@@ -290,8 +306,10 @@ run_state_clear (RunState *rs)
 {
   for (int i = 0; i < 4; i++)
     g_clear_pointer (&rs->text[i], ovi_tensor_unref);
-  for (int t = 0; t < OVI_N_TOWERS; t++)
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
     g_clear_pointer (&rs->sched[t], ovi_scheduler_free);
+    g_clear_pointer (&rs->x[t], ovi_tensor_unref);
+  }
 }
 
 static gboolean
@@ -315,17 +333,22 @@ prepare (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
     if (rs->sched[t] == NULL)
       return FALSE;
   }
-  return init_latent (d, d->x[OVI_TOWER_VIDEO], req->video_noise, req->seed,
+  if (!new_acts (d->be, &rs->size, ovi_fusion_get_dims (d->model), rs->x)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "denoiser: out of memory for the latents");
+    return FALSE;
+  }
+  return init_latent (d, rs->x[OVI_TOWER_VIDEO], req->video_noise, req->seed,
                       error)
-         && init_latent (d, d->x[OVI_TOWER_AUDIO], req->audio_noise, req->seed,
+         && init_latent (d, rs->x[OVI_TOWER_AUDIO], req->audio_noise, req->seed,
                          error);
 }
 
 /* x[:, 0] = image; one contiguous [h, w] plane per channel */
 static void
-paste_image (OviDenoiser *d, const OviDenoiseRequest *req)
+paste_image (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs)
 {
-  OviTensor *x = d->x[OVI_TOWER_VIDEO];
+  OviTensor *x = rs->x[OVI_TOWER_VIDEO];
   OviTensor *img = (OviTensor *) req->image_latent;
 
   if (img == NULL)
@@ -363,7 +386,7 @@ compute_branches (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
     batch[n++] = (OviFusionBranch){ pos, d->pos[0], d->pos[1] };
   if (branches & OVI_BRANCH_NEG)
     batch[n++] = (OviFusionBranch){ neg, d->neg[0], d->neg[1] };
-  return ovi_fusion_forward_branches (d->model, d->work, d->x[0], d->x[1],
+  return ovi_fusion_forward_branches (d->model, d->work, rs->x[0], rs->x[1],
                                       batch, n, error);
 }
 
@@ -385,9 +408,11 @@ one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
           GError **error)
 {
   guint branches = step_branches (req);
-  OviTensor **x = d->x;
+  OviTensor **x = rs->x;
 
-  paste_image (d, req);
+  if (!ensure_scratch (d, &rs->size, n_branches (branches), error))
+    return FALSE;
+  paste_image (d, req, rs);
   if (!compute_branches (d, req, rs, i, branches, error))
     return FALSE;
   OviTensor *v = guide (d, OVI_TOWER_VIDEO, req->video_guidance, branches);
@@ -396,12 +421,20 @@ one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
          && ovi_scheduler_step (rs->sched[1], x[1], a, error);
 }
 
+/* the latents, downloaded (the image pasted into frame 0 once more) */
 static gboolean
-cancelled (GCancellable *cancellable, GError **error)
+finish (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
+        OviTensor **video_latent, OviTensor **audio_latent, GError **error)
 {
-  if (!g_cancellable_is_cancelled (cancellable))
+  paste_image (d, req, rs);
+  *video_latent = ovi_backend_download_f32 (d->be, rs->x[0], error);
+  if (*video_latent == NULL)
     return FALSE;
-  g_set_error (error, OVI_ERROR, OVI_ERROR_CANCELLED, "denoising cancelled");
+  *audio_latent = ovi_backend_download_f32 (d->be, rs->x[1], error);
+  if (*audio_latent == NULL) {
+    g_clear_pointer (video_latent, ovi_tensor_unref);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -412,30 +445,30 @@ ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
                   OviTensor **audio_latent, GError **error)
 {
   RunState rs = { 0 };
-  Size size;
-  gboolean ok = FALSE;
+  gboolean ok;
 
-  if (!check_request (req, error) || !request_size (d, req, &size, error)
-      || !ensure_buffers (d, &size, n_branches (step_branches (req)), error)
-      || !prepare (d, req, &rs, error))
-    goto out;
-  for (int i = 0; i < req->steps; i++) {
-    if (cancelled (cancellable, error) || !one_step (d, req, &rs, i, error))
-      goto out;
-    if (on_step)
+  if (!check_request (req, error) || !request_size (d, req, &rs.size, error))
+    return FALSE;
+  if (!ovi_turns_take (&d->turns, cancellable, "denoising", error))
+    return FALSE;
+  ok = prepare (d, req, &rs, error);
+  ovi_turns_give (&d->turns);
+  for (int i = 0; ok && i < req->steps; i++) {
+    if (!ovi_turns_take (&d->turns, cancellable, "denoising", error)) {
+      ok = FALSE;
+      break;
+    }
+    ok = one_step (d, req, &rs, i, error);
+    ovi_turns_give (&d->turns);
+    if (ok && on_step)
       on_step (i + 1, req->steps, user_data);
   }
-  paste_image (d, req);
-  *video_latent = ovi_backend_download_f32 (d->be, d->x[0], error);
-  if (*video_latent == NULL)
-    goto out;
-  *audio_latent = ovi_backend_download_f32 (d->be, d->x[1], error);
-  if (*audio_latent == NULL) {
-    g_clear_pointer (video_latent, ovi_tensor_unref);
-    goto out;
+  if (ok && ovi_turns_take (&d->turns, cancellable, "denoising", error)) {
+    ok = finish (d, req, &rs, video_latent, audio_latent, error);
+    ovi_turns_give (&d->turns);
+  } else {
+    ok = FALSE;
   }
-  ok = TRUE;
-out:
   run_state_clear (&rs);
   return ok;
 }

@@ -151,7 +151,12 @@ gpointer ovi_denoiser_get_fusion (OviDenoiser *d);
  * (ovi-noise.h; not PyTorch's). on_step (nullable) is called after each
  * finished step with step = 1..steps; `cancellable` is checked before each
  * step (OVI_ERROR_CANCELLED). Activation buffers are kept for the next
- * request of the same size. */
+ * request of the same size.
+ * Several threads may run requests on one denoiser at once: each run keeps
+ * its own latents and sampler state, and the runs take turns on the shared
+ * weights and buffers one step at a time, in the order they asked. A
+ * cancelled run stops waiting at once (at most the step running in its own
+ * thread finishes); on_step is called outside the turn. */
 gboolean ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
                            OviStepFunc on_step, gpointer user_data,
                            GCancellable *cancellable, OviTensor **video_latent,
