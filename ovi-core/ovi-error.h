@@ -27,6 +27,7 @@ typedef enum {
   OVI_ERROR_BACKEND,        /* a backend (e.g. CUDA) is missing or failed */
   OVI_ERROR_CANCELLED,      /* the caller's GCancellable fired */
   OVI_ERROR_PARITY,         /* a parity check did not pass */
+  OVI_ERROR_ABORTED, /* skipped: another rank of a parallel run failed */
 } OviErrorCode;
 
 GQuark ovi_error_quark (void);
