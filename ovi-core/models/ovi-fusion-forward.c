@@ -21,7 +21,20 @@
  * batch), so each matmul reads its weight once for all of them, while
  * attention, RoPE tables and modulation rows stay per branch. A branch that
  * skips a block (skip-layer guidance) leaves it to the others, which run it
- * on a view of their rows. */
+ * on a view of their rows.
+ *
+ * Sequence parallelism (Ulysses, as the official code computes it; see
+ * ovi_fusion_work_new_parallel): each tower's tokens are padded to a
+ * multiple of the P ranks and each rank keeps one slice of every branch
+ * (with its timestep rows). Per-token work (modulation, projections, FFN)
+ * runs on the slice; for attention q, k, v go through an all-to-all to
+ * every token times H/P heads, RoPE is applied there on the full
+ * positions, padded keys are masked, and the result comes back by the
+ * inverse all-to-all. The text K/V are computed from the whole text and
+ * cut to the local heads; the other tower's fusion K/V are projected on
+ * its slice and all-to-all'd. The head output is all-gathered. The
+ * collectives are ordered on the backend's stream like any op: nothing
+ * waits on the host between them. */
 #include "ovi-fusion-private.h"
 
 #include <math.h>
@@ -56,20 +69,71 @@ chunk_rows (OviTensor *table, int row, int chunk, int64_t len)
                           (row * table->shape[1] + chunk) * D);
 }
 
-/* [B * n, D] as [B, n, H, D/H] (attention) */
-static OviTensor *
-heads4 (OviTensor *t, int B, int H)
+static int64_t
+head_dim (Fwd *f)
 {
-  int64_t shape[4] = { B, t->shape[0] / B, H, t->shape[1] / H };
-  return ovi_tensor_reshape (t, 4, shape);
+  return f->d->dim / f->d->num_heads;
 }
 
-/* [n, D] as [n, H, D/H] (RoPE) */
+/* [B * n, h * hd] (rows may be strided) as [B, n, h, hd] (attention) */
 static OviTensor *
-heads3 (OviTensor *t, int H)
+heads4 (Fwd *f, OviTensor *t)
 {
-  int64_t shape[3] = { t->shape[0], H, t->shape[1] / H };
+  int64_t hd = head_dim (f), B = f->w->batch, n = t->shape[0] / B;
+  int64_t shape[4] = { B, n, t->shape[1] / hd, hd };
+  int64_t stride[4] = { n * t->stride[0], t->stride[0], hd, 1 };
+  return ovi_tensor_view (t, 4, shape, stride, 0);
+}
+
+/* [n, h * hd] as [n, h, hd] (RoPE) */
+static OviTensor *
+heads3 (Fwd *f, OviTensor *t)
+{
+  int64_t hd = head_dim (f);
+  int64_t shape[3] = { t->shape[0], t->shape[1] / hd, hd };
   return ovi_tensor_reshape (t, 3, shape);
+}
+
+/* the columns of this rank's heads of a [rows, dim] tensor */
+static OviTensor *
+local_heads (Fwd *f, OviTensor *t)
+{
+  int64_t width = t->shape[1] / f->w->ranks;
+  return ovi_tensor_narrow (t, 1, f->w->rank * width, width);
+}
+
+/* ---- sequence parallelism (no-ops with one rank) ---- */
+
+static void
+seq_to_heads (Fwd *f, OviTensor *full, OviTensor *local)
+{
+  if (f->w->comm)
+    ovi_comm_seq_to_heads (f->w->comm, full, local, f->w->batch, f->w->a2a);
+}
+
+static void
+heads_to_seq (Fwd *f, OviTensor *local, OviTensor *full)
+{
+  if (f->w->comm)
+    ovi_comm_heads_to_seq (f->w->comm, local, full, f->w->batch, f->w->a2a);
+}
+
+static void
+gather_tokens (Fwd *f, OviTensor *full, OviTensor *local)
+{
+  if (f->w->comm)
+    ovi_comm_all_gather (f->w->comm, full, local);
+}
+
+/* keys past the real tokens are padding (one length per branch) */
+static const int64_t *
+key_lens (Fwd *f, OviFusionTowerWork *tw, int64_t lens[2])
+{
+  if (tw->n_pad == tw->n)
+    return NULL;
+  for (int b = 0; b < f->w->batch; b++)
+    lens[b] = tw->n;
+  return lens;
 }
 
 /* ---- per-token-run helpers ---- */
@@ -78,7 +142,7 @@ heads3 (OviTensor *t, int H)
 static int64_t
 seg_start (OviFusionTowerWork *tw, int b, int s)
 {
-  return b * tw->n + tw->seg_start[s];
+  return b * tw->n_loc + tw->seg_start[s];
 }
 
 static int
@@ -137,29 +201,55 @@ linear_rms (Fwd *f, OviTensor *out, OviTensor *scratch, OviTensor *x,
 static void
 rope (Fwd *f, OviTensor *out, OviTensor *x, OviFusionTowerWork *pos)
 {
-  g_autoptr (OviTensor) o = heads3 (out, f->d->num_heads);
-  g_autoptr (OviTensor) xi = heads3 (x, f->d->num_heads);
+  g_autoptr (OviTensor) o = heads3 (f, out);
+  g_autoptr (OviTensor) xi = heads3 (f, x);
   ovi_op_rope (f->be, o, xi, pos->cos, pos->sin);
 }
 
 /* per branch: branch b's queries attend to branch b's keys */
 static void
-attention (Fwd *f, OviTensor *out, OviTensor *q, OviTensor *k, OviTensor *v)
+attention (Fwd *f, OviTensor *out, OviTensor *q, OviTensor *k, OviTensor *v,
+           const int64_t *kv_lens)
 {
-  int H = f->d->num_heads, B = f->w->batch;
-  g_autoptr (OviTensor) o = heads4 (out, B, H);
-  g_autoptr (OviTensor) q4 = heads4 (q, B, H);
-  g_autoptr (OviTensor) k4 = heads4 (k, B, H);
-  g_autoptr (OviTensor) v4 = heads4 (v, B, H);
-  ovi_op_attention (f->be, o, q4, k4, v4, NULL, NULL,
-                    1.0f / sqrtf ((float) (f->d->dim / H)));
+  g_autoptr (OviTensor) o = heads4 (f, out);
+  g_autoptr (OviTensor) q4 = heads4 (f, q);
+  g_autoptr (OviTensor) k4 = heads4 (f, k);
+  g_autoptr (OviTensor) v4 = heads4 (f, v);
+  ovi_op_attention (f->be, o, q4, k4, v4, NULL, kv_lens,
+                    1.0f / sqrtf ((float) head_dim (f)));
 }
 
+/* a batched tensor of this rank's tokens, reported for all tokens (every
+ * rank calls it: the ranks gather their slices) */
 static void
-debug (Fwd *f, const char *name, OviTensor *t)
+debug (Fwd *f, OviFusionTowerWork *tw, const char *name, OviTensor *local)
 {
-  if (f->m->debug)
-    f->m->debug (name, t, f->m->debug_data);
+  int64_t shape[3] = { f->w->ranks, local->shape[0], local->shape[1] };
+  int64_t B = f->w->batch, n = tw->n_loc, C = local->shape[1];
+  g_autoptr (OviTensor) all = NULL;
+
+  if (f->m->debug == NULL)
+    return;
+  if (f->w->comm == NULL) {
+    f->m->debug (name, local, f->m->debug_data);
+    return;
+  }
+  /* all[r, b * n + i] is token r * n + i of branch b */
+  all = ovi_backend_new_act (f->be, 3, shape);
+  if (all == NULL)
+    return;
+  gather_tokens (f, all, local);
+  int64_t tok[4] = { B, f->w->ranks, n, C };
+  int64_t tst[4] = { n * C, B * n * C, C, 1 };
+  int64_t os[3] = { B, f->w->ranks * n, C };
+  g_autoptr (OviTensor) by_token = ovi_tensor_view (all, 4, tok, tst, 0);
+  g_autoptr (OviTensor) ordered = ovi_backend_new_act (f->be, 3, os);
+  if (ordered == NULL)
+    return;
+  g_autoptr (OviTensor) dst = ovi_tensor_reshape (ordered, 4, tok);
+  g_autoptr (OviTensor) real = ovi_tensor_narrow (ordered, 1, 0, tw->n);
+  ovi_op_copy (f->be, dst, by_token);
+  f->m->debug (name, real, f->m->debug_data);
 }
 
 /* the [R, C] rows of `src` expanded to one row per token, for debugging */
@@ -168,7 +258,7 @@ debug_per_token (Fwd *f, OviFusionTowerWork *tw, const char *name,
                  OviTensor *src)
 {
   int64_t C = ovi_tensor_numel (src) / src->shape[0];
-  int64_t shape[2] = { f->w->batch * tw->n, C }, stride[2] = { 0, 1 };
+  int64_t shape[2] = { f->w->batch * tw->n_loc, C }, stride[2] = { 0, 1 };
   g_autoptr (OviTensor) all = NULL;
 
   if (f->m->debug == NULL)
@@ -185,20 +275,27 @@ debug_per_token (Fwd *f, OviFusionTowerWork *tw, const char *name,
           = ovi_tensor_view (src, 2, shape, stride, seg_row (tw, b, s) * C);
       ovi_op_copy (f->be, dst, row);
     }
-  debug (f, name, all);
+  debug (f, tw, name, all);
 }
 
 /* ---- embeddings ---- */
 
-/* the branches share their latents: branch 0's embedding, copied */
+/* the branches share their latents: this rank's slice of the embedding
+ * (all of it with one rank, where `embed` is branch 0's rows) into every
+ * branch's rows, padding rows zero */
 static void
 copy_to_branches (Fwd *f, OviFusionTowerWork *tw)
 {
-  g_autoptr (OviTensor) first = rows (tw->x, 0, tw->n);
+  int64_t real = CLAMP (tw->n - tw->start, 0, tw->n_loc);
+  g_autoptr (OviTensor) src = rows (tw->embed, MIN (tw->start, tw->n), real);
 
-  for (int b = 1; b < f->w->batch; b++) {
-    g_autoptr (OviTensor) dst = rows (tw->x, b * tw->n, tw->n);
-    ovi_op_copy (f->be, dst, first);
+  for (int b = f->w->ranks == 1 ? 1 : 0; b < f->w->batch; b++) {
+    g_autoptr (OviTensor) dst = rows (tw->x, b * tw->n_loc, real);
+    g_autoptr (OviTensor) pad
+        = rows (tw->x, b * tw->n_loc + real, tw->n_loc - real);
+    ovi_op_copy (f->be, dst, src);
+    if (real < tw->n_loc)
+      ovi_op_fill (f->be, pad, 0);
   }
 }
 
@@ -216,10 +313,9 @@ embed_video (Fwd *f, const OviTensor *video)
   g_autoptr (OviTensor) src
       = ovi_tensor_view ((OviTensor *) video, 7, shape, stride, 0);
   g_autoptr (OviTensor) dst = ovi_tensor_reshape (tw->patches, 7, shape);
-  g_autoptr (OviTensor) x = rows (tw->x, 0, tw->n);
 
   ovi_op_copy (f->be, dst, src);
-  linear (f, x, tw->patches, &f->m->towers[OVI_TOWER_VIDEO].patch,
+  linear (f, tw->embed, tw->patches, &f->m->towers[OVI_TOWER_VIDEO].patch,
           OVI_ACT_NONE);
   copy_to_branches (f, tw);
 }
@@ -248,7 +344,6 @@ embed_audio (Fwd *f, const OviTensor *audio)
 {
   OviFusionTowerWork *tw = &f->w->tw[OVI_TOWER_AUDIO];
   OviFusionTower *t = &f->m->towers[OVI_TOWER_AUDIO];
-  g_autoptr (OviTensor) x = rows (tw->x, 0, tw->n);
 
   conv_tokens (f, tw->h0, (OviTensor *) audio, tw->pad_in, tw->patches,
                t->patch.w, t->patch.b, OVI_ACT_SILU);
@@ -257,7 +352,7 @@ embed_audio (Fwd *f, const OviTensor *audio)
                OVI_ACT_SILU);
   ovi_op_matmul (f->be, tw->h3, tw->patches_h0, t->w3, NULL, OVI_ACT_NONE);
   ovi_op_binary (f->be, tw->h1, tw->h1, tw->h3, OVI_BINARY_MUL);
-  conv_tokens (f, x, tw->h1, tw->pad_h1, tw->patches_h1, t->w2, NULL,
+  conv_tokens (f, tw->embed, tw->h1, tw->pad_h1, tw->patches_h1, t->w2, NULL,
                OVI_ACT_NONE);
   copy_to_branches (f, tw);
 }
@@ -303,20 +398,22 @@ embed_time (Fwd *f, OviTower which, const double *t, GError **error)
   return TRUE;
 }
 
-/* which timestep row each run of tokens uses */
+/* which timestep row each run of this rank's tokens uses: the first
+ * `clean_tokens` of the sequence row 1, the others (padding too) row 0 */
 static void
 set_segments (OviFusionTowerWork *tw, int64_t clean_tokens)
 {
-  clean_tokens = MIN (clean_tokens, tw->n);
+  int64_t clean = CLAMP (MIN (clean_tokens, tw->n) - tw->start, 0, tw->n_loc);
+
   tw->nseg = 0;
-  if (clean_tokens > 0) {
+  if (clean > 0) {
     tw->seg_start[tw->nseg] = 0;
-    tw->seg_len[tw->nseg] = clean_tokens;
+    tw->seg_len[tw->nseg] = clean;
     tw->seg_row[tw->nseg++] = 1;
   }
-  if (clean_tokens < tw->n) {
-    tw->seg_start[tw->nseg] = clean_tokens;
-    tw->seg_len[tw->nseg] = tw->n - clean_tokens;
+  if (clean < tw->n_loc) {
+    tw->seg_start[tw->nseg] = clean;
+    tw->seg_len[tw->nseg] = tw->n_loc - clean;
     tw->seg_row[tw->nseg++] = 0;
   }
 }
@@ -337,15 +434,20 @@ self_attention (Fwd *f, OviFusionTowerWork *tw, const OviFusionBlock *b)
 {
   const OviFusionAttn *a = &b->sa;
   double eps = f->d->eps;
+  int64_t lens[2];
 
   block_modulation (f, tw, b);
   modulate (f, tw, tw->xm, tw->x, tw->mod, 0, 1);
   linear_rms (f, tw->q, tw->proj, tw->xm, &a->q, a->norm_q, eps);
+  seq_to_heads (f, tw->qf, tw->q);
   linear_rms (f, tw->k, tw->proj, tw->xm, &a->k, a->norm_k, eps);
+  seq_to_heads (f, tw->kf, tw->k);
   linear (f, tw->v, tw->xm, &a->v, OVI_ACT_NONE);
-  rope (f, tw->qr, tw->q, tw);
-  rope (f, tw->kr, tw->k, tw);
-  attention (f, tw->att, tw->qr, tw->kr, tw->v);
+  seq_to_heads (f, tw->vf, tw->v);
+  rope (f, tw->qr, tw->qf, tw);
+  rope (f, tw->kr, tw->kf, tw);
+  attention (f, tw->attf, tw->qr, tw->kr, tw->vf, key_lens (f, tw, lens));
+  heads_to_seq (f, tw->att, tw->attf);
   linear (f, tw->proj, tw->att, &a->o, OVI_ACT_NONE);
   gate_add (f, tw, tw->x, tw->proj, tw->mod, 2);
 }
@@ -358,24 +460,34 @@ cross_fusion (Fwd *f, OviFusionTowerWork *tw, const OviFusionBlock *b,
 {
   const OviFusionAttn *a = &b->ca;
   double eps = f->d->eps;
+  int64_t lens[2];
+  g_autoptr (OviTensor) tk = NULL, tv = NULL;
 
   ovi_op_layer_norm (f->be, tw->xm, tw->x, b->norm3_w, b->norm3_b, eps);
   linear_rms (f, tw->q, tw->proj, tw->xm, &a->q, a->norm_q, eps);
+  seq_to_heads (f, tw->qf, tw->q);
   linear_rms (f, tw->tk, tw->tproj, tw->text, &a->k, a->norm_k, eps);
   linear (f, tw->tv, tw->text, &a->v, OVI_ACT_NONE);
-  attention (f, tw->att, tw->q, tw->tk, tw->tv);
+  tk = local_heads (f, tw->tk);
+  tv = local_heads (f, tw->tv);
+  attention (f, tw->attf, tw->qf, tk, tv, NULL);
 
   ovi_op_layer_norm (f->be, tw->fn, target, b->pre_norm_w, b->pre_norm_b,
                      FUSION_EPS);
   linear_rms (f, tw->fk, tw->fproj, tw->fn, &b->k_fusion, b->norm_k_fusion,
               FUSION_EPS);
+  seq_to_heads (f, tw->fkf, tw->fk);
   linear (f, tw->fv, tw->fn, &b->v_fusion, OVI_ACT_NONE);
-  rope (f, tw->qr, tw->q, tw);
-  rope (f, tw->fkr, tw->fk, target_pos);
-  attention (f, tw->att2, tw->qr, tw->fkr, tw->fv);
+  seq_to_heads (f, tw->fvf, tw->fv);
+  rope (f, tw->qr, tw->qf, tw);
+  rope (f, tw->fkr, tw->fkf, target_pos);
+  attention (f, tw->att2, tw->qr, tw->fkr, tw->fvf,
+             key_lens (f, target_pos, lens));
 
-  ovi_op_axpby (f->be, tw->xm, 1.0f, tw->att, 1.0f, tw->att2);
-  linear (f, tw->proj, tw->xm, &a->o, OVI_ACT_NONE);
+  /* the two attentions share the output projection */
+  ovi_op_axpby (f->be, tw->attf, 1.0f, tw->attf, 1.0f, tw->att2);
+  heads_to_seq (f, tw->att, tw->attf);
+  linear (f, tw->proj, tw->att, &a->o, OVI_ACT_NONE);
   ovi_op_axpby (f->be, tw->x, 1.0f, tw->x, 1.0f, tw->proj);
 }
 
@@ -483,6 +595,12 @@ head (Fwd *f, OviTower which)
   ovi_op_binary (f->be, tw->hmod, tw->hmod, t->head_mod, OVI_BINARY_ADD);
   modulate (f, tw, tw->xm, tw->x, tw->hmod, 0, 1);
   linear (f, tw->head, tw->xm, &t->head, OVI_ACT_NONE);
+  /* every rank's tokens of branch b into headf's rows of branch b */
+  for (int b = 0; f->w->comm && b < f->w->batch; b++) {
+    g_autoptr (OviTensor) mine = rows (tw->head, b * tw->n_loc, tw->n_loc);
+    g_autoptr (OviTensor) all = rows (tw->headf, b * tw->n_pad, tw->n_pad);
+    gather_tokens (f, all, mine);
+  }
 }
 
 /* head[(f,i,j), (a,b,e,c)] of branch `branch` -> out[c, f*pt+a, i*ph+b,
@@ -497,7 +615,7 @@ unpatchify (Fwd *f, OviTensor *out, int branch)
   int64_t hs[7] = { g[0], g[1], g[2], p[0], p[1], p[2], c };
   int64_t os[7] = { c, g[0], p[0], g[1], p[1], g[2], p[2] };
   const int order[7] = { 6, 0, 3, 1, 4, 2, 5 };
-  g_autoptr (OviTensor) head = rows (tw->head, branch * tw->n, tw->n);
+  g_autoptr (OviTensor) head = rows (tw->headf, branch * tw->n_pad, tw->n);
   g_autoptr (OviTensor) h7 = ovi_tensor_reshape (head, 7, hs);
   g_autoptr (OviTensor) src = ovi_tensor_permute (h7, order);
   g_autoptr (OviTensor) dst = ovi_tensor_reshape (out, 7, os);
@@ -582,7 +700,7 @@ debug_embeddings (Fwd *f)
     g_autofree char *x = g_strdup_printf ("%s.x_embed", name[w]);
     g_autofree char *e = g_strdup_printf ("%s.e", name[w]);
     g_autofree char *e0 = g_strdup_printf ("%s.e0", name[w]);
-    debug (f, x, tw->x);
+    debug (f, tw, x, tw->x);
     debug_per_token (f, tw, e, tw->e);
     debug_per_token (f, tw, e0, tw->e0);
   }
@@ -597,8 +715,8 @@ debug_block (Fwd *f, int i)
     return;
   v = g_strdup_printf ("block%d.vid_out", i);
   a = g_strdup_printf ("block%d.audio_out", i);
-  debug (f, v, f->w->tw[OVI_TOWER_VIDEO].x);
-  debug (f, a, f->w->tw[OVI_TOWER_AUDIO].x);
+  debug (f, &f->w->tw[OVI_TOWER_VIDEO], v, f->w->tw[OVI_TOWER_VIDEO].x);
+  debug (f, &f->w->tw[OVI_TOWER_AUDIO], a, f->w->tw[OVI_TOWER_AUDIO].x);
 }
 
 /* each branch's text into its rows of the towers' text buffers */
@@ -653,7 +771,7 @@ write_outputs (Fwd *f, const OviFusionBranch *branches)
   OviFusionTowerWork *a = &f->w->tw[OVI_TOWER_AUDIO];
 
   for (int b = 0; b < f->w->batch; b++) {
-    g_autoptr (OviTensor) head = rows (a->head, b * a->n, a->n);
+    g_autoptr (OviTensor) head = rows (a->headf, b * a->n_pad, a->n);
     unpatchify (f, branches[b].out_video, b);
     ovi_op_copy (f->be, branches[b].out_audio, head);
   }

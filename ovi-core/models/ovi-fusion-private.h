@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ovi-fusion.h"
+#include "ovi-comm.h"
 
 G_BEGIN_DECLS
 
@@ -48,16 +49,28 @@ struct _OviFusion {
 
 /* per-tower activation buffers. The batched ones hold `batch` branches
  * stacked along the rows (branch b's tokens at rows [b * n, (b + 1) * n)),
- * so one matmul over all rows reads each weight once for every branch. */
+ * so one matmul over all rows reads each weight once for every branch.
+ *
+ * Under sequence parallelism over P ranks each branch's n tokens are
+ * padded to n_pad (a multiple of P) and this rank holds n_loc = n_pad / P
+ * of them, from token `start`: "local" buffers have n_loc rows per branch
+ * and all dim columns, "full" ones (after the all-to-all: every token,
+ * this rank's heads) n_pad rows and dim / P columns. With one rank
+ * n_loc = n_pad = n and each full buffer is its local one. */
 typedef struct {
   int64_t n, n_other; /* tokens of one branch */
-  /* batched */
-  OviTensor *x, *xm, *proj, *q, *k, *v, *qr, *kr, *att, *att2, *ffn, *head;
-  OviTensor *text, *tproj, *tk, *tv;           /* [text_len, dim] */
-  OviTensor *fn, *fproj, *fk, *fkr, *fv;       /* [n_other, dim] */
-  OviTensor *cos, *sin;                        /* [n, rotated pairs] F32 */
+  int64_t n_pad, n_loc, start;
+  /* batched, local */
+  OviTensor *x, *xm, *proj, *q, *k, *v, *att, *ffn, *head;
+  /* batched, full */
+  OviTensor *qf, *kf, *vf, *attf, *qr, *kr, *att2, *headf;
+  OviTensor *text, *tproj, *tk, *tv; /* [text_len, dim] */
+  OviTensor *fn, *fproj, *fk, *fv;   /* local, of the other tower */
+  OviTensor *fkf, *fvf, *fkr;        /* full, of the other tower */
+  OviTensor *cos, *sin;              /* full [n_pad, rotated pairs] F32 */
   OviTensor *sinus, *e, *es, *e0, *mod, *hmod; /* 2 timestep rows */
-  /* one branch: the patch embedding, copied to every branch */
+  /* one branch, all tokens: the patch embedding, sliced to every branch */
+  OviTensor *embed; /* [n, dim] */
   OviTensor *patches;
   OviTensor *pad_in, *h0, *pad_h0, *patches_h0, *h1, *h3, *pad_h1, *patches_h1;
   /* timestep row of each token run of a branch (set per forward) */
@@ -72,6 +85,10 @@ struct _OviFusionWork {
   int64_t grid[3]; /* video token grid */
   OviFusionTowerWork tw[OVI_N_TOWERS];
   OviTensor *audio_sa; /* audio after self-attention (batched) */
+  /* sequence parallelism: comm NULL with one rank */
+  OviComm *comm;
+  int rank, ranks;
+  OviTensor *a2a; /* 1-D scratch of the all-to-alls */
   GPtrArray *keep;
 };
 

@@ -437,12 +437,35 @@ plan_audio_embed (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d)
   tw->patches_h1 = plan (p, FALSE, n, H * K, 0);
 }
 
-static void
-plan_tower (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d,
-            OviTower which, int batch)
+static OviTensor *
+alias (Planner *p, OviTensor *t)
 {
-  int64_t n = batch * tw->n, D = d->dim, T = batch * d->text_len;
-  int64_t hd = d->dim / d->num_heads, R = 2 * batch;
+  if (t == NULL)
+    return NULL;
+  g_ptr_array_add (p->keep, ovi_tensor_ref (t));
+  return t;
+}
+
+/* a full-sequence buffer (rows per branch n_pad, width / P columns), or
+ * `local` itself with one rank */
+static OviTensor *
+plan_full (Planner *p, const OviFusionWork *w, OviTensor *local, int64_t n_pad,
+           int64_t width)
+{
+  if (w->ranks == 1)
+    return alias (p, local);
+  return plan (p, FALSE, w->batch * n_pad, width / w->ranks, 0);
+}
+
+static void
+plan_tower (Planner *p, const OviFusionWork *w, OviFusionTowerWork *tw,
+            const OviFusionDims *d, OviTower which)
+{
+  int batch = w->batch;
+  int64_t n = batch * tw->n_loc, nf = batch * tw->n_pad, D = d->dim;
+  int64_t T = batch * d->text_len, Dp = D / w->ranks;
+  int64_t hd = d->dim / d->num_heads, R = 2 * batch,
+          out = head_width (d, which);
   int64_t pairs
       = which == OVI_TOWER_VIDEO ? hd / 2 : ovi_rope_first_band_dims (hd) / 2;
 
@@ -452,23 +475,34 @@ plan_tower (Planner *p, OviFusionTowerWork *tw, const OviFusionDims *d,
   tw->q = plan (p, FALSE, n, D, 0);
   tw->k = plan (p, FALSE, n, D, 0);
   tw->v = plan (p, FALSE, n, D, 0);
-  tw->qr = plan (p, FALSE, n, D, 0);
-  tw->kr = plan (p, FALSE, n, D, 0);
   tw->att = plan (p, FALSE, n, D, 0);
+  tw->qf = plan_full (p, w, tw->q, tw->n_pad, D);
+  tw->kf = plan_full (p, w, tw->k, tw->n_pad, D);
+  tw->vf = plan_full (p, w, tw->v, tw->n_pad, D);
+  tw->attf = plan_full (p, w, tw->att, tw->n_pad, D);
+  tw->qr = plan (p, FALSE, nf, Dp, 0);
+  tw->kr = plan (p, FALSE, nf, Dp, 0);
   tw->ffn = plan (p, FALSE, n, d->ffn_dim, 0);
-  tw->head = plan (p, FALSE, n, head_width (d, which), 0);
+  tw->head = plan (p, FALSE, n, out, 0);
+  tw->headf = plan_full (p, w, tw->head, tw->n_pad, out * w->ranks);
   tw->text = plan (p, FALSE, T, D, 0);
   tw->tproj = plan (p, FALSE, T, D, 0);
   tw->tk = plan (p, FALSE, T, D, 0);
   tw->tv = plan (p, FALSE, T, D, 0);
-  tw->cos = plan (p, TRUE, n, pairs, 0);
-  tw->sin = plan (p, TRUE, n, pairs, 0);
+  tw->cos = plan (p, TRUE, nf, pairs, 0);
+  tw->sin = plan (p, TRUE, nf, pairs, 0);
   tw->sinus = plan (p, FALSE, R, d->freq_dim, 0);
   tw->e = plan (p, FALSE, R, D, 0);
   tw->es = plan (p, FALSE, R, D, 0);
   tw->e0 = plan (p, FALSE, R, 6 * D, 0);
   tw->mod = plan (p, FALSE, R, 6, D);
   tw->hmod = plan (p, FALSE, R, 2, D);
+  if (w->ranks == 1 && tw->x) {
+    g_autoptr (OviTensor) first = ovi_tensor_narrow (tw->x, 0, 0, tw->n);
+    tw->embed = alias (p, first);
+  } else if (w->ranks > 1) {
+    tw->embed = plan (p, FALSE, tw->n, D, 0);
+  }
   if (which == OVI_TOWER_VIDEO)
     tw->patches = plan (
         p, FALSE, tw->n,
@@ -498,47 +532,57 @@ grid_of (const OviFusionDims *d, int64_t frames, int64_t height, int64_t width,
   return TRUE;
 }
 
-static OviTensor *
-alias (Planner *p, OviTensor *t)
-{
-  if (t == NULL)
-    return NULL;
-  g_ptr_array_add (p->keep, ovi_tensor_ref (t));
-  return t;
-}
-
 /* Buffers that are free while `tw` uses them. The fusion target of a
  * tower (the other tower's tokens) is projected into the other tower's
  * self-attention scratch: audio's cross-attention runs after video's
  * self-attention and before video's cross-attention, and video's
  * cross-attention after audio is done (its post-self-attention state is
  * kept in audio_sa). The second attention output reuses the tower's own
- * key buffer, idle during cross-attention. */
+ * key buffer, idle during cross-attention. Across ranks the projected
+ * target goes through an all-to-all into buffers of its own. */
 static void
-share_scratch (Planner *p, OviFusionTowerWork *tw, OviFusionTowerWork *other)
+share_scratch (Planner *p, const OviFusionWork *w, OviFusionTowerWork *tw,
+               OviFusionTowerWork *other, const OviFusionDims *d)
 {
   tw->fn = alias (p, other->xm);
   tw->fproj = alias (p, other->proj);
   tw->fk = alias (p, other->q);
-  tw->fkr = alias (p, other->k);
   tw->fv = alias (p, other->v);
+  tw->fkf = plan_full (p, w, tw->fk, other->n_pad, d->dim);
+  tw->fvf = plan_full (p, w, tw->fv, other->n_pad, d->dim);
+  tw->fkr = w->ranks == 1 ? alias (p, other->k)
+                          : plan_full (p, w, NULL, other->n_pad, d->dim);
   tw->att2 = alias (p, tw->kr);
+}
+
+/* a branch's tokens split over the ranks */
+static void
+split_tokens (const OviFusionWork *w, OviFusionTowerWork *tw, int64_t n,
+              int64_t n_other)
+{
+  tw->n = n;
+  tw->n_other = n_other;
+  tw->n_pad = (n + w->ranks - 1) / w->ranks * w->ranks;
+  tw->n_loc = tw->n_pad / w->ranks;
+  tw->start = w->rank * tw->n_loc;
 }
 
 static void
 plan_work (Planner *p, OviFusionWork *w, const OviFusionDims *d)
 {
   int64_t nv = w->grid[0] * w->grid[1] * w->grid[2], na = w->audio_length;
+  OviFusionTowerWork *v = &w->tw[OVI_TOWER_VIDEO], *a = &w->tw[OVI_TOWER_AUDIO];
 
-  w->tw[OVI_TOWER_VIDEO].n = nv;
-  w->tw[OVI_TOWER_VIDEO].n_other = na;
-  w->tw[OVI_TOWER_AUDIO].n = na;
-  w->tw[OVI_TOWER_AUDIO].n_other = nv;
-  plan_tower (p, &w->tw[OVI_TOWER_VIDEO], d, OVI_TOWER_VIDEO, w->batch);
-  plan_tower (p, &w->tw[OVI_TOWER_AUDIO], d, OVI_TOWER_AUDIO, w->batch);
-  w->audio_sa = plan (p, FALSE, w->batch * na, d->dim, 0);
-  share_scratch (p, &w->tw[OVI_TOWER_AUDIO], &w->tw[OVI_TOWER_VIDEO]);
-  share_scratch (p, &w->tw[OVI_TOWER_VIDEO], &w->tw[OVI_TOWER_AUDIO]);
+  split_tokens (w, v, nv, na);
+  split_tokens (w, a, na, nv);
+  plan_tower (p, w, v, d, OVI_TOWER_VIDEO);
+  plan_tower (p, w, a, d, OVI_TOWER_AUDIO);
+  w->audio_sa = plan (p, FALSE, w->batch * a->n_loc, d->dim, 0);
+  share_scratch (p, w, a, v, d);
+  share_scratch (p, w, v, a, d);
+  if (w->ranks > 1)
+    w->a2a = plan (p, FALSE, 2 * w->batch * MAX (v->n_loc, a->n_loc) * d->dim,
+                   1, 0);
 }
 
 static guint64
@@ -581,7 +625,8 @@ ovi_fusion_estimate_batched (const OviFusionDims *d, int64_t frames,
                              gsize act_dtype_size, gsize weight_dtype_size,
                              OviFusionEstimate *est, GError **error)
 {
-  OviFusionWork w = { .audio_length = audio_length, .batch = MAX (batch, 1) };
+  OviFusionWork w
+      = { .audio_length = audio_length, .batch = MAX (batch, 1), .ranks = 1 };
   Planner p = { .act_size = act_dtype_size };
 
   if (!check_preset (d, "estimate", error)
@@ -597,15 +642,21 @@ ovi_fusion_estimate_batched (const OviFusionDims *d, int64_t frames,
   return TRUE;
 }
 
-/* the table once per branch */
+/* the table once per branch; padding rows (sequence parallelism) are not
+ * rotated (cos 1, sin 0), as in the official code */
 static void
-upload_table (OviBackend *be, OviTensor *dst, OviTensor *host, int batch)
+upload_table (OviBackend *be, OviTensor *dst, OviTensor *host, int batch,
+              float pad)
 {
-  int64_t n = host->shape[0];
+  int64_t n = host->shape[0], per = dst->shape[0] / batch;
 
   for (int b = 0; b < batch; b++) {
-    g_autoptr (OviTensor) rows = ovi_tensor_narrow (dst, 0, b * n, n);
+    g_autoptr (OviTensor) rows = ovi_tensor_narrow (dst, 0, b * per, n);
+    g_autoptr (OviTensor) tail
+        = ovi_tensor_narrow (dst, 0, b * per + n, per - n);
     ovi_op_copy (be, rows, host);
+    if (per > n)
+      ovi_op_fill (be, tail, pad);
   }
   ovi_tensor_unref (host);
 }
@@ -618,11 +669,11 @@ fill_rope (OviFusion *m, OviFusionWork *w)
   OviTensor *c, *s;
 
   ovi_rope_video_tables (hd, w->grid[0], w->grid[1], w->grid[2], &c, &s);
-  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].cos, c, w->batch);
-  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].sin, s, w->batch);
+  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].cos, c, w->batch, 1);
+  upload_table (m->be, w->tw[OVI_TOWER_VIDEO].sin, s, w->batch, 0);
   ovi_rope_audio_tables (hd, w->audio_length, d->audio_rope_scale, &c, &s);
-  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].cos, c, w->batch);
-  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].sin, s, w->batch);
+  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].cos, c, w->batch, 1);
+  upload_table (m->be, w->tw[OVI_TOWER_AUDIO].sin, s, w->batch, 0);
   for (int t = 0; t < OVI_N_TOWERS; t++)
     ovi_op_fill (m->be, w->tw[t].sinus, 0);
   /* the "same" padding rows of the audio convolutions stay zero */
@@ -644,11 +695,41 @@ ovi_fusion_work_new_batched (OviFusion *m, int64_t frames, int64_t height,
                              int64_t width, int64_t audio_length, int batch,
                              GError **error)
 {
+  return ovi_fusion_work_new_parallel (m, frames, height, width, audio_length,
+                                       batch, NULL, error);
+}
+
+static gboolean
+check_ranks (const OviFusionDims *d, int ranks, GError **error)
+{
+  if (ranks >= 1 && d->num_heads % ranks == 0)
+    return TRUE;
+  g_autoptr (GString) ok = g_string_new (NULL);
+  for (int r = 1; r <= d->num_heads; r++)
+    if (d->num_heads % r == 0)
+      g_string_append_printf (ok, "%s%d", ok->len ? ", " : "", r);
+  g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+               "sequence parallel over %d ranks: the fusion DiT has %d "
+               "attention heads, which %d ranks do not divide (possible: %s)",
+               ranks, d->num_heads, ranks, ok->str);
+  return FALSE;
+}
+
+OviFusionWork *
+ovi_fusion_work_new_parallel (OviFusion *m, int64_t frames, int64_t height,
+                              int64_t width, int64_t audio_length, int batch,
+                              OviComm *comm, GError **error)
+{
   g_autoptr (OviFusionWork) w = g_new0 (OviFusionWork, 1);
   Planner p
       = { .be = m->be,
           .act_size = ovi_dtype_size (ovi_backend_get_act_dtype (m->be)) };
 
+  w->comm = comm && comm->size > 1 ? comm : NULL;
+  w->rank = w->comm ? comm->rank : 0;
+  w->ranks = w->comm ? comm->size : 1;
+  if (!check_ranks (&m->dims, w->ranks, error))
+    return NULL;
   if (batch < 1) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                  "fusion DiT activations for %d branches", batch);
@@ -714,11 +795,12 @@ ovi_fusion_work_view (OviFusionWork *dst, const OviFusionWork *src, int first,
   for (int t = 0; t < OVI_N_TOWERS; t++) {
     OviFusionTowerWork *tw = &dst->tw[t];
     OviTensor **batched[] = {
-      &tw->x,    &tw->xm,    &tw->proj, &tw->q,    &tw->k,    &tw->v,
-      &tw->qr,   &tw->kr,    &tw->att,  &tw->att2, &tw->ffn,  &tw->head,
-      &tw->text, &tw->tproj, &tw->tk,   &tw->tv,   &tw->fn,   &tw->fproj,
-      &tw->fk,   &tw->fkr,   &tw->fv,   &tw->cos,  &tw->sin,  &tw->sinus,
-      &tw->e,    &tw->es,    &tw->e0,   &tw->mod,  &tw->hmod,
+      &tw->x,    &tw->xm,    &tw->proj, &tw->q,     &tw->k,    &tw->v,
+      &tw->qr,   &tw->kr,    &tw->att,  &tw->att2,  &tw->ffn,  &tw->head,
+      &tw->text, &tw->tproj, &tw->tk,   &tw->tv,    &tw->fn,   &tw->fproj,
+      &tw->fk,   &tw->fkr,   &tw->fv,   &tw->cos,   &tw->sin,  &tw->sinus,
+      &tw->e,    &tw->es,    &tw->e0,   &tw->mod,   &tw->hmod, &tw->qf,
+      &tw->kf,   &tw->vf,    &tw->attf, &tw->headf, &tw->fkf,  &tw->fvf,
     };
     for (guint i = 0; i < G_N_ELEMENTS (batched); i++)
       *batched[i] = branch_rows (*batched[i], src->batch, first, n, keep);

@@ -104,6 +104,17 @@ OviFusionWork *ovi_fusion_work_new_batched (OviFusion *model, int64_t frames,
                                             int64_t audio_length, int batch,
                                             GError **error);
 int ovi_fusion_work_batch (const OviFusionWork *work);
+/* As ovi_fusion_work_new_batched for one rank of a sequence-parallel
+ * group (Ulysses): the forward computes this rank's share of the tokens and
+ * exchanges the rest through `comm` (NULL or one rank: as
+ * ovi_fusion_work_new_batched). Every rank of the group makes its work and
+ * runs each forward with the same inputs; each gets the whole output.
+ * Fails when the ranks do not divide the head count. */
+typedef struct _OviComm OviComm;
+OviFusionWork *ovi_fusion_work_new_parallel (OviFusion *model, int64_t frames,
+                                             int64_t height, int64_t width,
+                                             int64_t audio_length, int batch,
+                                             OviComm *comm, GError **error);
 void ovi_fusion_work_free (OviFusionWork *work);
 gboolean ovi_fusion_work_matches (const OviFusionWork *work, int64_t frames,
                                   int64_t height, int64_t width,
