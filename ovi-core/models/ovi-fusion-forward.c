@@ -733,10 +733,44 @@ load_texts (Fwd *f, const OviFusionBranch *branches)
   }
 }
 
+/* skip-layer guidance, or step caching's reuse of a residual (every block) */
 static gboolean
 skips (const OviFusionBranch *br, int i)
 {
-  return br->pass.slg_layer > 0 && br->pass.slg_layer == i;
+  return (br->pass.slg_layer > 0 && br->pass.slg_layer == i)
+         || (br->pass.cache && br->pass.cache->reuse);
+}
+
+/* step caching, before the blocks: a reusing branch adds its residual to
+ * its rows, a computing one keeps its blocks' input */
+static void
+residuals_in (Fwd *f, const OviFusionBranch *branches)
+{
+  for (int b = 0; b < f->w->batch; b++) {
+    OviFusionResidual *c = branches[b].pass.cache;
+    for (int t = 0; c && t < OVI_N_TOWERS; t++) {
+      OviFusionTowerWork *tw = &f->w->tw[t];
+      g_autoptr (OviTensor) x = rows (tw->x, b * tw->n, tw->n);
+      if (c->reuse)
+        ovi_op_axpby (f->be, x, 1.0f, x, 1.0f, c->residual[t]);
+      else
+        ovi_op_copy (f->be, c->residual[t], x);
+    }
+  }
+}
+
+/* after the blocks: residual = output - input */
+static void
+residuals_out (Fwd *f, const OviFusionBranch *branches)
+{
+  for (int b = 0; b < f->w->batch; b++) {
+    OviFusionResidual *c = branches[b].pass.cache;
+    for (int t = 0; c && !c->reuse && t < OVI_N_TOWERS; t++) {
+      OviFusionTowerWork *tw = &f->w->tw[t];
+      g_autoptr (OviTensor) x = rows (tw->x, b * tw->n, tw->n);
+      ovi_op_axpby (f->be, c->residual[t], 1.0f, x, -1.0f, c->residual[t]);
+    }
+  }
 }
 
 /* block i for every run of adjacent branches that do not skip it; a run
@@ -797,10 +831,12 @@ forward (Fwd *f, const OviTensor *video, const OviTensor *audio,
       || !embed_time (f, OVI_TOWER_AUDIO, t, error))
     return FALSE;
   debug_embeddings (f);
+  residuals_in (f, branches);
   for (int i = 0; i < f->d->num_layers; i++) {
     run_block (f, i, branches, keep);
     debug_block (f, i);
   }
+  residuals_out (f, branches);
   head (f, OVI_TOWER_VIDEO);
   head (f, OVI_TOWER_AUDIO);
   write_outputs (f, branches);

@@ -815,6 +815,21 @@ ovi_fusion_work_matches (const OviFusionWork *w, int64_t frames, int64_t height,
          && w->audio_length == audio_length;
 }
 
+OviTensor *
+ovi_fusion_residual_new (OviFusion *m, const OviFusionWork *w, OviTower tower,
+                         GError **error)
+{
+  int64_t shape[2] = { w->tw[tower].n, m->dims.dim };
+  OviTensor *r = ovi_backend_new_act (m->be, 2, shape);
+
+  if (r == NULL)
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "fusion DiT: could not allocate a %" G_GINT64_FORMAT
+                 " x %" G_GINT64_FORMAT " step-cache residual",
+                 shape[0], shape[1]);
+  return r;
+}
+
 /* ---- text embedding ---- */
 
 OviTensor *

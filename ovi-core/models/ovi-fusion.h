@@ -120,12 +120,25 @@ gboolean ovi_fusion_work_matches (const OviFusionWork *work, int64_t frames,
                                   int64_t height, int64_t width,
                                   int64_t audio_length);
 
+/* Step caching (ovi-step-cache.h): the fused blocks' residual (output -
+ * input) of one CFG branch, per tower [tokens, dim]. */
+typedef struct {
+  OviTensor *residual[OVI_N_TOWERS]; /* ovi_fusion_residual_new */
+  gboolean reuse; /* TRUE: skip every block, x = embedding + residual;
+                     FALSE: run the blocks and store output - input */
+} OviFusionResidual;
+
+/* A residual buffer of `tower` for one branch at `work`'s size. */
+OviTensor *ovi_fusion_residual_new (OviFusion *model, const OviFusionWork *work,
+                                    OviTower tower, GError **error);
+
 typedef struct {
   const OviTensor *text_video; /* ovi_fusion_embed_text (VIDEO, ...) */
   const OviTensor *text_audio; /* ovi_fusion_embed_text (AUDIO, ...) */
   double timestep;             /* as fed to the network (UniPC: an integer) */
   gboolean first_frame_clean;  /* i2v: tokens of latent frame 0 get t = 0 */
   int slg_layer;               /* > 0: skip this fused block (both towers) */
+  OviFusionResidual *cache;    /* step caching; NULL: run the blocks */
 } OviFusionPass;
 
 /* One forward of both towers. `video` [video_in, F, H, W] and `audio`
