@@ -21,6 +21,7 @@
 #include "ovi-noise.h"
 #include "ovi-scheduler.h"
 #include "ovi-turns.h"
+#include "ovi-step-cache.h"
 
 #include <math.h>
 
@@ -37,6 +38,7 @@ struct _OviDenoiser {
   int frames;       /* latent frames of the preset */
   int audio_length; /* audio latents of the preset */
   int64_t target_area;
+  char *variant;  /* the preset's name (step cache tables) */
   OviTurns turns; /* whose step runs on the backend and the scratch */
   /* scratch of one step, for the latent size of the last step */
   OviFusionWork *work;
@@ -55,6 +57,7 @@ ovi_denoise_request_init (OviDenoiseRequest *req)
     .video_guidance = 4.0,
     .audio_guidance = 3.0,
     .slg_layer = 11,
+    .cache_start = -1,
   };
 }
 
@@ -83,6 +86,7 @@ ovi_denoiser_new_filtered (const OviModelPaths *paths, OviBackend *backend,
   d->frames = paths->video_latent_frames;
   d->audio_length = paths->audio_latent_length;
   d->target_area = paths->target_area;
+  d->variant = g_strdup (paths->variant);
   d->wf = ovi_weight_file_open (paths->fusion_path, NULL, error);
   if (d->wf)
     d->model = ovi_fusion_new_filtered (d->wf, &preset, backend, filter,
@@ -118,6 +122,7 @@ ovi_denoiser_free (OviDenoiser *d)
   if (d == NULL)
     return;
   clear_scratch (d);
+  g_free (d->variant);
   g_clear_pointer (&d->model, ovi_fusion_free);
   g_clear_pointer (&d->wf, ovi_weight_file_free);
   ovi_turns_clear (&d->turns);
@@ -299,6 +304,8 @@ typedef struct {
   OviTensor *x[OVI_N_TOWERS];
   OviTensor *text[4]; /* video pos, audio pos, video neg, audio neg */
   OviScheduler *sched[OVI_N_TOWERS];
+  OviStepCacheRun *cache;
+  OviCacheTable *cache_table;
 } RunState;
 
 static void
@@ -310,6 +317,32 @@ run_state_clear (RunState *rs)
     g_clear_pointer (&rs->sched[t], ovi_scheduler_free);
     g_clear_pointer (&rs->x[t], ovi_tensor_unref);
   }
+  g_clear_pointer (&rs->cache, ovi_step_cache_run_free);
+  g_clear_pointer (&rs->cache_table, ovi_cache_table_free);
+}
+
+/* the step cache of the request (also with caching off: it counts) */
+static gboolean
+prepare_cache (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
+               int n_branches, GError **error)
+{
+  OviCacheConfig c;
+
+  ovi_cache_config_init (&c);
+  c.threshold = req->cache_threshold;
+  c.start = req->cache_start;
+  c.max_skips = req->cache_max_skips;
+  if (req->cache && !ovi_cache_mode_from_string (req->cache, &c.mode, error))
+    return FALSE;
+  if (c.mode == OVI_CACHE_MAG
+      && !(rs->cache_table = ovi_cache_table_find (req->cache_table, d->variant,
+                                                   req->steps, error)))
+    return FALSE;
+  c.table = rs->cache_table;
+  rs->cache
+      = ovi_step_cache_run_new (d->be, d->model, &c, req->steps, n_branches,
+                                req->cache_calibration != NULL, error);
+  return rs->cache != NULL;
 }
 
 static gboolean
@@ -338,6 +371,8 @@ prepare (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
                  "denoiser: out of memory for the latents");
     return FALSE;
   }
+  if (!prepare_cache (d, req, rs, n_branches (step_branches (req)), error))
+    return FALSE;
   return init_latent (d, rs->x[OVI_TOWER_VIDEO], req->video_noise, req->seed,
                       error)
          && init_latent (d, rs->x[OVI_TOWER_AUDIO], req->audio_noise, req->seed,
@@ -386,8 +421,23 @@ compute_branches (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
     batch[n++] = (OviFusionBranch){ pos, d->pos[0], d->pos[1] };
   if (branches & OVI_BRANCH_NEG)
     batch[n++] = (OviFusionBranch){ neg, d->neg[0], d->neg[1] };
-  return ovi_fusion_forward_branches (d->model, d->work, rs->x[0], rs->x[1],
-                                      batch, n, error);
+  /* step caching: a branch that skips reuses its residual and sits out
+   * every block, so the blocks run for the others only */
+  if (!ovi_step_cache_run_begin_step (rs->cache, i, d->work, rs->x, error))
+    return FALSE;
+  for (int b = 0; b < n; b++) {
+    ovi_step_cache_run_skip (rs->cache, b);
+    batch[b].pass.cache = ovi_step_cache_run_residual (rs->cache, b);
+  }
+  if (!ovi_fusion_forward_branches (d->model, d->work, rs->x[0], rs->x[1],
+                                    batch, n, error))
+    return FALSE;
+  for (int b = 0; b < n; b++) {
+    OviTensor *out[OVI_N_TOWERS] = { batch[b].out_video, batch[b].out_audio };
+    if (!ovi_step_cache_run_end_forward (rs->cache, b, out, error))
+      return FALSE;
+  }
+  return TRUE;
 }
 
 /* the velocity of tower t: guided = neg + scale * (pos - neg), or pos
@@ -421,11 +471,24 @@ one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
          && ovi_scheduler_step (rs->sched[1], x[1], a, error);
 }
 
+static void
+report_cache (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs)
+{
+  if (req->stats)
+    ovi_step_cache_run_counts (rs->cache, &req->stats->forwards_computed,
+                               &req->stats->forwards_skipped);
+  if (req->cache_calibration)
+    *req->cache_calibration = ovi_step_cache_run_take_table (
+        rs->cache, d->variant,
+        req->solver == OVI_SOLVER_EULER ? "euler" : "unipc", req->shift);
+}
+
 /* the latents, downloaded (the image pasted into frame 0 once more) */
 static gboolean
 finish (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
         OviTensor **video_latent, OviTensor **audio_latent, GError **error)
 {
+  report_cache (d, req, rs);
   paste_image (d, req, rs);
   *video_latent = ovi_backend_download_f32 (d->be, rs->x[0], error);
   if (*video_latent == NULL)

@@ -104,6 +104,14 @@ typedef enum {
   OVI_SOLVER_EULER,
 } OviSolver;
 
+/* What a run did. A forward is one CFG branch of one step (two per step
+ * with guidance, one with both scales 1); a skipped one reused its step
+ * cache residual instead of running the fused blocks. */
+typedef struct {
+  int forwards_computed;
+  int forwards_skipped;
+} OviDenoiseStats;
+
 typedef struct {
   const OviTensor *text_pos; /* [n, text_dim] */
   const OviTensor *text_video_neg;
@@ -120,6 +128,16 @@ typedef struct {
   double audio_guidance; /* 3.0 */
   int slg_layer;         /* 11; <= 0 disables */
   int width, height;     /* snapped pixel size (multiples of 32) */
+  /* step caching (docs/step-cache.md) */
+  const char *cache;       /* NULL or "off", "easy", "mag" */
+  double cache_threshold;  /* >= 0; 0 computes every forward */
+  int cache_start;         /* steps always computed first; < 0: 20 % */
+  int cache_max_skips;     /* mag: most skips in a row; <= 0: 3 */
+  const char *cache_table; /* mag: a table file; NULL: the presets' one
+                              (presets/cache/<model>_<steps>.json) */
+  OviDenoiseStats *stats;  /* out, nullable */
+  /* out, nullable: measure a MagCache table (every forward computed) */
+  struct _OviCacheTable **cache_calibration;
 } OviDenoiseRequest;
 
 void ovi_denoise_request_init (OviDenoiseRequest *req); /* official defaults */

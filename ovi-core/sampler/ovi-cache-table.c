@@ -211,50 +211,73 @@ ovi_cache_table_check (const OviCacheTable *t, const char *path,
   return TRUE;
 }
 
+OviCacheTable *
+ovi_cache_table_find (const char *path, const char *model, int steps,
+                      GError **error)
+{
+  g_autofree char *preset = NULL;
+  g_autoptr (OviCacheTable) t = NULL;
+
+  if (path == NULL) {
+    preset = ovi_cache_table_preset_path (model, steps);
+    if (!g_file_test (preset, G_FILE_TEST_EXISTS)) {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "no MagCache table for model '%s' at %d steps (%s): make "
+                   "one with `ovi calibrate-cache --steps %d`, or use cache "
+                   "'easy'",
+                   model, steps, preset, steps);
+      return NULL;
+    }
+    path = preset;
+  }
+  t = ovi_cache_table_load (path, error);
+  if (t == NULL || !ovi_cache_table_check (t, path, model, steps, error))
+    return NULL;
+  return g_steal_pointer (&t);
+}
+
 /* ---- save ---- */
 
-static JsonNode *
-ratios_node (const OviCacheTable *t)
+static void
+append_ratios (GString *out, const OviCacheTable *t, int b, int w)
 {
-  JsonObject *ratios = json_object_new ();
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
 
-  for (int b = 0; b < t->n_branches; b++) {
-    JsonObject *br = json_object_new ();
-    for (int w = 0; w < OVI_N_TOWERS; w++) {
-      JsonArray *a = json_array_sized_new (t->steps);
-      for (int i = 0; i < t->steps; i++)
-        json_array_add_double_element (a,
-                                       round (t->ratio[b][w][i] * 1e5) / 1e5);
-      json_object_set_array_member (br, tower_names[w], a);
-    }
-    json_object_set_object_member (ratios, branch_names[b], br);
-  }
-  JsonNode *n = json_node_new (JSON_NODE_OBJECT);
-  json_node_take_object (n, ratios);
-  return n;
+  g_string_append_printf (out, "      \"%s\": [", tower_names[w]);
+  for (int i = 0; i < t->steps; i++)
+    g_string_append_printf (
+        out, "%s%s", i ? (i % 10 ? ", " : ",\n        ") : "",
+        g_ascii_formatd (num, sizeof num, "%.5f", t->ratio[b][w][i]));
+  g_string_append (out, "]");
 }
 
 gboolean
 ovi_cache_table_save (const OviCacheTable *t, const char *path,
                       const char *comment, GError **error)
 {
-  g_autoptr (JsonGenerator) gen = json_generator_new ();
-  g_autoptr (JsonNode) root = json_node_new (JSON_NODE_OBJECT);
-  JsonObject *o = json_object_new ();
+  g_autoptr (GString) out = g_string_new ("{\n");
+  g_autofree char *c = comment ? g_strescape (comment, NULL) : NULL;
   g_autoptr (GError) err = NULL;
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
 
-  if (comment)
-    json_object_set_string_member (o, "comment", comment);
-  json_object_set_string_member (o, "model", t->model);
-  json_object_set_int_member (o, "steps", t->steps);
-  json_object_set_string_member (o, "solver", t->solver ? t->solver : "");
-  json_object_set_double_member (o, "shift", t->shift);
-  json_object_set_member (o, "ratios", ratios_node (t));
-  json_node_take_object (root, o);
-  json_generator_set_root (gen, root);
-  json_generator_set_pretty (gen, TRUE);
-  json_generator_set_indent (gen, 2);
-  if (!json_generator_to_file (gen, path, &err)) {
+  if (c)
+    g_string_append_printf (out, "  \"comment\": \"%s\",\n", c);
+  g_string_append_printf (
+      out,
+      "  \"model\": \"%s\",\n  \"steps\": %d,\n  \"solver\": \"%s\",\n"
+      "  \"shift\": %s,\n  \"ratios\": {\n",
+      t->model, t->steps, t->solver ? t->solver : "",
+      g_ascii_formatd (num, sizeof num, "%g", t->shift));
+  for (int b = 0; b < t->n_branches; b++) {
+    g_string_append_printf (out, "    \"%s\": {\n", branch_names[b]);
+    for (int w = 0; w < OVI_N_TOWERS; w++) {
+      append_ratios (out, t, b, w);
+      g_string_append (out, w + 1 < OVI_N_TOWERS ? ",\n" : "\n");
+    }
+    g_string_append (out, b + 1 < t->n_branches ? "    },\n" : "    }\n");
+  }
+  g_string_append (out, "  }\n}\n");
+  if (!g_file_set_contents (path, out->str, out->len, &err)) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_IO,
                  "could not write step cache table %s: %s", path, err->message);
     return FALSE;

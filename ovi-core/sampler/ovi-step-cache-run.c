@@ -12,8 +12,10 @@
 
 struct _OviStepCacheRun {
   OviBackend *be;
+  OviFusion *model;
   OviCachePolicy *policy;
   OviCacheMode mode;
+  gboolean residuals, calibrating;
   int n_branches, steps, step;
   OviFusionResidual res[OVI_CACHE_N_BRANCHES];
   gboolean skipping[OVI_CACHE_N_BRANCHES];
@@ -86,31 +88,41 @@ alloc_calibration (OviStepCacheRun *r, GError **error)
 }
 
 OviStepCacheRun *
-ovi_step_cache_run_new (OviBackend *be, OviFusion *model, OviFusionWork *work,
+ovi_step_cache_run_new (OviBackend *be, OviFusion *model,
                         const OviCacheConfig *config, int steps, int n_branches,
                         gboolean calibrate, GError **error)
 {
-  g_autoptr (OviStepCacheRun) r = g_new0 (OviStepCacheRun, 1);
-  gboolean residuals = calibrate || config->mode != OVI_CACHE_OFF;
+  OviStepCacheRun *r;
 
   if (!ovi_cache_config_check (config, steps, error))
     return NULL;
+  r = g_new0 (OviStepCacheRun, 1);
   r->keep = g_ptr_array_new_with_free_func ((GDestroyNotify) ovi_tensor_unref);
   r->be = be;
+  r->model = model;
   r->mode = config->mode;
+  r->residuals = calibrate || config->mode != OVI_CACHE_OFF;
+  r->calibrating = calibrate;
   r->steps = steps;
   r->n_branches = CLAMP (n_branches, 1, OVI_CACHE_N_BRANCHES);
   r->policy = ovi_cache_policy_new (config, steps, r->n_branches);
-  for (int b = 0; residuals && b < r->n_branches; b++)
+  return r;
+}
+
+/* the residuals (and calibration buffers) at the first step, when the
+ * forward's work for the run's size exists */
+static gboolean
+alloc_residuals (OviStepCacheRun *r, OviFusionWork *work, GError **error)
+{
+  for (int b = 0; b < r->n_branches; b++)
     for (int t = 0; t < OVI_N_TOWERS; t++) {
-      r->res[b].residual[t] = ovi_fusion_residual_new (model, work, t, error);
+      r->res[b].residual[t]
+          = ovi_fusion_residual_new (r->model, work, t, error);
       if (r->res[b].residual[t] == NULL)
-        return NULL;
+        return FALSE;
       g_ptr_array_add (r->keep, r->res[b].residual[t]);
     }
-  if (calibrate && !alloc_calibration (r, error))
-    return NULL;
-  return g_steal_pointer (&r);
+  return !r->calibrating || alloc_calibration (r, error);
 }
 
 void
@@ -167,10 +179,14 @@ mean_abs (OviStepCacheRun *r, int t, const OviTensor *a, const OviTensor *b,
 
 gboolean
 ovi_step_cache_run_begin_step (OviStepCacheRun *r, int step,
+                               OviFusionWork *work,
                                OviTensor *const x[OVI_N_TOWERS], GError **error)
 {
   r->step = step;
   r->x = x;
+  if (r->residuals && r->res[0].residual[0] == NULL
+      && !alloc_residuals (r, work, error))
+    return FALSE;
   if (r->mode != OVI_CACHE_EASY)
     return TRUE;
   if (r->x_prev[0] == NULL && !alloc_easy (r, x, error))

@@ -53,7 +53,7 @@ gboolean ovi_cache_mode_from_string (const char *name, OviCacheMode *mode,
 
 /* ---- MagCache tables (presets/cache/<model>_<steps>.json) ---- */
 
-typedef struct {
+typedef struct _OviCacheTable {
   char *model;  /* preset variant, e.g. "tiny" */
   int steps;    /* the step count it was measured at */
   char *solver; /* "unipc" | "euler" (informative) */
@@ -77,6 +77,11 @@ gboolean ovi_cache_table_check (const OviCacheTable *table, const char *path,
 /* the presets' table for `model` at `steps` (a new path; the file may not
  * exist) */
 char *ovi_cache_table_preset_path (const char *model, int steps);
+/* The table at `path` (NULL: the presets' for `model` and `steps`),
+ * loaded and checked against them; a missing preset table fails saying how
+ * to make one. */
+OviCacheTable *ovi_cache_table_find (const char *path, const char *model,
+                                     int steps, GError **error);
 
 /* ---- configuration ---- */
 
@@ -130,19 +135,20 @@ void ovi_cache_policy_counts (const OviCachePolicy *policy, int *computed,
 
 typedef struct _OviStepCacheRun OviStepCacheRun;
 
-/* Buffers for `model` at `work`'s size: a residual per branch and tower
- * and, for easy, the latents and outputs the rates are measured on (made
- * at the first step).
- * calibrate: also measure every forward's residual magnitude ratio for a
- * table (ovi_step_cache_run_take_table); works with mode off. */
+/* The step cache of one run of `steps` steps with `config` (checked here)
+ * on `model`. Its buffers (a residual per branch and tower and, for easy,
+ * the latents and outputs the rates are measured on) are made at the first
+ * step. calibrate: also measure every forward's residual magnitude ratio
+ * for a table (ovi_step_cache_run_take_table); works with mode off. */
 OviStepCacheRun *ovi_step_cache_run_new (OviBackend *backend, OviFusion *model,
-                                         OviFusionWork *work,
                                          const OviCacheConfig *config,
                                          int steps, int n_branches,
                                          gboolean calibrate, GError **error);
 void ovi_step_cache_run_free (OviStepCacheRun *run);
-/* before the forwards of `step`, with the step's latents */
+/* before the forwards of `step`, with the forward's work (at the run's
+ * size) and the step's latents */
 gboolean ovi_step_cache_run_begin_step (OviStepCacheRun *run, int step,
+                                        OviFusionWork *work,
                                         OviTensor *const x[OVI_N_TOWERS],
                                         GError **error);
 /* the decision for `branch` at the current step (call once per branch);

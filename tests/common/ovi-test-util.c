@@ -3,6 +3,7 @@
 
 #include <glib/gstdio.h>
 #include <math.h>
+#include <string.h>
 
 #include "ovi-tiny.h"
 
@@ -61,4 +62,13 @@ ovi_test_rel_l2 (const OviTensor *a, const OviTensor *b)
     r += (double) y[i] * y[i];
   }
   return sqrt (d / r);
+}
+
+gboolean
+ovi_test_same_bits (const OviTensor *a, const OviTensor *b)
+{
+  return ovi_tensor_nbytes (a) == ovi_tensor_nbytes (b)
+         && memcmp (ovi_tensor_data (a), ovi_tensor_data (b),
+                    ovi_tensor_nbytes (a))
+                == 0;
 }

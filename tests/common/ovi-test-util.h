@@ -22,4 +22,7 @@ char *ovi_test_make_tiny_dir (const char *tmpl, guint64 seed);
 /* ||a - b|| / ||b|| over two F32 host tensors of the same element count */
 double ovi_test_rel_l2 (const OviTensor *a, const OviTensor *b);
 
+/* the same bytes (and byte count) in two host tensors */
+gboolean ovi_test_same_bits (const OviTensor *a, const OviTensor *b);
+
 G_END_DECLS
