@@ -79,8 +79,7 @@ gboolean ovi_job_params_apply (JsonObject *params, GstBin *bin, GError **error);
 /* {"id", "state", "progress", "eta", "error", ...} */
 JsonNode *ovi_job_to_json (const OviJob *job);
 
-/* the fields a job accepts, as a JSON schema fragment for /openapi.json
- * checks: name -> GParamSpec (transfer none), NULL-terminated pairs */
+/* the names of the fields a job accepts, "image" last; NULL-terminated */
 const gchar *const *ovi_job_field_names (void);
 
 G_END_DECLS
