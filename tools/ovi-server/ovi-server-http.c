@@ -58,6 +58,13 @@ respond_json (SoupServerMessage *msg, guint status, JsonNode *node)
 }
 
 static void
+respond_job (SoupServerMessage *msg, guint status, const OviJob *job)
+{
+  g_autoptr (JsonNode) node = ovi_job_to_json (job);
+  respond_json (msg, status, node);
+}
+
+static void
 respond_error (SoupServerMessage *msg, guint status, const gchar *field,
                const gchar *message)
 {
@@ -276,7 +283,6 @@ post_job (OviHttp *http, SoupServerMessage *msg, const gchar *id,
   g_autoptr (GBytes) image = NULL;
   g_autofree gchar *field = NULL;
   g_autoptr (GError) err = NULL;
-  g_autoptr (JsonNode) node = NULL;
   const OviJob *job;
   gboolean ok;
 
@@ -293,8 +299,7 @@ post_job (OviHttp *http, SoupServerMessage *msg, const gchar *id,
     respond_gerror (msg, err, field);
     return;
   }
-  node = ovi_job_to_json (job);
-  respond_json (msg, SOUP_STATUS_CREATED, node);
+  respond_job (msg, SOUP_STATUS_CREATED, job);
 }
 
 static const OviJob *
@@ -313,12 +318,9 @@ get_job (OviHttp *http, SoupServerMessage *msg, const gchar *id,
          GHashTable *query)
 {
   const OviJob *job = find_job (http, msg, id);
-  g_autoptr (JsonNode) node = NULL;
 
-  if (!job)
-    return;
-  node = ovi_job_to_json (job);
-  respond_json (msg, SOUP_STATUS_OK, node);
+  if (job)
+    respond_job (msg, SOUP_STATUS_OK, job);
 }
 
 static void
@@ -356,9 +358,8 @@ static void
 on_cancel_stopped (const OviJob *job, gpointer user_data)
 {
   SoupServerMessage *msg = user_data;
-  g_autoptr (JsonNode) node = ovi_job_to_json (job);
 
-  respond_json (msg, SOUP_STATUS_OK, node);
+  respond_job (msg, SOUP_STATUS_OK, job);
   soup_server_message_unpause (msg);
   g_object_unref (msg);
 }
