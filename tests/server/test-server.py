@@ -356,6 +356,35 @@ def test_queue_limit(tmp):
         srv.stop()
 
 
+def test_model_dir(tmp):
+    empty = os.path.join(tmp, "no-weights")
+    os.makedirs(empty, exist_ok=True)
+    bad = subprocess.run([BINARY, "--port", "0", "--model-dir", empty, "--data-dir",
+                          os.path.join(tmp, "x")], capture_output=True, text=True, timeout=60)
+    check(bad.returncode != 0 and empty in bad.stderr and "Ovi/model.safetensors" in bad.stderr,
+          f"a --model-dir without weights is refused at start, naming it ({bad.stderr.strip()})")
+    # a model folder that looks right but whose fusion weights are cut short
+    broken = os.path.join(tmp, "broken-model")
+    subprocess.run([os.environ["OVI_TOOL"], "make-tiny", broken], check=True,
+                   capture_output=True)
+    fusion = os.path.join(broken, "Ovi", "model.safetensors")
+    os.truncate(fusion, 64)
+    srv = Server(BINARY, os.path.join(tmp, "failing-data"), "--model-dir", broken).start()
+    try:
+        status, job = srv.submit({"prompt": PROMPT, "steps": 1})
+        j = srv.wait_final(job["id"])
+        check(j["state"] == "failed" and "model.safetensors" in (j["error"] or ""),
+              f"a job whose weights are broken fails, naming the file ({j['state']}: "
+              f"{j['error']})")
+        status, _, _ = srv.request("GET", f"/v1/jobs/{job['id']}/result")
+        check(status == 409, f"no result for a failed job (409, got {status})")
+        status, job = srv.submit({"prompt": PROMPT, "steps": 1})
+        check(status == 201 and srv.wait_final(job["id"])["state"] == "failed",
+              "the server takes and runs the next job after a failure")
+    finally:
+        srv.stop()
+
+
 def run_errors():
     tmp = tmpdir("ovi-server-errors-")
     srv = Server(BINARY, os.path.join(tmp, "data"), "--max-body-bytes", str(1 << 20)).start()
@@ -365,6 +394,7 @@ def run_errors():
         srv.stop()
     test_token(tmp)
     test_queue_limit(tmp)
+    test_model_dir(tmp)
     bad = subprocess.run([BINARY, "--port", "0", "--bind", "not-an-address",
                           "--data-dir", os.path.join(tmp, "x")], capture_output=True, text=True)
     check(bad.returncode != 0 and "not-an-address" in bad.stderr,

@@ -1,6 +1,8 @@
 /* ovi-server: the job runner (see ovi-server-runner.h). */
 #include "ovi-server-runner.h"
 
+#include <math.h>
+
 #include <glib/gstdio.h>
 
 #define CANCEL_MESSAGE "ovi-server-cancel"
@@ -245,15 +247,23 @@ static const GstMessageType job_messages
       | GST_MESSAGE_HAVE_CONTEXT | GST_MESSAGE_PROGRESS
       | GST_MESSAGE_APPLICATION;
 
+/* started: FALSE when the pipeline refused to start; its error message is
+ * then already on the bus */
 static void
 wait_for_end (OviRunner *runner, GstElement *pipeline, const gchar *id,
-              Outcome *o)
+              gboolean started, Outcome *o)
 {
   g_autoptr (GstBus) bus = gst_element_get_bus (pipeline);
+  GstClockTime wait = started ? GST_CLOCK_TIME_NONE : 0;
 
   for (;;) {
     g_autoptr (GstMessage) msg
-        = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE, job_messages);
+        = gst_bus_timed_pop_filtered (bus, wait, job_messages);
+    if (!msg) {
+      o->state = OVI_JOB_FAILED;
+      o->error = g_strdup ("the pipeline did not start");
+      return;
+    }
     if (handle_message (runner, id, msg, o))
       return;
   }
@@ -273,6 +283,22 @@ drain_progress (OviRunner *runner, GstElement *pipeline, const gchar *id,
     handle_message (runner, id, msg, o);
     gst_message_unref (msg);
   }
+}
+
+/* A cancel stops the denoiser first, so its cancellable fires now rather
+ * than after the sinks have gone to READY; at most the step in flight then
+ * completes. cancel_step: the steps done at that moment. */
+static void
+stop_denoiser (GstElement *pipeline, Outcome *o)
+{
+  g_autoptr (GstElement) den
+      = gst_bin_get_by_name (GST_BIN (pipeline), "ovidenoise");
+  gdouble progress = 0;
+
+  g_object_get (den, "progress", &progress, NULL);
+  if (o->steps > 0)
+    o->cancel_step = MAX (o->step, (gint) lround (progress * o->steps));
+  gst_element_set_state (den, GST_STATE_READY);
 }
 
 static void
@@ -307,16 +333,21 @@ static void
 run_pipeline (OviRunner *runner, GstElement *pipeline, const gchar *id,
               Outcome *o)
 {
+  gboolean started;
+
   set_current (runner, pipeline, id);
-  gst_element_set_state (pipeline, GST_STATE_PLAYING);
+  started = gst_element_set_state (pipeline, GST_STATE_PLAYING)
+            != GST_STATE_CHANGE_FAILURE;
   /* the new pipeline went through READY->PAUSED and holds the stages now */
   keep_warm (runner, NULL);
-  wait_for_end (runner, pipeline, id, o);
+  wait_for_end (runner, pipeline, id, started, o);
   set_current (runner, NULL, NULL);
   if (o->state == OVI_JOB_FAILED) {
     gst_element_set_state (pipeline, GST_STATE_NULL);
     return;
   }
+  if (o->state == OVI_JOB_CANCELLED)
+    stop_denoiser (pipeline, o);
   /* READY stops the sampler between two steps and keeps the stages */
   gst_element_set_state (pipeline, GST_STATE_READY);
   drain_progress (runner, pipeline, id, o);

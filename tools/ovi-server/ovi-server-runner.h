@@ -24,8 +24,8 @@ typedef struct {
   void (*progress) (const gchar *id, gint step, gint steps, gdouble eta,
                     gpointer user_data);
   /* the job ended: DONE (the result file is in place), FAILED (error says
-   * why) or CANCELLED (cancel_step: the last step done when the cancel
-   * arrived; last_step: the last step done) */
+   * why) or CANCELLED (cancel_step: the steps done when the denoiser was
+   * told to stop; last_step: the last step done) */
   void (*finished) (const gchar *id, OviJobState state, const gchar *error,
                     gint last_step, gint cancel_step, gpointer user_data);
 } OviRunnerCallbacks;

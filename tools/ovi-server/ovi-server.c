@@ -11,6 +11,7 @@
 #include <glib-unix.h>
 #include <gst/gst.h>
 
+#include "ovi-engine.h"
 #include "ovi-server-http.h"
 #include "ovi-server-job.h"
 #include "ovi-server-queue.h"
@@ -25,6 +26,15 @@ typedef struct {
   gint64 max_body_bytes;
   gboolean list_routes;
 } Options;
+
+/* a wrong folder is said at start, not at the first job */
+static gboolean
+check_model_dir (const gchar *model_dir, GError **error)
+{
+  g_autoptr (OviModelPaths) paths
+      = ovi_model_paths_resolve (model_dir, NULL, error);
+  return paths != NULL;
+}
 
 static gboolean
 parse_options (int *argc, char ***argv, Options *o, GError **error)
@@ -66,6 +76,8 @@ parse_options (int *argc, char ***argv, Options *o, GError **error)
                  "--max-body-bytes at least 1024");
     return FALSE;
   }
+  if (o->model_dir && !check_model_dir (o->model_dir, error))
+    return FALSE;
   if (!o->bind)
     o->bind = g_strdup ("127.0.0.1");
   if (!o->data_dir)
