@@ -183,6 +183,30 @@ test_spm_train_parity (void)
   g_assert_cmpint (system (rm), ==, 0);
 }
 
+/* Unknown characters against multi-character pieces: a model made so that
+ * the unknown penalty (min_score - 10) decides between paths
+ * (make-unk-cases.py), our ids against SentencePiece's on every string. */
+static void
+test_unknown_competition (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("ovi-unk-XXXXXX", &error);
+  g_autofree char *gen = script ("make-unk-cases.py");
+  g_autofree char *model = g_build_filename (dir, "unk.model", NULL);
+  g_autofree char *strings = g_build_filename (dir, "strings.json", NULL);
+  const char *mk[] = { PYTHON, gen, model, strings, NULL };
+  guint total = 0, same;
+
+  g_assert_no_error (error);
+  run_or_fail (mk, dir);
+  same = compare_model (model, strings, dir, &total);
+  g_print ("# unknown-vs-piece cases: %u/%u identical\n", same, total);
+  g_assert_cmpuint (total, >, 500);
+  g_assert_cmpuint (same, ==, total);
+  g_autofree char *rm = g_strdup_printf ("rm -rf '%s'", dir);
+  g_assert_cmpint (system (rm), ==, 0);
+}
+
 static void
 append_json_ints (GArray *a, JsonArray *j)
 {
@@ -869,6 +893,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/text/spm/spm-train-parity", test_spm_train_parity);
   g_test_add_func ("/text/spm/golden-tokenizer", test_golden_tokenizer);
+  g_test_add_func ("/text/spm/unknown-competition", test_unknown_competition);
   g_test_add_func ("/text/spm/tiny-writer", test_tiny_writer);
   g_test_add_func ("/text/spm/malformed", test_malformed);
   g_test_add_func ("/text/spm/invalid-utf8", test_invalid_utf8);
