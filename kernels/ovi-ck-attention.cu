@@ -109,38 +109,37 @@ __launch_bounds__ (WARPS * 32) k_attn_tiled (OviCkAttention p)
   }
 }
 
+/* the query lives in shared memory (one row of D floats per warp), not in
+ * registers: with DPL = 32 a register copy next to the accumulators
+ * spilled (312 bytes per thread, ptxas -v) */
 template <int DPL>
 static __global__ void
 __launch_bounds__ (WARPS * 32) k_attn_rowwise (OviCkAttention p)
 {
+  extern __shared__ float sm[];
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t b = blockIdx.z, h = blockIdx.y;
   const int64_t qi = (int64_t) blockIdx.x * WARPS + warp;
   const int D = (int) p.D, Dv = (int) p.Dv;
-  float qr[DPL], acc[DPL];
+  float *qs = sm + warp * D;
+  float acc[DPL];
   float m = -INFINITY, l = 0.0f, inv;
   int64_t klen;
 
   if (qi >= p.Lq) /* whole warp; no block barrier in this kernel */
     return;
   klen = p.kv_lens ? p.kv_lens[b] : p.Lk;
+  for (int d = lane; d < D; d += 32)
+    qs[d] = ck_ld (p.q, p.qdt, b * p.qs0 + qi * p.qs1 + h * p.qs2 + d)
+            * p.scale;
+  __syncwarp ();
 #pragma unroll
-  for (int i = 0; i < DPL; i++) {
-    int d = lane + 32 * i;
-    qr[i] = d < D ? ck_ld (p.q, p.qdt, b * p.qs0 + qi * p.qs1 + h * p.qs2 + d)
-                        * p.scale
-                  : 0.0f;
+  for (int i = 0; i < DPL; i++)
     acc[i] = 0.0f;
-  }
   for (int64_t kk = 0; kk < klen; kk++) {
     float part = 0.0f, s, mn, corr, pj;
-#pragma unroll
-    for (int i = 0; i < DPL; i++) {
-      int d = lane + 32 * i;
-      if (d < D)
-        part += qr[i]
-                * ck_ld (p.k, p.kdt, b * p.ks0 + kk * p.ks1 + h * p.ks2 + d);
-    }
+    for (int d = lane; d < D; d += 32)
+      part += qs[d] * ck_ld (p.k, p.kdt, b * p.ks0 + kk * p.ks1 + h * p.ks2 + d);
     s = ck_warp_sum (part);
     if (p.bias)
       s += ck_ld (p.bias, p.bdt,
@@ -178,6 +177,7 @@ ovi_ck_attention (cudaStream_t stream, const OviCkAttention *p)
   int64_t gx = (p->Lq + WARPS - 1) / WARPS;
   dim3 grid, block (WARPS * 32);
   size_t smem = sizeof (float) * (WARPS * p->D + KT * (p->D + 1) + KT * p->Dv);
+  size_t smem_q = sizeof (float) * WARPS * p->D;
 
   if (p->B <= 0 || p->Lq <= 0 || p->H <= 0 || p->Dv <= 0)
     return cudaSuccess;
@@ -191,10 +191,10 @@ ovi_ck_attention (cudaStream_t stream, const OviCkAttention *p)
   else if (maxd <= 128)
     k_attn_tiled<4><<<grid, block, smem, stream>>> (*p);
   else if (maxd <= 256)
-    k_attn_rowwise<8><<<grid, block, 0, stream>>> (*p);
+    k_attn_rowwise<8><<<grid, block, smem_q, stream>>> (*p);
   else if (maxd <= 512)
-    k_attn_rowwise<16><<<grid, block, 0, stream>>> (*p);
+    k_attn_rowwise<16><<<grid, block, smem_q, stream>>> (*p);
   else
-    k_attn_rowwise<32><<<grid, block, 0, stream>>> (*p);
+    k_attn_rowwise<32><<<grid, block, smem_q, stream>>> (*p);
   return cudaGetLastError ();
 }

@@ -233,30 +233,51 @@ ovi_ck_rows (cudaStream_t stream, void *out, int out_dtype, int64_t rows,
   return cudaGetLastError ();
 }
 
-/* ---- channel norm: one thread per position ---- */
+/* ---- channel norm ---- */
+
+/* x[C, N]: a block owns CN_POS consecutive positions (coalesced loads along
+ * N) and splits the channels among CN_SPLIT thread rows, which reduce the
+ * squared sums in shared memory; so small position counts (a VAE chunk's
+ * 44 x 44 grid) still fill the GPU, and each thread reads C / CN_SPLIT
+ * channels instead of all C twice */
+#define CN_POS   32
+#define CN_SPLIT 8
 
 static __global__ void
-k_channel_norm (void *out, int odt, int64_t C, int64_t N, OviCkDesc x,
-                const float *gamma, int kind)
+__launch_bounds__ (CN_POS *CN_SPLIT)
+    k_channel_norm (void *out, int odt, int64_t C, int64_t N, OviCkDesc x,
+                    const float *gamma, int kind)
 {
-  for (int64_t i = (int64_t) blockIdx.x * blockDim.x + threadIdx.x; i < N;
-       i += (int64_t) gridDim.x * blockDim.x) {
-    float ss = 0.0f, f, norm;
-    for (int64_t c = 0; c < C; c++) {
+  __shared__ float part[CN_SPLIT][CN_POS];
+  const int tx = threadIdx.x % CN_POS, ty = threadIdx.x / CN_POS;
+  const int64_t i = (int64_t) blockIdx.x * CN_POS + tx;
+  float ss = 0.0f, f;
+
+  if (i < N)
+    for (int64_t c = ty; c < C; c += CN_SPLIT) {
       float v = ck_ld (x.data, x.dtype, ck_off (x, c * N + i));
       ss += v * v;
     }
-    norm = sqrtf (ss);
-    if (kind == 0)
-      f = sqrtf ((float) C) / fmaxf (norm, 1e-12f);
-    else
-      f = 1.0f / (1e-4f + norm / sqrtf ((float) C));
-    for (int64_t c = 0; c < C; c++) {
-      float v = ck_ld (x.data, x.dtype, ck_off (x, c * N + i)) * f;
-      if (gamma)
-        v *= gamma[c];
-      ck_st (out, odt, c * N + i, v);
-    }
+  part[ty][tx] = ss;
+  __syncthreads ();
+  if (ty == 0) {
+    for (int r = 1; r < CN_SPLIT; r++)
+      ss += part[r][tx];
+    part[0][tx] = ss;
+  }
+  __syncthreads ();
+  if (i >= N)
+    return;
+  ss = part[0][tx];
+  if (kind == 0)
+    f = sqrtf ((float) C) / fmaxf (sqrtf (ss), 1e-12f);
+  else
+    f = 1.0f / (1e-4f + sqrtf (ss) / sqrtf ((float) C));
+  for (int64_t c = ty; c < C; c += CN_SPLIT) {
+    float v = ck_ld (x.data, x.dtype, ck_off (x, c * N + i)) * f;
+    if (gamma)
+      v *= gamma[c];
+    ck_st (out, odt, c * N + i, v);
   }
 }
 
@@ -264,10 +285,14 @@ extern "C" cudaError_t
 ovi_ck_channel_norm (cudaStream_t stream, void *out, int out_dtype, int64_t C,
                      int64_t N, OviCkDesc x, const float *gamma, int kind)
 {
+  int64_t blocks = (N + CN_POS - 1) / CN_POS;
+
   if (N <= 0 || C <= 0)
     return cudaSuccess;
-  k_channel_norm<<<ck_blocks (N, 128), 128, 0, stream>>> (out, out_dtype, C,
-                                                            N, x, gamma, kind);
+  if (blocks > 0x7fffffffLL)
+    return cudaErrorInvalidValue;
+  k_channel_norm<<<(unsigned) blocks, CN_POS * CN_SPLIT, 0, stream>>> (
+      out, out_dtype, C, N, x, gamma, kind);
   return cudaGetLastError ();
 }
 

@@ -2,29 +2,29 @@
  * run time (ovi_backend_new_by_name "cuda" / "cuda-fp32").
  *
  * - Activations in BF16 ("cuda") or F32 ("cuda-fp32", the parity mode: every
- *   op in fp32, cuBLASLt with CUBLAS_COMPUTE_32F and no TF32). Norms,
- *   softmax, modulation, attention and all reductions run in fp32 in both.
+ *   op in fp32, cuBLASLt with CUBLAS_COMPUTE_32F and no TF32, no cuDNN).
+ *   Norms, softmax, modulation, attention and all reductions run in fp32 in
+ *   both.
  * - One CUDA stream per backend; every op is enqueued on it, nothing waits
  *   until ovi_backend_sync() (or a download). Memory (tensors and per-op
- *   scratch) comes from the device's stream-ordered pool (cudaMallocAsync)
- *   with its release threshold at the maximum, so after the first step the
- *   pool serves every allocation and nothing reaches the driver.
+ *   scratch) comes from the backend's own stream-ordered pool, which keeps
+ *   what it reserved, so after the first step the pool serves every
+ *   allocation and nothing reaches the driver. New storage is not cleared.
+ * - Every CUDA / cuBLASLt / cuDNN call is checked; a failure names the op
+ *   and the call in the backend's error.
  * - GEMMs (matmul, conv as im2col + GEMM, transposed conv as GEMM + gather)
- *   through cuBLASLt with the bias / GELU(tanh) / ReLU epilogues fused; other
- *   activations run as one elementwise pass after the GEMM. Weights in F32,
- *   F16, BF16, F8_E4M3 or I8 (with scale) are converted to the activation
- *   dtype in scratch on the fly when they are not already in it.
- * - Attention: kernels/ovi-ck-attention.cu (online softmax, no score matrix).
+ *   through cuBLASLt with the bias / GELU(tanh) / ReLU epilogues fused;
+ *   descriptors and algorithm cached per shape. Weights in F32, F16, BF16,
+ *   F8_E4M3 or I8 (with scale) are converted to the activation dtype in
+ *   scratch on the fly when they are not already in it.
+ * - Attention (bf16): cuDNN's fused SDPA (ovi-cuda-cudnn.c); head dims above
+ *   256 (the VAE's single head): cuBLASLt QK^T, row softmax, PV; otherwise,
+ *   and in the fp32 parity mode, kernels/ovi-ck-attention.cu.
+ * - conv3d (bf16): one cuDNN graph with the bias fused, else im2col.
+ * - ovi-cuda-profile.c: per-op-kind device time for `ovi bench --profile`.
  */
-#include "ovi-backend-impl.h"
-#include "ovi-cuda-kernels.h"
+#include "ovi-cuda-private.h"
 
-/* cublasLt.h has a declaration without a prototype */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include <cublasLt.h>
-#pragma GCC diagnostic pop
-#include <cuda_runtime_api.h>
 #include <gmodule.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,37 +47,15 @@ G_STATIC_ASSERT ((int) OVI_DTYPE_BOOL == OVI_CK_BOOL);
 #define COLS_BYTES ((gsize) 256 << 20)
 
 typedef struct {
-  gint ref_count;
-  int device;
-  cudaStream_t stream;
-  cudaMemPool_t pool;
-  cublasLtHandle_t lt;
-  void *workspace;
-  /* cuBLASLt heuristic results by GEMM shape (AlgoKey -> AlgoEntry) */
-  GHashTable *algos;
-  GMutex algos_lock;
-} CudaPriv;
-
-typedef struct {
-  int32_t ta, tb, epi, dt, batch;
-  uint32_t aa, ab, ad;
+  int32_t ta, tb, epi, dt, d_f32, batch;
+  uint32_t aa, ab, ad, abias;
   int64_t m, n, k, lda, ldb, ldd, sA, sB, sD;
 } AlgoKey;
-
-typedef struct {
-  gboolean found;
-  cublasLtMatmulAlgo_t algo;
-} AlgoEntry;
 
 static guint
 algo_key_hash (gconstpointer key)
 {
-  const guint8 *b = key;
-  guint32 h = 2166136261u;
-
-  for (gsize i = 0; i < sizeof (AlgoKey); i++)
-    h = (h ^ b[i]) * 16777619u;
-  return h;
+  return ovi_cuda_hash_bytes (key, sizeof (AlgoKey));
 }
 
 static gboolean
@@ -96,10 +74,15 @@ G_MODULE_EXPORT gboolean ovi_cuda_backend_memory (OviBackend *be,
                                                   gboolean reset);
 G_MODULE_EXPORT const char *g_module_check_init (GModule *module);
 
-static CudaPriv *
-priv_of (OviBackend *be)
+#define priv_of ovi_cuda_priv
+
+/* teardown: nothing can be reported any more, failures are only logged */
+static void
+warn_if_failed (const char *call, cudaError_t e)
 {
-  return (CudaPriv *) be->priv;
+  if (e != cudaSuccess)
+    g_warning ("cuda backend teardown: %s failed: %s", call,
+               cudaGetErrorString (e));
 }
 
 static void
@@ -107,39 +90,64 @@ priv_unref (CudaPriv *p)
 {
   if (!g_atomic_int_dec_and_test (&p->ref_count))
     return;
-  cudaSetDevice (p->device);
-  cudaStreamSynchronize (p->stream);
+  warn_if_failed ("cudaSetDevice", cudaSetDevice (p->device));
+  if (p->stream)
+    warn_if_failed ("cudaStreamSynchronize", cudaStreamSynchronize (p->stream));
+  g_clear_pointer (&p->profile, ovi_cuda_profile_free);
+  g_clear_pointer (&p->dnn, ovi_cudnn_free);
   if (p->workspace)
-    cudaFree (p->workspace);
+    warn_if_failed ("cudaFree", cudaFree (p->workspace));
   if (p->lt)
     cublasLtDestroy (p->lt);
-  if (p->algos)
-    g_hash_table_destroy (p->algos);
+  g_clear_pointer (&p->algos, g_hash_table_destroy);
+  g_clear_pointer (&p->no_algo, g_hash_table_destroy);
   g_mutex_clear (&p->algos_lock);
-  cudaStreamDestroy (p->stream);
+  if (p->stream)
+    warn_if_failed ("cudaStreamDestroy", cudaStreamDestroy (p->stream));
+  if (p->pool)
+    warn_if_failed ("cudaMemPoolDestroy", cudaMemPoolDestroy (p->pool));
   g_free (p);
 }
 
 /* ---- errors ---- */
 
-static gboolean
-cuda_ok (OviBackend *be, const char *op, cudaError_t e)
+char *
+ovi_cuda_call_name (const char *expr)
+{
+  return g_strndup (expr, strcspn (expr, " ("));
+}
+
+gboolean
+ovi_cuda_ok (OviBackend *be, const char *op, const char *call, cudaError_t e)
 {
   if (e == cudaSuccess)
     return TRUE;
-  ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_BACKEND, "%s: CUDA error: %s",
-                         op, cudaGetErrorString (e));
+  g_autofree char *fn = ovi_cuda_call_name (call);
+  /* clear the error state the failure left, so it is reported once */
+  cudaGetLastError ();
+  ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_BACKEND,
+                         "%s: %s failed: %s (%s)", op, fn, cudaGetErrorName (e),
+                         cudaGetErrorString (e));
   return FALSE;
 }
 
-static gboolean
-lt_ok (OviBackend *be, const char *op, cublasStatus_t s)
+gboolean
+ovi_cuda_lt_ok (OviBackend *be, const char *op, const char *call,
+                cublasStatus_t s)
 {
   if (s == CUBLAS_STATUS_SUCCESS)
     return TRUE;
+  g_autofree char *fn = ovi_cuda_call_name (call);
   ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_BACKEND,
-                         "%s: cuBLASLt error %d", op, (int) s);
+                         "%s: %s failed: %s (%s)", op, fn,
+                         cublasLtGetStatusName (s), cublasLtGetStatusString (s));
   return FALSE;
+}
+
+gboolean
+ovi_cuda_use_device (OviBackend *be, const char *op)
+{
+  return CUDA_OK (be, op, cudaSetDevice (priv_of (be)->device));
 }
 
 /* ---- memory ---- */
@@ -154,8 +162,8 @@ release_block (gpointer data)
 {
   DevBlock *b = data;
 
-  cudaSetDevice (b->priv->device);
-  cudaFreeAsync (b->ptr, b->priv->stream);
+  warn_if_failed ("cudaSetDevice", cudaSetDevice (b->priv->device));
+  warn_if_failed ("cudaFreeAsync", cudaFreeAsync (b->ptr, b->priv->stream));
   priv_unref (b->priv);
   g_free (b);
 }
@@ -174,26 +182,24 @@ cuda_new_storage (OviBackend *be, gsize size, GError **error)
   void *ptr = NULL;
   cudaError_t e;
 
-  cudaSetDevice (p->device);
-  e = cudaMallocAsync (&ptr, round_size (size), p->stream);
+  e = cudaSetDevice (p->device);
+  if (e == cudaSuccess)
+    e = cudaMallocFromPoolAsync (&ptr, round_size (size), p->pool, p->stream);
   if (e != cudaSuccess) {
     size_t free_b = 0, total_b = 0;
     cudaGetLastError ();
-    cudaMemGetInfo (&free_b, &total_b);
-    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                 "cudaMallocAsync of %" G_GSIZE_FORMAT
+    if (cudaMemGetInfo (&free_b, &total_b) != cudaSuccess)
+      cudaGetLastError ();
+    g_set_error (error, OVI_ERROR,
+                 e == cudaErrorMemoryAllocation ? OVI_ERROR_OUT_OF_MEMORY
+                                                : OVI_ERROR_BACKEND,
+                 "cudaMallocFromPoolAsync of %" G_GSIZE_FORMAT
                  " bytes on device %d failed (%s; %zu of %zu bytes free)",
                  size, p->device, cudaGetErrorString (e), free_b, total_b);
     return NULL;
   }
-  /* tensors start zeroed, as host storage does */
-  e = cudaMemsetAsync (ptr, 0, size, p->stream);
-  if (e != cudaSuccess) {
-    cudaFreeAsync (ptr, p->stream);
-    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND, "cudaMemsetAsync: %s",
-                 cudaGetErrorString (e));
-    return NULL;
-  }
+  /* no memset: model code writes (or fills) every element it reads; the
+   * poisoned-host-memory run of the parity and tiny suites checks that */
   b = g_new0 (DevBlock, 1);
   b->priv = p;
   b->ptr = ptr;
@@ -220,8 +226,9 @@ scratch_alloc (Scratch *s, gsize size)
                            "%s: too many scratch buffers", s->op);
     return NULL;
   }
-  if (!cuda_ok (s->be, s->op,
-                cudaMallocAsync (&ptr, round_size (size), p->stream)))
+  if (!CUDA_OK (s->be, s->op,
+                cudaMallocFromPoolAsync (&ptr, round_size (size), p->pool,
+                                         p->stream)))
     return NULL;
   s->ptr[s->n++] = ptr;
   return ptr;
@@ -233,7 +240,7 @@ scratch_free (Scratch *s)
   CudaPriv *p = priv_of (s->be);
 
   for (int i = 0; i < s->n; i++)
-    cudaFreeAsync (s->ptr[i], p->stream);
+    CUDA_OK (s->be, s->op, cudaFreeAsync (s->ptr[i], p->stream));
   s->n = 0;
 }
 
@@ -334,7 +341,7 @@ stage_host (Scratch *s, const OviTensor *t, const void **data)
   dev = scratch_alloc (s, (gsize) (hi - lo + 1) * es);
   if (dev == NULL)
     return FALSE;
-  if (!cuda_ok (s->be, s->op,
+  if (!CUDA_OK (s->be, s->op,
                 cudaMemcpyAsync (
                     dev, (const char *) ovi_tensor_data (t) + lo * (int64_t) es,
                     (gsize) (hi - lo + 1) * es, cudaMemcpyHostToDevice,
@@ -407,7 +414,7 @@ as_contig (Scratch *s, const OviTensor *t, OviDType dt)
   dst = scratch_alloc (s, (gsize) MAX (n, 1) * ovi_dtype_size (dt));
   if (dst == NULL)
     return NULL;
-  if (!cuda_ok (
+  if (!CUDA_OK (
           s->be, s->op,
           ovi_ck_copy (p->stream, desc_contig (dst, dt, t->ndim, t->shape), n,
                        desc_bcast (t, src, t->ndim, t->shape), ss, none,
@@ -485,7 +492,8 @@ cuda_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
 
   if (n == 0)
     return;
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   /* plain transfers */
   if (raw && ovi_tensor_is_contiguous (src) && ovi_tensor_is_contiguous (dst)
       && !(src->storage->device.type == OVI_DEVICE_CPU && dst_host)) {
@@ -493,11 +501,11 @@ cuda_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
         = src->storage->device.type == OVI_DEVICE_CPU
               ? (dst_host ? cudaMemcpyHostToHost : cudaMemcpyHostToDevice)
               : (dst_host ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice);
-    if (cuda_ok (be, s.op,
+    if (CUDA_OK (be, s.op,
                  cudaMemcpyAsync (ovi_tensor_data (dst), ovi_tensor_data (src),
                                   nbytes, kind, p->stream))
         && dst_host)
-      cuda_ok (be, s.op, cudaStreamSynchronize (p->stream));
+      CUDA_OK (be, s.op, cudaStreamSynchronize (p->stream));
     return;
   }
   /* the raw elements of src against dst's shape (same shape), with the
@@ -509,7 +517,7 @@ cuda_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
   out = dst_host ? scratch_alloc (&s, nbytes) : ovi_tensor_data (dst);
   if (out == NULL)
     goto out;
-  if (!cuda_ok (be, s.op,
+  if (!CUDA_OK (be, s.op,
                 ovi_ck_copy (
                     p->stream,
                     dst_host
@@ -526,10 +534,10 @@ cuda_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
                              "%s: out of host memory", s.op);
       goto out;
     }
-    if (cuda_ok (be, s.op,
+    if (CUDA_OK (be, s.op,
                  cudaMemcpyAsync (contig ? ovi_tensor_data (dst) : tmp, out,
                                   nbytes, cudaMemcpyDeviceToHost, p->stream))
-        && cuda_ok (be, s.op, cudaStreamSynchronize (p->stream)) && !contig)
+        && CUDA_OK (be, s.op, cudaStreamSynchronize (p->stream)) && !contig)
       scatter_host (dst, tmp);
   }
 out:
@@ -544,7 +552,7 @@ cuda_fill (OviBackend *be, OviTensor *dst, float value)
   OviCkScale ds;
 
   if (scale_of (&s, dst, &ds))
-    cuda_ok (be, s.op,
+    CUDA_OK (be, s.op,
              ovi_ck_fill (p->stream, ovi_tensor_data (dst), dst->dtype,
                           ovi_tensor_numel (dst), value, ds));
   scratch_free (&s);
@@ -554,16 +562,21 @@ static gboolean
 cuda_sync (OviBackend *be, GError **error)
 {
   CudaPriv *p = priv_of (be);
+  const char *call = "cudaSetDevice";
   cudaError_t e;
 
-  cudaSetDevice (p->device);
-  e = cudaStreamSynchronize (p->stream);
-  if (e == cudaSuccess)
-    e = cudaGetLastError ();
+  /* launch errors were caught by each op (its launcher's return value);
+   * here only what the stream reports, never a stale cudaGetLastError */
+  e = cudaSetDevice (p->device);
+  if (e == cudaSuccess) {
+    call = "cudaStreamSynchronize";
+    e = cudaStreamSynchronize (p->stream);
+  }
   if (e != cudaSuccess) {
+    cudaGetLastError ();
     g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
-                 "CUDA error on device %d: %s", p->device,
-                 cudaGetErrorString (e));
+                 "%s on CUDA device %d failed: %s (%s)", call, p->device,
+                 cudaGetErrorName (e), cudaGetErrorString (e));
     return FALSE;
   }
   return TRUE;
@@ -599,140 +612,257 @@ typedef struct {
   int batch;
   const void *bias;
   cublasLtEpilogue_t epi;
+  float alpha;     /* 0: 1 */
+  gboolean d_f32;  /* D in fp32 (A and B in the activation dtype) */
 } Gemm;
 
-/* FALSE with no error recorded when cuBLASLt has no algorithm for it (the
- * caller retries without the epilogue); FALSE with the error otherwise */
-static gboolean
-lt_gemm (OviBackend *be, const char *op, const Gemm *g, gboolean *no_algo)
-{
-  CudaPriv *p = priv_of (be);
-  cudaDataType_t dt = be->act_dtype == OVI_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
-  int64_t es = (int64_t) ovi_dtype_size (be->act_dtype);
-  cublasLtMatmulDesc_t desc = NULL;
-  cublasLtMatrixLayout_t la = NULL, lb = NULL, ld = NULL;
-  cublasLtMatmulPreference_t pref = NULL;
-  cublasLtMatmulHeuristicResult_t res;
-  int nres = 0;
-  AlgoKey key;
-  AlgoEntry entry = { FALSE }, *cached;
-  float alpha = 1.0f, beta = 0.0f;
-  uint64_t ws = WORKSPACE_BYTES;
-  uint32_t aa = align_of (g->A, g->lda * es, g->batch > 1 ? g->sA * es : 0);
-  uint32_t ab = align_of (g->B, g->ldb * es, g->batch > 1 ? g->sB * es : 0);
-  uint32_t ad = align_of (g->D, g->ldd * es, g->batch > 1 ? g->sD * es : 0);
-  int32_t ta = g->ta, tb = g->tb;
-  gboolean ok = FALSE;
-  cublasStatus_t st;
+/* The descriptors and the algorithm of one GEMM shape, made on its first
+ * use and kept: a step then only sets the bias pointer and calls
+ * cublasLtMatmul. */
+typedef struct {
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatrixLayout_t la, lb, ld;
+  cublasLtMatmulAlgo_t algo;
+  size_t workspace;
+} AlgoEntry;
 
-  *no_algo = FALSE;
-  st = cublasLtMatmulDescCreate (&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
-  if (!lt_ok (be, op, st))
-    return FALSE;
-  cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
-                                  sizeof (ta));
-  cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
-                                  sizeof (tb));
-  cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &g->epi,
-                                  sizeof (g->epi));
-  if (g->bias)
-    cublasLtMatmulDescSetAttribute (desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                    &g->bias, sizeof (g->bias));
-  /* stored shapes: op(A) is m x k, op(B) is k x n */
-  if (!lt_ok (be, op,
-              cublasLtMatrixLayoutCreate (
-                  &la, dt, g->ta == CUBLAS_OP_N ? g->m : g->k,
-                  g->ta == CUBLAS_OP_N ? g->k : g->m, g->lda))
-      || !lt_ok (be, op,
-                 cublasLtMatrixLayoutCreate (
-                     &lb, dt, g->tb == CUBLAS_OP_N ? g->k : g->n,
-                     g->tb == CUBLAS_OP_N ? g->n : g->k, g->ldb))
-      || !lt_ok (be, op,
-                 cublasLtMatrixLayoutCreate (&ld, dt, g->m, g->n, g->ldd)))
-    goto done;
-  if (g->batch > 1) {
-    int32_t bc = g->batch;
-    cublasLtMatrixLayoutSetAttribute (la, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
-                                      &bc, sizeof (bc));
-    cublasLtMatrixLayoutSetAttribute (lb, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
-                                      &bc, sizeof (bc));
-    cublasLtMatrixLayoutSetAttribute (ld, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
-                                      &bc, sizeof (bc));
-    cublasLtMatrixLayoutSetAttribute (
-        la, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sA,
-        sizeof (g->sA));
-    cublasLtMatrixLayoutSetAttribute (
-        lb, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sB,
-        sizeof (g->sB));
-    cublasLtMatrixLayoutSetAttribute (
-        ld, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &g->sD,
-        sizeof (g->sD));
-  }
-  if (!lt_ok (be, op, cublasLtMatmulPreferenceCreate (&pref)))
-    goto done;
-  cublasLtMatmulPreferenceSetAttribute (
-      pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof (ws));
-  cublasLtMatmulPreferenceSetAttribute (
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &aa, sizeof (aa));
-  cublasLtMatmulPreferenceSetAttribute (
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &ab, sizeof (ab));
-  cublasLtMatmulPreferenceSetAttribute (
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &ad, sizeof (ad));
-  cublasLtMatmulPreferenceSetAttribute (
-      pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &ad, sizeof (ad));
+static void
+algo_entry_free (gpointer data)
+{
+  AlgoEntry *e = data;
+
+  if (e->la)
+    cublasLtMatrixLayoutDestroy (e->la);
+  if (e->lb)
+    cublasLtMatrixLayoutDestroy (e->lb);
+  if (e->ld)
+    cublasLtMatrixLayoutDestroy (e->ld);
+  if (e->desc)
+    cublasLtMatmulDescDestroy (e->desc);
+  g_free (e);
+}
+
+static AlgoKey
+gemm_key (OviBackend *be, const Gemm *g)
+{
+  int64_t es = (int64_t) ovi_dtype_size (be->act_dtype);
+  int64_t esd = g->d_f32 ? 4 : es;
+  gboolean batched = g->batch > 1;
+  AlgoKey key;
+
   memset (&key, 0, sizeof (key));
-  key.ta = ta;
-  key.tb = tb;
+  key.ta = g->ta;
+  key.tb = g->tb;
   key.epi = (int32_t) g->epi;
-  key.dt = (int32_t) dt;
+  key.dt = be->act_dtype == OVI_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
+  key.d_f32 = g->d_f32;
   key.batch = g->batch;
-  key.aa = aa;
-  key.ab = ab;
-  key.ad = ad;
+  key.aa = align_of (g->A, g->lda * es, batched ? g->sA * es : 0);
+  key.ab = align_of (g->B, g->ldb * es, batched ? g->sB * es : 0);
+  key.ad = align_of (g->D, g->ldd * esd, batched ? g->sD * esd : 0);
+  key.abias = g->bias ? align_of (g->bias, 0, 0) : 0;
   key.m = g->m;
   key.n = g->n;
   key.k = g->k;
   key.lda = g->lda;
   key.ldb = g->ldb;
   key.ldd = g->ldd;
-  key.sA = g->batch > 1 ? g->sA : 0;
-  key.sB = g->batch > 1 ? g->sB : 0;
-  key.sD = g->batch > 1 ? g->sD : 0;
-  g_mutex_lock (&p->algos_lock);
-  cached = g_hash_table_lookup (p->algos, &key);
-  if (cached)
-    entry = *cached;
-  g_mutex_unlock (&p->algos_lock);
-  if (cached == NULL) {
-    st = cublasLtMatmulAlgoGetHeuristic (p->lt, desc, la, lb, ld, ld, pref, 1,
-                                         &res, &nres);
-    entry.found = st == CUBLAS_STATUS_SUCCESS && nres > 0;
-    if (entry.found)
-      entry.algo = res.algo;
-    g_mutex_lock (&p->algos_lock);
-    g_hash_table_insert (p->algos, g_memdup2 (&key, sizeof (key)),
-                         g_memdup2 (&entry, sizeof (entry)));
-    g_mutex_unlock (&p->algos_lock);
+  key.sA = batched ? g->sA : 0;
+  key.sB = batched ? g->sB : 0;
+  key.sD = batched ? g->sD : 0;
+  return key;
+}
+
+static gboolean
+layout_new (OviBackend *be, const char *op, cublasLtMatrixLayout_t *l,
+            cudaDataType_t dt, int64_t rows, int64_t cols, int64_t ld,
+            int32_t batch, int64_t stride)
+{
+  if (!LT_OK (be, op, cublasLtMatrixLayoutCreate (l, dt, rows, cols, ld)))
+    return FALSE;
+  if (batch <= 1)
+    return TRUE;
+  return LT_OK (be, op,
+                cublasLtMatrixLayoutSetAttribute (
+                    *l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch,
+                    sizeof (batch)))
+         && LT_OK (be, op,
+                   cublasLtMatrixLayoutSetAttribute (
+                       *l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                       sizeof (stride)));
+}
+
+static gboolean
+desc_attr (OviBackend *be, const char *op, cublasLtMatmulDesc_t desc,
+           cublasLtMatmulDescAttributes_t attr, const void *v, size_t size)
+{
+  return LT_OK (be, op, cublasLtMatmulDescSetAttribute (desc, attr, v, size));
+}
+
+static gboolean
+pref_attr (OviBackend *be, const char *op, cublasLtMatmulPreference_t pref,
+           cublasLtMatmulPreferenceAttributes_t attr, const void *v,
+           size_t size)
+{
+  return LT_OK (be, op,
+                cublasLtMatmulPreferenceSetAttribute (pref, attr, v, size));
+}
+
+/* the descriptors of g; stored shapes: op(A) is m x k, op(B) is k x n */
+static gboolean
+entry_descriptors (OviBackend *be, const char *op, const Gemm *g,
+                   AlgoEntry *e)
+{
+  cudaDataType_t dt = be->act_dtype == OVI_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
+  int32_t ta = g->ta, tb = g->tb, batch = MAX (g->batch, 1);
+  uint32_t epi = g->epi;
+  gboolean nA = g->ta == CUBLAS_OP_N, nB = g->tb == CUBLAS_OP_N;
+
+  return LT_OK (be, op,
+                cublasLtMatmulDescCreate (&e->desc, CUBLAS_COMPUTE_32F,
+                                          CUDA_R_32F))
+         && desc_attr (be, op, e->desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta,
+                       sizeof (ta))
+         && desc_attr (be, op, e->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb,
+                       sizeof (tb))
+         && desc_attr (be, op, e->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi,
+                       sizeof (epi))
+         && (g->bias == NULL
+             || desc_attr (be, op, e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                           &g->bias, sizeof (g->bias)))
+         && layout_new (be, op, &e->la, dt, nA ? g->m : g->k, nA ? g->k : g->m,
+                        g->lda, batch, g->sA)
+         && layout_new (be, op, &e->lb, dt, nB ? g->k : g->n, nB ? g->n : g->k,
+                        g->ldb, batch, g->sB)
+         && layout_new (be, op, &e->ld, g->d_f32 ? CUDA_R_32F : dt, g->m, g->n,
+                        g->ldd, batch, g->sD);
+}
+
+/* the best algorithm for e's descriptors; FALSE with *no_algo when cuBLASLt
+ * has none (an error is recorded for any other failure) */
+static gboolean
+entry_algo (OviBackend *be, const char *op, const AlgoKey *key, AlgoEntry *e,
+            gboolean *no_algo)
+{
+  CudaPriv *p = priv_of (be);
+  cublasLtMatmulPreference_t pref = NULL;
+  cublasLtMatmulHeuristicResult_t res;
+  uint64_t ws = WORKSPACE_BYTES;
+  int nres = 0;
+  cublasStatus_t st;
+  gboolean ok;
+
+  ok = LT_OK (be, op, cublasLtMatmulPreferenceCreate (&pref))
+       && pref_attr (be, op, pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                     &ws, sizeof (ws))
+       && pref_attr (be, op, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                     &key->aa, sizeof (key->aa))
+       && pref_attr (be, op, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                     &key->ab, sizeof (key->ab))
+       && pref_attr (be, op, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                     &key->ad, sizeof (key->ad))
+       && pref_attr (be, op, pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                     &key->ad, sizeof (key->ad));
+  if (ok) {
+    st = cublasLtMatmulAlgoGetHeuristic (p->lt, e->desc, e->la, e->lb, e->ld,
+                                         e->ld, pref, 1, &res, &nres);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS
+                                              && nres == 0)) {
+      *no_algo = TRUE;
+      ok = FALSE;
+    } else {
+      ok = LT_OK (be, op, st);
+    }
   }
-  if (!entry.found) {
-    *no_algo = TRUE;
-    goto done;
+  if (ok) {
+    e->algo = res.algo;
+    e->workspace = res.workspaceSize;
   }
-  ok = lt_ok (be, op,
-              cublasLtMatmul (p->lt, desc, &alpha, g->A, la, g->B, lb, &beta,
-                              g->D, ld, g->D, ld, &entry.algo, p->workspace, ws,
-                              p->stream));
-done:
   if (pref)
     cublasLtMatmulPreferenceDestroy (pref);
-  if (la)
-    cublasLtMatrixLayoutDestroy (la);
-  if (lb)
-    cublasLtMatrixLayoutDestroy (lb);
-  if (ld)
-    cublasLtMatrixLayoutDestroy (ld);
-  cublasLtMatmulDescDestroy (desc);
   return ok;
+}
+
+/* the shapes cuBLASLt had no algorithm for are said once each */
+static void
+note_no_algo (OviBackend *be, const char *op, const AlgoKey *key)
+{
+  CudaPriv *p = priv_of (be);
+  gboolean first;
+
+  g_mutex_lock (&p->algos_lock);
+  first = g_hash_table_add (p->no_algo, g_memdup2 (key, sizeof (*key)));
+  g_mutex_unlock (&p->algos_lock);
+  if (first)
+    g_message ("%s: cuBLASLt has no algorithm for m %" G_GINT64_FORMAT
+               " n %" G_GINT64_FORMAT " k %" G_GINT64_FORMAT
+               " (epilogue %d, alignments %u/%u/%u); using the fallback",
+               op, key->m, key->n, key->k, key->epi, key->aa, key->ab,
+               key->ad);
+}
+
+/* the cached descriptors and algorithm of g's shape, made on first use;
+ * NULL with *no_algo (nothing cached: a later call asks again) or with the
+ * error recorded */
+static AlgoEntry *
+gemm_entry (OviBackend *be, const char *op, const Gemm *g, gboolean *no_algo)
+{
+  CudaPriv *p = priv_of (be);
+  AlgoKey key = gemm_key (be, g);
+  AlgoEntry *e;
+
+  g_mutex_lock (&p->algos_lock);
+  e = g_hash_table_lookup (p->algos, &key);
+  g_mutex_unlock (&p->algos_lock);
+  if (e)
+    return e;
+  e = g_new0 (AlgoEntry, 1);
+  if (!entry_descriptors (be, op, g, e) || !entry_algo (be, op, &key, e,
+                                                       no_algo)) {
+    if (*no_algo)
+      note_no_algo (be, op, &key);
+    algo_entry_free (e);
+    return NULL;
+  }
+  g_mutex_lock (&p->algos_lock);
+  g_hash_table_insert (p->algos, g_memdup2 (&key, sizeof (key)), e);
+  g_mutex_unlock (&p->algos_lock);
+  return e;
+}
+
+/* FALSE with *no_algo and no error recorded when cuBLASLt has no algorithm
+ * for it (the caller retries without the epilogue); FALSE with the error
+ * otherwise */
+static gboolean
+lt_gemm (OviBackend *be, const char *op, const Gemm *g, gboolean *no_algo)
+{
+  CudaPriv *p = priv_of (be);
+  float alpha = g->alpha != 0.0f ? g->alpha : 1.0f, beta = 0.0f;
+  AlgoEntry *e;
+
+  *no_algo = FALSE;
+  e = gemm_entry (be, op, g, no_algo);
+  if (e == NULL)
+    return FALSE;
+  if (g->bias
+      && !desc_attr (be, op, e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                     &g->bias, sizeof (g->bias)))
+    return FALSE;
+  return LT_OK (be, op,
+               cublasLtMatmul (p->lt, e->desc, &alpha, g->A, e->la, g->B, e->lb,
+                               &beta, g->D, e->ld, g->D, e->ld, &e->algo,
+                               p->workspace, e->workspace, p->stream));
+}
+
+static gboolean
+no_fallback (OviBackend *be, const char *op, const Gemm *g, const char *why)
+{
+  ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_BACKEND,
+                         "%s: cuBLASLt has no algorithm for m %" G_GINT64_FORMAT
+                         " n %" G_GINT64_FORMAT " k %" G_GINT64_FORMAT
+                         " and the fallback GEMM %s",
+                         op, g->m, g->n, g->k, why);
+  return FALSE;
 }
 
 /* a GEMM without epilogue; errors recorded. When cuBLASLt has no algorithm
@@ -750,6 +880,8 @@ gemm_plain (OviBackend *be, const char *op, Gemm *g)
     return TRUE;
   if (!no_algo)
     return FALSE;
+  if (g->d_f32 || (g->alpha != 0.0f && g->alpha != 1.0f))
+    return no_fallback (be, op, g, "takes neither an fp32 output nor a scale");
   e = cudaSuccess;
   for (int i = 0; i < MAX (g->batch, 1) && e == cudaSuccess; i++) {
     gsize es = ovi_dtype_size (be->act_dtype);
@@ -761,15 +893,9 @@ gemm_plain (OviBackend *be, const char *op, Gemm *g)
   }
   if (e == cudaErrorInvalidValue) {
     cudaGetLastError ();
-    ovi_backend_set_error (
-        be, OVI_ERROR, OVI_ERROR_BACKEND,
-        "%s: cuBLASLt has no algorithm for m %" G_GINT64_FORMAT
-        " n %" G_GINT64_FORMAT " k %" G_GINT64_FORMAT
-        " and the fallback GEMM cannot take n that large",
-        op, g->m, g->n, g->k);
-    return FALSE;
+    return no_fallback (be, op, g, "cannot take n that large");
   }
-  return cuda_ok (be, op, e);
+  return ovi_cuda_ok (be, op, "ovi_ck_gemm_fallback", e);
 }
 
 /* ---- matmul ---- */
@@ -788,14 +914,15 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
 
   if (M == 0 || N == 0)
     return;
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   if (bias && (ba = as_contig (&s, bias, be->act_dtype)) == NULL)
     goto out;
   if (ba && ((uintptr_t) ba) % 16) {
     /* the epilogue's bias vector: give it an aligned copy of its own */
     void *c = scratch_alloc (&s, (gsize) N * ovi_dtype_size (be->act_dtype));
     if (c == NULL
-        || !cuda_ok (
+        || !CUDA_OK (
             be, s.op,
             cudaMemcpyAsync (c, ba, (gsize) N * ovi_dtype_size (be->act_dtype),
                              cudaMemcpyDeviceToDevice, p->stream)))
@@ -811,10 +938,10 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
       bd.stride[0] = 0;
       bd.stride[1] = 1;
     }
-    if (cuda_ok (be, s.op,
+    if (CUDA_OK (be, s.op,
                  ovi_ck_fill (p->stream, ovi_tensor_data (out), out->dtype,
                               M * N, 0.0f, (OviCkScale){ NULL, 0, 0, 1 })))
-      cuda_ok (be, s.op,
+      CUDA_OK (be, s.op,
                ovi_ck_ew (p->stream, ovi_tensor_data (out), out->dtype, M * N,
                           bias ? OVI_CK_EW_ADD_ACT : OVI_CK_EW_UNARY, act, 1.0f,
                           0.0f, od, bd, desc_none ()));
@@ -876,7 +1003,7 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
       bd.data = ba;
       bd.stride[0] = 0;
     }
-    cuda_ok (be, s.op,
+    CUDA_OK (be, s.op,
              ovi_ck_ew (p->stream, ovi_tensor_data (out), out->dtype, n,
                         post_bias ? OVI_CK_EW_ADD_ACT : OVI_CK_EW_UNARY,
                         post_act ? act : OVI_ACT_NONE, 1.0f, 0.0f, od, bd,
@@ -887,6 +1014,138 @@ out:
 }
 
 /* ---- attention ---- */
+
+/* scores of at most this many bytes per chunk of the GEMM attention */
+#define SCORES_BYTES ((gsize) 512 << 20)
+
+/* One head of `a` over batches [b0, b0 + nb) as three library calls:
+ * S = scale Q K^T (fp32 scores), P = softmax rows of S (activation dtype),
+ * O = P V. */
+static gboolean
+attention_gemm_head (OviBackend *be, Scratch *s, const OviCkAttention *a,
+                     int64_t h, int64_t b0, int64_t nb, float *S, void *P)
+{
+  CudaPriv *p = priv_of (be);
+  gsize es = ovi_dtype_size (be->act_dtype);
+  int64_t LL = a->Lq * a->Lk;
+  const char *q = (const char *) a->q + (b0 * a->qs0 + h * a->qs2) * es;
+  const char *k = (const char *) a->k + (b0 * a->ks0 + h * a->ks2) * es;
+  const char *v = (const char *) a->v + (b0 * a->vs0 + h * a->vs2) * es;
+  char *o = (char *) a->out + ((b0 * a->Lq * a->H + h) * a->Dv) * es;
+  Gemm g;
+  OviCkDesc sd;
+
+  /* S^T (Lk x Lq, ld Lk) = K (stored D x Lk, ld ks1)^T . Q (D x Lq) */
+  g = (Gemm){ .ta = CUBLAS_OP_T, .tb = CUBLAS_OP_N,
+              .m = a->Lk, .n = a->Lq, .k = a->D,
+              .A = k, .lda = a->ks1, .sA = a->ks0,
+              .B = q, .ldb = a->qs1, .sB = a->qs0,
+              .D = S, .ldd = a->Lk, .sD = LL,
+              .batch = (int) nb, .alpha = a->scale,
+              .d_f32 = be->act_dtype != OVI_DTYPE_F32 };
+  if (!gemm_plain (be, s->op, &g))
+    return FALSE;
+  sd = desc_contig (S, OVI_DTYPE_F32, 2, (int64_t[]){ nb * a->Lq, a->Lk });
+  if (!CUDA_OK (be, s->op,
+                ovi_ck_rows (p->stream, P, be->act_dtype, nb * a->Lq, a->Lk,
+                             OVI_CK_ROW_SOFTMAX, 0.0f, sd, desc_none (),
+                             desc_none ())))
+    return FALSE;
+  /* O^T (Dv x Lq, ld H Dv) = V (stored Dv x Lk, ld vs1) . P^T (Lk x Lq) */
+  g = (Gemm){ .ta = CUBLAS_OP_N, .tb = CUBLAS_OP_N,
+              .m = a->Dv, .n = a->Lq, .k = a->Lk,
+              .A = v, .lda = a->vs1, .sA = a->vs0,
+              .B = P, .ldb = a->Lk, .sB = LL,
+              .D = o, .ldd = a->H * a->Dv, .sD = a->Lq * a->H * a->Dv,
+              .batch = (int) nb };
+  return gemm_plain (be, s->op, &g);
+}
+
+/* Attention with head dims beyond what the fused kernels take (the Wan VAE's
+ * single-head attention over 1024... channels) through cuBLASLt: batches in
+ * chunks whose scores fit SCORES_BYTES. No bias, no key lengths; q, k, v in
+ * the activation dtype with contiguous last dims; out contiguous. */
+static gboolean
+attention_gemm (OviBackend *be, Scratch *s, const OviCkAttention *a)
+{
+  gsize es = ovi_dtype_size (be->act_dtype);
+  int64_t LL = a->Lq * a->Lk;
+  int64_t per = (int64_t) (SCORES_BYTES / ((gsize) LL * (4 + es)));
+  int64_t chunk = CLAMP (per, 1, a->B);
+  float *S = scratch_alloc (s, (gsize) chunk * LL * 4);
+  void *P = scratch_alloc (s, (gsize) chunk * LL * es);
+
+  if (S == NULL || P == NULL)
+    return FALSE;
+  for (int64_t h = 0; h < a->H; h++)
+    for (int64_t b0 = 0; b0 < a->B; b0 += chunk)
+      if (!attention_gemm_head (be, s, a, h, b0, MIN (chunk, a->B - b0), S, P))
+        return FALSE;
+  return TRUE;
+}
+
+static gboolean
+all_act_dtype (OviBackend *be, const OviCkAttention *a)
+{
+  int act = (int) be->act_dtype;
+
+  return a->qdt == act && a->kdt == act && a->vdt == act && a->odt == act;
+}
+
+/* the fused cuDNN attention for a's layout (BSHD strides as they are) */
+static gboolean
+attention_cudnn (OviBackend *be, Scratch *s, const OviCkAttention *a,
+                 const int64_t *kv_lens, gboolean *unsupported)
+{
+  OviCudnnSdpa d = {
+    .q = a->q,
+    .k = a->k,
+    .v = a->v,
+    .out = a->out,
+    .dtype = be->act_dtype,
+    .B = a->B,
+    .H = a->H,
+    .Lq = a->Lq,
+    .Lk = a->Lk,
+    .D = a->D,
+    .Dv = a->Dv,
+    .qs = { a->qs0, a->qs1, a->qs2 },
+    .ks = { a->ks0, a->ks1, a->ks2 },
+    .vs = { a->vs0, a->vs1, a->vs2 },
+    .os = { a->Lq * a->H * a->Dv, a->H * a->Dv, a->Dv },
+    .kv_lens = kv_lens,
+    .scale = a->scale,
+  };
+
+  *unsupported = TRUE;
+  if (!all_act_dtype (be, a))
+    return FALSE;
+  return ovi_cudnn_sdpa (be, s->op, &d, unsupported);
+}
+
+/* TRUE when a library path ran it (or failed with the error recorded);
+ * FALSE: the caller runs the attention kernel. bf16: cuDNN's fused
+ * attention (head dims <= 256); any dtype, head dims above 256 (no bias, no
+ * key lengths): cuBLASLt. The fp32 parity mode keeps the exact kernel
+ * below that. */
+static gboolean
+attention_library (OviBackend *be, Scratch *s, const OviCkAttention *a,
+                   const int64_t *kv_lens)
+{
+  gboolean unsupported = TRUE;
+
+  if (a->bias == NULL && be->act_dtype != OVI_DTYPE_F32
+      && MAX (a->D, a->Dv) <= 256) {
+    if (attention_cudnn (be, s, a, kv_lens, &unsupported) || !unsupported)
+      return TRUE;
+  }
+  if (a->bias == NULL && kv_lens == NULL && MAX (a->D, a->Dv) > 256
+      && all_act_dtype (be, a)) {
+    attention_gemm (be, s, a);
+    return TRUE;
+  }
+  return FALSE;
+}
 
 static void
 cuda_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
@@ -902,7 +1161,8 @@ cuda_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
   cudaError_t e;
 
   memset (&a, 0, sizeof (a));
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   for (int i = 0; i < 3; i++) {
     const OviTensor *t = in[i];
     if (t->stride[3] == 1 && t->scale == NULL) {
@@ -957,12 +1217,14 @@ cuda_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
   if (kv_lens) {
     int64_t *dl = scratch_alloc (&s, sizeof (int64_t) * a.B);
     if (dl == NULL
-        || !cuda_ok (be, s.op,
+        || !CUDA_OK (be, s.op,
                      cudaMemcpyAsync (dl, kv_lens, sizeof (int64_t) * a.B,
                                       cudaMemcpyHostToDevice, p->stream)))
       goto out;
     a.kv_lens = dl;
   }
+  if (attention_library (be, &s, &a, kv_lens))
+    goto out;
   e = ovi_ck_attention (p->stream, &a);
   if (e == cudaErrorInvalidValue && MAX (a.D, a.Dv) > 1024) {
     cudaGetLastError ();
@@ -972,7 +1234,7 @@ cuda_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
                            " above 1024 are not supported on CUDA",
                            s.op, a.D, a.Dv);
   } else {
-    cuda_ok (be, s.op, e);
+    ovi_cuda_ok (be, s.op, "ovi_ck_attention", e);
   }
 out:
   scratch_free (&s);
@@ -988,11 +1250,12 @@ run_rows (OviBackend *be, const char *op, OviTensor *out, const OviTensor *x,
   Scratch s = { be, op };
   OviCkDesc xd, d0, d1;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    return;
   if (read_desc (&s, x, x->ndim, x->shape, &xd)
       && read_desc (&s, p0, x->ndim, x->shape, &d0)
       && read_desc (&s, p1, x->ndim, x->shape, &d1))
-    cuda_ok (be, op,
+    CUDA_OK (be, op,
              ovi_ck_rows (p->stream, ovi_tensor_data (out), out->dtype,
                           rows_of (x), last_of (x), code, eps, xd, d0, d1));
   scratch_free (&s);
@@ -1071,13 +1334,14 @@ cuda_channel_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
   const float *g = NULL;
   int64_t C = x->shape[0], N = C ? ovi_tensor_numel (x) / C : 0;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   if (!read_desc (&s, x, x->ndim, x->shape, &xd))
     goto out;
   if (kind == OVI_CHANNEL_NORM_L2_SQRT_C
       && (g = as_contig (&s, gamma, OVI_DTYPE_F32)) == NULL)
     goto out;
-  cuda_ok (be, s.op,
+  CUDA_OK (be, s.op,
            ovi_ck_channel_norm (p->stream, ovi_tensor_data (out), out->dtype, C,
                                 N, xd, g,
                                 kind == OVI_CHANNEL_NORM_L2_SQRT_C ? 0 : 1));
@@ -1096,11 +1360,12 @@ run_ew (OviBackend *be, const char *op, OviTensor *out, int code, int act,
   Scratch s = { be, op };
   OviCkDesc da, db, dc;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    return;
   if (read_desc (&s, a, out->ndim, out->shape, &da)
       && read_desc (&s, b, out->ndim, out->shape, &db)
       && read_desc (&s, c, out->ndim, out->shape, &dc))
-    cuda_ok (be, op,
+    CUDA_OK (be, op,
              ovi_ck_ew (p->stream, ovi_tensor_data (out), out->dtype,
                         ovi_tensor_numel (out), code, act, f0, f1, da, db, dc));
   scratch_free (&s);
@@ -1177,11 +1442,12 @@ cuda_rope (OviBackend *be, OviTensor *out, const OviTensor *x,
   Scratch s = { be, "ovi_op_rope" };
   OviCkDesc xd, cd, sd;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    return;
   if (read_desc (&s, x, x->ndim, x->shape, &xd)
       && read_desc (&s, cos, 2, cos->shape, &cd)
       && read_desc (&s, sin, 2, sin->shape, &sd))
-    cuda_ok (be, s.op,
+    CUDA_OK (be, s.op,
              ovi_ck_rope (p->stream, ovi_tensor_data (out), out->dtype,
                           ovi_tensor_numel (out), x->shape[x->ndim - 3],
                           x->shape[x->ndim - 2], x->shape[x->ndim - 1],
@@ -1200,11 +1466,12 @@ cuda_pad (OviBackend *be, OviTensor *out, const OviTensor *x, int n,
   OviCkDesc xd;
   int before[OVI_MAX_DIMS];
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    return;
   for (int i = 0; i < n; i++)
     before[i] = pads[2 * i];
   if (read_desc (&s, x, x->ndim, x->shape, &xd))
-    cuda_ok (be, s.op,
+    CUDA_OK (be, s.op,
              ovi_ck_resample (p->stream, ovi_tensor_data (out), out->dtype,
                               out->ndim, out->shape, xd, n, before, NULL,
                               mode == OVI_PAD_ZERO ? OVI_CK_PAD_ZERO
@@ -1220,9 +1487,10 @@ cuda_upsample_nearest (OviBackend *be, OviTensor *out, const OviTensor *x,
   Scratch s = { be, "ovi_op_upsample_nearest" };
   OviCkDesc xd;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    return;
   if (read_desc (&s, x, x->ndim, x->shape, &xd))
-    cuda_ok (be, s.op,
+    CUDA_OK (be, s.op,
              ovi_ck_resample (p->stream, ovi_tensor_data (out), out->dtype,
                               out->ndim, out->shape, xd, n, NULL, factors,
                               OVI_CK_UPSAMPLE));
@@ -1241,7 +1509,8 @@ cuda_embedding (OviBackend *be, OviTensor *out, const OviTensor *table,
 
   if (n_ids == 0)
     return;
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   if (!dev_data (&s, table, &data))
     goto out;
   memset (&ts, 0, sizeof (ts));
@@ -1255,11 +1524,11 @@ cuda_embedding (OviBackend *be, OviTensor *out, const OviTensor *table,
   }
   dids = scratch_alloc (&s, sizeof (int64_t) * n_ids);
   if (dids == NULL
-      || !cuda_ok (be, s.op,
+      || !CUDA_OK (be, s.op,
                    cudaMemcpyAsync (dids, ids, sizeof (int64_t) * n_ids,
                                     cudaMemcpyHostToDevice, p->stream)))
     goto out;
-  cuda_ok (be, s.op,
+  CUDA_OK (be, s.op,
            ovi_ck_embedding (p->stream, ovi_tensor_data (out), out->dtype,
                              n_ids, table->shape[1], dids,
                              desc_bcast (table, data, 2, table->shape), ts));
@@ -1298,7 +1567,7 @@ conv_gemm (OviBackend *be, Scratch *s, void *out, const void *x, const void *w,
     for (int64_t n0 = 0; n0 < N; n0 += chunk) {
       int64_t nc = MIN (chunk, N - n0);
       Gemm gm;
-      if (!cuda_ok (
+      if (!CUDA_OK (
               be, s->op,
               ovi_ck_im2col (p->stream, cols, x, be->act_dtype, geo, n0, nc)))
         return FALSE;
@@ -1340,10 +1609,47 @@ add_channel_bias (OviBackend *be, Scratch *s, OviTensor *out,
   bd.dtype = OVI_DTYPE_F32;
   for (int i = 0; i < bd.nd; i++)
     bd.stride[i] = i == cdim ? 1 : 0;
-  cuda_ok (be, s->op,
+  CUDA_OK (be, s->op,
            ovi_ck_ew (p->stream, ovi_tensor_data (out), out->dtype,
                       ovi_tensor_numel (out), OVI_CK_EW_BINARY, OVI_BINARY_ADD,
                       0, 0, od, bd, desc_none ()));
+}
+
+/* conv3d as one cuDNN graph (bias fused), bf16 only: the fp32 parity mode
+ * keeps the exact im2col path (cuDNN's fp32 engines may use TF32). FALSE
+ * with *unsupported when cuDNN does not take it. */
+static gboolean
+conv3d_cudnn (OviBackend *be, Scratch *s, OviTensor *out, const void *xa,
+              const void *wa, const OviTensor *bias, const OviTensor *x,
+              const OviTensor *w, const int stride[3], const int pad[6],
+              gboolean *unsupported)
+{
+  OviCudnnConv c;
+
+  *unsupported = TRUE;
+  if (be->act_dtype != OVI_DTYPE_BF16 || priv_of (be)->dnn == NULL)
+    return FALSE;
+  memset (&c, 0, sizeof (c));
+  c.x = xa;
+  c.w = wa;
+  c.y = ovi_tensor_data (out);
+  c.dtype = be->act_dtype;
+  c.N = 1;
+  c.C = x->shape[0];
+  c.K = w->shape[0];
+  for (int i = 0; i < 3; i++) {
+    c.in[i] = x->shape[1 + i];
+    c.out[i] = out->shape[1 + i];
+    c.kernel[i] = w->shape[2 + i];
+    c.stride[i] = stride[i];
+    c.pre[i] = pad[2 * i];
+    c.post[i] = pad[2 * i + 1];
+  }
+  if (bias && (c.bias = as_contig (s, bias, be->act_dtype)) == NULL) {
+    *unsupported = FALSE;
+    return FALSE;
+  }
+  return ovi_cudnn_conv3d (be, s->op, &c, unsupported);
 }
 
 static void
@@ -1351,17 +1657,22 @@ cuda_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
              const OviTensor *w, const OviTensor *bias, const int stride[3],
              const int pad[6])
 {
-  CudaPriv *p = priv_of (be);
   Scratch s = { be, "ovi_op_conv3d" };
   const void *xa, *wa;
   OviCkConvGeom geo;
+  gboolean unsupported;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   if (ovi_tensor_numel (out) == 0)
     return;
   xa = as_contig (&s, x, be->act_dtype);
   wa = as_contig (&s, w, be->act_dtype);
   if (xa == NULL || wa == NULL)
+    goto out;
+  if (conv3d_cudnn (be, &s, out, xa, wa, bias, x, w, stride, pad,
+                    &unsupported)
+      || !unsupported)
     goto out;
   memset (&geo, 0, sizeof (geo));
   geo.T = x->shape[1];
@@ -1394,7 +1705,6 @@ cuda_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
              const OviTensor *w, const OviTensor *bias, int stride,
              int pad_left, int pad_right, int dilation, int groups)
 {
-  CudaPriv *p = priv_of (be);
   Scratch s = { be, "ovi_op_conv1d" };
   int64_t Cin = x->shape[x->ndim - 2], T = x->shape[x->ndim - 1];
   int64_t Cout = w->shape[0], To = out->shape[out->ndim - 1];
@@ -1403,7 +1713,8 @@ cuda_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   const void *xa, *wa;
   OviCkConvGeom geo;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   if (ovi_tensor_numel (out) == 0)
     return;
   xa = as_contig (&s, x, be->act_dtype);
@@ -1449,7 +1760,8 @@ cuda_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   const void *xa, *wa;
   void *Y;
 
-  cudaSetDevice (p->device);
+  if (!ovi_cuda_use_device (be, s.op))
+    goto out;
   if (ovi_tensor_numel (out) == 0)
     return;
   xa = as_contig (&s, x, be->act_dtype);
@@ -1477,7 +1789,7 @@ cuda_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
       gm.batch = 1;
       if (!gemm_plain (be, s.op, &gm))
         goto out;
-      if (!cuda_ok (be, s.op,
+      if (!CUDA_OK (be, s.op,
                     ovi_ck_col2im_t1d (p->stream,
                                        (char *) ovi_tensor_data (out)
                                            + (gsize) b * Cout * To * es,
@@ -1535,16 +1847,76 @@ g_module_check_init (GModule *module)
   return NULL;
 }
 
+/* setup failures name the call and the device */
+static gboolean
+setup_ok (CudaPriv *p, const char *call, cudaError_t e, GError **error)
+{
+  if (e == cudaSuccess)
+    return TRUE;
+  g_autofree char *fn = ovi_cuda_call_name (call);
+  cudaGetLastError ();
+  g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+               "cannot set up CUDA device %d: %s failed: %s (%s)", p->device,
+               fn, cudaGetErrorName (e), cudaGetErrorString (e));
+  return FALSE;
+}
+
+#define SETUP_OK(p, call, error) setup_ok (p, #call, (call), error)
+
+/* a stream-ordered pool of the backend's own, which keeps what it has
+ * reserved (release threshold: all), so after the first step every
+ * allocation is served without the driver */
+static gboolean
+pool_setup (CudaPriv *p, GError **error)
+{
+  struct cudaMemPoolProps props;
+  uint64_t threshold = UINT64_MAX;
+
+  memset (&props, 0, sizeof (props));
+  props.allocType = cudaMemAllocationTypePinned;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = p->device;
+  return SETUP_OK (p, cudaMemPoolCreate (&p->pool, &props), error)
+         && SETUP_OK (p,
+                      cudaMemPoolSetAttribute (
+                          p->pool, cudaMemPoolAttrReleaseThreshold, &threshold),
+                      error);
+}
+
+static gboolean
+priv_setup (CudaPriv *p, GError **error)
+{
+  cublasStatus_t st;
+
+  if (!SETUP_OK (p, cudaSetDevice (p->device), error)
+      || !SETUP_OK (p,
+                    cudaStreamCreateWithFlags (&p->stream,
+                                               cudaStreamNonBlocking),
+                    error)
+      || !pool_setup (p, error)
+      || !SETUP_OK (p, cudaMalloc (&p->workspace, WORKSPACE_BYTES), error))
+    return FALSE;
+  st = cublasLtCreate (&p->lt);
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    p->lt = NULL;
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "cannot set up CUDA device %d: cublasLtCreate failed: %s "
+                 "(%s)",
+                 p->device, cublasLtGetStatusName (st),
+                 cublasLtGetStatusString (st));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 OviBackend *
 ovi_cuda_backend_new_with_dtype (int device, int act_dtype, GError **error)
 {
   static gsize init = 0;
   int count = 0;
   cudaError_t e;
-  cublasStatus_t st;
   CudaPriv *p;
   OviBackend *be;
-  uint64_t threshold = UINT64_MAX;
 
   if (act_dtype != OVI_DTYPE_BF16 && act_dtype != OVI_DTYPE_F32) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
@@ -1577,33 +1949,11 @@ ovi_cuda_backend_new_with_dtype (int device, int act_dtype, GError **error)
   p->ref_count = 1;
   p->device = device;
   g_mutex_init (&p->algos_lock);
-  p->algos
-      = g_hash_table_new_full (algo_key_hash, algo_key_equal, g_free, g_free);
-  if ((e = cudaSetDevice (device)) != cudaSuccess
-      || (e = cudaStreamCreateWithFlags (&p->stream, cudaStreamNonBlocking))
-             != cudaSuccess
-      || (e = cudaDeviceGetDefaultMemPool (&p->pool, device)) != cudaSuccess
-      || (e = cudaMemPoolSetAttribute (p->pool, cudaMemPoolAttrReleaseThreshold,
-                                       &threshold))
-             != cudaSuccess
-      || (e = cudaMalloc (&p->workspace, WORKSPACE_BYTES)) != cudaSuccess) {
-    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
-                 "cannot set up CUDA device %d: %s", device,
-                 cudaGetErrorString (e));
-    cudaGetLastError ();
-    if (p->stream)
-      cudaStreamDestroy (p->stream);
-    g_hash_table_destroy (p->algos);
-    g_mutex_clear (&p->algos_lock);
-    g_free (p);
-    return NULL;
-  }
-  st = cublasLtCreate (&p->lt);
-  if (st != CUBLAS_STATUS_SUCCESS) {
-    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
-                 "cublasLtCreate failed on device %d (status %d)", device,
-                 (int) st);
-    p->lt = NULL;
+  p->algos = g_hash_table_new_full (algo_key_hash, algo_key_equal, g_free,
+                                    algo_entry_free);
+  p->no_algo = g_hash_table_new_full (algo_key_hash, algo_key_equal, g_free,
+                                      NULL);
+  if (!priv_setup (p, error)) {
     priv_unref (p);
     return NULL;
   }
@@ -1613,6 +1963,7 @@ ovi_cuda_backend_new_with_dtype (int device, int act_dtype, GError **error)
   be->act_dtype = (OviDType) act_dtype;
   be->n_threads = 1;
   be->priv = p;
+  p->dnn = ovi_cudnn_new (be);
   return be;
 }
 
@@ -1635,7 +1986,10 @@ ovi_cuda_backend_memory (OviBackend *be, guint64 *used_high,
   if (be == NULL || be->device.type != OVI_DEVICE_CUDA)
     return FALSE;
   p = priv_of (be);
-  cudaSetDevice (p->device);
+  if (cudaSetDevice (p->device) != cudaSuccess) {
+    cudaGetLastError ();
+    return FALSE;
+  }
   if (cudaMemPoolGetAttribute (p->pool, cudaMemPoolAttrUsedMemHigh, &u)
           != cudaSuccess
       || cudaMemPoolGetAttribute (p->pool, cudaMemPoolAttrReservedMemHigh, &r)
@@ -1645,9 +1999,14 @@ ovi_cuda_backend_memory (OviBackend *be, guint64 *used_high,
     *used_high = u;
   if (reserved_high)
     *reserved_high = r;
-  if (reset) {
-    cudaMemPoolSetAttribute (p->pool, cudaMemPoolAttrUsedMemHigh, &zero);
-    cudaMemPoolSetAttribute (p->pool, cudaMemPoolAttrReservedMemHigh, &zero);
+  if (reset
+      && (cudaMemPoolSetAttribute (p->pool, cudaMemPoolAttrUsedMemHigh, &zero)
+              != cudaSuccess
+          || cudaMemPoolSetAttribute (p->pool, cudaMemPoolAttrReservedMemHigh,
+                                      &zero)
+                 != cudaSuccess)) {
+    cudaGetLastError ();
+    return FALSE;
   }
   return TRUE;
 }

@@ -16,7 +16,8 @@ typedef struct _OviBackendOps OviBackendOps;
 struct _OviBackendOps {
   const char *name;
 
-  /* memory */
+  /* memory; the contents of new device storage are undefined (host storage
+   * is zeroed): model code writes or fills every element it reads */
   OviStorage *(*new_storage) (OviBackend *be, gsize size, GError **error);
   /* any device/dtype to any device/dtype, strided src and dst (a view into
    * a bigger tensor, without overlapping elements) of the same shape. Values

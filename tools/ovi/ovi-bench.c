@@ -12,7 +12,9 @@
  * run (the median of --repeat runs). TFLOP/s counts matmul and attention
  * FLOPs analytically (research/peers-and-performance.md §4.2); the VAE and
  * audio stages print no FLOP rate. Peak device memory is the CUDA pool's
- * high-water mark (cuda backends only).
+ * high-water mark (cuda backends only). --profile adds, per stage, the
+ * device time of each op kind from CUDA events (cuda backends only), so
+ * the first GPU run shows where the time goes.
  */
 #include "ovi-cli.h"
 
@@ -31,10 +33,17 @@
 #include <stdio.h>
 #include <string.h>
 
+/* the op kinds of the cuda module's profile (OviCudaProfKind) */
+#define N_PROF 5
+static const char *const prof_names[N_PROF]
+    = { "gemm", "attention", "norm/elementwise", "conv", "copy" };
+
 typedef struct {
   OviBackend *be;
   int repeat;
   gboolean (*mem) (OviBackend *, guint64 *, guint64 *, gboolean);
+  /* the cuda module's profiler, when --profile */
+  gboolean (*prof_read) (OviBackend *, double *, guint64 *, GError **);
 } Bench;
 
 /* ---- in-memory weights ---- */
@@ -138,13 +147,38 @@ cmp_double (gconstpointer a, gconstpointer b)
   return x < y ? -1 : x > y;
 }
 
+/* the device time per op kind of the timed runs, per run */
+static gboolean
+print_profile (Bench *b, GError **error)
+{
+  double ms[N_PROF], total = 0;
+  guint64 calls[N_PROF];
+
+  if (!b->prof_read (b->be, ms, calls, error))
+    return FALSE;
+  for (int k = 0; k < N_PROF; k++)
+    total += ms[k];
+  for (int k = 0; k < N_PROF; k++)
+    if (calls[k])
+      printf ("#   %-18s %10.2f ms %5.1f %%  %8.1f calls per run\n",
+              prof_names[k], ms[k] / b->repeat,
+              total > 0 ? 100 * ms[k] / total : 0.0,
+              (double) calls[k] / b->repeat);
+  return TRUE;
+}
+
 /* median ms of `repeat` runs after one warm-up; -1 on failure */
 static double
 time_runs (Bench *b, RunFunc run, gpointer data, guint64 *peak, GError **error)
 {
   g_autofree double *ms = g_new0 (double, b->repeat);
+  double discard[N_PROF];
+  guint64 discard_calls[N_PROF];
 
   if (!run (data, error) || !ovi_backend_sync (b->be, error))
+    return -1;
+  /* the warm-up's events are not the timed runs' */
+  if (b->prof_read && !b->prof_read (b->be, discard, discard_calls, error))
     return -1;
   if (b->mem)
     b->mem (b->be, NULL, NULL, TRUE);
@@ -161,6 +195,8 @@ time_runs (Bench *b, RunFunc run, gpointer data, guint64 *peak, GError **error)
       *peak = used;
   }
   qsort (ms, b->repeat, sizeof (double), cmp_double);
+  if (b->prof_read && !print_profile (b, error))
+    return -1;
   return ms[b->repeat / 2];
 }
 
@@ -518,12 +554,39 @@ config_for (const OviModelPreset *mp, OviTinyConfig *cfg)
   cfg->t5_dim = mp->text_dim;
 }
 
+/* the cuda module's memory high-water mark, versions and (with --profile)
+ * profiler */
+static gboolean
+cuda_queries (Bench *b, GModule *self, gboolean profile, GError **error)
+{
+  char *(*versions) (OviBackend *) = NULL;
+  gboolean (*enable) (OviBackend *, gboolean, GError **) = NULL;
+
+  g_module_symbol (self, "ovi_cuda_backend_memory", (gpointer *) &b->mem);
+  if (g_module_symbol (self, "ovi_cuda_backend_versions",
+                       (gpointer *) &versions)) {
+    g_autofree char *v = versions (b->be);
+    printf ("# device: %s\n", v);
+  }
+  if (!profile)
+    return TRUE;
+  if (!g_module_symbol (self, "ovi_cuda_backend_profile", (gpointer *) &enable)
+      || !g_module_symbol (self, "ovi_cuda_backend_profile_read",
+                           (gpointer *) &b->prof_read)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "--profile: the cuda module has no profiler");
+    return FALSE;
+  }
+  return enable (b->be, TRUE, error);
+}
+
 int
 ovi_cmd_bench (int argc, char **argv)
 {
   g_autofree char *model_name = NULL, *backend_name = NULL, *stages = NULL,
                   *vram_mode = NULL;
   int frames = 0, width = 0, height = 0, steps = 1, repeat = 3, device = 0;
+  gboolean profile = FALSE;
   g_autoptr (GOptionContext) ctx = NULL;
   g_autoptr (GError) error = NULL;
   g_autoptr (OviBackend) be = NULL;
@@ -551,6 +614,10 @@ ovi_cmd_bench (int argc, char **argv)
       "N" },
     { "stages", 0, 0, G_OPTION_ARG_STRING, &stages,
       "Comma-separated subset of dit,step,t5,vae,audio (default all)", "LIST" },
+    { "profile", 0, 0, G_OPTION_ARG_NONE, &profile,
+      "Device time per op kind (gemm, attention, norm/elementwise, conv, "
+      "copy) from CUDA events, per stage (cuda backends)",
+      NULL },
     { NULL }
   };
   const OviModelPreset *mp;
@@ -581,9 +648,16 @@ ovi_cmd_bench (int argc, char **argv)
     height = mp->default_height;
   if (width <= 0)
     width = mp->default_width;
-  if (height % 32 || width % 32)
-    return ovi_cli_fail ("--width/--height must be multiples of 32 (got %dx%d)",
-                         width, height);
+  {
+    /* the size the elements would run: snapped to the model's area in
+     * multiples of 32 (720x720 -> 704x704) */
+    int h = height, w = width;
+    if (!ovi_snap_hw_t2v (h, w, mp->target_area, &height, &width, &error))
+      return ovi_cli_fail_error (g_steal_pointer (&error));
+    if (h != height || w != width)
+      printf ("# %dx%d snapped to %dx%d, as the elements do\n", w, h, width,
+              height);
+  }
   want = g_strsplit (stages ? stages : "dit,step,t5,vae,audio", ",", -1);
   for (int i = 0; want[i]; i++)
     if (!g_strv_contains (
@@ -598,12 +672,16 @@ ovi_cmd_bench (int argc, char **argv)
     return ovi_cli_fail_error (g_steal_pointer (&error));
   b.be = be;
   b.repeat = repeat;
-  /* the module's own high-water mark query (it stays resident) */
+  /* the module's own queries (it stays resident) */
   self = g_module_open (NULL, 0);
-  if (self && ovi_backend_get_device (be).type == OVI_DEVICE_CUDA)
-    g_module_symbol (self, "ovi_cuda_backend_memory", (gpointer *) &b.mem);
+  if (self && ovi_backend_get_device (be).type == OVI_DEVICE_CUDA
+      && !cuda_queries (&b, self, profile, &error))
+    return ovi_cli_fail_error (g_steal_pointer (&error));
   if (self)
     g_module_close (self);
+  if (profile && b.prof_read == NULL)
+    return ovi_cli_fail ("--profile needs a cuda backend (got %s)",
+                         ovi_backend_get_name (be));
   config_for (mp, &cfg);
   printf ("# ovi bench: model %s, backend %s (activations %s), %dx%d, %d "
           "latent frames, %d timed run%s per stage after one warm-up\n",
