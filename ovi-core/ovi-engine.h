@@ -214,6 +214,22 @@ typedef gboolean (*OviFramesFunc) (const OviTensor *frames, int first_frame,
 gboolean ovi_video_vae_decode (OviVideoVae *vae, const OviTensor *latent,
                                OviFramesFunc on_frames, gpointer user_data,
                                GCancellable *cancellable, GError **error);
+/* The same decode one frame group per call (1 frame, then 4 per latent
+ * frame), for consumers that pull frames. The stage is held only during
+ * each call. `latent` is copied at begin. */
+typedef struct _OviVideoDecoding OviVideoDecoding;
+
+OviVideoDecoding *ovi_video_vae_decode_begin (OviVideoVae *vae,
+                                              const OviTensor *latent,
+                                              GError **error);
+/* The next group, [3, n, H, W] F32 host in [-1, 1], with first_frame
+ * (nullable) = its index in the clip; NULL at the end (no error set), on
+ * cancellation (OVI_ERROR_CANCELLED) or failure. */
+OviTensor *ovi_video_vae_decode_next (OviVideoDecoding *decoding,
+                                      int *first_frame,
+                                      GCancellable *cancellable,
+                                      GError **error);
+void ovi_video_decoding_free (OviVideoDecoding *decoding);
 /* image: [3, H, W] F32 in [-1,1] at the snapped size -> [48,1,H/16,W/16]
  * normalised latent */
 OviTensor *ovi_video_vae_encode_image (OviVideoVae *vae, const OviTensor *image,
@@ -283,5 +299,6 @@ OviTensor *ovi_clip_audio_fit (const OviTensor *samples, int64_t clip_index,
                                int64_t frames_per_clip, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviModelPaths, ovi_model_paths_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviVideoDecoding, ovi_video_decoding_free)
 
 G_END_DECLS

@@ -118,6 +118,58 @@ ovi_video_vae_decode (OviVideoVae *vae, const OviTensor *latent,
   return ok;
 }
 
+struct _OviVideoDecoding {
+  OviVideoVae *vae;
+  OviWanVaeDecoding *wan;
+};
+
+OviVideoDecoding *
+ovi_video_vae_decode_begin (OviVideoVae *vae, const OviTensor *latent,
+                            GError **error)
+{
+  OviWanVaeDecoding *wan;
+  OviVideoDecoding *d;
+
+  g_mutex_lock (&vae->op_lock);
+  wan = ovi_wan_vae_decode_begin (vae->vae, latent, error);
+  g_mutex_unlock (&vae->op_lock);
+  if (wan == NULL)
+    return NULL;
+  d = g_new0 (OviVideoDecoding, 1);
+  d->vae = vae;
+  d->wan = wan;
+  return d;
+}
+
+/* The stage is held per latent frame (not per clip as in
+ * ovi_video_vae_decode), so an i2v encode or another pipeline's decode runs
+ * between two frame groups. */
+OviTensor *
+ovi_video_vae_decode_next (OviVideoDecoding *d, int *first_frame,
+                           GCancellable *cancellable, GError **error)
+{
+  g_autoptr (OviTensor) frames = NULL;
+  OviTensor *host = NULL;
+
+  g_mutex_lock (&d->vae->op_lock);
+  frames = ovi_wan_vae_decode_next (d->wan, first_frame, cancellable, error);
+  if (frames)
+    host = ovi_backend_download_f32 (d->vae->be, frames, error);
+  g_mutex_unlock (&d->vae->op_lock);
+  return host;
+}
+
+void
+ovi_video_decoding_free (OviVideoDecoding *d)
+{
+  if (d == NULL)
+    return;
+  g_mutex_lock (&d->vae->op_lock);
+  ovi_wan_vae_decoding_free (d->wan);
+  g_mutex_unlock (&d->vae->op_lock);
+  g_free (d);
+}
+
 static OviTensor *
 encode_locked (OviVideoVae *vae, const OviTensor *video,
                GCancellable *cancellable, GError **error)

@@ -1277,100 +1277,160 @@ ramp (float *w, int64_t len, int64_t ramp_lo, int64_t ramp_hi)
   }
 }
 
-static gboolean
-decode_tiled (OviWanVae *v, OviTensor *x, OviWanVaeFramesFunc on_frames,
-              gpointer user_data, GCancellable *cancellable, GError **error)
+/* One decode in progress: the prepared latent, the causal state of each
+ * tile (one tile when not tiling) and the next latent frame. */
+struct _OviWanVaeDecoding {
+  OviWanVae *v;
+  OviTensor *x; /* decode_prepare (latent) */
+  int ny, nx;   /* tiles; 1 x 1: the whole frame */
+  int64_t *ys, *xs, th, tw;
+  VaeState **states;
+  int64_t next; /* latent frame */
+  int first;    /* clip index of its first pixel frame */
+};
+
+OviWanVaeDecoding *
+ovi_wan_vae_decode_begin (OviWanVae *v, const OviTensor *latent, GError **error)
 {
+  OviWanVaeDecoding *d;
+  int64_t h, w;
+  g_autoptr (OviTensor) x = NULL;
+
+  if (!check_latent (v, latent, error))
+    return NULL;
+  x = decode_prepare (v, latent);
+  if (!made (v, x, error))
+    return NULL;
+  d = g_new0 (OviWanVaeDecoding, 1);
+  d->v = v;
+  d->x = g_steal_pointer (&x);
+  h = d->x->shape[2];
+  w = d->x->shape[3];
+  d->ys = g_new (int64_t, h + 1);
+  d->xs = g_new (int64_t, w + 1);
+  if (v->tile > 0 && (h > v->tile || w > v->tile)) {
+    d->th = MIN (h, v->tile);
+    d->tw = MIN (w, v->tile);
+    d->ny = tile_starts (h, v->tile, v->tile_overlap, d->ys);
+    d->nx = tile_starts (w, v->tile, v->tile_overlap, d->xs);
+  } else {
+    d->th = h;
+    d->tw = w;
+    d->ny = d->nx = 1;
+    d->ys[0] = d->xs[0] = 0;
+  }
+  d->states = g_new0 (VaeState *, d->ny * d->nx);
+  for (int t = 0; t < d->ny * d->nx; t++)
+    d->states[t] = state_new (v->dec.n_slots);
+  return d;
+}
+
+void
+ovi_wan_vae_decoding_free (OviWanVaeDecoding *d)
+{
+  if (d == NULL)
+    return;
+  for (int t = 0; t < d->ny * d->nx; t++)
+    state_free (d->states[t]);
+  g_free (d->states);
+  g_free (d->ys);
+  g_free (d->xs);
+  ovi_tensor_unref (d->x);
+  g_free (d);
+}
+
+/* latent frame i over all tiles, blended: [3, n, H, W] on the backend */
+static OviTensor *
+decode_tiled_frame (OviWanVaeDecoding *d, int64_t i, GError **error)
+{
+  OviWanVae *v = d->v;
   const int scale = 16;
-  int64_t F = x->shape[1], h = x->shape[2], w = x->shape[3];
-  int64_t th = MIN (h, v->tile), tw = MIN (w, v->tile);
-  g_autofree int64_t *ys = g_new (int64_t, h + 1);
-  g_autofree int64_t *xs = g_new (int64_t, w + 1);
-  int ny = tile_starts (h, v->tile, v->tile_overlap, ys);
-  int nx = tile_starts (w, v->tile, v->tile_overlap, xs);
-  int64_t H = h * scale, W = w * scale;
-  VaeState **states = g_new0 (VaeState *, ny * nx);
+  const int64_t th = d->th, tw = d->tw, ny = d->ny, nx = d->nx;
+  int64_t H = d->x->shape[2] * scale, W = d->x->shape[3] * scale;
+  int64_t n = i == 0 ? 1 : 4, plane = H * W;
+  g_autofree float *num = g_new0 (float, 3 * n * plane);
+  g_autofree float *den = g_new0 (float, plane);
   g_autofree float *wy = g_new (float, th *scale);
   g_autofree float *wx = g_new (float, tw *scale);
-  gboolean ok = FALSE;
-  int first = 0;
+  const int64_t *ys = d->ys, *xs = d->xs;
 
-  for (int t = 0; t < ny * nx; t++)
-    states[t] = state_new (v->dec.n_slots);
-  for (int64_t i = 0; i < F; i++) {
-    int64_t n = i == 0 ? 1 : 4, plane = H * W;
-    g_autofree float *num = g_new0 (float, 3 * n * plane);
-    g_autofree float *den = g_new0 (float, plane);
-
-    if (cancelled (cancellable, error))
-      goto out;
-    for (int ty = 0; ty < ny; ty++) {
-      /* ramps only where a neighbouring tile overlaps */
-      int64_t lo = ty > 0 ? (ys[ty - 1] + th - ys[ty]) * scale : 0;
-      int64_t hi = ty + 1 < ny ? (ys[ty] + th - ys[ty + 1]) * scale : 0;
-      ramp (wy, th * scale, lo, hi);
-      for (int tx = 0; tx < nx; tx++) {
-        int64_t lo2 = tx > 0 ? (xs[tx - 1] + tw - xs[tx]) * scale : 0;
-        int64_t hi2 = tx + 1 < nx ? (xs[tx] + tw - xs[tx + 1]) * scale : 0;
-        ramp (wx, tw * scale, lo2, hi2);
-        g_autoptr (OviTensor) rgb = decode_chunk (v, states[ty * nx + tx], x, i,
-                                                  ys[ty], xs[tx], th, tw);
-        if (!made (v, rgb, error))
-          goto out;
-        if (rgb->shape[1] != n) {
-          g_set_error (error, OVI_ERROR, OVI_ERROR_FAILED,
-                       "video VAE: latent frame %" G_GINT64_FORMAT
-                       " gave %" G_GINT64_FORMAT " frames",
-                       i, rgb->shape[1]);
-          goto out;
-        }
-        g_autoptr (OviTensor) host
-            = ovi_backend_download_f32 (v->be, rgb, error);
-        if (host == NULL)
-          goto out;
-        const float *src = ovi_tensor_data (host);
-        int64_t TH = th * scale, TW = tw * scale;
-        int64_t oy = ys[ty] * scale, ox = xs[tx] * scale;
-        for (int64_t yy = 0; yy < TH; yy++)
-          for (int64_t xx = 0; xx < TW; xx++) {
-            float wt = wy[yy] * wx[xx];
-            int64_t p = (oy + yy) * W + ox + xx;
-            den[p] += wt;
-            for (int64_t c = 0; c < 3 * n; c++)
-              num[c * plane + p] += wt * src[(c * TH + yy) * TW + xx];
-          }
+  for (int ty = 0; ty < ny; ty++) {
+    /* ramps only where a neighbouring tile overlaps */
+    int64_t lo = ty > 0 ? (ys[ty - 1] + th - ys[ty]) * scale : 0;
+    int64_t hi = ty + 1 < ny ? (ys[ty] + th - ys[ty + 1]) * scale : 0;
+    ramp (wy, th * scale, lo, hi);
+    for (int tx = 0; tx < nx; tx++) {
+      int64_t lo2 = tx > 0 ? (xs[tx - 1] + tw - xs[tx]) * scale : 0;
+      int64_t hi2 = tx + 1 < nx ? (xs[tx] + tw - xs[tx + 1]) * scale : 0;
+      ramp (wx, tw * scale, lo2, hi2);
+      g_autoptr (OviTensor) rgb = decode_chunk (
+          v, d->states[ty * nx + tx], d->x, i, ys[ty], xs[tx], th, tw);
+      if (!made (v, rgb, error))
+        return NULL;
+      if (rgb->shape[1] != n) {
+        g_set_error (error, OVI_ERROR, OVI_ERROR_FAILED,
+                     "video VAE: latent frame %" G_GINT64_FORMAT
+                     " gave %" G_GINT64_FORMAT " frames",
+                     i, rgb->shape[1]);
+        return NULL;
       }
-    }
-    for (int64_t c = 0; c < 3 * n; c++)
-      for (int64_t p = 0; p < plane; p++)
-        num[c * plane + p] /= den[p];
-    {
-      int64_t shape[4] = { 3, n, H, W };
-      g_autoptr (OviTensor) host
-          = ovi_tensor_new (OVI_DTYPE_F32, 4, shape, error);
+      g_autoptr (OviTensor) host = ovi_backend_download_f32 (v->be, rgb, error);
       if (host == NULL)
-        goto out;
-      memcpy (ovi_tensor_data (host), num, sizeof (float) * 3 * n * plane);
-      g_autoptr (OviTensor) frames = act (v, 4, shape);
-      if (frames == NULL)
-        goto out;
-      ovi_op_copy (v->be, frames, host);
-      if (!check_backend (v, error))
-        goto out;
-      if (!on_frames (frames, first, user_data)) {
-        g_set_error (error, OVI_ERROR, OVI_ERROR_CANCELLED,
-                     "video VAE: decoding stopped by the frame consumer");
-        goto out;
-      }
+        return NULL;
+      const float *src = ovi_tensor_data (host);
+      int64_t TH = th * scale, TW = tw * scale;
+      int64_t oy = ys[ty] * scale, ox = xs[tx] * scale;
+      for (int64_t yy = 0; yy < TH; yy++)
+        for (int64_t xx = 0; xx < TW; xx++) {
+          float wt = wy[yy] * wx[xx];
+          int64_t p = (oy + yy) * W + ox + xx;
+          den[p] += wt;
+          for (int64_t c = 0; c < 3 * n; c++)
+            num[c * plane + p] += wt * src[(c * TH + yy) * TW + xx];
+        }
     }
-    first += n;
   }
-  ok = TRUE;
-out:
-  for (int t = 0; t < ny * nx; t++)
-    state_free (states[t]);
-  g_free (states);
-  return ok;
+  for (int64_t c = 0; c < 3 * n; c++)
+    for (int64_t p = 0; p < plane; p++)
+      num[c * plane + p] /= den[p];
+
+  int64_t shape[4] = { 3, n, H, W };
+  g_autoptr (OviTensor) host = ovi_tensor_new (OVI_DTYPE_F32, 4, shape, error);
+  if (host == NULL)
+    return NULL;
+  memcpy (ovi_tensor_data (host), num, sizeof (float) * 3 * n * plane);
+  OviTensor *frames = act (v, 4, shape);
+  if (frames != NULL)
+    ovi_op_copy (v->be, frames, host);
+  if (!made (v, frames, error))
+    g_clear_pointer (&frames, ovi_tensor_unref);
+  return frames;
+}
+
+OviTensor *
+ovi_wan_vae_decode_next (OviWanVaeDecoding *d, int *first_frame,
+                         GCancellable *cancellable, GError **error)
+{
+  OviWanVae *v = d->v;
+  int64_t i = d->next;
+  OviTensor *rgb;
+
+  if (i >= d->x->shape[1] || cancelled (cancellable, error))
+    return NULL;
+  if (d->ny * d->nx > 1) {
+    rgb = decode_tiled_frame (d, i, error);
+  } else {
+    rgb = decode_chunk (v, d->states[0], d->x, i, 0, 0, d->th, d->tw);
+    if (!made (v, rgb, error))
+      g_clear_pointer (&rgb, ovi_tensor_unref);
+  }
+  if (rgb == NULL)
+    return NULL;
+  if (first_frame)
+    *first_frame = d->first;
+  d->first += rgb->shape[1];
+  d->next++;
+  return rgb;
 }
 
 gboolean
@@ -1378,32 +1438,25 @@ ovi_wan_vae_decode (OviWanVae *v, const OviTensor *latent,
                     OviWanVaeFramesFunc on_frames, gpointer user_data,
                     GCancellable *cancellable, GError **error)
 {
-  g_autoptr (OviTensor) x = NULL;
-  g_autoptr (VaeState) s = NULL;
-  int first = 0;
+  g_autoptr (OviWanVaeDecoding) d = ovi_wan_vae_decode_begin (v, latent, error);
+  GError *err = NULL;
+  OviTensor *rgb;
+  int first;
 
-  if (!check_latent (v, latent, error))
+  if (d == NULL)
     return FALSE;
-  x = decode_prepare (v, latent);
-  if (!made (v, x, error))
-    return FALSE;
-  if (v->tile > 0 && (x->shape[2] > v->tile || x->shape[3] > v->tile))
-    return decode_tiled (v, x, on_frames, user_data, cancellable, error);
-
-  s = state_new (v->dec.n_slots);
-  for (int64_t i = 0; i < x->shape[1]; i++) {
-    if (cancelled (cancellable, error))
-      return FALSE;
-    g_autoptr (OviTensor) rgb
-        = decode_chunk (v, s, x, i, 0, 0, x->shape[2], x->shape[3]);
-    if (!made (v, rgb, error))
-      return FALSE;
-    if (!on_frames (rgb, first, user_data)) {
+  while ((rgb = ovi_wan_vae_decode_next (d, &first, cancellable, &err))) {
+    gboolean go_on = on_frames (rgb, first, user_data);
+    ovi_tensor_unref (rgb);
+    if (!go_on) {
       g_set_error (error, OVI_ERROR, OVI_ERROR_CANCELLED,
                    "video VAE: decoding stopped by the frame consumer");
       return FALSE;
     }
-    first += rgb->shape[1];
+  }
+  if (err) {
+    g_propagate_error (error, err);
+    return FALSE;
   }
   return TRUE;
 }

@@ -64,6 +64,21 @@ gboolean ovi_wan_vae_decode (OviWanVae *vae, const OviTensor *latent,
                              OviWanVaeFramesFunc on_frames, gpointer user_data,
                              GCancellable *cancellable, GError **error);
 
+/* The same decode one latent frame per call, for consumers that pull
+ * frames (ovivaedec's generate_output). `latent` is copied at begin. */
+typedef struct _OviWanVaeDecoding OviWanVaeDecoding;
+
+OviWanVaeDecoding *ovi_wan_vae_decode_begin (OviWanVae *vae,
+                                             const OviTensor *latent,
+                                             GError **error);
+/* The frames of the next latent frame, [3, n, H, W] on the backend, with
+ * first_frame (nullable) = their index in the clip; NULL at the end (no
+ * error set), on cancellation (OVI_ERROR_CANCELLED) or failure. */
+OviTensor *ovi_wan_vae_decode_next (OviWanVaeDecoding *decoding,
+                                    int *first_frame, GCancellable *cancellable,
+                                    GError **error);
+void ovi_wan_vae_decoding_free (OviWanVaeDecoding *decoding);
+
 /* video [3, T, H, W] in [-1, 1] (H, W multiples of 16) -> normalised mu
  * [z_dim, 1 + (T-1)/4, H/16, W/16] on the backend. */
 OviTensor *ovi_wan_vae_encode (OviWanVae *vae, const OviTensor *video,
@@ -73,5 +88,6 @@ OviTensor *ovi_wan_vae_encode (OviWanVae *vae, const OviTensor *video,
 gsize ovi_wan_vae_pool_bytes (const OviWanVae *vae);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviWanVae, ovi_wan_vae_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviWanVaeDecoding, ovi_wan_vae_decoding_free)
 
 G_END_DECLS

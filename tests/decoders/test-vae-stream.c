@@ -152,6 +152,68 @@ test_stream_matches_whole (void)
   ovi_video_vae_free (vae);
 }
 
+/* the stepping decode hands out the same groups, bit for bit, as the
+ * callback decode, even with an i2v encode run between two groups (the
+ * stage is held per group); it stops at the end and on cancellation */
+static void
+test_stepping_decode (void)
+{
+  g_autofree char *wpath = golden ("video_vae", "weights.safetensors");
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviBackend) be = ovi_backend_new_cpu (0);
+  OviVideoVae *vae = ovi_video_vae_new_from_file (wpath, be, &error);
+  g_autoptr (OviTensor) z = io_tensor ("in.decode_z");
+  g_autoptr (OviTensor) img4 = io_tensor ("in.encode_image");
+  g_autoptr (OviTensor) img = ovi_tensor_select (img4, 1, 0);
+  Gather whole = { 0 }, stepped = { 0 };
+  OviTensor *frames;
+  int first = -1;
+
+  g_assert_no_error (error);
+  whole.video = new_video (z->shape[1], z->shape[2], z->shape[3]);
+  stepped.video = new_video (z->shape[1], z->shape[2], z->shape[3]);
+  g_assert_true (ovi_video_vae_decode (vae, z, gather, &whole, NULL, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr (OviVideoDecoding) d
+        = ovi_video_vae_decode_begin (vae, z, &error);
+    g_assert_no_error (error);
+    while ((frames = ovi_video_vae_decode_next (d, &first, NULL, &error))) {
+      gather (frames, first, &stepped);
+      ovi_tensor_unref (frames);
+      if (stepped.groups == 1) {
+        g_autoptr (OviTensor) mu
+            = ovi_video_vae_encode_image (vae, img, &error);
+        g_assert_no_error (error);
+      }
+    }
+    g_assert_no_error (error);
+  }
+  g_assert_cmpint (stepped.groups, ==, z->shape[1]);
+  for (int i = 0; i < stepped.groups; i++) {
+    g_assert_cmpint (stepped.sizes[i], ==, whole.sizes[i]);
+    g_assert_cmpint (stepped.firsts[i], ==, whole.firsts[i]);
+  }
+  g_assert_cmpmem (
+      ovi_tensor_data (stepped.video), ovi_tensor_nbytes (stepped.video),
+      ovi_tensor_data (whole.video), ovi_tensor_nbytes (whole.video));
+  {
+    g_autoptr (GCancellable) cancel = g_cancellable_new ();
+    g_autoptr (OviVideoDecoding) d
+        = ovi_video_vae_decode_begin (vae, z, &error);
+    frames = ovi_video_vae_decode_next (d, NULL, cancel, &error);
+    g_assert_nonnull (frames);
+    ovi_tensor_unref (frames);
+    g_cancellable_cancel (cancel);
+    g_assert_null (ovi_video_vae_decode_next (d, NULL, cancel, &error));
+    g_assert_error (error, OVI_ERROR, OVI_ERROR_CANCELLED);
+    g_clear_error (&error);
+  }
+  ovi_tensor_unref (whole.video);
+  ovi_tensor_unref (stepped.video);
+  ovi_video_vae_free (vae);
+}
+
 /* the i2v first frame through the stage: [3, H, W] -> [48, 1, h, w] */
 static void
 test_encode_image_stage (void)
@@ -480,6 +542,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/decoders/video-stream-matches-whole",
                    test_stream_matches_whole);
+  g_test_add_func ("/decoders/video-stepping-decode", test_stepping_decode);
   g_test_add_func ("/decoders/video-encode-image", test_encode_image_stage);
   g_test_add_func ("/decoders/video-tiling", test_tiling);
   g_test_add_func ("/decoders/video-tiling-exact", test_tiling_exact);
