@@ -1,6 +1,7 @@
-/* gst-ovi: ovivaedec.
- *
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
  * SECTION:element-ovivaedec
+ * @title: ovivaedec
  *
  * Decodes the video latent of each application/x-ovi-latent buffer with the
  * Wan2.2 VAE and pushes the frames as they come out of the causal decoder
@@ -21,17 +22,21 @@
  *   mp4mux ! filesink location=waves.mp4
  * ]|
  *
- * Base class: a plain GstElement with a chain function: one latent buffer
- * gives a whole clip of frames, pushed from the engine's frame callback,
- * which GstVideoDecoder (one output per input frame) and GstBaseTransform
- * (one output per generate_output call, after the whole decode) do not fit.
+ * Base class: GstBaseTransform with submit_input_buffer + generate_output:
+ * submitting a latent starts a stepping decode, and each generate_output
+ * hands out one frame, decoding the next frame group only when the last one
+ * is used up, so frames leave as they are decoded. Output buffers come from
+ * the pool decided with downstream in the ALLOCATION query (a video buffer
+ * pool, with GstVideoMeta when downstream takes it); a RECONFIGURE from
+ * downstream renegotiates before the next frame.
  */
 #include "gstovivaedec.h"
 
 #include <gst/video/video.h>
 
 #include "gstovicaps.h"
-#include "gstovielement.h"
+#include "gstovihelper.h"
+#include "gstovitensor.h"
 #include "gstoviutil.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_ovi_vae_dec_debug);
@@ -46,48 +51,47 @@ enum {
 };
 
 struct _GstOviVaeDec {
-  GstElement parent;
+  GstBaseTransform parent;
 
-  GstPad *sinkpad, *srcpad;
+  GstOviHelper *helper; /* common properties, stage, flushing, context */
 
   /* settings, under the object lock */
-  GstOviEngineConfig config;
   gint tile_size, tile_overlap;
-  gboolean flushing;
-  GCancellable *cancellable;
 
-  /* streaming state */
-  GstOviEngineCache *cache;
-  GstOviEngine *engine;
-  gchar *engine_config;
-  gint lat_c, lat_f, lat_h, lat_w, width, height;
-  GstVideoInfo out_info;
-  gboolean have_out_info;
-  gboolean need_caps;
+  /* negotiated */
+  gint lat_c, lat_f, lat_h, lat_w;
+  GstVideoInfo out_info, rgb_info;
+  GstVideoConverter *converter; /* RGB -> out_info, NULL for RGB/RGBA */
+
+  /* the clip being decoded */
+  OviVideoDecoding *decoding;
+  GCancellable *cancellable;
+  OviTensor *group; /* [3, n, H, W] host F32, the frames not yet out */
+  gint group_first; /* clip index of group's frame 0 */
+  gint group_next;  /* next frame of the group to push */
+  GstClockTime clip_pts;
+  guint64 clip_frame; /* global index of frame 0 of the clip */
   gboolean discont;
-  GstEvent *pending_segment; /* held until our caps are out */
-  GstVideoConverter *converter;
-  GstVideoInfo rgb_info;
 };
 
 #define gst_ovi_vae_dec_parent_class parent_class
-G_DEFINE_TYPE (GstOviVaeDec, gst_ovi_vae_dec, GST_TYPE_ELEMENT);
+G_DEFINE_TYPE (GstOviVaeDec, gst_ovi_vae_dec, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (
     ovivaedec, "ovivaedec", GST_RANK_NONE, GST_TYPE_OVI_VAE_DEC,
     GST_DEBUG_CATEGORY_INIT (gst_ovi_vae_dec_debug, "ovivaedec", 0,
                              "ovi Wan2.2 VAE video decoder"));
 
 #define OUT_FORMATS "{ RGB, RGBA, I420, NV12 }"
+#define OUT_CAPS                                                               \
+  "video/x-raw, format = (string) " OUT_FORMATS ", "                           \
+  "width = (int) [ 16, 65536 ], height = (int) [ 16, 65536 ], "                \
+  "framerate = (fraction) 24/1, pixel-aspect-ratio = (fraction) 1/1"
 
 static GstStaticPadTemplate sink_template
     = GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
                                GST_STATIC_CAPS (GST_OVI_LATENT_CAPS));
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
-    "src", GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (
-        "video/x-raw, format = (string) " OUT_FORMATS ", "
-        "width = (int) [ 16, 65536 ], height = (int) [ 16, 65536 ], "
-        "framerate = (fraction) 24/1, pixel-aspect-ratio = (fraction) 1/1"));
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS (OUT_CAPS));
 
 static void
 gst_ovi_vae_dec_set_property (GObject *object, guint prop_id,
@@ -95,19 +99,19 @@ gst_ovi_vae_dec_set_property (GObject *object, guint prop_id,
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (object);
 
+  if (gst_ovi_helper_set_property (self->helper, prop_id, value))
+    return;
   GST_OBJECT_LOCK (self);
-  if (!gst_ovi_engine_config_set_property (&self->config, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_TILE_SIZE:
-        self->tile_size = g_value_get_int (value);
-        break;
-      case PROP_TILE_OVERLAP:
-        self->tile_overlap = g_value_get_int (value);
-        break;
-      default:
-        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-        break;
-    }
+  switch (prop_id) {
+    case PROP_TILE_SIZE:
+      self->tile_size = g_value_get_int (value);
+      break;
+    case PROP_TILE_OVERLAP:
+      self->tile_overlap = g_value_get_int (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK (self);
 }
@@ -118,80 +122,247 @@ gst_ovi_vae_dec_get_property (GObject *object, guint prop_id, GValue *value,
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (object);
 
+  if (gst_ovi_helper_get_property (self->helper, prop_id, value))
+    return;
   GST_OBJECT_LOCK (self);
-  if (!gst_ovi_engine_config_get_property (&self->config, prop_id, value)) {
-    switch (prop_id) {
-      case PROP_TILE_SIZE:
-        g_value_set_int (value, self->tile_size);
-        break;
-      case PROP_TILE_OVERLAP:
-        g_value_set_int (value, self->tile_overlap);
-        break;
-      default:
-        G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-        break;
-    }
+  switch (prop_id) {
+    case PROP_TILE_SIZE:
+      g_value_set_int (value, self->tile_size);
+      break;
+    case PROP_TILE_OVERLAP:
+      g_value_set_int (value, self->tile_overlap);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
   }
   GST_OBJECT_UNLOCK (self);
 }
 
-static gboolean
-acquire_engine (GstOviVaeDec *self)
+/* ---- caps and allocation ---- */
+
+static GstCaps *
+gst_ovi_vae_dec_transform_caps (GstBaseTransform *trans,
+                                GstPadDirection direction, GstCaps *caps,
+                                GstCaps *filter)
 {
-  return gst_ovi_element_acquire_engine (
-      GST_ELEMENT (self), &self->config, GST_OVI_STAGE_VIDEO_VAE,
-      "Could not load the video VAE", &self->cache, &self->engine,
-      &self->engine_config);
+  GstCaps *res;
+  guint i;
+
+  if (direction == GST_PAD_SRC) {
+    res = gst_static_pad_template_get_caps (&sink_template);
+  } else {
+    res = gst_caps_new_empty ();
+    for (i = 0; i < gst_caps_get_size (caps); i++) {
+      const GstStructure *s = gst_caps_get_structure (caps, i);
+      GstCaps *out = gst_static_pad_template_get_caps (&src_template);
+      const GValue *w = gst_structure_get_value (s, "width");
+      const GValue *h = gst_structure_get_value (s, "height");
+      out = gst_caps_make_writable (out);
+      if (w)
+        gst_caps_set_value (out, "width", w);
+      if (h)
+        gst_caps_set_value (out, "height", h);
+      res = gst_caps_merge (res, out);
+    }
+  }
+  if (filter) {
+    GstCaps *tmp
+        = gst_caps_intersect_full (filter, res, GST_CAPS_INTERSECT_FIRST);
+    gst_caps_unref (res);
+    res = tmp;
+  }
+  return res;
 }
 
 static gboolean
-negotiate (GstOviVaeDec *self)
+gst_ovi_vae_dec_set_caps (GstBaseTransform *trans, GstCaps *incaps,
+                          GstCaps *outcaps)
 {
-  GstCaps *templ, *peer, *caps;
+  GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
+  const GstStructure *s = gst_caps_get_structure (incaps, 0);
   GstVideoInfo info;
-  gboolean ok;
 
-  templ = gst_pad_get_pad_template_caps (self->srcpad);
-  templ = gst_caps_make_writable (templ);
-  gst_caps_set_simple (templ, "width", G_TYPE_INT, self->width, "height",
-                       G_TYPE_INT, self->height, NULL);
-  peer = gst_pad_peer_query_caps (self->srcpad, templ);
-  gst_caps_unref (templ);
-  if (gst_caps_is_empty (peer)) {
-    gst_caps_unref (peer);
+  if (!gst_structure_get (s, "video-channels", G_TYPE_INT, &self->lat_c,
+                          "video-frames", G_TYPE_INT, &self->lat_f,
+                          "video-height", G_TYPE_INT, &self->lat_h,
+                          "video-width", G_TYPE_INT, &self->lat_w, NULL)
+      || !gst_video_info_from_caps (&info, outcaps)) {
     GST_ELEMENT_ERROR (
-        self, CORE, NEGOTIATION,
-        ("Downstream takes none of RGB, RGBA, I420, NV12 at %dx%d 24/1",
-         self->width, self->height),
-        (NULL));
+        self, CORE, NEGOTIATION, ("Latent caps without the video fields"),
+        ("%" GST_PTR_FORMAT " -> %" GST_PTR_FORMAT, incaps, outcaps));
     return FALSE;
   }
-  caps = gst_caps_fixate (peer);
-  ok = gst_video_info_from_caps (&info, caps)
-       && gst_pad_push_event (self->srcpad, gst_event_new_caps (caps));
-  if (ok) {
-    self->out_info = info;
-    self->have_out_info = TRUE;
-    if (self->converter)
-      gst_video_converter_free (self->converter);
-    self->converter = NULL;
-    gst_video_info_set_format (&self->rgb_info, GST_VIDEO_FORMAT_RGB,
-                               self->width, self->height);
-    GST_VIDEO_INFO_FPS_N (&self->rgb_info) = GST_VIDEO_INFO_FPS_N (&info);
-    GST_VIDEO_INFO_FPS_D (&self->rgb_info) = GST_VIDEO_INFO_FPS_D (&info);
-    GST_VIDEO_INFO_PAR_N (&self->rgb_info) = GST_VIDEO_INFO_PAR_N (&info);
-    GST_VIDEO_INFO_PAR_D (&self->rgb_info) = GST_VIDEO_INFO_PAR_D (&info);
-    if (GST_VIDEO_INFO_FORMAT (&info) != GST_VIDEO_FORMAT_RGB
-        && GST_VIDEO_INFO_FORMAT (&info) != GST_VIDEO_FORMAT_RGBA)
-      self->converter = gst_video_converter_new (&self->rgb_info, &info, NULL);
-    GST_INFO_OBJECT (self, "output %" GST_PTR_FORMAT, caps);
-  } else {
-    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-                       ("Could not set the output caps"),
-                       ("%" GST_PTR_FORMAT, caps));
+  self->out_info = info;
+  gst_video_info_set_format (&self->rgb_info, GST_VIDEO_FORMAT_RGB, info.width,
+                             info.height);
+  GST_VIDEO_INFO_FPS_N (&self->rgb_info) = GST_VIDEO_INFO_FPS_N (&info);
+  GST_VIDEO_INFO_FPS_D (&self->rgb_info) = GST_VIDEO_INFO_FPS_D (&info);
+  GST_VIDEO_INFO_PAR_N (&self->rgb_info) = GST_VIDEO_INFO_PAR_N (&info);
+  GST_VIDEO_INFO_PAR_D (&self->rgb_info) = GST_VIDEO_INFO_PAR_D (&info);
+  g_clear_pointer (&self->converter, gst_video_converter_free);
+  if (GST_VIDEO_INFO_FORMAT (&info) != GST_VIDEO_FORMAT_RGB
+      && GST_VIDEO_INFO_FORMAT (&info) != GST_VIDEO_FORMAT_RGBA)
+    self->converter = gst_video_converter_new (&self->rgb_info, &info, NULL);
+  GST_INFO_OBJECT (self, "output %" GST_PTR_FORMAT, outcaps);
+  return TRUE;
+}
+
+/* A video buffer pool of downstream's (or ours), with GstVideoMeta when
+ * downstream takes it, so it may ask for padded strides. */
+static gboolean
+gst_ovi_vae_dec_decide_allocation (GstBaseTransform *trans, GstQuery *query)
+{
+  GstCaps *caps;
+  GstVideoInfo info;
+  GstBufferPool *pool = NULL;
+  GstStructure *config;
+  guint size, min = 0, max = 0;
+  gboolean have_pool = gst_query_get_n_allocation_pools (query) > 0;
+
+  gst_query_parse_allocation (query, &caps, NULL);
+  if (!caps || !gst_video_info_from_caps (&info, caps))
+    return FALSE;
+  size = info.size;
+  if (have_pool) {
+    gst_query_parse_nth_allocation_pool (query, 0, &pool, &size, &min, &max);
+    size = MAX (size, info.size);
   }
-  gst_caps_unref (caps);
-  return ok;
+  if (!pool)
+    pool = gst_video_buffer_pool_new ();
+  config = gst_buffer_pool_get_config (pool);
+  gst_buffer_pool_config_set_params (config, caps, size, min, max);
+  if (gst_query_find_allocation_meta (query, GST_VIDEO_META_API_TYPE, NULL)
+      && gst_buffer_pool_has_option (pool, GST_BUFFER_POOL_OPTION_VIDEO_META))
+    gst_buffer_pool_config_add_option (config,
+                                       GST_BUFFER_POOL_OPTION_VIDEO_META);
+  if (!gst_buffer_pool_set_config (pool, config)) {
+    config = gst_buffer_pool_get_config (pool);
+    if (!gst_buffer_pool_config_validate_params (config, caps, size, min, max)
+        || !gst_buffer_pool_set_config (pool, config)) {
+      gst_object_unref (pool);
+      GST_ELEMENT_ERROR (trans, RESOURCE, SETTINGS,
+                         ("Could not configure the output buffer pool"),
+                         ("%" GST_PTR_FORMAT, caps));
+      return FALSE;
+    }
+  }
+  if (have_pool)
+    gst_query_set_nth_allocation_pool (query, 0, pool, size, min, max);
+  else
+    gst_query_add_allocation_pool (query, pool, size, min, max);
+  gst_object_unref (pool);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)
+      ->decide_allocation (trans, query);
+}
+
+/* ---- decoding ---- */
+
+static void
+clear_clip (GstOviVaeDec *self)
+{
+  g_clear_pointer (&self->decoding, ovi_video_decoding_free);
+  g_clear_pointer (&self->group, ovi_tensor_unref);
+  g_clear_object (&self->cancellable);
+}
+
+static GstFlowReturn
+gst_ovi_vae_dec_submit_input_buffer (GstBaseTransform *trans,
+                                     gboolean is_discont, GstBuffer *buf)
+{
+  GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
+  GstOviEngine *engine
+      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_VIDEO_VAE);
+  int64_t shape[4] = { self->lat_c, self->lat_f, self->lat_h, self->lat_w };
+  g_autoptr (OviTensor) latent = NULL;
+  g_autoptr (GError) err = NULL;
+  GstFlowReturn ret;
+  gint tile, overlap;
+
+  /* renegotiation and the not-negotiated check; the buffer lands in
+   * queued_buf */
+  ret = GST_BASE_TRANSFORM_CLASS (parent_class)
+            ->submit_input_buffer (trans, is_discont, buf);
+  if (ret != GST_FLOW_OK || !trans->queued_buf)
+    return ret;
+  buf = g_steal_pointer (&trans->queued_buf);
+  clear_clip (self);
+
+  latent = gst_ovi_buffer_map_tensor (buf, 0, 4, shape, &err);
+  if (!latent) {
+    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
+                       ("ovivaedec takes the latents of ovidenoise"),
+                       ("%s", err->message));
+    gst_buffer_unref (buf);
+    return GST_FLOW_ERROR;
+  }
+  self->clip_pts = GST_BUFFER_PTS_IS_VALID (buf) ? GST_BUFFER_PTS (buf) : 0;
+  self->clip_frame = GST_BUFFER_OFFSET (buf) != GST_BUFFER_OFFSET_NONE
+                         ? GST_BUFFER_OFFSET (buf)
+                         : 0;
+  gst_buffer_unref (buf);
+
+  GST_OBJECT_LOCK (self);
+  tile = self->tile_size;
+  overlap = self->tile_overlap;
+  GST_OBJECT_UNLOCK (self);
+  if (tile == 0) { /* the VRAM plan's tiling (ultra-low tiles) */
+    tile = engine->vae_tile;
+    overlap = engine->vae_tile_overlap;
+  }
+  self->cancellable = gst_ovi_helper_ref_cancellable (self->helper);
+  g_mutex_lock (&engine->lock);
+  ovi_video_vae_set_tiling (engine->u.video_vae, tile, overlap);
+  self->decoding
+      = ovi_video_vae_decode_begin (engine->u.video_vae, latent, &err);
+  g_mutex_unlock (&engine->lock);
+  if (!self->decoding)
+    return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Video decoding failed",
+                                      err);
+  return GST_FLOW_OK;
+}
+
+/* Decodes the next frame group when the last one is used up; FALSE at the
+ * end of the clip or on failure (*ret says which). */
+static gboolean
+ensure_group (GstOviVaeDec *self, GstFlowReturn *ret)
+{
+  GstOviEngine *engine
+      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_VIDEO_VAE);
+  g_autoptr (GError) err = NULL;
+  OviTensor *frames;
+
+  *ret = GST_FLOW_OK;
+  if (self->group && self->group_next < self->group->shape[1])
+    return TRUE;
+  g_clear_pointer (&self->group, ovi_tensor_unref);
+  if (!self->decoding)
+    return FALSE;
+  g_mutex_lock (&engine->lock);
+  frames = ovi_video_vae_decode_next (self->decoding, &self->group_first,
+                                      self->cancellable, &err);
+  g_mutex_unlock (&engine->lock);
+  if (!frames) {
+    clear_clip (self);
+    if (err)
+      *ret = GST_OVI_HELPER_FLOW_ERROR (self->helper, "Video decoding failed",
+                                        err);
+    return FALSE;
+  }
+  if (frames->ndim != 4 || frames->shape[0] != 3
+      || frames->shape[2] != self->out_info.height
+      || frames->shape[3] != self->out_info.width) {
+    ovi_tensor_unref (frames);
+    clear_clip (self);
+    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+                       ("The VAE returned frames of an unexpected shape"),
+                       (NULL));
+    *ret = GST_FLOW_ERROR;
+    return FALSE;
+  }
+  self->group = frames;
+  self->group_next = 0;
+  return TRUE;
 }
 
 /* float [-1, 1] -> 8 bits as the official writer: (x + 1) / 2 * 255,
@@ -203,272 +374,158 @@ to_u8 (float x)
   return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (guint8) v;
 }
 
-typedef struct {
-  GstOviVaeDec *self;
-  GstClockTime clip_pts;
-  guint64 clip_frame; /* global index of frame 0 of the clip */
-  GstFlowReturn ret;
-  guint pushed;
-} DecodeData;
-
-static gboolean
-on_frames (const OviTensor *frames, int first_frame, gpointer user_data)
+/* frame i of a [3, n, H, W] group into packed RGB or RGBA */
+static void
+write_rgb (const OviTensor *group, gint i, GstVideoFrame *frame)
 {
-  DecodeData *d = user_data;
-  GstOviVaeDec *self = d->self;
-  g_autoptr (OviTensor) f = NULL;
-  gint n, i, x, y;
-  const gint W = self->width, H = self->height;
-  gboolean rgba
-      = GST_VIDEO_INFO_FORMAT (&self->out_info) == GST_VIDEO_FORMAT_RGBA;
+  const gint n = (gint) group->shape[1], H = (gint) group->shape[2],
+             W = (gint) group->shape[3];
+  const gsize plane = (gsize) n * H * W;
+  const float *data = ovi_tensor_data ((OviTensor *) group);
+  const gint px = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
+  gint x, y;
 
-  GST_OBJECT_LOCK (self);
-  if (self->flushing) {
-    GST_OBJECT_UNLOCK (self);
-    d->ret = GST_FLOW_FLUSHING;
+  for (y = 0; y < H; y++) {
+    guint8 *row = (guint8 *) GST_VIDEO_FRAME_PLANE_DATA (frame, 0)
+                  + (gsize) y * GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
+    const float *r = data + ((gsize) i * H + y) * W;
+    const float *g = r + plane;
+    const float *b = g + plane;
+    for (x = 0; x < W; x++) {
+      row[px * x] = to_u8 (r[x]);
+      row[px * x + 1] = to_u8 (g[x]);
+      row[px * x + 2] = to_u8 (b[x]);
+      if (px == 4)
+        row[px * x + 3] = 255;
+    }
+  }
+}
+
+/* the group's next frame into `out` (in the negotiated format) */
+static gboolean
+fill_frame (GstOviVaeDec *self, GstBuffer *out)
+{
+  GstVideoFrame vf, rf;
+  GstBuffer *rgb;
+
+  if (!gst_video_frame_map (&vf, &self->out_info, out, GST_MAP_WRITE))
     return FALSE;
+  if (!self->converter) {
+    write_rgb (self->group, self->group_next, &vf);
+  } else {
+    rgb = gst_buffer_new_allocate (NULL, self->rgb_info.size, NULL);
+    gst_video_frame_map (&rf, &self->rgb_info, rgb, GST_MAP_WRITE);
+    write_rgb (self->group, self->group_next, &rf);
+    gst_video_converter_frame (self->converter, &rf, &vf);
+    gst_video_frame_unmap (&rf);
+    gst_buffer_unref (rgb);
   }
-  GST_OBJECT_UNLOCK (self);
-
-  f = ovi_tensor_is_contiguous (frames) && ovi_tensor_is_host (frames)
-              && frames->dtype == OVI_DTYPE_F32
-          ? ovi_tensor_ref ((OviTensor *) frames)
-          : ovi_tensor_to_f32 (frames, NULL);
-  if (!f || f->ndim != 4 || f->shape[0] != 3 || f->shape[2] != H
-      || f->shape[3] != W) {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-                       ("The VAE returned frames of an unexpected shape"),
-                       (NULL));
-    d->ret = GST_FLOW_ERROR;
-    return FALSE;
-  }
-  n = (gint) f->shape[1];
-  for (i = 0; i < n; i++) {
-    const float *plane = ovi_tensor_data (f);
-    const gsize plane_size = (gsize) n * H * W;
-    guint64 index = d->clip_frame + first_frame + i;
-    GstBuffer *out, *rgb_buf = NULL;
-    GstVideoFrame vf, rf;
-    GstVideoFrame *target;
-
-    out = gst_buffer_new_allocate (NULL, self->out_info.size, NULL);
-    if (self->converter) {
-      rgb_buf = gst_buffer_new_allocate (NULL, self->rgb_info.size, NULL);
-      gst_video_frame_map (&rf, &self->rgb_info, rgb_buf, GST_MAP_WRITE);
-      target = &rf;
-    } else {
-      gst_video_frame_map (&vf, &self->out_info, out, GST_MAP_WRITE);
-      target = &vf;
-    }
-    for (y = 0; y < H; y++) {
-      guint8 *row = (guint8 *) GST_VIDEO_FRAME_PLANE_DATA (target, 0)
-                    + (gsize) y * GST_VIDEO_FRAME_PLANE_STRIDE (target, 0);
-      const float *r = plane + ((gsize) i * H + y) * W;
-      const float *g = r + plane_size;
-      const float *b = g + plane_size;
-      if (rgba) {
-        for (x = 0; x < W; x++) {
-          row[4 * x] = to_u8 (r[x]);
-          row[4 * x + 1] = to_u8 (g[x]);
-          row[4 * x + 2] = to_u8 (b[x]);
-          row[4 * x + 3] = 255;
-        }
-      } else {
-        for (x = 0; x < W; x++) {
-          row[3 * x] = to_u8 (r[x]);
-          row[3 * x + 1] = to_u8 (g[x]);
-          row[3 * x + 2] = to_u8 (b[x]);
-        }
-      }
-    }
-    if (self->converter) {
-      gst_video_frame_map (&vf, &self->out_info, out, GST_MAP_WRITE);
-      gst_video_converter_frame (self->converter, &rf, &vf);
-      gst_video_frame_unmap (&rf);
-      gst_buffer_unref (rgb_buf);
-    }
-    gst_video_frame_unmap (&vf);
-
-    /* frame times from counts: clip start + offset in the clip */
-    GST_BUFFER_PTS (out) = d->clip_pts + gst_ovi_frame_time (index)
-                           - gst_ovi_frame_time (d->clip_frame);
-    GST_BUFFER_DURATION (out)
-        = gst_ovi_frame_time (index + 1) - gst_ovi_frame_time (index);
-    GST_BUFFER_OFFSET (out) = index;
-    GST_BUFFER_OFFSET_END (out) = index + 1;
-    if (self->discont) {
-      GST_BUFFER_FLAG_SET (out, GST_BUFFER_FLAG_DISCONT);
-      self->discont = FALSE;
-    }
-    d->ret = gst_pad_push (self->srcpad, out);
-    d->pushed++;
-    if (d->ret != GST_FLOW_OK)
-      return FALSE;
-  }
+  gst_video_frame_unmap (&vf);
   return TRUE;
 }
 
 static GstFlowReturn
-gst_ovi_vae_dec_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
+acquire_output (GstOviVaeDec *self, GstBuffer **out)
 {
-  GstOviVaeDec *self = GST_OVI_VAE_DEC (parent);
-  GstMemory *mem;
-  GstMapInfo map;
-  int64_t shape[4], stride[4];
-  OviDevice cpu = { OVI_DEVICE_CPU, 0 };
-  OviStorage *st;
-  g_autoptr (OviTensor) latent = NULL;
-  g_autoptr (GError) err = NULL;
-  GCancellable *cancellable;
-  DecodeData d;
-  gboolean ok;
-  gint tile, overlap;
+  GstBufferPool *pool
+      = gst_base_transform_get_buffer_pool (GST_BASE_TRANSFORM (self));
+  GstFlowReturn ret;
 
-  if (!self->engine) {
-    gst_buffer_unref (buf);
-    return GST_FLOW_FLUSHING;
+  if (!pool) {
+    *out = gst_buffer_new_allocate (NULL, self->out_info.size, NULL);
+    return GST_FLOW_OK;
   }
-  if (self->lat_c <= 0 || gst_buffer_n_memory (buf) != 2) {
-    GST_ELEMENT_ERROR (self, STREAM, FORMAT,
-                       ("ovivaedec takes the latents of ovidenoise"),
-                       ("%u memories", gst_buffer_n_memory (buf)));
-    gst_buffer_unref (buf);
+  if (!gst_buffer_pool_is_active (pool)
+      && !gst_buffer_pool_set_active (pool, TRUE)) {
+    gst_object_unref (pool);
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+                       ("Could not activate the output buffer pool"), (NULL));
     return GST_FLOW_ERROR;
   }
-  if (self->need_caps) {
-    if (!negotiate (self)) {
-      gst_buffer_unref (buf);
-      return GST_FLOW_NOT_NEGOTIATED;
-    }
-    self->need_caps = FALSE;
-    if (self->pending_segment)
-      gst_pad_push_event (self->srcpad,
-                          g_steal_pointer (&self->pending_segment));
+  ret = gst_buffer_pool_acquire_buffer (pool, out, NULL);
+  gst_object_unref (pool);
+  return ret;
+}
+
+static GstFlowReturn
+gst_ovi_vae_dec_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
+{
+  GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
+  GstFlowReturn ret;
+  GstBuffer *out = NULL;
+  guint64 index;
+
+  *outbuf = NULL;
+  if (!ensure_group (self, &ret))
+    return ret;
+  /* a RECONFIGURE from downstream takes effect at the next frame */
+  if (!gst_base_transform_reconfigure (trans)) {
+    clear_clip (self);
+    return GST_PAD_IS_FLUSHING (trans->srcpad) ? GST_FLOW_FLUSHING
+                                               : GST_FLOW_NOT_NEGOTIATED;
   }
-  mem = gst_buffer_peek_memory (buf, 0);
-  if (!gst_memory_map (mem, &map, GST_MAP_READ)) {
-    gst_buffer_unref (buf);
-    GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Could not map the latent"),
+  ret = acquire_output (self, &out);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  if (!fill_frame (self, out)) {
+    gst_buffer_unref (out);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Could not map the output frame"),
                        (NULL));
     return GST_FLOW_ERROR;
   }
-  shape[0] = self->lat_c;
-  shape[1] = self->lat_f;
-  shape[2] = self->lat_h;
-  shape[3] = self->lat_w;
-  if (map.size != (gsize) (shape[0] * shape[1] * shape[2] * shape[3] * 4)) {
-    gst_memory_unmap (mem, &map);
-    gst_buffer_unref (buf);
-    GST_ELEMENT_ERROR (
-        self, STREAM, FORMAT,
-        ("The video latent has %" G_GSIZE_FORMAT " bytes, the caps say "
-         "[%d, %d, %d, %d] F32",
-         map.size, self->lat_c, self->lat_f, self->lat_h, self->lat_w),
-        (NULL));
-    return GST_FLOW_ERROR;
-  }
-  st = ovi_storage_new_wrapped (map.data, map.size, cpu, NULL, NULL);
-  ovi_contiguous_strides (4, shape, stride);
-  latent = ovi_tensor_new_on_storage (st, 0, OVI_DTYPE_F32, 4, shape, stride);
-  ovi_storage_unref (st);
 
-  d.self = self;
-  d.clip_pts = GST_BUFFER_PTS_IS_VALID (buf) ? GST_BUFFER_PTS (buf) : 0;
-  d.clip_frame = GST_BUFFER_OFFSET (buf) != GST_BUFFER_OFFSET_NONE
-                     ? GST_BUFFER_OFFSET (buf)
-                     : 0;
-  d.ret = GST_FLOW_OK;
-  d.pushed = 0;
-  if (GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DISCONT))
-    self->discont = TRUE;
-
-  GST_OBJECT_LOCK (self);
-  cancellable = self->cancellable ? g_object_ref (self->cancellable) : NULL;
-  tile = self->tile_size;
-  overlap = self->tile_overlap;
-  GST_OBJECT_UNLOCK (self);
-
-  g_mutex_lock (&self->engine->lock);
-  if (tile == 0) { /* the VRAM plan's tiling (ultra-low tiles) */
-    tile = self->engine->vae_tile;
-    overlap = self->engine->vae_tile_overlap;
+  /* frame times from counts: clip start + offset in the clip */
+  index = self->clip_frame + self->group_first + self->group_next;
+  GST_BUFFER_PTS (out) = self->clip_pts + gst_ovi_frame_time (index)
+                         - gst_ovi_frame_time (self->clip_frame);
+  GST_BUFFER_DURATION (out)
+      = gst_ovi_frame_time (index + 1) - gst_ovi_frame_time (index);
+  GST_BUFFER_OFFSET (out) = index;
+  GST_BUFFER_OFFSET_END (out) = index + 1;
+  if (self->discont) {
+    GST_BUFFER_FLAG_SET (out, GST_BUFFER_FLAG_DISCONT);
+    self->discont = FALSE;
   }
-  ovi_video_vae_set_tiling (self->engine->u.video_vae, tile, overlap);
-  ok = ovi_video_vae_decode (self->engine->u.video_vae, latent, on_frames, &d,
-                             cancellable, &err);
-  g_mutex_unlock (&self->engine->lock);
-  g_clear_object (&cancellable);
-  g_clear_pointer (&latent, ovi_tensor_unref);
-  gst_memory_unmap (mem, &map);
-  GST_DEBUG_OBJECT (self, "clip at %" GST_TIME_FORMAT ": %u frames",
-                    GST_TIME_ARGS (d.clip_pts), d.pushed);
-  gst_buffer_unref (buf);
-  if (d.ret != GST_FLOW_OK)
-    return d.ret;
-  if (!ok) {
-    if (g_error_matches (err, OVI_ERROR, OVI_ERROR_CANCELLED))
-      return GST_FLOW_FLUSHING;
-    GST_OVI_POST_ERROR (self, "Video decoding failed", err);
-    return GST_FLOW_ERROR;
-  }
+  self->group_next++;
+  *outbuf = out;
   return GST_FLOW_OK;
 }
 
-static void
-set_flushing (GstOviVaeDec *self, gboolean flushing)
+/* Never called (generate_output makes the output). Its presence tells the
+ * base class that output buffers are new ones, not the input passed through,
+ * so it decides allocation with downstream. */
+static GstFlowReturn
+gst_ovi_vae_dec_transform (GstBaseTransform *trans, GstBuffer *in,
+                           GstBuffer *out)
 {
-  gst_ovi_element_set_flushing (GST_ELEMENT (self), flushing, &self->flushing,
-                                &self->cancellable, NULL);
+  return GST_FLOW_NOT_SUPPORTED;
 }
 
-static gboolean
-gst_ovi_vae_dec_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
-{
-  GstOviVaeDec *self = GST_OVI_VAE_DEC (parent);
+/* ---- events, queries, states ---- */
 
-  switch (GST_EVENT_TYPE (event)) {
-    case GST_EVENT_CAPS: {
-      GstCaps *caps;
-      const GstStructure *s;
-      gint c = 0, f = 0, h = 0, w = 0, width = 0, height = 0;
-      gst_event_parse_caps (event, &caps);
-      s = gst_caps_get_structure (caps, 0);
-      if (!gst_structure_get (s, "video-channels", G_TYPE_INT, &c,
-                              "video-frames", G_TYPE_INT, &f, "video-height",
-                              G_TYPE_INT, &h, "video-width", G_TYPE_INT, &w,
-                              "width", G_TYPE_INT, &width, "height", G_TYPE_INT,
-                              &height, NULL)) {
-        GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
-                           ("Latent caps without the video fields"),
-                           ("%" GST_PTR_FORMAT, caps));
-        gst_event_unref (event);
-        return FALSE;
-      }
-      if (width != self->width || height != self->height)
-        self->need_caps = TRUE;
-      self->lat_c = c;
-      self->lat_f = f;
-      self->lat_h = h;
-      self->lat_w = w;
-      self->width = width;
-      self->height = height;
-      gst_event_unref (event);
-      return TRUE;
-    }
-    default:
-      break;
+static gboolean
+gst_ovi_vae_dec_sink_event (GstBaseTransform *trans, GstEvent *event)
+{
+  GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
+
+  gst_ovi_helper_sink_event (self->helper, event);
+  if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
+    clear_clip (self);
+    self->discont = TRUE;
   }
-  return gst_ovi_element_sink_event (pad, parent, event, self->srcpad,
-                                     &self->pending_segment, &self->discont,
-                                     &self->flushing, &self->cancellable, NULL);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
 
 static gboolean
-gst_ovi_vae_dec_query (GstPad *pad, GstObject *parent, GstQuery *query)
+gst_ovi_vae_dec_query (GstBaseTransform *trans, GstPadDirection direction,
+                       GstQuery *query)
 {
-  GstOviVaeDec *self = GST_OVI_VAE_DEC (parent);
+  GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
 
-  return gst_ovi_element_pad_query (pad, parent, query, self->cache);
+  if (gst_ovi_helper_handle_query (self->helper, query))
+    return TRUE;
+  return GST_BASE_TRANSFORM_CLASS (parent_class)
+      ->query (trans, direction, query);
 }
 
 static void
@@ -476,8 +533,30 @@ gst_ovi_vae_dec_set_context (GstElement *element, GstContext *context)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (element);
 
-  gst_ovi_element_set_context (element, context, &self->cache,
-                               GST_ELEMENT_CLASS (parent_class));
+  gst_ovi_helper_set_context (self->helper, context);
+  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+}
+
+static gboolean
+gst_ovi_vae_dec_start (GstBaseTransform *trans)
+{
+  GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
+
+  if (!gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_VIDEO_VAE))
+    return FALSE;
+  gst_ovi_helper_set_flushing (self->helper, FALSE);
+  self->discont = FALSE;
+  return TRUE;
+}
+
+static gboolean
+gst_ovi_vae_dec_stop (GstBaseTransform *trans)
+{
+  GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
+
+  clear_clip (self);
+  g_clear_pointer (&self->converter, gst_video_converter_free);
+  return TRUE;
 }
 
 static GstStateChangeReturn
@@ -486,37 +565,13 @@ gst_ovi_vae_dec_change_state (GstElement *element, GstStateChange transition)
   GstOviVaeDec *self = GST_OVI_VAE_DEC (element);
   GstStateChangeReturn ret;
 
-  switch (transition) {
-    case GST_STATE_CHANGE_READY_TO_PAUSED:
-      if (!acquire_engine (self))
-        return GST_STATE_CHANGE_FAILURE;
-      set_flushing (self, FALSE);
-      self->need_caps = TRUE;
-      self->discont = FALSE;
-      gst_event_replace (&self->pending_segment, NULL);
-      self->lat_c = 0;
-      self->width = self->height = 0;
-      break;
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      set_flushing (self, TRUE);
-      break;
-    default:
-      break;
-  }
+  /* stop a decode between frame groups before the pads deactivate */
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    gst_ovi_helper_set_flushing (self->helper, TRUE);
   ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  switch (transition) {
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      if (self->converter)
-        gst_video_converter_free (self->converter);
-      self->converter = NULL;
-      self->have_out_info = FALSE;
-      break;
-    case GST_STATE_CHANGE_READY_TO_NULL:
-      gst_ovi_element_release_engine (&self->engine, &self->engine_config);
-      break;
-    default:
-      break;
-  }
+  /* the stage stays held until READY->NULL, so READY->PAUSED reuses it */
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL)
+    gst_ovi_helper_release_all (self->helper);
   return ret;
 }
 
@@ -525,13 +580,44 @@ gst_ovi_vae_dec_finalize (GObject *object)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (object);
 
-  gst_ovi_element_clear_engine (&self->engine, &self->engine_config,
-                                &self->cache, &self->config);
-  g_clear_object (&self->cancellable);
-  if (self->converter)
-    gst_video_converter_free (self->converter);
-  gst_event_replace (&self->pending_segment, NULL);
+  clear_clip (self);
+  g_clear_pointer (&self->converter, gst_video_converter_free);
+  gst_clear_object (&self->helper);
   G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+install_properties (GObjectClass *gobject_class)
+{
+  const GParamFlags rw_playing
+      = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING;
+
+  gst_ovi_helper_install_properties (gobject_class);
+  /**
+   * GstOviVaeDec:tile-size:
+   *
+   * Decode in overlapping spatial tiles of this many latent pixels to save
+   * memory; 0 takes the vram-mode's choice.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_TILE_SIZE,
+      g_param_spec_int (
+          "tile-size", "Tile size",
+          "Decode in spatial tiles of this many latent pixels (16 output "
+          "pixels each) to save memory; 0 = as the vram-mode says (tiles in "
+          "ultra-low, else whole frames). Applies to the next clip",
+          0, 4096, DEFAULT_TILE_SIZE, rw_playing));
+  /**
+   * GstOviVaeDec:tile-overlap:
+   *
+   * Overlap of neighbouring tiles in latent pixels, blended linearly.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_TILE_OVERLAP,
+      g_param_spec_int (
+          "tile-overlap", "Tile overlap",
+          "Overlap of neighbouring tiles in latent pixels, blended linearly", 0,
+          4096, DEFAULT_TILE_OVERLAP, rw_playing));
 }
 
 static void
@@ -539,29 +625,12 @@ gst_ovi_vae_dec_class_init (GstOviVaeDecClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
-  const GParamFlags rw_playing
-      = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING;
+  GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
 
   gobject_class->set_property = gst_ovi_vae_dec_set_property;
   gobject_class->get_property = gst_ovi_vae_dec_get_property;
   gobject_class->finalize = gst_ovi_vae_dec_finalize;
-
-  gst_ovi_engine_install_properties (gobject_class);
-  g_object_class_install_property (
-      gobject_class, PROP_TILE_SIZE,
-      g_param_spec_int (
-          "tile-size", "Tile size",
-          "Decode in spatial tiles of this many latent pixels (16 output "
-          "pixels each) to save memory; 0 = as the vram-mode says (tiles in "
-          "ultra-low, else whole frames). Applies to the "
-          "next clip",
-          0, 4096, DEFAULT_TILE_SIZE, rw_playing));
-  g_object_class_install_property (
-      gobject_class, PROP_TILE_OVERLAP,
-      g_param_spec_int (
-          "tile-overlap", "Tile overlap",
-          "Overlap of neighbouring tiles in latent pixels, blended linearly", 0,
-          4096, DEFAULT_TILE_OVERLAP, rw_playing));
+  install_properties (gobject_class);
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -569,24 +638,26 @@ gst_ovi_vae_dec_class_init (GstOviVaeDecClass *klass)
       element_class, "Ovi video VAE decoder", "Filter/Converter/Video",
       "Decodes Ovi video latents into raw frames with the Wan2.2 VAE, "
       "pushing each group of frames as soon as it is decoded",
-      "gst-ovi developers");
+      GST_OVI_AUTHOR);
   element_class->change_state = gst_ovi_vae_dec_change_state;
   element_class->set_context = gst_ovi_vae_dec_set_context;
+
+  trans_class->transform_caps = gst_ovi_vae_dec_transform_caps;
+  trans_class->set_caps = gst_ovi_vae_dec_set_caps;
+  trans_class->decide_allocation = gst_ovi_vae_dec_decide_allocation;
+  trans_class->submit_input_buffer = gst_ovi_vae_dec_submit_input_buffer;
+  trans_class->generate_output = gst_ovi_vae_dec_generate_output;
+  trans_class->transform = gst_ovi_vae_dec_transform;
+  trans_class->sink_event = gst_ovi_vae_dec_sink_event;
+  trans_class->query = gst_ovi_vae_dec_query;
+  trans_class->start = gst_ovi_vae_dec_start;
+  trans_class->stop = gst_ovi_vae_dec_stop;
 }
 
 static void
 gst_ovi_vae_dec_init (GstOviVaeDec *self)
 {
-  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
-  gst_pad_set_chain_function (self->sinkpad, gst_ovi_vae_dec_chain);
-  gst_pad_set_event_function (self->sinkpad, gst_ovi_vae_dec_sink_event);
-  gst_pad_set_query_function (self->sinkpad, gst_ovi_vae_dec_query);
-  gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
-  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
-  gst_pad_set_query_function (self->srcpad, gst_ovi_vae_dec_query);
-  gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
-
-  gst_ovi_engine_config_init (&self->config);
+  self->helper = gst_ovi_helper_new (GST_ELEMENT (self));
   self->tile_size = DEFAULT_TILE_SIZE;
   self->tile_overlap = DEFAULT_TILE_OVERLAP;
 }

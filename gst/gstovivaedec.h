@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: ovivaedec, video latents -> raw video frames (Wan2.2 VAE). */
 #pragma once
 
-#include <gst/gst.h>
+#include <gst/base/gstbasetransform.h>
 
 #include "gstoviengine-cache.h"
 
@@ -9,7 +10,7 @@ G_BEGIN_DECLS
 
 #define GST_TYPE_OVI_VAE_DEC (gst_ovi_vae_dec_get_type ())
 G_DECLARE_FINAL_TYPE (GstOviVaeDec, gst_ovi_vae_dec, GST, OVI_VAE_DEC,
-                      GstElement)
+                      GstBaseTransform)
 
 GST_ELEMENT_REGISTER_DECLARE (ovivaedec);
 

@@ -545,6 +545,99 @@ GST_START_TEST (test_vaedec_formats)
 
 GST_END_TEST;
 
+/* Downstream of the harness: offers a pool of its own (and GstVideoMeta)
+ * in every ALLOCATION query, and after the third frame asks for I420 with a
+ * RECONFIGURE, in the middle of the clip. */
+typedef struct {
+  GstHarness *h;
+  GPtrArray *pools; /* the pools offered, in order */
+  guint frames;
+} Downstream;
+
+static GstPadProbeReturn
+offer_pool (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  Downstream *d = user_data;
+  GstQuery *q = GST_PAD_PROBE_INFO_QUERY (info);
+  GstBufferPool *pool;
+  GstVideoInfo vi;
+  GstCaps *caps;
+
+  if (GST_QUERY_TYPE (q) != GST_QUERY_ALLOCATION)
+    return GST_PAD_PROBE_OK;
+  gst_query_parse_allocation (q, &caps, NULL);
+  fail_unless (gst_video_info_from_caps (&vi, caps));
+  pool = gst_video_buffer_pool_new ();
+  gst_query_add_allocation_pool (q, pool, vi.size, 2, 0);
+  gst_query_add_allocation_meta (q, GST_VIDEO_META_API_TYPE, NULL);
+  g_ptr_array_add (d->pools, pool);
+  return GST_PAD_PROBE_HANDLED;
+}
+
+static GstPadProbeReturn
+switch_format (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  Downstream *d = user_data;
+
+  if (++d->frames == 3) {
+    gst_harness_set_sink_caps_str (d->h, "video/x-raw,format=I420");
+    gst_pad_push_event (pad, gst_event_new_reconfigure ());
+  }
+  return GST_PAD_PROBE_OK;
+}
+
+GST_START_TEST (test_vaedec_pool_renegotiation)
+{
+  GstHarness *h = gst_harness_new_parse ("ovidenoise steps=1 ! ovivaedec");
+  g_autofree gchar *caps_in = text_caps ();
+  Downstream d = { h, g_ptr_array_new_with_free_func (gst_object_unref), 0 };
+  guint frames = tiny->pixel_frames, i;
+  GstVideoFormat want;
+
+  gst_harness_set_src_caps_str (h, caps_in);
+  gst_harness_set_sink_caps_str (h, "video/x-raw,format=RGB");
+  gst_pad_add_probe (h->sinkpad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM,
+                     offer_pool, &d, NULL);
+  gst_pad_add_probe (h->sinkpad, GST_PAD_PROBE_TYPE_BUFFER, switch_format, &d,
+                     NULL);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 30)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), frames);
+  /* one pool per negotiation: RGB, then I420 from the fourth frame on */
+  fail_unless_equals_int (d.pools->len, 2);
+  for (i = 0; i < frames; i++) {
+    GstBuffer *b = gst_harness_pull (h);
+    GstBufferPool *pool = g_ptr_array_index (d.pools, i < 3 ? 0 : 1);
+    GstVideoMeta *meta = gst_buffer_get_video_meta (b);
+    GstVideoInfo vi;
+
+    want = i < 3 ? GST_VIDEO_FORMAT_RGB : GST_VIDEO_FORMAT_I420;
+    gst_video_info_set_format (&vi, want, tiny->default_width,
+                               tiny->default_height);
+    fail_unless (b->pool == pool, "frame %u not from the downstream pool", i);
+    fail_unless (meta != NULL, "frame %u without GstVideoMeta", i);
+    fail_unless_equals_int (meta->format, want);
+    fail_unless_equals_int (meta->width, tiny->default_width);
+    fail_unless_equals_int (meta->height, tiny->default_height);
+    fail_unless_equals_uint64 (GST_BUFFER_OFFSET (b), i);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (b), gst_ovi_frame_time (i));
+    fail_unless (gst_buffer_get_size (b) >= vi.size);
+    gst_buffer_unref (b);
+  }
+  /* the caps events said so too: the last one is I420 */
+  {
+    GstCaps *caps = gst_pad_get_current_caps (h->sinkpad);
+    GstVideoInfo vi;
+    fail_unless (gst_video_info_from_caps (&vi, caps));
+    fail_unless_equals_int (GST_VIDEO_INFO_FORMAT (&vi), GST_VIDEO_FORMAT_I420);
+    gst_caps_unref (caps);
+  }
+  gst_harness_teardown (h);
+  g_ptr_array_unref (d.pools);
+}
+
+GST_END_TEST;
+
 /* ---- oviaudiodec ---- */
 
 GST_START_TEST (test_audiodec_av_rule)
@@ -681,6 +774,7 @@ elements_suite (void)
   tcase_add_test (tc, test_error_gpu_only_mode);
   tcase_add_test (tc, test_error_bad_input);
   tcase_add_test (tc, test_vaedec_formats);
+  tcase_add_test (tc, test_vaedec_pool_renegotiation);
   tcase_add_test (tc, test_audiodec_av_rule);
   tcase_add_test (tc, test_engine_shared);
   return s;
