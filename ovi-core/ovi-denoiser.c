@@ -18,6 +18,7 @@
  * cancelled run stops waiting at once. */
 #include "ovi-engine.h"
 #include "ovi-fusion.h"
+#include "ovi-lora.h"
 #include "ovi-noise.h"
 #include "ovi-scheduler.h"
 #include "ovi-turns.h"
@@ -44,6 +45,7 @@ struct _OviDenoiser {
   OviFusionWork *work;
   OviTensor *pos[OVI_N_TOWERS], *neg[OVI_N_TOWERS], *guided[OVI_N_TOWERS],
       *diff[OVI_N_TOWERS];
+  char *lora_warning; /* unmatched LoRA keys */
 };
 
 void
@@ -73,7 +75,17 @@ ovi_denoiser_new_filtered (const OviModelPaths *paths, OviBackend *backend,
                            OviWeightFilter filter, gpointer filter_data,
                            GError **error)
 {
+  return ovi_denoiser_new_with_loras (paths, backend, filter, filter_data, NULL,
+                                      error);
+}
+
+OviDenoiser *
+ovi_denoiser_new_with_loras (const OviModelPaths *paths, OviBackend *backend,
+                             OviWeightFilter filter, gpointer filter_data,
+                             const GPtrArray *loras, GError **error)
+{
   OviDenoiser *d = g_new0 (OviDenoiser, 1);
+  OviLoraSet *merge = NULL;
   OviFusionDims preset = {
     .num_heads = paths->num_heads,
     .text_len = paths->text_len,
@@ -88,14 +100,28 @@ ovi_denoiser_new_filtered (const OviModelPaths *paths, OviBackend *backend,
   d->target_area = paths->target_area;
   d->variant = g_strdup (paths->variant);
   d->wf = ovi_weight_file_open (paths->fusion_path, NULL, error);
-  if (d->wf)
+  if (d->wf && ovi_lora_merge_begin (d->wf, loras, &merge, error))
     d->model = ovi_fusion_new_filtered (d->wf, &preset, backend, filter,
                                         filter_data, error);
+  if (d->wf)
+    ovi_lora_merge_end (d->wf, merge, &d->lora_warning);
   if (d->model == NULL) {
     ovi_denoiser_free (d);
     return NULL;
   }
   return d;
+}
+
+gboolean
+ovi_denoiser_set_loras (OviDenoiser *d, const GPtrArray *loras, GError **error)
+{
+  return ovi_fusion_set_loras (d->model, d->wf, loras, &d->lora_warning, error);
+}
+
+const char *
+ovi_denoiser_get_lora_warning (OviDenoiser *d)
+{
+  return d->lora_warning;
 }
 
 gpointer
@@ -126,6 +152,7 @@ ovi_denoiser_free (OviDenoiser *d)
   g_clear_pointer (&d->model, ovi_fusion_free);
   g_clear_pointer (&d->wf, ovi_weight_file_free);
   ovi_turns_clear (&d->turns);
+  g_free (d->lora_warning);
   g_free (d);
 }
 

@@ -156,6 +156,21 @@ OviDenoiser *ovi_denoiser_new_filtered (const OviModelPaths *paths,
                                         OviBackend *backend,
                                         OviWeightFilter filter,
                                         gpointer filter_data, GError **error);
+/* As ovi_denoiser_new_filtered, with the LoRAs `loras` (OviLoraSpec*,
+ * ovi-lora.h; NULL or empty: none) merged into the weights as they are
+ * read, before `filter` quantises or places them (docs/lora.md). */
+OviDenoiser *ovi_denoiser_new_with_loras (const OviModelPaths *paths,
+                                          OviBackend *backend,
+                                          OviWeightFilter filter,
+                                          gpointer filter_data,
+                                          const GPtrArray *loras,
+                                          GError **error);
+/* LoRAs applied at run time, unmerged, from the next run on (replacing
+ * the previous ones; NULL or empty: none); on error nothing changes. */
+gboolean ovi_denoiser_set_loras (OviDenoiser *d, const GPtrArray *loras,
+                                 GError **error);
+/* the unmatched LoRA keys of the last merge / set_loras, or NULL */
+const char *ovi_denoiser_get_lora_warning (OviDenoiser *d);
 void ovi_denoiser_free (OviDenoiser *d);
 /* the OviFusion the denoiser runs (ovi-fusion.h), e.g. for
  * ovi_fusion_set_streaming */

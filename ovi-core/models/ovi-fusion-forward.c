@@ -186,6 +186,10 @@ static void
 linear (Fwd *f, OviTensor *out, OviTensor *x, const OviLinear *l,
         OviActivation act)
 {
+  if (l->lora) {
+    ovi_fusion_lora_linear (f->m, out, x, l, act);
+    return;
+  }
   ovi_op_matmul (f->be, out, x, l->w, l->b, act);
 }
 

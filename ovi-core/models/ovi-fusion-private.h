@@ -6,8 +6,12 @@
 
 G_BEGIN_DECLS
 
+typedef struct _OviLoraAdapter OviLoraAdapter;
+typedef struct _OviFusionLora OviFusionLora;
+
 typedef struct {
   OviTensor *w, *b;
+  OviLoraAdapter *lora; /* run-time LoRAs (ovi-fusion-lora.c), or NULL */
 } OviLinear;
 
 typedef struct {
@@ -45,6 +49,7 @@ struct _OviFusion {
   gboolean stream;
   OviFusionBlock slots[2][OVI_N_TOWERS];
   GPtrArray *slot_keep;
+  OviFusionLora *lora; /* ovi_fusion_set_loras */
 };
 
 /* per-tower activation buffers. The batched ones hold `batch` branches
@@ -96,5 +101,11 @@ struct _OviFusionWork {
  * narrowed to their rows (views, held by `keep`), batch = n. */
 void ovi_fusion_work_view (OviFusionWork *dst, const OviFusionWork *src,
                            int first, int n, GPtrArray *keep);
+
+/* ovi-fusion-lora.c: out = act (x . W^T + b + the LoRA terms) for a linear
+ * with adapters; and freeing them with the model */
+void ovi_fusion_lora_linear (OviFusion *m, OviTensor *out, OviTensor *x,
+                             const OviLinear *lin, OviActivation act);
+void ovi_fusion_lora_free (OviFusion *m);
 
 G_END_DECLS

@@ -360,6 +360,7 @@ ovi_fusion_free (OviFusion *m)
 {
   if (m == NULL)
     return;
+  ovi_fusion_lora_free (m);
   g_clear_pointer (&m->keep, g_ptr_array_unref);
   g_clear_pointer (&m->slot_keep, g_ptr_array_unref);
   for (int w = 0; w < OVI_N_TOWERS; w++)

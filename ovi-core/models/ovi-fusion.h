@@ -79,6 +79,16 @@ void ovi_fusion_set_streaming (OviFusion *model, gboolean stream);
 gboolean ovi_fusion_get_streaming (const OviFusion *model);
 const OviFusionDims *ovi_fusion_get_dims (const OviFusion *model);
 
+/* LoRAs applied at run time, unmerged (docs/lora.md): `specs`
+ * (OviLoraSpec*, ovi-lora.h; NULL or empty: none) are read and resolved
+ * against `wf` (the file the model was loaded from) and replace the
+ * previous ones from the next forward on, whatever the weights' dtype or
+ * placement. On error nothing changes. `warning` (nullable) gets the
+ * unmatched-keys message or NULL (the old value is freed). */
+gboolean ovi_fusion_set_loras (OviFusion *model, OviWeightFile *wf,
+                               const GPtrArray *specs, char **warning,
+                               GError **error);
+
 /* Optional: called during ovi_fusion_forward with intermediates
  * ("vid.x_embed", "vid.e", "vid.e0", "audio.*", "block{i}.vid_out",
  * "block{i}.audio_out"), for parity debugging. */

@@ -15,11 +15,13 @@ typedef struct {
 struct _OviWeightFile {
   char *path;
   char *prefix;
-  GBytes *bytes;        /* the whole file (mapping or memory) */
-  OviStorage *storage;  /* wraps `bytes`; every tensor points into it */
-  GPtrArray *entries;   /* OviWeightEntry*, file order */
-  GHashTable *by_name;  /* name -> OviWeightEntry* (borrowed) */
-  GHashTable *metadata; /* char* -> char*, or NULL */
+  GBytes *bytes;             /* the whole file (mapping or memory) */
+  OviStorage *storage;       /* wraps `bytes`; every tensor points into it */
+  GPtrArray *entries;        /* OviWeightEntry*, file order */
+  GHashTable *by_name;       /* name -> OviWeightEntry* (borrowed) */
+  GHashTable *metadata;      /* char* -> char*, or NULL */
+  OviWeightFilter transform; /* ovi_weight_file_set_transform */
+  gpointer transform_data;
 };
 
 /* Adds a tensor described by (offset into the file bytes, dtype, shape,

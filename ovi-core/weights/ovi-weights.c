@@ -259,9 +259,24 @@ ovi_weight_file_get (OviWeightFile *wf, const char *name, GError **error)
                  "%s: tensor '%s' not found", wf->path, name);
     return NULL;
   }
-  t = e->tensor;
-  return ovi_tensor_new_on_storage (t->storage, t->offset, t->dtype, t->ndim,
-                                    t->shape, t->stride);
+  t = ovi_tensor_new_on_storage (e->tensor->storage, e->tensor->offset,
+                                 e->tensor->dtype, e->tensor->ndim,
+                                 e->tensor->shape, e->tensor->stride);
+  if (wf->transform) {
+    OviTensor *raw = t;
+
+    t = wf->transform (e->name, raw, wf->transform_data, error);
+    ovi_tensor_unref (raw);
+  }
+  return t;
+}
+
+void
+ovi_weight_file_set_transform (OviWeightFile *wf, OviWeightFilter func,
+                               gpointer user_data)
+{
+  wf->transform = func;
+  wf->transform_data = user_data;
 }
 
 static char *

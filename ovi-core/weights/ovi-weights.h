@@ -70,6 +70,14 @@ OviTensor *ovi_weight_file_get_shaped (OviWeightFile *wf, const char *name,
                                        int ndim, const int64_t *shape,
                                        GError **error);
 
+/* A loader-side hook: while set, ovi_weight_file_get (and _get_shaped)
+ * hand each tensor to `func`, which returns the tensor to use instead (a
+ * new reference of the same shape, e.g. with a LoRA merged in, ovi-lora.h)
+ * or NULL with `error` set. NULL unsets it. Set it only while one thread
+ * loads from the file (it breaks the file's immutability for that time). */
+void ovi_weight_file_set_transform (OviWeightFile *wf, OviWeightFilter func,
+                                    gpointer user_data);
+
 /* safetensors "__metadata__" value, or NULL */
 const char *ovi_weight_file_metadata (const OviWeightFile *wf, const char *key);
 
