@@ -70,7 +70,7 @@ parse_number (const char *s, double *out)
 /* "path[:strength[:target]]", parsed from the right so that a path may
  * hold ':' itself */
 static OviLoraSpec *
-parse_entry (const char *entry, GError **error)
+parse_entry (const char *entry, const OviLoraSpec *defaults, GError **error)
 {
   g_autofree char *rest = g_strdup (entry);
   g_autoptr (GError) local = NULL;
@@ -78,7 +78,8 @@ parse_entry (const char *entry, GError **error)
   gboolean has_target = FALSE;
   char *colon;
 
-  spec->strength = 1.0;
+  spec->strength = defaults->strength;
+  spec->target = defaults->target;
   colon = strrchr (rest, ':');
   if (colon && ovi_lora_target_from_string (colon + 1, &spec->target)) {
     has_target = TRUE;
@@ -110,6 +111,15 @@ parse_entry (const char *entry, GError **error)
 GPtrArray *
 ovi_lora_specs_parse (const char *text, GError **error)
 {
+  OviLoraSpec defaults = { .strength = 1.0 };
+
+  return ovi_lora_specs_parse_with_defaults (text, &defaults, error);
+}
+
+GPtrArray *
+ovi_lora_specs_parse_with_defaults (const char *text,
+                                    const OviLoraSpec *defaults, GError **error)
+{
   g_autoptr (GPtrArray) specs
       = g_ptr_array_new_with_free_func ((GDestroyNotify) ovi_lora_spec_free);
   g_auto (GStrv) entries = g_strsplit (text ? text : "", ";", -1);
@@ -120,7 +130,7 @@ ovi_lora_specs_parse (const char *text, GError **error)
 
     if (*entry == '\0')
       continue;
-    spec = parse_entry (entry, error);
+    spec = parse_entry (entry, defaults, error);
     if (spec == NULL)
       return NULL;
     g_ptr_array_add (specs, spec);

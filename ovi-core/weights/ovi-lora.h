@@ -52,6 +52,11 @@ void ovi_lora_spec_free (OviLoraSpec *spec);
  * finite number >= 0, the target one of the three names. NULL or "" gives
  * an empty array. Array of OviLoraSpec*, owning them. */
 GPtrArray *ovi_lora_specs_parse (const char *text, GError **error);
+/* As ovi_lora_specs_parse, entries without a strength or target taking
+ * those of `defaults` (its path is ignored). */
+GPtrArray *ovi_lora_specs_parse_with_defaults (const char *text,
+                                               const OviLoraSpec *defaults,
+                                               GError **error);
 gboolean ovi_lora_specs_equal (const GPtrArray *a, const GPtrArray *b);
 
 /* Key formats seen in a file (a bit set). */

@@ -34,6 +34,25 @@ tensor_sum (const OviTensor *t)
   return sum + comp;
 }
 
+void
+ovi_cli_append_tensor_line (GString *out, const char *name, const OviTensor *t,
+                            gboolean sum)
+{
+  g_string_append_printf (out, "%s %s [", name, ovi_dtype_name (t->dtype));
+  for (int d = 0; d < t->ndim; d++)
+    g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d ? "," : "",
+                            t->shape[d]);
+  g_string_append_c (out, ']');
+  if (sum) {
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+    /* %.17g in the C locale */
+    g_ascii_formatd (buf, sizeof (buf), "%.17g", tensor_sum (t));
+    g_string_append_printf (out, " %s", buf);
+  }
+  g_string_append_c (out, '\n');
+}
+
 int
 ovi_cmd_inspect (int argc, char **argv)
 {
@@ -78,19 +97,7 @@ ovi_cmd_inspect (int argc, char **argv)
       g_string_free (out, TRUE);
       return ovi_cli_fail_error (error);
     }
-    g_string_append_printf (out, "%s %s [", name, ovi_dtype_name (t->dtype));
-    for (int d = 0; d < t->ndim; d++)
-      g_string_append_printf (out, "%s%" G_GINT64_FORMAT, d ? "," : "",
-                              t->shape[d]);
-    g_string_append_c (out, ']');
-    if (sum) {
-      char buf[G_ASCII_DTOSTR_BUF_SIZE];
-
-      /* %.17g in the C locale */
-      g_ascii_formatd (buf, sizeof (buf), "%.17g", tensor_sum (t));
-      g_string_append_printf (out, " %s", buf);
-    }
-    g_string_append_c (out, '\n');
+    ovi_cli_append_tensor_line (out, name, t, sum);
     if (out->len > 1 << 16) {
       fwrite (out->str, 1, out->len, stdout);
       g_string_truncate (out, 0);

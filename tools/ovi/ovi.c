@@ -19,6 +19,8 @@ static const OviCliCommand commands[] = {
     ovi_cmd_bench },
   { "devices", "the GPUs, their memory and driver, or why there is none",
     ovi_cmd_devices },
+  { "lora", "what a LoRA file changes in a model (--sum: the merged sums)",
+    ovi_cmd_lora },
 };
 
 int
