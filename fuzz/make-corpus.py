@@ -3,7 +3,8 @@
 
 Run with Debian's /usr/bin/python3 (it has torch):
     /usr/bin/python3 fuzz/make-corpus.py [fuzz/corpus]
-Tiny valid files of both formats and a set of deliberately broken ones.
+Tiny valid files of both formats and a set of deliberately broken ones,
+and LoRA files (valid in each key format, and broken) for fuzz-lora.
 Files named crash-* are inputs the fuzzers once found; they are kept and
 not regenerated here.
 """
@@ -196,4 +197,69 @@ for proto in (2, 4, 5):
     put(PK, f"scalars-p{proto}.pkl", pickle.dumps(scalars, protocol=proto))
 put(PK, "cycle.pkl", b"\x80\x02]q\x00h\x00a.")
 put(PK, "deep.pkl", b"\x80\x02" + b"]" * 100 + b"a" * 99 + b".")
+# ---- LoRA files for fuzz-lora (its model: dim 8, ffn 16, names as Ovi's)
+LO = os.path.join(OUT, "lora")
+os.makedirs(LO, exist_ok=True)
+
+
+def lora_st(tensors):
+    header, blobs, off = {}, [], 0
+    for k, (shape, vals) in tensors.items():
+        raw = struct.pack(f"<{len(vals)}f", *vals)
+        header[k] = tensor_entry("F32", shape, off, off + len(raw))
+        blobs.append(raw)
+        off += len(raw)
+    return st(header, b"".join(blobs))
+
+
+def v(n):
+    return [((i * 7) % 5 - 2) * 0.1 for i in range(n)]
+
+
+dm = "diffusion_model.blocks.0."
+put(LO, "native.safetensors", lora_st({
+    dm + "self_attn.q.lora_down.weight": ([2, 8], v(16)),
+    dm + "self_attn.q.lora_up.weight": ([8, 2], v(16)),
+    dm + "self_attn.q.alpha": ([], [1.0]),
+    dm + "self_attn.q.diff_b": ([8], v(8)),
+    dm + "norm3.diff": ([8], v(8)),
+    dm + "modulation.diff": ([1, 6, 8], v(48)),
+    "diffusion_model.head.modulation.diff": ([1, 2, 8], v(16)),
+    "diffusion_model.patch_embedding.lora_down.weight":
+        ([2, 4, 1, 2, 2], v(32)),
+    "diffusion_model.patch_embedding.lora_up.weight": ([8, 2, 1, 1, 1], v(16)),
+}))
+put(LO, "diffusers.safetensors", lora_st({
+    "base_model.model.blocks.0.attn1.to_q.lora_A.weight": ([2, 8], v(16)),
+    "base_model.model.blocks.0.attn1.to_q.lora_B.weight": ([8, 2], v(16)),
+    "transformer.blocks.0.ffn.net.0.proj.lora_A.weight": ([1, 8], v(8)),
+    "transformer.blocks.0.ffn.net.0.proj.lora_B.weight": ([16, 1], v(16)),
+}))
+ko = "lora_unet_audio_model_blocks_0_cross_attn_k_fusion"
+put(LO, "kohya-ovi.safetensors", lora_st({
+    "lora_unet__blocks_0_self_attn_q.lora_down.weight": ([2, 8], v(16)),
+    "lora_unet__blocks_0_self_attn_q.lora_up.weight": ([8, 2], v(16)),
+    "lora_unet__blocks_0_self_attn_q.alpha": ([], [4.0]),
+    ko + ".lora_down.weight": ([2, 8], v(16)),
+    ko + ".lora_up.weight": ([8, 2], v(16)),
+    "lora_unet_blocks_3_self_attn_q.alpha": ([], [1.0]),
+}))
+put(LO, "bad-shape.safetensors", lora_st({
+    dm + "ffn.0.lora_down.weight": ([2, 7], v(14)),
+    dm + "ffn.0.lora_up.weight": ([16, 2], v(32)),
+}))
+put(LO, "bad-nan.safetensors", lora_st({
+    dm + "self_attn.q.lora_down.weight": ([2, 8], v(15) + [float("nan")]),
+    dm + "self_attn.q.lora_up.weight": ([8, 2], v(16)),
+}))
+put(LO, "bad-rank0-huge.safetensors", lora_st({
+    dm + "self_attn.q.lora_down.weight": ([0, 8], []),
+    dm + "self_attn.q.lora_up.weight": ([8, 0], []),
+    dm + "ffn.0.lora_down.weight": ([2**40, 0], []),
+    dm + "ffn.0.lora_up.weight": ([16, 2**40, 0], []),
+}))
+put(LO, "bad-nothing.safetensors", lora_st({
+    "unet.conv_in.lora_down.weight": ([2, 8], v(16)),
+    "unet.conv_in.lora_up.weight": ([8, 2], v(16)),
+}))
 print("corpus written to", OUT)

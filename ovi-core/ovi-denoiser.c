@@ -45,6 +45,11 @@ struct _OviDenoiser {
   OviFusionWork *work;
   OviTensor *pos[OVI_N_TOWERS], *neg[OVI_N_TOWERS], *guided[OVI_N_TOWERS],
       *diff[OVI_N_TOWERS];
+  /* run-time LoRAs: the default set (ovi_denoiser_set_loras) and the last
+   * set made from a request's list, kept for the next request */
+  GMutex lora_lock;
+  OviFusionLora *lora_default, *lora_cached;
+  char *lora_cached_list;
   char *lora_warning; /* unmatched LoRA keys */
 };
 
@@ -93,6 +98,7 @@ ovi_denoiser_new_with_loras (const OviModelPaths *paths, OviBackend *backend,
     .audio_rope_scale = paths->audio_rope_scale,
   };
 
+  g_mutex_init (&d->lora_lock);
   d->be = backend;
   ovi_turns_init (&d->turns);
   d->frames = paths->video_latent_frames;
@@ -112,10 +118,64 @@ ovi_denoiser_new_with_loras (const OviModelPaths *paths, OviBackend *backend,
   return d;
 }
 
+static void
+set_lora_warning (OviDenoiser *d, OviFusionLora *l)
+{
+  g_free (d->lora_warning);
+  d->lora_warning = l ? g_strdup (ovi_fusion_lora_get_warning (l)) : NULL;
+}
+
 gboolean
 ovi_denoiser_set_loras (OviDenoiser *d, const GPtrArray *loras, GError **error)
 {
-  return ovi_fusion_set_loras (d->model, d->wf, loras, &d->lora_warning, error);
+  OviFusionLora *l = NULL;
+
+  if (loras && loras->len > 0) {
+    l = ovi_fusion_lora_new (d->model, d->wf, loras, error);
+    if (l == NULL)
+      return FALSE;
+  }
+  g_mutex_lock (&d->lora_lock);
+  g_clear_pointer (&d->lora_default, ovi_fusion_lora_unref);
+  d->lora_default = l;
+  set_lora_warning (d, l);
+  g_mutex_unlock (&d->lora_lock);
+  return TRUE;
+}
+
+/* the run-time LoRAs of a request (*out NULL: none): its list, made again
+ * only when it differs from the last one, else the default set */
+static gboolean
+request_loras (OviDenoiser *d, const char *list, OviFusionLora **out,
+               GError **error)
+{
+  g_autoptr (GPtrArray) specs = NULL;
+  OviFusionLora *l;
+
+  g_mutex_lock (&d->lora_lock);
+  if (list == NULL || *list == '\0' || !g_strcmp0 (list, d->lora_cached_list))
+    l = list && *list ? d->lora_cached : d->lora_default;
+  else
+    l = NULL;
+  *out = l ? ovi_fusion_lora_ref (l) : NULL;
+  g_mutex_unlock (&d->lora_lock);
+  if (l || list == NULL || *list == '\0')
+    return TRUE;
+  specs = ovi_lora_specs_parse (list, error);
+  if (specs == NULL)
+    return FALSE;
+  l = specs->len ? ovi_fusion_lora_new (d->model, d->wf, specs, error) : NULL;
+  if (specs->len && l == NULL)
+    return FALSE;
+  g_mutex_lock (&d->lora_lock);
+  g_clear_pointer (&d->lora_cached, ovi_fusion_lora_unref);
+  g_free (d->lora_cached_list);
+  d->lora_cached = l ? ovi_fusion_lora_ref (l) : NULL;
+  d->lora_cached_list = g_strdup (list);
+  set_lora_warning (d, l);
+  g_mutex_unlock (&d->lora_lock);
+  *out = l;
+  return TRUE;
 }
 
 const char *
@@ -152,6 +212,10 @@ ovi_denoiser_free (OviDenoiser *d)
   g_clear_pointer (&d->model, ovi_fusion_free);
   g_clear_pointer (&d->wf, ovi_weight_file_free);
   ovi_turns_clear (&d->turns);
+  g_clear_pointer (&d->lora_default, ovi_fusion_lora_unref);
+  g_clear_pointer (&d->lora_cached, ovi_fusion_lora_unref);
+  g_free (d->lora_cached_list);
+  g_mutex_clear (&d->lora_lock);
   g_free (d->lora_warning);
   g_free (d);
 }
@@ -235,7 +299,7 @@ check_request (const OviDenoiseRequest *req, GError **error)
         "embeddings");
     return FALSE;
   }
-  if (req->steps < 1) {
+  if (req->steps < 1 && req->n_sigmas == 0) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                  "denoiser: %d steps", req->steps);
     return FALSE;
@@ -333,6 +397,7 @@ typedef struct {
   OviScheduler *sched[OVI_N_TOWERS];
   OviStepCacheRun *cache;
   OviCacheTable *cache_table;
+  OviFusionLora *lora; /* run-time LoRAs, or NULL */
 } RunState;
 
 static void
@@ -346,6 +411,7 @@ run_state_clear (RunState *rs)
   }
   g_clear_pointer (&rs->cache, ovi_step_cache_run_free);
   g_clear_pointer (&rs->cache_table, ovi_cache_table_free);
+  g_clear_pointer (&rs->lora, ovi_fusion_lora_unref);
 }
 
 /* the step cache of the request (also with caching off: it counts) */
@@ -354,6 +420,7 @@ prepare_cache (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
                int n_branches, GError **error)
 {
   OviCacheConfig c;
+  int steps = ovi_scheduler_steps (rs->sched[0]); /* explicit sigmas too */
 
   ovi_cache_config_init (&c);
   c.threshold = req->cache_threshold;
@@ -362,13 +429,12 @@ prepare_cache (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
   if (req->cache && !ovi_cache_mode_from_string (req->cache, &c.mode, error))
     return FALSE;
   if (c.mode == OVI_CACHE_MAG
-      && !(rs->cache_table = ovi_cache_table_find (req->cache_table, d->variant,
-                                                   req->steps, error)))
+      && !(rs->cache_table
+           = ovi_cache_table_find (req->cache_table, d->variant, steps, error)))
     return FALSE;
   c.table = rs->cache_table;
-  rs->cache
-      = ovi_step_cache_run_new (d->be, d->model, &c, req->steps, n_branches,
-                                req->cache_calibration != NULL, error);
+  rs->cache = ovi_step_cache_run_new (d->be, d->model, &c, steps, n_branches,
+                                      req->cache_calibration != NULL, error);
   return rs->cache != NULL;
 }
 
@@ -381,6 +447,8 @@ prepare (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
   OviSchedulerKind kind = req->solver == OVI_SOLVER_EULER ? OVI_SCHEDULER_EULER
                                                           : OVI_SCHEDULER_UNIPC;
 
+  if (!ovi_fusion_activate_loras (d->model, rs->lora, error))
+    return FALSE;
   for (int i = 0; i < 4; i++) {
     rs->text[i] = ovi_fusion_embed_text (
         d->model, i % 2 ? OVI_TOWER_AUDIO : OVI_TOWER_VIDEO, texts[i], error);
@@ -389,7 +457,10 @@ prepare (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
   }
   for (int t = 0; t < OVI_N_TOWERS; t++) {
     rs->sched[t]
-        = ovi_scheduler_new (kind, d->be, req->steps, req->shift, error);
+        = req->n_sigmas > 0
+              ? ovi_scheduler_new_sigmas (d->be, req->sigmas, req->n_sigmas,
+                                          error)
+              : ovi_scheduler_new (kind, d->be, req->steps, req->shift, error);
     if (rs->sched[t] == NULL)
       return FALSE;
   }
@@ -490,7 +561,8 @@ one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
   if (!ensure_scratch (d, &rs->size, n_branches (branches), error))
     return FALSE;
   paste_image (d, req, rs);
-  if (!compute_branches (d, req, rs, i, branches, error))
+  if (!ovi_fusion_activate_loras (d->model, rs->lora, error)
+      || !compute_branches (d, req, rs, i, branches, error))
     return FALSE;
   OviTensor *v = guide (d, OVI_TOWER_VIDEO, req->video_guidance, branches);
   OviTensor *a = guide (d, OVI_TOWER_AUDIO, req->audio_guidance, branches);
@@ -537,21 +609,26 @@ ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
   RunState rs = { 0 };
   gboolean ok;
 
-  if (!check_request (req, error) || !request_size (d, req, &rs.size, error))
+  if (!check_request (req, error) || !request_size (d, req, &rs.size, error)
+      || !request_loras (d, req->loras, &rs.lora, error))
     return FALSE;
-  if (!ovi_turns_take (&d->turns, cancellable, "denoising", error))
+  if (!ovi_turns_take (&d->turns, cancellable, "denoising", error)) {
+    run_state_clear (&rs);
     return FALSE;
+  }
   ok = prepare (d, req, &rs, error);
   ovi_turns_give (&d->turns);
-  for (int i = 0; ok && i < req->steps; i++) {
+  for (int i = 0, n = ok ? ovi_scheduler_steps (rs.sched[0]) : 0; i < n; i++) {
     if (!ovi_turns_take (&d->turns, cancellable, "denoising", error)) {
       ok = FALSE;
       break;
     }
     ok = one_step (d, req, &rs, i, error);
     ovi_turns_give (&d->turns);
-    if (ok && on_step)
-      on_step (i + 1, req->steps, user_data);
+    if (!ok)
+      break;
+    if (on_step)
+      on_step (i + 1, n, user_data);
   }
   if (ok && ovi_turns_take (&d->turns, cancellable, "denoising", error)) {
     ok = finish (d, req, &rs, video_latent, audio_latent, error);

@@ -138,6 +138,16 @@ typedef struct {
   OviDenoiseStats *stats;  /* out, nullable */
   /* out, nullable: measure a MagCache table (every forward computed) */
   struct _OviCacheTable **cache_calibration;
+  /* Euler on explicit sigmas (few-step distilled models; the Lightning
+   * LoRAs: 1, 0.9375, 0.8333, 0.625, 0): n_sigmas values, strictly
+   * decreasing in [0, 1], a final 0 appended when missing; steps, solver
+   * and shift are then unused (docs/lora.md). n_sigmas 0: off. */
+  const double *sigmas;
+  int n_sigmas;
+  /* LoRAs applied at run time for this run, "path[:strength[:video|audio|
+   * both]];..." (NULL or "": none); read again only when it changes
+   * (ovi_denoiser_set_loras) */
+  const char *loras;
 } OviDenoiseRequest;
 
 void ovi_denoise_request_init (OviDenoiseRequest *req); /* official defaults */
@@ -159,14 +169,13 @@ OviDenoiser *ovi_denoiser_new_filtered (const OviModelPaths *paths,
 /* As ovi_denoiser_new_filtered, with the LoRAs `loras` (OviLoraSpec*,
  * ovi-lora.h; NULL or empty: none) merged into the weights as they are
  * read, before `filter` quantises or places them (docs/lora.md). */
-OviDenoiser *ovi_denoiser_new_with_loras (const OviModelPaths *paths,
-                                          OviBackend *backend,
-                                          OviWeightFilter filter,
-                                          gpointer filter_data,
-                                          const GPtrArray *loras,
-                                          GError **error);
+OviDenoiser *
+ovi_denoiser_new_with_loras (const OviModelPaths *paths, OviBackend *backend,
+                             OviWeightFilter filter, gpointer filter_data,
+                             const GPtrArray *loras, GError **error);
 /* LoRAs applied at run time, unmerged, from the next run on (replacing
- * the previous ones; NULL or empty: none); on error nothing changes. */
+ * the previous ones, also a request's `loras`; NULL or empty: none); on
+ * error nothing changes. */
 gboolean ovi_denoiser_set_loras (OviDenoiser *d, const GPtrArray *loras,
                                  GError **error);
 /* the unmatched LoRA keys of the last merge / set_loras, or NULL */

@@ -7,7 +7,13 @@
  * OviLinear and stay resident), so LoRAs come and go between runs without
  * a reload. The small act tensors a LoRA may change (biases via .diff_b,
  * norm gains and modulation tables via .diff) are patched in place and
- * restored from a copy when the LoRAs change again. */
+ * restored from a copy when another set is activated.
+ *
+ * A set is read and checked on the host (ovi_fusion_lora_new, any thread);
+ * its factors go to the backend, and its adapters onto the model, when it
+ * is activated (ovi_fusion_activate_loras, by the thread that runs the
+ * next forward), so runs with different LoRAs can take turns on one
+ * model. */
 #include "ovi-fusion-private.h"
 #include "ovi-lora.h"
 
@@ -20,20 +26,27 @@ struct _OviLoraAdapter {
 };
 
 typedef struct {
-  OviTensor *tensor; /* the model's own act tensor (borrowed) */
-  OviTensor *backup;
-} Patched;
-
-typedef struct {
   OviLinear *linear; /* when the name is a matmul weight */
   OviTensor **act;   /* when it is a bias, gain or table */
 } Slot;
 
+/* one model tensor the set changes */
+typedef struct {
+  Slot slot;
+  const GPtrArray *deltas; /* OviLoraDelta*, of the set */
+  OviLoraAdapter *chain;   /* linear: its adapters (uploaded) */
+  OviTensor *diff;         /* act: the summed, scaled deltas (uploaded) */
+  OviTensor *backup;       /* act: the original while active */
+} Bound;
+
 struct _OviFusionLora {
-  GPtrArray *keep;     /* adapters' tensors */
-  GPtrArray *adapters; /* OviLoraAdapter* (freed with g_free) */
-  GArray *patched;     /* Patched */
-  GPtrArray *linears;  /* OviLinear* with adapters */
+  gint ref_count;
+  OviLoraSet *set;
+  char *warning; /* unmatched keys, or NULL */
+  GArray *bound; /* Bound */
+  gboolean uploaded;
+  GPtrArray *keep;     /* backend tensors */
+  GPtrArray *adapters; /* OviLoraAdapter* (g_free) */
   OviTensor *scratch;  /* flat act buffer for x down^T and its up^T */
 };
 
@@ -124,34 +137,91 @@ slots (OviFusion *m)
   return h;
 }
 
-/* ---- attaching ---- */
+/* ---- sets ---- */
 
-static void
-lora_free (OviFusionLora *l)
+OviFusionLora *
+ovi_fusion_lora_ref (OviFusionLora *l)
 {
-  if (l == NULL)
+  g_atomic_int_inc (&l->ref_count);
+  return l;
+}
+
+void
+ovi_fusion_lora_unref (OviFusionLora *l)
+{
+  if (l == NULL || !g_atomic_int_dec_and_test (&l->ref_count))
     return;
+  for (guint i = 0; i < l->bound->len; i++) {
+    Bound *b = &g_array_index (l->bound, Bound, i);
+    g_clear_pointer (&b->diff, ovi_tensor_unref);
+    g_clear_pointer (&b->backup, ovi_tensor_unref);
+  }
+  g_array_unref (l->bound);
   g_ptr_array_unref (l->keep);
   g_ptr_array_unref (l->adapters);
-  for (guint i = 0; i < l->patched->len; i++)
-    ovi_tensor_unref (g_array_index (l->patched, Patched, i).backup);
-  g_array_unref (l->patched);
-  g_ptr_array_unref (l->linears);
   g_clear_pointer (&l->scratch, ovi_tensor_unref);
+  ovi_lora_set_free (l->set);
+  g_free (l->warning);
   g_free (l);
 }
 
-static OviFusionLora *
-lora_new (void)
+const char *
+ovi_fusion_lora_get_warning (const OviFusionLora *l)
+{
+  return l->warning;
+}
+
+/* every target the set changes must be one the run-time path can change */
+static gboolean
+bind_targets (OviFusionLora *l, GHashTable *h, GError **error)
+{
+  g_autoptr (GPtrArray) targets = ovi_lora_set_targets (l->set);
+
+  for (guint i = 0; i < targets->len; i++) {
+    const char *name = g_ptr_array_index (targets, i);
+    Slot *s = g_hash_table_lookup (h, name);
+    Bound b = { .deltas = ovi_lora_set_deltas (l->set, name) };
+
+    for (guint k = 0; s && s->act && k < b.deltas->len; k++)
+      if (((const OviLoraDelta *) g_ptr_array_index (b.deltas, k))->down)
+        s = NULL; /* a low-rank pair on a vector: not a matmul */
+    if (s == NULL) {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "LoRA on %s cannot be applied at run time (the audio "
+                   "patch-embedding convolutions take merged LoRAs only: "
+                   "lora-mode=merged)",
+                   name);
+      return FALSE;
+    }
+    b.slot = *s;
+    g_array_append_val (l->bound, b);
+  }
+  return TRUE;
+}
+
+OviFusionLora *
+ovi_fusion_lora_new (OviFusion *m, OviWeightFile *wf, const GPtrArray *specs,
+                     GError **error)
 {
   OviFusionLora *l = g_new0 (OviFusionLora, 1);
+  g_autoptr (GHashTable) h = slots (m);
 
+  l->ref_count = 1;
+  l->bound = g_array_new (FALSE, FALSE, sizeof (Bound));
   l->keep = g_ptr_array_new_with_free_func ((GDestroyNotify) ovi_tensor_unref);
   l->adapters = g_ptr_array_new_with_free_func (g_free);
-  l->patched = g_array_new (FALSE, FALSE, sizeof (Patched));
-  l->linears = g_ptr_array_new ();
+  l->set = ovi_lora_set_new (
+      wf, specs ? (const OviLoraSpec *const *) specs->pdata : NULL,
+      specs ? specs->len : 0, error);
+  if (l->set == NULL || !bind_targets (l, h, error)) {
+    ovi_fusion_lora_unref (l);
+    return NULL;
+  }
+  l->warning = ovi_lora_set_unmatched_message (l->set);
   return l;
 }
+
+/* ---- uploading (on first activation) ---- */
 
 /* host f32 `t` * scale, as [rows, numel / rows], on the backend */
 static OviTensor *
@@ -174,164 +244,149 @@ upload_scaled (OviFusion *m, OviFusionLora *l, const OviTensor *t, int64_t rows,
   return dev;
 }
 
-static gboolean
-attach_linear (OviFusion *m, OviFusionLora *l, OviLinear *lin,
-               const OviLoraDelta *d)
+static OviLoraAdapter *
+add_adapter (OviFusionLora *l, Bound *b, OviTensor *down, OviTensor *up)
 {
-  int64_t out = lin->w->shape[0];
-  OviLoraAdapter *a;
+  OviLoraAdapter *a = g_new0 (OviLoraAdapter, 1);
 
-  if (d->lora_scale == 0 && d->strength == 0)
-    return TRUE;
-  if (d->down && d->lora_scale != 0) {
-    a = g_new0 (OviLoraAdapter, 1);
-    a->down = upload_scaled (m, l, d->down, d->rank, 1.0);
-    a->up = upload_scaled (m, l, d->up, out, d->lora_scale);
-    a->next = lin->lora;
-    lin->lora = a;
-    g_ptr_array_add (l->adapters, a);
-    if (!a->down || !a->up)
-      return FALSE;
+  a->down = down;
+  a->up = up;
+  a->next = b->chain;
+  b->chain = a;
+  g_ptr_array_add (l->adapters, a);
+  return a;
+}
+
+static gboolean
+upload_linear (OviFusion *m, OviFusionLora *l, Bound *b)
+{
+  int64_t out = b->slot.linear->w->shape[0];
+
+  for (guint k = 0; k < b->deltas->len; k++) {
+    const OviLoraDelta *d = g_ptr_array_index (b->deltas, k);
+    OviLoraAdapter *a;
+
+    if (d->down && d->lora_scale != 0) {
+      a = add_adapter (l, b, upload_scaled (m, l, d->down, d->rank, 1.0),
+                       upload_scaled (m, l, d->up, out, d->lora_scale));
+      if (!a->down || !a->up)
+        return FALSE;
+    }
+    if (d->diff && d->strength != 0) {
+      a = add_adapter (l, b, NULL,
+                       upload_scaled (m, l, d->diff, out, d->strength));
+      if (!a->up)
+        return FALSE;
+    }
   }
-  if (d->diff && d->strength != 0) {
-    a = g_new0 (OviLoraAdapter, 1);
-    a->up = upload_scaled (m, l, d->diff, out, d->strength);
-    a->next = lin->lora;
-    lin->lora = a;
-    g_ptr_array_add (l->adapters, a);
-    if (!a->up)
-      return FALSE;
+  return TRUE;
+}
+
+/* the act tensor's deltas summed (in double) into one act tensor */
+static gboolean
+upload_act (OviFusion *m, Bound *b)
+{
+  OviTensor *t = *b->slot.act;
+  g_autoptr (OviTensor) host
+      = ovi_tensor_new (OVI_DTYPE_F32, t->ndim, t->shape, NULL);
+  int64_t n = ovi_tensor_numel (t);
+  double *sum;
+  gboolean any = FALSE;
+
+  for (guint k = 0; k < b->deltas->len; k++)
+    any |= ((const OviLoraDelta *) g_ptr_array_index (b->deltas, k))->strength
+           != 0;
+  if (!any)
+    return TRUE; /* strength 0: the tensor stays exactly as it is */
+  sum = g_new0 (double, MAX (n, 1));
+
+  for (guint k = 0; k < b->deltas->len; k++) {
+    const OviLoraDelta *d = g_ptr_array_index (b->deltas, k);
+    const float *v = ovi_tensor_data (d->diff);
+    for (int64_t i = 0; i < n; i++)
+      sum[i] += d->strength * (double) v[i];
   }
-  g_ptr_array_add (l->linears, lin);
+  if (host)
+    for (int64_t i = 0; i < n; i++)
+      ((float *) ovi_tensor_data (host))[i] = (float) sum[i];
+  g_free (sum);
+  b->diff = ovi_backend_new_act (m->be, t->ndim, t->shape);
+  b->backup = ovi_backend_new_act (m->be, t->ndim, t->shape);
+  if (host == NULL || b->diff == NULL || b->backup == NULL)
+    return FALSE;
+  ovi_op_copy (m->be, b->diff, host);
   return TRUE;
 }
 
 static gboolean
-patch_act (OviFusion *m, OviFusionLora *l, OviTensor *t, const OviLoraDelta *d)
+upload (OviFusion *m, OviFusionLora *l, GError **error)
 {
-  Patched p = { .tensor = t };
-  g_autoptr (OviTensor) host = NULL;
-  g_autoptr (OviTensor) diff = NULL;
+  gboolean ok = TRUE;
 
-  if (d->strength == 0)
-    return TRUE;
-  host = ovi_tensor_new (OVI_DTYPE_F32, t->ndim, t->shape, NULL);
-  diff = ovi_backend_new_act (m->be, t->ndim, t->shape);
-  p.backup = ovi_backend_new_act (m->be, t->ndim, t->shape);
-  if (host == NULL || diff == NULL || p.backup == NULL) {
-    g_clear_pointer (&p.backup, ovi_tensor_unref);
+  for (guint i = 0; i < l->bound->len && ok; i++) {
+    Bound *b = &g_array_index (l->bound, Bound, i);
+    ok = b->slot.linear ? upload_linear (m, l, b) : upload_act (m, b);
+  }
+  if (!ok) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "out of memory for the LoRA factors");
     return FALSE;
   }
-  float *dst = ovi_tensor_data (host);
-  const float *src = ovi_tensor_data (d->diff);
-  for (int64_t i = 0; i < ovi_tensor_numel (host); i++)
-    dst[i] = (float) (d->strength * src[i]);
-  ovi_op_copy (m->be, diff, host);
-  ovi_op_copy (m->be, p.backup, t);
-  ovi_op_axpby (m->be, t, 1.0f, t, 1.0f, diff);
-  g_array_append_val (l->patched, p);
+  if (!ovi_backend_sync (m->be, error))
+    return FALSE;
+  l->uploaded = TRUE;
   return TRUE;
 }
 
+/* ---- activating ---- */
+
 static void
-detach (OviFusion *m)
+deactivate (OviFusion *m)
 {
   OviFusionLora *l = m->lora;
 
   if (l == NULL)
     return;
-  for (guint i = 0; i < l->linears->len; i++)
-    ((OviLinear *) g_ptr_array_index (l->linears, i))->lora = NULL;
-  for (guint i = l->patched->len; i > 0; i--) {
-    Patched *p = &g_array_index (l->patched, Patched, i - 1);
-    ovi_op_copy (m->be, p->tensor, p->backup);
+  for (guint i = l->bound->len; i > 0; i--) {
+    Bound *b = &g_array_index (l->bound, Bound, i - 1);
+    if (b->slot.linear)
+      b->slot.linear->lora = NULL;
+    else if (b->diff)
+      ovi_op_copy (m->be, *b->slot.act, b->backup);
   }
-  lora_free (l);
   m->lora = NULL;
-}
-
-/* every target the set changes must be one the run-time path can change */
-static gboolean
-check_targets (OviLoraSet *set, GHashTable *h, GError **error)
-{
-  g_autoptr (GPtrArray) targets = ovi_lora_set_targets (set);
-
-  for (guint i = 0; i < targets->len; i++) {
-    const char *name = g_ptr_array_index (targets, i);
-    Slot *s = g_hash_table_lookup (h, name);
-    const GPtrArray *deltas = ovi_lora_set_deltas (set, name);
-
-    for (guint k = 0; s && s->act && k < deltas->len; k++)
-      if (((const OviLoraDelta *) g_ptr_array_index (deltas, k))->down)
-        s = NULL; /* a low-rank pair on a vector: not a matmul */
-    if (s == NULL) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                   "LoRA on %s cannot be applied at run time (the audio "
-                   "patch-embedding convolutions take merged LoRAs only: "
-                   "lora-mode=merged)",
-                   name);
-      return FALSE;
-    }
-  }
-  return TRUE;
-}
-
-static gboolean
-attach (OviFusion *m, OviLoraSet *set, GHashTable *h, GError **error)
-{
-  g_autoptr (GPtrArray) targets = ovi_lora_set_targets (set);
-  OviFusionLora *l = lora_new ();
-  gboolean ok = TRUE;
-
-  m->lora = l;
-  for (guint i = 0; i < targets->len && ok; i++) {
-    const char *name = g_ptr_array_index (targets, i);
-    Slot *s = g_hash_table_lookup (h, name);
-    const GPtrArray *deltas = ovi_lora_set_deltas (set, name);
-
-    for (guint k = 0; k < deltas->len && ok; k++) {
-      const OviLoraDelta *d = g_ptr_array_index (deltas, k);
-      ok = s->linear ? attach_linear (m, l, s->linear, d)
-                     : patch_act (m, l, *s->act, d);
-    }
-  }
-  if (ok && ovi_backend_sync (m->be, error))
-    return TRUE;
-  if (!ok)
-    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                 "out of memory for the LoRA factors");
-  detach (m);
-  return FALSE;
+  ovi_fusion_lora_unref (l);
 }
 
 gboolean
-ovi_fusion_set_loras (OviFusion *m, OviWeightFile *wf, const GPtrArray *specs,
-                      char **warning, GError **error)
+ovi_fusion_activate_loras (OviFusion *m, OviFusionLora *l, GError **error)
 {
-  g_autoptr (OviLoraSet) set = NULL;
-  g_autoptr (GHashTable) h = NULL;
+  if (m->lora == l)
+    return TRUE;
+  if (l && !l->uploaded && !upload (m, l, error))
+    return FALSE;
+  deactivate (m);
+  for (guint i = 0; l && i < l->bound->len; i++) {
+    Bound *b = &g_array_index (l->bound, Bound, i);
+    OviTensor *t = b->slot.act ? *b->slot.act : NULL;
 
-  if (specs && specs->len > 0) {
-    set = ovi_lora_set_new (wf, (const OviLoraSpec *const *) specs->pdata,
-                            specs->len, error);
-    if (set == NULL)
-      return FALSE;
-    h = slots (m);
-    if (!check_targets (set, h, error))
-      return FALSE;
+    if (b->slot.linear) {
+      b->slot.linear->lora = b->chain;
+      continue;
+    }
+    if (b->diff == NULL)
+      continue;
+    ovi_op_copy (m->be, b->backup, t);
+    ovi_op_axpby (m->be, t, 1.0f, t, 1.0f, b->diff);
   }
-  detach (m);
-  if (warning) {
-    g_free (*warning);
-    *warning = set ? ovi_lora_set_unmatched_message (set) : NULL;
-  }
-  return set == NULL || attach (m, set, h, error);
+  m->lora = l ? ovi_fusion_lora_ref (l) : NULL;
+  return ovi_backend_sync (m->be, error);
 }
 
 void
 ovi_fusion_lora_free (OviFusion *m)
 {
-  g_clear_pointer (&m->lora, lora_free);
+  g_clear_pointer (&m->lora, ovi_fusion_lora_unref);
 }
 
 /* ---- the forward's hook ---- */

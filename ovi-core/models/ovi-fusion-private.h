@@ -7,7 +7,6 @@
 G_BEGIN_DECLS
 
 typedef struct _OviLoraAdapter OviLoraAdapter;
-typedef struct _OviFusionLora OviFusionLora;
 
 typedef struct {
   OviTensor *w, *b;
@@ -49,7 +48,7 @@ struct _OviFusion {
   gboolean stream;
   OviFusionBlock slots[2][OVI_N_TOWERS];
   GPtrArray *slot_keep;
-  OviFusionLora *lora; /* ovi_fusion_set_loras */
+  OviFusionLora *lora; /* the active run-time LoRAs, or NULL */
 };
 
 /* per-tower activation buffers. The batched ones hold `batch` branches
@@ -103,7 +102,7 @@ void ovi_fusion_work_view (OviFusionWork *dst, const OviFusionWork *src,
                            int first, int n, GPtrArray *keep);
 
 /* ovi-fusion-lora.c: out = act (x . W^T + b + the LoRA terms) for a linear
- * with adapters; and freeing them with the model */
+ * with adapters; and dropping the active set with the model */
 void ovi_fusion_lora_linear (OviFusion *m, OviTensor *out, OviTensor *x,
                              const OviLinear *lin, OviActivation act);
 void ovi_fusion_lora_free (OviFusion *m);

@@ -79,15 +79,26 @@ void ovi_fusion_set_streaming (OviFusion *model, gboolean stream);
 gboolean ovi_fusion_get_streaming (const OviFusion *model);
 const OviFusionDims *ovi_fusion_get_dims (const OviFusion *model);
 
-/* LoRAs applied at run time, unmerged (docs/lora.md): `specs`
- * (OviLoraSpec*, ovi-lora.h; NULL or empty: none) are read and resolved
- * against `wf` (the file the model was loaded from) and replace the
- * previous ones from the next forward on, whatever the weights' dtype or
- * placement. On error nothing changes. `warning` (nullable) gets the
- * unmatched-keys message or NULL (the old value is freed). */
-gboolean ovi_fusion_set_loras (OviFusion *model, OviWeightFile *wf,
-                               const GPtrArray *specs, char **warning,
-                               GError **error);
+/* LoRAs applied at run time, unmerged (docs/lora.md). A set is read from
+ * `specs` (OviLoraSpec*, ovi-lora.h; not empty) and resolved against `wf`
+ * (the file the model was loaded from) on the host, by any thread; nothing
+ * in the model changes until it is activated. Fails (changing nothing) as
+ * ovi_lora_set_new does, or when a LoRA changes a tensor the run-time path
+ * cannot (the audio patch-embedding convolutions). */
+typedef struct _OviFusionLora OviFusionLora;
+OviFusionLora *ovi_fusion_lora_new (OviFusion *model, OviWeightFile *wf,
+                                    const GPtrArray *specs, GError **error);
+OviFusionLora *ovi_fusion_lora_ref (OviFusionLora *lora);
+void ovi_fusion_lora_unref (OviFusionLora *lora);
+/* the unmatched-keys message of the set, or NULL */
+const char *ovi_fusion_lora_get_warning (const OviFusionLora *lora);
+/* `lora` (NULL: none) for the next forwards, whatever the weights' dtype
+ * or placement: its factors go to the backend on its first activation,
+ * the previous set's changes are undone exactly. Call it from the thread
+ * that runs the next forward, between forwards. On error nothing changes. */
+gboolean ovi_fusion_activate_loras (OviFusion *model, OviFusionLora *lora,
+                                    GError **error);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviFusionLora, ovi_fusion_lora_unref)
 
 /* Optional: called during ovi_fusion_forward with intermediates
  * ("vid.x_embed", "vid.e", "vid.e0", "audio.*", "block{i}.vid_out",

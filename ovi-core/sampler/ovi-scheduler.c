@@ -1,6 +1,8 @@
 /* gst-ovi: the scheduler object shared by UniPC and Euler. */
 #include "ovi-scheduler-private.h"
 
+#include <math.h>
+
 OviScheduler *
 ovi_scheduler_new (OviSchedulerKind kind, OviBackend *be, int steps,
                    double shift, GError **error)
@@ -25,6 +27,78 @@ ovi_scheduler_new (OviSchedulerKind kind, OviBackend *be, int steps,
   else
     ovi_unipc_schedule (s, shift);
   return s;
+}
+
+static gboolean
+check_sigmas (const double *sigmas, int n, GError **error)
+{
+  if (n < 1 || n > 10001) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "sigmas: %d values (need 1..10001)", n);
+    return FALSE;
+  }
+  for (int i = 0; i < n; i++) {
+    if (!isfinite (sigmas[i]) || sigmas[i] < 0 || sigmas[i] > 1
+        || (i > 0 && !(sigmas[i] < sigmas[i - 1]))) {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "sigmas: value %d (%g) must be in [0, 1] and below the "
+                   "one before it",
+                   i, sigmas[i]);
+      return FALSE;
+    }
+  }
+  if (n == 1 && sigmas[0] == 0) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "sigmas: a lone 0 makes no step");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+OviScheduler *
+ovi_scheduler_new_sigmas (OviBackend *be, const double *sigmas, int n,
+                          GError **error)
+{
+  OviScheduler *s;
+
+  if (!check_sigmas (sigmas, n, error))
+    return NULL;
+  s = g_new0 (OviScheduler, 1);
+  s->kind = OVI_SCHEDULER_EULER;
+  s->be = be;
+  s->steps = sigmas[n - 1] == 0 ? n - 1 : n;
+  s->sigmas = g_new0 (double, s->steps + 1);
+  s->timesteps = g_new0 (double, s->steps);
+  for (int i = 0; i < s->steps; i++) {
+    s->sigmas[i] = sigmas[i];
+    s->timesteps[i] = sigmas[i] * 1000.0;
+  }
+  s->sigmas[s->steps] = 0.0;
+  return s;
+}
+
+gboolean
+ovi_sigmas_parse (const char *text, double **sigmas, int *n_sigmas,
+                  GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (text ? text : "", ",", -1);
+  guint n = g_strv_length (parts);
+  g_autofree double *v = g_new0 (double, MAX (n, 1));
+
+  for (guint i = 0; i < n; i++) {
+    char *item = g_strstrip (parts[i]), *end = NULL;
+    v[i] = g_ascii_strtod (item, &end);
+    if (*item == '\0' || end == NULL || *end != '\0') {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "sigmas '%s': '%s' is not a number", text, item);
+      return FALSE;
+    }
+  }
+  if (!check_sigmas (v, (int) n, error))
+    return FALSE;
+  *sigmas = g_steal_pointer (&v);
+  *n_sigmas = (int) n;
+  return TRUE;
 }
 
 void

@@ -539,8 +539,11 @@ fits_lora (Reader *r, Group *g, const char *target, const OviTensor *w,
                  r->spec->path, g->key[PART_DOWN], us, ds);
     return FALSE;
   }
-  if (ovi_tensor_numel (down) != rk * cols || up->shape[0] != out
-      || ovi_tensor_numel (up) != out * rk) {
+  /* by division: shapes from the file may be huge with a zero dim */
+  if (rk > G_MAXINT || cols == 0 || ovi_tensor_numel (down) % rk != 0
+      || ovi_tensor_numel (down) / rk != cols || up->shape[0] != out
+      || ovi_tensor_numel (up) % out != 0
+      || ovi_tensor_numel (up) / out != rk) {
     g_autofree char *ds = shape_str (down), *us = shape_str (up),
                     *ws = shape_str (w);
     g_set_error (error, OVI_ERROR, OVI_ERROR_SHAPE,
@@ -720,9 +723,11 @@ no_match_error (Reader *r, GError **error)
   g_string_free (keys, TRUE);
 }
 
+/* `lora` NULL: opened from spec->path */
 static gboolean
 read_spec (OviLoraSet *set, OviWeightFile *model, GHashTable *kohya,
-           const OviLoraSpec *spec, OviLoraFileInfo *info, GError **error)
+           const OviLoraSpec *spec, OviWeightFile *lora, OviLoraFileInfo *info,
+           GError **error)
 {
   Reader r = {
     .set = set,
@@ -731,15 +736,18 @@ read_spec (OviLoraSet *set, OviWeightFile *model, GHashTable *kohya,
     .info = info,
     .kohya = kohya,
   };
+  g_autoptr (OviWeightFile) opened = NULL;
   gboolean ok;
 
   info->path = g_strdup (spec->path);
   info->unmatched = g_ptr_array_new_with_free_func (g_free);
   if (!check_strength (spec->strength, spec->path, error))
     return FALSE;
-  r.lora = ovi_weight_file_open (spec->path, NULL, error);
-  if (r.lora == NULL)
+  if (lora == NULL)
+    lora = opened = ovi_weight_file_open (spec->path, NULL, error);
+  if (lora == NULL)
     return FALSE;
+  r.lora = lora;
   r.groups = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, group_free);
   r.matched = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   ok = read_file (&r, error);
@@ -749,13 +757,12 @@ read_spec (OviLoraSet *set, OviWeightFile *model, GHashTable *kohya,
   }
   g_hash_table_unref (r.matched);
   g_hash_table_unref (r.groups);
-  ovi_weight_file_free (r.lora);
   return ok;
 }
 
-OviLoraSet *
-ovi_lora_set_new (OviWeightFile *model, const OviLoraSpec *const *specs,
-                  guint n_specs, GError **error)
+static OviLoraSet *
+set_new (OviWeightFile *model, const OviLoraSpec *const *specs, guint n_specs,
+         OviWeightFile *lora, GError **error)
 {
   g_autoptr (OviLoraSet) set = g_new0 (OviLoraSet, 1);
   g_autoptr (GHashTable) kohya = kohya_names (model);
@@ -765,9 +772,23 @@ ovi_lora_set_new (OviWeightFile *model, const OviLoraSpec *const *specs,
   set->by_target = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                           (GDestroyNotify) g_ptr_array_unref);
   for (guint i = 0; i < n_specs; i++)
-    if (!read_spec (set, model, kohya, specs[i], &set->files[i], error))
+    if (!read_spec (set, model, kohya, specs[i], lora, &set->files[i], error))
       return NULL;
   return g_steal_pointer (&set);
+}
+
+OviLoraSet *
+ovi_lora_set_new (OviWeightFile *model, const OviLoraSpec *const *specs,
+                  guint n_specs, GError **error)
+{
+  return set_new (model, specs, n_specs, NULL, error);
+}
+
+OviLoraSet *
+ovi_lora_set_new_from_file (OviWeightFile *model, OviWeightFile *lora,
+                            const OviLoraSpec *spec, GError **error)
+{
+  return set_new (model, &spec, 1, lora, error);
 }
 
 void

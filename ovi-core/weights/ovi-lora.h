@@ -106,6 +106,12 @@ typedef struct _OviLoraSet OviLoraSet;
 OviLoraSet *ovi_lora_set_new (OviWeightFile *model,
                               const OviLoraSpec *const *specs, guint n_specs,
                               GError **error);
+/* As ovi_lora_set_new for one LoRA file already open (tests, fuzzers);
+ * spec->path only names it in messages. */
+OviLoraSet *ovi_lora_set_new_from_file (OviWeightFile *model,
+                                        OviWeightFile *lora,
+                                        const OviLoraSpec *spec,
+                                        GError **error);
 void ovi_lora_set_free (OviLoraSet *set);
 
 guint ovi_lora_set_n_files (const OviLoraSet *set);
