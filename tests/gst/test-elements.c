@@ -306,6 +306,124 @@ GST_START_TEST (test_denoise_flush_cancels)
 
 GST_END_TEST;
 
+/* Two pipelines on one denoiser stage (the process-wide cache): B is
+ * flushed mid-clip while A runs. Runs take turns per step, so B's flush
+ * ends B's clip within the step it has in flight, and A goes on to the end
+ * of its clip. Counted in steps (notify::progress), not in time. */
+typedef struct {
+  gint steps; /* atomic */
+} StepCount;
+
+static void
+count_step (GObject *obj, GParamSpec *pspec, gpointer user_data)
+{
+  StepCount *c = user_data;
+  gdouble p;
+
+  g_object_get (obj, "progress", &p, NULL);
+  if (p > 0.0)
+    g_atomic_int_inc (&c->steps);
+}
+
+static void
+wait_steps (StepCount *c, gint n)
+{
+  while (g_atomic_int_get (&c->steps) < n)
+    g_usleep (1000);
+}
+
+GST_START_TEST (test_denoise_shared_stage_flush)
+{
+  const gint steps = 40;
+  g_autofree gchar *caps = text_caps ();
+  GstHarness *ha = gst_harness_new_with_padnames ("ovidenoise", "sink", "src");
+  GstHarness *hb = gst_harness_new_with_padnames ("ovidenoise", "sink", "src");
+  StepCount ca = { 0 }, cb = { 0 };
+  PushData da = { ha, GST_FLOW_ERROR, 0 }, db = { hb, GST_FLOW_OK, 0 };
+  GThread *ta, *tb;
+  gint b_at_flush;
+  GstBuffer *out;
+
+  g_object_set (ha->element, "steps", steps, NULL);
+  g_object_set (hb->element, "steps", steps, NULL);
+  gst_harness_set_src_caps_str (ha, caps);
+  gst_harness_set_src_caps_str (hb, caps);
+  g_signal_connect (ha->element, "notify::progress", G_CALLBACK (count_step),
+                    &ca);
+  g_signal_connect (hb->element, "notify::progress", G_CALLBACK (count_step),
+                    &cb);
+  ta = g_thread_new ("push-a", push_thread, &da);
+  wait_steps (&ca, 2);
+  tb = g_thread_new ("push-b", push_thread, &db);
+  /* both mid-clip, taking turns */
+  wait_steps (&cb, 3);
+  fail_unless (g_atomic_int_get (&ca.steps) < steps);
+  b_at_flush = g_atomic_int_get (&cb.steps);
+  fail_unless (gst_harness_push_event (hb, gst_event_new_flush_start ()));
+  g_thread_join (tb);
+  fail_unless_equals_int (db.ret, GST_FLOW_FLUSHING);
+  fail_unless (g_atomic_int_get (&cb.steps) <= b_at_flush + 1,
+               "B ran %d steps after its flush",
+               g_atomic_int_get (&cb.steps) - b_at_flush);
+  fail_unless (gst_harness_try_pull (hb) == NULL);
+  /* A was not disturbed: its clip completes with every step */
+  g_thread_join (ta);
+  fail_unless_equals_int (da.ret, GST_FLOW_OK);
+  fail_unless_equals_int (g_atomic_int_get (&ca.steps), steps);
+  out = gst_harness_pull (ha);
+  fail_unless_equals_int (gst_buffer_n_memory (out), 2);
+  gst_buffer_unref (out);
+  fail_unless (gst_harness_push_event (hb, gst_event_new_flush_stop (TRUE)));
+  gst_harness_teardown (ha);
+  gst_harness_teardown (hb);
+}
+
+GST_END_TEST;
+
+/* An image pad requested after the element is PLAYING: the VAE encoder is
+ * loaded on the first image and the next clip is image-to-video at the
+ * image's snapped size; a clip of the text pad waits for it instead of
+ * hanging or flushing. */
+GST_START_TEST (test_denoise_late_image_pad)
+{
+  g_autofree gchar *caps = text_caps ();
+  GstHarness *h = gst_harness_new_with_padnames ("ovidenoise", "sink", "src");
+  GstHarness *img;
+  GstBuffer *frame, *out;
+  GstStructure *meta;
+  GstCaps *latent;
+  gint w = 0, h_px = 0;
+
+  g_object_set (h->element, "steps", 1, NULL);
+  gst_harness_set_src_caps_str (h, caps);
+  fail_unless (GST_STATE (h->element) == GST_STATE_PLAYING);
+  img = gst_harness_new_with_element (h->element, "image", NULL);
+  gst_harness_set_src_caps_str (
+      img, "video/x-raw,format=RGB,width=96,height=64,framerate=0/1");
+  frame = gst_harness_create_buffer (img, 96 * 64 * 3);
+  gst_buffer_memset (frame, 0, 0x80, 96 * 64 * 3);
+  fail_unless_equals_int (gst_harness_push (img, frame), GST_FLOW_OK);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 5)), GST_FLOW_OK);
+  out = gst_harness_pull (h);
+  fail_unless (gst_buffer_get_custom_meta (out, "GstOviClipMeta") != NULL);
+  meta = gst_custom_meta_get_structure (
+      gst_buffer_get_custom_meta (out, "GstOviClipMeta"));
+  fail_unless (gst_structure_get_int (meta, "width", &w));
+  fail_unless (gst_structure_get_int (meta, "height", &h_px));
+  /* the 3:2 image at the tiny area (6144 px): 96x64, landscape */
+  fail_unless_equals_int (w, 96);
+  fail_unless_equals_int (h_px, 64);
+  latent = gst_pad_get_current_caps (h->sinkpad);
+  fail_unless (latent != NULL);
+  gst_caps_unref (latent);
+  gst_buffer_unref (out);
+  gst_harness_teardown (img);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* ---- errors ---- */
 
 static GstMessage *
@@ -769,6 +887,8 @@ elements_suite (void)
   tcase_add_test (tc, test_denoise_seed_and_overrides);
   tcase_add_test (tc, test_denoise_progress);
   tcase_add_test (tc, test_denoise_flush_cancels);
+  tcase_add_test (tc, test_denoise_shared_stage_flush);
+  tcase_add_test (tc, test_denoise_late_image_pad);
   tcase_add_test (tc, test_error_missing_model_dir);
   tcase_add_test (tc, test_error_bad_weights);
   tcase_add_test (tc, test_error_gpu_only_mode);
