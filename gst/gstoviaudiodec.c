@@ -21,8 +21,8 @@
  *
  * Base class: GstBaseTransform with submit_input_buffer + generate_output:
  * submitting a latent decodes the clip's samples, and each generate_output
- * hands out the next buffer of them (allocated with the allocator decided in
- * the ALLOCATION query).
+ * hands out the next buffer of them, from downstream's buffer pool when the
+ * ALLOCATION query offers one.
  */
 #include "gstoviaudiodec.h"
 
@@ -155,6 +155,69 @@ gst_ovi_audio_dec_set_caps (GstBaseTransform *trans, GstCaps *incaps,
   return TRUE;
 }
 
+/* samples per output buffer (object lock held) */
+static guint64
+chunk_samples (GstOviAudioDec *self)
+{
+  return MAX (gst_util_uint64_scale_round (self->buffer_duration,
+                                           GST_OVI_AUDIO_RATE, GST_SECOND),
+              1);
+}
+
+/* Downstream's pool, sized for buffer-duration buffers (the base class
+ * configures and keeps it). */
+static gboolean
+gst_ovi_audio_dec_decide_allocation (GstBaseTransform *trans, GstQuery *query)
+{
+  GstOviAudioDec *self = GST_OVI_AUDIO_DEC (trans);
+  GstBufferPool *pool = NULL;
+  guint size, min, max, want;
+
+  GST_OBJECT_LOCK (self);
+  want = (guint) (chunk_samples (self) * sizeof (float));
+  GST_OBJECT_UNLOCK (self);
+  if (gst_query_get_n_allocation_pools (query) > 0) {
+    gst_query_parse_nth_allocation_pool (query, 0, &pool, &size, &min, &max);
+    gst_query_set_nth_allocation_pool (query, 0, pool, MAX (size, want), min,
+                                       max);
+    gst_clear_object (&pool);
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)
+      ->decide_allocation (trans, query);
+}
+
+/* A buffer of `bytes` from the decided pool when its buffers are big
+ * enough (buffer-duration may have grown since), else from the decided
+ * allocator. */
+static GstBuffer *
+new_output (GstOviAudioDec *self, gsize bytes)
+{
+  GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
+  GstBufferPool *pool = gst_base_transform_get_buffer_pool (trans);
+  GstAllocator *allocator = NULL;
+  GstAllocationParams params;
+  GstBuffer *out = NULL;
+  guint size = 0;
+
+  if (pool) {
+    GstStructure *config = gst_buffer_pool_get_config (pool);
+    gst_buffer_pool_config_get_params (config, NULL, &size, NULL, NULL);
+    gst_structure_free (config);
+    if (bytes <= size
+        && (gst_buffer_pool_is_active (pool)
+            || gst_buffer_pool_set_active (pool, TRUE))
+        && gst_buffer_pool_acquire_buffer (pool, &out, NULL) == GST_FLOW_OK)
+      gst_buffer_resize (out, 0, bytes);
+    gst_object_unref (pool);
+  }
+  if (!out) {
+    gst_base_transform_get_allocator (trans, &allocator, &params);
+    out = gst_buffer_new_allocate (allocator, bytes, &params);
+    g_clear_object (&allocator);
+  }
+  return out;
+}
+
 /* ---- decoding ---- */
 
 static GstFlowReturn
@@ -249,8 +312,6 @@ static GstFlowReturn
 gst_ovi_audio_dec_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
 {
   GstOviAudioDec *self = GST_OVI_AUDIO_DEC (trans);
-  GstAllocator *allocator = NULL;
-  GstAllocationParams params;
   guint64 chunk, len, s;
   GstBuffer *out;
   GstMapInfo map;
@@ -261,14 +322,11 @@ gst_ovi_audio_dec_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
     return GST_FLOW_OK;
   }
   GST_OBJECT_LOCK (self);
-  chunk = gst_util_uint64_scale_round (self->buffer_duration,
-                                       GST_OVI_AUDIO_RATE, GST_SECOND);
+  chunk = chunk_samples (self);
   GST_OBJECT_UNLOCK (self);
-  len = MIN (MAX (chunk, 1), self->n_samples - self->pos);
+  len = MIN (chunk, self->n_samples - self->pos);
 
-  gst_base_transform_get_allocator (trans, &allocator, &params);
-  out = gst_buffer_new_allocate (allocator, len * sizeof (float), &params);
-  g_clear_object (&allocator);
+  out = new_output (self, len * sizeof (float));
   if (!out || !gst_buffer_map (out, &map, GST_MAP_WRITE)) {
     g_clear_pointer (&out, gst_buffer_unref);
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
@@ -433,6 +491,7 @@ gst_ovi_audio_dec_class_init (GstOviAudioDecClass *klass)
 
   trans_class->transform_caps = gst_ovi_audio_dec_transform_caps;
   trans_class->set_caps = gst_ovi_audio_dec_set_caps;
+  trans_class->decide_allocation = gst_ovi_audio_dec_decide_allocation;
   trans_class->submit_input_buffer = gst_ovi_audio_dec_submit_input_buffer;
   trans_class->generate_output = gst_ovi_audio_dec_generate_output;
   trans_class->transform = gst_ovi_audio_dec_transform;

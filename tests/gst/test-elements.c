@@ -808,6 +808,55 @@ GST_START_TEST (test_audiodec_av_rule)
 
 GST_END_TEST;
 
+/* oviaudiodec through a harness whose downstream offers a buffer pool (of
+ * too-small buffers): the element sizes it for buffer-duration and every
+ * buffer comes from it, the clip's last one shorter. */
+static GstPadProbeReturn
+offer_audio_pool (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
+{
+  GstBufferPool **pool = user_data;
+  GstQuery *q = GST_PAD_PROBE_INFO_QUERY (info);
+
+  if (GST_QUERY_TYPE (q) != GST_QUERY_ALLOCATION)
+    return GST_PAD_PROBE_OK;
+  fail_unless (*pool == NULL);
+  *pool = gst_buffer_pool_new ();
+  gst_query_add_allocation_pool (q, *pool, 16, 2, 0);
+  return GST_PAD_PROBE_HANDLED;
+}
+
+GST_START_TEST (test_audiodec_pool)
+{
+  GstHarness *h = gst_harness_new_parse (
+      "ovidenoise steps=1 ! oviaudiodec buffer-duration=10000000");
+  g_autofree gchar *caps_in = text_caps ();
+  GstBufferPool *pool = NULL;
+  guint64 total = 0, expect = ovi_clip_audio_samples (0, tiny->pixel_frames);
+  guint n = 0;
+  GstBuffer *b;
+
+  gst_harness_set_src_caps_str (h, caps_in);
+  gst_pad_add_probe (h->sinkpad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM,
+                     offer_audio_pool, &pool, NULL);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 40)), GST_FLOW_OK);
+  fail_unless (pool != NULL);
+  while ((b = gst_harness_try_pull (h))) {
+    gsize size = gst_buffer_get_size (b);
+    fail_unless (b->pool == pool, "buffer %u not from the downstream pool", n);
+    total += size / sizeof (float);
+    /* 10 ms at 16 kHz, the last one may be shorter */
+    fail_unless (size == 160 * sizeof (float) || total == expect);
+    gst_buffer_unref (b);
+    n++;
+  }
+  fail_unless_equals_uint64 (total, expect);
+  gst_harness_teardown (h);
+  gst_object_unref (pool);
+}
+
+GST_END_TEST;
+
 /* ---- the engine cache ---- */
 
 static gint
@@ -896,6 +945,7 @@ elements_suite (void)
   tcase_add_test (tc, test_vaedec_formats);
   tcase_add_test (tc, test_vaedec_pool_renegotiation);
   tcase_add_test (tc, test_audiodec_av_rule);
+  tcase_add_test (tc, test_audiodec_pool);
   tcase_add_test (tc, test_engine_shared);
   return s;
 }
