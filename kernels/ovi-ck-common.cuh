@@ -98,11 +98,48 @@ ck_st (void *p, int dt, int64_t o, float v)
   }
 }
 
-/* element offset of linear index i of the target shape */
-static __device__ __forceinline__ int64_t
+/* Host side, before a launch: d with adjacent dims that are one run in
+ * memory merged (stride[k] == stride[k+1] * shape[k+1], broadcast runs of
+ * stride 0 included) and size-1 dims dropped, the last `keep` dims left as
+ * they are (the row kernels index the last dim apart). The linear index
+ * still decomposes the same way, but a contiguous or row-broadcast operand
+ * now costs one or two divisions per element instead of one per dim. */
+static inline OviCkDesc
+ck_collapse (OviCkDesc d, int keep)
+{
+  OviCkDesc c = d;
+  int lead = d.nd - keep, n = 0;
+
+  if (lead < 0)
+    return d;
+  for (int k = 0; k < lead; k++) {
+    if (d.shape[k] == 1)
+      continue;
+    if (n > 0 && c.stride[n - 1] == d.stride[k] * d.shape[k]) {
+      c.shape[n - 1] *= d.shape[k];
+      c.stride[n - 1] = d.stride[k];
+      continue;
+    }
+    c.shape[n] = d.shape[k];
+    c.stride[n++] = d.stride[k];
+  }
+  for (int k = lead; k < d.nd; k++, n++) {
+    c.shape[n] = d.shape[k];
+    c.stride[n] = d.stride[k];
+  }
+  c.nd = n;
+  return c;
+}
+
+/* element offset of linear index i of the target shape (also on the host,
+ * for tests/gpu/test-ck-collapse) */
+static __host__ __device__ __forceinline__ int64_t
 ck_off (const OviCkDesc &d, int64_t i)
 {
   int64_t off = 0;
+
+  if (d.nd == 1) /* collapsed contiguous / strided run: no division */
+    return i * d.stride[0];
 
   for (int k = d.nd - 1; k >= 0; k--) {
     int64_t s = d.shape[k];

@@ -49,7 +49,8 @@ ovi_ck_copy (cudaStream_t stream, OviCkDesc dst, int64_t n, OviCkDesc src,
   if (n <= 0)
     return cudaSuccess;
   k_copy<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
-      dst, n, src, src_scale, dst_scale, raw);
+      ck_collapse (dst, 0), n, ck_collapse (src, 0), src_scale, dst_scale,
+      raw);
   return cudaGetLastError ();
 }
 
@@ -129,7 +130,8 @@ ovi_ck_ew (cudaStream_t stream, void *out, int out_dtype, int64_t n, int code,
   if (n <= 0)
     return cudaSuccess;
   k_ew<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
-      out, out_dtype, n, code, act, f0, f1, a, b, c);
+      out, out_dtype, n, code, act, f0, f1, ck_collapse (a, 0),
+      ck_collapse (b, 0), ck_collapse (c, 0));
   return cudaGetLastError ();
 }
 
@@ -229,7 +231,8 @@ ovi_ck_rows (cudaStream_t stream, void *out, int out_dtype, int64_t rows,
   if (rows > 0x7fffffffLL)
     return cudaErrorInvalidValue;
   k_rows<<<(unsigned) rows, OVI_CK_THREADS, 0, stream>>> (
-      out, out_dtype, n, code, eps, x, p0, p1);
+      out, out_dtype, n, code, eps, ck_collapse (x, 1), ck_collapse (p0, 1),
+      ck_collapse (p1, 1));
   return cudaGetLastError ();
 }
 
@@ -292,7 +295,7 @@ ovi_ck_channel_norm (cudaStream_t stream, void *out, int out_dtype, int64_t C,
   if (blocks > 0x7fffffffLL)
     return cudaErrorInvalidValue;
   k_channel_norm<<<(unsigned) blocks, CN_POS * CN_SPLIT, 0, stream>>> (
-      out, out_dtype, C, N, x, gamma, kind);
+      out, out_dtype, C, N, ck_collapse (x, 0), gamma, kind);
   return cudaGetLastError ();
 }
 
@@ -335,7 +338,8 @@ ovi_ck_rope (cudaStream_t stream, void *out, int out_dtype, int64_t n,
   if (n <= 0)
     return cudaSuccess;
   k_rope<<<ck_blocks (n, OVI_CK_THREADS), OVI_CK_THREADS, 0, stream>>> (
-      out, out_dtype, n, L, H, D, P, x, cos, sin);
+      out, out_dtype, n, L, H, D, P, ck_collapse (x, 0), ck_collapse (cos, 0),
+      ck_collapse (sin, 0));
   return cudaGetLastError ();
 }
 
