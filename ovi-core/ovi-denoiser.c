@@ -17,6 +17,7 @@
  * (ovi-turns.h), so two pipelines sharing it alternate steps and a
  * cancelled run stops waiting at once. */
 #include "ovi-engine.h"
+#include "ovi-denoiser-parallel.h"
 #include "ovi-fusion.h"
 #include "ovi-lora.h"
 #include "ovi-noise.h"
@@ -50,7 +51,8 @@ struct _OviDenoiser {
   GMutex lora_lock;
   OviFusionLora *lora_default, *lora_cached;
   char *lora_cached_list;
-  char *lora_warning; /* unmatched LoRA keys */
+  char *lora_warning;     /* unmatched LoRA keys */
+  OviDenoiserComms comms; /* one rank of a parallel denoiser */
 };
 
 void
@@ -347,8 +349,9 @@ ensure_scratch (OviDenoiser *d, const Size *s, int batch, GError **error)
       && ovi_fusion_work_batch (d->work) >= batch)
     return TRUE;
   clear_scratch (d);
-  d->work = ovi_fusion_work_new_batched (
-      d->model, s->frames, s->height, s->width, s->audio_length, batch, error);
+  d->work = ovi_fusion_work_new_parallel (d->model, s->frames, s->height,
+                                          s->width, s->audio_length, batch,
+                                          d->comms.sp, error);
   if (d->work == NULL)
     return FALSE;
   if (dims->video_in != dims->video_out || dims->audio_in != dims->audio_out) {
@@ -388,6 +391,36 @@ init_latent (OviDenoiser *d, OviTensor *x, const OviTensor *given, guint64 seed,
 }
 
 /* ---- the loop ---- */
+
+/* CFG parallelism: the branches this rank computes, the positive one on
+ * CFG rank 0 and the negative one on rank 1 (both compute the positive one
+ * when it is the only one) */
+static guint
+own_branches (OviDenoiser *d, guint branches)
+{
+  if (d->comms.cfg == NULL || branches != (OVI_BRANCH_POS | OVI_BRANCH_NEG))
+    return branches;
+  return d->comms.cfg->rank == 0 ? OVI_BRANCH_POS : OVI_BRANCH_NEG;
+}
+
+/* each CFG rank's prediction to the other */
+static void
+share_branches (OviDenoiser *d, guint branches, guint own)
+{
+  if (own == branches)
+    return;
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    ovi_comm_broadcast (d->comms.cfg, d->pos[t], 0);
+    ovi_comm_broadcast (d->comms.cfg, d->neg[t], 1);
+  }
+}
+
+void
+ovi_denoiser_set_comms (OviDenoiser *d, const OviDenoiserComms *comms)
+{
+  d->comms = *comms;
+  clear_scratch (d);
+}
 
 /* what one run owns: its latents, scheduler state and text embeddings */
 typedef struct {
@@ -556,14 +589,16 @@ one_step (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs, int i,
           GError **error)
 {
   guint branches = step_branches (req);
+  guint own = own_branches (d, branches);
   OviTensor **x = rs->x;
 
-  if (!ensure_scratch (d, &rs->size, n_branches (branches), error))
+  if (!ensure_scratch (d, &rs->size, n_branches (own), error))
     return FALSE;
   paste_image (d, req, rs);
   if (!ovi_fusion_activate_loras (d->model, rs->lora, error)
-      || !compute_branches (d, req, rs, i, branches, error))
+      || !compute_branches (d, req, rs, i, own, error))
     return FALSE;
+  share_branches (d, branches, own);
   OviTensor *v = guide (d, OVI_TOWER_VIDEO, req->video_guidance, branches);
   OviTensor *a = guide (d, OVI_TOWER_AUDIO, req->audio_guidance, branches);
   return ovi_scheduler_step (rs->sched[0], x[0], v, error)
@@ -580,6 +615,24 @@ report_cache (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs)
     *req->cache_calibration = ovi_step_cache_run_take_table (
         rs->cache, d->variant,
         req->solver == OVI_SOLVER_EULER ? "euler" : "unipc", req->shift);
+}
+
+/* with several ranks, rank 0's view of `cancellable` for all, so that every
+ * rank stops at the same step */
+static gboolean
+ranks_cancelled (OviDenoiser *d, GCancellable *cancellable, GError **error)
+{
+  gboolean stop = FALSE;
+
+  if (d->comms.world == NULL)
+    return FALSE;
+  if (!ovi_comm_root_flag (d->comms.world,
+                           g_cancellable_is_cancelled (cancellable), &stop,
+                           error))
+    return TRUE;
+  if (stop)
+    g_set_error (error, OVI_ERROR, OVI_ERROR_CANCELLED, "denoising cancelled");
+  return stop;
 }
 
 /* the latents, downloaded (the image pasted into frame 0 once more) */
@@ -619,6 +672,10 @@ ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
   ok = prepare (d, req, &rs, error);
   ovi_turns_give (&d->turns);
   for (int i = 0, n = ok ? ovi_scheduler_steps (rs.sched[0]) : 0; i < n; i++) {
+    if (ranks_cancelled (d, cancellable, error)) {
+      ok = FALSE;
+      break;
+    }
     if (!ovi_turns_take (&d->turns, cancellable, "denoising", error)) {
       ok = FALSE;
       break;

@@ -2,6 +2,36 @@
  * once over them (see ovi-comm.h). */
 #include "ovi-comm.h"
 #include "ovi-backend-impl.h"
+#include "ovi-backend-module.h"
+
+/* NCCL lives in the CUDA module (kernels/ovi-nccl-comm.c), so libovi loads
+ * and links without CUDA or NCCL */
+typedef OviComm **(*OviNcclGroupNew) (int size, OviBackend **backends,
+                                      GError **error);
+
+OviComm **
+ovi_comm_nccl_group_new (int size, OviBackend **backends, GError **error)
+{
+  GError *local = NULL;
+  GModule *module = ovi_backend_module_open ("libovi-cuda.so", &local);
+  OviNcclGroupNew fn = NULL;
+
+  if (module == NULL) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND, "NCCL over %d GPUs: %s",
+                 size, local->message);
+    g_error_free (local);
+    return NULL;
+  }
+  if (!g_module_symbol (module, "ovi_nccl_group_new", (gpointer *) &fn)
+      || fn == NULL) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "NCCL over %d GPUs: %s was built without NCCL (install "
+                 "libnccl-dev and rebuild with -Dnccl=enabled)",
+                 size, g_module_name (module));
+    return NULL;
+  }
+  return fn (size, backends, error);
+}
 
 void
 ovi_comm_free (OviComm *c)
@@ -99,6 +129,28 @@ ovi_comm_broadcast (OviComm *c, OviTensor *buf, int root)
     c->ops->broadcast (c, buf, root);
   else
     ovi_comm_abort (c);
+}
+
+gboolean
+ovi_comm_root_flag (OviComm *c, gboolean flag, gboolean *out, GError **error)
+{
+  int64_t one = 1;
+  g_autoptr (OviTensor) t = ovi_backend_new_act (c->be, 1, &one);
+  g_autoptr (OviTensor) host = NULL;
+
+  if (t == NULL) {
+    ovi_comm_abort (c);
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "rank %d of %d: out of memory", c->rank, c->size);
+    return FALSE;
+  }
+  ovi_op_fill (c->be, t, flag ? 1.0f : 0.0f);
+  ovi_comm_broadcast (c, t, 0);
+  host = ovi_backend_download_f32 (c->be, t, error);
+  if (host == NULL)
+    return FALSE;
+  *out = ((const float *) ovi_tensor_data (host))[0] != 0.0f;
+  return TRUE;
 }
 
 /* `t` [B * n, P * w] as [B, n, P, w] */

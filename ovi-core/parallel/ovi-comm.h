@@ -67,6 +67,10 @@ gboolean ovi_comm_aborted (OviComm *c);
 void ovi_comm_all_to_all (OviComm *c, OviTensor *recv, const OviTensor *send);
 void ovi_comm_all_gather (OviComm *c, OviTensor *recv, const OviTensor *send);
 void ovi_comm_broadcast (OviComm *c, OviTensor *buf, int root);
+/* *out = rank 0's `flag` on every rank (waits for it on the host); FALSE
+ * with `error` when the group failed */
+gboolean ovi_comm_root_flag (OviComm *c, gboolean flag, gboolean *out,
+                             GError **error);
 
 /* Ulysses sequence parallel, for `batch` branches of n_loc tokens by H heads
  * on each of the P ranks (H % P == 0, D = H * head_dim), branches stacked
