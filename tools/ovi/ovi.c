@@ -21,6 +21,9 @@ static const OviCliCommand commands[] = {
     ovi_cmd_devices },
   { "lora", "what a LoRA file changes in a model (--sum: the merged sums)",
     ovi_cmd_lora },
+  { "calibrate-cache",
+    "measure a MagCache step-cache table from a full run (--steps N)",
+    ovi_cmd_calibrate_cache },
 };
 
 int
@@ -57,7 +60,7 @@ print_usage (FILE *out)
 {
   fprintf (out, "Usage: ovi COMMAND [ARGS...]\n\nCommands:\n");
   for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf (out, "  %-16s %s\n", commands[i].name, commands[i].summary);
   fprintf (out, "\nRun 'ovi COMMAND --help' for a command's options.\n");
 }
 

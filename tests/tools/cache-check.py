@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""`ovi calibrate-cache` from the outside (suite `tools`).
+
+cache-check.py OVI_TOOL PRESETS_DIR
+
+The shipped tiny-model MagCache tables (presets/cache/tiny_*.json) are what
+`ovi calibrate-cache` measures on the tiny model `ovi make-tiny` writes
+with its default seed: the command remakes each, counts every forward as
+computed, and refuses bad options naming them.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def run(tool, *args):
+    r = subprocess.run([tool, *args], capture_output=True, text=True,
+                       timeout=600)
+    return r.returncode, r.stdout, r.stderr
+
+
+def remake(tool, tiny, steps, out):
+    code, stdout, err = run(tool, "calibrate-cache", "--model-dir", tiny,
+                            "--steps", str(steps), "--output", out)
+    if code != 0:
+        fail(f"calibrate-cache --steps {steps} failed: {err}")
+    m = re.search(r"^forwards: (\d+) computed, (\d+) skipped$", stdout, re.M)
+    if not m or (int(m[1]), int(m[2])) != (2 * steps, 0):
+        fail(f"calibrate-cache printed no 'forwards: {2 * steps} computed, "
+             f"0 skipped':\n{stdout}")
+    with open(out) as f:
+        return json.load(f)
+
+
+def main():
+    tool, presets = sys.argv[1], sys.argv[2]
+    with tempfile.TemporaryDirectory(prefix="ovi-cache-check-") as tmp:
+        tiny = os.path.join(tmp, "tiny")
+        code, _, err = run(tool, "make-tiny", tiny)
+        if code != 0:
+            fail(f"make-tiny failed: {err}")
+        for steps in (4, 20):
+            with open(os.path.join(presets, "cache", f"tiny_{steps}.json")) as f:
+                shipped = json.load(f)
+            made = remake(tool, tiny, steps, os.path.join(tmp, "t.json"))
+            if (made["model"], made["steps"]) != ("tiny", steps):
+                fail(f"table header {made['model']} {made['steps']}")
+            for branch in ("positive", "negative"):
+                for tower in ("video", "audio"):
+                    a = made["ratios"][branch][tower]
+                    b = shipped["ratios"][branch][tower]
+                    if len(a) != steps or a[0] != 1.0:
+                        fail(f"{branch}.{tower}: {a}")
+                    worst = max(abs(x - y) for x, y in zip(a, b))
+                    if worst > 1e-3:
+                        fail(f"tiny_{steps}.json {branch}.{tower} differs "
+                             f"from a fresh calibration by {worst}")
+            print(f"ok: tiny_{steps}.json remade by calibrate-cache")
+        for args, named in ((["--solver", "heun"], "--solver"),
+                            (["--steps", "-3"], "--steps"),
+                            (["--model-dir", os.path.join(tmp, "none")],
+                             "none")):
+            code, _, err = run(tool, "calibrate-cache", *args)
+            if code == 0 or named not in err:
+                fail(f"calibrate-cache {args} gave {code}: {err}")
+        print("ok: bad options are refused by name")
+
+
+main()
