@@ -239,9 +239,9 @@ decode_clip (GstOviAudioDec *self, GstBuffer *buf)
     return GST_FLOW_ERROR;
   }
   cancellable = gst_ovi_helper_ref_cancellable (self->helper);
-  g_mutex_lock (&engine->lock);
-  wav = ovi_audio_decoder_decode (engine->u.audio, latent, cancellable, &err);
-  g_mutex_unlock (&engine->lock);
+  wav = ovi_audio_decoder_decode (
+      ovi_stage_get_audio_decoder (gst_ovi_engine_get_stage (engine)), latent,
+      cancellable, &err);
   if (wav)
     self->samples = gst_ovi_tensor_host_f32 (wav, &err);
   if (!self->samples)

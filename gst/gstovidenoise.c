@@ -275,10 +275,11 @@ prepare_image (GstOviDenoise *self, GstBuffer *buf, const GstVideoInfo *info,
   gst_video_converter_frame (conv, &in_frame, &rgb_frame);
   gst_video_converter_free (conv);
   gst_video_frame_unmap (&in_frame);
-  image = ovi_image_prepare_rgb8 (GST_VIDEO_FRAME_PLANE_DATA (&rgb_frame, 0),
-                                  info->height, info->width,
-                                  GST_VIDEO_FRAME_PLANE_STRIDE (&rgb_frame, 0),
-                                  denoiser->paths->target_area, error);
+  image = ovi_image_prepare_rgb8 (
+      GST_VIDEO_FRAME_PLANE_DATA (&rgb_frame, 0), info->height, info->width,
+      GST_VIDEO_FRAME_PLANE_STRIDE (&rgb_frame, 0),
+      ovi_stage_get_paths (gst_ovi_engine_get_stage (denoiser))->target_area,
+      error);
   gst_video_frame_unmap (&rgb_frame);
   gst_buffer_unref (rgb_buf);
   return image;
@@ -317,9 +318,8 @@ gst_ovi_denoise_image_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   if (vae && !image)
     GST_OVI_POST_ERROR (self, "Could not prepare the image", err);
   if (image) {
-    g_mutex_lock (&vae->lock);
-    latent = ovi_video_vae_encode_image (vae->u.video_vae, image, &err);
-    g_mutex_unlock (&vae->lock);
+    latent = ovi_video_vae_encode_image (
+        ovi_stage_get_video_vae (gst_ovi_engine_get_stage (vae)), image, &err);
     if (!latent)
       GST_OVI_POST_ERROR (self, "Could not encode the image", err);
   }
@@ -683,8 +683,9 @@ denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
   self->step_t0 = g_get_monotonic_time ();
   set_progress (self, 0.0);
   /* the denoiser takes turns per step with the other users of the stage */
-  ok = ovi_denoiser_run (engine->u.denoiser, req, on_step, &sd, cancellable,
-                         &video, &audio, &err);
+  ok = ovi_denoiser_run (
+      ovi_stage_get_denoiser (gst_ovi_engine_get_stage (engine)), req, on_step,
+      &sd, cancellable, &video, &audio, &err);
   if (!ok)
     return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Denoising failed", err);
   return push_latents (self, video, audio, req->width, req->height);
@@ -714,7 +715,9 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   if (ret == GST_FLOW_OK) {
     apply_clip_meta (buf, &req, image_latent != NULL);
     follow_live_upstream (self, buf);
-    if (!resolve_size (self, engine->paths, &req, image_latent != NULL, &err)) {
+    if (!resolve_size (self,
+                       ovi_stage_get_paths (gst_ovi_engine_get_stage (engine)),
+                       &req, image_latent != NULL, &err)) {
       GST_OVI_POST_ERROR (self, "Invalid width/height", err);
       ret = GST_FLOW_ERROR;
     }

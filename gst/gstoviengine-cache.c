@@ -3,9 +3,6 @@
 
 #include <string.h>
 
-#include "ovi-gpu-manager.h"
-#include "ovi-placement.h"
-
 GST_DEBUG_CATEGORY_STATIC (gst_ovi_engine_debug);
 #define GST_CAT_DEFAULT gst_ovi_engine_debug
 
@@ -14,8 +11,12 @@ struct _GstOviEngineCache {
   GHashTable *engines; /* key -> GstOviEngine (not owned) */
   GMutex load_lock;    /* serialises loads and lookups */
   guint n_loads;
-  /* -1 unknown, 0 no, 1 yes, per device 0..15 */
-  gint cuda_ok[16];
+};
+
+struct _GstOviEngine {
+  OviStage *stage;
+  gint refcount;            /* users, under the cache's load_lock */
+  GstOviEngineCache *cache; /* a reference: set_context may swap caches */
 };
 
 G_DEFINE_TYPE (GstOviEngineCache, gst_ovi_engine_cache, GST_TYPE_OBJECT);
@@ -62,12 +63,8 @@ gst_ovi_engine_cache_class_init (GstOviEngineCacheClass *klass)
 static void
 gst_ovi_engine_cache_init (GstOviEngineCache *self)
 {
-  guint i;
-
   self->engines = g_hash_table_new (g_str_hash, g_str_equal);
   g_mutex_init (&self->load_lock);
-  for (i = 0; i < G_N_ELEMENTS (self->cuda_ok); i++)
-    self->cuda_ok[i] = -1;
 }
 
 GstOviEngineCache *
@@ -225,22 +222,6 @@ gst_ovi_engine_cache_ensure (GstElement *element, GstOviEngineCache **cache)
 
 /* ---- stages ---- */
 
-const gchar *
-gst_ovi_stage_name (GstOviStage stage)
-{
-  switch (stage) {
-    case GST_OVI_STAGE_TEXT:
-      return "text encoder (umT5-XXL)";
-    case GST_OVI_STAGE_DENOISER:
-      return "fusion DiT";
-    case GST_OVI_STAGE_VIDEO_VAE:
-      return "Wan2.2 video VAE";
-    case GST_OVI_STAGE_AUDIO:
-      return "MMAudio VAE + BigVGAN vocoder";
-  }
-  return "?";
-}
-
 gchar *
 gst_ovi_engine_config_to_string (const GstOviEngineConfig *c)
 {
@@ -252,104 +233,6 @@ gst_ovi_engine_config_to_string (const GstOviEngineConfig *c)
       c->cuda_device_id);
 }
 
-static gchar *
-stage_files (GstOviStage stage, const OviModelPaths *p)
-{
-  switch (stage) {
-    case GST_OVI_STAGE_TEXT:
-      return g_strdup_printf ("%s|%s|%s", p->t5_path, p->spiece_path,
-                              p->variant);
-    case GST_OVI_STAGE_DENOISER:
-      return g_strdup_printf ("%s|%s", p->fusion_path, p->variant);
-    case GST_OVI_STAGE_VIDEO_VAE:
-      return g_strdup (p->vae_path);
-    case GST_OVI_STAGE_AUDIO:
-      return g_strdup_printf ("%s|%s", p->audio_vae_path, p->vocoder_path);
-  }
-  return g_strdup ("?");
-}
-
-/* Opens the backend the config asks for. Called with load_lock held. */
-static OviBackend *
-open_backend (GstOviEngineCache *cache, const GstOviEngineConfig *c,
-              gchar **name, GError **error)
-{
-  gint dev = MAX (c->cuda_device_id, 0);
-  gboolean need_gpu = gst_ovi_vram_mode_needs_gpu (c->vram_mode)
-                      || c->cuda_device_id >= 0
-                      || c->gpu_allocation != GST_OVI_GPU_ALLOCATION_AUTO;
-  GError *err = NULL;
-  OviBackend *be = NULL;
-
-  if (gst_ovi_gpu_allocation_is_multi_gpu (c->gpu_allocation)) {
-    g_set_error (
-        error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-        "gpu-allocation=%s needs the multi-GPU engine, which this build "
-        "does not have; use gpu-allocation=single or auto",
-        gst_ovi_enum_nick (GST_TYPE_OVI_GPU_ALLOCATION, c->gpu_allocation));
-    return NULL;
-  }
-  if (dev < (gint) G_N_ELEMENTS (cache->cuda_ok) && cache->cuda_ok[dev] == 0
-      && !need_gpu) {
-    be = ovi_backend_new_cpu (0);
-    *name = g_strdup ("cpu");
-    return be;
-  }
-  be = ovi_backend_new_by_name ("cuda", dev, &err);
-  if (be) {
-    if (dev < (gint) G_N_ELEMENTS (cache->cuda_ok))
-      cache->cuda_ok[dev] = 1;
-    *name = g_strdup_printf ("cuda:%d", dev);
-    return be;
-  }
-  if (dev < (gint) G_N_ELEMENTS (cache->cuda_ok))
-    cache->cuda_ok[dev] = 0;
-  if (need_gpu) {
-    g_set_error (
-        error, OVI_ERROR, OVI_ERROR_BACKEND,
-        "No usable CUDA GPU %d for vram-mode=%s gpu-allocation=%s "
-        "cuda-device-id=%d (%s). Set vram-mode=auto, gpu-allocation=auto "
-        "and cuda-device-id=-1 to run on the CPU (slow), or check the "
-        "NVIDIA driver with nvidia-smi.",
-        dev, gst_ovi_enum_nick (GST_TYPE_OVI_VRAM_MODE, c->vram_mode),
-        gst_ovi_enum_nick (GST_TYPE_OVI_GPU_ALLOCATION, c->gpu_allocation),
-        c->cuda_device_id, err->message);
-    g_error_free (err);
-    return NULL;
-  }
-  GST_INFO ("no CUDA backend (%s), using the CPU", err->message);
-  g_error_free (err);
-  *name = g_strdup ("cpu");
-  return ovi_backend_new_cpu (0);
-}
-
-static void
-engine_free (GstOviEngine *e)
-{
-  switch (e->stage) {
-    case GST_OVI_STAGE_TEXT:
-      g_clear_pointer (&e->u.text, ovi_text_encoder_free);
-      break;
-    case GST_OVI_STAGE_DENOISER:
-      g_clear_pointer (&e->u.denoiser, ovi_denoiser_free);
-      break;
-    case GST_OVI_STAGE_VIDEO_VAE:
-      g_clear_pointer (&e->u.video_vae, ovi_video_vae_free);
-      break;
-    case GST_OVI_STAGE_AUDIO:
-      g_clear_pointer (&e->u.audio, ovi_audio_decoder_free);
-      break;
-  }
-  g_clear_pointer ((OviPlacement **) &e->placement, ovi_placement_free);
-  g_free (e->vram_mode);
-  g_clear_pointer (&e->backend, ovi_backend_free);
-  g_clear_pointer (&e->paths, ovi_model_paths_free);
-  g_free (e->backend_name);
-  g_free (e->key);
-  g_mutex_clear (&e->lock);
-  g_free (e);
-}
-
 static void
 post_progress (GstElement *element, GstProgressType type, const gchar *text)
 {
@@ -359,152 +242,114 @@ post_progress (GstElement *element, GstProgressType type, const gchar *text)
                                            "ovi-load", text));
 }
 
+static OviStagePlan *
+make_plan (GstOviStage stage, const GstOviEngineConfig *config,
+           GstElement *element, GError **error)
+{
+  OviStageConfig sc;
+  OviStagePlan *plan;
+  const gchar *reason;
+  gboolean warn;
+
+  ovi_stage_config_init (&sc);
+  sc.model_dir = config->model_dir;
+  sc.variant = config->variant;
+  sc.vram_mode = (OviVramMode) config->vram_mode;
+  sc.gpu_allocation = (OviGpuAllocation) config->gpu_allocation;
+  sc.cuda_device_id = config->cuda_device_id;
+  plan = ovi_stage_plan_new (stage, &sc, error);
+  reason = plan ? ovi_stage_plan_get_cpu_reason (plan, &warn) : NULL;
+  if (reason && warn)
+    GST_WARNING_OBJECT (element, "the %s runs on the CPU (slow): %s",
+                        gst_ovi_stage_name (stage), reason);
+  else if (reason)
+    GST_INFO_OBJECT (element, "the %s runs on the CPU: %s",
+                     gst_ovi_stage_name (stage), reason);
+  return plan;
+}
+
+/* a real load, posting GST_MESSAGE_PROGRESS around it; load_lock held */
+static GstOviEngine *
+load (GstOviEngineCache *cache, const OviStagePlan *plan, GstOviStage stage,
+      GstElement *element, GError **error)
+{
+  g_autofree gchar *start = g_strdup_printf (
+      "Loading the %s", ovi_stage_plan_get_description (plan));
+  g_autofree gchar *done = NULL;
+  GstOviEngine *e;
+  OviStage *loaded;
+
+  post_progress (element, GST_PROGRESS_TYPE_START, start);
+  loaded = ovi_stage_plan_load (plan, error);
+  if (!loaded) {
+    post_progress (element, GST_PROGRESS_TYPE_ERROR, (*error)->message);
+    return NULL;
+  }
+  e = g_new0 (GstOviEngine, 1);
+  e->stage = loaded;
+  e->refcount = 1;
+  e->cache = gst_object_ref (cache);
+  g_hash_table_insert (cache->engines, (gpointer) ovi_stage_get_key (loaded),
+                       e);
+  cache->n_loads++;
+  done = g_strdup_printf ("Loaded the %s in %.1f s", gst_ovi_stage_name (stage),
+                          ovi_stage_get_load_seconds (loaded));
+  post_progress (element, GST_PROGRESS_TYPE_COMPLETE, done);
+  GST_INFO_OBJECT (cache, "%s", done);
+  return e;
+}
+
 GstOviEngine *
 gst_ovi_engine_cache_acquire (GstOviEngineCache *cache, GstOviStage stage,
                               const GstOviEngineConfig *config,
                               GstElement *element, GError **error)
 {
-  g_autoptr (OviModelPaths) paths = NULL;
-  g_autofree gchar *files = NULL, *key = NULL, *be_name = NULL, *text = NULL;
-  OviBackend *be;
+  g_autoptr (OviStagePlan) plan = NULL;
   GstOviEngine *e;
-  GError *err = NULL;
-  gint64 t0;
-  OviPlacementPlan plan;
-  guint64 device_free = 0;
 
   g_mutex_lock (&cache->load_lock);
-  paths = ovi_model_paths_resolve (config->model_dir, config->variant, error);
-  if (!paths)
-    goto fail;
-  be = open_backend (cache, config, &be_name, error);
-  if (!be)
-    goto fail;
-  /* the VRAM plan: `auto` picks the fastest mode whose estimate fits the
-   * GPU's free memory; another mode is checked against it and refused
-   * with the estimate and the mode that would fit */
-  if (ovi_backend_get_device (be).type == OVI_DEVICE_CUDA) {
-    g_auto (OviGpuReport) report = { 0 };
-    const OviDeviceInfo *info = NULL;
-    if (ovi_gpu_report_probe (&report, NULL))
-      info = ovi_gpu_report_device (&report, ovi_backend_get_device (be).index);
-    if (info)
-      device_free = ovi_gpu_usable_free (info, report.host_available);
-  }
-  if (!ovi_placement_choose_for_paths (
-          paths, (OviVramMode) config->vram_mode,
-          (OviGpuAllocation) config->gpu_allocation, 0, 0, be, device_free, 0,
-          &plan, NULL, error)) {
-    ovi_backend_free (be);
-    goto fail;
-  }
-  if (stage == GST_OVI_STAGE_TEXT && plan.t5_on_cpu
-      && ovi_backend_get_device (be).type != OVI_DEVICE_CPU) {
-    ovi_backend_free (be);
-    be = ovi_backend_new_cpu (0);
-    g_free (be_name);
-    be_name = g_strdup ("cpu");
-  }
-  if (stage == GST_OVI_STAGE_DENOISER
-      && (plan.mode == OVI_VRAM_MODE_FP8
-          || plan.mode == OVI_VRAM_MODE_FP8_OFFLOAD)) {
-    /* the official pre-cast fp8 file when there is one */
-    char *fp8 = ovi_placement_fp8_file (paths);
-    if (fp8) {
-      g_free (paths->fusion_path);
-      paths->fusion_path = fp8;
-    }
-  }
-  files = stage_files (stage, paths);
-  key = g_strdup_printf ("%d|%s|%s|%s", stage, files, be_name,
-                         ovi_vram_mode_to_string (plan.mode));
-  e = g_hash_table_lookup (cache->engines, key);
+  plan = make_plan (stage, config, element, error);
+  e = plan ? g_hash_table_lookup (cache->engines, ovi_stage_plan_get_key (plan))
+           : NULL;
   if (e) {
-    ovi_backend_free (be);
     e->refcount++;
-    GST_DEBUG_OBJECT (cache, "reusing %s (%d users)", key, e->refcount);
-    g_mutex_unlock (&cache->load_lock);
-    return e;
+    GST_DEBUG_OBJECT (cache, "reusing %s (%d users)",
+                      ovi_stage_plan_get_key (plan), e->refcount);
+  } else if (plan) {
+    e = load (cache, plan, stage, element, error);
   }
-
-  text = g_strdup_printf ("Loading the %s (%s, model %s) on %s, vram-mode %s",
-                          gst_ovi_stage_name (stage), files, paths->variant,
-                          be_name, ovi_vram_mode_to_string (plan.mode));
-  post_progress (element, GST_PROGRESS_TYPE_START, text);
-  t0 = g_get_monotonic_time ();
-  e = g_new0 (GstOviEngine, 1);
-  e->stage = stage;
-  e->backend = be;
-  e->vram_mode = g_strdup (ovi_vram_mode_to_string (plan.mode));
-  e->vae_tile = plan.vae_tile;
-  e->vae_tile_overlap = plan.vae_tile_overlap;
-  if (stage == GST_OVI_STAGE_TEXT || stage == GST_OVI_STAGE_DENOISER)
-    e->placement = ovi_placement_new (&plan, be);
-  g_mutex_init (&e->lock);
-  switch (stage) {
-    case GST_OVI_STAGE_TEXT:
-      e->u.text = ovi_text_encoder_new_filtered (
-          paths, be, ovi_placement_t5_filter, e->placement, &err);
-      break;
-    case GST_OVI_STAGE_DENOISER:
-      e->u.denoiser = ovi_denoiser_new_filtered (
-          paths, be, ovi_placement_weight_filter, e->placement, &err);
-      break;
-    case GST_OVI_STAGE_VIDEO_VAE:
-      e->u.video_vae = ovi_video_vae_new (paths, be, &err);
-      break;
-    case GST_OVI_STAGE_AUDIO:
-      e->u.audio = ovi_audio_decoder_new (paths, be, &err);
-      break;
-  }
-  if (!e->u.any) {
-    g_autofree gchar *msg = g_strdup_printf (
-        "Could not load the %s: %s", gst_ovi_stage_name (stage),
-        err ? err->message : "unknown error");
-    post_progress (element, GST_PROGRESS_TYPE_ERROR, msg);
-    if (err)
-      g_propagate_error (error, err);
-    else
-      g_set_error (error, OVI_ERROR, OVI_ERROR_FAILED, "loading failed");
-    engine_free (e);
-    g_mutex_unlock (&cache->load_lock);
-    return NULL;
-  }
-  e->paths = g_steal_pointer (&paths);
-  e->backend_name = g_steal_pointer (&be_name);
-  e->key = g_steal_pointer (&key);
-  e->refcount = 1;
-  e->cache = cache;
-  g_hash_table_insert (cache->engines, e->key, e);
-  cache->n_loads++;
-  g_free (text);
-  text = g_strdup_printf ("Loaded the %s in %.1f s", gst_ovi_stage_name (stage),
-                          (g_get_monotonic_time () - t0) / 1e6);
-  post_progress (element, GST_PROGRESS_TYPE_COMPLETE, text);
-  GST_INFO_OBJECT (cache, "%s", text);
   g_mutex_unlock (&cache->load_lock);
   return e;
-
-fail:
-  g_mutex_unlock (&cache->load_lock);
-  return NULL;
 }
 
 void
 gst_ovi_engine_release (GstOviEngine *e)
 {
   GstOviEngineCache *cache;
+  gboolean last;
 
   if (!e)
     return;
   cache = e->cache;
   g_mutex_lock (&cache->load_lock);
-  if (--e->refcount == 0) {
-    GST_INFO_OBJECT (cache, "releasing %s (no users left)", e->key);
-    g_hash_table_remove (cache->engines, e->key);
-    engine_free (e);
+  last = --e->refcount == 0;
+  if (last) {
+    GST_INFO_OBJECT (cache, "releasing %s (no users left)",
+                     ovi_stage_get_key (e->stage));
+    g_hash_table_remove (cache->engines, ovi_stage_get_key (e->stage));
   }
   g_mutex_unlock (&cache->load_lock);
+  if (last) {
+    ovi_stage_unref (e->stage);
+    gst_object_unref (cache);
+    g_free (e);
+  }
+}
+
+OviStage *
+gst_ovi_engine_get_stage (GstOviEngine *e)
+{
+  return e->stage;
 }
 
 /* ---- common properties ---- */

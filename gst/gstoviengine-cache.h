@@ -1,7 +1,8 @@
 /* gst-ovi: one engine per process.
  *
  * The loaded stages (text encoder, denoiser, video VAE, audio decoder) live
- * in a cache keyed by (stage, resolved weight files, backend, vram mode).
+ * in a cache keyed by what ovi-core's stage plan chose (stage, weight
+ * files, device, vram mode: ovi-stage.h, which also does the loading).
  * Elements acquire a stage at READY->PAUSED and release it at READY->NULL,
  * so a PAUSED->READY->PAUSED cycle and a second pipeline in the same process
  * reuse the loaded weights; a stage is freed when the last element lets go.
@@ -16,17 +17,18 @@
 
 #include "gstovienums.h"
 #include "ovi-engine.h"
+#include "ovi-stage.h"
 
 G_BEGIN_DECLS
 
 #define GST_OVI_ENGINE_CONTEXT_TYPE "ovi.engine"
 
-typedef enum {
-  GST_OVI_STAGE_TEXT,
-  GST_OVI_STAGE_DENOISER,
-  GST_OVI_STAGE_VIDEO_VAE,
-  GST_OVI_STAGE_AUDIO,
-} GstOviStage;
+/* the stages, as ovi-core numbers them (ovi-stage.h) */
+typedef OviStageKind GstOviStage;
+#define GST_OVI_STAGE_TEXT      OVI_STAGE_TEXT
+#define GST_OVI_STAGE_DENOISER  OVI_STAGE_DENOISE
+#define GST_OVI_STAGE_VIDEO_VAE OVI_STAGE_VIDEO_DECODE
+#define GST_OVI_STAGE_AUDIO     OVI_STAGE_AUDIO_DECODE
 
 typedef struct {
   gchar *model_dir;     /* NULL: the tiny model */
@@ -36,28 +38,10 @@ typedef struct {
   gint cuda_device_id; /* -1: auto */
 } GstOviEngineConfig;
 
-/* One loaded stage, shared. Hold `lock` while running a request. */
-typedef struct {
-  GstOviStage stage;
-  gchar *key; /* stage|weight files|backend|vram mode */
-  OviModelPaths *paths;
-  OviBackend *backend;
-  gchar *backend_name; /* "cpu", "cuda:0" */
-  GMutex lock;
-  union {
-    gpointer any;
-    OviTextEncoder *text;
-    OviDenoiser *denoiser;
-    OviVideoVae *video_vae;
-    OviAudioDecoder *audio;
-  } u;
-  /* private */
-  gint refcount;
-  gpointer cache;
-  gpointer placement;              /* OviPlacement of the chosen VRAM plan */
-  gchar *vram_mode;                /* the mode the plan uses ("standard"...) */
-  gint vae_tile, vae_tile_overlap; /* the plan's VAE tiling (0: off) */
-} GstOviEngine;
+/* One loaded stage, shared by the elements that acquired it; it holds a
+ * reference on its cache. The stage objects may be used from several
+ * threads at once (they take turns per step, cancellably): no lock here. */
+typedef struct _GstOviEngine GstOviEngine;
 
 #define GST_TYPE_OVI_ENGINE_CACHE (gst_ovi_engine_cache_get_type ())
 G_DECLARE_FINAL_TYPE (GstOviEngineCache, gst_ovi_engine_cache, GST,
@@ -93,11 +77,14 @@ GstOviEngine *gst_ovi_engine_cache_acquire (GstOviEngineCache *cache,
                                             GstElement *element,
                                             GError **error);
 void gst_ovi_engine_release (GstOviEngine *engine);
+/* the loaded stage (transfer none): ovi_stage_get_denoiser (...) etc. */
+OviStage *gst_ovi_engine_get_stage (GstOviEngine *engine);
 
 /* a string that differs when two configs may load different weights */
 gchar *gst_ovi_engine_config_to_string (const GstOviEngineConfig *config);
 
-const gchar *gst_ovi_stage_name (GstOviStage stage);
+/* what a person reads: "fusion DiT" (ovi_stage_title) */
+#define gst_ovi_stage_name(stage) ovi_stage_title (stage)
 
 /* ---- the properties every ovi element has ---- */
 

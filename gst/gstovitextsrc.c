@@ -240,8 +240,9 @@ gst_ovi_text_src_start (GstBaseSrc *src)
   self->frame_offset = 0;
   self->file_index = 0;
   self->dim = 0;
-  self->clip_frames
-      = gst_ovi_video_frames_for_latent (engine->paths->video_latent_frames);
+  self->clip_frames = gst_ovi_video_frames_for_latent (
+      ovi_stage_get_paths (gst_ovi_engine_get_stage (engine))
+          ->video_latent_frames);
   return TRUE;
 }
 
@@ -376,10 +377,9 @@ gst_ovi_text_src_create (GstPushSrc *src, GstBuffer **outbuf)
   GST_INFO_OBJECT (self, "clip %" G_GUINT64_FORMAT ": encoding \"%s\"",
                    self->clip, entry->prompt);
   cancellable = gst_ovi_helper_ref_cancellable (self->helper);
-  g_mutex_lock (&engine->lock);
-  ok = ovi_text_encoder_encode (engine->u.text, entry->prompt, vneg, aneg, emb,
-                                cancellable, &err);
-  g_mutex_unlock (&engine->lock);
+  ok = ovi_text_encoder_encode (
+      ovi_stage_get_text_encoder (gst_ovi_engine_get_stage (engine)),
+      entry->prompt, vneg, aneg, emb, cancellable, &err);
   if (!ok)
     return GST_OVI_HELPER_FLOW_ERROR (self->helper,
                                       "Could not encode the prompt", err);

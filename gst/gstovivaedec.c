@@ -306,16 +306,14 @@ gst_ovi_vae_dec_submit_input_buffer (GstBaseTransform *trans,
   tile = self->tile_size;
   overlap = self->tile_overlap;
   GST_OBJECT_UNLOCK (self);
-  if (tile == 0) { /* the VRAM plan's tiling (ultra-low tiles) */
-    tile = engine->vae_tile;
-    overlap = engine->vae_tile_overlap;
-  }
+  if (tile == 0) /* the VRAM plan's tiling (ultra-low tiles) */
+    ovi_stage_get_vae_tiling (gst_ovi_engine_get_stage (engine), &tile,
+                              &overlap);
   self->cancellable = gst_ovi_helper_ref_cancellable (self->helper);
-  g_mutex_lock (&engine->lock);
-  ovi_video_vae_set_tiling (engine->u.video_vae, tile, overlap);
-  self->decoding
-      = ovi_video_vae_decode_begin (engine->u.video_vae, latent, &err);
-  g_mutex_unlock (&engine->lock);
+  /* this decode's tiling, whatever other users of the stage set */
+  self->decoding = ovi_video_vae_decode_begin_tiled (
+      ovi_stage_get_video_vae (gst_ovi_engine_get_stage (engine)), latent, tile,
+      overlap, &err);
   if (!self->decoding)
     return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Video decoding failed",
                                       err);
@@ -327,8 +325,6 @@ gst_ovi_vae_dec_submit_input_buffer (GstBaseTransform *trans,
 static gboolean
 ensure_group (GstOviVaeDec *self, GstFlowReturn *ret)
 {
-  GstOviEngine *engine
-      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_VIDEO_VAE);
   g_autoptr (GError) err = NULL;
   OviTensor *frames;
 
@@ -338,10 +334,8 @@ ensure_group (GstOviVaeDec *self, GstFlowReturn *ret)
   g_clear_pointer (&self->group, ovi_tensor_unref);
   if (!self->decoding)
     return FALSE;
-  g_mutex_lock (&engine->lock);
   frames = ovi_video_vae_decode_next (self->decoding, &self->group_first,
                                       self->cancellable, &err);
-  g_mutex_unlock (&engine->lock);
   if (!frames) {
     clear_clip (self);
     if (err)

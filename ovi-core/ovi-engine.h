@@ -57,6 +57,7 @@ typedef struct {
 OviModelPaths *ovi_model_paths_resolve (const char *model_dir,
                                         const char *variant, GError **error);
 void ovi_model_paths_free (OviModelPaths *paths);
+OviModelPaths *ovi_model_paths_copy (const OviModelPaths *paths);
 
 /* ---- stage 1: text ---- */
 
@@ -76,7 +77,8 @@ void ovi_text_encoder_free (OviTextEncoder *enc);
  * three texts (prompt, video negative, audio negative; NULL = the official
  * defaults) cleaned, tokenised and encoded as one batch. out[i] is
  * [n_tokens_i, text_dim] F32 (trimmed to the real token count, EOS
- * included). */
+ * included). Threads may share an encoder: encodes take turns, and a wait
+ * for the turn ends when `cancellable` fires (OVI_ERROR_CANCELLED). */
 gboolean ovi_text_encoder_encode (OviTextEncoder *enc, const char *prompt,
                                   const char *video_negative,
                                   const char *audio_negative, OviTensor *out[3],
@@ -246,6 +248,13 @@ typedef struct _OviVideoDecoding OviVideoDecoding;
 OviVideoDecoding *ovi_video_vae_decode_begin (OviVideoVae *vae,
                                               const OviTensor *latent,
                                               GError **error);
+/* As ovi_video_vae_decode_begin, this decode tiled by `tile` latent pixels
+ * overlapping by `overlap` (tile 0: untiled), whatever the stage's tiling;
+ * for users sharing a stage with different tilings. */
+OviVideoDecoding *ovi_video_vae_decode_begin_tiled (OviVideoVae *vae,
+                                                    const OviTensor *latent,
+                                                    int tile, int overlap,
+                                                    GError **error);
 /* The next group, [3, n, H, W] F32 host in [-1, 1], with first_frame
  * (nullable) = its index in the clip; NULL at the end (no error set), on
  * cancellation (OVI_ERROR_CANCELLED) or failure. */

@@ -30,6 +30,21 @@ ovi_model_paths_free (OviModelPaths *paths)
   g_free (paths);
 }
 
+OviModelPaths *
+ovi_model_paths_copy (const OviModelPaths *paths)
+{
+  OviModelPaths *c = g_memdup2 (paths, sizeof *paths);
+
+  c->variant = g_strdup (paths->variant);
+  c->fusion_path = g_strdup (paths->fusion_path);
+  c->t5_path = g_strdup (paths->t5_path);
+  c->spiece_path = g_strdup (paths->spiece_path);
+  c->vae_path = g_strdup (paths->vae_path);
+  c->audio_vae_path = g_strdup (paths->audio_vae_path);
+  c->vocoder_path = g_strdup (paths->vocoder_path);
+  return c;
+}
+
 static char *
 need_file (const char *root, const char *variant, const char *rel,
            GError **error)

@@ -13,6 +13,7 @@ struct _OviVideoVae {
    * backend's scratch and a CUDA stream are per backend), and the stage is
    * shared by ovivaedec and ovidenoise's i2v encode */
   GMutex op_lock;
+  int tile, tile_overlap; /* the stage's tiling (ovi_video_vae_set_tiling) */
 };
 
 /* the decoder is loaded at once; the encoder (i2v only) on first use */
@@ -76,7 +77,11 @@ ovi_video_vae_free (OviVideoVae *vae)
 void
 ovi_video_vae_set_tiling (OviVideoVae *vae, int tile, int overlap)
 {
+  g_mutex_lock (&vae->op_lock);
+  vae->tile = tile;
+  vae->tile_overlap = overlap;
   ovi_wan_vae_set_tiling (vae->vae, tile, overlap);
+  g_mutex_unlock (&vae->op_lock);
 }
 
 typedef struct {
@@ -123,15 +128,21 @@ struct _OviVideoDecoding {
   OviWanVaeDecoding *wan;
 };
 
-OviVideoDecoding *
-ovi_video_vae_decode_begin (OviVideoVae *vae, const OviTensor *latent,
-                            GError **error)
+/* a decode with its own tiling (tile < 0: the stage's), which the
+ * decoding keeps; the stage's tiling is left as it was */
+static OviVideoDecoding *
+begin (OviVideoVae *vae, const OviTensor *latent, int tile, int overlap,
+       GError **error)
 {
   OviWanVaeDecoding *wan;
   OviVideoDecoding *d;
 
   g_mutex_lock (&vae->op_lock);
+  if (tile >= 0)
+    ovi_wan_vae_set_tiling (vae->vae, tile, overlap);
   wan = ovi_wan_vae_decode_begin (vae->vae, latent, error);
+  if (tile >= 0)
+    ovi_wan_vae_set_tiling (vae->vae, vae->tile, vae->tile_overlap);
   g_mutex_unlock (&vae->op_lock);
   if (wan == NULL)
     return NULL;
@@ -139,6 +150,20 @@ ovi_video_vae_decode_begin (OviVideoVae *vae, const OviTensor *latent,
   d->vae = vae;
   d->wan = wan;
   return d;
+}
+
+OviVideoDecoding *
+ovi_video_vae_decode_begin (OviVideoVae *vae, const OviTensor *latent,
+                            GError **error)
+{
+  return begin (vae, latent, -1, 0, error);
+}
+
+OviVideoDecoding *
+ovi_video_vae_decode_begin_tiled (OviVideoVae *vae, const OviTensor *latent,
+                                  int tile, int overlap, GError **error)
+{
+  return begin (vae, latent, MAX (tile, 0), overlap, error);
 }
 
 /* The stage is held per latent frame (not per clip as in

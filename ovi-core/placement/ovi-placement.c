@@ -29,14 +29,6 @@
 #define VAE_ACT_PER_PIXEL_CHANNEL    30.0
 #define AUDIO_ACT_PER_SAMPLE_CHANNEL 1.0
 
-const char *
-ovi_stage_name (OviStage stage)
-{
-  static const char *const names[OVI_N_STAGES]
-      = { "text", "denoise", "video-decode", "audio-decode" };
-  return stage < OVI_N_STAGES ? names[stage] : "?";
-}
-
 /* ---- plans ---- */
 
 static void make_unified (OviPlacementPlan *p);

@@ -26,18 +26,10 @@
 #include "ovi-gpu-manager.h"
 #include "ovi-presets.h"
 #include "ovi-quantize.h"
+#include "ovi-stage.h" /* OviStageKind, ovi_stage_name */
 
 G_BEGIN_DECLS
 
-typedef enum {
-  OVI_STAGE_TEXT,
-  OVI_STAGE_DENOISE,
-  OVI_STAGE_VIDEO_DECODE,
-  OVI_STAGE_AUDIO_DECODE,
-  OVI_N_STAGES
-} OviStage;
-
-const char *ovi_stage_name (OviStage stage); /* "text", "denoise", ... */
 
 typedef struct {
   OviVramMode mode; /* never AUTO once planned */

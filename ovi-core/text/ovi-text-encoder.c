@@ -6,6 +6,7 @@
 #include "ovi-spm.h"
 #include "ovi-t5.h"
 #include "ovi-text-clean.h"
+#include "ovi-turns.h"
 
 struct _OviTextEncoder {
   OviBackend *be;
@@ -14,6 +15,7 @@ struct _OviTextEncoder {
   OviSpm *spm;
   int text_len;
   gboolean audcap_syntax;
+  OviTurns turns; /* one encode at a time on the backend */
 };
 
 static OviTextEncoder *
@@ -29,6 +31,7 @@ new_full (const char *t5_path, const char *spiece_path, int text_len,
     return NULL;
   }
   enc = g_new0 (OviTextEncoder, 1);
+  ovi_turns_init (&enc->turns);
   enc->be = backend;
   enc->text_len = text_len;
   enc->audcap_syntax = audcap_syntax;
@@ -90,6 +93,7 @@ ovi_text_encoder_free (OviTextEncoder *enc)
   g_clear_pointer (&enc->t5, ovi_t5_free);
   g_clear_pointer (&enc->wf, ovi_weight_file_free);
   g_clear_pointer (&enc->spm, ovi_spm_free);
+  ovi_turns_clear (&enc->turns);
   g_free (enc);
 }
 
@@ -111,6 +115,30 @@ ovi_text_encoder_tokenize (OviTextEncoder *enc, const char *text, int64_t *ids,
 {
   g_autofree char *clean = ovi_text_clean (text);
   return ovi_spm_encode_t5 (enc->spm, clean, enc->text_len, ids, mask, error);
+}
+
+/* the three texts through umT5 as one batch (during a turn): out[i] the
+ * first n[i] rows of text i */
+static gboolean
+forward (OviTextEncoder *enc, const int64_t *ids, const int64_t *mask,
+         int run_len, const int n[3], OviTensor *out[3],
+         GCancellable *cancellable, GError **error)
+{
+  g_autoptr (OviTensor) hidden
+      = ovi_t5_forward (enc->t5, ids, mask, 3, run_len, cancellable, error);
+  if (hidden == NULL)
+    return FALSE;
+  for (int i = 0; i < 3; i++) {
+    g_autoptr (OviTensor) row = ovi_tensor_select (hidden, 0, i);
+    g_autoptr (OviTensor) real = ovi_tensor_narrow (row, 0, 0, n[i]);
+    out[i] = ovi_backend_download_f32 (enc->be, real, error);
+    if (out[i] == NULL) {
+      for (int k = 0; k < i; k++)
+        g_clear_pointer (&out[k], ovi_tensor_unref);
+      return FALSE;
+    }
+  }
+  return TRUE;
 }
 
 gboolean
@@ -155,19 +183,9 @@ ovi_text_encoder_encode (OviTextEncoder *enc, const char *prompt,
       rids[i * run_len + j] = ids[i * L + j];
       rmask[i * run_len + j] = mask[i * L + j];
     }
-  g_autoptr (OviTensor) hidden
-      = ovi_t5_forward (enc->t5, rids, rmask, 3, run_len, cancellable, error);
-  if (hidden == NULL)
+  if (!ovi_turns_take (&enc->turns, cancellable, "text encoding", error))
     return FALSE;
-  for (int i = 0; i < 3; i++) {
-    g_autoptr (OviTensor) row = ovi_tensor_select (hidden, 0, i);
-    g_autoptr (OviTensor) real = ovi_tensor_narrow (row, 0, 0, n[i]);
-    out[i] = ovi_backend_download_f32 (enc->be, real, error);
-    if (out[i] == NULL) {
-      for (int k = 0; k < i; k++)
-        g_clear_pointer (&out[k], ovi_tensor_unref);
-      return FALSE;
-    }
-  }
-  return TRUE;
+  gboolean ok = forward (enc, rids, rmask, run_len, n, out, cancellable, error);
+  ovi_turns_give (&enc->turns);
+  return ok;
 }

@@ -1,6 +1,7 @@
-/* tests: two users of one loaded denoiser (tiny model, CPU backend).
+/* tests: loading stages (ovi-stage.h) and two users of one loaded denoiser
+ * stage (tiny model, CPU backend).
  *
- * Two threads run requests on the same OviDenoiser, as two pipelines
+ * Two threads run requests on the same denoise stage, as two pipelines
  * sharing a stage do. User A waits in its step callback until user B has
  * finished a step (both are mid-clip), then cancels B and waits until B's
  * run has returned: that wait can only end if B stops waiting for the
@@ -11,6 +12,7 @@
  */
 #include "ovi-engine.h"
 #include "ovi-presets.h"
+#include "ovi-stage.h"
 #include "ovi-test-util.h"
 #include "ovi-tiny.h"
 
@@ -22,6 +24,7 @@
 #define GUARD_US (120 * G_TIME_SPAN_SECOND)
 
 static char *tiny_dir;
+static OviStageConfig config; /* the tiny model on the CPU backend */
 
 typedef struct {
   GMutex lock;
@@ -150,8 +153,7 @@ static void
 test_cancel_one_of_two (void)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (OviModelPaths) paths = NULL;
-  g_autoptr (OviBackend) be = ovi_backend_new_cpu (2);
+  g_autoptr (OviStage) stage = NULL;
   g_autoptr (OviTensor) solo_video = NULL, solo_audio = NULL;
   g_autoptr (OviTensor) a_video = NULL, a_audio = NULL;
   const OviModelPreset *m;
@@ -161,11 +163,11 @@ test_cancel_one_of_two (void)
   BRun b = { 0 };
   GThread *thread;
 
-  paths = ovi_model_paths_resolve (tiny_dir, NULL, &error);
+  stage = ovi_stage_load (OVI_STAGE_DENOISE, &config, &error);
   g_assert_no_error (error);
+  d = ovi_stage_get_denoiser (stage);
+  g_assert_nonnull (d);
   m = ovi_model_preset_lookup ("tiny", &error);
-  g_assert_no_error (error);
-  d = ovi_denoiser_new (paths, be, &error);
   g_assert_no_error (error);
   request_init (&ra, m, 103);
   request_init (&rb, m, 7);
@@ -202,7 +204,60 @@ test_cancel_one_of_two (void)
   g_mutex_clear (&sh.lock);
   request_clear (&ra);
   request_clear (&rb);
-  ovi_denoiser_free (d);
+}
+
+static void
+test_plan (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviStagePlan) a = NULL, b = NULL, text = NULL, bad = NULL;
+  g_autoptr (OviStage) stage = NULL;
+  OviStageConfig c = config;
+
+  /* same config, same key; another stage, another key */
+  a = ovi_stage_plan_new (OVI_STAGE_DENOISE, &config, &error);
+  g_assert_no_error (error);
+  b = ovi_stage_plan_new (OVI_STAGE_DENOISE, &config, &error);
+  g_assert_no_error (error);
+  text = ovi_stage_plan_new (OVI_STAGE_TEXT, &config, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (ovi_stage_plan_get_key (a), ==, ovi_stage_plan_get_key (b));
+  g_assert_cmpstr (ovi_stage_plan_get_key (a), !=,
+                   ovi_stage_plan_get_key (text));
+  g_assert_nonnull (strstr (ovi_stage_plan_get_description (a), "fusion DiT"));
+  g_assert_nonnull (strstr (ovi_stage_plan_get_description (a), "on cpu"));
+
+  stage = ovi_stage_plan_load (text, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (ovi_stage_get_kind (stage), ==, OVI_STAGE_TEXT);
+  g_assert_cmpstr (ovi_stage_get_key (stage), ==,
+                   ovi_stage_plan_get_key (text));
+  g_assert_cmpstr (ovi_stage_get_device_name (stage), ==, "cpu");
+  g_assert_cmpint (ovi_stage_get_vram_mode (stage), ==, OVI_VRAM_MODE_STANDARD);
+  g_assert_cmpstr (ovi_stage_get_paths (stage)->variant, ==, "tiny");
+  g_assert_nonnull (ovi_stage_get_text_encoder (stage));
+  g_assert_null (ovi_stage_get_denoiser (stage));
+
+  /* bad input: an error naming the value */
+  c.backend = "gpu";
+  bad = ovi_stage_plan_new (OVI_STAGE_DENOISE, &c, &error);
+  g_assert_null (bad);
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "\"gpu\""));
+  g_clear_error (&error);
+  c.backend = "cpu";
+  c.vram_mode = OVI_VRAM_MODE_FP8;
+  bad = ovi_stage_plan_new (OVI_STAGE_DENOISE, &c, &error);
+  g_assert_null (bad);
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "vram-mode=fp8"));
+  g_clear_error (&error);
+  c = config;
+  c.model_dir = "/nonexistent/ovi-models";
+  bad = ovi_stage_plan_new (OVI_STAGE_DENOISE, &c, &error);
+  g_assert_null (bad);
+  g_assert_nonnull (error);
+  g_assert_nonnull (strstr (error->message, "/nonexistent/ovi-models"));
 }
 
 int
@@ -213,7 +268,12 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   tiny_dir = ovi_test_make_tiny_dir ("ovi-shared-stage-XXXXXX",
                                      OVI_TINY_DEFAULT_SEED);
-  g_test_add_func ("/shared-stage/cancel-one-of-two", test_cancel_one_of_two);
+  ovi_stage_config_init (&config);
+  config.model_dir = tiny_dir;
+  config.backend = "cpu";
+  config.n_threads = 2;
+  g_test_add_func ("/stage/plan", test_plan);
+  g_test_add_func ("/stage/cancel-one-of-two", test_cancel_one_of_two);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);

@@ -1,0 +1,421 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* gst-ovi: loading a stage (see ovi-stage.h). */
+#include "ovi-stage.h"
+
+#include "ovi-gpu-manager.h"
+#include "ovi-placement.h"
+
+#include <string.h>
+
+struct _OviStagePlan {
+  OviStageKind kind;
+  OviModelPaths *paths; /* the fusion path is the fp8 file when chosen */
+  OviPlacementPlan plan;
+  int device;         /* CUDA ordinal, -1: the CPU backend */
+  char *backend_name; /* for ovi_backend_new_by_name on a GPU */
+  char *device_name;  /* "cpu", "cuda:0" */
+  int n_threads;
+  char *cpu_reason;
+  gboolean warn;
+  char *key;
+  char *description;
+};
+
+struct _OviStage {
+  gint ref_count;
+  OviStageKind kind;
+  char *key;
+  OviModelPaths *paths;
+  char *device_name;
+  OviVramMode vram_mode;
+  int vae_tile, vae_tile_overlap;
+  double load_seconds;
+  OviBackend *backend;
+  OviPlacement *placement; /* text and denoise: the weights as planned */
+  union {
+    gpointer any;
+    OviTextEncoder *text;
+    OviDenoiser *denoiser;
+    OviVideoVae *video_vae;
+    OviAudioDecoder *audio;
+  } u;
+};
+
+const char *
+ovi_stage_name (OviStageKind kind)
+{
+  static const char *const names[OVI_N_STAGES]
+      = { "text", "denoise", "video-decode", "audio-decode" };
+  return kind < OVI_N_STAGES ? names[kind] : "?";
+}
+
+const char *
+ovi_stage_title (OviStageKind kind)
+{
+  static const char *const titles[OVI_N_STAGES]
+      = { "text encoder (umT5-XXL)", "fusion DiT", "Wan2.2 video VAE",
+          "MMAudio VAE + BigVGAN vocoder" };
+  return kind < OVI_N_STAGES ? titles[kind] : "?";
+}
+
+void
+ovi_stage_config_init (OviStageConfig *c)
+{
+  memset (c, 0, sizeof *c);
+  c->vram_mode = OVI_VRAM_MODE_AUTO;
+  c->gpu_allocation = OVI_GPU_ALLOCATION_AUTO;
+  c->cuda_device_id = -1;
+}
+
+/* ---- plans ---- */
+
+void
+ovi_stage_plan_free (OviStagePlan *p)
+{
+  if (p == NULL)
+    return;
+  g_clear_pointer (&p->paths, ovi_model_paths_free);
+  g_free (p->backend_name);
+  g_free (p->device_name);
+  g_free (p->cpu_reason);
+  g_free (p->key);
+  g_free (p->description);
+  g_free (p);
+}
+
+static gboolean
+check_config (const OviStageConfig *c, GError **error)
+{
+  const char *be = c->backend ? c->backend : "auto";
+
+  if (g_strcmp0 (be, "auto") != 0 && g_strcmp0 (be, "cpu") != 0
+      && g_strcmp0 (be, "cuda") != 0 && g_strcmp0 (be, "cuda-fp32") != 0) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "backend \"%s\": expected auto, cpu, cuda or cuda-fp32", be);
+    return FALSE;
+  }
+  if (c->gpu_allocation != OVI_GPU_ALLOCATION_AUTO
+      && c->gpu_allocation != OVI_GPU_ALLOCATION_SINGLE) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "gpu-allocation=%s needs the multi-GPU engine, which this "
+                 "build does not have; use gpu-allocation=single or auto",
+                 ovi_gpu_allocation_to_string (c->gpu_allocation));
+    return FALSE;
+  }
+  if (g_strcmp0 (be, "cpu") == 0
+      && (c->vram_mode != OVI_VRAM_MODE_AUTO || c->cuda_device_id >= 0)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "backend cpu with vram-mode=%s cuda-device-id=%d: the VRAM "
+                 "modes and device ids are for a CUDA GPU; use vram-mode=auto "
+                 "and cuda-device-id=-1 with the cpu backend",
+                 ovi_vram_mode_to_string (c->vram_mode), c->cuda_device_id);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* where it runs and the residency plan: the CPU when asked for, else the
+ * GPU manager's device and the fastest mode that fits it */
+static gboolean
+choose_device (OviStagePlan *p, const OviStageConfig *c, GError **error)
+{
+  g_auto (OviGpuReport) report = { 0 };
+  g_auto (OviDeviceChoice) choice = { 0 };
+  OviPlacementModel m;
+  OviPlacementEstimate est;
+  GError *local = NULL;
+  gboolean ok;
+
+  if (g_strcmp0 (c->backend, "cpu") == 0) {
+    p->device = -1;
+    return ovi_placement_plan_for_mode (OVI_VRAM_MODE_STANDARD,
+                                        c->gpu_allocation, 0, &p->plan, error);
+  }
+  if (!ovi_gpu_report_probe (&report, error)
+      || !ovi_placement_model_init (&m, p->paths, NULL, error))
+    return FALSE;
+  ok = ovi_placement_choose_device (&m, c->vram_mode, c->gpu_allocation, 0, 0,
+                                    &report, c->cuda_device_id, 0, &choice,
+                                    &est, &local);
+  ovi_placement_model_clear (&m);
+  if (!ok) {
+    if (g_error_matches (local, OVI_ERROR, OVI_ERROR_BACKEND))
+      g_prefix_error (&local, "Set vram-mode=auto and cuda-device-id=-1 to run "
+                              "on the CPU (slow), or check the NVIDIA driver "
+                              "with nvidia-smi. ");
+    g_propagate_error (error, local);
+    return FALSE;
+  }
+  if (choice.device < 0 && c->backend
+      && g_str_has_prefix (c->backend, "cuda")) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "backend %s: no usable CUDA GPU (%s)", c->backend,
+                 choice.cpu_reason ? choice.cpu_reason : "none found");
+    return FALSE;
+  }
+  p->plan = est.plan;
+  p->device = choice.device;
+  p->cpu_reason = g_steal_pointer (&choice.cpu_reason);
+  p->warn = choice.warn;
+  return TRUE;
+}
+
+static char *
+stage_files (OviStageKind kind, const OviModelPaths *p)
+{
+  switch (kind) {
+    case OVI_STAGE_TEXT:
+      return g_strdup_printf ("%s|%s", p->t5_path, p->spiece_path);
+    case OVI_STAGE_DENOISE:
+      return g_strdup (p->fusion_path);
+    case OVI_STAGE_VIDEO_DECODE:
+      return g_strdup (p->vae_path);
+    case OVI_STAGE_AUDIO_DECODE:
+    default:
+      return g_strdup_printf ("%s|%s", p->audio_vae_path, p->vocoder_path);
+  }
+}
+
+OviStagePlan *
+ovi_stage_plan_new (OviStageKind kind, const OviStageConfig *c, GError **error)
+{
+  g_autoptr (OviStagePlan) p = g_new0 (OviStagePlan, 1);
+  g_autofree char *files = NULL;
+  const char *mode;
+
+  g_return_val_if_fail (kind < OVI_N_STAGES, NULL);
+  p->kind = kind;
+  p->n_threads = c->n_threads;
+  if (!check_config (c, error))
+    return NULL;
+  p->paths = ovi_model_paths_resolve (c->model_dir, c->variant, error);
+  if (p->paths == NULL || !choose_device (p, c, error))
+    return NULL;
+  if (kind == OVI_STAGE_TEXT && p->plan.t5_on_cpu)
+    p->device = -1;
+  if (kind == OVI_STAGE_DENOISE
+      && (p->plan.mode == OVI_VRAM_MODE_FP8
+          || p->plan.mode == OVI_VRAM_MODE_FP8_OFFLOAD)) {
+    /* the official pre-cast fp8 file when there is one */
+    char *fp8 = ovi_placement_fp8_file (p->paths);
+    if (fp8) {
+      g_free (p->paths->fusion_path);
+      p->paths->fusion_path = fp8;
+    }
+  }
+  p->backend_name = g_strdup (
+      c->backend && g_str_has_prefix (c->backend, "cuda") ? c->backend
+                                                          : "cuda");
+  p->device_name = p->device < 0
+                       ? g_strdup ("cpu")
+                       : g_strdup_printf ("%s:%d", p->backend_name, p->device);
+  mode = ovi_vram_mode_to_string (p->plan.mode);
+  files = stage_files (kind, p->paths);
+  /* the variant is in the key: it sets text_len and the caption syntax */
+  p->key = g_strdup_printf ("%s|%s|%s|%s|%s", ovi_stage_name (kind), files,
+                            p->paths->variant, p->device_name, mode);
+  p->description = g_strdup_printf ("%s (%s, model %s) on %s, vram-mode %s",
+                                    ovi_stage_title (kind), files,
+                                    p->paths->variant, p->device_name, mode);
+  return g_steal_pointer (&p);
+}
+
+const char *
+ovi_stage_plan_get_key (const OviStagePlan *p)
+{
+  return p->key;
+}
+
+const char *
+ovi_stage_plan_get_description (const OviStagePlan *p)
+{
+  return p->description;
+}
+
+const char *
+ovi_stage_plan_get_cpu_reason (const OviStagePlan *p, gboolean *warn)
+{
+  if (warn)
+    *warn = p->warn;
+  return p->cpu_reason;
+}
+
+/* ---- loading ---- */
+
+static OviBackend *
+open_backend (const OviStagePlan *p, GError **error)
+{
+  if (p->device < 0)
+    return ovi_backend_new_cpu (p->n_threads);
+  return ovi_backend_new_by_name (p->backend_name, p->device, error);
+}
+
+static gboolean
+construct (OviStage *s, const OviPlacementPlan *plan, GError **error)
+{
+  switch (s->kind) {
+    case OVI_STAGE_TEXT:
+      s->placement = ovi_placement_new (plan, s->backend);
+      s->u.text = ovi_text_encoder_new_filtered (
+          s->paths, s->backend, ovi_placement_t5_filter, s->placement, error);
+      break;
+    case OVI_STAGE_DENOISE:
+      s->placement = ovi_placement_new (plan, s->backend);
+      s->u.denoiser = ovi_denoiser_new_filtered (s->paths, s->backend,
+                                                 ovi_placement_weight_filter,
+                                                 s->placement, error);
+      break;
+    case OVI_STAGE_VIDEO_DECODE:
+      s->u.video_vae = ovi_video_vae_new (s->paths, s->backend, error);
+      if (s->u.video_vae)
+        ovi_video_vae_set_tiling (s->u.video_vae, s->vae_tile,
+                                  s->vae_tile_overlap);
+      break;
+    case OVI_STAGE_AUDIO_DECODE:
+    default:
+      s->u.audio = ovi_audio_decoder_new (s->paths, s->backend, error);
+      break;
+  }
+  return s->u.any != NULL;
+}
+
+OviStage *
+ovi_stage_plan_load (const OviStagePlan *p, GError **error)
+{
+  OviStage *s = g_new0 (OviStage, 1);
+  gint64 t0 = g_get_monotonic_time ();
+
+  s->ref_count = 1;
+  s->kind = p->kind;
+  s->key = g_strdup (p->key);
+  s->paths = ovi_model_paths_copy (p->paths);
+  s->device_name = g_strdup (p->device_name);
+  s->vram_mode = p->plan.mode;
+  s->vae_tile = p->plan.vae_tile;
+  s->vae_tile_overlap = p->plan.vae_tile_overlap;
+  s->backend = open_backend (p, error);
+  if (s->backend == NULL || !construct (s, &p->plan, error)) {
+    g_prefix_error (error,
+                    "Could not load the %s: ", ovi_stage_title (p->kind));
+    ovi_stage_unref (s);
+    return NULL;
+  }
+  s->load_seconds = (g_get_monotonic_time () - t0) / 1e6;
+  return s;
+}
+
+OviStage *
+ovi_stage_load (OviStageKind kind, const OviStageConfig *config, GError **error)
+{
+  g_autoptr (OviStagePlan) plan = ovi_stage_plan_new (kind, config, error);
+
+  return plan ? ovi_stage_plan_load (plan, error) : NULL;
+}
+
+OviStage *
+ovi_stage_ref (OviStage *s)
+{
+  g_atomic_int_inc (&s->ref_count);
+  return s;
+}
+
+static void
+destroy (OviStage *s)
+{
+  switch (s->kind) {
+    case OVI_STAGE_TEXT:
+      g_clear_pointer (&s->u.text, ovi_text_encoder_free);
+      break;
+    case OVI_STAGE_DENOISE:
+      g_clear_pointer (&s->u.denoiser, ovi_denoiser_free);
+      break;
+    case OVI_STAGE_VIDEO_DECODE:
+      g_clear_pointer (&s->u.video_vae, ovi_video_vae_free);
+      break;
+    case OVI_STAGE_AUDIO_DECODE:
+    default:
+      g_clear_pointer (&s->u.audio, ovi_audio_decoder_free);
+      break;
+  }
+  /* the weights the placement put on the device go before the backend */
+  g_clear_pointer (&s->placement, ovi_placement_free);
+  g_clear_pointer (&s->backend, ovi_backend_free);
+  g_clear_pointer (&s->paths, ovi_model_paths_free);
+  g_free (s->device_name);
+  g_free (s->key);
+  g_free (s);
+}
+
+void
+ovi_stage_unref (OviStage *s)
+{
+  if (s && g_atomic_int_dec_and_test (&s->ref_count))
+    destroy (s);
+}
+
+OviStageKind
+ovi_stage_get_kind (const OviStage *s)
+{
+  return s->kind;
+}
+
+const char *
+ovi_stage_get_key (const OviStage *s)
+{
+  return s->key;
+}
+
+const OviModelPaths *
+ovi_stage_get_paths (const OviStage *s)
+{
+  return s->paths;
+}
+
+const char *
+ovi_stage_get_device_name (const OviStage *s)
+{
+  return s->device_name;
+}
+
+OviVramMode
+ovi_stage_get_vram_mode (const OviStage *s)
+{
+  return s->vram_mode;
+}
+
+void
+ovi_stage_get_vae_tiling (const OviStage *s, int *tile, int *overlap)
+{
+  *tile = s->vae_tile;
+  *overlap = s->vae_tile_overlap;
+}
+
+double
+ovi_stage_get_load_seconds (const OviStage *s)
+{
+  return s->load_seconds;
+}
+
+OviTextEncoder *
+ovi_stage_get_text_encoder (OviStage *s)
+{
+  return s->kind == OVI_STAGE_TEXT ? s->u.text : NULL;
+}
+
+OviDenoiser *
+ovi_stage_get_denoiser (OviStage *s)
+{
+  return s->kind == OVI_STAGE_DENOISE ? s->u.denoiser : NULL;
+}
+
+OviVideoVae *
+ovi_stage_get_video_vae (OviStage *s)
+{
+  return s->kind == OVI_STAGE_VIDEO_DECODE ? s->u.video_vae : NULL;
+}
+
+OviAudioDecoder *
+ovi_stage_get_audio_decoder (OviStage *s)
+{
+  return s->kind == OVI_STAGE_AUDIO_DECODE ? s->u.audio : NULL;
+}
