@@ -395,8 +395,8 @@ gst_ovi_audio_dec_set_context (GstElement *element, GstContext *context)
 {
   GstOviAudioDec *self = GST_OVI_AUDIO_DEC (element);
 
-  gst_ovi_helper_set_context (self->helper, context);
-  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+  gst_ovi_helper_set_context (self->helper, context,
+                              GST_ELEMENT_CLASS (parent_class));
 }
 
 static gboolean
@@ -404,9 +404,8 @@ gst_ovi_audio_dec_start (GstBaseTransform *trans)
 {
   GstOviAudioDec *self = GST_OVI_AUDIO_DEC (trans);
 
-  if (!gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_AUDIO))
+  if (!gst_ovi_helper_start (self->helper, GST_OVI_STAGE_AUDIO))
     return FALSE;
-  gst_ovi_helper_set_flushing (self->helper, FALSE);
   self->discont = FALSE;
   return TRUE;
 }
@@ -423,17 +422,9 @@ gst_ovi_audio_dec_stop (GstBaseTransform *trans)
 static GstStateChangeReturn
 gst_ovi_audio_dec_change_state (GstElement *element, GstStateChange transition)
 {
-  GstOviAudioDec *self = GST_OVI_AUDIO_DEC (element);
-  GstStateChangeReturn ret;
-
-  /* stop a decode before the pads deactivate */
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
-    gst_ovi_helper_set_flushing (self->helper, TRUE);
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  /* the stage stays held until READY->NULL, so READY->PAUSED reuses it */
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL)
-    gst_ovi_helper_release_all (self->helper);
-  return ret;
+  return gst_ovi_helper_change_state (GST_OVI_AUDIO_DEC (element)->helper,
+                                      transition,
+                                      GST_ELEMENT_CLASS (parent_class));
 }
 
 static void

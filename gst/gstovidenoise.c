@@ -786,8 +786,8 @@ gst_ovi_denoise_set_context (GstElement *element, GstContext *context)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (element);
 
-  gst_ovi_helper_set_context (self->helper, context);
-  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+  gst_ovi_helper_set_context (self->helper, context,
+                              GST_ELEMENT_CLASS (parent_class));
 }
 
 static gboolean
@@ -795,7 +795,7 @@ start (GstOviDenoise *self)
 {
   gboolean want_vae;
 
-  if (!gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_DENOISER))
+  if (!gst_ovi_helper_start (self->helper, GST_OVI_STAGE_DENOISER))
     return FALSE;
   GST_OBJECT_LOCK (self);
   want_vae = self->imagepad != NULL;
@@ -805,7 +805,6 @@ start (GstOviDenoise *self)
   if (want_vae
       && !gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_VIDEO_VAE))
     return FALSE;
-  gst_ovi_helper_set_flushing (self->helper, FALSE);
   self->clip = 0;
   self->frame_offset = 0;
   self->upstream_live = -1;
@@ -821,32 +820,16 @@ gst_ovi_denoise_change_state (GstElement *element, GstStateChange transition)
   GstOviDenoise *self = GST_OVI_DENOISE (element);
   GstStateChangeReturn ret;
 
-  switch (transition) {
-    case GST_STATE_CHANGE_READY_TO_PAUSED:
-      if (!start (self))
-        return GST_STATE_CHANGE_FAILURE;
-      break;
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      /* stop the sampler between steps before the pads deactivate */
-      gst_ovi_helper_set_flushing (self->helper, TRUE);
-      break;
-    default:
-      break;
-  }
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  switch (transition) {
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
-      GST_OBJECT_LOCK (self);
-      g_clear_pointer (&self->image_latent, ovi_tensor_unref);
-      self->image_info_valid = FALSE;
-      GST_OBJECT_UNLOCK (self);
-      self->text_dim = 0;
-      break;
-    case GST_STATE_CHANGE_READY_TO_NULL:
-      gst_ovi_helper_release_all (self->helper);
-      break;
-    default:
-      break;
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && !start (self))
+    return GST_STATE_CHANGE_FAILURE;
+  ret = gst_ovi_helper_change_state (self->helper, transition,
+                                     GST_ELEMENT_CLASS (parent_class));
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    GST_OBJECT_LOCK (self);
+    g_clear_pointer (&self->image_latent, ovi_tensor_unref);
+    self->image_info_valid = FALSE;
+    GST_OBJECT_UNLOCK (self);
+    self->text_dim = 0;
   }
   return ret;
 }

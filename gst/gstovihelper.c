@@ -192,6 +192,29 @@ gst_ovi_helper_release_all (GstOviHelper *self)
     gst_ovi_helper_release (self, i);
 }
 
+gboolean
+gst_ovi_helper_start (GstOviHelper *self, GstOviStage stage)
+{
+  if (!gst_ovi_helper_acquire (self, stage))
+    return FALSE;
+  gst_ovi_helper_set_flushing (self, FALSE);
+  return TRUE;
+}
+
+GstStateChangeReturn
+gst_ovi_helper_change_state (GstOviHelper *self, GstStateChange transition,
+                             GstElementClass *parent)
+{
+  GstStateChangeReturn ret;
+
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    gst_ovi_helper_set_flushing (self, TRUE);
+  ret = parent->change_state (self->element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL)
+    gst_ovi_helper_release_all (self);
+  return ret;
+}
+
 /* ---- flushing ---- */
 
 void
@@ -269,11 +292,13 @@ gst_ovi_helper_handle_query (GstOviHelper *self, GstQuery *query)
 }
 
 void
-gst_ovi_helper_set_context (GstOviHelper *self, GstContext *context)
+gst_ovi_helper_set_context (GstOviHelper *self, GstContext *context,
+                            GstElementClass *parent)
 {
   GST_OBJECT_LOCK (self);
   gst_ovi_engine_cache_from_context (context, &self->cache);
   GST_OBJECT_UNLOCK (self);
+  parent->set_context (self->element, context);
 }
 
 GstFlowReturn

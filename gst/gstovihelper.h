@@ -58,6 +58,17 @@ void gst_ovi_helper_release (GstOviHelper *self, GstOviStage stage);
  * element holds them). */
 void gst_ovi_helper_release_all (GstOviHelper *self);
 
+/* READY->PAUSED (or a base class's start): loads `stage` (see
+ * gst_ovi_helper_acquire) and arms a fresh cancellable. */
+gboolean gst_ovi_helper_start (GstOviHelper *self, GstOviStage stage);
+/* The body of GstElement::change_state around the parent's: PAUSED->READY
+ * flushes first (a request stops at its next step, before the pads
+ * deactivate), READY->NULL releases every stage after (the weights stay
+ * loaded over PAUSED->READY->PAUSED). */
+GstStateChangeReturn gst_ovi_helper_change_state (GstOviHelper *self,
+                                                  GstStateChange transition,
+                                                  GstElementClass *parent);
+
 /* ---- flushing and cancellation ---- */
 
 /* TRUE cancels the running request and wakes gst_ovi_helper_wait(); FALSE
@@ -80,8 +91,10 @@ void gst_ovi_helper_sink_event (GstOviHelper *self, GstEvent *event);
 
 /* Answers a GST_QUERY_CONTEXT for "ovi.engine"; FALSE for other queries. */
 gboolean gst_ovi_helper_handle_query (GstOviHelper *self, GstQuery *query);
-/* The body of GstElement::set_context (the element chains up itself). */
-void gst_ovi_helper_set_context (GstOviHelper *self, GstContext *context);
+/* The body of GstElement::set_context: takes an "ovi.engine" context, then
+ * chains up to `parent`. */
+void gst_ovi_helper_set_context (GstOviHelper *self, GstContext *context,
+                                 GstElementClass *parent);
 
 /* An engine failure as a flow return: OVI_ERROR_CANCELLED gives
  * GST_FLOW_FLUSHING, anything else posts "`what`: <message>" as an element

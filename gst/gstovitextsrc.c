@@ -204,8 +204,8 @@ gst_ovi_text_src_set_context (GstElement *element, GstContext *context)
 {
   GstOviTextSrc *self = GST_OVI_TEXT_SRC (element);
 
-  gst_ovi_helper_set_context (self->helper, context);
-  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+  gst_ovi_helper_set_context (self->helper, context,
+                              GST_ELEMENT_CLASS (parent_class));
 }
 
 static gboolean
@@ -219,7 +219,6 @@ gst_ovi_text_src_start (GstBaseSrc *src)
   GST_OBJECT_LOCK (self);
   location = g_strdup (self->location);
   GST_OBJECT_UNLOCK (self);
-  gst_ovi_helper_set_flushing (self->helper, FALSE);
 
   g_clear_pointer (&self->file_entries, g_ptr_array_unref);
   if (location) {
@@ -232,9 +231,9 @@ gst_ovi_text_src_start (GstBaseSrc *src)
     }
   }
 
-  engine = gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_TEXT);
-  if (!engine)
+  if (!gst_ovi_helper_start (self->helper, GST_OVI_STAGE_TEXT))
     return FALSE;
+  engine = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_TEXT);
 
   self->clip = 0;
   self->frame_offset = 0;
@@ -442,15 +441,9 @@ gst_ovi_text_src_create (GstPushSrc *src, GstBuffer **outbuf)
 static GstStateChangeReturn
 gst_ovi_text_src_change_state (GstElement *element, GstStateChange transition)
 {
-  GstOviTextSrc *self = GST_OVI_TEXT_SRC (element);
-  GstStateChangeReturn ret;
-
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL) {
-    /* idle weights go when no element holds them */
-    gst_ovi_helper_release_all (self->helper);
-  }
-  return ret;
+  return gst_ovi_helper_change_state (GST_OVI_TEXT_SRC (element)->helper,
+                                      transition,
+                                      GST_ELEMENT_CLASS (parent_class));
 }
 
 static void

@@ -527,8 +527,8 @@ gst_ovi_vae_dec_set_context (GstElement *element, GstContext *context)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (element);
 
-  gst_ovi_helper_set_context (self->helper, context);
-  GST_ELEMENT_CLASS (parent_class)->set_context (element, context);
+  gst_ovi_helper_set_context (self->helper, context,
+                              GST_ELEMENT_CLASS (parent_class));
 }
 
 static gboolean
@@ -536,9 +536,8 @@ gst_ovi_vae_dec_start (GstBaseTransform *trans)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
 
-  if (!gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_VIDEO_VAE))
+  if (!gst_ovi_helper_start (self->helper, GST_OVI_STAGE_VIDEO_VAE))
     return FALSE;
-  gst_ovi_helper_set_flushing (self->helper, FALSE);
   self->discont = FALSE;
   return TRUE;
 }
@@ -556,17 +555,9 @@ gst_ovi_vae_dec_stop (GstBaseTransform *trans)
 static GstStateChangeReturn
 gst_ovi_vae_dec_change_state (GstElement *element, GstStateChange transition)
 {
-  GstOviVaeDec *self = GST_OVI_VAE_DEC (element);
-  GstStateChangeReturn ret;
-
-  /* stop a decode between frame groups before the pads deactivate */
-  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
-    gst_ovi_helper_set_flushing (self->helper, TRUE);
-  ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
-  /* the stage stays held until READY->NULL, so READY->PAUSED reuses it */
-  if (transition == GST_STATE_CHANGE_READY_TO_NULL)
-    gst_ovi_helper_release_all (self->helper);
-  return ret;
+  return gst_ovi_helper_change_state (GST_OVI_VAE_DEC (element)->helper,
+                                      transition,
+                                      GST_ELEMENT_CLASS (parent_class));
 }
 
 static void
