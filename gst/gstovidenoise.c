@@ -70,6 +70,8 @@ enum {
   PROP_VIDEO_GUIDANCE_SCALE,
   PROP_AUDIO_GUIDANCE_SCALE,
   PROP_SLG_LAYER,
+  PROP_LORA,
+  PROP_SIGMAS,
   PROP_PROGRESS,
 };
 
@@ -89,6 +91,8 @@ struct _GstOviDenoise {
   GstOviSolverType solver;
   gdouble shift, video_guidance, audio_guidance;
   gint slg_layer;
+  gchar *lora;   /* run-time LoRAs, "path[:strength[:target]];..." */
+  gchar *sigmas; /* explicit Euler sigmas, "1,0.9375,..." or NULL */
   gdouble progress;
 
   /* image state, under the object lock */
@@ -108,6 +112,7 @@ struct _GstOviDenoise {
   GstEvent *pending_segment; /* held until our caps are out */
   GstCaps *out_caps;
   gint64 step_t0;
+  gchar *lora_warning; /* the last unmatched-keys warning posted */
 };
 
 #define gst_ovi_denoise_parent_class parent_class
@@ -169,6 +174,14 @@ gst_ovi_denoise_set_property (GObject *object, guint prop_id,
     case PROP_SLG_LAYER:
       self->slg_layer = g_value_get_int (value);
       break;
+    case PROP_LORA:
+      g_free (self->lora);
+      self->lora = g_value_dup_string (value);
+      break;
+    case PROP_SIGMAS:
+      g_free (self->sigmas);
+      self->sigmas = g_value_dup_string (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -215,6 +228,12 @@ gst_ovi_denoise_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_SLG_LAYER:
       g_value_set_int (value, self->slg_layer);
+      break;
+    case PROP_LORA:
+      g_value_set_string (value, self->lora);
+      break;
+    case PROP_SIGMAS:
+      g_value_set_string (value, self->sigmas);
       break;
     case PROP_PROGRESS:
       g_value_set_double (value, self->progress);
@@ -691,6 +710,65 @@ denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
   return push_latents (self, video, audio, req->width, req->height);
 }
 
+/* ---- LoRAs and explicit sigmas (docs/lora.md) ---- */
+
+/* what a request points to for one clip */
+typedef struct {
+  gchar *lora;
+  gdouble *sigmas;
+} ClipExtras;
+
+static void
+clip_extras_clear (ClipExtras *x)
+{
+  g_clear_pointer (&x->lora, g_free);
+  g_clear_pointer (&x->sigmas, g_free);
+}
+
+/* The clip's LoRAs and sigmas: the properties', or its prompt-file line's. */
+static gboolean
+clip_extras (GstOviDenoise *self, GstBuffer *buf, OviDenoiseRequest *req,
+             ClipExtras *x, GError **error)
+{
+  GstStructure *meta = gst_ovi_buffer_get_clip_meta (buf);
+  g_autofree gchar *sigmas = NULL;
+
+  GST_OBJECT_LOCK (self);
+  x->lora = g_strdup (self->lora);
+  sigmas = g_strdup (self->sigmas);
+  GST_OBJECT_UNLOCK (self);
+  if (meta && gst_structure_has_field (meta, "lora")) {
+    g_free (x->lora);
+    x->lora = g_strdup (gst_structure_get_string (meta, "lora"));
+  }
+  if (meta && gst_structure_has_field (meta, "sigmas")) {
+    g_free (sigmas);
+    sigmas = g_strdup (gst_structure_get_string (meta, "sigmas"));
+  }
+  req->loras = x->lora;
+  if (sigmas == NULL || *sigmas == '\0')
+    return TRUE;
+  if (!ovi_sigmas_parse (sigmas, &x->sigmas, &req->n_sigmas, error))
+    return FALSE;
+  req->sigmas = x->sigmas;
+  return TRUE;
+}
+
+/* keys of a LoRA that match nothing in the model: a warning, once */
+static void
+warn_lora (GstOviDenoise *self, OviDenoiser *denoiser)
+{
+  const gchar *warning = ovi_denoiser_get_lora_warning (denoiser);
+
+  if (warning == NULL || g_strcmp0 (warning, self->lora_warning) == 0)
+    return;
+  g_free (self->lora_warning);
+  self->lora_warning = g_strdup (warning);
+  GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
+                       ("Some LoRA keys match nothing in the model"),
+                       ("%s", warning));
+}
+
 static GstFlowReturn
 gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
 {
@@ -702,6 +780,7 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   g_autoptr (GCancellable) cancellable = NULL;
   g_autoptr (GError) err = NULL;
   OviDenoiseRequest req;
+  ClipExtras extras = { 0 };
   GstFlowReturn ret;
   gint i;
 
@@ -720,6 +799,9 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
                        &req, image_latent != NULL, &err)) {
       GST_OVI_POST_ERROR (self, "Invalid width/height", err);
       ret = GST_FLOW_ERROR;
+    } else if (!clip_extras (self, buf, &req, &extras, &err)) {
+      GST_OVI_POST_ERROR (self, "Invalid sigmas", err);
+      ret = GST_FLOW_ERROR;
     }
   }
   if (ret == GST_FLOW_OK) {
@@ -728,7 +810,10 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
     req.text_audio_neg = text[2];
     req.image_latent = image_latent;
     ret = denoise (self, engine, &req, cancellable);
+    warn_lora (self,
+               ovi_stage_get_denoiser (gst_ovi_engine_get_stage (engine)));
   }
+  clip_extras_clear (&extras);
   for (i = 0; i < 3; i++)
     g_clear_pointer (&text[i], ovi_tensor_unref);
   gst_buffer_unref (buf);
@@ -843,6 +928,9 @@ gst_ovi_denoise_finalize (GObject *object)
   g_clear_pointer (&self->image_latent, ovi_tensor_unref);
   gst_caps_replace (&self->out_caps, NULL);
   gst_event_replace (&self->pending_segment, NULL);
+  g_free (self->lora);
+  g_free (self->sigmas);
+  g_free (self->lora_warning);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -965,6 +1053,34 @@ install_properties (GObjectClass *gobject_class)
           "slg-layer", "Skip-layer guidance layer",
           "Fusion block skipped in the negative pass (-1 or 0: off)", -1, 1000,
           DEFAULT_SLG_LAYER, rw_playing));
+  /**
+   * GstOviDenoise:lora:
+   *
+   * LoRAs applied at run time to the fusion DiT (docs/lora.md): entries
+   * `path[:strength[:video|audio|both]]` separated by `;`. Changeable in
+   * PLAYING: a change takes effect at the next clip, without a reload.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_LORA,
+      g_param_spec_string (
+          "lora", "LoRA",
+          "LoRAs for the next clips, 'path[:strength[:video|audio|both]]' "
+          "separated by ';' (strength 1 and the video tower by default; a "
+          "prompt file line's \"lora\" overrides it for its clip)",
+          NULL, rw_playing));
+  /**
+   * GstOviDenoise:sigmas:
+   *
+   * Euler on explicit sigmas, for few-step distilled models and LoRAs.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_SIGMAS,
+      g_param_spec_string (
+          "sigmas", "Sigmas",
+          "Euler on these sigmas instead of steps/solver/shift, decreasing "
+          "in [0, 1], e.g. '1,0.9375,0.8333,0.625,0' (the 4-step Lightning "
+          "LoRAs at shift 5); empty: off",
+          NULL, rw_playing));
   /**
    * GstOviDenoise:progress:
    *

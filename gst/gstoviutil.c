@@ -66,6 +66,48 @@ static const struct {
   { "height", KEY_INT, 32, 8192 },
 };
 
+/* "lora": a string (the element's list syntax); "sigmas": an array of
+ * numbers (or the same as a comma-separated string) */
+static gchar *
+clip_list (JsonNode *node, const gchar *key, const gchar *name, guint lineno,
+           GError **error)
+{
+  GString *out;
+  JsonArray *a;
+
+  if (JSON_NODE_HOLDS_VALUE (node)
+      && json_node_get_value_type (node) == G_TYPE_STRING)
+    return g_strdup (json_node_get_string (node));
+  if (strcmp (key, "sigmas") != 0 || !JSON_NODE_HOLDS_ARRAY (node)) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                 "%s:%u: \"%s\" must be a %s", name, lineno, key,
+                 strcmp (key, "sigmas")
+                     ? "string (path[:strength[:target]];...)"
+                     : "list of numbers");
+    return NULL;
+  }
+  a = json_node_get_array (node);
+  out = g_string_new (NULL);
+  for (guint k = 0; k < json_array_get_length (a); k++) {
+    JsonNode *n = json_array_get_element (a, k);
+    gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
+    GType t = JSON_NODE_HOLDS_VALUE (n) ? json_node_get_value_type (n)
+                                        : G_TYPE_INVALID;
+
+    if (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "%s:%u: \"sigmas\" must be a list of numbers", name, lineno);
+      g_string_free (out, TRUE);
+      return NULL;
+    }
+    g_ascii_dtostr (buf, sizeof buf,
+                    t == G_TYPE_INT64 ? (gdouble) json_node_get_int (n)
+                                      : json_node_get_double (n));
+    g_string_append_printf (out, "%s%s", k ? "," : "", buf);
+  }
+  return g_string_free (out, FALSE);
+}
+
 static gboolean
 parse_json_line (const gchar *line, const gchar *name, guint lineno,
                  GstOviPromptEntry **out, GError **error)
@@ -114,6 +156,15 @@ parse_json_line (const gchar *line, const gchar *name, guint lineno,
       *slot = g_strdup (json_node_get_string (node));
       continue;
     }
+    if (!strcmp (key, "lora") || !strcmp (key, "sigmas")) {
+      g_autofree gchar *v = clip_list (node, key, name, lineno, error);
+      if (v == NULL)
+        return FALSE;
+      if (!e->overrides)
+        e->overrides = gst_structure_new_empty ("ovi-clip");
+      gst_structure_set (e->overrides, key, G_TYPE_STRING, v, NULL);
+      continue;
+    }
     for (i = 0; i < G_N_ELEMENTS (override_keys); i++)
       if (!strcmp (key, override_keys[i].name))
         break;
@@ -122,7 +173,8 @@ parse_json_line (const gchar *line, const gchar *name, guint lineno,
           error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
           "%s:%u: unknown key \"%s\" (known: prompt, video_negative_prompt, "
           "audio_negative_prompt, seed, steps, shift, video_guidance_scale, "
-          "audio_guidance_scale, slg_layer, solver, width, height)",
+          "audio_guidance_scale, slg_layer, solver, width, height, lora, "
+          "sigmas)",
           name, lineno, (const char *) l->data);
       return FALSE;
     }

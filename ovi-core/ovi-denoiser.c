@@ -70,6 +70,31 @@ ovi_denoise_request_init (OviDenoiseRequest *req)
   };
 }
 
+/* "1, 0.9375, 0.8333, 0.625, 0" */
+gboolean
+ovi_sigmas_parse (const char *text, double **sigmas, int *n_sigmas,
+                  GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (text ? text : "", ",", -1);
+  guint n = g_strv_length (parts);
+  g_autofree double *v = g_new0 (double, MAX (n, 1));
+
+  for (guint i = 0; i < n; i++) {
+    char *item = g_strstrip (parts[i]), *end = NULL;
+    v[i] = g_ascii_strtod (item, &end);
+    if (*item == '\0' || end == NULL || *end != '\0') {
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "sigmas '%s': '%s' is not a number", text, item);
+      return FALSE;
+    }
+  }
+  if (!ovi_scheduler_check_sigmas (v, (int) n, error))
+    return FALSE;
+  *sigmas = g_steal_pointer (&v);
+  *n_sigmas = (int) n;
+  return TRUE;
+}
+
 OviDenoiser *
 ovi_denoiser_new (const OviModelPaths *paths, OviBackend *backend,
                   GError **error)

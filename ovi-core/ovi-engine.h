@@ -153,6 +153,10 @@ typedef struct {
 } OviDenoiseRequest;
 
 void ovi_denoise_request_init (OviDenoiseRequest *req); /* official defaults */
+/* "1, 0.9375, 0.8333, 0.625, 0" -> values (g_free) and their count, for
+ * OviDenoiseRequest.sigmas, checked as the denoiser checks them */
+gboolean ovi_sigmas_parse (const char *text, double **sigmas, int *n_sigmas,
+                           GError **error);
 
 typedef void (*OviStepFunc) (int step, int steps, gpointer user_data);
 

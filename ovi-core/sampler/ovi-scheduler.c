@@ -29,8 +29,8 @@ ovi_scheduler_new (OviSchedulerKind kind, OviBackend *be, int steps,
   return s;
 }
 
-static gboolean
-check_sigmas (const double *sigmas, int n, GError **error)
+gboolean
+ovi_scheduler_check_sigmas (const double *sigmas, int n, GError **error)
 {
   if (n < 1 || n > 10001) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
@@ -61,7 +61,7 @@ ovi_scheduler_new_sigmas (OviBackend *be, const double *sigmas, int n,
 {
   OviScheduler *s;
 
-  if (!check_sigmas (sigmas, n, error))
+  if (!ovi_scheduler_check_sigmas (sigmas, n, error))
     return NULL;
   s = g_new0 (OviScheduler, 1);
   s->kind = OVI_SCHEDULER_EULER;
@@ -75,30 +75,6 @@ ovi_scheduler_new_sigmas (OviBackend *be, const double *sigmas, int n,
   }
   s->sigmas[s->steps] = 0.0;
   return s;
-}
-
-gboolean
-ovi_sigmas_parse (const char *text, double **sigmas, int *n_sigmas,
-                  GError **error)
-{
-  g_auto (GStrv) parts = g_strsplit (text ? text : "", ",", -1);
-  guint n = g_strv_length (parts);
-  g_autofree double *v = g_new0 (double, MAX (n, 1));
-
-  for (guint i = 0; i < n; i++) {
-    char *item = g_strstrip (parts[i]), *end = NULL;
-    v[i] = g_ascii_strtod (item, &end);
-    if (*item == '\0' || end == NULL || *end != '\0') {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                   "sigmas '%s': '%s' is not a number", text, item);
-      return FALSE;
-    }
-  }
-  if (!check_sigmas (v, (int) n, error))
-    return FALSE;
-  *sigmas = g_steal_pointer (&v);
-  *n_sigmas = (int) n;
-  return TRUE;
 }
 
 void

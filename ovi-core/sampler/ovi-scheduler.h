@@ -32,13 +32,12 @@ OviScheduler *ovi_scheduler_new (OviSchedulerKind kind, OviBackend *backend,
  * finite values in [0, 1], strictly decreasing; a final 0 is appended when
  * the list does not end with one; steps = the intervals. The network gets
  * sigma * 1000 (a float). */
+/* the checks of ovi_scheduler_new_sigmas (OVI_ERROR_INVALID_ARGUMENT) */
+gboolean ovi_scheduler_check_sigmas (const double *sigmas, int n_sigmas,
+                                     GError **error);
 OviScheduler *ovi_scheduler_new_sigmas (OviBackend *backend,
                                         const double *sigmas, int n_sigmas,
                                         GError **error);
-/* "1, 0.9375, 0.8333, 0.625, 0" -> values (g_free), count; as
- * ovi_scheduler_new_sigmas checks them */
-gboolean ovi_sigmas_parse (const char *text, double **sigmas, int *n_sigmas,
-                           GError **error);
 void ovi_scheduler_free (OviScheduler *s);
 
 int ovi_scheduler_steps (const OviScheduler *s);

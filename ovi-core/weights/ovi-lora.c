@@ -603,6 +603,9 @@ group_lora (Reader *r, Group *g, GError **error)
   double alpha;
   int rank;
 
+  if ((!g->part[PART_DOWN] && !g->part[PART_UP])
+      || !model_name (r, g->stem, w_suffix, &target))
+    return TRUE; /* no pair, or a module the model lacks: unmatched */
   if (!g->part[PART_DOWN] != !g->part[PART_UP]) {
     Part have = g->part[PART_DOWN] ? PART_DOWN : PART_UP;
     g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
@@ -611,8 +614,6 @@ group_lora (Reader *r, Group *g, GError **error)
                  part_name[have == PART_DOWN ? PART_UP : PART_DOWN]);
     return FALSE;
   }
-  if (!g->part[PART_DOWN] || !model_name (r, g->stem, w_suffix, &target))
-    return TRUE;
   w = model_tensor (r, target);
   if (g->from_both && !fits_lora (r, g, target, w, &rank, NULL))
     return TRUE; /* the towers differ here (head, patch embedding) */

@@ -445,7 +445,7 @@ static void
 test_errors (void)
 {
   g_autofree char *none = NULL, *shape = NULL, *nan = NULL, *rank0 = NULL,
-                  *corrupt = NULL, *missing = NULL, *spec = NULL;
+                  *corrupt = NULL, *missing = NULL, *spec = NULL, *lone = NULL;
   {
     g_autoptr (LoraFile) lf = lora_file_new (5);
     put_pair (lf, "unet.down_blocks.0.conv", ".lora_down.weight",
@@ -471,6 +471,15 @@ test_errors (void)
               ".lora_up.weight", 64, 64, 0, OVI_DTYPE_F32);
     rank0 = lora_file_write (lf, "rank0.safetensors");
   }
+  {
+    g_autoptr (LoraFile) lf = lora_file_new (12);
+    put (lf, "diffusion_model.blocks.0.self_attn.q.lora_up.weight",
+         OVI_DTYPE_F32, 0.3, 2, 64, 2);
+    /* a lone half of a pair for a block the model lacks: only unmatched */
+    put (lf, "diffusion_model.blocks.9.self_attn.q.lora_up.weight",
+         OVI_DTYPE_F32, 0.3, 2, 64, 2);
+    lone = lora_file_write (lf, "lone.safetensors");
+  }
   corrupt = g_build_filename (tmp_dir, "corrupt.safetensors", NULL);
   g_assert_true (g_file_set_contents (
       corrupt, "\x10\0\0\0\0\0\0\0{\"a\": [1, 2", 20, NULL));
@@ -486,6 +495,9 @@ test_errors (void)
   expect_error (nan, OVI_ERROR_FORMAT, n3);
   const char *n4[] = { "rank 0", NULL };
   expect_error (rank0, OVI_ERROR_SHAPE, n4);
+  const char *n7[]
+      = { "blocks.0.self_attn.q.lora_up.weight", "no lora_down partner", NULL };
+  expect_error (lone, OVI_ERROR_FORMAT, n7);
   const char *n5[] = { "corrupt.safetensors", NULL };
   expect_error (corrupt, OVI_ERROR_FORMAT, n5);
   const char *n6[] = { "missing.safetensors", NULL };
