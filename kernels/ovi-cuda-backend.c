@@ -14,9 +14,12 @@
  *   and the call in the backend's error.
  * - GEMMs (matmul, conv as im2col + GEMM, transposed conv as GEMM + gather)
  *   through cuBLASLt with the bias / GELU(tanh) / ReLU epilogues fused;
- *   descriptors and algorithm cached per shape. Weights in F32, F16, BF16,
- *   F8_E4M3 or I8 (with scale) are converted to the activation dtype in
- *   scratch on the fly when they are not already in it.
+ *   descriptors and algorithm cached per shape. F8_E4M3 weights with
+ *   per-channel scales on sm_90+ (bf16): fp8 tensor-core GEMM, activations
+ *   quantised per row by a kernel (ovi-ck-quant.cu), both scales applied by
+ *   cuBLASLt. Other weights in F32, F16, BF16, F8_E4M3 or I8 (with scale) are
+ *   converted to the activation dtype in scratch on the fly when they are not
+ *   already in it.
  * - Attention (bf16): cuDNN's fused SDPA (ovi-cuda-cudnn.c); head dims above
  *   256 (the VAE's single head): cuBLASLt QK^T, row softmax, PV; otherwise,
  *   and in the fp32 parity mode, kernels/ovi-ck-attention.cu.
@@ -47,7 +50,7 @@ G_STATIC_ASSERT ((int) OVI_DTYPE_BOOL == OVI_CK_BOOL);
 #define COLS_BYTES ((gsize) 256 << 20)
 
 typedef struct {
-  int32_t ta, tb, epi, dt, d_f32, batch;
+  int32_t ta, tb, epi, dt, d_f32, fp8, scale_a_mode, scale_b_mode, batch;
   uint32_t aa, ab, ad, abias;
   int64_t m, n, k, lda, ldb, ldd, sA, sB, sD;
 } AlgoKey;
@@ -614,6 +617,11 @@ typedef struct {
   cublasLtEpilogue_t epi;
   float alpha;     /* 0: 1 */
   gboolean d_f32;  /* D in fp32 (A and B in the activation dtype) */
+  /* fp8: A and B F8_E4M3, D bf16; their scales (device f32) are one value
+   * (SCALAR_32F) or one per row of op(A) / column of op(B) (OUTER_VEC_32F) */
+  gboolean fp8;
+  const float *scale_a, *scale_b;
+  int32_t scale_a_mode, scale_b_mode;
 } Gemm;
 
 /* The descriptors and the algorithm of one GEMM shape, made on its first
@@ -645,8 +653,8 @@ algo_entry_free (gpointer data)
 static AlgoKey
 gemm_key (OviBackend *be, const Gemm *g)
 {
-  int64_t es = (int64_t) ovi_dtype_size (be->act_dtype);
-  int64_t esd = g->d_f32 ? 4 : es;
+  int64_t esd = g->d_f32 ? 4 : (int64_t) ovi_dtype_size (be->act_dtype);
+  int64_t es = g->fp8 ? 1 : (int64_t) ovi_dtype_size (be->act_dtype);
   gboolean batched = g->batch > 1;
   AlgoKey key;
 
@@ -656,6 +664,9 @@ gemm_key (OviBackend *be, const Gemm *g)
   key.epi = (int32_t) g->epi;
   key.dt = be->act_dtype == OVI_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
   key.d_f32 = g->d_f32;
+  key.fp8 = g->fp8;
+  key.scale_a_mode = g->scale_a_mode;
+  key.scale_b_mode = g->scale_b_mode;
   key.batch = g->batch;
   key.aa = align_of (g->A, g->lda * es, batched ? g->sA * es : 0);
   key.ab = align_of (g->B, g->ldb * es, batched ? g->sB * es : 0);
@@ -708,12 +719,29 @@ pref_attr (OviBackend *be, const char *op, cublasLtMatmulPreference_t pref,
                 cublasLtMatmulPreferenceSetAttribute (pref, attr, v, size));
 }
 
+/* the scale modes and pointers of an fp8 GEMM (the pointers are set again
+ * on every call) */
+static gboolean
+fp8_scales (OviBackend *be, const char *op, cublasLtMatmulDesc_t desc,
+            const Gemm *g)
+{
+  return desc_attr (be, op, desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE,
+                    &g->scale_a_mode, sizeof (g->scale_a_mode))
+         && desc_attr (be, op, desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE,
+                       &g->scale_b_mode, sizeof (g->scale_b_mode))
+         && desc_attr (be, op, desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                       &g->scale_a, sizeof (g->scale_a))
+         && desc_attr (be, op, desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                       &g->scale_b, sizeof (g->scale_b));
+}
+
 /* the descriptors of g; stored shapes: op(A) is m x k, op(B) is k x n */
 static gboolean
 entry_descriptors (OviBackend *be, const char *op, const Gemm *g,
                    AlgoEntry *e)
 {
-  cudaDataType_t dt = be->act_dtype == OVI_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
+  cudaDataType_t dd = be->act_dtype == OVI_DTYPE_F32 ? CUDA_R_32F : CUDA_R_16BF;
+  cudaDataType_t dt = g->fp8 ? CUDA_R_8F_E4M3 : dd;
   int32_t ta = g->ta, tb = g->tb, batch = MAX (g->batch, 1);
   uint32_t epi = g->epi;
   gboolean nA = g->ta == CUBLAS_OP_N, nB = g->tb == CUBLAS_OP_N;
@@ -734,8 +762,9 @@ entry_descriptors (OviBackend *be, const char *op, const Gemm *g,
                         g->lda, batch, g->sA)
          && layout_new (be, op, &e->lb, dt, nB ? g->k : g->n, nB ? g->n : g->k,
                         g->ldb, batch, g->sB)
-         && layout_new (be, op, &e->ld, g->d_f32 ? CUDA_R_32F : dt, g->m, g->n,
-                        g->ldd, batch, g->sD);
+         && layout_new (be, op, &e->ld, g->d_f32 ? CUDA_R_32F : dd, g->m, g->n,
+                        g->ldd, batch, g->sD)
+         && (!g->fp8 || fp8_scales (be, op, e->desc, g));
 }
 
 /* the best algorithm for e's descriptors; FALSE with *no_algo when cuBLASLt
@@ -848,6 +877,8 @@ lt_gemm (OviBackend *be, const char *op, const Gemm *g, gboolean *no_algo)
       && !desc_attr (be, op, e->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                      &g->bias, sizeof (g->bias)))
     return FALSE;
+  if (g->fp8 && !fp8_scales (be, op, e->desc, g))
+    return FALSE;
   return LT_OK (be, op,
                cublasLtMatmul (p->lt, e->desc, &alpha, g->A, e->la, g->B, e->lb,
                                &beta, g->D, e->ld, g->D, e->ld, &e->algo,
@@ -900,6 +931,64 @@ gemm_plain (OviBackend *be, const char *op, Gemm *g)
 
 /* ---- matmul ---- */
 
+/* whether x . w^T can run on the fp8 tensor cores: bf16 activations, an
+ * F8_E4M3 weight with one scale per output channel resident on this device,
+ * Hopper or later (per-channel and per-token scales are OUTER_VEC_32F, which
+ * pairs only with itself, sm_90), and the 16-byte multiples fp8 GEMMs need */
+static gboolean
+fp8_eligible (OviBackend *be, const OviTensor *w)
+{
+  int64_t N = w->shape[0], K = w->shape[1];
+  int64_t ns = w->scale ? ovi_tensor_numel (w->scale) : 0;
+
+  return be->act_dtype == OVI_DTYPE_BF16 && w->dtype == OVI_DTYPE_F8_E4M3
+         && priv_of (be)->cc >= 90 && ns == N && is_dev (be, w)
+         && ovi_tensor_is_contiguous (w)
+         && (uintptr_t) ovi_tensor_data (w) % 16 == 0 && K % 16 == 0
+         && N % 16 == 0;
+}
+
+/* out = act(x . w^T + bias) on the fp8 tensor cores: x (bf16, contiguous
+ * xa) quantised per row by a kernel, the weight as stored, both scales
+ * applied by cuBLASLt (OUTER_VEC_32F), bf16 out with g's epilogue. FALSE
+ * when it did not run: *failed with the error recorded, else the caller
+ * takes the bf16 path (not eligible, or no fp8 algorithm for the shape). */
+static gboolean
+matmul_fp8 (OviBackend *be, Scratch *s, const Gemm *base, const OviTensor *w,
+            const void *xa, gboolean *failed)
+{
+  CudaPriv *p = priv_of (be);
+  int64_t M = base->n, K = base->k;
+  gboolean no_algo;
+  void *xq;
+  float *sx;
+  const float *sw;
+  Gemm g = *base;
+
+  *failed = FALSE;
+  if (!fp8_eligible (be, w))
+    return FALSE;
+  xq = scratch_alloc (s, (gsize) (M * K));
+  sx = scratch_alloc (s, (gsize) M * sizeof (float));
+  sw = as_contig (s, w->scale, OVI_DTYPE_F32);
+  *failed = xq == NULL || sx == NULL || sw == NULL
+            || !CUDA_OK (be, s->op,
+                         ovi_ck_quant_rows_f8 (p->stream, xq, sx, xa, M, K));
+  if (*failed)
+    return FALSE;
+  g.fp8 = TRUE;
+  g.A = ovi_tensor_data (w);
+  g.B = xq;
+  g.scale_a = sw;
+  g.scale_b = sx;
+  g.scale_a_mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+  g.scale_b_mode = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+  if (lt_gemm (be, s->op, &g, &no_algo))
+    return TRUE;
+  *failed = !no_algo;
+  return FALSE;
+}
+
 static void
 cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
              const OviTensor *w, const OviTensor *bias, OviActivation act)
@@ -909,7 +998,7 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
   int64_t N = w->shape[0], K = w->shape[1];
   int64_t M = K ? ovi_tensor_numel (x) / K : rows_of (x);
   const void *xa, *wa, *ba = NULL;
-  gboolean post_bias = FALSE, post_act = FALSE, no_algo;
+  gboolean post_bias = FALSE, post_act = FALSE, no_algo, failed = FALSE;
   Gemm g;
 
   if (M == 0 || N == 0)
@@ -948,8 +1037,7 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
     goto out;
   }
   xa = as_contig (&s, x, be->act_dtype);
-  wa = as_contig (&s, w, be->act_dtype);
-  if (xa == NULL || wa == NULL)
+  if (xa == NULL)
     goto out;
   /* out^T (N x M, ld N) = w (stored K x N, ld K)^T . x^T (stored K x M) */
   memset (&g, 0, sizeof (g));
@@ -958,7 +1046,6 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
   g.m = N;
   g.n = M;
   g.k = K;
-  g.A = wa;
   g.lda = K;
   g.B = xa;
   g.ldb = K;
@@ -982,6 +1069,11 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
       post_act = TRUE;
       break;
   }
+  if (matmul_fp8 (be, &s, &g, w, xa, &failed) || failed)
+    goto post;
+  if ((wa = as_contig (&s, w, be->act_dtype)) == NULL)
+    goto out;
+  g.A = wa;
   if (!lt_gemm (be, s.op, &g, &no_algo)) {
     if (!no_algo)
       goto out;
@@ -992,7 +1084,8 @@ cuda_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
     post_bias = ba != NULL;
     post_act = act != OVI_ACT_NONE;
   }
-  if (post_bias || post_act) {
+post:
+  if (!failed && (post_bias || post_act)) {
     OviCkDesc od = desc_of (out), bd = desc_none ();
     int64_t n = M * N;
     od = desc_bcast (out, ovi_tensor_data (out), 2, (int64_t[]){ M, N });
@@ -1887,6 +1980,7 @@ static gboolean
 priv_setup (CudaPriv *p, GError **error)
 {
   cublasStatus_t st;
+  int major = 0, minor = 0;
 
   if (!SETUP_OK (p, cudaSetDevice (p->device), error)
       || !SETUP_OK (p,
@@ -1894,8 +1988,17 @@ priv_setup (CudaPriv *p, GError **error)
                                                cudaStreamNonBlocking),
                     error)
       || !pool_setup (p, error)
-      || !SETUP_OK (p, cudaMalloc (&p->workspace, WORKSPACE_BYTES), error))
+      || !SETUP_OK (p, cudaMalloc (&p->workspace, WORKSPACE_BYTES), error)
+      || !SETUP_OK (p,
+                    cudaDeviceGetAttribute (
+                        &major, cudaDevAttrComputeCapabilityMajor, p->device),
+                    error)
+      || !SETUP_OK (p,
+                    cudaDeviceGetAttribute (
+                        &minor, cudaDevAttrComputeCapabilityMinor, p->device),
+                    error))
     return FALSE;
+  p->cc = 10 * major + minor;
   st = cublasLtCreate (&p->lt);
   if (st != CUBLAS_STATUS_SUCCESS) {
     p->lt = NULL;

@@ -168,6 +168,12 @@ typedef struct {
  * not fit (H or B above 65535) */
 cudaError_t ovi_ck_attention (cudaStream_t stream, const OviCkAttention *p);
 
+/* each row of the contiguous bf16 x[rows, K] to F8_E4M3 q[rows, K] with
+ * scales[row] = amax / 448 (1 for a zero row): x = q * scale. x 16-byte and
+ * q 8-byte aligned (cudaErrorInvalidValue otherwise). */
+cudaError_t ovi_ck_quant_rows_f8 (cudaStream_t stream, void *q, float *scales,
+                                  const void *x, int64_t rows, int64_t K);
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,6 +20,7 @@ typedef struct _OviCudnn OviCudnn;
 typedef struct {
   gint ref_count;
   int device;
+  int cc; /* compute capability, 10 * major + minor */
   cudaStream_t stream;
   /* the backend's own stream-ordered pool (never the device's default
    * pool, whose release threshold belongs to everyone in the process) */
