@@ -37,7 +37,8 @@ int ovi_parallel_layout_ranks (const OviParallelLayout *layout);
 typedef struct _OviParallelDenoiser OviParallelDenoiser;
 
 /* One denoiser per backend (backends[w] for rank w, taken over: freed with
- * the parallel denoiser), n_backends == ovi_parallel_layout_ranks (layout);
+ * the parallel denoiser, also when this fails), n_backends ==
+ * ovi_parallel_layout_ranks (layout);
  * CPU backends talk through the in-process communicator, CUDA ones through
  * NCCL. The models load on all ranks at once. */
 OviParallelDenoiser *ovi_parallel_denoiser_new (const OviModelPaths *paths,

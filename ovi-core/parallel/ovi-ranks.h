@@ -17,4 +17,25 @@ typedef gboolean (*OviRankFunc) (int rank, gpointer data, GError **error);
 gboolean ovi_ranks_run (int n, OviRankFunc func, gpointer data,
                         OviComm *const *comms, int n_comms, GError **error);
 
+/* The communicators of `n` = sp x cfg ranks (cfg 1 or 2): rank
+ * w = c * sp + s is SP rank s of CFG group c. world[w] spans every rank,
+ * sp[w] the sp ranks of w's group, cfg[w] the cfg ranks with w's SP rank;
+ * a group of one rank is NULL. CPU backends get the in-process
+ * communicator, CUDA ones NCCL. */
+typedef struct {
+  int n, sp, cfg;
+  OviComm **world, **sp_comm, **cfg_comm; /* [n] each */
+} OviRankGroups;
+
+OviRankGroups *ovi_rank_groups_new (OviBackend **backends, int sp, int cfg,
+                                    GError **error);
+void ovi_rank_groups_free (OviRankGroups *g);
+/* TRUE when a collective of any group was aborted */
+gboolean ovi_rank_groups_aborted (OviRankGroups *g);
+/* As ovi_ranks_run, aborting every group when a rank fails. */
+gboolean ovi_rank_groups_run (OviRankGroups *g, OviRankFunc func, gpointer data,
+                              GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviRankGroups, ovi_rank_groups_free)
+
 G_END_DECLS

@@ -251,6 +251,8 @@ ovi_cmd_parity (int argc, char **argv)
   double tolerance = 0.0;
   g_autoptr (GOptionContext) ctx = NULL;
   g_autoptr (GError) error = NULL;
+  int sp = 1;
+  gboolean cfg_parallel = FALSE;
   GOptionEntry entries[] = {
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name,
       "Backend to run on: cpu (default), cuda (bf16) or cuda-fp32", "NAME" },
@@ -258,6 +260,15 @@ ovi_cmd_parity (int argc, char **argv)
       "Pass if rel_l2 <= R and max_abs <= 10 R * max(1, max|ref|), instead "
       "of the case's fp32 rule (e.g. 5e-2 for a bf16 backend)",
       "R" },
+    { "sp", 0, 0, G_OPTION_ARG_INT, &sp,
+      "Run the fusion DiT on N ranks (Ulysses sequence parallel; CPU ranks "
+      "are threads, CUDA ranks GPUs 0..N-1 over NCCL): fusion_dit and "
+      "sampler cases",
+      "N" },
+    { "cfg-parallel", 0, 0, G_OPTION_ARG_NONE, &cfg_parallel,
+      "Run the positive and the negative pass at once on two rank groups "
+      "(combines with --sp)",
+      NULL },
     { NULL }
   };
   OviParity p = { 0 };
@@ -272,6 +283,10 @@ ovi_cmd_parity (int argc, char **argv)
     return ovi_cli_fail ("%s", error->message);
   if (argc != 2)
     return ovi_cli_fail ("parity takes one CASE_DIR (see ovi parity --help)");
+  if (sp < 1 || sp > 64)
+    return ovi_cli_fail ("--sp %d: give 1 to 64 ranks", sp);
+  p.sp = sp;
+  p.cfg_parallel = cfg_parallel;
 
   if (!open_case (&p, argv[1], &error)) {
     close_case (&p);
@@ -286,6 +301,14 @@ ovi_cmd_parity (int argc, char **argv)
   if (run == NULL) {
     close_case (&p);
     return ovi_cli_fail ("%s: unknown case type '%s'", argv[1], case_name);
+  }
+  if ((sp > 1 || cfg_parallel) && g_strcmp0 (case_name, "fusion_dit") != 0
+      && g_strcmp0 (case_name, "sampler") != 0) {
+    g_autofree char *name = g_strdup (case_name);
+    close_case (&p);
+    return ovi_cli_fail ("%s: --sp and --cfg-parallel apply to the fusion_dit "
+                         "and sampler cases, not to '%s'",
+                         argv[1], name);
   }
   p.backend = ovi_backend_new_by_name (backend_name ? backend_name : "cpu", 0,
                                        &error);

@@ -29,6 +29,10 @@ typedef struct {
   int passed;
   int failed;
   GHashTable *compared; /* io tensor names a check has used */
+  /* ranks (--sp, --cfg-parallel): the fusion forwards run on sp (x 2)
+   * ranks; 1 and FALSE: one */
+  int sp;
+  gboolean cfg_parallel;
 } OviParity;
 
 typedef gboolean (*OviParityRunner) (OviParity *p, GError **error);

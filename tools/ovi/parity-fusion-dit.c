@@ -1,8 +1,16 @@
 /* gst-ovi: `ovi parity` runner for the fusion_dit case: one forward of the
  * fusion DiT per pass (pos, neg_slg, pos_slg and, when the case has it,
  * pos_ffc), checked against out.{pass}.vid / out.{pass}.audio, plus the
- * dbg.* intermediates of the positive pass. */
+ * dbg.* intermediates of the positive pass.
+ *
+ * With --sp N / --cfg-parallel the same passes run on N (x 2) ranks, each
+ * with its own backend and model (ovi-ranks.h): the tokens of a pass split
+ * over the SP ranks, and with CFG parallelism the positive and the negative
+ * pass run at once on the two rank groups, which exchange their outputs.
+ * World rank 0 checks everything, the intermediates gathered from the
+ * ranks. */
 #include "parity-dit.h"
+#include "ovi-ranks.h"
 
 #include <string.h>
 
@@ -75,18 +83,11 @@ ovi_parity_fusion_preset (JsonObject *config, const char *where,
   return TRUE;
 }
 
-static void
-on_debug (const char *name, OviTensor *tensor, gpointer user_data)
-{
-  OviParity *p = user_data;
-  g_autofree char *full = g_strconcat ("dbg.", name, NULL);
-
-  if (ovi_weight_file_contains (p->io, full))
-    ovi_parity_check_io (p, full, tensor);
-}
-
 typedef struct {
   OviParity *p;
+  int rank; /* world rank; 0 checks */
+  OviBackend *be;
+  OviComm *sp, *cfg;
   OviFusion *model;
   OviFusionWork *work;
   OviTensor *vid, *audio, *out_vid, *out_audio;
@@ -94,6 +95,16 @@ typedef struct {
   double t;
   int slg;
 } Case;
+
+static void
+on_debug (const char *name, OviTensor *tensor, gpointer user_data)
+{
+  Case *c = user_data;
+  g_autofree char *full = g_strconcat ("dbg.", name, NULL);
+
+  if (c->rank == 0 && ovi_weight_file_contains (c->p->io, full))
+    ovi_parity_check_io (c->p, full, tensor);
+}
 
 static void
 case_clear (Case *c)
@@ -123,6 +134,8 @@ embed_texts (Case *c, GError **error)
     if (c->text[i] == NULL)
       return FALSE;
   }
+  if (c->rank != 0)
+    return TRUE;
   if (ovi_weight_file_contains (c->p->io, "dbg.vid.context"))
     ovi_parity_check_io (c->p, "dbg.vid.context", c->text[0]);
   if (ovi_weight_file_contains (c->p->io, "dbg.audio.context"))
@@ -146,8 +159,7 @@ load_case (Case *c, GError **error)
     return FALSE;
   c->slg = (int) slg;
   wf = ovi_weight_file_open (weights, NULL, error);
-  if (wf == NULL
-      || !(c->model = ovi_fusion_new (wf, &preset, p->backend, error)))
+  if (wf == NULL || !(c->model = ovi_fusion_new (wf, &preset, c->be, error)))
     return FALSE;
   if (!(c->vid = ovi_weight_file_get (p->io, "in.vid", error))
       || !(c->audio = ovi_weight_file_get (p->io, "in.audio", error))
@@ -161,27 +173,25 @@ load_case (Case *c, GError **error)
     return FALSE;
   }
   d = ovi_fusion_get_dims (c->model);
-  c->work = ovi_fusion_work_new (c->model, c->vid->shape[1], c->vid->shape[2],
-                                 c->vid->shape[3], c->audio->shape[0], error);
+  c->work = ovi_fusion_work_new_parallel (c->model, c->vid->shape[1],
+                                          c->vid->shape[2], c->vid->shape[3],
+                                          c->audio->shape[0], 1, c->sp, error);
   if (c->work == NULL)
     return FALSE;
   c->out_vid
-      = ovi_backend_new_act (p->backend, 4,
+      = ovi_backend_new_act (c->be, 4,
                              (int64_t[]){ d->video_out, c->vid->shape[1],
                                           c->vid->shape[2], c->vid->shape[3] });
   c->out_audio = ovi_backend_new_act (
-      p->backend, 2, (int64_t[]){ c->audio->shape[0], d->audio_out });
+      c->be, 2, (int64_t[]){ c->audio->shape[0], d->audio_out });
   if (c->out_vid == NULL || c->out_audio == NULL)
-    return ovi_backend_sync (p->backend, error);
+    return ovi_backend_sync (c->be, error);
   return embed_texts (c, error);
 }
 
 static gboolean
-run_pass (Case *c, const char *pass, gboolean negative, int slg, gboolean ffc,
-          GError **error)
+forward (Case *c, gboolean negative, int slg, gboolean ffc, GError **error)
 {
-  g_autofree char *vname = g_strdup_printf ("out.%s.vid", pass);
-  g_autofree char *aname = g_strdup_printf ("out.%s.audio", pass);
   OviFusionPass fp = {
     .text_video = c->text[negative ? 2 : 0],
     .text_audio = c->text[negative ? 3 : 1],
@@ -190,35 +200,146 @@ run_pass (Case *c, const char *pass, gboolean negative, int slg, gboolean ffc,
     .slg_layer = slg,
   };
 
-  if (!ovi_fusion_forward (c->model, c->work, c->vid, c->audio, &fp, c->out_vid,
-                           c->out_audio, error))
-    return FALSE;
+  return ovi_fusion_forward (c->model, c->work, c->vid, c->audio, &fp,
+                             c->out_vid, c->out_audio, error);
+}
+
+static void
+check_pass (Case *c, const char *pass)
+{
+  g_autofree char *vname = g_strdup_printf ("out.%s.vid", pass);
+  g_autofree char *aname = g_strdup_printf ("out.%s.audio", pass);
+
+  if (c->rank != 0)
+    return;
   ovi_parity_check_io (c->p, vname, c->out_vid);
   ovi_parity_check_io (c->p, aname, c->out_audio);
+}
+
+static gboolean
+run_pass (Case *c, const char *pass, gboolean negative, int slg, gboolean ffc,
+          GError **error)
+{
+  if (!forward (c, negative, slg, ffc, error))
+    return FALSE;
+  check_pass (c, pass);
   return TRUE;
+}
+
+/* the positive pass (with its intermediates) and the negative one */
+static gboolean
+run_pos_neg (Case *c, GError **error)
+{
+  ovi_fusion_set_debug (c->model, on_debug, c);
+  if (!run_pass (c, "pos", FALSE, 0, FALSE, error))
+    return FALSE;
+  ovi_fusion_set_debug (c->model, NULL, NULL);
+  return run_pass (c, "neg_slg", TRUE, c->slg, FALSE, error);
+}
+
+/* CFG parallel: CFG rank 0 runs the positive pass, rank 1 the negative
+ * one, at once; the outputs are exchanged for the checks */
+static gboolean
+run_pos_neg_parallel (Case *c, GError **error)
+{
+  gboolean negative = c->cfg->rank == 1;
+
+  if (!negative)
+    ovi_fusion_set_debug (c->model, on_debug, c);
+  if (!forward (c, negative, negative ? c->slg : 0, FALSE, error))
+    return FALSE;
+  ovi_fusion_set_debug (c->model, NULL, NULL);
+  for (int root = 0; root < 2; root++) {
+    g_autoptr (OviTensor) v = ovi_backend_new_act (c->be, 4, c->out_vid->shape);
+    g_autoptr (OviTensor) a
+        = ovi_backend_new_act (c->be, 2, c->out_audio->shape);
+    if (v == NULL || a == NULL)
+      return ovi_backend_sync (c->be, error);
+    if (root == c->cfg->rank) {
+      ovi_op_copy (c->be, v, c->out_vid);
+      ovi_op_copy (c->be, a, c->out_audio);
+    }
+    ovi_comm_broadcast (c->cfg, v, root);
+    ovi_comm_broadcast (c->cfg, a, root);
+    if (!ovi_backend_sync (c->be, error))
+      return FALSE;
+    if (c->rank == 0) {
+      ovi_parity_check_io (c->p, root ? "out.neg_slg.vid" : "out.pos.vid", v);
+      ovi_parity_check_io (c->p, root ? "out.neg_slg.audio" : "out.pos.audio",
+                           a);
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+run_case (Case *c, GError **error)
+{
+  OviParity *p = c->p;
+  gboolean ok = load_case (c, error);
+
+  ok = ok && (c->cfg ? run_pos_neg_parallel (c, error) : run_pos_neg (c, error))
+       && run_pass (c, "pos_slg", FALSE, c->slg, FALSE, error);
+  if (ok && ovi_weight_file_contains (p->io, "out.pos_ffc.vid"))
+    ok = run_pass (c, "pos_ffc", FALSE, 0, TRUE, error);
+  case_clear (c);
+  return ok;
+}
+
+typedef struct {
+  OviParity *p;
+  OviBackend **be;
+  OviRankGroups *groups;
+} Ranks;
+
+static gboolean
+run_rank (int w, gpointer data, GError **error)
+{
+  Ranks *r = data;
+  Case c = { .p = r->p,
+             .rank = w,
+             .be = r->be[w],
+             .sp = r->groups->sp_comm[w],
+             .cfg = r->groups->cfg_comm[w] };
+
+  return run_case (&c, error);
+}
+
+/* rank 0 on the case's backend, the others on new ones of the same kind
+ * (CUDA: device w) */
+static gboolean
+run_ranks (OviParity *p, GError **error)
+{
+  int cfg = p->cfg_parallel ? 2 : 1, n = MAX (p->sp, 1) * cfg;
+  g_autofree OviBackend **be = g_new0 (OviBackend *, n);
+  Ranks r = { p, be, NULL };
+  gboolean ok = TRUE;
+
+  be[0] = p->backend;
+  for (int w = 1; w < n && ok; w++)
+    ok = (be[w] = ovi_backend_new_by_name (ovi_backend_get_name (p->backend), w,
+                                           error))
+         != NULL;
+  if (ok)
+    r.groups = ovi_rank_groups_new (be, p->sp, cfg, error);
+  ok = r.groups && ovi_rank_groups_run (r.groups, run_rank, &r, error);
+  g_clear_pointer (&r.groups, ovi_rank_groups_free);
+  for (int w = 1; w < n; w++)
+    g_clear_pointer (&be[w], ovi_backend_free);
+  return ok;
 }
 
 gboolean
 ovi_parity_run_fusion_dit (OviParity *p, GError **error)
 {
-  Case c = { .p = p };
-  gboolean ok;
+  Case c = { .p = p, .be = p->backend };
 
   if (p->io == NULL) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
                  "%s: the case has no io.safetensors", p->case_dir);
     return FALSE;
   }
-  ok = load_case (&c, error);
-  if (ok) {
-    ovi_fusion_set_debug (c.model, on_debug, p);
-    ok = run_pass (&c, "pos", FALSE, 0, FALSE, error);
-    ovi_fusion_set_debug (c.model, NULL, NULL);
-  }
-  ok = ok && run_pass (&c, "neg_slg", TRUE, c.slg, FALSE, error)
-       && run_pass (&c, "pos_slg", FALSE, c.slg, FALSE, error);
-  if (ok && ovi_weight_file_contains (p->io, "out.pos_ffc.vid"))
-    ok = run_pass (&c, "pos_ffc", FALSE, 0, TRUE, error);
-  case_clear (&c);
-  return ok;
+  if (p->sp > 1 || p->cfg_parallel)
+    return run_ranks (p, error);
+  return run_case (&c, error);
 }

@@ -12,6 +12,7 @@
 #include "parity-dit.h"
 #include "ovi-engine.h"
 #include "ovi-scheduler.h"
+#include "ovi-denoiser-parallel.h"
 
 #include <string.h>
 
@@ -453,6 +454,32 @@ check_decoded (Sampler *s, const OviTensor *vid, const OviTensor *audio,
 
 /* ---- 4. free-running loop ---- */
 
+/* the loop on --sp x --cfg-parallel ranks of the case's backend kind */
+static gboolean
+run_parallel (OviParity *p, const OviModelPaths *paths,
+              const OviDenoiseRequest *req, OviTensor **vid, OviTensor **audio,
+              GError **error)
+{
+  OviParallelLayout layout = { .sp = p->sp, .cfg_parallel = p->cfg_parallel };
+  int n = ovi_parallel_layout_ranks (&layout);
+  g_autofree OviBackend **be = g_new0 (OviBackend *, n);
+  g_autoptr (OviParallelDenoiser) pd = NULL;
+
+  for (int w = 0; w < n; w++) {
+    be[w]
+        = ovi_backend_new_by_name (ovi_backend_get_name (p->backend), w, error);
+    if (be[w] == NULL) {
+      for (int i = 0; i < w; i++)
+        ovi_backend_free (be[i]);
+      return FALSE;
+    }
+  }
+  pd = ovi_parallel_denoiser_new (paths, be, n, &layout, error);
+  return pd
+         && ovi_parallel_denoiser_run (pd, req, NULL, NULL, NULL, vid, audio,
+                                       error);
+}
+
 static gboolean
 check_loop (Sampler *s, GError **error)
 {
@@ -491,11 +518,15 @@ check_loop (Sampler *s, GError **error)
   req.video_guidance = s->video_scale;
   req.audio_guidance = s->audio_scale;
   req.slg_layer = s->slg;
-  d = ovi_denoiser_new (&paths, p->backend, error);
-  if (d == NULL)
-    return FALSE;
-  ok = ovi_denoiser_run (d, &req, NULL, NULL, NULL, &vid, &audio, error);
-  ovi_denoiser_free (d);
+  if (p->sp > 1 || p->cfg_parallel) {
+    ok = run_parallel (p, &paths, &req, &vid, &audio, error);
+  } else {
+    d = ovi_denoiser_new (&paths, p->backend, error);
+    if (d == NULL)
+      return FALSE;
+    ok = ovi_denoiser_run (d, &req, NULL, NULL, NULL, &vid, &audio, error);
+    ovi_denoiser_free (d);
+  }
   if (!ok)
     return FALSE;
   ovi_parity_check_io (p, "final.vid", vid);
