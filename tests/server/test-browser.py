@@ -87,6 +87,9 @@ def main():
             "const p = document.querySelector('#job-' + arguments[0] + ' progress');"
             "return p && p.value > 0.05;", long_id))
         check(True, "the running job's progress bar moves (live events)")
+        running_shot = shot.replace(".png", "-running.png")
+        driver.save_screenshot(running_shot)
+        print(f"screenshot of the running job: {running_shot}")
         driver.find_element(By.CSS_SELECTOR, f"#job-{long_id} button.cancel").click()
         WebDriverWait(driver, 60).until(lambda d: card_state(d, long_id) == "cancelled")
         check(srv.job(long_id)["state"] == "cancelled", "the cancel button cancels the job")
