@@ -414,11 +414,17 @@ def run_persistence():
     queued = srv.submit({"prompt": PROMPT, "steps": 2, "seed": 12})[1]
     srv.wait(long_job["id"], lambda j: j["state"] == "running" and j["step"] >= 3)
     srv.kill9()
-    check(not os.path.exists(os.path.join(data, "results", long_job["id"] + ".mp4")),
+    results = os.path.join(data, "results")
+    check(not os.path.exists(os.path.join(results, long_job["id"] + ".mp4")),
           "no result file from the killed job")
+    check(os.path.exists(os.path.join(results, long_job["id"] + ".mp4.part")),
+          "the killed job left its partial file")
+    stale = os.path.join(results, "0" * 32 + ".mp4.part")
+    open(stale, "wb").close()
 
     srv = Server(BINARY, data).start()
     try:
+        check(not os.path.exists(stale), "partial files are cleared at start")
         j = srv.job(long_job["id"])
         check(j["state"] in ("queued", "running"), f"after kill -9 the interrupted job is "
               f"queued again ({j['state']})")

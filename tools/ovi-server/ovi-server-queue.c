@@ -178,6 +178,22 @@ make_dirs (const gchar *data_dir, GError **error)
   return TRUE;
 }
 
+/* what a job killed mid-write left behind; it runs again from the start */
+static void
+remove_partial_results (const gchar *data_dir)
+{
+  g_autofree gchar *dir = g_build_filename (data_dir, "results", NULL);
+  g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+  const gchar *name;
+
+  while (d && (name = g_dir_read_name (d))) {
+    if (g_str_has_suffix (name, ".part")) {
+      g_autofree gchar *path = g_build_filename (dir, name, NULL);
+      g_unlink (path);
+    }
+  }
+}
+
 static void
 add_job (OviQueue *q, OviJob *job)
 {
@@ -213,6 +229,7 @@ ovi_queue_new (const gchar *data_dir, const gchar *model_dir, guint max_active,
 
   if (!make_dirs (data_dir, error) || !(store = ovi_store_open (db, error)))
     return NULL;
+  remove_partial_results (data_dir);
   q = g_new0 (OviQueue, 1);
   q->data_dir = g_strdup (data_dir);
   q->max_active = max_active;
