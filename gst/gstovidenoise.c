@@ -636,29 +636,6 @@ apply_clip_meta (GstBuffer *buf, OviDenoiseRequest *req, gboolean have_image)
         = g_str_equal (solver, "euler") ? OVI_SOLVER_EULER : OVI_SOLVER_UNIPC;
 }
 
-/* The preset's steps and size where the request leaves them at 0, the size
- * snapped to the model's area (an image's size is already snapped). */
-static gboolean
-resolve_size (GstOviDenoise *self, const OviModelPaths *paths,
-              OviDenoiseRequest *req, gboolean have_image, GError **error)
-{
-  const OviModelPreset *preset = ovi_model_preset_lookup (paths->variant, NULL);
-  int w = req->width, h = req->height;
-
-  if (req->steps <= 0)
-    req->steps = preset ? preset->steps : DEFAULT_STEPS;
-  if (have_image)
-    return TRUE;
-  if (w <= 0)
-    w = preset ? preset->default_width : 0;
-  if (h <= 0)
-    h = preset ? preset->default_height : 0;
-  if (w <= 0 || h <= 0)
-    w = h = 720;
-  return ovi_snap_hw_t2v (h, w, paths->target_area, &req->height, &req->width,
-                          error);
-}
-
 /* A live upstream stamps clips with the running time: follow its gaps (a
  * non-live one is restamped from frame counts). */
 static void
@@ -794,9 +771,9 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   if (ret == GST_FLOW_OK) {
     apply_clip_meta (buf, &req, image_latent != NULL);
     follow_live_upstream (self, buf);
-    if (!resolve_size (self,
-                       ovi_stage_get_paths (gst_ovi_engine_get_stage (engine)),
-                       &req, image_latent != NULL, &err)) {
+    if (!ovi_denoise_request_resolve (
+            &req, ovi_stage_get_paths (gst_ovi_engine_get_stage (engine)),
+            image_latent != NULL, &err)) {
       GST_OVI_POST_ERROR (self, "Invalid width/height", err);
       ret = GST_FLOW_ERROR;
     } else if (!clip_extras (self, buf, &req, &extras, &err)) {

@@ -32,6 +32,8 @@
  */
 #include "gstovivaedec.h"
 
+#include "ovi-image.h"
+
 #include <gst/video/video.h>
 
 #include "gstovicaps.h"
@@ -359,40 +361,13 @@ ensure_group (GstOviVaeDec *self, GstFlowReturn *ret)
   return TRUE;
 }
 
-/* float [-1, 1] -> 8 bits as the official writer: (x + 1) / 2 * 255,
- * clamped, truncated */
-static inline guint8
-to_u8 (float x)
-{
-  float v = (x + 1.0f) * 127.5f;
-  return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (guint8) v;
-}
-
 /* frame i of a [3, n, H, W] group into packed RGB or RGBA */
 static void
 write_rgb (const OviTensor *group, gint i, GstVideoFrame *frame)
 {
-  const gint n = (gint) group->shape[1], H = (gint) group->shape[2],
-             W = (gint) group->shape[3];
-  const gsize plane = (gsize) n * H * W;
-  const float *data = ovi_tensor_data ((OviTensor *) group);
-  const gint px = GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0);
-  gint x, y;
-
-  for (y = 0; y < H; y++) {
-    guint8 *row = (guint8 *) GST_VIDEO_FRAME_PLANE_DATA (frame, 0)
-                  + (gsize) y * GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
-    const float *r = data + ((gsize) i * H + y) * W;
-    const float *g = r + plane;
-    const float *b = g + plane;
-    for (x = 0; x < W; x++) {
-      row[px * x] = to_u8 (r[x]);
-      row[px * x + 1] = to_u8 (g[x]);
-      row[px * x + 2] = to_u8 (b[x]);
-      if (px == 4)
-        row[px * x + 3] = 255;
-    }
-  }
+  ovi_image_frame_to_rgb8 (group, i, GST_VIDEO_FRAME_PLANE_DATA (frame, 0),
+                           GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0),
+                           GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0));
 }
 
 /* the group's next frame into `out` (in the negotiated format) */

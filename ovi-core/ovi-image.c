@@ -159,3 +159,35 @@ ovi_image_prepare_rgb8 (const uint8_t *rgb, int height, int width, int stride,
   ovi_image_resize_bicubic (d, 3, height, width, ovi_tensor_data (out), th, tw);
   return out;
 }
+
+/* float [-1, 1] -> 8 bits */
+static inline uint8_t
+to_u8 (float x)
+{
+  float v = (x + 1.0f) * 127.5f;
+  return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t) v;
+}
+
+void
+ovi_image_frame_to_rgb8 (const OviTensor *frames, int index, uint8_t *dst,
+                         int stride, int pixel_stride)
+{
+  const int64_t n = frames->shape[1], H = frames->shape[2],
+                W = frames->shape[3];
+  const size_t plane = (size_t) (n * H * W);
+  const float *data = ovi_tensor_data (frames);
+
+  for (int64_t y = 0; y < H; y++) {
+    uint8_t *row = dst + (size_t) y * stride;
+    const float *r = data + ((size_t) index * H + y) * W;
+    const float *g = r + plane;
+    const float *b = g + plane;
+    for (int64_t x = 0; x < W; x++) {
+      row[pixel_stride * x] = to_u8 (r[x]);
+      row[pixel_stride * x + 1] = to_u8 (g[x]);
+      row[pixel_stride * x + 2] = to_u8 (b[x]);
+      if (pixel_stride == 4)
+        row[pixel_stride * x + 3] = 255;
+    }
+  }
+}

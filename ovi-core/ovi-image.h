@@ -25,4 +25,11 @@ void ovi_image_best_hw_for_area (int height, int width, int64_t area,
 OviTensor *ovi_image_prepare_rgb8 (const uint8_t *rgb, int height, int width,
                                    int stride, int64_t area, GError **error);
 
+/* Frame `index` of decoded frames [3, n, H, W] F32 in [-1, 1] as packed
+ * 8-bit RGB as the official writer makes it ((x + 1) / 2 * 255, clamped,
+ * truncated): rows `stride` bytes apart, `pixel_stride` 3 (RGB) or 4 (RGBx,
+ * the fourth byte 255). */
+void ovi_image_frame_to_rgb8 (const OviTensor *frames, int index, uint8_t *dst,
+                              int stride, int pixel_stride);
+
 G_END_DECLS

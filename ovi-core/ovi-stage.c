@@ -419,3 +419,26 @@ ovi_stage_get_audio_decoder (OviStage *s)
 {
   return s->kind == OVI_STAGE_AUDIO_DECODE ? s->u.audio : NULL;
 }
+
+/* ---- requests ---- */
+
+gboolean
+ovi_denoise_request_resolve (OviDenoiseRequest *req, const OviModelPaths *paths,
+                             gboolean have_image, GError **error)
+{
+  const OviModelPreset *preset = ovi_model_preset_lookup (paths->variant, NULL);
+  int w = req->width, h = req->height;
+
+  if (req->steps <= 0)
+    req->steps = preset ? preset->steps : 50;
+  if (have_image)
+    return TRUE;
+  if (w <= 0)
+    w = preset ? preset->default_width : 0;
+  if (h <= 0)
+    h = preset ? preset->default_height : 0;
+  if (w <= 0 || h <= 0)
+    w = h = 720;
+  return ovi_snap_hw_t2v (h, w, paths->target_area, &req->height, &req->width,
+                          error);
+}

@@ -113,6 +113,17 @@ OviDenoiser *ovi_stage_get_denoiser (OviStage *stage);
 OviVideoVae *ovi_stage_get_video_vae (OviStage *stage);
 OviAudioDecoder *ovi_stage_get_audio_decoder (OviStage *stage);
 
+/* ---- requests ---- */
+
+/* What ovidenoise and `ovi generate` do with a request before running it:
+ * steps <= 0 become the model preset's; without an image, a width or
+ * height <= 0 becomes the preset's default (else 720) and the size is
+ * snapped to the model's area (ovi_snap_hw_t2v). With an image the size is
+ * the image's (already snapped by ovi_image_prepare_rgb8). */
+gboolean ovi_denoise_request_resolve (OviDenoiseRequest *req,
+                                      const OviModelPaths *paths,
+                                      gboolean have_image, GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviStagePlan, ovi_stage_plan_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviStage, ovi_stage_unref)
 
