@@ -32,3 +32,4 @@ int ovi_cmd_bench (int argc, char **argv);
 int ovi_cmd_devices (int argc, char **argv);
 int ovi_cmd_lora (int argc, char **argv);
 int ovi_cmd_calibrate_cache (int argc, char **argv);
+int ovi_cmd_generate (int argc, char **argv);

@@ -24,6 +24,8 @@ static const OviCliCommand commands[] = {
   { "calibrate-cache",
     "measure a MagCache step-cache table from a full run (--steps N)",
     ovi_cmd_calibrate_cache },
+  { "generate", "text (+ image) to BASE.y4m + BASE.wav, no GStreamer",
+    ovi_cmd_generate },
 };
 
 int
