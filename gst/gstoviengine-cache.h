@@ -86,37 +86,11 @@ gchar *gst_ovi_engine_config_to_string (const GstOviEngineConfig *config);
 /* what a person reads: "fusion DiT" (ovi_stage_title) */
 #define gst_ovi_stage_name(stage) ovi_stage_title (stage)
 
-/* ---- the properties every ovi element has ---- */
+/* ---- the settings that choose the weights (the elements' common
+ * properties, gstovihelper.h) ---- */
 
-enum {
-  GST_OVI_PROP_MODEL_DIR = 1,
-  GST_OVI_PROP_VRAM_MODE,
-  GST_OVI_PROP_GPU_ALLOCATION,
-  GST_OVI_PROP_CUDA_DEVICE_ID,
-  GST_OVI_PROP_LAST
-};
-
-void gst_ovi_engine_install_properties (GObjectClass *klass);
 void gst_ovi_engine_config_init (GstOviEngineConfig *config);
 void gst_ovi_engine_config_clear (GstOviEngineConfig *config);
 void gst_ovi_engine_config_copy (GstOviEngineConfig *dst,
                                  const GstOviEngineConfig *src);
-/* return TRUE if `prop_id` is one of the common ones (call with the object
- * lock held) */
-gboolean gst_ovi_engine_config_set_property (GstOviEngineConfig *config,
-                                             guint prop_id,
-                                             const GValue *value);
-gboolean gst_ovi_engine_config_get_property (const GstOviEngineConfig *config,
-                                             guint prop_id, GValue *value);
-
-/* Posts an engine GError as GST_ELEMENT_ERROR: `what` says what the element
- * was doing ("Could not load the text encoder"); the GError message (which
- * names the file, tensor or memory) becomes part of the user message. */
-void gst_ovi_post_error (GstElement *element, const gchar *what,
-                         const GError *error, const gchar *file,
-                         const gchar *func, gint line);
-#define GST_OVI_POST_ERROR(el, what, err)                                      \
-  gst_ovi_post_error (GST_ELEMENT (el), what, err, __FILE__, GST_FUNCTION,     \
-                      __LINE__)
-
 G_END_DECLS

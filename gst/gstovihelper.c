@@ -76,7 +76,107 @@ gst_ovi_helper_new (GstElement *element)
 void
 gst_ovi_helper_install_properties (GObjectClass *klass)
 {
-  gst_ovi_engine_install_properties (klass);
+  const GParamFlags rw
+      = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY;
+
+  /**
+   * GstOviElement:model-dir:
+   *
+   * Folder of the official download (Ovi/, Wan2.2-TI2V-5B/,
+   * MMAudio/ext_weights/); unset: the tiny random-weight test model.
+   * Every ovi element has it.
+   */
+  g_object_class_install_property (
+      klass, GST_OVI_PROP_MODEL_DIR,
+      g_param_spec_string (
+          "model-dir", "Model folder",
+          "Folder of the official download (Ovi/, Wan2.2-TI2V-5B/, "
+          "MMAudio/ext_weights/). Unset: the tiny random-weight test model, "
+          "written on first use into $XDG_CACHE_HOME/gst-ovi (as `ovi "
+          "make-tiny` does); it makes noise, not film",
+          NULL, rw));
+  /**
+   * GstOviElement:vram-mode:
+   *
+   * How the weights are held on the GPU (docs/vram-modes.md); auto takes
+   * the fastest mode that fits, falling back to the CPU. Every ovi element
+   * has it.
+   */
+  g_object_class_install_property (
+      klass, GST_OVI_PROP_VRAM_MODE,
+      g_param_spec_enum (
+          "vram-mode", "VRAM mode",
+          "How the weights are held on the GPU; every mode but auto needs a "
+          "CUDA GPU",
+          GST_TYPE_OVI_VRAM_MODE, GST_OVI_VRAM_MODE_AUTO, rw));
+  /**
+   * GstOviElement:gpu-allocation:
+   *
+   * How the work is spread over GPUs. Every ovi element has it.
+   */
+  g_object_class_install_property (
+      klass, GST_OVI_PROP_GPU_ALLOCATION,
+      g_param_spec_enum ("gpu-allocation", "GPU allocation",
+                         "How the work is spread over GPUs",
+                         GST_TYPE_OVI_GPU_ALLOCATION,
+                         GST_OVI_GPU_ALLOCATION_AUTO, rw));
+  /**
+   * GstOviElement:cuda-device-id:
+   *
+   * CUDA device to run on (-1: auto). Every ovi element has it.
+   */
+  g_object_class_install_property (
+      klass, GST_OVI_PROP_CUDA_DEVICE_ID,
+      g_param_spec_int (
+          "cuda-device-id", "CUDA device id",
+          "CUDA device to run on (-1 = auto: the first GPU if one is usable, "
+          "else the CPU)",
+          -1, 15, -1, rw));
+  gst_type_mark_as_plugin_api (GST_TYPE_OVI_VRAM_MODE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_OVI_GPU_ALLOCATION, 0);
+}
+
+static gboolean
+config_set_property (GstOviEngineConfig *c, guint prop_id, const GValue *value)
+{
+  switch (prop_id) {
+    case GST_OVI_PROP_MODEL_DIR:
+      g_free (c->model_dir);
+      c->model_dir = g_value_dup_string (value);
+      if (c->model_dir && !*c->model_dir)
+        g_clear_pointer (&c->model_dir, g_free);
+      return TRUE;
+    case GST_OVI_PROP_VRAM_MODE:
+      c->vram_mode = g_value_get_enum (value);
+      return TRUE;
+    case GST_OVI_PROP_GPU_ALLOCATION:
+      c->gpu_allocation = g_value_get_enum (value);
+      return TRUE;
+    case GST_OVI_PROP_CUDA_DEVICE_ID:
+      c->cuda_device_id = g_value_get_int (value);
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean
+config_get_property (const GstOviEngineConfig *c, guint prop_id, GValue *value)
+{
+  switch (prop_id) {
+    case GST_OVI_PROP_MODEL_DIR:
+      g_value_set_string (value, c->model_dir);
+      return TRUE;
+    case GST_OVI_PROP_VRAM_MODE:
+      g_value_set_enum (value, c->vram_mode);
+      return TRUE;
+    case GST_OVI_PROP_GPU_ALLOCATION:
+      g_value_set_enum (value, c->gpu_allocation);
+      return TRUE;
+    case GST_OVI_PROP_CUDA_DEVICE_ID:
+      g_value_set_int (value, c->cuda_device_id);
+      return TRUE;
+  }
+  return FALSE;
 }
 
 gboolean
@@ -86,7 +186,7 @@ gst_ovi_helper_set_property (GstOviHelper *self, guint prop_id,
   gboolean handled;
 
   GST_OBJECT_LOCK (self);
-  handled = gst_ovi_engine_config_set_property (&self->config, prop_id, value);
+  handled = config_set_property (&self->config, prop_id, value);
   GST_OBJECT_UNLOCK (self);
   return handled;
 }
@@ -97,7 +197,7 @@ gst_ovi_helper_get_property (GstOviHelper *self, guint prop_id, GValue *value)
   gboolean handled;
 
   GST_OBJECT_LOCK (self);
-  handled = gst_ovi_engine_config_get_property (&self->config, prop_id, value);
+  handled = config_get_property (&self->config, prop_id, value);
   GST_OBJECT_UNLOCK (self);
   return handled;
 }
@@ -299,6 +399,56 @@ gst_ovi_helper_set_context (GstOviHelper *self, GstContext *context,
   gst_ovi_engine_cache_from_context (context, &self->cache);
   GST_OBJECT_UNLOCK (self);
   parent->set_context (self->element, context);
+}
+
+void
+gst_ovi_post_error (GstElement *el, const gchar *what, const GError *err,
+                    const gchar *file, const gchar *func, gint line)
+{
+  GQuark domain = GST_LIBRARY_ERROR;
+  gint code = GST_LIBRARY_ERROR_FAILED;
+  gchar *text
+      = g_strdup_printf ("%s: %s", what, err ? err->message : "unknown error");
+  gchar *debug = g_strdup_printf ("%s error %d",
+                                  err ? g_quark_to_string (err->domain) : "?",
+                                  err ? err->code : -1);
+
+  if (err && err->domain == OVI_ERROR) {
+    switch (err->code) {
+      case OVI_ERROR_IO:
+      case OVI_ERROR_MISSING_TENSOR:
+        domain = GST_RESOURCE_ERROR;
+        code = GST_RESOURCE_ERROR_NOT_FOUND;
+        break;
+      case OVI_ERROR_FORMAT:
+      case OVI_ERROR_UNSAFE:
+      case OVI_ERROR_SHAPE:
+        domain = GST_RESOURCE_ERROR;
+        code = GST_RESOURCE_ERROR_READ;
+        break;
+      case OVI_ERROR_INVALID_ARGUMENT:
+      case OVI_ERROR_UNKNOWN_PRESET:
+        domain = GST_RESOURCE_ERROR;
+        code = GST_RESOURCE_ERROR_SETTINGS;
+        break;
+      case OVI_ERROR_OUT_OF_MEMORY:
+        domain = GST_RESOURCE_ERROR;
+        code = GST_RESOURCE_ERROR_NO_SPACE_LEFT;
+        break;
+      case OVI_ERROR_BACKEND:
+        domain = GST_RESOURCE_ERROR;
+        code = GST_RESOURCE_ERROR_FAILED;
+        break;
+      default:
+        break;
+    }
+  } else if (err
+             && (err->domain == G_FILE_ERROR || err->domain == G_IO_ERROR)) {
+    domain = GST_RESOURCE_ERROR;
+    code = GST_RESOURCE_ERROR_OPEN_READ;
+  }
+  gst_element_message_full (el, GST_MESSAGE_ERROR, domain, code, text, debug,
+                            file, func, line);
 }
 
 GstFlowReturn

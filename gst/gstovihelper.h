@@ -35,6 +35,14 @@ GstOviHelper *gst_ovi_helper_new (GstElement *element);
  * GST_OVI_PROP_LAST - 1; an element numbers its own from GST_OVI_PROP_LAST)
  * ---- */
 
+enum {
+  GST_OVI_PROP_MODEL_DIR = 1,
+  GST_OVI_PROP_VRAM_MODE,
+  GST_OVI_PROP_GPU_ALLOCATION,
+  GST_OVI_PROP_CUDA_DEVICE_ID,
+  GST_OVI_PROP_LAST
+};
+
 void gst_ovi_helper_install_properties (GObjectClass *klass);
 /* Return TRUE when `prop_id` is a common property (and was handled). */
 gboolean gst_ovi_helper_set_property (GstOviHelper *self, guint prop_id,
@@ -102,6 +110,16 @@ void gst_ovi_helper_set_context (GstOviHelper *self, GstContext *context,
 GstFlowReturn gst_ovi_helper_flow_error (GstOviHelper *self, const gchar *what,
                                          const GError *error, const gchar *file,
                                          const gchar *func, gint line);
+/* Posts an engine GError as GST_ELEMENT_ERROR: `what` says what the element
+ * was doing ("Could not load the text encoder"); the GError message (which
+ * names the file, tensor or memory) becomes part of the user message. */
+void gst_ovi_post_error (GstElement *element, const gchar *what,
+                         const GError *error, const gchar *file,
+                         const gchar *func, gint line);
+#define GST_OVI_POST_ERROR(el, what, err)                                      \
+  gst_ovi_post_error (GST_ELEMENT (el), what, err, __FILE__, GST_FUNCTION,     \
+                      __LINE__)
+
 #define GST_OVI_HELPER_FLOW_ERROR(helper, what, err)                           \
   gst_ovi_helper_flow_error (helper, what, err, __FILE__, GST_FUNCTION,        \
                              __LINE__)

@@ -478,6 +478,13 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
   gobject_class->finalize = gst_ovi_text_src_finalize;
 
   gst_ovi_helper_install_properties (gobject_class);
+  /**
+   * GstOviTextSrc:prompt:
+   *
+   * The text prompt: speech as <S>text<E>, sound as
+   * <AUDCAP>description<ENDAUDCAP> or "Audio: description". Read again at
+   * every clip, so a change while playing applies to the next clip.
+   */
   g_object_class_install_property (
       gobject_class, PROP_PROMPT,
       g_param_spec_string (
@@ -486,6 +493,11 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
           "<AUDCAP>description<ENDAUDCAP> or 'Audio: description'); "
           "changing it while playing applies to the next clip",
           NULL, rw_playing));
+  /**
+   * GstOviTextSrc:video-negative-prompt:
+   *
+   * What the video should not show (NULL: the model's default).
+   */
   g_object_class_install_property (
       gobject_class, PROP_VIDEO_NEGATIVE_PROMPT,
       g_param_spec_string (
@@ -493,6 +505,11 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
           "What the video should not show (NULL: the model's default); "
           "applies to the next clip",
           NULL, rw_playing));
+  /**
+   * GstOviTextSrc:audio-negative-prompt:
+   *
+   * What the audio should not sound like (NULL: the model's default).
+   */
   g_object_class_install_property (
       gobject_class, PROP_AUDIO_NEGATIVE_PROMPT,
       g_param_spec_string (
@@ -500,6 +517,12 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
           "What the audio should not sound like (NULL: the model's default); "
           "applies to the next clip",
           NULL, rw_playing));
+  /**
+   * GstOviTextSrc:location:
+   *
+   * A prompt file: one prompt per line, or one JSON object per line with
+   * per-clip overrides; '#' starts a comment.
+   */
   g_object_class_install_property (
       gobject_class, PROP_LOCATION,
       g_param_spec_string (
@@ -508,6 +531,12 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
           "per-clip overrides ({\"prompt\": \"...\", \"seed\": 7, \"steps\": "
           "30, \"video_negative_prompt\": \"...\"}); '#' starts a comment",
           NULL, rw_ready));
+  /**
+   * GstOviTextSrc:num-clips:
+   *
+   * Clips to generate before EOS; -1: every line of the file once, one
+   * clip of the prompt property, or pushed prompts until end-of-stream.
+   */
   g_object_class_install_property (
       gobject_class, PROP_NUM_CLIPS,
       g_param_spec_int (
@@ -516,6 +545,11 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
           "or one clip of the prompt property, or pushed prompts until the "
           "end-of-stream signal); a file shorter than num-clips repeats",
           -1, G_MAXINT, -1, rw_ready));
+  /**
+   * GstOviTextSrc:is-live:
+   *
+   * Act as a live source: clips are stamped with the running time.
+   */
   g_object_class_install_property (
       gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean ("is-live", "Is live",
