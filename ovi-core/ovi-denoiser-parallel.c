@@ -104,6 +104,7 @@ typedef struct {
   gpointer user_data;
   GCancellable *cancellable;
   OviTensor *video, *audio;
+  OviDenoiseStats *stats; /* per rank */
 } Run;
 
 static gboolean
@@ -111,10 +112,16 @@ run_rank (int w, gpointer data, GError **error)
 {
   Run *run = data;
   g_autoptr (OviTensor) video = NULL, audio = NULL;
+  OviDenoiseRequest req = *run->req;
 
+  /* each rank counts its own step-cache forwards; rank 0 alone measures a
+   * calibration table */
+  req.stats = &run->stats[w];
+  if (w != 0)
+    req.cache_calibration = NULL;
   /* rank 0 alone reports steps and decides cancellation (per step, for all
    * ranks) */
-  if (!ovi_denoiser_run (run->pd->d[w], run->req, w == 0 ? run->on_step : NULL,
+  if (!ovi_denoiser_run (run->pd->d[w], &req, w == 0 ? run->on_step : NULL,
                          run->user_data, w == 0 ? run->cancellable : NULL,
                          &video, &audio, error))
     return FALSE;
@@ -125,6 +132,21 @@ run_rank (int w, gpointer data, GError **error)
   return TRUE;
 }
 
+/* the forwards of the whole run: the ranks of a sequence-parallel group
+ * count the same ones, the CFG groups different branches */
+static void
+sum_stats (OviParallelDenoiser *pd, const OviDenoiseStats *ranks,
+           OviDenoiseStats *out)
+{
+  int sp = MAX (pd->layout.sp, 1);
+
+  *out = (OviDenoiseStats){ 0 };
+  for (int w = 0; w < pd->n; w += sp) {
+    out->forwards_computed += ranks[w].forwards_computed;
+    out->forwards_skipped += ranks[w].forwards_skipped;
+  }
+}
+
 gboolean
 ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
                            const OviDenoiseRequest *req, OviStepFunc on_step,
@@ -132,7 +154,8 @@ ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
                            OviTensor **video_latent, OviTensor **audio_latent,
                            GError **error)
 {
-  Run run = { pd, req, on_step, user_data, cancellable };
+  g_autofree OviDenoiseStats *stats = g_new0 (OviDenoiseStats, pd->n);
+  Run run = { pd, req, on_step, user_data, cancellable, .stats = stats };
   g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&pd->lock);
 
   /* a failed run leaves its groups aborted: new ones for this run */
@@ -145,6 +168,8 @@ ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
   }
   *video_latent = run.video;
   *audio_latent = run.audio;
+  if (req->stats)
+    sum_stats (pd, stats, req->stats);
   return TRUE;
 }
 

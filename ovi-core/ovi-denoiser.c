@@ -27,10 +27,11 @@
 
 #include <math.h>
 
-/* The branches a step computes (compute_branches) */
+/* The branches a step computes (compute_branches); bit i is step-cache
+ * branch i (OviCacheBranch) */
 typedef enum {
-  OVI_BRANCH_POS = 1 << 0,
-  OVI_BRANCH_NEG = 1 << 1,
+  OVI_BRANCH_POS = 1 << OVI_CACHE_BRANCH_POS,
+  OVI_BRANCH_NEG = 1 << OVI_CACHE_BRANCH_NEG,
 } OviBranches;
 
 struct _OviDenoiser {
@@ -568,29 +569,35 @@ compute_branches (OviDenoiser *d, const OviDenoiseRequest *req, RunState *rs,
   };
   OviFusionPass neg = pos;
   OviFusionBranch batch[2];
+  OviCacheBranch id[2];
   int n = 0;
 
   neg.text_video = rs->text[2];
   neg.text_audio = rs->text[3];
   neg.slg_layer = req->slg_layer;
-  if (branches & OVI_BRANCH_POS)
+  if (branches & OVI_BRANCH_POS) {
+    id[n] = OVI_CACHE_BRANCH_POS;
     batch[n++] = (OviFusionBranch){ pos, d->pos[0], d->pos[1] };
-  if (branches & OVI_BRANCH_NEG)
+  }
+  if (branches & OVI_BRANCH_NEG) {
+    id[n] = OVI_CACHE_BRANCH_NEG;
     batch[n++] = (OviFusionBranch){ neg, d->neg[0], d->neg[1] };
+  }
   /* step caching: a branch that skips reuses its residual and sits out
    * every block, so the blocks run for the others only */
-  if (!ovi_step_cache_run_begin_step (rs->cache, i, d->work, rs->x, error))
+  if (!ovi_step_cache_run_begin_step (rs->cache, i, d->work, branches, rs->x,
+                                      error))
     return FALSE;
   for (int b = 0; b < n; b++) {
-    ovi_step_cache_run_skip (rs->cache, b);
-    batch[b].pass.cache = ovi_step_cache_run_residual (rs->cache, b);
+    ovi_step_cache_run_skip (rs->cache, id[b]);
+    batch[b].pass.cache = ovi_step_cache_run_residual (rs->cache, id[b]);
   }
   if (!ovi_fusion_forward_branches (d->model, d->work, rs->x[0], rs->x[1],
                                     batch, n, error))
     return FALSE;
   for (int b = 0; b < n; b++) {
     OviTensor *out[OVI_N_TOWERS] = { batch[b].out_video, batch[b].out_audio };
-    if (!ovi_step_cache_run_end_forward (rs->cache, b, out, error))
+    if (!ovi_step_cache_run_end_forward (rs->cache, id[b], out, error))
       return FALSE;
   }
   return TRUE;

@@ -754,7 +754,7 @@ residuals_in (Fwd *f, const OviFusionBranch *branches)
     OviFusionResidual *c = branches[b].pass.cache;
     for (int t = 0; c && t < OVI_N_TOWERS; t++) {
       OviFusionTowerWork *tw = &f->w->tw[t];
-      g_autoptr (OviTensor) x = rows (tw->x, b * tw->n, tw->n);
+      g_autoptr (OviTensor) x = rows (tw->x, b * tw->n_loc, tw->n_loc);
       if (c->reuse)
         ovi_op_axpby (f->be, x, 1.0f, x, 1.0f, c->residual[t]);
       else
@@ -771,7 +771,7 @@ residuals_out (Fwd *f, const OviFusionBranch *branches)
     OviFusionResidual *c = branches[b].pass.cache;
     for (int t = 0; c && !c->reuse && t < OVI_N_TOWERS; t++) {
       OviFusionTowerWork *tw = &f->w->tw[t];
-      g_autoptr (OviTensor) x = rows (tw->x, b * tw->n, tw->n);
+      g_autoptr (OviTensor) x = rows (tw->x, b * tw->n_loc, tw->n_loc);
       ovi_op_axpby (f->be, c->residual[t], 1.0f, x, -1.0f, c->residual[t]);
     }
   }

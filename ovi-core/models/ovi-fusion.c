@@ -820,7 +820,7 @@ OviTensor *
 ovi_fusion_residual_new (OviFusion *m, const OviFusionWork *w, OviTower tower,
                          GError **error)
 {
-  int64_t shape[2] = { w->tw[tower].n, m->dims.dim };
+  int64_t shape[2] = { w->tw[tower].n_loc, m->dims.dim };
   OviTensor *r = ovi_backend_new_act (m->be, 2, shape);
 
   if (r == NULL)

@@ -149,7 +149,8 @@ typedef struct {
                      FALSE: run the blocks and store output - input */
 } OviFusionResidual;
 
-/* A residual buffer of `tower` for one branch at `work`'s size. */
+/* A residual buffer of `tower` for one branch at `work`'s size (this
+ * rank's token rows under sequence parallelism). */
 OviTensor *ovi_fusion_residual_new (OviFusion *model, const OviFusionWork *work,
                                     OviTower tower, GError **error);
 

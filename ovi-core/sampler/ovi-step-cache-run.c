@@ -75,9 +75,11 @@ alloc_easy (OviStepCacheRun *r, OviTensor *const x[OVI_N_TOWERS],
 static gboolean
 alloc_calibration (OviStepCacheRun *r, GError **error)
 {
+  int first = r->res[0].residual[0] ? 0 : 1;
+
   r->table = ovi_cache_table_new (NULL, r->steps, NULL, 0, r->n_branches);
   for (int t = 0; t < OVI_N_TOWERS; t++) {
-    const OviTensor *res = r->res[0].residual[t];
+    const OviTensor *res = r->res[first].residual[t];
     if (!(r->sq[t] = new_act (r, res->ndim, res->shape, error))
         || !(r->tok[t] = new_act (r, res->ndim - 1, res->shape, error)))
       return FALSE;
@@ -109,20 +111,20 @@ ovi_step_cache_run_new (OviBackend *be, OviFusion *model,
   return r;
 }
 
-/* the residuals (and calibration buffers) at the first step, when the
- * forward's work for the run's size exists */
+/* the residuals of `branch`, at its first step (when the forward's work
+ * for the run's size exists) */
 static gboolean
-alloc_residuals (OviStepCacheRun *r, OviFusionWork *work, GError **error)
+alloc_residuals (OviStepCacheRun *r, int branch, OviFusionWork *work,
+                 GError **error)
 {
-  for (int b = 0; b < r->n_branches; b++)
-    for (int t = 0; t < OVI_N_TOWERS; t++) {
-      r->res[b].residual[t]
-          = ovi_fusion_residual_new (r->model, work, t, error);
-      if (r->res[b].residual[t] == NULL)
-        return FALSE;
-      g_ptr_array_add (r->keep, r->res[b].residual[t]);
-    }
-  return !r->calibrating || alloc_calibration (r, error);
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    r->res[branch].residual[t]
+        = ovi_fusion_residual_new (r->model, work, t, error);
+    if (r->res[branch].residual[t] == NULL)
+      return FALSE;
+    g_ptr_array_add (r->keep, r->res[branch].residual[t]);
+  }
+  return TRUE;
 }
 
 void
@@ -179,13 +181,16 @@ mean_abs (OviStepCacheRun *r, int t, const OviTensor *a, const OviTensor *b,
 
 gboolean
 ovi_step_cache_run_begin_step (OviStepCacheRun *r, int step,
-                               OviFusionWork *work,
+                               OviFusionWork *work, guint branches,
                                OviTensor *const x[OVI_N_TOWERS], GError **error)
 {
   r->step = step;
   r->x = x;
-  if (r->residuals && r->res[0].residual[0] == NULL
-      && !alloc_residuals (r, work, error))
+  for (int b = 0; r->residuals && b < r->n_branches; b++)
+    if ((branches & (1u << b)) && r->res[b].residual[0] == NULL
+        && !alloc_residuals (r, b, work, error))
+      return FALSE;
+  if (r->calibrating && r->sq[0] == NULL && !alloc_calibration (r, error))
     return FALSE;
   if (r->mode != OVI_CACHE_EASY)
     return TRUE;

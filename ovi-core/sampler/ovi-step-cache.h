@@ -146,13 +146,15 @@ OviStepCacheRun *ovi_step_cache_run_new (OviBackend *backend, OviFusion *model,
                                          gboolean calibrate, GError **error);
 void ovi_step_cache_run_free (OviStepCacheRun *run);
 /* before the forwards of `step`, with the forward's work (at the run's
- * size) and the step's latents */
+ * size), the branches this step computes here (1 << OviCacheBranch each;
+ * a CFG-parallel rank computes one) and the step's latents */
 gboolean ovi_step_cache_run_begin_step (OviStepCacheRun *run, int step,
-                                        OviFusionWork *work,
+                                        OviFusionWork *work, guint branches,
                                         OviTensor *const x[OVI_N_TOWERS],
                                         GError **error);
-/* the decision for `branch` at the current step (call once per branch);
- * it also sets the branch's residual hook to reuse or store */
+/* the decision for `branch` (an OviCacheBranch) at the current step (call
+ * once per branch computed); it also sets the branch's residual hook to
+ * reuse or store */
 gboolean ovi_step_cache_run_skip (OviStepCacheRun *run, int branch);
 /* the hook to put in the branch's OviFusionPass */
 OviFusionResidual *ovi_step_cache_run_residual (OviStepCacheRun *run,

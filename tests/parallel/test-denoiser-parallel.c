@@ -2,7 +2,8 @@
  * latents one rank gives (fp32 rel_l2 <= 1e-5), on a tiny model with 12
  * heads and token counts that leave padding: sequence parallel 2, 3 and 4,
  * CFG parallel, CFG parallel x SP 2, i2v; cancellation stops every rank
- * at the same step and the next run works; a layout the heads do not
+ * at the same step and the next run works; step caching skips the same
+ * forwards as on one rank; a layout the heads do not
  * allow fails before loading. */
 #include <math.h>
 #include <string.h>
@@ -134,6 +135,51 @@ test_cfg (void)
   check_layout (2, TRUE, TRUE);
 }
 
+/* step caching on ranks: every rank of a group decides alike, the CFG
+ * groups each for their branch, so the forwards skipped and the latents
+ * are those of one rank */
+static void
+check_cached (int sp, gboolean cfg)
+{
+  Request r;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviTensor) v1 = NULL, a1 = NULL, vn = NULL, an = NULL;
+  g_autoptr (OviParallelDenoiser) pd = NULL;
+  OviDenoiseStats one, ranks;
+
+  request_init (&r, FALSE);
+  r.req.steps = 8;
+  r.req.cache = "easy";
+  r.req.cache_threshold = 100;
+  r.req.stats = &one;
+  single (&r, &v1, &a1);
+  pd = parallel (sp, cfg, &error);
+  g_assert_no_error (error);
+  r.req.stats = &ranks;
+  g_assert_true (ovi_parallel_denoiser_run (pd, &r.req, NULL, NULL, NULL, &vn,
+                                            &an, &error));
+  g_assert_no_error (error);
+  g_test_message ("cached sp%d%s: %d/%d forwards skipped, video rel_l2 %.3e, "
+                  "audio %.3e",
+                  sp, cfg ? " x cfg" : "", ranks.forwards_skipped,
+                  ranks.forwards_skipped + ranks.forwards_computed,
+                  rel_l2 (vn, v1), rel_l2 (an, a1));
+  g_assert_cmpint (one.forwards_skipped, >, 0);
+  g_assert_cmpint (ranks.forwards_skipped, ==, one.forwards_skipped);
+  g_assert_cmpint (ranks.forwards_computed, ==, one.forwards_computed);
+  g_assert_cmpfloat (rel_l2 (vn, v1), <=, 1e-5);
+  g_assert_cmpfloat (rel_l2 (an, a1), <=, 1e-5);
+  request_clear (&r);
+}
+
+static void
+test_step_cache (void)
+{
+  check_cached (2, FALSE);
+  check_cached (1, TRUE);
+  check_cached (2, TRUE);
+}
+
 static void
 cancel_after_first (int step, int steps, gpointer data)
 {
@@ -196,6 +242,7 @@ main (int argc, char **argv)
   paths->num_heads = 12;
   g_test_add_func ("/denoiser-parallel/sp-2-3-4", test_sp);
   g_test_add_func ("/denoiser-parallel/cfg-and-cfg-x-sp2", test_cfg);
+  g_test_add_func ("/denoiser-parallel/step-cache", test_step_cache);
   g_test_add_func ("/denoiser-parallel/cancel-then-run", test_cancel);
   g_test_add_func ("/denoiser-parallel/heads-not-divisible", test_bad_layout);
   status = g_test_run ();
