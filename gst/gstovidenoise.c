@@ -71,6 +71,7 @@ enum {
   PROP_AUDIO_GUIDANCE_SCALE,
   PROP_SLG_LAYER,
   PROP_LORA,
+  PROP_LORA_MODE,
   PROP_SIGMAS,
   PROP_PROGRESS,
 };
@@ -91,7 +92,8 @@ struct _GstOviDenoise {
   GstOviSolverType solver;
   gdouble shift, video_guidance, audio_guidance;
   gint slg_layer;
-  gchar *lora;   /* run-time LoRAs, "path[:strength[:target]];..." */
+  gchar *lora; /* run-time LoRAs, "path[:strength[:target]];..." */
+  GstOviLoraMode lora_mode;
   gchar *sigmas; /* explicit Euler sigmas, "1,0.9375,..." or NULL */
   gdouble progress;
 
@@ -113,6 +115,7 @@ struct _GstOviDenoise {
   GstCaps *out_caps;
   gint64 step_t0;
   gchar *lora_warning; /* the last unmatched-keys warning posted */
+  gchar *merged_loras; /* what the loaded denoiser has merged, or NULL */
 };
 
 #define gst_ovi_denoise_parent_class parent_class
@@ -178,6 +181,9 @@ gst_ovi_denoise_set_property (GObject *object, guint prop_id,
       g_free (self->lora);
       self->lora = g_value_dup_string (value);
       break;
+    case PROP_LORA_MODE:
+      self->lora_mode = g_value_get_enum (value);
+      break;
     case PROP_SIGMAS:
       g_free (self->sigmas);
       self->sigmas = g_value_dup_string (value);
@@ -231,6 +237,9 @@ gst_ovi_denoise_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_LORA:
       g_value_set_string (value, self->lora);
+      break;
+    case PROP_LORA_MODE:
+      g_value_set_enum (value, self->lora_mode);
       break;
     case PROP_SIGMAS:
       g_value_set_string (value, self->sigmas);
@@ -731,6 +740,46 @@ clip_extras (GstOviDenoise *self, GstBuffer *buf, OviDenoiseRequest *req,
   return TRUE;
 }
 
+/* This clip's LoRAs merged or at run time (lora-mode): the request keeps
+ * them when they run unmerged; a reload merges them when the loaded
+ * denoiser's merged ones must change, after they are checked against the
+ * loaded model so that a bad list leaves it loaded. FALSE: an error was
+ * posted. */
+static gboolean
+choose_lora_path (GstOviDenoise *self, GstOviEngine **engine,
+                  OviDenoiseRequest *req)
+{
+  const gchar *want = req->loras && *req->loras ? req->loras : NULL;
+  OviDenoiser *denoiser
+      = ovi_stage_get_denoiser (gst_ovi_engine_get_stage (*engine));
+  g_autoptr (GError) err = NULL;
+  GstOviLoraMode mode;
+
+  GST_OBJECT_LOCK (self);
+  mode = self->lora_mode;
+  GST_OBJECT_UNLOCK (self);
+  if (mode == GST_OVI_LORA_MODE_UNMERGED)
+    return TRUE;
+  req->loras = NULL;
+  if (g_strcmp0 (want, self->merged_loras) == 0)
+    return TRUE;
+  if (mode == GST_OVI_LORA_MODE_AUTO && self->merged_loras == NULL) {
+    req->loras = want;
+    return TRUE;
+  }
+  if (want && !ovi_denoiser_check_loras (denoiser, want, &err)) {
+    GST_OVI_POST_ERROR (self, "Invalid LoRA", err);
+    return FALSE;
+  }
+  GST_INFO_OBJECT (self, "reloading the denoiser with LoRAs '%s' merged",
+                   want ? want : "");
+  gst_ovi_helper_set_loras (self->helper, want);
+  *engine = gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_DENOISER);
+  g_free (self->merged_loras);
+  self->merged_loras = *engine ? g_strdup (want) : NULL;
+  return *engine != NULL;
+}
+
 /* keys of a LoRA that match nothing in the model: a warning, once */
 static void
 warn_lora (GstOviDenoise *self, OviDenoiser *denoiser)
@@ -778,6 +827,8 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
       ret = GST_FLOW_ERROR;
     } else if (!clip_extras (self, buf, &req, &extras, &err)) {
       GST_OVI_POST_ERROR (self, "Invalid sigmas", err);
+      ret = GST_FLOW_ERROR;
+    } else if (!choose_lora_path (self, &engine, &req)) {
       ret = GST_FLOW_ERROR;
     }
   }
@@ -857,6 +908,14 @@ start (GstOviDenoise *self)
 {
   gboolean want_vae;
 
+  GST_OBJECT_LOCK (self);
+  g_free (self->merged_loras);
+  self->merged_loras = self->lora_mode != GST_OVI_LORA_MODE_UNMERGED
+                               && self->lora && *self->lora
+                           ? g_strdup (self->lora)
+                           : NULL;
+  GST_OBJECT_UNLOCK (self);
+  gst_ovi_helper_set_loras (self->helper, self->merged_loras);
   if (!gst_ovi_helper_start (self->helper, GST_OVI_STAGE_DENOISER))
     return FALSE;
   GST_OBJECT_LOCK (self);
@@ -908,6 +967,7 @@ gst_ovi_denoise_finalize (GObject *object)
   g_free (self->lora);
   g_free (self->sigmas);
   g_free (self->lora_warning);
+  g_free (self->merged_loras);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -1046,6 +1106,21 @@ install_properties (GObjectClass *gobject_class)
           "prompt file line's \"lora\" overrides it for its clip)",
           NULL, rw_playing));
   /**
+   * GstOviDenoise:lora-mode:
+   *
+   * Whether #GstOviDenoise:lora is merged into the weights at load or
+   * applied at run time (docs/lora.md).
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_LORA_MODE,
+      g_param_spec_enum (
+          "lora-mode", "LoRA mode",
+          "auto: the LoRAs set before loading are merged, later changes run "
+          "unmerged (or reload when merged ones must change); merged: a "
+          "change reloads the denoiser with them merged; unmerged: always at "
+          "run time, never a reload",
+          GST_TYPE_OVI_LORA_MODE, GST_OVI_LORA_MODE_AUTO, rw_ready));
+  /**
    * GstOviDenoise:sigmas:
    *
    * Euler on explicit sigmas, for few-step distilled models and LoRAs.
@@ -1071,6 +1146,7 @@ install_properties (GObjectClass *gobject_class)
                                    progress_pspec);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_MODEL, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_SOLVER, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_OVI_LORA_MODE, 0);
 }
 
 static void

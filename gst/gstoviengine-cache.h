@@ -36,6 +36,7 @@ typedef struct {
   GstOviVramMode vram_mode;
   GstOviGpuAllocation gpu_allocation;
   gint cuda_device_id; /* -1: auto */
+  gchar *loras; /* merged into the denoiser at load (docs/lora.md), or NULL */
 } GstOviEngineConfig;
 
 /* One loaded stage, shared by the elements that acquired it; it holds a

@@ -96,6 +96,29 @@ gst_ovi_solver_get_type (void)
   return type;
 }
 
+GType
+gst_ovi_lora_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { GST_OVI_LORA_MODE_AUTO,
+      "Merged at load; a later change applied at run time while the loaded "
+      "denoiser has no merged LoRAs, else merged with a reload",
+      "auto" },
+    { GST_OVI_LORA_MODE_MERGED,
+      "Always merged into the weights; a change reloads the denoiser",
+      "merged" },
+    { GST_OVI_LORA_MODE_UNMERGED,
+      "Always applied at run time; a change never reloads", "unmerged" },
+    { 0, NULL, NULL },
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviLoraMode", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
 const char *
 gst_ovi_enum_nick (GType type, gint value)
 {

@@ -36,6 +36,12 @@ typedef enum {
   GST_OVI_SOLVER_EULER,
 } GstOviSolverType;
 
+typedef enum {
+  GST_OVI_LORA_MODE_AUTO,
+  GST_OVI_LORA_MODE_MERGED,
+  GST_OVI_LORA_MODE_UNMERGED,
+} GstOviLoraMode;
+
 #define GST_TYPE_OVI_VRAM_MODE (gst_ovi_vram_mode_get_type ())
 GType gst_ovi_vram_mode_get_type (void);
 #define GST_TYPE_OVI_GPU_ALLOCATION (gst_ovi_gpu_allocation_get_type ())
@@ -44,6 +50,8 @@ GType gst_ovi_gpu_allocation_get_type (void);
 GType gst_ovi_model_get_type (void);
 #define GST_TYPE_OVI_SOLVER (gst_ovi_solver_get_type ())
 GType gst_ovi_solver_get_type (void);
+#define GST_TYPE_OVI_LORA_MODE (gst_ovi_lora_mode_get_type ())
+GType gst_ovi_lora_mode_get_type (void);
 
 /* The nick of an enum value ("fp8-offload", "720x720_5s", ...); never NULL. */
 const char *gst_ovi_enum_nick (GType type, gint value);

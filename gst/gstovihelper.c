@@ -210,6 +210,15 @@ gst_ovi_helper_set_variant (GstOviHelper *self, const gchar *variant)
   GST_OBJECT_UNLOCK (self);
 }
 
+void
+gst_ovi_helper_set_loras (GstOviHelper *self, const gchar *loras)
+{
+  GST_OBJECT_LOCK (self);
+  g_free (self->config.loras);
+  self->config.loras = loras && *loras ? g_strdup (loras) : NULL;
+  GST_OBJECT_UNLOCK (self);
+}
+
 /* ---- stages ---- */
 
 static void

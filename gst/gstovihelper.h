@@ -52,6 +52,10 @@ gboolean gst_ovi_helper_get_property (GstOviHelper *self, guint prop_id,
 /* The model variant to load (NULL: the one present); ovidenoise's `model`. */
 void gst_ovi_helper_set_variant (GstOviHelper *self, const gchar *variant);
 
+/* The LoRAs merged into the denoiser it loads (NULL or "": none); a change
+ * makes the next acquire load again (ovidenoise's lora-mode). */
+void gst_ovi_helper_set_loras (GstOviHelper *self, const gchar *loras);
+
 /* ---- stages ---- */
 
 /* Loads (or reuses) `stage` with the current properties, releasing first

@@ -206,6 +206,21 @@ request_loras (OviDenoiser *d, const char *list, OviFusionLora **out,
   return TRUE;
 }
 
+gboolean
+ovi_denoiser_check_loras (OviDenoiser *d, const char *loras, GError **error)
+{
+  g_autoptr (GPtrArray) specs = ovi_lora_specs_parse (loras, error);
+  g_autoptr (OviLoraSet) set = NULL;
+
+  if (specs == NULL)
+    return FALSE;
+  if (specs->len == 0)
+    return TRUE;
+  set = ovi_lora_set_new (d->wf, (const OviLoraSpec *const *) specs->pdata,
+                          specs->len, error);
+  return set != NULL;
+}
+
 const char *
 ovi_denoiser_get_lora_warning (OviDenoiser *d)
 {

@@ -184,6 +184,11 @@ ovi_denoiser_new_with_loras (const OviModelPaths *paths, OviBackend *backend,
  * error nothing changes. */
 gboolean ovi_denoiser_set_loras (OviDenoiser *d, const GPtrArray *loras,
                                  GError **error);
+/* Reads the LoRA list `loras` and resolves it against the model (as a
+ * merge or set_loras would), changing nothing: the errors a reload with
+ * them merged would meet, before anything is unloaded. */
+gboolean ovi_denoiser_check_loras (OviDenoiser *d, const char *loras,
+                                   GError **error);
 /* the unmatched LoRA keys of the last merge / set_loras, or NULL */
 const char *ovi_denoiser_get_lora_warning (OviDenoiser *d);
 void ovi_denoiser_free (OviDenoiser *d);

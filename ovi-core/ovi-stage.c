@@ -3,6 +3,7 @@
 #include "ovi-stage.h"
 
 #include "ovi-gpu-manager.h"
+#include "ovi-lora.h"
 #include "ovi-placement.h"
 
 #include <string.h>
@@ -19,6 +20,7 @@ struct _OviStagePlan {
   gboolean warn;
   char *key;
   char *description;
+  GPtrArray *loras; /* denoise: OviLoraSpec* merged at load, or NULL */
 };
 
 struct _OviStage {
@@ -74,6 +76,7 @@ ovi_stage_plan_free (OviStagePlan *p)
 {
   if (p == NULL)
     return;
+  g_clear_pointer (&p->loras, g_ptr_array_unref);
   g_clear_pointer (&p->paths, ovi_model_paths_free);
   g_free (p->backend_name);
   g_free (p->device_name);
@@ -209,8 +212,19 @@ ovi_stage_plan_new (OviStageKind kind, const OviStageConfig *c, GError **error)
   p->device_name = p->device < 0
                        ? g_strdup ("cpu")
                        : g_strdup_printf ("%s:%d", p->backend_name, p->device);
+  if (kind == OVI_STAGE_DENOISE && c->loras && *c->loras) {
+    p->loras = ovi_lora_specs_parse (c->loras, error);
+    if (p->loras == NULL)
+      return NULL;
+  }
   mode = ovi_vram_mode_to_string (p->plan.mode);
   files = stage_files (kind, p->paths);
+  if (p->loras && p->loras->len) {
+    /* the merged LoRAs are part of what loads */
+    char *with = g_strdup_printf ("%s, LoRAs %s", files, c->loras);
+    g_free (files);
+    files = with;
+  }
   /* the variant is in the key: it sets text_len and the caption syntax */
   p->key = g_strdup_printf ("%s|%s|%s|%s|%s", ovi_stage_name (kind), files,
                             p->paths->variant, p->device_name, mode);
@@ -251,7 +265,8 @@ open_backend (const OviStagePlan *p, GError **error)
 }
 
 static gboolean
-construct (OviStage *s, const OviPlacementPlan *plan, GError **error)
+construct (OviStage *s, const OviPlacementPlan *plan, const GPtrArray *loras,
+           GError **error)
 {
   switch (s->kind) {
     case OVI_STAGE_TEXT:
@@ -261,9 +276,9 @@ construct (OviStage *s, const OviPlacementPlan *plan, GError **error)
       break;
     case OVI_STAGE_DENOISE:
       s->placement = ovi_placement_new (plan, s->backend);
-      s->u.denoiser = ovi_denoiser_new_filtered (s->paths, s->backend,
-                                                 ovi_placement_weight_filter,
-                                                 s->placement, error);
+      s->u.denoiser = ovi_denoiser_new_with_loras (s->paths, s->backend,
+                                                   ovi_placement_weight_filter,
+                                                   s->placement, loras, error);
       break;
     case OVI_STAGE_VIDEO_DECODE:
       s->u.video_vae = ovi_video_vae_new (s->paths, s->backend, error);
@@ -294,7 +309,7 @@ ovi_stage_plan_load (const OviStagePlan *p, GError **error)
   s->vae_tile = p->plan.vae_tile;
   s->vae_tile_overlap = p->plan.vae_tile_overlap;
   s->backend = open_backend (p, error);
-  if (s->backend == NULL || !construct (s, &p->plan, error)) {
+  if (s->backend == NULL || !construct (s, &p->plan, p->loras, error)) {
     g_prefix_error (error,
                     "Could not load the %s: ", ovi_stage_title (p->kind));
     ovi_stage_unref (s);

@@ -55,6 +55,9 @@ typedef struct {
   OviGpuAllocation gpu_allocation; /* AUTO: single */
   int cuda_device_id;              /* -1: the best GPU */
   int n_threads;                   /* CPU backend threads, 0: all cores */
+  /* the denoise stage's LoRAs, merged into the weights at load
+   * ("path[:strength[:video|audio|both]];...", docs/lora.md); NULL: none */
+  const char *loras;
 } OviStageConfig;
 
 /* auto everywhere, the tiny model */

@@ -6,6 +6,7 @@
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <glib/gstdio.h>
+#include <math.h>
 #include <string.h>
 
 #include "gstoviutil.h"
@@ -271,6 +272,116 @@ GST_START_TEST (test_lora_errors)
 
 GST_END_TEST;
 
+static gdouble
+rel_l2 (GBytes *a, GBytes *b)
+{
+  gsize n;
+  const float *x = g_bytes_get_data (a, &n), *y = g_bytes_get_data (b, NULL);
+  gdouble num = 0, den = 0;
+
+  fail_unless_equals_int (n, g_bytes_get_size (b));
+  for (gsize i = 0; i < n / 4; i++) {
+    num += ((gdouble) x[i] - y[i]) * ((gdouble) x[i] - y[i]);
+    den += (gdouble) y[i] * y[i];
+  }
+  return sqrt (num / den);
+}
+
+/* progress START messages of stage loads since the last call (the
+ * elements post one per load) */
+static gint
+count_loads (GstBus *bus)
+{
+  GstMessage *msg;
+  gint n = 0;
+
+  while ((msg = gst_bus_pop_filtered (bus, GST_MESSAGE_PROGRESS))) {
+    GstProgressType type;
+    gst_message_parse_progress (msg, &type, NULL, NULL);
+    n += type == GST_PROGRESS_TYPE_START;
+    gst_message_unref (msg);
+  }
+  return n;
+}
+
+/* a denoiser built from a launch line (properties set before it loads) */
+static GstHarness *
+launched (const gchar *props, GstBus **bus)
+{
+  g_autofree gchar *desc
+      = g_strdup_printf ("ovidenoise steps=2 seed=7 %s", props);
+  g_autofree gchar *caps = g_strdup_printf (
+      "application/x-ovi-text,dtype=F32,dim=%d", tiny->text_dim);
+  GstHarness *h = gst_harness_new_empty ();
+
+  *bus = gst_bus_new ();
+  gst_harness_add_parse (h, desc);
+  gst_element_set_bus (h->element, *bus);
+  gst_harness_set_src_caps_str (h, caps);
+  return h;
+}
+
+static GstElement *
+denoise_element (GstHarness *h)
+{
+  return gst_bin_get_by_name (GST_BIN (h->element), "d");
+}
+
+GST_START_TEST (test_lora_modes)
+{
+  GstBus *bus;
+  GstHarness *h;
+  g_autofree gchar *spec = g_strdup_printf ("%s:1:both", lora_path);
+  g_autofree gchar *missing
+      = g_build_filename (tmp_dir, "gone.safetensors", NULL);
+  g_autofree gchar *props = NULL;
+  g_autoptr (GBytes) none = NULL, live = NULL, merged = NULL, back = NULL,
+                     again = NULL;
+  GstElement *d;
+
+  /* references: no LoRA, the LoRA at run time */
+  h = launched ("name=d lora-mode=unmerged", &bus);
+  none = clip (h, make_text_buffer (tiny->text_dim, 1));
+  count_loads (bus); /* (the load itself happened before the bus was set) */
+  d = denoise_element (h);
+  g_object_set (d, "lora", spec, NULL);
+  live = clip (h, make_text_buffer (tiny->text_dim, 1));
+  fail_unless_equals_int (count_loads (bus), 0); /* unmerged: no reload */
+  gst_object_unref (d);
+  teardown (h, bus);
+
+  /* merged at load (auto, set before loading): near the run-time result,
+   * not equal (the weights are rounded to bf16 once merged) */
+  props = g_strdup_printf ("name=d lora=%s", spec);
+  h = launched (props, &bus);
+  merged = clip (h, make_text_buffer (tiny->text_dim, 1));
+  count_loads (bus);
+  GST_INFO ("merged vs run-time: rel_l2 %g, LoRA effect %g",
+            rel_l2 (merged, live), rel_l2 (live, none));
+  fail_unless (rel_l2 (merged, live) < 0.1 * rel_l2 (live, none));
+  fail_if (g_bytes_equal (merged, none));
+  /* a bad list: an error, and the merged denoiser stays loaded */
+  d = denoise_element (h);
+  g_object_set (d, "lora", missing, NULL);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 1)),
+      GST_FLOW_ERROR);
+  fail_unless_equals_int (count_loads (bus), 0);
+  g_object_set (d, "lora", spec, NULL);
+  again = clip (h, make_text_buffer (tiny->text_dim, 1));
+  fail_unless (g_bytes_equal (again, merged));
+  fail_unless_equals_int (count_loads (bus), 0);
+  /* merged ones changed: a reload, here without LoRAs (the plain model) */
+  g_object_set (d, "lora", "", NULL);
+  back = clip (h, make_text_buffer (tiny->text_dim, 1));
+  fail_unless_equals_int (count_loads (bus), 1);
+  fail_unless (g_bytes_equal (back, none));
+  gst_object_unref (d);
+  teardown (h, bus);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_prompt_file_keys)
 {
   g_autoptr (GError) error = NULL;
@@ -323,6 +434,7 @@ lora_suite (void)
   tcase_add_test (tc, test_lora_next_clip_only);
   tcase_add_test (tc, test_sigmas);
   tcase_add_test (tc, test_lora_errors);
+  tcase_add_test (tc, test_lora_modes);
   tcase_add_test (tc, test_prompt_file_keys);
   return s;
 }
