@@ -6,10 +6,11 @@
  *   Norms, softmax, modulation, attention and all reductions run in fp32 in
  *   both.
  * - One CUDA stream per backend; every op is enqueued on it, nothing waits
- *   until ovi_backend_sync() (or a download). Memory (tensors and per-op
- *   scratch) comes from the backend's own stream-ordered pool, which keeps
- *   what it reserved, so after the first step the pool serves every
- *   allocation and nothing reaches the driver. New storage is not cleared.
+ *   until ovi_backend_sync() (or a download). Tensors come from the
+ *   backend's own stream-ordered pool, which keeps what it reserved; per-op
+ *   scratch is carved from one arena reused by every op (grown on the first
+ *   step), so a step allocates nothing after the first. New storage is not
+ *   cleared.
  * - Every CUDA / cuBLASLt / cuDNN call is checked; a failure names the op
  *   and the call in the backend's error.
  * - GEMMs (matmul, conv as im2col + GEMM, transposed conv as GEMM + gather)
@@ -98,6 +99,8 @@ priv_unref (CudaPriv *p)
     warn_if_failed ("cudaStreamSynchronize", cudaStreamSynchronize (p->stream));
   g_clear_pointer (&p->profile, ovi_cuda_profile_free);
   g_clear_pointer (&p->dnn, ovi_cudnn_free);
+  if (p->arena)
+    warn_if_failed ("cudaFreeAsync", cudaFreeAsync (p->arena, p->stream));
   if (p->workspace)
     warn_if_failed ("cudaFree", cudaFree (p->workspace));
   if (p->lt)
@@ -210,10 +213,17 @@ cuda_new_storage (OviBackend *be, gsize size, GError **error)
   return ovi_storage_new_wrapped (ptr, size, be->device, release_block, b);
 }
 
-/* per-op scratch: freed (stream-ordered) when the op ends */
+/* Per-op scratch, carved from the backend's arena: every op runs on the
+ * one stream, so the next op's kernels start only after this op's are done
+ * with it, and the arena is reused from offset 0 by every op. A request the
+ * arena cannot hold gets its own pool block (freed stream-ordered when the
+ * op ends) and the arena grows to the op's whole need then, so after the
+ * first step a step allocates nothing. */
 typedef struct {
   OviBackend *be;
   const char *op;
+  gsize used; /* bytes of the arena this op has taken */
+  gsize need; /* bytes this op would have taken from an arena */
   void *ptr[16];
   int n;
 } Scratch;
@@ -222,19 +232,43 @@ static void *
 scratch_alloc (Scratch *s, gsize size)
 {
   CudaPriv *p = priv_of (s->be);
+  gsize rounded = round_size (size);
   void *ptr = NULL;
 
+  s->need += rounded;
+  if (s->used + rounded <= p->arena_size) {
+    ptr = (char *) p->arena + s->used;
+    s->used += rounded;
+    return ptr;
+  }
   if (s->n == G_N_ELEMENTS (s->ptr)) {
     ovi_backend_set_error (s->be, OVI_ERROR, OVI_ERROR_BACKEND,
                            "%s: too many scratch buffers", s->op);
     return NULL;
   }
   if (!CUDA_OK (s->be, s->op,
-                cudaMallocFromPoolAsync (&ptr, round_size (size), p->pool,
-                                         p->stream)))
+                cudaMallocFromPoolAsync (&ptr, rounded, p->pool, p->stream)))
     return NULL;
   s->ptr[s->n++] = ptr;
   return ptr;
+}
+
+/* the arena at least `need` bytes (stream-ordered: kernels enqueued on the
+ * old one finish before it is freed) */
+static void
+arena_grow (OviBackend *be, const char *op, gsize need)
+{
+  CudaPriv *p = priv_of (be);
+
+  if (need <= p->arena_size)
+    return;
+  if (p->arena && !CUDA_OK (be, op, cudaFreeAsync (p->arena, p->stream)))
+    return;
+  p->arena = NULL;
+  p->arena_size = 0;
+  if (CUDA_OK (be, op,
+               cudaMallocFromPoolAsync (&p->arena, need, p->pool, p->stream)))
+    p->arena_size = need;
 }
 
 static void
@@ -244,7 +278,10 @@ scratch_free (Scratch *s)
 
   for (int i = 0; i < s->n; i++)
     CUDA_OK (s->be, s->op, cudaFreeAsync (s->ptr[i], p->stream));
+  if (s->n)
+    arena_grow (s->be, s->op, s->need);
   s->n = 0;
+  s->used = s->need = 0;
 }
 
 /* ---- descriptors ---- */

@@ -27,6 +27,10 @@ typedef struct {
   cudaMemPool_t pool;
   cublasLtHandle_t lt;
   void *workspace;
+  /* per-op scratch (ovi-cuda-backend.c scratch_alloc), grown to the
+   * largest op's need */
+  void *arena;
+  gsize arena_size;
   /* cuBLASLt descriptors + algorithm by GEMM shape (AlgoKey -> AlgoEntry),
    * and the shapes it had no algorithm for (said once each) */
   GHashTable *algos, *no_algo;
