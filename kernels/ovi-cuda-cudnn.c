@@ -22,6 +22,7 @@
 #if OVI_HAVE_CUDNN
 
 #include <cudnn.h>
+#include <gmodule.h>
 #include <stdbool.h>
 
 typedef cudnnBackendDescriptor_t Desc;
@@ -103,6 +104,7 @@ typedef struct {
   gboolean failed;      /* an error is recorded */
   gboolean unsupported; /* cuDNN said NOT_SUPPORTED: no error, fall back */
   int64_t next_virtual;
+  gboolean graph_only; /* stop at the finalised operation graph (selftest) */
 } Build;
 
 static gboolean
@@ -304,6 +306,8 @@ plan_of (Build *b, Desc *ops, int n_ops, int64_t *workspace)
   set (b, graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
        n_ops, ops);
   finalize (b, graph);
+  if (b->graph_only)
+    return NULL;
   for (int m = 0; m < 2 && ok (b); m++) {
     Desc heur = make (b, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
     int64_t count = 0, got = 0;
@@ -733,6 +737,74 @@ ovi_cudnn_conv3d (OviBackend *be, const char *op, const OviCudnnConv *c,
   memcpy (key.strides + 6, c->post, sizeof (c->post));
   p = plan_for (be, op, &key, build_conv, c, "convolution", unsupported);
   return p && execute (be, op, p, c->bias ? 4 : 3, uids, ptrs);
+}
+
+/* ---- selftest: the graphs, built and finalised without a GPU ---- */
+
+G_MODULE_EXPORT gboolean ovi_cuda_cudnn_graphs_selftest (GError **error);
+
+/* One graph up to its finalised operation graph (no engine: heuristics
+ * need a GPU). cuDNN checks the descriptors, attribute types, dims and the
+ * graph's consistency there, so this catches what a GPU run would first
+ * stumble on. */
+static gboolean
+selftest_graph (const char *what, Desc (*build) (Build *, gconstpointer,
+                                                  int64_t *),
+                gconstpointer arg, GError **error)
+{
+  OviBackend be = { 0 };
+  Build b = { &be, what, g_ptr_array_new_with_free_func (destroy_desc) };
+  int64_t ws = 0;
+  gboolean good;
+
+  b.next_virtual = UID_VIRTUAL;
+  b.graph_only = TRUE;
+  build (&b, arg, &ws);
+  good = ok (&b);
+  g_ptr_array_unref (b.keep);
+  if (good)
+    return TRUE;
+  if (be.error)
+    g_propagate_error (error, be.error);
+  else
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "%s: cuDNN refused the graph (NOT_SUPPORTED)", what);
+  return FALSE;
+}
+
+gboolean
+ovi_cuda_cudnn_graphs_selftest (GError **error)
+{
+  /* the DiT's self-attention: [2 branches, 15 004, 24, 128] BSHD views of
+   * [B, L, 3072] rows; text cross-attention with padded keys */
+  int64_t lens[2] = { 512, 300 };
+  OviCudnnSdpa a = {
+    .q = (void *) 256, .k = (void *) 512, .v = (void *) 768,
+    .out = (void *) 1024, .dtype = OVI_DTYPE_BF16,
+    .B = 2, .H = 24, .Lq = 15004, .Lk = 15004, .D = 128, .Dv = 128,
+    .qs = { 15004 * 3072, 3072, 128 }, .ks = { 15004 * 3072, 3072, 128 },
+    .vs = { 15004 * 3072, 3072, 128 }, .os = { 15004 * 3072, 3072, 128 },
+    .scale = 0.088f,
+  };
+  OviCudnnSdpa t = a;
+  /* a Wan VAE decoder conv: 1024 -> 1024, k 3, causal time padding */
+  OviCudnnConv c = {
+    .x = (void *) 256, .w = (void *) 512, .y = (void *) 768,
+    .bias = (void *) 1024, .dtype = OVI_DTYPE_BF16,
+    .N = 1, .C = 1024, .K = 1024,
+    .in = { 3, 44, 44 }, .out = { 1, 44, 44 }, .kernel = { 3, 3, 3 },
+    .stride = { 1, 1, 1 }, .pre = { 0, 1, 1 }, .post = { 0, 1, 1 },
+  };
+
+  t.Lk = 512;
+  t.ks[0] = t.vs[0] = 512 * 3072;
+  t.kv_lens = lens;
+  return selftest_graph ("SDPA_FWD node", build_unified, &a, error)
+         && selftest_graph ("SDPA_FWD node, padded keys", build_unified, &t,
+                            error)
+         && selftest_graph ("composite attention graph", build_composite, &a,
+                            error)
+         && selftest_graph ("conv3d + bias graph", build_conv, &c, error);
 }
 
 /* ---- lifetime ---- */
