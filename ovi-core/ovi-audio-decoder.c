@@ -3,6 +3,7 @@
 #include "ovi-engine.h"
 #include "ovi-bigvgan.h"
 #include "ovi-mmaudio-vae.h"
+#include "ovi-turns.h"
 
 #include <string.h>
 
@@ -10,7 +11,7 @@ struct _OviAudioDecoder {
   OviBackend *be;
   OviMMAudioVae *vae;
   OviBigVGan *vocoder;
-  GMutex op_lock; /* one decode at a time on the backend */
+  OviTurns turns; /* one decode at a time on the backend */
 };
 
 /* best_netG.pt nests the generator under "generator."; a file without the
@@ -54,7 +55,7 @@ ovi_audio_decoder_new_from_files (const char *vae_path,
   dec->be = backend;
   dec->vae = g_steal_pointer (&vae);
   dec->vocoder = g_steal_pointer (&voc);
-  g_mutex_init (&dec->op_lock);
+  ovi_turns_init (&dec->turns);
   return dec;
 }
 
@@ -79,7 +80,7 @@ ovi_audio_decoder_free (OviAudioDecoder *dec)
     return;
   ovi_mmaudio_vae_free (dec->vae);
   ovi_bigvgan_free (dec->vocoder);
-  g_mutex_clear (&dec->op_lock);
+  ovi_turns_clear (&dec->turns);
   g_free (dec);
 }
 
@@ -143,9 +144,10 @@ ovi_audio_decoder_decode_mel (OviAudioDecoder *dec, const OviTensor *latent,
 {
   OviTensor *wav;
 
-  g_mutex_lock (&dec->op_lock);
+  if (!ovi_turns_take (&dec->turns, cancellable, "audio decoding", error))
+    return NULL;
   wav = decode_locked (dec, latent, mel_out, cancellable, error);
-  g_mutex_unlock (&dec->op_lock);
+  ovi_turns_give (&dec->turns);
   return wav;
 }
 

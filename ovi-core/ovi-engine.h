@@ -231,8 +231,10 @@ gboolean ovi_denoiser_estimate (const OviModelPaths *paths, int width,
 /* ---- stage 3: video VAE ---- */
 
 /* The video and audio stages may be shared between threads (ovivaedec and
- * ovidenoise's i2v encode use one OviVideoVae): their calls are serialised
- * on the stage, and a decode holds it while its frames callback runs. */
+ * ovidenoise's i2v encode use one OviVideoVae): their calls take turns on
+ * the stage in the order they asked (a stepping decode one frame group per
+ * turn; a callback decode holds it while its frames callback runs), and a
+ * call with a GCancellable stops waiting for its turn when it fires. */
 typedef struct _OviVideoVae OviVideoVae;
 
 OviVideoVae *ovi_video_vae_new (const OviModelPaths *paths, OviBackend *backend,

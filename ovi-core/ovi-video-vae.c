@@ -1,6 +1,7 @@
 /* gst-ovi: stage 3, the video VAE (Wan2.2): streaming decode and the
  * image-to-video first-frame encode. */
 #include "ovi-engine.h"
+#include "ovi-turns.h"
 #include "ovi-wan-vae.h"
 
 struct _OviVideoVae {
@@ -12,7 +13,7 @@ struct _OviVideoVae {
   /* one decode or encode at a time: a backend runs one op stream (the CPU
    * backend's scratch and a CUDA stream are per backend), and the stage is
    * shared by ovivaedec and ovidenoise's i2v encode */
-  GMutex op_lock;
+  OviTurns turns;
   int tile, tile_overlap; /* the stage's tiling (ovi_video_vae_set_tiling) */
 };
 
@@ -58,7 +59,7 @@ ovi_video_vae_new (const OviModelPaths *paths, OviBackend *backend,
   vae->vae = model;
   vae->path = g_strdup (paths->vae_path);
   g_mutex_init (&vae->lock);
-  g_mutex_init (&vae->op_lock);
+  ovi_turns_init (&vae->turns);
   return vae;
 }
 
@@ -69,7 +70,7 @@ ovi_video_vae_free (OviVideoVae *vae)
     return;
   ovi_wan_vae_free (vae->vae);
   g_mutex_clear (&vae->lock);
-  g_mutex_clear (&vae->op_lock);
+  ovi_turns_clear (&vae->turns);
   g_free (vae->path);
   g_free (vae);
 }
@@ -77,11 +78,11 @@ ovi_video_vae_free (OviVideoVae *vae)
 void
 ovi_video_vae_set_tiling (OviVideoVae *vae, int tile, int overlap)
 {
-  g_mutex_lock (&vae->op_lock);
+  ovi_turns_take (&vae->turns, NULL, "video VAE", NULL);
   vae->tile = tile;
   vae->tile_overlap = overlap;
   ovi_wan_vae_set_tiling (vae->vae, tile, overlap);
-  g_mutex_unlock (&vae->op_lock);
+  ovi_turns_give (&vae->turns);
 }
 
 typedef struct {
@@ -112,9 +113,10 @@ ovi_video_vae_decode (OviVideoVae *vae, const OviTensor *latent,
   gboolean ok;
 
   g_return_val_if_fail (on_frames != NULL, FALSE);
-  g_mutex_lock (&vae->op_lock);
+  if (!ovi_turns_take (&vae->turns, cancellable, "video decoding", error))
+    return FALSE;
   ok = ovi_wan_vae_decode (vae->vae, latent, deliver, &ctx, cancellable, error);
-  g_mutex_unlock (&vae->op_lock);
+  ovi_turns_give (&vae->turns);
   if (ctx.error) {
     /* a download failure beats the generic "stopped" message */
     g_clear_error (error);
@@ -137,13 +139,13 @@ begin (OviVideoVae *vae, const OviTensor *latent, int tile, int overlap,
   OviWanVaeDecoding *wan;
   OviVideoDecoding *d;
 
-  g_mutex_lock (&vae->op_lock);
+  ovi_turns_take (&vae->turns, NULL, "video decoding", NULL);
   if (tile >= 0)
     ovi_wan_vae_set_tiling (vae->vae, tile, overlap);
   wan = ovi_wan_vae_decode_begin (vae->vae, latent, error);
   if (tile >= 0)
     ovi_wan_vae_set_tiling (vae->vae, vae->tile, vae->tile_overlap);
-  g_mutex_unlock (&vae->op_lock);
+  ovi_turns_give (&vae->turns);
   if (wan == NULL)
     return NULL;
   d = g_new0 (OviVideoDecoding, 1);
@@ -176,11 +178,12 @@ ovi_video_vae_decode_next (OviVideoDecoding *d, int *first_frame,
   g_autoptr (OviTensor) frames = NULL;
   OviTensor *host = NULL;
 
-  g_mutex_lock (&d->vae->op_lock);
+  if (!ovi_turns_take (&d->vae->turns, cancellable, "video decoding", error))
+    return NULL;
   frames = ovi_wan_vae_decode_next (d->wan, first_frame, cancellable, error);
   if (frames)
     host = ovi_backend_download_f32 (d->vae->be, frames, error);
-  g_mutex_unlock (&d->vae->op_lock);
+  ovi_turns_give (&d->vae->turns);
   return host;
 }
 
@@ -189,9 +192,9 @@ ovi_video_decoding_free (OviVideoDecoding *d)
 {
   if (d == NULL)
     return;
-  g_mutex_lock (&d->vae->op_lock);
+  ovi_turns_take (&d->vae->turns, NULL, "video decoding", NULL);
   ovi_wan_vae_decoding_free (d->wan);
-  g_mutex_unlock (&d->vae->op_lock);
+  ovi_turns_give (&d->vae->turns);
   g_free (d);
 }
 
@@ -202,13 +205,14 @@ encode_locked (OviVideoVae *vae, const OviTensor *video,
   g_autoptr (OviTensor) mu = NULL;
   OviTensor *out = NULL;
 
-  g_mutex_lock (&vae->op_lock);
+  if (!ovi_turns_take (&vae->turns, cancellable, "video encoding", error))
+    return NULL;
   if (ensure_encoder (vae, error)) {
     mu = ovi_wan_vae_encode (vae->vae, video, cancellable, error);
     if (mu)
       out = ovi_backend_download_f32 (vae->be, mu, error);
   }
-  g_mutex_unlock (&vae->op_lock);
+  ovi_turns_give (&vae->turns);
   return out;
 }
 
