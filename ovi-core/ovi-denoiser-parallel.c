@@ -8,6 +8,9 @@ struct _OviParallelDenoiser {
   OviBackend **be;
   OviDenoiser **d;
   OviRankGroups *groups;
+  OviPlacement **placement; /* [n], NULL without a plan */
+  const OviPlacementPlan *plan;
+  const GPtrArray *loras; /* merged at load on every rank, or NULL */
   const OviModelPaths *paths;
   GMutex lock; /* one run at a time: the ranks' collectives must pair up */
 };
@@ -47,7 +50,11 @@ load_rank (int w, gpointer data, GError **error)
   OviParallelDenoiser *pd = data;
   OviDenoiserComms comms = comms_of (pd, w);
 
-  pd->d[w] = ovi_denoiser_new (pd->paths, pd->be[w], error);
+  if (pd->plan)
+    pd->placement[w] = ovi_placement_new (pd->plan, pd->be[w]);
+  pd->d[w] = ovi_denoiser_new_with_loras (
+      pd->paths, pd->be[w], pd->plan ? ovi_placement_weight_filter : NULL,
+      pd->placement[w], pd->loras, error);
   if (pd->d[w] == NULL)
     return FALSE;
   ovi_denoiser_set_comms (pd->d[w], &comms);
@@ -81,19 +88,36 @@ ovi_parallel_denoiser_new (const OviModelPaths *paths, OviBackend **backends,
                            int n_backends, const OviParallelLayout *layout,
                            GError **error)
 {
+  return ovi_parallel_denoiser_new_placed (paths, backends, n_backends, layout,
+                                           NULL, NULL, error);
+}
+
+OviParallelDenoiser *
+ovi_parallel_denoiser_new_placed (const OviModelPaths *paths,
+                                  OviBackend **backends, int n_backends,
+                                  const OviParallelLayout *layout,
+                                  const OviPlacementPlan *plan,
+                                  const GPtrArray *loras, GError **error)
+{
   g_autoptr (OviParallelDenoiser) pd = g_new0 (OviParallelDenoiser, 1);
 
   pd->n = n_backends;
   pd->layout = *layout;
   pd->be = g_memdup2 (backends, sizeof (OviBackend *) * n_backends);
   pd->d = g_new0 (OviDenoiser *, n_backends);
+  pd->placement = g_new0 (OviPlacement *, n_backends);
   pd->paths = paths;
+  pd->plan = plan;
+  pd->loras = loras;
   g_mutex_init (&pd->lock);
   if (!check_layout (paths, n_backends, layout, error)
       || !make_groups (pd, error)
       || !ovi_ranks_run (pd->n, load_rank, pd, NULL, 0, error))
     return NULL;
   pd->paths = NULL;
+  pd->plan = NULL;
+  pd->loras = NULL;
+  ovi_denoiser_set_group (pd->d[0], pd);
   return g_steal_pointer (&pd);
 }
 
@@ -121,9 +145,9 @@ run_rank (int w, gpointer data, GError **error)
     req.cache_calibration = NULL;
   /* rank 0 alone reports steps and decides cancellation (per step, for all
    * ranks) */
-  if (!ovi_denoiser_run (run->pd->d[w], &req, w == 0 ? run->on_step : NULL,
-                         run->user_data, w == 0 ? run->cancellable : NULL,
-                         &video, &audio, error))
+  if (!ovi_denoiser_run_rank (run->pd->d[w], &req, w == 0 ? run->on_step : NULL,
+                              run->user_data, w == 0 ? run->cancellable : NULL,
+                              &video, &audio, error))
     return FALSE;
   if (w == 0) {
     run->video = g_steal_pointer (&video);
@@ -178,8 +202,12 @@ ovi_parallel_denoiser_free (OviParallelDenoiser *pd)
 {
   if (pd == NULL)
     return;
-  for (int w = 0; w < pd->n; w++)
+  for (int w = 0; w < pd->n; w++) {
     g_clear_pointer (&pd->d[w], ovi_denoiser_free);
+    /* the weights a placement put on a device go before its backend */
+    g_clear_pointer (&pd->placement[w], ovi_placement_free);
+  }
+  g_free (pd->placement);
   g_clear_pointer (&pd->groups, ovi_rank_groups_free);
   g_mutex_clear (&pd->lock);
   for (int w = 0; w < pd->n; w++)
@@ -187,4 +215,237 @@ ovi_parallel_denoiser_free (OviParallelDenoiser *pd)
   g_free (pd->be);
   g_free (pd->d);
   g_free (pd);
+}
+
+OviDenoiser *
+ovi_parallel_denoiser_get_front (OviParallelDenoiser *pd)
+{
+  return pd->d[0];
+}
+
+/* ---- layouts and devices ---- */
+
+gboolean
+ovi_parallel_layout_for (OviGpuAllocation alloc, int heads,
+                         OviParallelLayout *layout, GError **error)
+{
+  *layout = (OviParallelLayout){ .sp = 1 };
+  switch (alloc) {
+    case OVI_GPU_ALLOCATION_SP2:
+    case OVI_GPU_ALLOCATION_SP4:
+    case OVI_GPU_ALLOCATION_SP8:
+      layout->sp = alloc == OVI_GPU_ALLOCATION_SP2   ? 2
+                   : alloc == OVI_GPU_ALLOCATION_SP4 ? 4
+                                                     : 8;
+      break;
+    case OVI_GPU_ALLOCATION_CFG_PARALLEL:
+      layout->cfg_parallel = TRUE;
+      break;
+    case OVI_GPU_ALLOCATION_SHARDED:
+      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                   "gpu-allocation=sharded (weights split across GPUs) is not "
+                   "built yet; use sp2/sp4/sp8 or cfg-parallel, or a VRAM mode "
+                   "that fits one GPU (fp8-offload, ultra-low)");
+      return FALSE;
+    default:
+      break;
+  }
+  if (heads > 0 && heads % layout->sp) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "gpu-allocation=%s: the model has %d attention heads, which "
+                 "%d ranks do not divide",
+                 ovi_gpu_allocation_to_string (alloc), heads, layout->sp);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Predicted step time relative to one GPU (docs/multi-gpu.md): the
+ * compute splits over the ranks, each SP rank moves its all-to-all bytes
+ * (a fraction `comm` of a step's compute time at SP 2 on NVLink, growing
+ * as (P - 1) / P), CFG parallel exchanges only the predictions. */
+static double
+predicted_time (int sp, int cfg)
+{
+  const double comm = 0.04;
+  double t = 1.0 / (sp * cfg);
+
+  if (sp > 1)
+    t += comm * 2.0 * (sp - 1) / sp / (sp * cfg);
+  return t;
+}
+
+void
+ovi_parallel_layout_auto (int n_gpus, int heads, OviParallelLayout *layout)
+{
+  double best = predicted_time (1, 1);
+
+  *layout = (OviParallelLayout){ .sp = 1 };
+  for (int cfg = 1; cfg <= 2; cfg++)
+    for (int sp = 1; sp * cfg <= n_gpus && sp <= heads; sp++) {
+      double t = predicted_time (sp, cfg);
+      if (heads % sp || t >= best)
+        continue;
+      best = t;
+      *layout = (OviParallelLayout){ .sp = sp, .cfg_parallel = cfg == 2 };
+    }
+}
+
+static char *
+describe_gpus (const OviGpuReport *report)
+{
+  GString *s = g_string_new (NULL);
+
+  for (int i = 0; i < report->probe.n_devices; i++) {
+    const OviDeviceInfo *d = &report->probe.devices[i];
+    g_string_append_printf (s, "%s%d: %s %.0f GB", i ? ", " : "", d->index,
+                            d->name, d->total_bytes / 1073741824.0);
+  }
+  if (s->len == 0) {
+    g_autofree char *why = ovi_gpu_report_reason (report);
+    g_string_append (s, why ? why : "no CUDA device");
+  }
+  return g_string_free (s, FALSE);
+}
+
+static gboolean
+has_device (const OviGpuReport *report, int index)
+{
+  for (int i = 0; i < report->probe.n_devices; i++)
+    if (report->probe.devices[i].index == index)
+      return TRUE;
+  return FALSE;
+}
+
+int *
+ovi_parallel_pick_devices (const OviGpuReport *report, const char *cuda_devices,
+                           int n, const char *what, GError **error)
+{
+  g_autofree int *devices = g_new0 (int, MAX (n, 1));
+  g_autofree char *found = describe_gpus (report);
+  g_auto (GStrv) list = NULL;
+  int have = 0;
+
+  if (cuda_devices && *cuda_devices) {
+    list = g_strsplit (cuda_devices, ",", -1);
+    for (int i = 0; list[i]; i++) {
+      char *end = NULL;
+      gint64 v = g_ascii_strtoll (g_strstrip (list[i]), &end, 10);
+      if (end == list[i] || *end || v < 0 || !has_device (report, (int) v)) {
+        g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                     "cuda-devices \"%s\": there is no GPU \"%s\" (found "
+                     "%d: %s)",
+                     cuda_devices, list[i], report->probe.n_devices, found);
+        return NULL;
+      }
+      if (have < n)
+        devices[have] = (int) v;
+      have++;
+    }
+  } else {
+    for (int i = 0; i < report->probe.n_devices; i++) {
+      if (have < n)
+        devices[have] = report->probe.devices[i].index;
+      have++;
+    }
+  }
+  if (have < n) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "%s needs %d GPUs, found %d (%s)%s", what, n, have, found,
+                 cuda_devices && *cuda_devices ? " in cuda-devices" : "");
+    return NULL;
+  }
+  return g_steal_pointer (&devices);
+}
+
+/* ---- stage loading ---- */
+
+static gboolean
+cpu_ranks (const char *backend)
+{
+  return g_strcmp0 (backend, "cpu") == 0
+         || g_strcmp0 (g_getenv ("OVI_PARALLEL_CPU_RANKS"), "1") == 0;
+}
+
+gboolean
+ovi_parallel_plan (OviGpuAllocation alloc, const char *backend,
+                   const char *cuda_devices, int heads,
+                   OviParallelLayout *layout, int *ranks, int **devices,
+                   GError **error)
+{
+  g_auto (OviGpuReport) report = { 0 };
+  gboolean cpu = cpu_ranks (backend);
+
+  *ranks = 1;
+  *devices = NULL;
+  *layout = (OviParallelLayout){ .sp = 1 };
+  if (alloc == OVI_GPU_ALLOCATION_SINGLE
+      || (alloc == OVI_GPU_ALLOCATION_AUTO && cpu))
+    return TRUE;
+  if (!ovi_gpu_report_probe (&report, error))
+    return FALSE;
+  if (alloc == OVI_GPU_ALLOCATION_AUTO) {
+    int n = report.probe.n_devices;
+    if (cuda_devices && *cuda_devices) {
+      g_auto (GStrv) list = g_strsplit (cuda_devices, ",", -1);
+      n = MIN (n, (int) g_strv_length (list));
+    }
+    ovi_parallel_layout_auto (n, heads, layout);
+  } else if (!ovi_parallel_layout_for (alloc, 0, layout, error)) {
+    return FALSE;
+  }
+  *ranks = ovi_parallel_layout_ranks (layout);
+  if (*ranks > 1 && !(cpu && report.probe.n_devices == 0)
+      && g_strcmp0 (backend, "cpu") != 0) {
+    *devices = ovi_parallel_pick_devices (&report, cuda_devices, *ranks,
+                                          ovi_gpu_allocation_to_string (alloc),
+                                          error);
+    if (*devices == NULL)
+      return FALSE;
+  }
+  /* then whether the model allows the layout */
+  return ovi_parallel_layout_for (alloc, heads, layout, error);
+}
+
+char *
+ovi_parallel_ranks_name (const char *backend_name, int ranks,
+                         const int *devices, const OviParallelLayout *layout)
+{
+  GString *s = g_string_new (NULL);
+
+  if (devices == NULL) {
+    g_string_append_printf (s, "cpu x%d", ranks);
+  } else {
+    g_string_append_printf (s, "%s:", backend_name);
+    for (int w = 0; w < ranks; w++)
+      g_string_append_printf (s, "%s%d", w ? "," : "", devices[w]);
+  }
+  g_string_append_printf (s, " (sp%d%s)", layout->sp,
+                          layout->cfg_parallel ? " x cfg-parallel" : "");
+  return g_string_free (s, FALSE);
+}
+
+OviParallelDenoiser *
+ovi_parallel_denoiser_load (const OviModelPaths *paths,
+                            const OviPlacementPlan *plan,
+                            const GPtrArray *loras,
+                            const OviParallelLayout *layout, int ranks,
+                            const int *devices, const char *backend_name,
+                            int n_threads, GError **error)
+{
+  g_autofree OviBackend **be = g_new0 (OviBackend *, ranks);
+  int threads = n_threads > 0 ? n_threads : (int) g_get_num_processors ();
+
+  for (int w = 0; w < ranks; w++) {
+    be[w] = devices ? ovi_backend_new_by_name (backend_name, devices[w], error)
+                    : ovi_backend_new_cpu (MAX (1, threads / ranks));
+    if (be[w] == NULL) {
+      for (int i = 0; i < w; i++)
+        ovi_backend_free (be[i]);
+      return NULL;
+    }
+  }
+  /* CPU ranks share host memory: the weights stay where the file maps them */
+  return ovi_parallel_denoiser_new_placed (paths, be, ranks, layout,
+                                           devices ? plan : NULL, loras, error);
 }

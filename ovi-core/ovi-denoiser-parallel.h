@@ -13,6 +13,9 @@
 
 #include "ovi-comm.h"
 #include "ovi-engine.h"
+#include "ovi-placement.h"
+#include "ovi-presets.h"
+#include "ovi-gpu-manager.h"
 
 G_BEGIN_DECLS
 
@@ -23,8 +26,19 @@ typedef struct {
   OviComm *cfg;   /* the two ranks of the two branches (CFG rank 0: pos) */
 } OviDenoiserComms;
 
+typedef struct _OviParallelDenoiser OviParallelDenoiser;
+
 /* makes `d` one rank of a parallel denoiser (before its first run) */
 void ovi_denoiser_set_comms (OviDenoiser *d, const OviDenoiserComms *comms);
+/* makes `d` (rank 0) the front of `group`: ovi_denoiser_run (d) runs every
+ * rank */
+void ovi_denoiser_set_group (OviDenoiser *d, OviParallelDenoiser *group);
+/* ovi_denoiser_run on this rank alone */
+gboolean ovi_denoiser_run_rank (OviDenoiser *d, const OviDenoiseRequest *req,
+                                OviStepFunc on_step, gpointer user_data,
+                                GCancellable *cancellable,
+                                OviTensor **video_latent,
+                                OviTensor **audio_latent, GError **error);
 
 typedef struct {
   int sp;                /* >= 1 */
@@ -34,7 +48,23 @@ typedef struct {
 /* sp x (cfg_parallel ? 2 : 1) */
 int ovi_parallel_layout_ranks (const OviParallelLayout *layout);
 
-typedef struct _OviParallelDenoiser OviParallelDenoiser;
+/* The layout of a multi-GPU gpu-allocation (sp2/sp4/sp8, cfg-parallel)
+ * for a model with `heads` attention heads; FALSE with an error for one
+ * this engine cannot run (sharded) or the heads do not allow. */
+gboolean ovi_parallel_layout_for (OviGpuAllocation alloc, int heads,
+                                  OviParallelLayout *layout, GError **error);
+/* gpu-allocation=auto with `n_gpus` GPUs: the layout the cost model of
+ * docs/multi-gpu.md predicts fastest (sp x cfg ranks, at most n_gpus;
+ * single when one GPU) */
+void ovi_parallel_layout_auto (int n_gpus, int heads,
+                               OviParallelLayout *layout);
+/* The GPUs `n` ranks run on: the first n of `cuda_devices` ("0,1,2,3";
+ * NULL or "": every GPU of the report), checked against the report. The
+ * error names what was found: "sp8 needs 8 GPUs, found 2 (0: H100 80 GB,
+ * 1: H100 80 GB)". */
+int *ovi_parallel_pick_devices (const OviGpuReport *report,
+                                const char *cuda_devices, int n,
+                                const char *what, GError **error);
 
 /* One denoiser per backend (backends[w] for rank w, taken over: freed with
  * the parallel denoiser, also when this fails), n_backends ==
@@ -46,6 +76,16 @@ OviParallelDenoiser *ovi_parallel_denoiser_new (const OviModelPaths *paths,
                                                 int n_backends,
                                                 const OviParallelLayout *layout,
                                                 GError **error);
+/* As ovi_parallel_denoiser_new, each rank placing its weights by `plan`
+ * (nullable; ovi_placement_new on its backend, ovi_placement_weight_filter)
+ * and merging `loras` (nullable, ovi_denoiser_new_with_loras). */
+OviParallelDenoiser *ovi_parallel_denoiser_new_placed (
+    const OviModelPaths *paths, OviBackend **backends, int n_backends,
+    const OviParallelLayout *layout, const OviPlacementPlan *plan,
+    const GPtrArray *loras, GError **error);
+/* rank 0's denoiser, the front whose ovi_denoiser_run runs every rank
+ * (transfer none) */
+OviDenoiser *ovi_parallel_denoiser_get_front (OviParallelDenoiser *pd);
 /* As ovi_denoiser_run on every rank at once (see above). */
 gboolean ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
                                     const OviDenoiseRequest *req,
@@ -54,6 +94,29 @@ gboolean ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
                                     OviTensor **video_latent,
                                     OviTensor **audio_latent, GError **error);
 void ovi_parallel_denoiser_free (OviParallelDenoiser *pd);
+
+/* ---- for stage loading (ovi-stage.c) ---- */
+
+/* The ranks of the denoise stage for gpu-allocation `alloc`: *ranks 1 for
+ * single (and auto on fewer than 2 GPUs); else the layout and *devices
+ * (NULL: CPU ranks, when `backend` is "cpu" or $OVI_PARALLEL_CPU_RANKS=1 on
+ * a machine without GPUs). Errors name what was found. */
+gboolean ovi_parallel_plan (OviGpuAllocation alloc, const char *backend,
+                            const char *cuda_devices, int heads,
+                            OviParallelLayout *layout, int *ranks,
+                            int **devices, GError **error);
+/* "cuda:0,1 (sp2)", "cpu x4 (sp2 x cfg-parallel)" */
+char *ovi_parallel_ranks_name (const char *backend_name, int ranks,
+                               const int *devices,
+                               const OviParallelLayout *layout);
+/* opens the ranks' backends (devices NULL: CPU threads, n_threads split
+ * over them) and loads the parallel denoiser placed by `plan`, `loras`
+ * merged */
+OviParallelDenoiser *ovi_parallel_denoiser_load (
+    const OviModelPaths *paths, const OviPlacementPlan *plan,
+    const GPtrArray *loras, const OviParallelLayout *layout, int ranks,
+    const int *devices, const char *backend_name, int n_threads,
+    GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviParallelDenoiser, ovi_parallel_denoiser_free)
 

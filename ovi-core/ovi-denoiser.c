@@ -52,8 +52,9 @@ struct _OviDenoiser {
   GMutex lora_lock;
   OviFusionLora *lora_default, *lora_cached;
   char *lora_cached_list;
-  char *lora_warning;     /* unmatched LoRA keys */
-  OviDenoiserComms comms; /* one rank of a parallel denoiser */
+  char *lora_warning;         /* unmatched LoRA keys */
+  OviDenoiserComms comms;     /* one rank of a parallel denoiser */
+  OviParallelDenoiser *group; /* rank 0 of it: runs go to every rank */
 };
 
 void
@@ -457,6 +458,12 @@ share_branches (OviDenoiser *d, guint branches, guint own)
 }
 
 void
+ovi_denoiser_set_group (OviDenoiser *d, OviParallelDenoiser *group)
+{
+  d->group = group;
+}
+
+void
 ovi_denoiser_set_comms (OviDenoiser *d, const OviDenoiserComms *comms)
 {
   d->comms = *comms;
@@ -705,6 +712,20 @@ ovi_denoiser_run (OviDenoiser *d, const OviDenoiseRequest *req,
                   OviStepFunc on_step, gpointer user_data,
                   GCancellable *cancellable, OviTensor **video_latent,
                   OviTensor **audio_latent, GError **error)
+{
+  if (d->group)
+    return ovi_parallel_denoiser_run (d->group, req, on_step, user_data,
+                                      cancellable, video_latent, audio_latent,
+                                      error);
+  return ovi_denoiser_run_rank (d, req, on_step, user_data, cancellable,
+                                video_latent, audio_latent, error);
+}
+
+gboolean
+ovi_denoiser_run_rank (OviDenoiser *d, const OviDenoiseRequest *req,
+                       OviStepFunc on_step, gpointer user_data,
+                       GCancellable *cancellable, OviTensor **video_latent,
+                       OviTensor **audio_latent, GError **error)
 {
   RunState rs = { 0 };
   gboolean ok;

@@ -5,6 +5,7 @@
 #include "ovi-gpu-manager.h"
 #include "ovi-lora.h"
 #include "ovi-placement.h"
+#include "ovi-denoiser-parallel.h"
 
 #include <string.h>
 
@@ -21,6 +22,10 @@ struct _OviStagePlan {
   char *key;
   char *description;
   GPtrArray *loras; /* denoise: OviLoraSpec* merged at load, or NULL */
+  /* denoise over several ranks (gpu-allocation): ranks > 1 */
+  OviParallelLayout layout;
+  int ranks;
+  int *devices; /* [ranks] CUDA ordinals; NULL: CPU ranks */
 };
 
 struct _OviStage {
@@ -33,7 +38,8 @@ struct _OviStage {
   int vae_tile, vae_tile_overlap;
   double load_seconds;
   OviBackend *backend;
-  OviPlacement *placement; /* text and denoise: the weights as planned */
+  OviPlacement *placement;    /* text and denoise: the weights as planned */
+  OviParallelDenoiser *group; /* denoise over several ranks */
   union {
     gpointer any;
     OviTextEncoder *text;
@@ -83,6 +89,7 @@ ovi_stage_plan_free (OviStagePlan *p)
   g_free (p->cpu_reason);
   g_free (p->key);
   g_free (p->description);
+  g_free (p->devices);
   g_free (p);
 }
 
@@ -95,14 +102,6 @@ check_config (const OviStageConfig *c, GError **error)
       && g_strcmp0 (be, "cuda") != 0 && g_strcmp0 (be, "cuda-fp32") != 0) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                  "backend \"%s\": expected auto, cpu, cuda or cuda-fp32", be);
-    return FALSE;
-  }
-  if (c->gpu_allocation != OVI_GPU_ALLOCATION_AUTO
-      && c->gpu_allocation != OVI_GPU_ALLOCATION_SINGLE) {
-    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                 "gpu-allocation=%s needs the multi-GPU engine, which this "
-                 "build does not have; use gpu-allocation=single or auto",
-                 ovi_gpu_allocation_to_string (c->gpu_allocation));
     return FALSE;
   }
   if (g_strcmp0 (be, "cpu") == 0
@@ -197,6 +196,11 @@ ovi_stage_plan_new (OviStageKind kind, const OviStageConfig *c, GError **error)
   if (kind == OVI_STAGE_TEXT && p->plan.t5_on_cpu)
     p->device = -1;
   if (kind == OVI_STAGE_DENOISE
+      && !ovi_parallel_plan (c->gpu_allocation, c->backend, c->cuda_devices,
+                             p->paths->num_heads, &p->layout, &p->ranks,
+                             &p->devices, error))
+    return NULL;
+  if (kind == OVI_STAGE_DENOISE
       && (p->plan.mode == OVI_VRAM_MODE_FP8
           || p->plan.mode == OVI_VRAM_MODE_FP8_OFFLOAD)) {
     /* the official pre-cast fp8 file when there is one */
@@ -209,9 +213,11 @@ ovi_stage_plan_new (OviStageKind kind, const OviStageConfig *c, GError **error)
   p->backend_name = g_strdup (
       c->backend && g_str_has_prefix (c->backend, "cuda") ? c->backend
                                                           : "cuda");
-  p->device_name = p->device < 0
-                       ? g_strdup ("cpu")
-                       : g_strdup_printf ("%s:%d", p->backend_name, p->device);
+  p->device_name
+      = p->ranks > 1    ? ovi_parallel_ranks_name (p->backend_name, p->ranks,
+                                                   p->devices, &p->layout)
+        : p->device < 0 ? g_strdup ("cpu")
+                        : g_strdup_printf ("%s:%d", p->backend_name, p->device);
   if (kind == OVI_STAGE_DENOISE && c->loras && *c->loras) {
     p->loras = ovi_lora_specs_parse (c->loras, error);
     if (p->loras == NULL)
@@ -308,8 +314,16 @@ ovi_stage_plan_load (const OviStagePlan *p, GError **error)
   s->vram_mode = p->plan.mode;
   s->vae_tile = p->plan.vae_tile;
   s->vae_tile_overlap = p->plan.vae_tile_overlap;
-  s->backend = open_backend (p, error);
-  if (s->backend == NULL || !construct (s, &p->plan, p->loras, error)) {
+  if (p->ranks > 1)
+    s->group = ovi_parallel_denoiser_load (
+        p->paths, &p->plan, p->loras, &p->layout, p->ranks, p->devices,
+        p->backend_name, p->n_threads, error);
+  else
+    s->backend = open_backend (p, error);
+  if (p->ranks > 1 && s->group)
+    s->u.denoiser = ovi_parallel_denoiser_get_front (s->group);
+  if ((s->backend == NULL && s->group == NULL)
+      || (s->group == NULL && !construct (s, &p->plan, p->loras, error))) {
     g_prefix_error (error,
                     "Could not load the %s: ", ovi_stage_title (p->kind));
     ovi_stage_unref (s);
@@ -342,6 +356,9 @@ destroy (OviStage *s)
       g_clear_pointer (&s->u.text, ovi_text_encoder_free);
       break;
     case OVI_STAGE_DENOISE:
+      if (s->group)
+        s->u.denoiser = NULL; /* the group's rank 0 */
+      g_clear_pointer (&s->group, ovi_parallel_denoiser_free);
       g_clear_pointer (&s->u.denoiser, ovi_denoiser_free);
       break;
     case OVI_STAGE_VIDEO_DECODE:

@@ -58,6 +58,10 @@ typedef struct {
   /* the denoise stage's LoRAs, merged into the weights at load
    * ("path[:strength[:video|audio|both]];...", docs/lora.md); NULL: none */
   const char *loras;
+  /* the GPUs of a multi-GPU gpu-allocation, "0,1,2,3" (NULL: every GPU);
+   * with backend "cpu", or $OVI_PARALLEL_CPU_RANKS=1 on a machine without
+   * GPUs (a test switch), the ranks are CPU threads instead */
+  const char *cuda_devices;
 } OviStageConfig;
 
 /* auto everywhere, the tiny model */
