@@ -226,11 +226,12 @@ gchar *
 gst_ovi_engine_config_to_string (const GstOviEngineConfig *c)
 {
   return g_strdup_printf (
-      "%s|%s|%s|%s|%d|%s", c->model_dir ? c->model_dir : "",
+      "%s|%s|%s|%s|%d|%s|%s", c->model_dir ? c->model_dir : "",
       c->variant ? c->variant : "",
       gst_ovi_enum_nick (GST_TYPE_OVI_VRAM_MODE, c->vram_mode),
       gst_ovi_enum_nick (GST_TYPE_OVI_GPU_ALLOCATION, c->gpu_allocation),
-      c->cuda_device_id, c->loras ? c->loras : "");
+      c->cuda_device_id, c->loras ? c->loras : "",
+      c->cuda_devices ? c->cuda_devices : "");
 }
 
 static void
@@ -257,6 +258,7 @@ make_plan (GstOviStage stage, const GstOviEngineConfig *config,
   sc.vram_mode = (OviVramMode) config->vram_mode;
   sc.gpu_allocation = (OviGpuAllocation) config->gpu_allocation;
   sc.cuda_device_id = config->cuda_device_id;
+  sc.cuda_devices = config->cuda_devices;
   sc.loras = config->loras;
   plan = ovi_stage_plan_new (stage, &sc, error);
   reason = plan ? ovi_stage_plan_get_cpu_reason (plan, &warn) : NULL;
@@ -369,6 +371,7 @@ gst_ovi_engine_config_clear (GstOviEngineConfig *c)
 {
   g_clear_pointer (&c->model_dir, g_free);
   g_clear_pointer (&c->loras, g_free);
+  g_clear_pointer (&c->cuda_devices, g_free);
 }
 
 void
@@ -378,4 +381,5 @@ gst_ovi_engine_config_copy (GstOviEngineConfig *dst,
   *dst = *src;
   dst->model_dir = g_strdup (src->model_dir);
   dst->loras = g_strdup (src->loras);
+  dst->cuda_devices = g_strdup (src->cuda_devices);
 }

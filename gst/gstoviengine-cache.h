@@ -36,6 +36,7 @@ typedef struct {
   GstOviVramMode vram_mode;
   GstOviGpuAllocation gpu_allocation;
   gint cuda_device_id; /* -1: auto */
+  gchar *cuda_devices; /* multi-GPU allocations: "0,1", NULL: every GPU */
   gchar *loras; /* merged into the denoiser at load (docs/lora.md), or NULL */
 } GstOviEngineConfig;
 

@@ -132,6 +132,20 @@ gst_ovi_helper_install_properties (GObjectClass *klass)
           "CUDA device to run on (-1 = auto: the first GPU if one is usable, "
           "else the CPU)",
           -1, 15, -1, rw));
+  /**
+   * GstOviElement:cuda-devices:
+   *
+   * The GPUs a multi-GPU gpu-allocation (sp2/sp4/sp8, cfg-parallel, auto)
+   * runs on, as CUDA ordinals "0,1,2,3"; empty: every GPU. The text
+   * encoder and the decoders run on one GPU. docs/multi-gpu.md.
+   */
+  g_object_class_install_property (
+      klass, GST_OVI_PROP_CUDA_DEVICES,
+      g_param_spec_string (
+          "cuda-devices", "CUDA devices",
+          "GPUs of a multi-GPU gpu-allocation, e.g. \"0,1,2,3\" (empty: "
+          "every GPU)",
+          NULL, rw));
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_VRAM_MODE, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_GPU_ALLOCATION, 0);
 }
@@ -155,6 +169,10 @@ config_set_property (GstOviEngineConfig *c, guint prop_id, const GValue *value)
     case GST_OVI_PROP_CUDA_DEVICE_ID:
       c->cuda_device_id = g_value_get_int (value);
       return TRUE;
+    case GST_OVI_PROP_CUDA_DEVICES:
+      g_free (c->cuda_devices);
+      c->cuda_devices = g_value_dup_string (value);
+      return TRUE;
   }
   return FALSE;
 }
@@ -174,6 +192,9 @@ config_get_property (const GstOviEngineConfig *c, guint prop_id, GValue *value)
       return TRUE;
     case GST_OVI_PROP_CUDA_DEVICE_ID:
       g_value_set_int (value, c->cuda_device_id);
+      return TRUE;
+    case GST_OVI_PROP_CUDA_DEVICES:
+      g_value_set_string (value, c->cuda_devices);
       return TRUE;
   }
   return FALSE;
