@@ -90,6 +90,16 @@ warn_if_failed (const char *call, cudaError_t e)
 }
 
 static void
+stage_free (CudaPriv *p)
+{
+  for (int i = 0; i < OVI_CUDA_STAGE_SLOTS; i++)
+    if (p->stage_done[i])
+      warn_if_failed ("cudaEventDestroy", cudaEventDestroy (p->stage_done[i]));
+  if (p->stage)
+    warn_if_failed ("cudaFreeHost", cudaFreeHost (p->stage));
+}
+
+static void
 priv_unref (CudaPriv *p)
 {
   if (!g_atomic_int_dec_and_test (&p->ref_count))
@@ -101,6 +111,7 @@ priv_unref (CudaPriv *p)
   g_clear_pointer (&p->dnn, ovi_cudnn_free);
   if (p->arena)
     warn_if_failed ("cudaFreeAsync", cudaFreeAsync (p->arena, p->stream));
+  stage_free (p);
   if (p->workspace)
     warn_if_failed ("cudaFree", cudaFree (p->workspace));
   if (p->lt)
@@ -284,6 +295,54 @@ scratch_free (Scratch *s)
   s->used = s->need = 0;
 }
 
+/* ---- small uploads ---- */
+
+/* A small host -> device copy (time embeddings, key lengths, small host
+ * operands) through a pinned slot of a ring, so it is truly asynchronous: a
+ * copy from pageable memory first waits for the stream, a host sync inside
+ * the step. A slot is reused after its previous copy finished (an event),
+ * which it has unless the GPU is OVI_CUDA_STAGE_SLOTS uploads behind. */
+static gboolean
+upload_small (OviBackend *be, const char *op, void *dst, const void *src,
+              gsize n)
+{
+  CudaPriv *p = priv_of (be);
+  int slot = p->stage_next;
+  char *buf;
+
+  if (p->stage == NULL) {
+    if (!CUDA_OK (be, op,
+                  cudaMallocHost (&p->stage, OVI_CUDA_STAGE_SLOTS
+                                                 * OVI_CUDA_STAGE_BYTES)))
+      return FALSE;
+    for (int i = 0; i < OVI_CUDA_STAGE_SLOTS; i++)
+      if (!CUDA_OK (be, op,
+                    cudaEventCreateWithFlags (&p->stage_done[i],
+                                              cudaEventDisableTiming)))
+        return FALSE;
+  }
+  p->stage_next = (slot + 1) % OVI_CUDA_STAGE_SLOTS;
+  if (!CUDA_OK (be, op, cudaEventSynchronize (p->stage_done[slot])))
+    return FALSE;
+  buf = (char *) p->stage + (gsize) slot * OVI_CUDA_STAGE_BYTES;
+  memcpy (buf, src, n);
+  return CUDA_OK (be, op,
+                  cudaMemcpyAsync (dst, buf, n, cudaMemcpyHostToDevice,
+                                   p->stream))
+         && CUDA_OK (be, op, cudaEventRecord (p->stage_done[slot], p->stream));
+}
+
+gboolean
+ovi_cuda_upload (OviBackend *be, const char *op, void *dst, const void *src,
+                 gsize n)
+{
+  if (n <= OVI_CUDA_STAGE_BYTES)
+    return upload_small (be, op, dst, src, n);
+  return CUDA_OK (be, op,
+                  cudaMemcpyAsync (dst, src, n, cudaMemcpyHostToDevice,
+                                   priv_of (be)->stream));
+}
+
 /* ---- descriptors ---- */
 
 static gboolean
@@ -362,7 +421,6 @@ last_of (const OviTensor *t)
 static gboolean
 stage_host (Scratch *s, const OviTensor *t, const void **data)
 {
-  CudaPriv *p = priv_of (s->be);
   gsize es = ovi_dtype_size (t->dtype);
   int64_t lo = 0, hi = 0;
   char *dev;
@@ -379,13 +437,10 @@ stage_host (Scratch *s, const OviTensor *t, const void **data)
       hi += ext;
   }
   dev = scratch_alloc (s, (gsize) (hi - lo + 1) * es);
-  if (dev == NULL)
-    return FALSE;
-  if (!CUDA_OK (s->be, s->op,
-                cudaMemcpyAsync (
-                    dev, (const char *) ovi_tensor_data (t) + lo * (int64_t) es,
-                    (gsize) (hi - lo + 1) * es, cudaMemcpyHostToDevice,
-                    p->stream)))
+  if (dev == NULL
+      || !ovi_cuda_upload (s->be, s->op, dev,
+                  (const char *) ovi_tensor_data (t) + lo * (int64_t) es,
+                  (gsize) (hi - lo + 1) * es))
     return FALSE;
   *data = dev - lo * (int64_t) es;
   return TRUE;
@@ -541,6 +596,11 @@ cuda_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
         = src->storage->device.type == OVI_DEVICE_CPU
               ? (dst_host ? cudaMemcpyHostToHost : cudaMemcpyHostToDevice)
               : (dst_host ? cudaMemcpyDeviceToHost : cudaMemcpyDeviceToDevice);
+    if (kind == cudaMemcpyHostToDevice) {
+      ovi_cuda_upload (be, s.op, ovi_tensor_data (dst), ovi_tensor_data (src),
+                       nbytes);
+      return;
+    }
     if (CUDA_OK (be, s.op,
                  cudaMemcpyAsync (ovi_tensor_data (dst), ovi_tensor_data (src),
                                   nbytes, kind, p->stream))
@@ -1347,9 +1407,7 @@ cuda_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
   if (kv_lens) {
     int64_t *dl = scratch_alloc (&s, sizeof (int64_t) * a.B);
     if (dl == NULL
-        || !CUDA_OK (be, s.op,
-                     cudaMemcpyAsync (dl, kv_lens, sizeof (int64_t) * a.B,
-                                      cudaMemcpyHostToDevice, p->stream)))
+        || !ovi_cuda_upload (be, s.op, dl, kv_lens, sizeof (int64_t) * a.B))
       goto out;
     a.kv_lens = dl;
   }
@@ -1654,9 +1712,7 @@ cuda_embedding (OviBackend *be, OviTensor *out, const OviTensor *table,
   }
   dids = scratch_alloc (&s, sizeof (int64_t) * n_ids);
   if (dids == NULL
-      || !CUDA_OK (be, s.op,
-                   cudaMemcpyAsync (dids, ids, sizeof (int64_t) * n_ids,
-                                    cudaMemcpyHostToDevice, p->stream)))
+      || !ovi_cuda_upload (be, s.op, dids, ids, sizeof (int64_t) * n_ids))
     goto out;
   CUDA_OK (be, s.op,
            ovi_ck_embedding (p->stream, ovi_tensor_data (out), out->dtype,

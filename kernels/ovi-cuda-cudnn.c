@@ -577,10 +577,7 @@ upload_lens (OviBackend *be, const char *op, const OviCudnnSdpa *a,
                                          sizeof (int32_t) * 2 * a->B, cp->pool,
                                          cp->stream)))
     return FALSE;
-  /* pageable source: the copy is staged before the call returns */
-  return CUDA_OK (be, op,
-                  cudaMemcpyAsync (*dev, host, sizeof (int32_t) * 2 * a->B,
-                                   cudaMemcpyHostToDevice, cp->stream));
+  return ovi_cuda_upload (be, op, *dev, host, sizeof (int32_t) * 2 * a->B);
 }
 
 gboolean

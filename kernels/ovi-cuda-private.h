@@ -15,6 +15,9 @@
 G_BEGIN_DECLS
 
 typedef struct _OviCudaProfile OviCudaProfile;
+
+#define OVI_CUDA_STAGE_SLOTS 8
+#define OVI_CUDA_STAGE_BYTES ((gsize) 1 << 20)
 typedef struct _OviCudnn OviCudnn;
 
 typedef struct {
@@ -31,6 +34,10 @@ typedef struct {
    * largest op's need */
   void *arena;
   gsize arena_size;
+  /* pinned staging ring of small uploads (ovi-cuda-backend.c upload_small) */
+  void *stage;
+  cudaEvent_t stage_done[OVI_CUDA_STAGE_SLOTS];
+  int stage_next;
   /* cuBLASLt descriptors + algorithm by GEMM shape (AlgoKey -> AlgoEntry),
    * and the shapes it had no algorithm for (said once each) */
   GHashTable *algos, *no_algo;
@@ -70,6 +77,11 @@ gboolean ovi_cuda_lt_ok (OviBackend *be, const char *op, const char *call,
 /* the function name of a call's text: "cudaMemcpyAsync (...)" ->
  * "cudaMemcpyAsync" (free it) */
 char *ovi_cuda_call_name (const char *expr);
+
+/* host -> device on the stream; small copies go through a pinned staging
+ * ring so they never wait for the stream (error recorded on failure) */
+gboolean ovi_cuda_upload (OviBackend *be, const char *op, void *dst,
+                          const void *src, gsize n);
 
 /* the backend's device current for this thread (error recorded if not) */
 gboolean ovi_cuda_use_device (OviBackend *be, const char *op);
