@@ -7,7 +7,9 @@ cache-check.py OVI_TOOL PRESETS_DIR
 The shipped tiny-model MagCache tables (presets/cache/tiny_*.json) are what
 `ovi calibrate-cache` measures on the tiny model `ovi make-tiny` writes
 with its default seed: the command remakes each, counts every forward as
-computed, and refuses bad options naming them.
+computed, and refuses bad options naming them. `ovi generate --cache`
+reports the forwards it computed and skipped, and refuses a bad cache name
+or threshold by its value.
 """
 import json
 import os
@@ -39,6 +41,37 @@ def remake(tool, tiny, steps, out):
              f"0 skipped':\n{stdout}")
     with open(out) as f:
         return json.load(f)
+
+
+def forwards(stdout):
+    m = re.search(r"^forwards: (\d+) computed, (\d+) skipped$", stdout, re.M)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def check_generate(tool, tiny, tmp):
+    base = ["generate", "--model-dir", tiny, "--steps", "20", "-o",
+            os.path.join(tmp, "gen"), "A cat sings. <S>Hi<E>"]
+    counts = {}
+    for cache, thr in (("off", "0"), ("easy", "0"), ("easy", "1.6"),
+                       ("mag", "0.1")):
+        code, out, err = run(tool, *base, "--cache", cache,
+                             "--cache-threshold", thr)
+        if code != 0 or forwards(out) is None:
+            fail(f"generate --cache {cache} {thr}: {code} {err}\n{out}")
+        counts[cache, thr] = forwards(out)
+        if sum(counts[cache, thr]) != 40:
+            fail(f"generate --cache {cache} {thr}: {counts[cache, thr]}")
+    if counts["off", "0"] != (40, 0) or counts["easy", "0"] != (40, 0):
+        fail(f"threshold 0 skipped forwards: {counts}")
+    if counts["easy", "1.6"][1] == 0 or counts["mag", "0.1"][1] == 0:
+        fail(f"nothing skipped: {counts}")
+    for args, named in ((["--cache", "fast"], "'fast'"),
+                        (["--cache", "easy", "--cache-threshold", "-2"],
+                         "-2")):
+        code, _, err = run(tool, *base, *args)
+        if code == 0 or named not in err:
+            fail(f"generate {args} gave {code}: {err}")
+    print(f"ok: ovi generate counts its forwards {counts}")
 
 
 def main():
@@ -73,6 +106,7 @@ def main():
             if code == 0 or named not in err:
                 fail(f"calibrate-cache {args} gave {code}: {err}")
         print("ok: bad options are refused by name")
+        check_generate(tool, tiny, tmp)
 
 
 main()

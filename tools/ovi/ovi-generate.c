@@ -15,6 +15,7 @@
 #include "ovi-engine.h"
 #include "ovi-image.h"
 #include "ovi-stage.h"
+#include "ovi-step-cache.h"
 
 #if OVI_HAVE_GDK_PIXBUF
 #include <gdk-pixbuf/gdk-pixbuf.h>
@@ -28,9 +29,11 @@
 typedef struct {
   char *model_dir, *model, *vram_mode, *backend, *solver, *image, *output;
   char *video_negative, *audio_negative;
+  char *cache, *cache_table;
   gint64 seed;
   int steps, slg_layer, width, height, cuda_device_id, threads;
-  double shift, video_guidance, audio_guidance;
+  int cache_start;
+  double shift, video_guidance, audio_guidance, cache_threshold;
   char **prompt;
 } Options;
 
@@ -46,6 +49,8 @@ options_clear (Options *o)
   g_free (o->output);
   g_free (o->video_negative);
   g_free (o->audio_negative);
+  g_free (o->cache);
+  g_free (o->cache_table);
   g_strfreev (o->prompt);
 }
 
@@ -187,6 +192,7 @@ denoise (const Options *o, const OviStageConfig *config, OviTensor *emb[3],
 {
   g_autoptr (OviStage) stage = load (OVI_STAGE_DENOISE, config, t, error);
   OviDenoiseRequest req;
+  OviDenoiseStats stats = { 0 };
   Progress progress = { isatty (STDERR_FILENO), 0 };
   gboolean ok;
 
@@ -205,6 +211,11 @@ denoise (const Options *o, const OviStageConfig *config, OviTensor *emb[3],
   req.video_guidance = o->video_guidance;
   req.audio_guidance = o->audio_guidance;
   req.slg_layer = o->slg_layer;
+  req.cache = o->cache;
+  req.cache_threshold = o->cache_threshold;
+  req.cache_start = o->cache_start;
+  req.cache_table = o->cache_table;
+  req.stats = &stats;
   req.width = image_latent ? (int) image_latent->shape[3] * 16 : o->width;
   req.height = image_latent ? (int) image_latent->shape[2] * 16 : o->height;
   if (!ovi_denoise_request_resolve (&req, ovi_stage_get_paths (stage),
@@ -216,6 +227,9 @@ denoise (const Options *o, const OviStageConfig *config, OviTensor *emb[3],
   ok = ovi_denoiser_run (ovi_stage_get_denoiser (stage), &req, on_step,
                          &progress, NULL, video, audio, error);
   t->run_s = seconds_since (progress.t0);
+  if (ok)
+    printf ("forwards: %d computed, %d skipped\n", stats.forwards_computed,
+            stats.forwards_skipped);
   return ok;
 }
 
@@ -380,6 +394,21 @@ decode_audio (const OviStageConfig *config, const OviTensor *latent, int frames,
 
 /* ---- options ---- */
 
+/* the step-cache options, before anything loads (the table is checked
+ * against the model when the run starts) */
+static gboolean
+check_cache (const Options *o, GError **error)
+{
+  OviCacheConfig c;
+
+  ovi_cache_config_init (&c);
+  c.threshold = o->cache_threshold;
+  if (o->cache && !ovi_cache_mode_from_string (o->cache, &c.mode, error))
+    return FALSE;
+  c.mode = OVI_CACHE_EASY; /* the threshold alone: no table yet */
+  return ovi_cache_config_check (&c, 1, error);
+}
+
 static gboolean
 parse (int argc, char **argv, Options *o, GError **error)
 {
@@ -423,6 +452,15 @@ parse (int argc, char **argv, Options *o, GError **error)
       "video negative prompt (default: the official one)", "TEXT" },
     { "audio-negative-prompt", 0, 0, G_OPTION_ARG_STRING, &o->audio_negative,
       "audio negative prompt (default: the official one)", "TEXT" },
+    { "cache", 0, 0, G_OPTION_ARG_STRING, &o->cache,
+      "step caching: off, easy or mag (default off; docs/step-cache.md)",
+      "MODE" },
+    { "cache-threshold", 0, 0, G_OPTION_ARG_DOUBLE, &o->cache_threshold,
+      "step-cache threshold, >= 0 (default 0: nothing skipped)", "X" },
+    { "cache-start", 0, 0, G_OPTION_ARG_INT, &o->cache_start,
+      "steps always computed first (default -1: 20 %)", "N" },
+    { "cache-table", 0, 0, G_OPTION_ARG_FILENAME, &o->cache_table,
+      "MagCache table (default: presets/cache/MODEL_STEPS.json)", "FILE" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->prompt, NULL,
       "PROMPT" },
     { NULL },
@@ -437,6 +475,7 @@ parse (int argc, char **argv, Options *o, GError **error)
   o->audio_guidance = 3.0;
   o->slg_layer = 11;
   o->cuda_device_id = -1;
+  o->cache_start = -1;
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (
       ctx, "The options mirror the properties of ovitextsrc and ovidenoise; "
@@ -460,7 +499,7 @@ parse (int argc, char **argv, Options *o, GError **error)
                  "--seed %" G_GINT64_FORMAT ": must not be negative", o->seed);
     return FALSE;
   }
-  return TRUE;
+  return check_cache (o, error);
 }
 
 static gboolean
