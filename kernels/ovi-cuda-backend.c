@@ -28,6 +28,7 @@
  * - ovi-cuda-profile.c: per-op-kind device time for `ovi bench --profile`.
  */
 #include "ovi-cuda-private.h"
+#include "ovi-cuda-stream.h"
 
 #include <gmodule.h>
 #include <stdint.h>
@@ -119,6 +120,7 @@ priv_unref (CudaPriv *p)
   g_clear_pointer (&p->algos, g_hash_table_destroy);
   g_clear_pointer (&p->no_algo, g_hash_table_destroy);
   g_mutex_clear (&p->algos_lock);
+  ovi_cuda_streaming_free (p->streaming);
   if (p->stream)
     warn_if_failed ("cudaStreamDestroy", cudaStreamDestroy (p->stream));
   if (p->pool)
@@ -2021,6 +2023,12 @@ static const OviBackendOps cuda_ops_bf16 = {
   .pad = cuda_pad,
   .upsample_nearest = cuda_upsample_nearest,
   .embedding = cuda_embedding,
+  .new_pinned_storage = ovi_cuda_new_pinned_storage,
+  .copy_async = ovi_cuda_copy_async,
+  .event_new = ovi_cuda_event_new,
+  .event_free = ovi_cuda_event_free,
+  .event_record = ovi_cuda_event_record,
+  .queue_wait = ovi_cuda_queue_wait,
 };
 
 static OviBackendOps cuda_ops_fp32;

@@ -19,6 +19,7 @@ typedef struct _OviCudaProfile OviCudaProfile;
 #define OVI_CUDA_STAGE_SLOTS 8
 #define OVI_CUDA_STAGE_BYTES ((gsize) 1 << 20)
 typedef struct _OviCudnn OviCudnn;
+typedef struct _OviCudaStreaming OviCudaStreaming;
 
 typedef struct {
   gint ref_count;
@@ -44,6 +45,7 @@ typedef struct {
   GMutex algos_lock;
   OviCudnn *dnn;          /* NULL: no cuDNN (fallback kernels) */
   OviCudaProfile *profile; /* NULL unless ovi_cuda_backend_profile */
+  OviCudaStreaming *streaming; /* copy stream (ovi-cuda-stream.c), lazily */
 } CudaPriv;
 
 static inline CudaPriv *

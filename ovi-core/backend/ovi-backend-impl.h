@@ -122,6 +122,17 @@ struct _OviBackendOps {
   /* out[N,D] = table[ids[n]] (ids: host array of N int64) */
   void (*embedding) (OviBackend *be, OviTensor *out, const OviTensor *table,
                      const int64_t *ids, int64_t n_ids);
+
+  /* streaming weights (ovi-backend.h); the wrappers check the arguments */
+  OviStorage *(*new_pinned_storage) (OviBackend *be, gsize size,
+                                     GError **error);
+  /* n bytes from host memory `src` to this backend's memory `dst` */
+  void (*copy_async) (OviBackend *be, OviBackendQueue queue, void *dst,
+                      const void *src, gsize n);
+  OviEvent *(*event_new) (OviBackend *be, GError **error);
+  void (*event_free) (OviBackend *be, OviEvent *event);
+  void (*event_record) (OviBackend *be, OviEvent *event, OviBackendQueue queue);
+  void (*queue_wait) (OviBackend *be, OviBackendQueue queue, OviEvent *event);
 };
 
 struct _OviBackend {

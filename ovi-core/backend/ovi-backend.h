@@ -169,6 +169,38 @@ void ovi_op_pixel_unshuffle (OviBackend *be, OviTensor *out, const OviTensor *x,
 void ovi_op_pixel_shuffle (OviBackend *be, OviTensor *out, const OviTensor *x,
                            int r);
 
+/* ---- streaming weights: pinned host memory, a copy queue, events ----
+ * A backend runs its ops in order on a compute queue; copies from host
+ * memory into its memory may run on a second, copy queue meanwhile. Events
+ * order the two without the host waiting: record an event after work on
+ * one queue, make the other queue wait for it. On the CPU backend a copy is
+ * done when ovi_op_copy_async returns and events order nothing that is not
+ * already in order. */
+typedef enum {
+  OVI_BACKEND_QUEUE_COMPUTE,
+  OVI_BACKEND_QUEUE_COPY,
+} OviBackendQueue;
+
+typedef struct _OviEvent OviEvent;
+
+/* `size` bytes of host memory the backend's device copies from at full
+ * speed (page-locked on a GPU). *pinned (may be NULL) says whether it is:
+ * FALSE when pinning failed, and the storage is ordinary host memory. */
+OviStorage *ovi_backend_new_pinned (OviBackend *be, gsize size,
+                                    gboolean *pinned, GError **error);
+/* the raw bytes of `src` (host, contiguous) into `dst` (this backend's
+ * memory, contiguous, the same byte size; dtypes and shapes may differ),
+ * enqueued on `queue` */
+void ovi_op_copy_async (OviBackend *be, OviBackendQueue queue, OviTensor *dst,
+                        const OviTensor *src);
+OviEvent *ovi_backend_event_new (OviBackend *be, GError **error);
+void ovi_backend_event_free (OviBackend *be, OviEvent *event);
+/* `event` completes when the work enqueued on `queue` so far has */
+void ovi_op_event_record (OviBackend *be, OviEvent *event,
+                          OviBackendQueue queue);
+/* work enqueued on `queue` from now on starts after `event` completes */
+void ovi_op_queue_wait (OviBackend *be, OviBackendQueue queue, OviEvent *event);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviBackend, ovi_backend_free)
 
 G_END_DECLS

@@ -504,61 +504,6 @@ feed_forward (Fwd *f, OviFusionTowerWork *tw, const OviFusionBlock *b)
   gate_add (f, tw, tw->x, tw->proj, tw->mod, 5);
 }
 
-/* ---- block streaming (ovi_fusion_set_streaming) ---- */
-
-#define N_STREAMED 12
-
-static void
-block_linears (OviFusionBlock *b, OviLinear *l[N_STREAMED])
-{
-  OviLinear *all[N_STREAMED]
-      = { &b->sa.q, &b->sa.k, &b->sa.v,     &b->sa.o,     &b->ca.q, &b->ca.k,
-          &b->ca.v, &b->ca.o, &b->k_fusion, &b->v_fusion, &b->ffn0, &b->ffn2 };
-  memcpy (l, all, sizeof all);
-}
-
-static OviTensor *
-slot_like (Fwd *f, const OviTensor *src)
-{
-  OviTensor *t
-      = ovi_backend_new_tensor (f->be, src->dtype, src->ndim, src->shape);
-  if (t && src->scale)
-    t->scale = ovi_backend_new_tensor (f->be, src->scale->dtype,
-                                       src->scale->ndim, src->scale->shape);
-  if (t)
-    g_ptr_array_add (f->m->slot_keep, t);
-  return t && (src->scale == NULL || t->scale) ? t : NULL;
-}
-
-/* block i of `tower` with its matmul weights copied into slot set i % 2 */
-static const OviFusionBlock *
-stream_block (Fwd *f, OviTower tower, int i)
-{
-  OviFusionBlock *dst = &f->m->slots[i % 2][tower];
-  OviFusionBlock *src = &f->m->towers[tower].blocks[i];
-  OviLinear *dl[N_STREAMED], *sl[N_STREAMED];
-  OviTensor *w[N_STREAMED];
-
-  if (f->m->slot_keep == NULL)
-    f->m->slot_keep
-        = g_ptr_array_new_with_free_func ((GDestroyNotify) ovi_tensor_unref);
-  block_linears (dst, dl);
-  block_linears (src, sl);
-  for (int k = 0; k < N_STREAMED; k++) {
-    w[k] = dl[k]->w ? dl[k]->w : slot_like (f, sl[k]->w);
-    if (w[k] == NULL)
-      return NULL; /* the backend holds the error */
-  }
-  *dst = *src; /* biases, gains, modulation: resident */
-  for (int k = 0; k < N_STREAMED; k++) {
-    dl[k]->w = w[k];
-    if (sl[k]->w->scale)
-      ovi_op_copy (f->be, w[k]->scale, sl[k]->w->scale);
-    ovi_op_copy (f->be, w[k], sl[k]->w);
-  }
-  return dst;
-}
-
 static void
 fused_block (Fwd *f, int i)
 {
@@ -568,8 +513,8 @@ fused_block (Fwd *f, int i)
   const OviFusionBlock *ab = &f->m->towers[OVI_TOWER_AUDIO].blocks[i];
 
   if (f->m->stream) {
-    vb = stream_block (f, OVI_TOWER_VIDEO, i);
-    ab = stream_block (f, OVI_TOWER_AUDIO, i);
+    vb = ovi_fusion_stream_block (f->m, OVI_TOWER_VIDEO);
+    ab = ovi_fusion_stream_block (f->m, OVI_TOWER_AUDIO);
     if (vb == NULL || ab == NULL)
       return;
   }
@@ -837,7 +782,11 @@ forward (Fwd *f, const OviTensor *video, const OviTensor *audio,
   debug_embeddings (f);
   residuals_in (f, branches);
   for (int i = 0; i < f->d->num_layers; i++) {
+    if (f->m->stream)
+      ovi_fusion_stream_begin (f->m, i);
     run_block (f, i, branches, keep);
+    if (f->m->stream)
+      ovi_fusion_stream_end (f->m, i);
     debug_block (f, i);
   }
   residuals_out (f, branches);

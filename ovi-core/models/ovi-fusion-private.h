@@ -7,6 +7,7 @@
 G_BEGIN_DECLS
 
 typedef struct _OviLoraAdapter OviLoraAdapter;
+typedef struct _OviFusionStreamer OviFusionStreamer;
 
 typedef struct {
   OviTensor *w, *b;
@@ -42,12 +43,13 @@ struct _OviFusion {
   GPtrArray *keep; /* every tensor the model holds */
   OviFusionDebugFunc debug;
   gpointer debug_data;
-  /* block streaming (ovi_fusion_set_streaming): the blocks' matmul weights
-   * stay where the loader's filter left them (host memory) and are copied
-   * into one of two device slot sets before each fused block */
+  /* block streaming (ovi_fusion_set_streaming, ovi-fusion-stream.c): the
+   * blocks' matmul weights stay in host memory, packed into per-block slabs
+   * on first use, and are copied into one of two device slots ahead of
+   * each fused block */
   gboolean stream;
-  OviFusionBlock slots[2][OVI_N_TOWERS];
-  GPtrArray *slot_keep;
+  guint64 stream_budget; /* bytes of slabs that may be pinned, 0: all */
+  OviFusionStreamer *streamer;
   OviFusionLora *lora; /* the active run-time LoRAs, or NULL */
 };
 
@@ -106,5 +108,16 @@ void ovi_fusion_work_view (OviFusionWork *dst, const OviFusionWork *src,
 void ovi_fusion_lora_linear (OviFusion *m, OviTensor *out, OviTensor *x,
                              const OviLinear *lin, OviActivation act);
 void ovi_fusion_lora_free (OviFusion *m);
+
+/* ovi-fusion-stream.c: around fused block `block` of a forward, when the
+ * model streams; ovi_fusion_stream_block gives the tower's block with its
+ * weights in the device slot (NULL after a failure: the backend holds the
+ * error) */
+void ovi_fusion_stream_begin (OviFusion *m, int block);
+const OviFusionBlock *ovi_fusion_stream_block (OviFusion *m, OviTower tower);
+void ovi_fusion_stream_end (OviFusion *m, int block);
+void ovi_fusion_streamer_free (OviFusionStreamer *st);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviFusionStreamer, ovi_fusion_streamer_free)
 
 G_END_DECLS

@@ -68,15 +68,29 @@ OviFusion *ovi_fusion_new_filtered (OviWeightFile *wf,
                                     OviBackend *backend, OviWeightFilter filter,
                                     gpointer filter_data, GError **error);
 void ovi_fusion_free (OviFusion *model);
-/* Block streaming: before each fused block its matmul weights (wherever
- * the filter left them, e.g. host memory) are copied into one of two
- * device slot sets (allocated on first use, ping-pong) and the block runs
- * from there; the rest of the model stays resident. Switched on by the
- * constructor when the filter leaves block weights off the backend's
- * device; on the CPU backend (where host memory is the device's) only by
- * this call. The copies are synchronous on the backend's stream. */
+/* Block streaming: the fused blocks' matmul weights (left in host memory
+ * by the filter) are packed on the first forward into one host slab per
+ * block, pinned up to the budget below, and each block is copied into one
+ * of two device slots on the backend's copy queue while the block before
+ * it computes (ovi-fusion-stream.c); the rest of the model stays resident.
+ * Switched on by the constructor when the filter leaves block weights off
+ * the backend's device; on the CPU backend (where host memory is the
+ * device's) only by this call. */
 void ovi_fusion_set_streaming (OviFusion *model, gboolean stream);
 gboolean ovi_fusion_get_streaming (const OviFusion *model);
+/* At most `pinned_bytes` of slabs are pinned (0: all), the rest stays
+ * pageable (slower copies). Before the first forward. */
+void ovi_fusion_set_stream_budget (OviFusion *model, guint64 pinned_bytes);
+
+typedef struct {
+  guint64 copies;         /* block copies so far (one per block per step) */
+  guint64 pinned_bytes;   /* slab bytes in pinned memory */
+  guint64 pageable_bytes; /* slab bytes past the budget */
+  guint64 slot_bytes;     /* each of the two device slots */
+} OviFusionStreamStats;
+
+void ovi_fusion_get_stream_stats (const OviFusion *model,
+                                  OviFusionStreamStats *stats);
 const OviFusionDims *ovi_fusion_get_dims (const OviFusion *model);
 
 /* LoRAs applied at run time, unmerged (docs/lora.md). A set is read from

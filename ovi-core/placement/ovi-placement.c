@@ -842,8 +842,10 @@ ovi_placement_host_bytes (const OviPlacement *pl)
 void
 ovi_placement_attach_denoiser (const OviPlacement *pl, OviDenoiser *d)
 {
-  ovi_fusion_set_streaming (ovi_denoiser_get_fusion (d),
-                            pl->plan.stream_blocks);
+  OviFusion *fusion = ovi_denoiser_get_fusion (d);
+
+  ovi_fusion_set_streaming (fusion, pl->plan.stream_blocks);
+  ovi_fusion_set_stream_budget (fusion, pl->plan.host_budget);
 }
 
 static gboolean

@@ -210,7 +210,8 @@ OviTensor *ovi_placement_t5_filter (const char *name, OviTensor *weight,
 guint64 ovi_placement_device_bytes (const OviPlacement *pl);
 guint64 ovi_placement_host_bytes (const OviPlacement *pl);
 /* After ovi_denoiser_new_filtered with this placement: switches the fusion
- * model's block streaming on or off per the plan (a GPU backend switches
+ * model's block streaming on or off per the plan, with at most the plan's
+ * host budget pinned (a GPU backend switches
  * it on by itself when the filter leaves blocks in host memory; the CPU
  * backend, whose device memory is host memory, needs this call). */
 void ovi_placement_attach_denoiser (const OviPlacement *pl, OviDenoiser *d);

@@ -16,6 +16,7 @@ void ovi_cpu_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
                         const OviTensor *bias, const int64_t *kv_lens,
                         float scale);
 void ovi_cpu_register_conv_ops (OviBackendOps *ops);
+void ovi_cpu_register_stream_ops (OviBackendOps *ops);
 
 /* ---- scratch ---- */
 
@@ -987,6 +988,7 @@ ovi_backend_cpu_create (int n_threads)
 
   if (g_once_init_enter (&ops_init)) {
     ovi_cpu_register_conv_ops (&cpu_ops);
+    ovi_cpu_register_stream_ops (&cpu_ops);
     g_once_init_leave (&ops_init, 1);
   }
   if (n_threads <= 0) {

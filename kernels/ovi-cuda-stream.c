@@ -1,0 +1,148 @@
+/* gst-ovi: streaming entries of the CUDA backend (see ovi-cuda-stream.h).
+ *
+ * Pinned storages come from cudaHostAlloc (portable: any context may DMA
+ * from them), so a copy from them is a DMA the copy engine runs while the
+ * compute stream works. The copy stream is created on first use, non
+ * blocking against the legacy default stream, at the lowest priority so a
+ * prefetch never delays a kernel. Events are timing-free (cheapest). */
+#include "ovi-cuda-stream.h"
+
+#include "ovi-cuda-private.h"
+
+struct _OviCudaStreaming {
+  int device;
+  cudaStream_t copy;
+};
+
+struct _OviEvent {
+  cudaEvent_t event;
+};
+
+static gboolean
+check (OviBackend *be, const char *what, cudaError_t e)
+{
+  if (e == cudaSuccess)
+    return TRUE;
+  cudaGetLastError ();
+  ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_BACKEND, "%s: %s (%s)",
+                         what, cudaGetErrorString (e), cudaGetErrorName (e));
+  return FALSE;
+}
+
+/* the stream of `queue`, creating the copy stream on first use */
+static cudaStream_t
+stream_of (OviBackend *be, OviBackendQueue queue, gboolean *ok)
+{
+  CudaPriv *p = ovi_cuda_priv (be);
+  int lowest = 0, highest = 0;
+
+  *ok = check (be, "cudaSetDevice", cudaSetDevice (p->device));
+  if (!*ok || queue == OVI_BACKEND_QUEUE_COMPUTE)
+    return p->stream;
+  if (p->streaming == NULL) {
+    OviCudaStreaming *s = g_new0 (OviCudaStreaming, 1);
+    s->device = p->device;
+    cudaDeviceGetStreamPriorityRange (&lowest, &highest);
+    *ok = check (be, "cudaStreamCreateWithPriority (copy stream)",
+                 cudaStreamCreateWithPriority (&s->copy, cudaStreamNonBlocking,
+                                               lowest));
+    if (!*ok) {
+      g_free (s);
+      return NULL;
+    }
+    p->streaming = s;
+  }
+  return p->streaming->copy;
+}
+
+void
+ovi_cuda_streaming_free (OviCudaStreaming *s)
+{
+  if (s == NULL)
+    return;
+  cudaSetDevice (s->device);
+  cudaStreamSynchronize (s->copy);
+  cudaStreamDestroy (s->copy);
+  g_free (s);
+}
+
+static void
+release_pinned (gpointer data)
+{
+  cudaFreeHost (data);
+}
+
+OviStorage *
+ovi_cuda_new_pinned_storage (OviBackend *be, gsize size, GError **error)
+{
+  void *ptr = NULL;
+  cudaError_t e = cudaHostAlloc (&ptr, MAX (size, 1), cudaHostAllocPortable);
+  OviDevice host = { OVI_DEVICE_CPU, 0 };
+
+  if (e != cudaSuccess) {
+    cudaGetLastError ();
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "cudaHostAlloc of %" G_GSIZE_FORMAT " bytes failed: %s", size,
+                 cudaGetErrorString (e));
+    return NULL;
+  }
+  return ovi_storage_new_wrapped (ptr, size, host, release_pinned, ptr);
+}
+
+void
+ovi_cuda_copy_async (OviBackend *be, OviBackendQueue queue, void *dst,
+                     const void *src, gsize n)
+{
+  gboolean ok;
+  cudaStream_t s = stream_of (be, queue, &ok);
+
+  if (ok)
+    check (be, "cudaMemcpyAsync (host to device)",
+           cudaMemcpyAsync (dst, src, n, cudaMemcpyHostToDevice, s));
+}
+
+OviEvent *
+ovi_cuda_event_new (OviBackend *be, GError **error)
+{
+  OviEvent *ev = g_new0 (OviEvent, 1);
+  cudaError_t e = cudaSetDevice (ovi_cuda_priv (be)->device);
+
+  if (e == cudaSuccess)
+    e = cudaEventCreateWithFlags (&ev->event, cudaEventDisableTiming);
+  if (e != cudaSuccess) {
+    cudaGetLastError ();
+    g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
+                 "cudaEventCreateWithFlags: %s", cudaGetErrorString (e));
+    g_free (ev);
+    return NULL;
+  }
+  return ev;
+}
+
+void
+ovi_cuda_event_free (OviBackend *be, OviEvent *event)
+{
+  cudaEventDestroy (event->event);
+  g_free (event);
+}
+
+void
+ovi_cuda_event_record (OviBackend *be, OviEvent *event, OviBackendQueue queue)
+{
+  gboolean ok;
+  cudaStream_t s = stream_of (be, queue, &ok);
+
+  if (ok)
+    check (be, "cudaEventRecord", cudaEventRecord (event->event, s));
+}
+
+void
+ovi_cuda_queue_wait (OviBackend *be, OviBackendQueue queue, OviEvent *event)
+{
+  gboolean ok;
+  cudaStream_t s = stream_of (be, queue, &ok);
+
+  if (ok)
+    check (be, "cudaStreamWaitEvent",
+           cudaStreamWaitEvent (s, event->event, 0));
+}

@@ -1,0 +1,239 @@
+/* tests: block streaming through the backend's streaming entries (pinned
+ * host memory, async copies on the copy queue, events), on the CPU backend
+ * where they are trivial: the tiny model's denoiser in fp8-offload (DiT
+ * blocks streamed) gives latents bit-identical to fp8 (the same F8 weights
+ * resident), with one copy per block per forward, and with a host budget
+ * smaller than the slabs only part of them is pinned and the output is
+ * still the same. The entries themselves: copy_async moves raw bytes,
+ * events record, a copy with a mismatched size is refused with an error. */
+#include "ovi-test-util.h"
+#include "ovi-backend.h"
+#include "ovi-engine.h"
+#include "ovi-fusion.h"
+#include "ovi-placement.h"
+#include "ovi-presets.h"
+
+#include <string.h>
+
+static char *tiny_dir;
+static const char *backend_name = "cpu"; /* --backend cuda: the GPU run */
+
+static OviBackend *
+backend_new (void)
+{
+  GError *error = NULL;
+  OviBackend *be = g_strcmp0 (backend_name, "cpu") == 0
+                       ? ovi_backend_new_cpu (2)
+                       : ovi_backend_new_by_name (backend_name, 0, &error);
+
+  g_assert_no_error (error);
+  return be;
+}
+
+static OviTensor *
+text (int64_t rows, int64_t cols, guint32 seed)
+{
+  int64_t shape[2] = { rows, cols };
+  OviTensor *t = ovi_tensor_new_f32 (2, shape);
+  float *v = ovi_tensor_data (t);
+  guint32 s = seed * 2654435761u + 1;
+
+  for (int64_t i = 0; i < rows * cols; i++) {
+    s = s * 1664525u + 1013904223u;
+    v[i] = ((float) (s >> 8) / (float) (1u << 24) - 0.5f) * 0.8f;
+  }
+  return t;
+}
+
+typedef struct {
+  OviTensor *video, *audio;
+  OviFusionStreamStats stats;
+  int layers, steps;
+} Run;
+
+static void
+run_clear (Run *r)
+{
+  g_clear_pointer (&r->video, ovi_tensor_unref);
+  g_clear_pointer (&r->audio, ovi_tensor_unref);
+}
+
+static void
+run_denoiser (OviVramMode mode, guint64 host_budget, Run *out)
+{
+  g_autoptr (OviBackend) be = backend_new ();
+  const OviModelPreset *m = ovi_model_preset_lookup ("tiny", NULL);
+  g_autoptr (OviModelPaths) paths = NULL;
+  g_autoptr (OviPlacement) pl = NULL;
+  g_autoptr (OviTensor) pos = text (7, m->text_dim, 1);
+  g_autoptr (OviTensor) vneg = text (5, m->text_dim, 2);
+  g_autoptr (OviTensor) aneg = text (6, m->text_dim, 3);
+  OviPlacementPlan plan;
+  OviDenoiseRequest req;
+  OviDenoiser *d;
+  GError *error = NULL;
+
+  paths = ovi_model_paths_resolve (tiny_dir, "tiny", &error);
+  g_assert_no_error (error);
+  g_assert_true (ovi_placement_plan_for_mode (mode, OVI_GPU_ALLOCATION_SINGLE,
+                                              host_budget, &plan, &error));
+  pl = ovi_placement_new (&plan, be);
+  d = ovi_denoiser_new_filtered (paths, be, ovi_placement_weight_filter, pl,
+                                 &error);
+  g_assert_no_error (error);
+  ovi_placement_attach_denoiser (pl, d);
+  g_assert_cmpint (ovi_fusion_get_streaming (ovi_denoiser_get_fusion (d)), ==,
+                   plan.stream_blocks);
+  ovi_denoise_request_init (&req);
+  req.text_pos = pos;
+  req.text_video_neg = vneg;
+  req.text_audio_neg = aneg;
+  req.seed = 7;
+  req.steps = m->steps;
+  req.shift = m->shift;
+  req.video_guidance = m->video_guidance;
+  req.audio_guidance = m->audio_guidance;
+  req.slg_layer = m->slg_layer; /* a batch split around one layer */
+  req.width = m->default_width;
+  req.height = m->default_height;
+  g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &out->video,
+                                   &out->audio, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < 2; i++) {
+    OviTensor **t = i ? &out->audio : &out->video;
+    if (!ovi_tensor_is_host (*t)) {
+      OviTensor *host = ovi_backend_download_f32 (be, *t, &error);
+      g_assert_no_error (error);
+      ovi_tensor_unref (*t);
+      *t = host;
+    }
+  }
+  ovi_fusion_get_stream_stats (ovi_denoiser_get_fusion (d), &out->stats);
+  out->layers = ovi_fusion_get_dims (ovi_denoiser_get_fusion (d))->num_layers;
+  out->steps = req.steps;
+  ovi_denoiser_free (d);
+}
+
+static void
+assert_same_bytes (const OviTensor *a, const OviTensor *b)
+{
+  g_assert_cmpuint (ovi_tensor_nbytes (a), ==, ovi_tensor_nbytes (b));
+  g_assert_cmpint (
+      memcmp (ovi_tensor_data (a), ovi_tensor_data (b), ovi_tensor_nbytes (a)),
+      ==, 0);
+}
+
+static void
+test_streamed_equals_resident (void)
+{
+  Run resident = { 0 }, streamed = { 0 }, partial = { 0 };
+  guint64 slabs;
+
+  run_denoiser (OVI_VRAM_MODE_FP8, 0, &resident);
+  g_assert_cmpuint (resident.stats.copies, ==, 0);
+  run_denoiser (OVI_VRAM_MODE_FP8_OFFLOAD, 0, &streamed);
+  assert_same_bytes (streamed.video, resident.video);
+  assert_same_bytes (streamed.audio, resident.audio);
+
+  /* one copy per block per step (the CFG branches batched into one
+   * forward, the skip-layer run reusing the slot), plus the prefetch of
+   * block 0 for a next step */
+  g_test_message ("%d layers, %d steps: %" G_GUINT64_FORMAT " copies",
+                  streamed.layers, streamed.steps, streamed.stats.copies);
+  g_assert_cmpuint (streamed.stats.copies, ==,
+                    (guint64) streamed.steps * streamed.layers + 1);
+  slabs = streamed.stats.pinned_bytes + streamed.stats.pageable_bytes;
+  g_assert_cmpuint (streamed.stats.pageable_bytes, ==, 0);
+  g_assert_cmpuint (streamed.stats.slot_bytes, >, 0);
+  g_assert_cmpuint (streamed.stats.slot_bytes, <=, slabs);
+
+  /* partial pinning: a budget of half the slabs */
+  run_denoiser (OVI_VRAM_MODE_FP8_OFFLOAD, slabs / 2, &partial);
+  g_assert_cmpuint (partial.stats.pinned_bytes, <=, slabs / 2);
+  g_assert_cmpuint (partial.stats.pinned_bytes, >, 0);
+  g_assert_cmpuint (partial.stats.pageable_bytes, >, 0);
+  g_assert_cmpuint (partial.stats.pinned_bytes + partial.stats.pageable_bytes,
+                    ==, slabs);
+  assert_same_bytes (partial.video, resident.video);
+  assert_same_bytes (partial.audio, resident.audio);
+  run_clear (&resident);
+  run_clear (&streamed);
+  run_clear (&partial);
+}
+
+/* a host copy of the raw bytes of `t` (on any device) */
+static OviTensor *
+download_bytes (OviBackend *be, OviTensor *t)
+{
+  OviTensor *host = ovi_tensor_new (t->dtype, t->ndim, t->shape, NULL);
+
+  ovi_op_copy (be, host, t);
+  g_assert_true (ovi_backend_sync (be, NULL));
+  return host;
+}
+
+static void
+test_entries (void)
+{
+  g_autoptr (OviBackend) be = backend_new ();
+  int64_t n = 1000, m = 999;
+  gboolean pinned = FALSE;
+  g_autoptr (OviStorage) host = ovi_backend_new_pinned (be, n, &pinned, NULL);
+  g_autoptr (OviTensor) src
+      = ovi_tensor_new_on_storage (host, 0, OVI_DTYPE_U8, 1, &n, NULL);
+  g_autoptr (OviTensor) dst = ovi_backend_new_tensor (be, OVI_DTYPE_U8, 1, &n);
+  g_autoptr (OviTensor) small
+      = ovi_backend_new_tensor (be, OVI_DTYPE_U8, 1, &m);
+  OviEvent *ev;
+  GError *error = NULL;
+
+  g_assert_true (pinned); /* page-locked on a GPU; on the CPU its memory */
+  for (int i = 0; i < n; i++)
+    ((guint8 *) ovi_tensor_data (src))[i] = (guint8) (i * 7 + 3);
+  ev = ovi_backend_event_new (be, &error);
+  g_assert_no_error (error);
+  ovi_op_copy_async (be, OVI_BACKEND_QUEUE_COPY, dst, src);
+  ovi_op_event_record (be, ev, OVI_BACKEND_QUEUE_COPY);
+  ovi_op_queue_wait (be, OVI_BACKEND_QUEUE_COMPUTE, ev);
+  g_assert_true (ovi_backend_sync (be, &error));
+  {
+    g_autoptr (OviTensor) back = download_bytes (be, dst);
+    assert_same_bytes (back, src);
+  }
+
+  ovi_op_copy_async (be, OVI_BACKEND_QUEUE_COPY, small, src);
+  g_assert_false (ovi_backend_sync (be, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "same byte size"));
+  g_clear_error (&error);
+  ovi_backend_event_free (be, ev);
+}
+
+/* usage: test-stream [--backend cuda] (exit 77 when that backend has no
+ * device here) */
+int
+main (int argc, char **argv)
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  if (argc >= 3 && g_strcmp0 (argv[1], "--backend") == 0) {
+    GError *error = NULL;
+    OviBackend *be = ovi_backend_new_by_name (argv[2], 0, &error);
+    if (be == NULL) {
+      g_print ("SKIP: backend %s: %s\n", argv[2], error->message);
+      g_error_free (error);
+      return 77;
+    }
+    ovi_backend_free (be);
+    backend_name = argv[2];
+  }
+  tiny_dir = ovi_test_make_tiny_dir ("ovi-stream-XXXXXX", 11);
+  g_test_add_func ("/stream/entries", test_entries);
+  g_test_add_func ("/stream/streamed-equals-resident",
+                   test_streamed_equals_resident);
+  status = g_test_run ();
+  ovi_test_remove_tree (tiny_dir);
+  g_free (tiny_dir);
+  return status;
+}
