@@ -694,6 +694,12 @@ test_release_estimates (void)
   g_assert_cmpuint (e[1].stage[OVI_STAGE_DENOISE].device_weights
                         - model.vae_decoder_bytes - model.audio_bytes,
                     <, 12 * GB);
+  /* fp8: the tiled decode keeps the video decode under the text stage
+   * (umT5 beside the resident DiT), the peak under 20 GiB */
+  g_assert_cmpint (e[1].plan.vae_tile, >, 0);
+  g_assert_cmpuint (e[1].stage[OVI_STAGE_VIDEO_DECODE].device_peak, <,
+                    e[1].stage[OVI_STAGE_TEXT].device_peak);
+  g_assert_cmpuint (e[1].device_peak, <=, (guint64) 20 << 30);
   /* the streamed modes hold the blocks in host RAM */
   g_assert_cmpuint (e[2].host_peak, >, 10 * GB);
   g_assert_cmpuint (e[0].host_peak, ==, 0);
