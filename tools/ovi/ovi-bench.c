@@ -22,6 +22,7 @@
 #include "ovi-bigvgan.h"
 #include "ovi-fusion.h"
 #include "ovi-mmaudio-vae.h"
+#include "ovi-placement.h"
 #include "ovi-presets.h"
 #include "ovi-t5.h"
 #include "ovi-tiny.h"
@@ -44,6 +45,10 @@ typedef struct {
   gboolean (*mem) (OviBackend *, guint64 *, guint64 *, gboolean);
   /* the cuda module's profiler, when --profile */
   gboolean (*prof_read) (OviBackend *, double *, guint64 *, GError **);
+  /* --vram-mode: the DiT and umT5 weights go through the mode's placement
+   * filter (quantised, streamed) as the elements load them */
+  OviPlacementPlan plan;
+  OviPlacement *placement;
 } Bench;
 
 /* ---- in-memory weights ---- */
@@ -291,9 +296,12 @@ bench_dit (Bench *b, const OviModelPreset *mp, const OviTinyConfig *cfg,
   preset.text_len = mp->text_len;
   preset.eps = mp->eps;
   preset.audio_rope_scale = mp->audio_rope_scale;
-  model = ovi_fusion_new (wf, &preset, b->be, error);
+  model = ovi_fusion_new_filtered (
+      wf, &preset, b->be, ovi_placement_weight_filter, b->placement, error);
   if (model == NULL || !ovi_backend_sync (b->be, error))
     return FALSE;
+  ovi_fusion_set_streaming (model, b->plan.stream_blocks);
+  ovi_fusion_set_stream_budget (model, b->plan.host_budget);
   d = ovi_fusion_get_dims (model);
   printf ("# fusion DiT: %" G_GUINT64_FORMAT
           " parameters, built in %.1f s; latents [%d, %d, %" G_GINT64_FORMAT
@@ -386,7 +394,9 @@ bench_t5 (Bench *b, const OviTinyConfig *cfg, int len, GError **error)
   int batch = 3;
 
   wf = random_weights (cfg, OVI_TINY_FILE_T5, OVI_DTYPE_BF16, &np, error);
-  if (wf == NULL || !(t5 = ovi_t5_new (wf, b->be, 128, error)))
+  if (wf == NULL
+      || !(t5 = ovi_t5_new_filtered (wf, b->be, 128, ovi_placement_t5_filter,
+                                     b->placement, error)))
     return FALSE;
   printf ("# umT5 encoder: %" G_GUINT64_FORMAT " parameters\n", np);
   ids = g_new (int64_t, batch * len);
@@ -554,6 +564,31 @@ config_for (const OviModelPreset *mp, OviTinyConfig *cfg)
   cfg->t5_dim = mp->text_dim;
 }
 
+/* the plan's estimate per stage, to read against the measured peaks (the
+ * estimate counts the other stages' resident weights too; a bench stage
+ * holds only its own model) */
+static void
+print_estimate (const OviModelPreset *mp, const OviPlacementPlan *plan,
+                int width, int height, int frames, gsize act)
+{
+  OviPlacementModel m;
+  OviPlacementEstimate est;
+  g_autofree char *text = NULL;
+  g_auto (GStrv) lines = NULL;
+
+  printf ("# vram-mode %s\n", ovi_vram_mode_to_string (plan->mode));
+  if (!ovi_placement_model_init (&m, NULL, mp->name, NULL))
+    return; /* no release dims (the tiny model) */
+  if (frames == m.video_latent_frames
+      && ovi_placement_estimate (&m, plan, width, height, act, &est, NULL)) {
+    text = ovi_placement_estimate_to_string (&est);
+    lines = g_strsplit (text, "\n", -1);
+    for (int i = 0; lines[i]; i++)
+      printf ("# estimate: %s\n", lines[i]);
+  }
+  ovi_placement_model_clear (&m);
+}
+
 /* the cuda module's memory high-water mark, versions and (with --profile)
  * profiler */
 static gboolean
@@ -592,6 +627,8 @@ ovi_cmd_bench (int argc, char **argv)
   g_autoptr (OviBackend) be = NULL;
   GModule *self;
   g_auto (GStrv) want = NULL;
+  g_autoptr (OviPlacement) placement = NULL;
+  OviVramMode mode = OVI_VRAM_MODE_STANDARD;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_STRING, &model_name,
       "Model preset (presets/models.json; default 720x720_5s)", "NAME" },
@@ -599,7 +636,8 @@ ovi_cmd_bench (int argc, char **argv)
       "cuda (default), cuda-fp32 or cpu", "NAME" },
     { "device", 'd', 0, G_OPTION_ARG_INT, &device, "CUDA device index", "N" },
     { "vram-mode", 0, 0, G_OPTION_ARG_STRING, &vram_mode,
-      "VRAM mode (only standard, bf16 weights on the GPU, exists yet)",
+      "VRAM mode: standard (default), fp8, fp8-offload or ultra-low (DiT "
+      "and umT5 weights placed as the elements place them)",
       "MODE" },
     { "steps", 's', 0, G_OPTION_ARG_INT, &steps,
       "Denoising steps to extrapolate a clip time from (default 1: none)",
@@ -632,11 +670,9 @@ ovi_cmd_bench (int argc, char **argv)
     return ovi_cli_fail ("%s", error->message);
   if (argc != 1)
     return ovi_cli_fail ("bench takes no positional arguments");
-  if (vram_mode && g_strcmp0 (vram_mode, "standard") != 0
-      && g_strcmp0 (vram_mode, "auto") != 0)
-    return ovi_cli_fail ("--vram-mode %s: only 'standard' (bf16 weights all "
-                         "on the GPU) is implemented so far",
-                         vram_mode);
+  if (vram_mode && g_strcmp0 (vram_mode, "auto") != 0
+      && !ovi_vram_mode_from_string (vram_mode, &mode, &error))
+    return ovi_cli_fail_error (g_steal_pointer (&error));
   if (repeat < 1 || steps < 1)
     return ovi_cli_fail ("--repeat and --steps must be at least 1");
   mp = ovi_model_preset_lookup (model_name ? model_name : "720x720_5s", &error);
@@ -672,6 +708,10 @@ ovi_cmd_bench (int argc, char **argv)
     return ovi_cli_fail_error (g_steal_pointer (&error));
   b.be = be;
   b.repeat = repeat;
+  if (!ovi_placement_plan_for_mode (mode, OVI_GPU_ALLOCATION_SINGLE, 0, &b.plan,
+                                    &error))
+    return ovi_cli_fail_error (g_steal_pointer (&error));
+  b.placement = placement = ovi_placement_new (&b.plan, be);
   /* the module's own queries (it stays resident) */
   self = g_module_open (NULL, 0);
   if (self && ovi_backend_get_device (be).type == OVI_DEVICE_CUDA
@@ -688,6 +728,8 @@ ovi_cmd_bench (int argc, char **argv)
           mp->name, ovi_backend_get_name (be),
           ovi_dtype_name (ovi_backend_get_act_dtype (be)), width, height,
           frames, repeat, repeat == 1 ? "" : "s");
+  print_estimate (mp, &b.plan, width, height, frames,
+                  ovi_dtype_size (ovi_backend_get_act_dtype (be)));
   printf ("%-6s %-44s %13s %17s %13s %12s\n", "stage", "what", "time", "rate",
           "counted", "peak mem");
   if (g_strv_contains ((const char *const *) want, "dit")
