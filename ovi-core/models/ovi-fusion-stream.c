@@ -10,8 +10,9 @@
  * copy into a slot wait for the compute that used it. The last block
  * prefetches block 0 of the next step. One copy per block per step: every
  * branch of a batched CFG step and every run of a skip-layer split uses the
- * slot as it is. The slot views keep the blocks' resident tensors (biases,
- * gains, modulation, LoRA adapters) and replace only the streamed weights.
+ * slot as it is. The slot's block is the model's (biases, gains,
+ * modulation, LoRA adapters, as they are when the block runs) with only the
+ * streamed weights replaced by views of the slot.
  */
 #include "ovi-fusion-private.h"
 
@@ -247,6 +248,26 @@ issue (OviFusion *m, OviFusionStreamer *st, int i, int s)
   st->stats.copies++;
 }
 
+/* The slot's block as the model has it now (biases, gains, modulation and
+ * LoRA adapters change between runs, and a prefetch may predate that),
+ * with the streamed weights from the slot. */
+static void
+refresh_resident (OviFusion *m, OviFusionStreamer *st, int s, int i)
+{
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    OviFusionBlock *dst = &st->blocks[s][t];
+    OviLinear *dl[N_STREAMED];
+    OviTensor *w[N_STREAMED];
+
+    block_linears (dst, dl);
+    for (int k = 0; k < N_STREAMED; k++)
+      w[k] = dl[k]->w;
+    *dst = m->towers[t].blocks[i];
+    for (int k = 0; k < N_STREAMED; k++)
+      dl[k]->w = w[k];
+  }
+}
+
 static int
 slot_holding (const OviFusionStreamer *st, int i)
 {
@@ -272,6 +293,7 @@ ovi_fusion_stream_begin (OviFusion *m, int i)
     cur = 1 - st->current;
     issue (m, st, i, cur);
   }
+  refresh_resident (m, st, cur, i);
   ovi_op_queue_wait (m->be, OVI_BACKEND_QUEUE_COMPUTE, st->copied[cur]);
   st->current = cur;
   if (next != i && slot_holding (st, next) < 0)
