@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`ovi generate` on the tiny model: it writes a valid y4m/wav pair, and the
 same settings through the GStreamer pipeline give the same frames and
-samples.
+samples, text-to-video and image-to-video (a PNG through pngdec into
+ovidenoise's image pad, the same file through --image).
 
 The pipeline's frames are taken as RGB straight from ovivaedec and turned
 into 4:4:4 BT.601 limited-range YCbCr here with the formula `ovi generate`
@@ -120,13 +121,14 @@ for args, word in [(["--solver", "heun"], "heun"), (["--vram-mode", "fast"], "fa
     check(q.returncode != 0 and word in q.stdout, f"refuses {args or 'no prompt'}")
 check(not os.path.exists(bad + ".y4m"), "nothing written on bad input")
 
-if WITH_GST:
-    rgb, wav = os.path.join(WORK, "pipe.rgb"), os.path.join(WORK, "pipe.wav")
-    props = {"steps": "3", "seed": "7", "shift": "4.0", "video-guidance-scale": "3.5",
-             "audio-guidance-scale": "2.5", "slg-layer": "1"}
-    md = f"model-dir={tiny}"
-    pipeline = (["ovitextsrc", f"prompt={PROMPT}", "num-clips=1", md, "!",
-                 "ovidenoise", md] + [f"{k}={v}" for k, v in props.items()]
+
+def pipeline_av(name, md, props, image=None):
+    """frames (RGB) and the wav data chunk of the pipeline for `props`"""
+    rgb, wav = os.path.join(WORK, name + ".rgb"), os.path.join(WORK, name + ".wav")
+    src = (["filesrc", f"location={image}", "!", "pngdec", "!", "videoconvert", "!",
+            "video/x-raw,format=RGB", "!", "den.image"] if image else [])
+    pipeline = (src + ["ovitextsrc", f"prompt={PROMPT}", "num-clips=1", md, "!",
+                       "ovidenoise", "name=den", md] + [f"{k}={v}" for k, v in props.items()]
                 + ["!", "tee", "name=t",
                    "t.", "!", "queue", "!", "ovivaedec", md, "!",
                    "video/x-raw,format=RGB", "!", "filesink", f"location={rgb}",
@@ -134,17 +136,44 @@ if WITH_GST:
                    "audio/x-raw,format=F32LE", "!", "wavenc", "!",
                    "filesink", f"location={wav}"])
     q = run(["gst-launch-1.0", "-q", "-e"] + pipeline)
-    check(q.returncode == 0, "the pipeline runs")
-    raw = open(rgb, "rb").read()
-    fsize = WIDTH * HEIGHT * 3
-    check(len(raw) == FRAMES * fsize, f"pipeline: {len(raw) // fsize} RGB frames")
+    check(q.returncode == 0, f"{name}: the pipeline runs")
+    raw = open(rgb, "rb").read() if os.path.exists(rgb) else b""
+    return raw, wav_chunks(wav).get(b"data") if os.path.exists(wav) else None
+
+
+def compare(name, raw, pdata, frames, data, w, h):
+    fsize = w * h * 3
+    check(len(raw) == len(frames) * fsize, f"{name}: {len(raw) // fsize} RGB frames")
     same = [yuv444(raw[i * fsize:(i + 1) * fsize]) == frames[i]
-            for i in range(min(FRAMES, len(raw) // fsize, len(frames)))]
-    check(len(same) == FRAMES and all(same),
-          f"every frame equals the pipeline's ({sum(same)}/{FRAMES})")
-    pchunks = wav_chunks(wav)
-    check(pchunks.get(b"data") == chunks[b"data"],
-          "the samples equal the pipeline's, bit for bit")
+            for i in range(min(len(frames), len(raw) // fsize))]
+    check(len(same) == len(frames) and all(same),
+          f"{name}: every frame equals the pipeline's ({sum(same)}/{len(frames)})")
+    check(pdata == data, f"{name}: the samples equal the pipeline's, bit for bit")
+
+
+if WITH_GST:
+    props = {"steps": "3", "seed": "7", "shift": "4.0", "video-guidance-scale": "3.5",
+             "audio-guidance-scale": "2.5", "slg-layer": "1"}
+    raw, pdata = pipeline_av("pipe", f"model-dir={tiny}", props)
+    compare("t2v", raw, pdata, frames, chunks[b"data"], WIDTH, HEIGHT)
+
+    # image-to-video: a PNG through pngdec into ovidenoise's image pad, and
+    # the same file through `ovi generate --image` (gdk-pixbuf)
+    png = os.path.join(WORK, "first.png")
+    q = run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=1", "pattern=smpte", "!",
+             "video/x-raw,format=RGB,width=120,height=72", "!", "pngenc", "!",
+             "filesink", f"location={png}"])
+    check(q.returncode == 0, "a first frame written")
+    ibase = os.path.join(WORK, "i2v")
+    q = run([OVI, "generate", "--model-dir", tiny, "-o", ibase, "--image", png]
+            + settings + [PROMPT])
+    check(q.returncode == 0, "ovi generate --image exits 0")
+    ihdr, iframes = read_y4m(ibase + ".y4m")
+    check(len(iframes) == FRAMES, f"i2v: {len(iframes)} frames")
+    iw, ih = int(ihdr["W"]), int(ihdr["H"])
+    raw, pdata = pipeline_av("pipe-i2v", f"model-dir={tiny}", props, image=png)
+    compare("i2v", raw, pdata, iframes, wav_chunks(ibase + ".wav")[b"data"], iw, ih)
+    check(iframes != frames, "i2v: the image changes the clip")
 
 if failures:
     print(f"{len(failures)} failure(s)")
