@@ -92,7 +92,8 @@ struct _GstOviDenoise {
   GstOviSolverType solver;
   gdouble shift, video_guidance, audio_guidance;
   gint slg_layer;
-  gchar *lora; /* run-time LoRAs, "path[:strength[:target]];..." */
+  gboolean slg_layer_set; /* FALSE: the model preset's layer */
+  gchar *lora;            /* run-time LoRAs, "path[:strength[:target]];..." */
   GstOviLoraMode lora_mode;
   gchar *sigmas; /* explicit Euler sigmas, "1,0.9375,..." or NULL */
   gdouble progress;
@@ -176,6 +177,7 @@ gst_ovi_denoise_set_property (GObject *object, guint prop_id,
       break;
     case PROP_SLG_LAYER:
       self->slg_layer = g_value_get_int (value);
+      self->slg_layer_set = TRUE;
       break;
     case PROP_LORA:
       g_free (self->lora);
@@ -607,7 +609,7 @@ snapshot_settings (GstOviDenoise *self, OviDenoiseRequest *req,
   req->shift = self->shift;
   req->video_guidance = self->video_guidance;
   req->audio_guidance = self->audio_guidance;
-  req->slg_layer = self->slg_layer;
+  req->slg_layer = self->slg_layer_set ? self->slg_layer : OVI_SLG_LAYER_PRESET;
   req->width = self->width;
   req->height = self->height;
   if (self->image_latent) {
@@ -1082,7 +1084,9 @@ install_properties (GObjectClass *gobject_class)
   /**
    * GstOviDenoise:slg-layer:
    *
-   * Fusion block skipped in the negative pass (skip-layer guidance).
+   * Fusion block skipped in the negative pass (skip-layer guidance). Until
+   * it is set, the model preset's: 11 for the released models, 1 for the
+   * tiny one. A block past the model's last is an error.
    */
   g_object_class_install_property (
       gobject_class, PROP_SLG_LAYER,

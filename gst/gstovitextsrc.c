@@ -215,10 +215,38 @@ gst_ovi_text_src_start (GstBaseSrc *src)
   g_autofree gchar *location = NULL;
   g_autoptr (GError) err = NULL;
   GstOviEngine *engine;
+  gboolean empty_prompt, no_prompt, swallowed_link;
 
   GST_OBJECT_LOCK (self);
   location = g_strdup (self->location);
+  empty_prompt = self->prompt && !*self->prompt;
+  swallowed_link = !g_strcmp0 (self->prompt, "!");
+  no_prompt = self->prompt == NULL && g_queue_is_empty (&self->queue);
   GST_OBJECT_UNLOCK (self);
+  if (empty_prompt && !location) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("The prompt is empty"),
+                       ("prompt=\"\" and no location: give a prompt, a "
+                        "prompt file (location=) or push prompts with the "
+                        "push-prompt action signal"));
+    return FALSE;
+  }
+  if (swallowed_link) {
+    /* the shell turns prompt="" into prompt=, and gst-launch then takes the
+     * following '!' as the value, leaving this element unlinked */
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+                       ("The prompt is \"!\": an empty prompt=\"\" took the "
+                        "next '!' of the pipeline as its value"),
+                       ("give a prompt, or in a shell write prompt='\"\"' to "
+                        "pass an empty one"));
+    return FALSE;
+  }
+  if (no_prompt && !location)
+    GST_ELEMENT_INFO (self, RESOURCE, SETTINGS,
+                      ("No prompt given: waiting for prompts pushed with the "
+                       "push-prompt action signal"),
+                      ("no prompt and no location: waiting for prompts "
+                       "pushed with the push-prompt action signal (an "
+                       "application ends the stream with end-of-stream)"));
 
   g_clear_pointer (&self->file_entries, g_ptr_array_unref);
   if (location) {

@@ -334,8 +334,10 @@ request_size (OviDenoiser *d, const OviDenoiseRequest *req, Size *s,
 }
 
 static gboolean
-check_request (const OviDenoiseRequest *req, GError **error)
+check_request (OviDenoiser *d, const OviDenoiseRequest *req, GError **error)
 {
+  int layers = ovi_fusion_get_dims (d->model)->num_layers;
+
   if (!req->text_pos || !req->text_video_neg || !req->text_audio_neg) {
     g_set_error (
         error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
@@ -346,6 +348,14 @@ check_request (const OviDenoiseRequest *req, GError **error)
   if (req->steps < 1 && req->n_sigmas == 0) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                  "denoiser: %d steps", req->steps);
+    return FALSE;
+  }
+  /* the official code would skip nothing for a layer past the last one */
+  if (req->slg_layer >= layers) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "slg-layer %d: the model has %d fusion blocks (0..%d; -1 or "
+                 "0 turns skip-layer guidance off)",
+                 req->slg_layer, layers, layers - 1);
     return FALSE;
   }
   return TRUE;
@@ -730,7 +740,7 @@ ovi_denoiser_run_rank (OviDenoiser *d, const OviDenoiseRequest *req,
   RunState rs = { 0 };
   gboolean ok;
 
-  if (!check_request (req, error) || !request_size (d, req, &rs.size, error)
+  if (!check_request (d, req, error) || !request_size (d, req, &rs.size, error)
       || !request_loras (d, req->loras, &rs.lora, error))
     return FALSE;
   if (!ovi_turns_take (&d->turns, cancellable, "denoising", error)) {

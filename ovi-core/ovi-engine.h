@@ -128,7 +128,7 @@ typedef struct {
   double shift;          /* 5.0 */
   double video_guidance; /* 4.0 */
   double audio_guidance; /* 3.0 */
-  int slg_layer;         /* 11; <= 0 disables */
+  int slg_layer;         /* 11; -1 or 0 disables; OVI_SLG_LAYER_PRESET */
   int width, height;     /* snapped pixel size (multiples of 32) */
   /* step caching (docs/step-cache.md) */
   const char *cache;       /* NULL or "off", "easy", "mag" */
@@ -151,6 +151,10 @@ typedef struct {
    * (ovi_denoiser_set_loras) */
   const char *loras;
 } OviDenoiseRequest;
+
+/* slg_layer: the model preset's block (11 for the released models, 1 for
+ * the tiny one), set by ovi_denoise_request_resolve */
+#define OVI_SLG_LAYER_PRESET (-2)
 
 void ovi_denoise_request_init (OviDenoiseRequest *req); /* official defaults */
 /* "1, 0.9375, 0.8333, 0.625, 0" -> values (g_free) and their count, for

@@ -463,6 +463,8 @@ ovi_denoise_request_resolve (OviDenoiseRequest *req, const OviModelPaths *paths,
 
   if (req->steps <= 0)
     req->steps = preset ? preset->steps : 50;
+  if (req->slg_layer == OVI_SLG_LAYER_PRESET)
+    req->slg_layer = preset ? preset->slg_layer : 11;
   if (have_image)
     return TRUE;
   if (w <= 0)

@@ -123,7 +123,8 @@ OviAudioDecoder *ovi_stage_get_audio_decoder (OviStage *stage);
 /* ---- requests ---- */
 
 /* What ovidenoise and `ovi generate` do with a request before running it:
- * steps <= 0 become the model preset's; without an image, a width or
+ * steps <= 0 and slg_layer OVI_SLG_LAYER_PRESET become the model
+ * preset's; without an image, a width or
  * height <= 0 becomes the preset's default (else 720) and the size is
  * snapped to the model's area (ovi_snap_hw_t2v). With an image the size is
  * the image's (already snapped by ovi_image_prepare_rgb8). */

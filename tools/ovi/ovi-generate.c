@@ -441,7 +441,9 @@ parse (int argc, char **argv, Options *o, GError **error)
     { "audio-guidance-scale", 0, 0, G_OPTION_ARG_DOUBLE, &o->audio_guidance,
       "audio CFG scale (default 3.0)", "X" },
     { "slg-layer", 0, 0, G_OPTION_ARG_INT, &o->slg_layer,
-      "skip-layer guidance block, <= 0 off (default 11)", "N" },
+      "skip-layer guidance block, <= 0 off (default: the preset's, 11; 1 "
+      "for the tiny model)",
+      "N" },
     { "width", 0, 0, G_OPTION_ARG_INT, &o->width,
       "frame width, snapped to the model's area (0: the preset's)", "PX" },
     { "height", 0, 0, G_OPTION_ARG_INT, &o->height,
@@ -473,7 +475,7 @@ parse (int argc, char **argv, Options *o, GError **error)
   o->shift = 5.0;
   o->video_guidance = 4.0;
   o->audio_guidance = 3.0;
-  o->slg_layer = 11;
+  o->slg_layer = OVI_SLG_LAYER_PRESET;
   o->cuda_device_id = -1;
   o->cache_start = -1;
   g_option_context_add_main_entries (ctx, entries, NULL);
