@@ -925,26 +925,76 @@ store (OviTensor *out, int64_t i, double v)
   }
 }
 
-/* acc[rows, cols] += scale * up[rows, r] . down[r, cols] */
+/* acc[rows, cols] += scale * up[rows, r] . down[r, cols] for rows
+ * [row0, row1) */
+typedef struct {
+  double *acc;
+  int64_t row0, row1, cols;
+  const OviLoraDelta *d;
+  double scale;
+} RankRows;
+
+/* tiles of TILE_ROWS x TILE_COLS accumulators stay in cache while every
+ * row of `down` they need streams through once per tile */
+#define TILE_ROWS 8
+#define TILE_COLS 256
+
+static gpointer
+add_low_rank_rows (gpointer data)
+{
+  const RankRows *j = data;
+  const float *up = ovi_tensor_data (j->d->up);
+  const float *down = ovi_tensor_data (j->d->down);
+  int rank = j->d->rank;
+  double tile[TILE_ROWS][TILE_COLS];
+
+  for (int64_t r0 = j->row0; r0 < j->row1; r0 += TILE_ROWS) {
+    int nr = (int) MIN (TILE_ROWS, j->row1 - r0);
+    for (int64_t c0 = 0; c0 < j->cols; c0 += TILE_COLS) {
+      int nc = (int) MIN (TILE_COLS, j->cols - c0);
+      memset (tile, 0, sizeof tile);
+      for (int k = 0; k < rank; k++) {
+        const float *dk = down + (int64_t) k * j->cols + c0;
+        for (int r = 0; r < nr; r++) {
+          double u = up[(r0 + r) * rank + k];
+          for (int c = 0; c < nc; c++)
+            tile[r][c] += u * dk[c];
+        }
+      }
+      for (int r = 0; r < nr; r++) {
+        double *acc = j->acc + (r0 + r) * j->cols + c0;
+        for (int c = 0; c < nc; c++)
+          acc[c] += j->scale * tile[r][c];
+      }
+    }
+  }
+  return NULL;
+}
+
+/* rows split over the cores when the product is big (every row is
+ * computed the same way whatever the split) */
 static void
 add_low_rank (double *acc, int64_t rows, int64_t cols, const OviLoraDelta *d,
               double scale)
 {
-  const float *up = ovi_tensor_data (d->up), *down = ovi_tensor_data (d->down);
-  double *row = g_new (double, cols);
+  guint64 macs = (guint64) rows * cols * d->rank;
+  int n = macs < (1u << 22)
+              ? 1
+              : (int) MIN ((int64_t) g_get_num_processors (), rows);
+  RankRows *jobs = g_new (RankRows, n);
+  GThread **threads = g_new0 (GThread *, n);
 
-  for (int64_t o = 0; o < rows; o++) {
-    memset (row, 0, sizeof (double) * cols);
-    for (int k = 0; k < d->rank; k++) {
-      double u = up[o * d->rank + k];
-      const float *dk = down + (int64_t) k * cols;
-      for (int64_t j = 0; j < cols; j++)
-        row[j] += u * dk[j];
-    }
-    for (int64_t j = 0; j < cols; j++)
-      acc[o * cols + j] += scale * row[j];
+  for (int t = 0; t < n; t++) {
+    jobs[t]
+        = (RankRows){ acc, rows * t / n, rows * (t + 1) / n, cols, d, scale };
+    if (t > 0)
+      threads[t] = g_thread_new ("ovi-lora-merge", add_low_rank_rows, &jobs[t]);
   }
-  g_free (row);
+  add_low_rank_rows (&jobs[0]);
+  for (int t = 1; t < n; t++)
+    g_thread_join (threads[t]);
+  g_free (threads);
+  g_free (jobs);
 }
 
 OviTensor *
