@@ -346,6 +346,7 @@ kohya_names (OviWeightFile *model)
 typedef struct {
   char *stem;               /* absolute dotted stem in the model */
   gboolean from_both;       /* a tower-less key sent to both towers */
+  guint formats;            /* OviLoraFormat bits of its keys */
   OviTensor *part[N_PARTS]; /* F32 host copies */
   char *key[N_PARTS];       /* the file's key of each part */
 } Group;
@@ -432,7 +433,7 @@ read_values (Reader *r, const char *key, GError **error)
 
 static gboolean
 add_part (Reader *r, const char *stem, Part part, const char *key,
-          OviTensor *values, gboolean from_both, GError **error)
+          OviTensor *values, guint formats, gboolean from_both, GError **error)
 {
   Group *g = g_hash_table_lookup (r->groups, stem);
 
@@ -442,6 +443,7 @@ add_part (Reader *r, const char *stem, Part part, const char *key,
     g_hash_table_insert (r->groups, g->stem, g);
   }
   g->from_both |= from_both;
+  g->formats |= formats;
   if (g->part[part]) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
                  "%s: LoRA keys '%s' and '%s' both give the %s of %s",
@@ -459,6 +461,7 @@ read_key (Reader *r, const char *key, GError **error)
   g_autofree char *stem = NULL, *dotted = NULL;
   g_autoptr (OviTensor) values = NULL;
   Part part = N_PARTS;
+  guint formats = 0;
 
   for (gsize i = 0; i < G_N_ELEMENTS (key_suffixes) && part == N_PARTS; i++) {
     if (g_str_has_suffix (key, key_suffixes[i].suffix)) {
@@ -467,7 +470,7 @@ read_key (Reader *r, const char *key, GError **error)
     }
   }
   if (part != N_PARTS)
-    dotted = normalize_stem (stem, r->kohya, &r->info->formats);
+    dotted = normalize_stem (stem, r->kohya, &formats);
   if (dotted == NULL)
     return TRUE; /* unmatched */
   values = read_values (r, key, error);
@@ -475,7 +478,7 @@ read_key (Reader *r, const char *key, GError **error)
     return FALSE;
   for (int t = 0; t < 2; t++) {
     if (g_str_has_prefix (dotted, tower_prefix[t]))
-      return add_part (r, dotted, part, key, values, FALSE, error);
+      return add_part (r, dotted, part, key, values, formats, FALSE, error);
   }
   for (int t = 0; t < 2; t++) {
     OviLoraTarget want = t == 0 ? OVI_LORA_TARGET_VIDEO : OVI_LORA_TARGET_AUDIO;
@@ -484,7 +487,7 @@ read_key (Reader *r, const char *key, GError **error)
     if (r->spec->target != want && r->spec->target != OVI_LORA_TARGET_BOTH)
       continue;
     abs = g_strconcat (tower_prefix[t], dotted, NULL);
-    if (!add_part (r, abs, part, key, values,
+    if (!add_part (r, abs, part, key, values, formats,
                    r->spec->target == OVI_LORA_TARGET_BOTH, error))
       return FALSE;
   }
@@ -640,6 +643,7 @@ group_lora (Reader *r, Group *g, GError **error)
   d->strength = r->spec->strength;
   d->lora_scale = r->spec->strength * alpha / rank;
   add_delta (r, target, d);
+  r->info->formats |= g->formats;
   note_rank (r, rank, alpha);
   g_hash_table_add (r->matched, g_strdup (g->key[PART_DOWN]));
   g_hash_table_add (r->matched, g_strdup (g->key[PART_UP]));
@@ -672,6 +676,7 @@ group_diff (Reader *r, Group *g, Part part, GError **error)
   d->diff = ovi_tensor_ref (g->part[part]);
   d->strength = r->spec->strength;
   add_delta (r, target, d);
+  r->info->formats |= g->formats;
   g_hash_table_add (r->matched, g_strdup (g->key[part]));
   return TRUE;
 }

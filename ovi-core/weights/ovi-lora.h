@@ -85,7 +85,7 @@ typedef struct {
 /* Per file: what was found. */
 typedef struct {
   char *path;
-  guint formats;  /* OviLoraFormat bits */
+  guint formats;  /* OviLoraFormat bits of the keys that matched */
   int rank;       /* the largest rank, 0 if only diffs */
   gboolean mixed; /* ranks or alphas differ between entries */
   double alpha;   /* of the largest-rank entry (= rank without alpha) */

@@ -411,7 +411,9 @@ test_specs (void)
   g_assert_cmpstr (e->path, ==, "c");
   g_assert_cmpfloat (e->strength, ==, 2.0);
   g_assert_cmpint (e->target, ==, OVI_LORA_TARGET_BOTH);
-  g_assert_cmpuint (specs ("")->len, ==, 0);
+  g_clear_pointer (&s, g_ptr_array_unref);
+  s = specs ("");
+  g_assert_cmpuint (s->len, ==, 0);
 
   static const char *const bad[]
       = { "a:-1", "a:nan", "a:inf:video", "a:x:audio", ":1" };
