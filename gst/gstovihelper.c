@@ -40,6 +40,7 @@ gst_ovi_helper_finalize (GObject *object)
   gst_ovi_helper_release_all (self);
   gst_clear_object (&self->cache);
   gst_ovi_engine_config_clear (&self->config);
+  g_free (self->engine_key);
   g_clear_object (&self->cancellable);
   g_cond_clear (&self->cond);
   g_mutex_clear (&self->load_lock);

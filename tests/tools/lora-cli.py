@@ -8,7 +8,8 @@ then checks that `ovi lora` reports the format, rank, alpha and key counts
 (and the unmatched key); that `--sum --strength 0` prints exactly the lines
 `ovi inspect --sum` prints for those tensors; and that `--sum` at strength
 0.5 prints the sums of the merged weights computed here (double precision,
-rounded to bf16) for the video or both towers as --target says.
+rounded to bf16) for the video or both towers as --target says; and that
+`ovi generate --lora --sigmas` merges the LoRA and runs the sigmas' steps.
 """
 import json
 import math
@@ -159,6 +160,29 @@ r = run("lora", lora_path, "--model-dir", model_dir, "--strength", "-1",
         ok=False)
 check(r.returncode != 0 and "strength" in r.stderr,
       "negative strength: " + r.stderr)
+
+# ovi generate: --lora merged at load, --sigmas (2 steps, no guidance)
+def generate(name, *extra):
+    base = os.path.join(WORK, name)
+    r = run("generate", "--model-dir", model_dir, "-o", base, "--steps", "2",
+            "--video-guidance-scale", "1", "--audio-guidance-scale", "1",
+            *extra, "a test", ok=False)
+    y4m = base + ".y4m"
+    data = open(y4m, "rb").read() if os.path.exists(y4m) else None
+    return r, data
+
+
+r0, plain = generate("plain", "--sigmas", "1,0.5,0")
+r1, lora_out = generate("lora", "--sigmas", "1,0.5,0", "--lora",
+                        f"{lora_path}:1:both")
+check(r0.returncode == 0 and r1.returncode == 0,
+      "ovi generate failed: " + r0.stderr + r1.stderr)
+check("2 steps" in r1.stderr, "--sigmas did not give 2 steps: " + r1.stderr)
+check(plain is not None and lora_out is not None and plain != lora_out,
+      "--lora changed nothing")
+r2, _ = generate("bad", "--lora", lora_path + ".missing")
+check(r2.returncode != 0 and ".missing" in r2.stderr,
+      "a missing --lora file: " + r2.stderr)
 
 if failures:
     sys.exit(f"{len(failures)} check(s) failed")

@@ -30,6 +30,7 @@ typedef struct {
   char *model_dir, *model, *vram_mode, *backend, *solver, *image, *output;
   char *video_negative, *audio_negative;
   char *cache, *cache_table;
+  char *lora, *sigmas; /* docs/lora.md */
   gint64 seed;
   int steps, slg_layer, width, height, cuda_device_id, threads;
   int cache_start;
@@ -51,6 +52,8 @@ options_clear (Options *o)
   g_free (o->audio_negative);
   g_free (o->cache);
   g_free (o->cache_table);
+  g_free (o->lora);
+  g_free (o->sigmas);
   g_strfreev (o->prompt);
 }
 
@@ -194,6 +197,7 @@ denoise (const Options *o, const OviStageConfig *config, OviTensor *emb[3],
   OviDenoiseRequest req;
   OviDenoiseStats stats = { 0 };
   Progress progress = { isatty (STDERR_FILENO), 0 };
+  g_autofree double *sigmas = NULL;
   gboolean ok;
 
   if (!stage)
@@ -221,6 +225,12 @@ denoise (const Options *o, const OviStageConfig *config, OviTensor *emb[3],
   if (!ovi_denoise_request_resolve (&req, ovi_stage_get_paths (stage),
                                     image_latent != NULL, error))
     return FALSE;
+  if (o->sigmas && *o->sigmas) {
+    if (!ovi_sigmas_parse (o->sigmas, &sigmas, &req.n_sigmas, error))
+      return FALSE;
+    req.sigmas = sigmas;
+    req.steps = req.n_sigmas - (sigmas[req.n_sigmas - 1] == 0);
+  }
   fprintf (stderr, "denoising %dx%d, %d steps, seed %" G_GUINT64_FORMAT "\n",
            req.width, req.height, req.steps, req.seed);
   progress.t0 = g_get_monotonic_time ();
@@ -463,6 +473,10 @@ parse (int argc, char **argv, Options *o, GError **error)
       "steps always computed first (default -1: 20 %)", "N" },
     { "cache-table", 0, 0, G_OPTION_ARG_FILENAME, &o->cache_table,
       "MagCache table (default: presets/cache/MODEL_STEPS.json)", "FILE" },
+    { "lora", 0, 0, G_OPTION_ARG_STRING, &o->lora,
+      "LoRAs merged at load, path[:strength[:video|audio|both]];...", "LIST" },
+    { "sigmas", 0, 0, G_OPTION_ARG_STRING, &o->sigmas,
+      "Euler on these sigmas, e.g. 1,0.9375,0.8333,0.625,0", "LIST" },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->prompt, NULL,
       "PROMPT" },
     { NULL },
@@ -513,6 +527,7 @@ stage_config (const Options *o, OviStageConfig *c, GError **error)
   c->backend = o->backend;
   c->cuda_device_id = o->cuda_device_id;
   c->n_threads = o->threads;
+  c->loras = o->lora;
   return o->vram_mode == NULL
          || ovi_vram_mode_from_string (o->vram_mode, &c->vram_mode, error);
 }
