@@ -2,7 +2,9 @@
 import http.client
 import json
 import os
+import random
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -135,3 +137,30 @@ def write_png(path, width, height):
 
 def tmpdir(prefix):
     return tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("OVI_SERVER_TEST_TMP"))
+
+
+def write_safetensors(path, tensors):
+    """tensors: name -> (shape, list of floats), written as F32"""
+    header, blobs, off = {}, [], 0
+    for name, (shape, vals) in tensors.items():
+        raw = struct.pack(f"<{len(vals)}f", *vals)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def write_tiny_lora(path, width, rank=2, seed=5):
+    """A kohya-style LoRA on block 0's self-attention q of a model `width` wide."""
+    rng = random.Random(seed)
+    stem = "lora_unet_blocks_0_self_attn_q"
+    write_safetensors(path, {
+        f"{stem}.lora_down.weight": ([rank, width], [rng.uniform(-0.5, 0.5)
+                                                     for _ in range(rank * width)]),
+        f"{stem}.lora_up.weight": ([width, rank], [rng.uniform(-0.5, 0.5)
+                                                   for _ in range(width * rank)]),
+        f"{stem}.alpha": ([], [1.0]),
+    })

@@ -26,7 +26,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server_util import Server, check, ffprobe, finish, tmpdir, write_png  # noqa: E402
+from server_util import (Server, check, ffprobe, finish, tmpdir, write_png,  # noqa: E402
+                         write_tiny_lora)
 
 BINARY, SRC, MODE = sys.argv[1], sys.argv[2], sys.argv[3]
 PROMPT = "A chef flips a pancake. <S>Breakfast is served!<E> <AUDCAP>sizzling pan<ENDAUDCAP>"
@@ -210,6 +211,43 @@ def test_concurrent(srv, tmp):
     check_mp4(out, "the 20th result")
 
 
+def test_sigmas_and_lora(srv, tmp):
+    """sigmas and LoRAs: the elements' properties, LoRAs only from --lora-dir"""
+    status, job = srv.submit({"prompt": PROMPT, "sigmas": [1, 0.75, 0.5, 0]})
+    check(status == 201 and job["params"]["sigmas"] == "1,0.75,0.5,0",
+          f"sigmas as a list -> 201, kept as the element's text ({status} {job})")
+    j = srv.wait_final(job["id"])
+    check(j["state"] == "done" and j["steps"] == 3,
+          f"a job on explicit sigmas runs their 3 steps ({j['state']}, {j['steps']})")
+    status, doc = srv.submit({"prompt": PROMPT, "lora": "style.safetensors"})
+    check(status == 400 and doc["field"] == "lora" and "--lora-dir" in doc["error"],
+          f"a LoRA on a server without --lora-dir -> 400 naming lora ({status} {doc})")
+    loras = os.path.join(tmp, "loras")
+    os.makedirs(loras)
+    model = os.path.join(tmp, "tiny")
+    subprocess.run([os.environ["OVI_TOOL"], "make-tiny", model], check=True,
+                   capture_output=True)
+    with open(os.path.join(model, "Ovi", "model.safetensors"), "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        width = json.loads(f.read(n))["video_model.blocks.0.self_attn.q.weight"]["shape"][1]
+    write_tiny_lora(os.path.join(loras, "style.safetensors"), width)
+    with_loras = Server(BINARY, os.path.join(tmp, "lora-data"), "--lora-dir", loras).start()
+    try:
+        for value in ("../style.safetensors", "/etc/passwd", "missing.safetensors",
+                      "style.safetensors:-1", "style.safetensors:1:sideways", ".hidden"):
+            status, doc = with_loras.submit({"prompt": PROMPT, "lora": value})
+            check(status == 400 and doc["field"] == "lora",
+                  f"lora={value!r} -> 400 naming lora ({status} {doc and doc['error']})")
+        status, job = with_loras.submit({"prompt": PROMPT, "steps": 2,
+                                         "lora": "style.safetensors:0.5:both"})
+        check(status == 201 and job["params"]["lora"] == "style.safetensors:0.5:both",
+              f"a LoRA from --lora-dir -> 201 ({status})")
+        j = with_loras.wait_final(job["id"])
+        check(j["state"] == "done", f"the LoRA job is done ({j['state']}: {j['error']})")
+    finally:
+        with_loras.stop()
+
+
 def run_api():
     tmp = tmpdir("ovi-server-api-")
     srv = Server(BINARY, os.path.join(tmp, "data")).start()
@@ -221,9 +259,10 @@ def run_api():
         loads_image = srv.json("GET", "/health")[1]["weight_loads"]
         test_cancel(srv)
         test_concurrent(srv, tmp)
+        test_sigmas_and_lora(srv, tmp)
         health = srv.json("GET", "/health")[1]
         check(health["weight_loads"] == loads_image,
-              f"weights load once: no loads over 24 more jobs "
+              f"weights load once: no loads over 25 more jobs "
               f"({loads_image} -> {health['weight_loads']})")
         check(health["active_jobs"] == 0, "nothing left active")
     finally:

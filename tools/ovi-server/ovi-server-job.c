@@ -3,6 +3,9 @@
 
 #include <string.h>
 
+#include "ovi-engine.h"
+#include "ovi-lora.h"
+
 #define MAX_TEXT_BYTES 8192
 
 G_DEFINE_QUARK (ovi - server - error - quark, ovi_server_error)
@@ -11,7 +14,15 @@ typedef struct {
   const gchar *field;   /* JSON name */
   const gchar *factory; /* element (also its name in the job's pipeline) */
   const gchar *property;
+  /* optional: checks a value beyond its type, returns the value to keep */
+  JsonNode *(*normalize) (JsonNode *node, GError **error);
+  /* optional: the property value for a kept value */
+  gchar *(*to_property) (const gchar *value);
 } OviJobField;
+
+static JsonNode *normalize_sigmas (JsonNode *node, GError **error);
+static JsonNode *normalize_lora (JsonNode *node, GError **error);
+static gchar *lora_to_property (const gchar *value);
 
 static const OviJobField job_fields[] = {
   { "prompt", "ovitextsrc", "prompt" },
@@ -26,8 +37,12 @@ static const OviJobField job_fields[] = {
   { "slg_layer", "ovidenoise", "slg-layer" },
   { "width", "ovidenoise", "width" },
   { "height", "ovidenoise", "height" },
+  { "sigmas", "ovidenoise", "sigmas", normalize_sigmas },
+  { "lora", "ovidenoise", "lora", normalize_lora, lora_to_property },
 };
 
+/* --lora-dir: LoRAs are named by file name within it; NULL: no LoRAs */
+static gchar *lora_dir;
 static GParamSpec *field_pspecs[G_N_ELEMENTS (job_fields)];
 static const gchar *field_names[G_N_ELEMENTS (job_fields) + 2];
 
@@ -95,9 +110,17 @@ find_pspec (const OviJobField *f, GError **error)
 }
 
 gboolean
-ovi_job_fields_init (GError **error)
+ovi_job_fields_init (const gchar *lora_folder, GError **error)
 {
   guint i;
+
+  g_free (lora_dir);
+  lora_dir = lora_folder ? g_canonicalize_filename (lora_folder, NULL) : NULL;
+  if (lora_dir && !g_file_test (lora_dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error (error, OVI_SERVER_ERROR, OVI_SERVER_ERROR_FAILED,
+                 "--lora-dir %s is not a folder", lora_dir);
+    return FALSE;
+  }
 
   for (i = 0; i < G_N_ELEMENTS (job_fields); i++) {
     field_pspecs[i] = find_pspec (&job_fields[i], error);
@@ -249,6 +272,111 @@ value_from_json (GParamSpec *p, JsonNode *node, GValue *value,
   return number_from_json (p, node, value, field, error);
 }
 
+/* ---- sigmas and LoRAs ---- */
+
+/* "1, 0.9375, 0" or [1, 0.9375, 0] -> "1,0.9375,0", checked as the
+ * denoiser checks them */
+static JsonNode *
+normalize_sigmas (JsonNode *node, GError **error)
+{
+  g_autoptr (GString) text = g_string_new (NULL);
+  g_autoptr (GError) err = NULL;
+  g_autofree double *values = NULL;
+  int n = 0;
+
+  if (JSON_NODE_HOLDS_ARRAY (node)) {
+    JsonArray *a = json_node_get_array (node);
+    guint i;
+    for (i = 0; i < json_array_get_length (a); i++) {
+      JsonNode *e = json_array_get_element (a, i);
+      gchar num[G_ASCII_DTOSTR_BUF_SIZE];
+      if (!JSON_NODE_HOLDS_VALUE (e)
+          || (json_node_get_value_type (e) != G_TYPE_DOUBLE
+              && json_node_get_value_type (e) != G_TYPE_INT64)) {
+        invalid (error, "sigmas", "must be numbers");
+        return NULL;
+      }
+      g_string_append_printf (
+          text, "%s%s", i ? "," : "",
+          g_ascii_dtostr (num, sizeof num, json_node_get_double (e)));
+    }
+  } else if (JSON_NODE_HOLDS_VALUE (node)
+             && json_node_get_value_type (node) == G_TYPE_STRING) {
+    g_string_assign (text, json_node_get_string (node));
+  } else {
+    invalid (error, "sigmas", "must be a list of numbers");
+    return NULL;
+  }
+  if (!ovi_sigmas_parse (text->str, &values, &n, &err)) {
+    invalid (error, "sigmas", "%s", err->message);
+    return NULL;
+  }
+  return json_node_init_string (json_node_alloc (), text->str);
+}
+
+/* a LoRA is a file name in --lora-dir, never a path of the client's */
+static gboolean
+check_lora_name (const gchar *name, GError **error)
+{
+  g_autofree gchar *path = NULL;
+
+  if (!lora_dir)
+    return invalid (error, "lora",
+                    "this server takes no LoRAs (start it with --lora-dir)");
+  if (!*name || name[0] == '.' || strchr (name, '/') || strchr (name, '\\'))
+    return invalid (error, "lora",
+                    "'%s' is not a file name in the server's LoRA folder",
+                    name);
+  path = g_build_filename (lora_dir, name, NULL);
+  if (!g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    return invalid (error, "lora", "no LoRA '%s' in the server's LoRA folder",
+                    name);
+  return TRUE;
+}
+
+static JsonNode *
+normalize_lora (JsonNode *node, GError **error)
+{
+  g_autoptr (GPtrArray) specs = NULL;
+  g_autoptr (GError) err = NULL;
+  guint i;
+
+  if (!JSON_NODE_HOLDS_VALUE (node)
+      || json_node_get_value_type (node) != G_TYPE_STRING) {
+    invalid (error, "lora", "must be a string");
+    return NULL;
+  }
+  specs = ovi_lora_specs_parse (json_node_get_string (node), &err);
+  if (!specs) {
+    invalid (error, "lora", "%s", err->message);
+    return NULL;
+  }
+  for (i = 0; i < specs->len; i++)
+    if (!check_lora_name (((OviLoraSpec *) specs->pdata[i])->path, error))
+      return NULL;
+  return json_node_copy (node);
+}
+
+/* the names in --lora-dir, as the element's full paths */
+static gchar *
+lora_to_property (const gchar *value)
+{
+  g_autoptr (GPtrArray) specs = ovi_lora_specs_parse (value, NULL);
+  GString *out = g_string_new (NULL);
+  guint i;
+
+  for (i = 0; specs && i < specs->len; i++) {
+    OviLoraSpec *spec = specs->pdata[i];
+    g_autofree gchar *path = g_build_filename (lora_dir, spec->path, NULL);
+    gchar strength[G_ASCII_DTOSTR_BUF_SIZE];
+    g_string_append_printf (
+        out, "%s%s:%s:%s", i ? ";" : "", path,
+        g_ascii_dtostr (strength, sizeof strength, spec->strength),
+        ovi_lora_target_to_string (spec->target));
+  }
+  return g_string_free (out, FALSE);
+}
+
 /* ---- the image ---- */
 
 static gboolean
@@ -310,14 +438,19 @@ check_member (JsonObject *out, const gchar *name, JsonNode *node,
 {
   gint i = find_field (name);
   GValue v = G_VALUE_INIT;
+  g_autoptr (JsonNode) kept = NULL;
   gboolean ok;
 
   if (i < 0)
     return invalid (error, name, "unknown field");
-  ok = value_from_json (field_pspecs[i], node, &v, name, error);
+  kept = job_fields[i].normalize ? job_fields[i].normalize (node, error)
+                                 : json_node_copy (node);
+  if (!kept)
+    return FALSE;
+  ok = value_from_json (field_pspecs[i], kept, &v, name, error);
   g_value_unset (&v);
   if (ok)
-    json_object_set_member (out, name, json_node_copy (node));
+    json_object_set_member (out, name, g_steal_pointer (&kept));
   return ok;
 }
 
@@ -442,6 +575,9 @@ ovi_job_params_apply (JsonObject *params, GstBin *bin, GError **error)
                      "cannot apply the job field '%s'", name);
       return FALSE;
     }
+    if (job_fields[i].to_property)
+      g_value_take_string (&v,
+                           job_fields[i].to_property (g_value_get_string (&v)));
     g_object_set_property (G_OBJECT (element), job_fields[i].property, &v);
     g_value_unset (&v);
   }

@@ -51,8 +51,9 @@ gboolean ovi_job_state_from_string (const gchar *s, OviJobState *state);
 gboolean ovi_job_state_is_final (OviJobState state);
 
 /* Looks the job fields up in the element classes; fails when an element is
- * missing (the ovi plugin not found). Call once after gst_init. */
-gboolean ovi_job_fields_init (GError **error);
+ * missing (the ovi plugin not found). `lora_dir` (may be NULL: no LoRAs) is
+ * the folder whose files the `lora` field names. Call once after gst_init. */
+gboolean ovi_job_fields_init (const gchar *lora_dir, GError **error);
 
 OviJob *ovi_job_new (JsonObject *params, gboolean has_image);
 void ovi_job_free (OviJob *job);

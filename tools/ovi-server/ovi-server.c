@@ -1,7 +1,8 @@
 /* ovi-server: an HTTP job queue and a web page over the ovi elements.
  *
  *   ovi-server [--port N] [--bind ADDR] [--data-dir DIR] [--model-dir DIR]
- *              [--token TOKEN] [--max-queue N] [--max-body-bytes N]
+ *              [--token TOKEN] [--lora-dir DIR] [--max-queue N]
+ *              [--max-body-bytes N]
  *
  * Jobs are kept in SQLite under the data dir and run one at a time through
  * GStreamer pipelines of the ovi elements (see docs/server.md).
@@ -21,6 +22,7 @@ typedef struct {
   gchar *bind;
   gchar *data_dir;
   gchar *model_dir;
+  gchar *lora_dir;
   gchar *token;
   gint max_queue;
   gint64 max_body_bytes;
@@ -48,6 +50,8 @@ parse_options (int *argc, char ***argv, Options *o, GError **error)
       "Jobs database and results (default $XDG_DATA_HOME/ovi-server)", "DIR" },
     { "model-dir", 'm', 0, G_OPTION_ARG_FILENAME, &o->model_dir,
       "The official download (default: the tiny test model)", "DIR" },
+    { "lora-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->lora_dir,
+      "LoRA files jobs may name in their lora field (default: none)", "DIR" },
     { "token", 't', 0, G_OPTION_ARG_STRING, &o->token,
       "Require 'Authorization: Bearer TOKEN' on /v1/", "TOKEN" },
     { "max-queue", 0, 0, G_OPTION_ARG_INT, &o->max_queue,
@@ -91,6 +95,7 @@ options_clear (Options *o)
   g_free (o->bind);
   g_free (o->data_dir);
   g_free (o->model_dir);
+  g_free (o->lora_dir);
   g_free (o->token);
 }
 
@@ -187,7 +192,8 @@ main (int argc, char **argv)
   g_autoptr (GError) err = NULL;
   int rc;
 
-  if (!parse_options (&argc, &argv, &o, &err) || !ovi_job_fields_init (&err)) {
+  if (!parse_options (&argc, &argv, &o, &err)
+      || !ovi_job_fields_init (o.lora_dir, &err)) {
     g_printerr ("ovi-server: %s\n", err->message);
     options_clear (&o);
     return 2;
