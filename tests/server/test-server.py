@@ -238,12 +238,18 @@ def test_sigmas_and_lora(srv, tmp):
             status, doc = with_loras.submit({"prompt": PROMPT, "lora": value})
             check(status == 400 and doc["field"] == "lora",
                   f"lora={value!r} -> 400 naming lora ({status} {doc and doc['error']})")
+        plain = with_loras.submit({"prompt": PROMPT, "steps": 2})[1]
+        with_loras.wait_final(plain["id"])
+        loads = with_loras.json("GET", "/health")[1]["weight_loads"]
         status, job = with_loras.submit({"prompt": PROMPT, "steps": 2,
                                          "lora": "style.safetensors:0.5:both"})
         check(status == 201 and job["params"]["lora"] == "style.safetensors:0.5:both",
               f"a LoRA from --lora-dir -> 201 ({status})")
         j = with_loras.wait_final(job["id"])
         check(j["state"] == "done", f"the LoRA job is done ({j['state']}: {j['error']})")
+        after = with_loras.json("GET", "/health")[1]["weight_loads"]
+        check(after == loads, f"a LoRA job reloads nothing (run-time LoRAs; "
+              f"{loads} -> {after} loads)")
     finally:
         with_loras.stop()
 

@@ -114,6 +114,7 @@ build_pipeline (OviRunner *runner, Task *t, const gchar *part_path,
                       : g_strdup (job_pipeline);
   g_autoptr (GstElement) pipeline = gst_parse_launch (desc, error);
   g_autoptr (GstElement) sink = NULL;
+  g_autoptr (GstElement) den = NULL;
   guint i;
 
   if (!pipeline)
@@ -123,6 +124,9 @@ build_pipeline (OviRunner *runner, Task *t, const gchar *part_path,
         = gst_bin_get_by_name (GST_BIN (pipeline), ovi_elements[i]);
     g_object_set (e, "model-dir", runner->model_dir, NULL);
   }
+  /* LoRAs at run time: a job's LoRAs never reload the shared weights */
+  den = gst_bin_get_by_name (GST_BIN (pipeline), "ovidenoise");
+  gst_util_set_object_arg (G_OBJECT (den), "lora-mode", "unmerged");
   if (!ovi_job_params_apply (t->params, GST_BIN (pipeline), error))
     return NULL;
   sink = gst_bin_get_by_name (GST_BIN (pipeline), "sink");
