@@ -262,9 +262,16 @@ make_plan (GstOviStage stage, const GstOviEngineConfig *config,
   sc.loras = config->loras;
   plan = ovi_stage_plan_new (stage, &sc, error);
   reason = plan ? ovi_stage_plan_get_cpu_reason (plan, &warn) : NULL;
-  if (reason && warn)
-    GST_WARNING_OBJECT (element, "the %s runs on the CPU (slow): %s",
-                        gst_ovi_stage_name (stage), reason);
+  /* an NVIDIA driver is there, so the user expects the GPU: say it on the
+   * bus, not only in the debug log */
+  if (reason && warn && element)
+    GST_ELEMENT_WARNING (element, RESOURCE, NOT_FOUND,
+                         ("The %s runs on the CPU, which is slow: %s",
+                          gst_ovi_stage_name (stage), reason),
+                         ("no usable GPU; `ovi devices` tells more"));
+  else if (reason && warn)
+    GST_WARNING ("the %s runs on the CPU (slow): %s",
+                 gst_ovi_stage_name (stage), reason);
   else if (reason)
     GST_INFO_OBJECT (element, "the %s runs on the CPU: %s",
                      gst_ovi_stage_name (stage), reason);
