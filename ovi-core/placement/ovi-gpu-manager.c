@@ -369,8 +369,15 @@ append_device (GString *s, const OviDeviceInfo *d, guint64 host_available,
   if (d->loaded_binary_arch > 0)
     g_string_append_printf (s, "  runtime loaded: sm_%d cubin (PTX %d)\n",
                             d->loaded_binary_arch, d->loaded_ptx_arch);
-  g_string_append_printf (s, "  fp8 tensor cores: %s\n",
-                          ovi_gpu_has_fp8 (d) ? "yes" : "no");
+  /* the module's fp8 GEMMs scale per channel (cuBLASLt OUTER_VEC_32F),
+   * which needs sm_90; Ada's fp8 tensor cores go unused */
+  g_string_append_printf (
+      s, "  fp8 modes: %s\n",
+      d->cc_major >= 9 ? "fp8 tensor-core GEMMs"
+      : ovi_gpu_has_fp8 (d)
+          ? "weights in fp8, GEMMs in bf16 (fp8 tensor cores, but the "
+            "per-channel fp8 GEMM needs sm_90)"
+          : "weights in fp8, GEMMs in bf16 (no fp8 tensor cores)");
 }
 
 char *
