@@ -273,6 +273,21 @@ test_attention (void)
   }
 }
 
+/* DiT-like: several key tiles, 4 heads of 128, the two CFG branches */
+static void
+test_attention_long (void)
+{
+  int64_t B = 2, L = 300, H = 4, D = 128;
+  AttnArgs args = { FALSE, NULL, D };
+  OviTensor *in[3];
+
+  in[0] = host_rand (OVI_DTYPE_BF16, SHAPE (B, L, H, 3 * D), -2, 2);
+  in[1] = host_rand (OVI_DTYPE_BF16, SHAPE (B, L, H, 2 * D), -2, 2);
+  in[2] = rnd (SHAPE (1, H, L, L));
+  check ("attention B 2 L 300 H 4 D 128", body_attention, in, 3, &args);
+  free_all (in, 3);
+}
+
 /* ---- rows ---- */
 
 typedef struct {
@@ -704,6 +719,7 @@ main (int argc, char **argv)
     tol = tols[m];
     test_matmul ();
     test_attention ();
+    test_attention_long ();
     test_rows ();
     test_channel_norm ();
     test_elementwise ();
