@@ -7,9 +7,12 @@
    a temporary folder, finds its own module, not the build tree's.
 3. OVI_BACKEND_PATH wins over both, and a folder without the module is
    named in the reason.
+4. The elements through GST_PLUGIN_PATH=<build>/gst (when given) reach the
+   module too: the reason they run on the CPU here is the driver, not a
+   missing module.
 Without a CUDA build, (1) must say plainly that there is no module.
 
-usage: module-discovery.py OVI_TOOL BUILD_ROOT HAVE_CUDA(0|1)
+usage: module-discovery.py OVI_TOOL BUILD_ROOT HAVE_CUDA(0|1) [PLUGIN_DIR]
 """
 import os
 import shutil
@@ -18,6 +21,7 @@ import sys
 import tempfile
 
 ovi, build, have_cuda = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+plugin_dir = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
 env = dict(os.environ)
 env.pop("OVI_BACKEND_PATH", None)
 env.pop("OVI_DEVICE_PROBE_FILE", None)
@@ -47,6 +51,22 @@ if not have_cuda:
     expect(out, "no CUDA backend module", "build tree without CUDA")
     sys.exit(0)
 expect(out, f"CUDA module: {os.path.realpath(module)}", "build tree")
+no_gpu = "No usable GPU" in out
+
+if plugin_dir and shutil.which("gst-launch-1.0"):
+    e = dict(env, GST_PLUGIN_PATH=plugin_dir, GST_DEBUG="ovi-engine:4")
+    r = subprocess.run(["gst-launch-1.0", "ovitextsrc", "prompt=a cat", "!",
+                        "fakesink"], env=e, capture_output=True, text=True,
+                       timeout=300)
+    reasons = [l for l in (r.stdout + r.stderr).splitlines()
+               if "runs on the CPU" in l]
+    if any("no CUDA backend module" in l for l in reasons):
+        sys.exit("the elements did not find the module:\n" + "\n".join(reasons))
+    if no_gpu and not reasons:
+        sys.exit("no GPU here, yet the elements gave no CPU reason:\n"
+                 + r.stdout + r.stderr)
+    print(f"ok: elements through GST_PLUGIN_PATH ({len(reasons)} CPU reason"
+          f" line(s), none a missing module)")
 
 with tempfile.TemporaryDirectory() as tmp:
     lib = os.path.join(tmp, "lib")
