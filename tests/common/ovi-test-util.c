@@ -72,3 +72,22 @@ ovi_test_same_bits (const OviTensor *a, const OviTensor *b)
                     ovi_tensor_nbytes (a))
                 == 0;
 }
+
+void
+ovi_test_preset_request (OviDenoiseRequest *req, const OviModelPreset *m,
+                         OviTensor *pos, OviTensor *video_neg,
+                         OviTensor *audio_neg, guint64 seed)
+{
+  ovi_denoise_request_init (req);
+  req->text_pos = pos;
+  req->text_video_neg = video_neg;
+  req->text_audio_neg = audio_neg;
+  req->seed = seed;
+  req->steps = m->steps;
+  req->shift = m->shift;
+  req->video_guidance = m->video_guidance;
+  req->audio_guidance = m->audio_guidance;
+  req->slg_layer = m->slg_layer;
+  req->width = m->default_width;
+  req->height = m->default_height;
+}

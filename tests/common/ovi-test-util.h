@@ -4,6 +4,8 @@
 
 #include <glib.h>
 
+#include "ovi-engine.h"
+#include "ovi-presets.h"
 #include "ovi-tensor.h"
 
 G_BEGIN_DECLS
@@ -24,5 +26,12 @@ double ovi_test_rel_l2 (const OviTensor *a, const OviTensor *b);
 
 /* the same bytes (and byte count) in two host tensors */
 gboolean ovi_test_same_bits (const OviTensor *a, const OviTensor *b);
+
+/* `req` initialised and set for a run of preset `m` (steps, shift,
+ * guidance, skip-layer guidance, its default frame size) on the three
+ * text embeddings, with `seed` */
+void ovi_test_preset_request (OviDenoiseRequest *req, const OviModelPreset *m,
+                              OviTensor *pos, OviTensor *video_neg,
+                              OviTensor *audio_neg, guint64 seed);
 
 G_END_DECLS

@@ -344,18 +344,7 @@ run_mode (const OviModelPaths *paths, const OviPlacementModel *model,
     ovi_placement_attach_denoiser (pl, d);
     g_assert_cmpint (ovi_fusion_get_streaming (ovi_denoiser_get_fusion (d)), ==,
                      plan.stream_blocks);
-    ovi_denoise_request_init (&req);
-    req.text_pos = pos;
-    req.text_video_neg = vneg;
-    req.text_audio_neg = aneg;
-    req.seed = 103;
-    req.steps = m->steps;
-    req.shift = m->shift;
-    req.video_guidance = m->video_guidance;
-    req.audio_guidance = m->audio_guidance;
-    req.slg_layer = m->slg_layer;
-    req.width = m->default_width;
-    req.height = m->default_height;
+    ovi_test_preset_request (&req, m, pos, vneg, aneg, 103);
     ok = ovi_denoiser_run (d, &req, NULL, NULL, NULL, &out->video, &out->audio,
                            error);
     ovi_denoiser_free (d);
@@ -444,18 +433,7 @@ test_tiny_modes (void)
     OviDenoiseRequest req;
     OviDenoiser *d = ovi_denoiser_new (paths, be, &error);
     g_assert_no_error (error);
-    ovi_denoise_request_init (&req);
-    req.text_pos = pos;
-    req.text_video_neg = vneg;
-    req.text_audio_neg = aneg;
-    req.seed = 103;
-    req.steps = m->steps;
-    req.shift = m->shift;
-    req.video_guidance = m->video_guidance;
-    req.audio_guidance = m->audio_guidance;
-    req.slg_layer = m->slg_layer;
-    req.width = m->default_width;
-    req.height = m->default_height;
+    ovi_test_preset_request (&req, m, pos, vneg, aneg, 103);
     g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &ref.video,
                                      &ref.audio, &error));
     g_assert_no_error (error);

@@ -84,18 +84,8 @@ run_denoiser (OviVramMode mode, guint64 host_budget, Run *out)
   ovi_placement_attach_denoiser (pl, d);
   g_assert_cmpint (ovi_fusion_get_streaming (ovi_denoiser_get_fusion (d)), ==,
                    plan.stream_blocks);
-  ovi_denoise_request_init (&req);
-  req.text_pos = pos;
-  req.text_video_neg = vneg;
-  req.text_audio_neg = aneg;
-  req.seed = 7;
-  req.steps = m->steps;
-  req.shift = m->shift;
-  req.video_guidance = m->video_guidance;
-  req.audio_guidance = m->audio_guidance;
-  req.slg_layer = m->slg_layer; /* a batch split around one layer */
-  req.width = m->default_width;
-  req.height = m->default_height;
+  /* slg_layer: a batch split around one layer */
+  ovi_test_preset_request (&req, m, pos, vneg, aneg, 7);
   g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &out->video,
                                    &out->audio, &error));
   g_assert_no_error (error);
