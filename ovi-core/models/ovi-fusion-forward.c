@@ -515,9 +515,12 @@ fused_block (Fwd *f, int i)
   if (f->m->stream) {
     vb = ovi_fusion_stream_block (f->m, OVI_TOWER_VIDEO);
     ab = ovi_fusion_stream_block (f->m, OVI_TOWER_AUDIO);
-    if (vb == NULL || ab == NULL)
-      return;
+  } else if (f->m->shards) {
+    vb = ovi_fusion_shard_block (f->m, OVI_TOWER_VIDEO, i);
+    ab = ovi_fusion_shard_block (f->m, OVI_TOWER_AUDIO, i);
   }
+  if (vb == NULL || ab == NULL)
+    return;
 
   self_attention (f, a, ab);
   self_attention (f, v, vb);

@@ -50,6 +50,12 @@ struct _OviFusion {
   gboolean stream;
   guint64 stream_budget; /* bytes of slabs that may be pinned, 0: all */
   OviFusionStreamer *streamer;
+  /* sharded weights (ovi_fusion_set_shards, ovi-fusion-shard.c): the
+   * blocks' matmul weights hold this rank's rows; full copies are gathered
+   * into two slot sets */
+  OviComm *shards;
+  OviFusionBlock shard_slots[2][OVI_N_TOWERS];
+  GPtrArray *shard_keep;
   OviFusionLora *lora; /* the active run-time LoRAs, or NULL */
 };
 
@@ -117,6 +123,10 @@ void ovi_fusion_stream_begin (OviFusion *m, int block);
 const OviFusionBlock *ovi_fusion_stream_block (OviFusion *m, OviTower tower);
 void ovi_fusion_stream_end (OviFusion *m, int block);
 void ovi_fusion_streamer_free (OviFusionStreamer *st);
+/* ovi-fusion-shard.c: block i of the tower with its weights gathered (NULL
+ * after a failure: the backend holds the error) */
+const OviFusionBlock *ovi_fusion_shard_block (OviFusion *m, OviTower tower,
+                                              int i);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (OviFusionStreamer, ovi_fusion_streamer_free)
 

@@ -363,6 +363,7 @@ ovi_fusion_free (OviFusion *m)
   ovi_fusion_lora_free (m);
   g_clear_pointer (&m->keep, g_ptr_array_unref);
   g_clear_pointer (&m->streamer, ovi_fusion_streamer_free);
+  g_clear_pointer (&m->shard_keep, g_ptr_array_unref);
   for (int w = 0; w < OVI_N_TOWERS; w++)
     g_free (m->towers[w].blocks);
   g_free (m);

@@ -146,6 +146,22 @@ int ovi_fusion_work_batch (const OviFusionWork *work);
  * runs each forward with the same inputs; each gets the whole output.
  * Fails when the ranks do not divide the head count. */
 typedef struct _OviComm OviComm;
+
+/* Sharded weights (VRAM pooling): load each rank's model through
+ * ovi_fusion_shard_filter (this rank keeps 1/size of the rows of every
+ * fused block's matmul weights, then `inner`, e.g. the placement, places or
+ * quantises them; quantised weights need per-row scales), then
+ * ovi_fusion_set_shards with the group's communicator: each block's
+ * weights are all-gathered before it runs. Composes with sequence
+ * parallelism (the same or another group); not with block streaming. */
+typedef struct {
+  int rank, size;
+  OviWeightFilter inner; /* nullable */
+  gpointer inner_data;
+} OviFusionShardFilter;
+OviTensor *ovi_fusion_shard_filter (const char *name, OviTensor *weight,
+                                    gpointer user_data, GError **error);
+void ovi_fusion_set_shards (OviFusion *model, OviComm *comm);
 OviFusionWork *ovi_fusion_work_new_parallel (OviFusion *model, int64_t frames,
                                              int64_t height, int64_t width,
                                              int64_t audio_length, int batch,

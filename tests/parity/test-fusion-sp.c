@@ -7,6 +7,9 @@
  *    that leave padding (42 video tokens: 44 on 4 ranks; 11 audio tokens:
  *    12 on every split), two batched branches (one skipping a block) and
  *    the clean first frame, whose tokens straddle rank boundaries;
+ * sharded weights (each rank keeps 1/N of every block's matmul weights,
+ * gathered per block) alone, with SP and with fp8 per-row quantisation,
+ * against one rank with the whole (quantised) weights;
  * and the errors: ranks that do not divide the heads, and a rank that fails
  * while the others wait in a collective (nothing hangs, the error names the
  * failing rank). */
@@ -17,6 +20,7 @@
 #include "ovi-engine.h"
 #include "ovi-fusion.h"
 #include "ovi-noise.h"
+#include "ovi-quantize.h"
 #include "ovi-ranks.h"
 #include "ovi-test-util.h"
 #include "ovi-tiny.h"
@@ -41,8 +45,22 @@ typedef struct {
   OviComm **comm;
   OviTensor *out[MAX_RANKS][2][2]; /* rank, branch, tower */
   OviTensor *text[MAX_RANKS][4];
-  int bad_rank; /* this rank passes a wrong input (-1: none) */
+  int bad_rank;   /* this rank passes a wrong input (-1: none) */
+  gboolean no_sp; /* the ranks do not split the tokens (sharding only) */
 } Ranks;
+
+typedef struct {
+  gboolean shard;
+  gboolean fp8;
+} Weights;
+
+static OviTensor *
+fp8_filter (const char *name, OviTensor *weight, gpointer data, GError **error)
+{
+  if (!ovi_quantize_wants (OVI_QUANT_F8_PER_CHANNEL, name, weight->ndim))
+    return ovi_tensor_ref (weight);
+  return ovi_quantize_tensor (weight, OVI_QUANT_F8_PER_CHANNEL, name, error);
+}
 
 static double
 rel_l2 (const OviTensor *got, const OviTensor *ref)
@@ -59,7 +77,7 @@ rel_l2 (const OviTensor *got, const OviTensor *ref)
 }
 
 static void
-ranks_setup (Ranks *rk, Case *c, int n)
+ranks_setup_weights (Ranks *rk, Case *c, int n, const Weights *wt)
 {
   g_autoptr (GError) error = NULL;
   const OviFusionDims *d;
@@ -69,8 +87,11 @@ ranks_setup (Ranks *rk, Case *c, int n)
   rk->n = n;
   rk->bad_rank = -1;
   for (int r = 0; r < n; r++) {
+    OviFusionShardFilter sf = { r, wt && wt->shard ? n : 1,
+                                wt && wt->fp8 ? fp8_filter : NULL, NULL };
     rk->be[r] = ovi_backend_new_cpu (1);
-    rk->m[r] = ovi_fusion_new (c->wf, &c->preset, rk->be[r], &error);
+    rk->m[r] = ovi_fusion_new_filtered (c->wf, &c->preset, rk->be[r],
+                                        ovi_fusion_shard_filter, &sf, &error);
     g_assert_no_error (error);
     for (int i = 0; i < 4; i++) {
       rk->text[r][i] = ovi_fusion_embed_text (
@@ -88,6 +109,14 @@ ranks_setup (Ranks *rk, Case *c, int n)
     }
   }
   rk->comm = ovi_comm_cpu_group_new (n, rk->be);
+  for (int r = 0; wt && wt->shard && r < n; r++)
+    ovi_fusion_set_shards (rk->m[r], rk->comm[r]);
+}
+
+static void
+ranks_setup (Ranks *rk, Case *c, int n)
+{
+  ranks_setup_weights (rk, c, n, NULL);
 }
 
 static void
@@ -117,7 +146,8 @@ run_rank (int r, gpointer data, GError **error)
 
   w = ovi_fusion_work_new_parallel (
       rk->m[r], c->vid->shape[1], c->vid->shape[2], c->vid->shape[3],
-      c->audio->shape[0], c->batch, rk->n > 1 ? rk->comm[r] : NULL, error);
+      c->audio->shape[0], c->batch,
+      rk->n > 1 && !rk->no_sp ? rk->comm[r] : NULL, error);
   if (w == NULL)
     return FALSE;
   for (int b = 0; b < 2; b++)
@@ -294,6 +324,53 @@ test_tiny_splits (void)
   case_clear (&c);
 }
 
+/* `n` ranks with sharded weights (and SP over the same ranks unless
+ * no_sp) against one rank with the whole weights, both fp8 when `fp8` */
+static void
+check_sharded (Case *c, int n, gboolean no_sp, gboolean fp8)
+{
+  Weights whole = { FALSE, fp8 }, sharded = { TRUE, fp8 };
+  Ranks one, many;
+  g_autoptr (GError) error = NULL;
+
+  ranks_setup_weights (&one, c, 1, &whole);
+  ranks_setup_weights (&many, c, n, &sharded);
+  many.no_sp = no_sp;
+  g_assert_true (run (&one, &error));
+  g_assert_no_error (error);
+  g_assert_true (run (&many, &error));
+  g_assert_no_error (error);
+  for (int r = 0; r < n; r++)
+    for (int b = 0; b < c->batch; b++)
+      for (int t = 0; t < 2; t++) {
+        double rel = rel_l2 (many.out[r][b][t], one.out[0][b][t]);
+        g_test_message ("shard%d%s%s rank %d branch %d tower %d: rel_l2 %.3e",
+                        n, no_sp ? "" : " x sp", fp8 ? " fp8" : "", r, b, t,
+                        rel);
+        g_assert_cmpfloat (rel, <=, 1e-5);
+      }
+  ranks_teardown (&one);
+  ranks_teardown (&many);
+}
+
+static void
+test_sharded (void)
+{
+  Case c;
+  OviWeightFile *io;
+
+  golden_case (&c, &io);
+  check_sharded (&c, 2, TRUE, FALSE);
+  check_sharded (&c, 2, FALSE, FALSE);
+  check_sharded (&c, 2, FALSE, TRUE);
+  ovi_weight_file_free (io);
+  case_clear (&c);
+  tiny_case (&c);
+  check_sharded (&c, 4, FALSE, TRUE);
+  check_sharded (&c, 2, TRUE, FALSE);
+  case_clear (&c);
+}
+
 static void
 test_heads_not_divisible (void)
 {
@@ -338,6 +415,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/fusion-sp/golden-sp2", test_golden_sp2);
   g_test_add_func ("/fusion-sp/tiny-12-heads-sp2-3-4-6", test_tiny_splits);
+  g_test_add_func ("/fusion-sp/sharded-weights", test_sharded);
   g_test_add_func ("/fusion-sp/heads-not-divisible", test_heads_not_divisible);
   g_test_add_func ("/fusion-sp/failing-rank-aborts-the-others",
                    test_failing_rank);
