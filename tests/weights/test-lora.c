@@ -718,8 +718,8 @@ test_unmerged_equals_merged (void)
   golden_clear (&g);
 }
 
-/* several LoRAs at once, unmerged, on int8 streamed blocks; a bad set
- * leaves the good one in place */
+/* several LoRAs at once, unmerged, on int8 streamed blocks, fp8 resident
+ * ones and bf16; a bad set leaves the good one in place */
 static void
 test_unmerged_quantised (void)
 {
@@ -768,6 +768,36 @@ test_unmerged_quantised (void)
                   rel_l2 (an, am));
   g_assert_cmpfloat (rel_l2 (v1, vm), <, 0.5 * rel_l2 (vn, vm));
   g_assert_cmpfloat (rel_l2 (a1, am), <, 0.5 * rel_l2 (an, am));
+  /* fp8 resident weights and a bf16 file: the live LoRAs bring each close
+   * to the merged f32 model too */
+  static const OviVramMode modes[]
+      = { OVI_VRAM_MODE_FP8, OVI_VRAM_MODE_STANDARD };
+  for (gsize i = 0; i < G_N_ELEMENTS (modes); i++) {
+    g_autoptr (OviPlacement) pl2 = NULL;
+    g_autoptr (OviTensor) vq = NULL, aq = NULL, vl = NULL, al = NULL;
+    OviModelPaths paths = g.paths;
+    OviDenoiser *q;
+
+    if (modes[i] == OVI_VRAM_MODE_STANDARD)
+      paths.fusion_path = bf16_model;
+    g_assert_true (ovi_placement_plan_for_mode (
+        modes[i], OVI_GPU_ALLOCATION_SINGLE, 0, &plan, &error));
+    pl2 = ovi_placement_new (&plan, g.be);
+    q = ovi_denoiser_new_filtered (&paths, g.be, ovi_placement_weight_filter,
+                                   pl2, &error);
+    g_assert_no_error (error);
+    g_assert_false (ovi_fusion_get_streaming (ovi_denoiser_get_fusion (q)));
+    run (&g, q, &vq, &aq);
+    g_assert_true (ovi_denoiser_set_loras (q, sp, &error));
+    run (&g, q, &vl, &al);
+    g_test_message ("%s + unmerged vs f32 merged: video %.3g audio %.3g "
+                    "(without LoRA: %.3g %.3g)",
+                    ovi_vram_mode_to_string (modes[i]), rel_l2 (vl, vm),
+                    rel_l2 (al, am), rel_l2 (vq, vm), rel_l2 (aq, am));
+    g_assert_cmpfloat (rel_l2 (vl, vm), <, 0.5 * rel_l2 (vq, vm));
+    g_assert_cmpfloat (rel_l2 (al, am), <, 0.5 * rel_l2 (aq, am));
+    ovi_denoiser_free (q);
+  }
   ovi_denoiser_free (d);
   ovi_denoiser_free (merged);
   golden_clear (&g);
