@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: shared body of the weight-reader fuzz targets. Opens the input
  * from memory and touches every tensor (the first elements, and the last
  * one) so that a view reaching outside the buffer shows up under ASan. */

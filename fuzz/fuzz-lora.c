@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: libFuzzer target for the LoRA reader (ovi-lora.h): the input is
  * a LoRA file, resolved against a small in-memory model with the fusion
  * DiT's names, each target tower in turn, and every change it makes is

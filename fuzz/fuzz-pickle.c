@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: libFuzzer target for the allow-list unpickler alone: the input
  * is the pickle (data.pkl); it is wrapped into a torch.save-style zip with
  * storages "0".."7" of 256 bytes each, so that every mutation of the pickle

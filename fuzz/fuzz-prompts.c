@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: libFuzzer target for the prompt-file parser of ovitextsrc
  * (gst_ovi_parse_prompts: plain lines or JSON lines with per-clip
  * overrides). Any input either parses into entries with a non-empty UTF-8

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: libFuzzer target for the PyTorch zip checkpoint reader (zip
  * directory, allow-list unpickler, storage binding). */
 #include "fuzz-common.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: libFuzzer target for the safetensors reader (and the format
  * dispatch); zip inputs are left to fuzz-pth. */
 #include "fuzz-common.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: libFuzzer target for the SentencePiece model reader. The whole
  * input is loaded as a ModelProto; when it loads, a few fixed strings and
  * strings cut from the input's tail (so hostile bytes reach the normaliser

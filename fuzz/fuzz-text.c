@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: libFuzzer target for prompt handling: arbitrary bytes (invalid
  * UTF-8 included) through the caption rewrite (both variants), the official
  * cleaning and its steps, and T5 tokenisation with the tiny model. Every

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gst-ovi: (re)generates the fuzzers' seed corpus in fuzz/corpus/.
 
 Run with Debian's /usr/bin/python3 (it has torch):

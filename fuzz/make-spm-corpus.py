@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gst-ovi: (re)generates the SentencePiece fuzz seeds in fuzz/corpus/spm/.
 
     fuzz/make-spm-corpus.py OVI_BINARY [OUT_DIR]

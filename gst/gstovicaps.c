@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: per-clip metadata (see gstovicaps.h). */
 #include "gstovicaps.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: caps and metadata the ovi elements exchange.
  *
  * application/x-ovi-text (ovitextsrc -> ovidenoise): one buffer per clip

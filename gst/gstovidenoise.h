@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: ovidenoise, text embeddings (+ optional image) -> latents. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the process-wide engine cache (see gstoviengine-cache.h). */
 #include "gstoviengine-cache.h"
 

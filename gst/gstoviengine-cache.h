@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: one engine per process.
  *
  * The loaded stages (text encoder, denoiser, video VAE, audio decoder) live

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: enum property types shared by the ovi elements. */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: ovitextsrc, prompts -> umT5 text embeddings, one buffer per clip. */
 #pragma once
 

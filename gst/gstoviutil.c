@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: pure helpers of the ovi elements (see gstoviutil.h). */
 #include "gstoviutil.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: pure helpers of the ovi elements (no engine, unit-tested):
  * timestamp arithmetic and the prompt-file parser. (The per-clip A/V length
  * rule, size snapping and the i2v resize are the engine's:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the `ovi` plugin.
  *
  * The elements register on every machine: the engine's CUDA backend is a

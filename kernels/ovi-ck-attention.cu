@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: fused attention with an online softmax; no score matrix is
  * materialised.
  *

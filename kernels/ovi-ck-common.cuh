@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: device helpers shared by the kernels (loads, stores, offsets,
  * activations, reductions). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: im2col for convolutions as GEMMs (conv1d as a 3d conv with
  * T = H = 1) and the gather of the transposed conv 1d. */
 #include "ovi-ck-common.cuh"

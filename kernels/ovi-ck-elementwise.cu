@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: copy/fill, elementwise, row (norm, softmax, modulate, mean),
  * channel norm, RoPE, resampling and embedding kernels. Simple grid-stride
  * loops over the contiguous output; inputs through broadcast descriptors. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: which image of this module the runtime loads for a device (the
  * cubin of one architecture, or PTX compiled by the driver), read off one
  * trivial kernel. Used by kernels/ovi-cuda-devices.c. */

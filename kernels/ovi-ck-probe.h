@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the image probe of kernels/ovi-ck-probe.cu. */
 #pragma once
 

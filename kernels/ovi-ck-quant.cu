@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: activation quantisation for the fp8 tensor-core GEMMs: each row
  * of a contiguous bf16 matrix to F8_E4M3 with its own scale (amax / 448),
  * so cuBLASLt multiplies the scales back per row (OUTER_VEC_32F). One block

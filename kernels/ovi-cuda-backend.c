@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the CUDA backend, a module (libovi-cuda.so) that libovi loads at
  * run time (ovi_backend_new_by_name "cuda" / "cuda-fp32").
  *

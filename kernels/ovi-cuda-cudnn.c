@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: cuDNN 9 for the cuda backend, through the backend (graph) C API:
  * fused attention (SDPA) and 3-D convolution with the bias fused.
  *

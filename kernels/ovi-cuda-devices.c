@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: device discovery of the CUDA module: driver and runtime
  * versions, each device's name, compute capability, memory, unified-memory
  * attributes and the image of this module it gets (ovi-device-info.h).

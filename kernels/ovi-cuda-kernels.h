@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the CUDA kernels of the cuda backend module, as C-callable
  * launchers (kernels/\*.cu). Every launcher enqueues on `stream` and returns
  * cudaGetLastError() (cudaSuccess when nothing went wrong).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: what the host files of the cuda backend module share
  * (ovi-cuda-backend.c, ovi-cuda-cudnn.c, ovi-cuda-profile.c). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi bench --profile` for the cuda backend: device time per op
  * kind from CUDA events, and the versions a benchmark report names.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: streaming entries of the CUDA backend (see ovi-cuda-stream.h).
  *
  * Pinned storages come from cudaHostAlloc (portable: any context may DMA

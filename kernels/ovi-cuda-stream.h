@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the streaming entries of the CUDA backend (ovi-cuda-stream.c):
  * page-locked host memory, a copy stream beside the compute stream, and
  * events between them. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the NCCL communicator (ovi-comm.h), part of the cuda module and
  * built only when meson finds NCCL; libovi reaches it by symbol
  * (ovi_comm_nccl_group_new), so it links and loads without NCCL.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: stage 4, the audio decoder: MMAudio VAE decoder (latent -> log
  * mel) then the BigVGAN vocoder (mel -> 16 kHz samples). */
 #include "ovi-engine.h"

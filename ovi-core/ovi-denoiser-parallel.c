@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the denoiser over several ranks (see ovi-denoiser-parallel.h). */
 #include "ovi-denoiser-parallel.h"
 #include "ovi-ranks.h"

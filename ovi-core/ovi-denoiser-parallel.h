@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the denoiser over several ranks (GPUs, or CPU threads for tests
  * and CPU runs).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the denoiser stage (see ovi-engine.h): fusion DiT + scheduler +
  * classifier-free guidance with skip-layer guidance, and the image-to-video
  * first-frame injection.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the engine API the GStreamer elements (and `ovi`) call.
  *
  * Four stages, one per element: text encoder (tokenizer + umT5), denoiser

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: error domain of the engine. */
 #include "ovi-error.h"
 

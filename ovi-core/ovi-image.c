@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: first-frame preparation for image-to-video (host, fp32). */
 #include "ovi-image.h"
 

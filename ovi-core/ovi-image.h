@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the image-to-video first frame, prepared as the official
  * preprocess_image_tensor does: RGB -> [-1, 1] -> the size picked by
  * _best_hw_for_area -> bicubic resize (F.interpolate, align_corners=False,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: model folder resolution (OviModelPaths of ovi-engine.h).
  *
  * A model folder is the official download layout (docs/weights.md). With

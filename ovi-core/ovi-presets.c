@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: presets from the presets/ JSON tables, and the official resolution
  * rules. */
 #include "ovi-presets.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: presets (model variants, VRAM modes, GPU allocations) and the
  * official resolution rules.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the tensor type. */
 #include "ovi-tensor.h"
 #include "ovi-error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the tensor type shared by every layer of the engine.
  *
  * A tensor is a dtype, a shape, strides (in elements) and a reference to a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the tiny model writer (see ovi-tiny.h, docs/tiny-model.md). */
 #include "ovi-tiny.h"
 

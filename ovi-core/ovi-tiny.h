@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the tiny model — random weights in the official layout, file
  * formats and tensor names, at sizes that run the whole pipeline in seconds
  * on a CPU. It makes noise, not film. `ovi make-tiny` and the default model

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: turns on a shared stage (see ovi-turns.h). */
 #include "ovi-turns.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: turns on a shared stage (private to ovi-core).
  *
  * The users of one loaded stage (two pipelines, `ovi generate` and an

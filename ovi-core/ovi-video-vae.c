@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: stage 3, the video VAE (Wan2.2): streaming decode and the
  * image-to-video first-frame encode. */
 #include "ovi-engine.h"

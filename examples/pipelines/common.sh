@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Shared settings of the example pipelines (sourced, not run).
 #   OVI_MODEL_DIR   the official download (unset: the tiny test model, which
 #                   makes noise, not film)

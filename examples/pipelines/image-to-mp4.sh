@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Image-to-video: the image (any format decodebin reads) is the first frame.
 #   image-to-mp4.sh IMAGE OUT.mp4 [PROMPT]
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # A prompt file (one prompt per line, or JSON lines with per-clip overrides
 # such as {"prompt": "...", "seed": 7}) becomes one mkv, clip after clip:
 # H.264 + Opus.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Pushes generated clips to an RTMP server: H.264 (zerolatency, I420) + AAC
 # at 44.1 kHz in FLV. This pipeline is paced by generation: for a steady live
 # stream put a playout pipeline (intervideosrc/interaudiosrc, which fill gaps

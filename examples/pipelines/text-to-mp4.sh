@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # A prompt becomes an mp4: H.264 (x264) + AAC.
 #   text-to-mp4.sh OUT.mp4 [PROMPT]
 set -euo pipefail

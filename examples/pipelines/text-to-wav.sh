@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Audio only: the clip's sound as a 16 kHz mono wav (the video latent is
 # generated but not decoded).
 #   text-to-wav.sh OUT.wav [PROMPT]

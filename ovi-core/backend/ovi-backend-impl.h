@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: what a backend implements (the cpu backend, the cuda module).
  *
  * The public API (ovi-backend.h) hides OviBackend; a backend fills an

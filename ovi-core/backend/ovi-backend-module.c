@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: finding and loading backend modules (see ovi-backend-module.h). */
 #define _GNU_SOURCE
 #include "ovi-backend-module.h"

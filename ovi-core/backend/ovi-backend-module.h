@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: finding and loading a backend module (libovi-cuda.so).
  *
  * The module is looked for, first hit wins, in

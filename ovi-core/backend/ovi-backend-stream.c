@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the checked wrappers of the streaming entries (pinned host
  * memory, async copies, events; see ovi-backend.h). */
 #include "ovi-backend-impl.h"

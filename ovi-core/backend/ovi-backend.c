@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: backend objects, helpers and the checked op wrappers.
  *
  * Every ovi_op_*() wrapper checks its arguments (ranks, shapes, dtypes,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the op table every model is written against.
  *
  * A backend (cpu, always built; cuda, a loadable module) fills an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: helpers of the device description (see ovi-device-info.h). */
 #include "ovi-device-info.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: what a GPU backend module says about the machine's GPUs.
  *
  * The CUDA module (kernels/ovi-cuda-devices.c) fills an OviDeviceProbe

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the BigVGAN v1 vocoder (AMPBlock1, anti-aliased SnakeBeta),
  * written against the op table. See research/ovi-architecture.md 3.3.
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the BigVGAN v1 vocoder of MMAudio 16 kHz (mel -> waveform).
  *
  * Loaded from the official names (`conv_pre.*`, `ups.*`, `resblocks.*`,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: one forward of the fusion DiT (see ovi-fusion.h).
  *
  * Per fused block i (A = audio block i, V = video block i):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: LoRAs on the fusion DiT at run time, unmerged (docs/lora.md).
  *
  * A matmul weight W with LoRAs computes y = x W^T + b + sum_k (x down_k^T)

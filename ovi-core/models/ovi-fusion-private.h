@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: internals shared by the fusion DiT's loader and forward. */
 #pragma once
 

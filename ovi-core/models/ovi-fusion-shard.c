@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: sharded fusion-DiT weights (VRAM pooling, see ovi-fusion.h).
  *
  * Each of the N ranks of a shard group keeps rows [r N_out / N,

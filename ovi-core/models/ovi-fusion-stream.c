@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: block streaming of the fusion DiT (ovi_fusion_set_streaming).
  *
  * The matmul weights of each fused block (video block i and audio block i,

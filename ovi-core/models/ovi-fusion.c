@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: fusion DiT weights, dims, activation plan and memory estimate.
  * The forward pass is in ovi-fusion-forward.c. */
 #include "ovi-fusion-private.h"

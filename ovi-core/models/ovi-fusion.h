@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the Ovi fusion DiT (twin video/audio Wan towers with
  * cross-modal fusion attention), written once against the op table.
  *

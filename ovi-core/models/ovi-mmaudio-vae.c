@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the MMAudio 16 kHz VAE decoder, written against the op table.
  *
  * Structure as ovi/modules/mmaudio/ext/autoencoder (Decoder1D), see

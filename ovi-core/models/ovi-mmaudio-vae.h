@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the MMAudio 16 kHz VAE decoder (latent -> 80-bin log10 mel).
  *
  * Loaded from the official state_dict names (`decoder.*`, `data_mean`,

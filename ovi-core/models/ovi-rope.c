@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: rotary position tables of the fusion DiT (see ovi-rope.h). */
 #include "ovi-rope.h"
 

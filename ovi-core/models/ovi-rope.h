@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: rotary position tables of the fusion DiT.
  *
  * Interleaved pairs (x[2j], x[2j+1]) of each head are rotated by an angle

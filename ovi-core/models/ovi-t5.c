@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: umT5 encoder (see ovi-t5.h). */
 #include "ovi-t5.h"
 

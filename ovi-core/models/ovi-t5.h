@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the umT5 encoder (Wan's T5Encoder, encoder only, as Ovi uses it).
  *
  * Loaded by the official names of models_t5_umt5-xxl-enc-bf16.pth

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the Wan2.2 video VAE, written against the op table.
  *
  * Layout and caching follow ovi/modules/vae2_2.py (WanVAE_), see

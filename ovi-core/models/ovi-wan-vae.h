@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the Wan2.2 video VAE (WanVAE_ as Ovi uses it).
  *
  * Built from the official state_dict names (`encoder.*`, `decoder.*`,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the in-process communicator (see ovi-comm.h): ranks are threads
  * of one process, each with its own CPU backend, and a collective is a
  * rendezvous: every rank posts its buffers, waits for the others, copies

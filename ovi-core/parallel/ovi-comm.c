@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the communicator wrappers and the Ulysses all-to-alls written
  * once over them (see ovi-comm.h). */
 #include "ovi-comm.h"

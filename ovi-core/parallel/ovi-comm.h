@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: communicators, the only thing model code sees of multi-rank runs.
  *
  * A group of N ranks runs one model together; each rank has its own backend

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: one thread per rank (see ovi-ranks.h). */
 #include "ovi-ranks.h"
 

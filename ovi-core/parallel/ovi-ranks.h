@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: running one function on N ranks, one thread each.
  *
  * Rank 0 runs on the calling thread, ranks 1..N-1 on threads of their own;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the GPU manager (see ovi-gpu-manager.h). */
 #include "ovi-gpu-manager.h"
 

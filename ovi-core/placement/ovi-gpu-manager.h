@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the GPU manager — which devices there are, how much memory is
  * free on each, which one `auto` uses, and why the CPU is used when it is.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: device-memory accounting (see ovi-mem-account.h). */
 #include "ovi-mem-account.h"
 #include "ovi-backend-impl.h"

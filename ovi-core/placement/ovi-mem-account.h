@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: device-memory accounting for a backend.
  *
  * Attaching an account wraps the backend's `new_storage` (every tensor

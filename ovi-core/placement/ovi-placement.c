@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: residency plans and memory estimates (see ovi-placement.h). */
 #include "ovi-placement.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: VRAM modes -> a residency plan, and the memory estimate per
  * stage (docs/vram-modes.md).
  *

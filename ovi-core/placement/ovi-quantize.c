@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: weight quantisation (see ovi-quantize.h). */
 #include "ovi-quantize.h"
 

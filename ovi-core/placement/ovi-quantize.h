@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: weight quantisation for the VRAM modes (docs/vram-modes.md).
  *
  * F8_E4M3 with a per-tensor or per-output-channel scale (amax / 448) and

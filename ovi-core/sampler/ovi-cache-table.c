@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: MagCache magnitude-ratio tables as JSON (see ovi-step-cache.h).
  *
  * {

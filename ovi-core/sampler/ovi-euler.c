@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: flow-matching Euler, on the schedule of diffusers'
  * FlowMatchEulerDiscreteScheduler(shift) with its default linear spacing:
  * the training sigmas k/1000 (k = 1000..1) shifted give sigma_max and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: seeded Gaussian noise (see ovi-noise.h). */
 #include "ovi-noise.h"
 

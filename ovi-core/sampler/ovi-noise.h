@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the engine's own seeded Gaussian noise.
  *
  * A deterministic N(0, 1) stream from a 64-bit seed (xoshiro256** seeded by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: scheduler internals shared by ovi-unipc.c and ovi-euler.c. */
 #pragma once
 

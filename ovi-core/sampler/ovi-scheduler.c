@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the scheduler object shared by UniPC and Euler. */
 #include "ovi-scheduler-private.h"
 

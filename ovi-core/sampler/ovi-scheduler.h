@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: flow-matching schedulers of the Ovi sampling loop.
  *
  * Rectified flow: x_sigma = (1 - sigma) x0 + sigma eps and the network

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the tensors of a step-cached run (see ovi-step-cache.h).
  *
  * Holds a residual per CFG branch and tower for the forward's hook and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: step-cache decisions (see ovi-step-cache.h). */
 #include "ovi-step-cache.h"
 #include "ovi-error.h"

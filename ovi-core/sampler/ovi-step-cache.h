@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: step caching for the fusion DiT (docs/step-cache.md).
  *
  * A skipped forward runs the embeddings and the heads but none of the fused

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: flow-matching UniPC (bh2, order 2, predict-x0), as Ovi's
  * FlowUniPCMultistepScheduler runs it with lower_order_final and the
  * corrector enabled on every step but the first.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: HTML5 named character references (generated table, see
  * gen-html-entities.py), sorted by name (byte order). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: official prompt formatting (see ovi-prompt.h). */
 #include "ovi-prompt.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: prompt handling as the official engine does it
  * (ovi_fusion_engine.py): the audio-caption syntax rewrite per model variant
  * and the default negative prompts (inference_fusion.yaml). */

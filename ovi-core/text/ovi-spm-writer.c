@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: tiny SentencePiece unigram model writer (see ovi-spm-writer.h). */
 #include "ovi-spm-writer.h"
 

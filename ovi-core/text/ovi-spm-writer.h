@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: writes a small SentencePiece unigram model for the tiny test
  * model (`ovi make-tiny`).
  *

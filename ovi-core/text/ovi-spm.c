@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: SentencePiece unigram tokenizer (see ovi-spm.h, docs/text.md).
  *
  * Written from the SentencePiece 0.1.97 sources' behaviour (model format,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: a SentencePiece (unigram) tokenizer that gives the ids
  * SentencePiece 0.1.97 gives.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the official text cleaning (see ovi-text-clean.h, docs/text.md).
  * Behaviour written from ftfy 6.3.1's documented fixes and Python's html
  * module; no code taken from them. */

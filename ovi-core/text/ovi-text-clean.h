@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the official text cleaning before tokenisation (Wan's
  * HuggingfaceTokenizer with clean='whitespace'):
  *   ftfy.fix_text -> html.unescape twice -> strip -> \s+ to one space -> strip

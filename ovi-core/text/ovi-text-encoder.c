@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the text encoder stage (ovi-engine.h): prompt formatting,
  * cleaning, SentencePiece tokenisation to text_len with EOS and the umT5
  * encoder over the three texts as one batch. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: LoRA files: key formats, validation, merge (see ovi-lora.h). */
 #include "ovi-lora.h"
 

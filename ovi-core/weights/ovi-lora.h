@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: LoRA files (docs/lora.md).
  *
  * A LoRA file (safetensors) is read with the key layouts in use for Wan

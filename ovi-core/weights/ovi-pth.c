@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: PyTorch zip checkpoints (what torch.save writes since 1.6).
  *
  * The file is a zip of STORED entries: <archive>/data.pkl (a pickle of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the safetensors reader (validating, zero copy) and writer.
  *
  * Layout: u64 little-endian header length N, N bytes of JSON, then the data

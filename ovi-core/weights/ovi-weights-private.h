@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: internals shared by the weight readers (not installed). */
 #pragma once
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the weight file object and its lookup API; the format readers
  * live in ovi-safetensors.c and ovi-pth.c. */
 #include "ovi-weights-private.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: reading (and, for the tiny model and tests, writing) checkpoints.
  *
  * Two readers behind one lookup API:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: small helpers the test programs share (see ovi-test-util.h). */
 #include "ovi-test-util.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: small helpers the test programs share (temporary folders, the
  * tiny model). Build: tests/common/meson.build (ovi_test_util_dep). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: step-cache decisions and tables (no tensors; the tiny model's runs
  * are in tests/tiny/test-step-cache-run.c). */
 #include "ovi-error.h"

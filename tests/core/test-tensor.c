@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: tensor and dtype tests.
  *
  * Decoding of every bf16 / f16 / f8_e4m3fn code is checked against an

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the clip-duration rule of docs/av-sync.md. */
 #include "ovi-engine.h"
 

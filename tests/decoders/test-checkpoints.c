@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the decoders read the official checkpoint layouts. Video:
  * Wan2.2_VAE.pth (a plain state_dict) gives the frames of the golden
  * safetensors. Audio:

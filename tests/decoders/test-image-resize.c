@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the i2v bicubic resize against torch's F.interpolate (bicubic,
  * align_corners=False, no antialias) and the _best_hw_for_area choice.
  * Needs Debian's /usr/bin/python3 with torch; skips (77) without it. */

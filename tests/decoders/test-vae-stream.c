@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: streaming decode of the video VAE, tiling, and the audio clip
  * lengths, on the golden tiny weights (OVI_GOLDEN_DIR). */
 #include "ovi-engine.h"

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # gpu-bench.sh OVI ARGS...: `ovi bench ARGS` on a cuda backend, checking
 # that it names the device and, with --profile, reports device time for
 # GEMMs; exit 77 (skip) when there is no CUDA device.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # gpu-parity.sh OVI CASE BACKEND [TOLERANCE]: `ovi parity` of one golden
 # case on a cuda backend; exit 77 (skip) when there is no CUDA device. The
 # case is looked for in $OVI_GPU_GOLDEN_DIR (scripts/gpu-check sets it to a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: ck_collapse (kernels/ovi-ck-common.cuh), the host-side merge of
  * descriptor dims the elementwise and row kernels launch with, must leave
  * every element's offset unchanged. Host code only: runs without a GPU.

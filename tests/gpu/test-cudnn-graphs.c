@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the cuDNN graphs of the cuda module (fused attention as the
  * SDPA_FWD node, with and without padded keys; the composite attention
  * graph; conv3d + bias) built and finalised up to the operation graph at

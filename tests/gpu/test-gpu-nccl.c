@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the NCCL communicator on the GPUs there are (1 to 4 ranks, one
  * thread and CUDA backend each): all-to-all, all-gather, broadcast and the
  * Ulysses round trip move what they promise, as on CPU ranks

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi GPU tests: every op of the table on the cuda backend against the
  * cpu backend, on random inputs with the shapes of tests/ops, in the fp32
  * parity mode ("cuda-fp32", rel_l2 <= 1e-4) and in bf16 ("cuda",

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi GPU tests: the tiny model through the engine's stages (denoiser
  * with UniPC, CFG and SLG; Wan2.2 VAE decode; audio decoder) on the cuda
  * backend against the cpu backend: rel_l2 of the latents, the decoded

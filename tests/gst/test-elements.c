@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Harness tests of ovidenoise, ovivaedec and oviaudiodec with the tiny model
  * on the CPU: caps, timestamps, EOS, flush, cancel, the A/V rule, the engine
  * cache, progress messages and errors on bad properties / weight folders.

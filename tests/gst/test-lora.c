@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovidenoise's `lora` and `sigmas` (docs/lora.md) with the tiny model on the
  * CPU: a change of `lora` while a clip is being denoised applies to the next
  * clip only; a prompt-file line's "lora" applies to its clip; explicit

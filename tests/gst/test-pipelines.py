@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Pipeline tests of the ovi plugin with the tiny model on the CPU: run the
 example pipelines in examples/pipelines/, then read the files back with
 ffprobe and gst-discoverer-1.0 and check stream types, frame counts, sample

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Whole-pipeline tests with ovitextsrc and the tiny model on the CPU:
  * three clips in a row stay in sync, NULL mid-denoise stops within a step,
  * 200 NULL->PLAYING->NULL cycles do not grow memory, ovitextsrc's prompt

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Unit tests of the ovi plugin's pure helpers: timestamps, the A/V rule,
  * and prompt-file parsing. */
 #include <gst/check/gstcheck.h>

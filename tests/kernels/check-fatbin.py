@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The CUDA module holds a cubin for every architecture of the build's list
 and the PTX of the highest one (issue 21), read from the module itself:
 the fat binaries in its .nv_fatbin ELF section (cuobjdump is not needed).

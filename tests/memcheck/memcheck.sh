@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # memcheck.sh PROGRAM [ARGS...]: run PROGRAM under valgrind memcheck and fail
 # (exit 1) on any invalid access, uninitialised-value use, or definite or
 # indirect leak. Exit 77 (skip) when valgrind is not installed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: CPU backend throughput of the heavy ops (not a test; run
  * `bench-ops [n_threads]` by hand, or `meson test --benchmark`). */
 #include "ops-test-util.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi op tests: random tensors and independent double references. */
 #pragma once
 

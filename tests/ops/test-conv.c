@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: CPU backend tests of the convolutions, padding, upsampling and
  * channel norms against independent double references (seeded random
  * inputs; the seed is printed, OVI_TEST_SEED reproduces a run). */

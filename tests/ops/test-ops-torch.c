@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: runs the cases torch-ops.py wrote (inputs, PyTorch outputs) on
  * the CPU backend and compares: usage test-ops-torch DIR */
 #include "ovi-backend.h"

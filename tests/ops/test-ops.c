@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: CPU backend op tests against independent double references.
  *
  * Every op runs on fresh seeded random inputs (the seed is printed; set

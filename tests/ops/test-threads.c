@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the CPU backend's thread pool: every index once, thread indices
  * in range, real concurrency, nested calls inline, many small jobs. */
 #include "ovi-cpu-threads.h"

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gst-ovi: cross-check CPU backend ops against PyTorch's own functions.
 
 Writes random inputs and PyTorch outputs (float64 reference computations

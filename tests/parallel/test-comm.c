@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the in-process communicator (ranks as threads, one CPU backend
  * each): all-to-all, all-gather and broadcast move what they promise on 1 to
  * 4 ranks; the Ulysses all-to-alls (1 and 2 branches) put every token of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the denoiser on CPU ranks (ovi_parallel_denoiser) gives the
  * latents one rank gives (fp32 rel_l2 <= 1e-5), on a tiny model with 12
  * heads and token counts that leave padding: sequence parallel 2, 3 and 4,

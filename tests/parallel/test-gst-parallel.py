@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gst-ovi: the elements with gpu-allocation=sp2 and cfg-parallel on CPU
 ranks (the test switch OVI_PARALLEL_CPU_RANKS=1, docs/multi-gpu.md) write
 the clip gpu-allocation=single writes: the same number of RGB frames and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: gpu-allocation through stage loading (ovi_stage_load), as the
  * elements and `ovi generate` do it: sp2 and cfg-parallel on CPU ranks
  * (the test switch $OVI_PARALLEL_CPU_RANKS=1 on this machine without GPUs)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the denoiser stage on the golden tiny fusion model: progress
  * callback, cancellation between steps, seeded noise, Euler, i2v paste and
  * the errors a caller can cause. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: unit checks of the DiT / sampler pieces that need no golden
  * file: the memory estimate and token counts at the release dims, the
  * release parameter count, the UniPC timestep list, the RoPE band split and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: few-step sampling: Euler on explicit sigmas (the Lightning
  * schedule), guidance 1.0 running one forward of one branch per step, and
  * a request's run-time LoRAs changing from one run to the next. */

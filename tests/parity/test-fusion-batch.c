@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the CFG branches of a step batched into one fusion DiT forward
  * (ovi_fusion_forward_branches) give what separate forwards give, on the
  * golden fusion_dit model on the CPU backend in fp32: the positive pass and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the fusion DiT on the checkpoint dtypes of the release: the
  * golden fusion_dit weights re-encoded as BF16 (the released files) and as
  * F8_E4M3 with 16-bit norms and biases (the fp8 file's layout), loaded by

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: Ulysses sequence parallelism of the fusion DiT on CPU ranks
  * (threads, each with its own CPU backend and model, the in-process
  * communicator) gives what one rank gives, fp32 rel_l2 <= 1e-5:

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """The CPU fallback is never silent where an NVIDIA driver is installed
 (issue 13): an element that falls back posts a WARNING on the bus naming
 why; without a driver it runs on the CPU quietly.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """tests: `ovi estimate` from the outside (exit codes, auto choice, OOM advice)."""
 import re
 import subprocess

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Module discovery without OVI_BACKEND_PATH (issue 13 item 2).
 
 1. `ovi` from the build tree finds the CUDA module the build made

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi tests: device selection against device descriptions this machine
  * does not have (ovi_gpu_report_from_json): the GPU with the most usable
  * memory, the fastest mode whose estimate fits it, unified-memory devices

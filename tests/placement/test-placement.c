@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: VRAM modes on the CPU backend (docs/vram-modes.md).
  *
  *  - quantisation: F8_E4M3 per-tensor / per-channel and I8 per-channel give

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: block streaming through the backend's streaming entries (pinned
  * host memory, async copies on the copy queue, events), on the CPU backend
  * where they are trivial: the tiny model's denoiser in fp8-offload (DiT

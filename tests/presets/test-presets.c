@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: presets tables, resolution snapping, model folder resolution. */
 #include "ovi-engine.h"
 #include "ovi-error.h"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Helpers of the ovi-server tests: start/stop a server, HTTP calls, checks."""
 import http.client
 import json

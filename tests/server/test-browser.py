@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """ovi-server's page in headless Chromium: load it, submit a prompt, watch
 the progress bar, cancel a job, play the result.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """ovi-server over loopback with the tiny model.
 
   test-server.py OVI_SERVER SOURCE_ROOT api|errors|persistence|routes

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Seeded strings full of HTML character references, with Python's
 # html.unescape of each (the official cleaning applies it twice).
 # usage: html-reference.py SEED N OUT.json   (OUT: [[input, unescaped], ...])

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Seeded training corpus and test strings for the SentencePiece comparison
 # tests (tests/text/test-text.c).
 # usage: make-corpus.py SEED CORPUS.txt STRINGS.json N_STRINGS

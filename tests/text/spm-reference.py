@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # Reference ids from SentencePiece itself (Debian python3-sentencepiece).
 # usage: spm-reference.py MODEL STRINGS.json OUT.json
 #   STRINGS.json: a JSON list of strings; OUT.json: a list of id lists.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 # T5 bidirectional relative-position buckets as computed by torch in the
 # official umT5 encoder (float32 log path), for rel = k - q in [-N, N].
 # usage: t5-buckets.py N NUM_BUCKETS MAX_DIST OUT.json

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi tests: the text path (suite `text`).
  *
  *  - SentencePiece parity: small models trained at test time by Debian's

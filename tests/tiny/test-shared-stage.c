@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: loading stages (ovi-stage.h) and two users of one loaded denoiser
  * stage (tiny model, CPU backend).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: step caching through the denoiser on the tiny model (CPU).
  *
  * Threshold 0 gives the uncached latents bit for bit; skipped forwards

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: the tiny model through the engine's stages (CPU backend).
  *
  * The folder `ovi make-tiny` writes is resolved as a model folder and runs

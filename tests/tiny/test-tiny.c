@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: the tiny model writer.
  *
  * - Names and shapes: with the golden cases' sizes, the writer's tensor

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """Checks of `ovi make-tiny` from the outside.
 
 usage: tiny-check.py cli OVI WORKDIR     the command line, determinism, `ovi inspect`

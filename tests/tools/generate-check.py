@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """`ovi generate` on the tiny model: it writes a valid y4m/wav pair, and the
 same settings through the GStreamer pipeline give the same frames and
 samples, text-to-video and image-to-video (a PNG through pngdec into

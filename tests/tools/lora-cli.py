@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gst-ovi: `ovi lora` on the tiny model.
 
 Usage: lora-cli.py OVI WORKDIR

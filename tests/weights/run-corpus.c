@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: runs every file of the given directories through a fuzz target's
  * LLVMFuzzerTestOneInput (linked in from fuzz/), so the seed corpus is a
  * regular test without libFuzzer. Usage: run-corpus DIR... */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: LoRA files (ovi-lora.h) on the golden fusion model: every key
  * format merged against a reference computed here in double precision and
  * rounded independently; merged vs run-time (unmerged) outputs; strength 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: tests of the PyTorch zip checkpoint reader (allow-list
  * unpickler, zip parsing, malformed input) and writer. */
 #include "ovi-weights.h"

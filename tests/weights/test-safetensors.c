@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: tests of the safetensors reader and writer and the lookup API. */
 #include "ovi-weights.h"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
 """gst-ovi: checks the weight readers and writers against Debian's torch.
 
 Usage: torch-check.py OVI WRITE_SAMPLE WORKDIR

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: writes the same deterministic tensors with ovi_pth_write (nested
  * under "generator") and ovi_safetensors_write, for torch-check.py to read
  * back with torch. Usage: write-sample OUT.pth OUT.safetensors */

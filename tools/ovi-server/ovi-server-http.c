@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: the HTTP side (see ovi-server-http.h). */
 #include "ovi-server-http.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: the HTTP side: routes, bearer token, limits, server-sent
  * events, the page and /openapi.json (compiled in as GResources). */
 #pragma once

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: jobs and their parameters (see ovi-server-job.h). */
 #include "ovi-server-job.h"
 

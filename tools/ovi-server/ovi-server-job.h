@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: a job, its parameters and their JSON form.
  *
  * The parameters a job may set are properties of the elements it runs

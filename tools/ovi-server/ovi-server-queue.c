@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: the job queue (see ovi-server-queue.h). */
 #include "ovi-server-queue.h"
 

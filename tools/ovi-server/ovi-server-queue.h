@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: the job queue: the jobs in memory and in the store, their
  * files under the data dir, and the runner that works them off in order.
  *

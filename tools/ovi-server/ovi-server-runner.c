@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: the job runner (see ovi-server-runner.h). */
 #include "ovi-server-runner.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: runs jobs, one at a time, through the ovi elements.
  *
  * Each job is a pipeline

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: the SQLite job store (see ovi-server-store.h). */
 #include "ovi-server-store.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: the jobs in SQLite (WAL), so a crash loses none.
  *
  * The database is <data-dir>/jobs.sqlite. Only state changes are written

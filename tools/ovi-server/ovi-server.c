@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* ovi-server: an HTTP job queue and a web page over the ovi elements.
  *
  *   ovi-server [--port N] [--bind ADDR] [--data-dir DIR] [--model-dir DIR]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi bench` — times the stages at a model's real size with random
  * weights built in memory on the chosen backend (no files).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi calibrate-cache`: a MagCache magnitude-ratio table from
  * one full (uncached) run of a model (docs/step-cache.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the `ovi` command-line tool. One file per subcommand; adding one
  * is a new file, a line here and a line in the table in ovi.c. Each command
  * gets argv from its own name on and returns the process exit status. */

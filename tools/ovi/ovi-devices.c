@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi devices` — the GPUs the CUDA module sees, or plainly why
  * there are none (no module, no driver, a driver too old for the module's
  * runtime, no device, no image of the module for a GPU). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi estimate`: the peak device and host memory each stage
  * needs per VRAM mode, before anything is loaded (docs/vram-modes.md). */
 #include "ovi-cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi inspect FILE [--sum] [--prefix P]`: list the tensors of a
  * safetensors or PyTorch checkpoint, one per line:
  *   NAME DTYPE [d0,d1,...] [SUM]

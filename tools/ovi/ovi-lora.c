@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi lora LORA --model-dir DIR [--strength S] [--target T]
  * [--sum]`: what a LoRA file changes in a model's fusion DiT. Prints the
  * formats detected, rank, alpha and the matched / unmatched key counts;

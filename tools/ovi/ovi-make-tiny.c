@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi make-tiny DIR [--seed N]`: write the tiny random-weight
  * model into DIR, in the official download layout (docs/tiny-model.md). */
 #include "ovi-cli.h"

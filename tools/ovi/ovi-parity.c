@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity CASE_DIR [--backend cpu|cuda]`. */
 #include "ovi-parity.h"
 #include "ovi-cli.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity CASE_DIR`, checking the engine against a golden case.
  *
  * A runner per case type ("case" in config.json) loads the case's weights

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi`, the engine-level command-line tool. */
 #include "ovi-cli.h"
 #include "ovi-config.h"

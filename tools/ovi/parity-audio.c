@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity` runner for the golden `audio` case (MMAudio VAE
  * decoder + BigVGAN): out.mel, out.wav and the dbg.* intermediates. */
 #include "ovi-parity.h"

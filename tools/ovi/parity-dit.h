@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: helpers shared by the fusion_dit and sampler parity runners. */
 #pragma once
 

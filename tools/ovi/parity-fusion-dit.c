@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity` runner for the fusion_dit case: one forward of the
  * fusion DiT per pass (pos, neg_slg, pos_slg and, when the case has it,
  * pos_ffc), checked against out.{pass}.vid / out.{pass}.audio, plus the

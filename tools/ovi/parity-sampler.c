@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity` runner for the sampler case (the official generate
  * loop). Checks, in order:
  *  1. the schedule: timesteps (exact) and sigmas;

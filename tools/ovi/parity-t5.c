@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity` runner for the golden `t5` case (umT5 encoder):
  * the texts of texts.json through the cleaning and the case's tokenizer
  * (../tokenizer/spiece.model) against in.ids / in.mask / out.seq_lens

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity` runner for the golden `tokenizer` case: every
  * string of cases.json through the official cleaning and the SentencePiece
  * tokenizer (spiece.model of the case), compared exactly: the cleaned text,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: `ovi parity` runner for the golden `video_vae` case (Wan2.2 VAE):
  * out.decode (streamed, frame groups gathered), out.encode_image,
  * out.encode_video, the latent statistics, and the dbg.* chunk

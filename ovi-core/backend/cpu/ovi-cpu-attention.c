@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: CPU attention, tiled over keys with an online softmax.
  *
  * Work items are (batch, head, block of BQ queries). For each block of BK

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the CPU backend (activations in F32, multi-threaded).
  *
  * Row ops (norms, softmax, elementwise, rope, ...) run over the rows of the

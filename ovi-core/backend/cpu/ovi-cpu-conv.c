@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: CPU convolutions, padding and nearest upsampling.
  *
  * conv1d, conv3d and (groups == 1) conv_transpose1d are implicit GEMMs:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the CPU backend's GEMM: C = act (A . B^T + bias).
  *
  * A is f32 rows; B is a weight in PyTorch Linear layout [N, K] of any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: internals of the CPU backend shared by its source files. */
 #pragma once
 

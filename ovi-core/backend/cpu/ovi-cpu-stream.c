@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the streaming entries of the CPU backend. Its memory is host
  * memory and it runs one queue: "pinned" memory is ordinary host memory,
  * a copy is a memcpy done before it returns, and events have nothing to

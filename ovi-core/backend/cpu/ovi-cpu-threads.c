@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the CPU backend's persistent thread pool. */
 #include "ovi-cpu-threads.h"
 

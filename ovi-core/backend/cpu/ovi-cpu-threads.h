@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: a small persistent thread pool for the CPU backend.
  *
  * ovi_cpu_pool_parallel_for() splits [0, n) into chunks of at least `grain`
