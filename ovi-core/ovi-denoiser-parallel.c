@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: the denoiser over several ranks (see ovi-denoiser-parallel.h). */
 #include "ovi-denoiser-parallel.h"
+#include "ovi-fusion.h"
 #include "ovi-ranks.h"
 
 struct _OviParallelDenoiser {
@@ -16,24 +17,34 @@ struct _OviParallelDenoiser {
   GMutex lock; /* one run at a time: the ranks' collectives must pair up */
 };
 
+/* the ranks of one CFG group: SP and weight shards share them */
+static int
+group_size (const OviParallelLayout *layout)
+{
+  return MAX (MAX (layout->sp, 1), layout->shard);
+}
+
 int
 ovi_parallel_layout_ranks (const OviParallelLayout *layout)
 {
-  return MAX (layout->sp, 1) * (layout->cfg_parallel ? 2 : 1);
+  return group_size (layout) * (layout->cfg_parallel ? 2 : 1);
 }
 
 static OviDenoiserComms
 comms_of (OviParallelDenoiser *pd, int w)
 {
   OviRankGroups *g = pd->groups;
-  return (OviDenoiserComms){ g->world[w], g->sp_comm[w], g->cfg_comm[w] };
+  gboolean sp = pd->layout.sp > 1, shard = pd->layout.shard > 1;
+
+  return (OviDenoiserComms){ g->world[w], sp ? g->sp_comm[w] : NULL,
+                             g->cfg_comm[w], shard ? g->sp_comm[w] : NULL };
 }
 
 static gboolean
 make_groups (OviParallelDenoiser *pd, GError **error)
 {
   g_clear_pointer (&pd->groups, ovi_rank_groups_free);
-  pd->groups = ovi_rank_groups_new (pd->be, pd->layout.sp,
+  pd->groups = ovi_rank_groups_new (pd->be, group_size (&pd->layout),
                                     pd->layout.cfg_parallel ? 2 : 1, error);
   if (pd->groups == NULL)
     return FALSE;
@@ -51,11 +62,22 @@ load_rank (int w, gpointer data, GError **error)
   OviParallelDenoiser *pd = data;
   OviDenoiserComms comms = comms_of (pd, w);
 
-  if (pd->plan)
+  OviFusionShardFilter shard
+      = { w % group_size (&pd->layout), MAX (pd->layout.shard, 1), NULL, NULL };
+
+  if (pd->plan) {
     pd->placement[w] = ovi_placement_new (pd->plan, pd->be[w]);
+    shard.inner = ovi_placement_weight_filter;
+    shard.inner_data = pd->placement[w];
+  }
+  if (shard.size > 1 && pd->loras && pd->loras->len) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "LoRAs merged at load and sharded weights do not go "
+                 "together; apply the LoRAs live (ovi_denoiser_set_loras)");
+    return FALSE;
+  }
   pd->d[w] = ovi_denoiser_new_with_loras (
-      pd->paths, pd->be[w], pd->plan ? ovi_placement_weight_filter : NULL,
-      pd->placement[w], pd->loras, error);
+      pd->paths, pd->be[w], ovi_fusion_shard_filter, &shard, pd->loras, error);
   if (pd->d[w] == NULL)
     return FALSE;
   ovi_denoiser_set_comms (pd->d[w], &comms);
@@ -68,6 +90,13 @@ check_layout (const OviModelPaths *paths, int n,
 {
   int need = ovi_parallel_layout_ranks (layout);
 
+  if (layout->shard > 1 && layout->sp > 1 && layout->shard != layout->sp) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "weights sharded over %d ranks with sequence parallel %d: "
+                 "the shards are the SP group, give the same count",
+                 layout->shard, layout->sp);
+    return FALSE;
+  }
   if (layout->sp < 1 || n != need) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                  "sequence parallel %d%s needs %d ranks, got %d", layout->sp,
@@ -163,7 +192,7 @@ static void
 sum_stats (OviParallelDenoiser *pd, const OviDenoiseStats *ranks,
            OviDenoiseStats *out)
 {
-  int sp = MAX (pd->layout.sp, 1);
+  int sp = group_size (&pd->layout);
 
   *out = (OviDenoiseStats){ 0 };
   for (int w = 0; w < pd->n; w += sp) {
@@ -227,7 +256,7 @@ ovi_parallel_denoiser_get_front (OviParallelDenoiser *pd)
 /* ---- layouts and devices ---- */
 
 gboolean
-ovi_parallel_layout_for (OviGpuAllocation alloc, int heads,
+ovi_parallel_layout_for (OviGpuAllocation alloc, int heads, int n_gpus,
                          OviParallelLayout *layout, GError **error)
 {
   *layout = (OviParallelLayout){ .sp = 1 };
@@ -243,11 +272,9 @@ ovi_parallel_layout_for (OviGpuAllocation alloc, int heads,
       layout->cfg_parallel = TRUE;
       break;
     case OVI_GPU_ALLOCATION_SHARDED:
-      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                   "gpu-allocation=sharded (weights split across GPUs) is not "
-                   "built yet; use sp2/sp4/sp8 or cfg-parallel, or a VRAM mode "
-                   "that fits one GPU (fp8-offload, ultra-low)");
-      return FALSE;
+      /* every GPU given (n_gpus), which also split the tokens */
+      layout->sp = layout->shard = MAX (n_gpus, 1);
+      break;
     default:
       break;
   }
@@ -385,16 +412,18 @@ ovi_parallel_plan (OviGpuAllocation alloc, const char *backend,
     return TRUE;
   if (!ovi_gpu_report_probe (&report, error))
     return FALSE;
-  if (alloc == OVI_GPU_ALLOCATION_AUTO) {
-    int n = report.probe.n_devices;
-    if (cuda_devices && *cuda_devices) {
-      g_auto (GStrv) list = g_strsplit (cuda_devices, ",", -1);
-      n = MIN (n, (int) g_strv_length (list));
-    }
-    ovi_parallel_layout_auto (n, heads, layout);
-  } else if (!ovi_parallel_layout_for (alloc, 0, layout, error)) {
-    return FALSE;
+  /* the GPUs to use; CPU ranks on a machine without GPUs count 2 */
+  int n = report.probe.n_devices;
+  if (cuda_devices && *cuda_devices) {
+    g_auto (GStrv) list = g_strsplit (cuda_devices, ",", -1);
+    n = MIN (n, (int) g_strv_length (list));
   }
+  if (n == 0 && cpu)
+    n = 2;
+  if (alloc == OVI_GPU_ALLOCATION_AUTO)
+    ovi_parallel_layout_auto (n, heads, layout);
+  else if (!ovi_parallel_layout_for (alloc, 0, n, layout, error))
+    return FALSE;
   *ranks = ovi_parallel_layout_ranks (layout);
   if (*ranks > 1 && !(cpu && report.probe.n_devices == 0)
       && g_strcmp0 (backend, "cpu") != 0) {
@@ -405,7 +434,7 @@ ovi_parallel_plan (OviGpuAllocation alloc, const char *backend,
       return FALSE;
   }
   /* then whether the model allows the layout */
-  return ovi_parallel_layout_for (alloc, heads, layout, error);
+  return ovi_parallel_layout_for (alloc, heads, n, layout, error);
 }
 
 char *
@@ -421,8 +450,9 @@ ovi_parallel_ranks_name (const char *backend_name, int ranks,
     for (int w = 0; w < ranks; w++)
       g_string_append_printf (s, "%s%d", w ? "," : "", devices[w]);
   }
-  g_string_append_printf (s, " (sp%d%s)", layout->sp,
-                          layout->cfg_parallel ? " x cfg-parallel" : "");
+  g_string_append_printf (s, " (sp%d%s%s)", layout->sp,
+                          layout->cfg_parallel ? " x cfg-parallel" : "",
+                          layout->shard > 1 ? ", weights sharded" : "");
   return g_string_free (s, FALSE);
 }
 

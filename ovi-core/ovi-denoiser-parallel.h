@@ -25,6 +25,7 @@ typedef struct {
   OviComm *world; /* every rank: rank 0's cancellation decision */
   OviComm *sp;    /* the ranks that share one branch's tokens */
   OviComm *cfg;   /* the two ranks of the two branches (CFG rank 0: pos) */
+  OviComm *shard; /* the ranks that pool their block weights */
 } OviDenoiserComms;
 
 typedef struct _OviParallelDenoiser OviParallelDenoiser;
@@ -44,15 +45,19 @@ gboolean ovi_denoiser_run_rank (OviDenoiser *d, const OviDenoiseRequest *req,
 typedef struct {
   int sp;                /* >= 1 */
   gboolean cfg_parallel; /* two branch groups */
+  /* > 1: the block weights split over this many ranks (sp 1: ranks of
+   * their own; else the SP group, shard == sp) */
+  int shard;
 } OviParallelLayout;
 
-/* sp x (cfg_parallel ? 2 : 1) */
+/* max (sp, shard) x (cfg_parallel ? 2 : 1) */
 int ovi_parallel_layout_ranks (const OviParallelLayout *layout);
 
-/* The layout of a multi-GPU gpu-allocation (sp2/sp4/sp8, cfg-parallel)
- * for a model with `heads` attention heads; FALSE with an error for one
- * this engine cannot run (sharded) or the heads do not allow. */
-gboolean ovi_parallel_layout_for (OviGpuAllocation alloc, int heads,
+/* The layout of a multi-GPU gpu-allocation (sp2/sp4/sp8, cfg-parallel;
+ * sharded: weights and tokens split over the `n_gpus` GPUs) for a model
+ * with `heads` attention heads (0: not checked); FALSE with an error when
+ * the heads do not allow it. */
+gboolean ovi_parallel_layout_for (OviGpuAllocation alloc, int heads, int n_gpus,
                                   OviParallelLayout *layout, GError **error);
 /* gpu-allocation=auto with `n_gpus` GPUs: the layout the cost model of
  * docs/multi-gpu.md predicts fastest (sp x cfg ranks, at most n_gpus;

@@ -478,6 +478,7 @@ void
 ovi_denoiser_set_comms (OviDenoiser *d, const OviDenoiserComms *comms)
 {
   d->comms = *comms;
+  ovi_fusion_set_shards (d->model, comms->shard);
   clear_scratch (d);
 }
 

@@ -73,15 +73,21 @@ rel_l2 (const OviTensor *got, const OviTensor *ref)
 }
 
 static OviParallelDenoiser *
-parallel (int sp, gboolean cfg, GError **error)
+parallel_sharded (int sp, gboolean cfg, int shard, GError **error)
 {
-  OviParallelLayout layout = { .sp = sp, .cfg_parallel = cfg };
+  OviParallelLayout layout = { .sp = sp, .cfg_parallel = cfg, .shard = shard };
   int n = ovi_parallel_layout_ranks (&layout);
   OviBackend *be[8];
 
   for (int r = 0; r < n; r++)
     be[r] = ovi_backend_new_cpu (1);
   return ovi_parallel_denoiser_new (paths, be, n, &layout, error);
+}
+
+static OviParallelDenoiser *
+parallel (int sp, gboolean cfg, GError **error)
+{
+  return parallel_sharded (sp, cfg, 0, error);
 }
 
 static void
@@ -99,7 +105,7 @@ single (const Request *r, OviTensor **video, OviTensor **audio)
 }
 
 static void
-check_layout (int sp, gboolean cfg, gboolean i2v)
+check_sharded_layout (int sp, gboolean cfg, int shard, gboolean i2v)
 {
   Request r;
   g_autoptr (GError) error = NULL;
@@ -108,17 +114,31 @@ check_layout (int sp, gboolean cfg, gboolean i2v)
 
   request_init (&r, i2v);
   single (&r, &v1, &a1);
-  pd = parallel (sp, cfg, &error);
+  pd = parallel_sharded (sp, cfg, shard, &error);
   g_assert_no_error (error);
   g_assert_true (ovi_parallel_denoiser_run (pd, &r.req, NULL, NULL, NULL, &vn,
                                             &an, &error));
   g_assert_no_error (error);
-  g_test_message ("sp%d%s%s: video rel_l2 %.3e, audio %.3e", sp,
-                  cfg ? " x cfg" : "", i2v ? " i2v" : "", rel_l2 (vn, v1),
-                  rel_l2 (an, a1));
+  g_test_message ("sp%d%s shard%d%s: video rel_l2 %.3e, audio %.3e", sp,
+                  cfg ? " x cfg" : "", shard, i2v ? " i2v" : "",
+                  rel_l2 (vn, v1), rel_l2 (an, a1));
   g_assert_cmpfloat (rel_l2 (vn, v1), <=, 1e-5);
   g_assert_cmpfloat (rel_l2 (an, a1), <=, 1e-5);
   request_clear (&r);
+}
+
+static void
+check_layout (int sp, gboolean cfg, gboolean i2v)
+{
+  check_sharded_layout (sp, cfg, 0, i2v);
+}
+
+static void
+test_sharded (void)
+{
+  check_sharded_layout (1, FALSE, 2, FALSE);
+  check_sharded_layout (2, FALSE, 2, TRUE);
+  check_sharded_layout (2, TRUE, 2, FALSE);
 }
 
 static void
@@ -244,6 +264,7 @@ main (int argc, char **argv)
   g_test_add_func ("/denoiser-parallel/sp-2-3-4", test_sp);
   g_test_add_func ("/denoiser-parallel/cfg-and-cfg-x-sp2", test_cfg);
   g_test_add_func ("/denoiser-parallel/step-cache", test_step_cache);
+  g_test_add_func ("/denoiser-parallel/sharded-weights", test_sharded);
   g_test_add_func ("/denoiser-parallel/cancel-then-run", test_cancel);
   g_test_add_func ("/denoiser-parallel/heads-not-divisible", test_bad_layout);
   status = g_test_run ();

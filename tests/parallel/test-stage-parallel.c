@@ -63,7 +63,7 @@ static void
 test_cpu_ranks (void)
 {
   g_autoptr (OviTensor) v1 = NULL, a1 = NULL, v2 = NULL, a2 = NULL;
-  g_autoptr (OviTensor) vc = NULL, ac = NULL;
+  g_autoptr (OviTensor) vc = NULL, ac = NULL, vs = NULL, as = NULL;
 
   g_setenv ("OVI_PARALLEL_CPU_RANKS", "1", TRUE);
   denoise (OVI_GPU_ALLOCATION_SINGLE, "cpu", &v1, &a1);
@@ -72,6 +72,10 @@ test_cpu_ranks (void)
            &ac);
   g_assert_cmpfloat (rel_l2 (v2, v1), <=, 1e-5);
   g_assert_cmpfloat (rel_l2 (a2, a1), <=, 1e-5);
+  denoise (OVI_GPU_ALLOCATION_SHARDED, "cpu x2 (sp2, weights sharded)", &vs,
+           &as);
+  g_assert_cmpfloat (rel_l2 (vs, v1), <=, 1e-5);
+  g_assert_cmpfloat (rel_l2 (as, a1), <=, 1e-5);
   g_assert_cmpfloat (rel_l2 (vc, v1), <=, 1e-5);
   g_assert_cmpfloat (rel_l2 (ac, a1), <=, 1e-5);
   g_unsetenv ("OVI_PARALLEL_CPU_RANKS");
@@ -124,7 +128,9 @@ test_errors (void)
                    "sp8 needs 8 GPUs, found 4 (0: H100 80 GB, 1: H100 80 GB, "
                    "2: L4 24 GB, 3: L4 24 GB)");
   g_assert_nonnull (strstr (missing, "there is no GPU \"5\""));
-  g_assert_nonnull (strstr (sharded, "sharded"));
+  /* sharded takes every GPU: 4 ranks, which the 2 heads do not allow */
+  g_assert_nonnull (strstr (sharded, "gpu-allocation=sharded: the model has 2 "
+                                     "attention heads, which 4 ranks"));
   g_assert_nonnull (strstr (heads, "2 attention heads"));
   /* no GPU at all, without the CPU-rank switch */
   g_assert_true (g_file_set_contents (

@@ -252,7 +252,7 @@ ovi_cmd_parity (int argc, char **argv)
   double tolerance = 0.0;
   g_autoptr (GOptionContext) ctx = NULL;
   g_autoptr (GError) error = NULL;
-  int sp = 1;
+  int sp = 1, shard = 1;
   gboolean cfg_parallel = FALSE;
   GOptionEntry entries[] = {
     { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_name,
@@ -270,6 +270,10 @@ ovi_cmd_parity (int argc, char **argv)
       "Run the positive and the negative pass at once on two rank groups "
       "(combines with --sp)",
       NULL },
+    { "shard", 0, 0, G_OPTION_ARG_INT, &shard,
+      "Split every fused block's matmul weights over N ranks, gathered per "
+      "block (with --sp: the same N ranks)",
+      "N" },
     { NULL }
   };
   OviParity p = { 0 };
@@ -286,8 +290,13 @@ ovi_cmd_parity (int argc, char **argv)
     return ovi_cli_fail ("parity takes one CASE_DIR (see ovi parity --help)");
   if (sp < 1 || sp > 64)
     return ovi_cli_fail ("--sp %d: give 1 to 64 ranks", sp);
+  if (shard < 1 || shard > 64 || (shard > 1 && sp > 1 && shard != sp))
+    return ovi_cli_fail ("--shard %d: give 1 to 64 ranks, the same as --sp "
+                         "when both are given",
+                         shard);
   p.sp = sp;
   p.cfg_parallel = cfg_parallel;
+  p.shard = shard;
 
   if (!open_case (&p, argv[1], &error)) {
     close_case (&p);
@@ -303,11 +312,13 @@ ovi_cmd_parity (int argc, char **argv)
     close_case (&p);
     return ovi_cli_fail ("%s: unknown case type '%s'", argv[1], case_name);
   }
-  if ((sp > 1 || cfg_parallel) && g_strcmp0 (case_name, "fusion_dit") != 0
+  if ((sp > 1 || cfg_parallel || shard > 1)
+      && g_strcmp0 (case_name, "fusion_dit") != 0
       && g_strcmp0 (case_name, "sampler") != 0) {
     g_autofree char *name = g_strdup (case_name);
     close_case (&p);
-    return ovi_cli_fail ("%s: --sp and --cfg-parallel apply to the fusion_dit "
+    return ovi_cli_fail ("%s: --sp, --cfg-parallel and --shard apply to the "
+                         "fusion_dit "
                          "and sampler cases, not to '%s'",
                          argv[1], name);
   }

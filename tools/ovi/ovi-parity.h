@@ -34,6 +34,7 @@ typedef struct {
    * ranks; 1 and FALSE: one */
   int sp;
   gboolean cfg_parallel;
+  int shard; /* --shard: block weights split over this many ranks */
 } OviParity;
 
 typedef gboolean (*OviParityRunner) (OviParity *p, GError **error);

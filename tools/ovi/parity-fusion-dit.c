@@ -88,7 +88,8 @@ typedef struct {
   OviParity *p;
   int rank; /* world rank; 0 checks */
   OviBackend *be;
-  OviComm *sp, *cfg;
+  OviComm *sp, *cfg, *shard;
+  int shard_rank;
   OviFusion *model;
   OviFusionWork *work;
   OviTensor *vid, *audio, *out_vid, *out_audio;
@@ -160,8 +161,14 @@ load_case (Case *c, GError **error)
     return FALSE;
   c->slg = (int) slg;
   wf = ovi_weight_file_open (weights, NULL, error);
-  if (wf == NULL || !(c->model = ovi_fusion_new (wf, &preset, c->be, error)))
+  if (wf == NULL
+      || !(c->model = ovi_fusion_new_filtered (
+               wf, &preset, c->be, ovi_fusion_shard_filter,
+               &(OviFusionShardFilter){ c->shard_rank,
+                                        c->shard ? c->shard->size : 1 },
+               error)))
     return FALSE;
+  ovi_fusion_set_shards (c->model, c->shard);
   if (!(c->vid = ovi_weight_file_get (p->io, "in.vid", error))
       || !(c->audio = ovi_weight_file_get (p->io, "in.audio", error))
       || !(t = ovi_weight_file_get (p->io, "in.t", error)))
@@ -297,11 +304,14 @@ static gboolean
 run_rank (int w, gpointer data, GError **error)
 {
   Ranks *r = data;
+  OviComm *group = r->groups->sp_comm[w];
   Case c = { .p = r->p,
              .rank = w,
              .be = r->be[w],
-             .sp = r->groups->sp_comm[w],
-             .cfg = r->groups->cfg_comm[w] };
+             .sp = r->p->sp > 1 ? group : NULL,
+             .cfg = r->groups->cfg_comm[w],
+             .shard = r->p->shard > 1 ? group : NULL,
+             .shard_rank = group ? group->rank : 0 };
 
   return run_case (&c, error);
 }
@@ -311,7 +321,8 @@ run_rank (int w, gpointer data, GError **error)
 static gboolean
 run_ranks (OviParity *p, GError **error)
 {
-  int cfg = p->cfg_parallel ? 2 : 1, n = MAX (p->sp, 1) * cfg;
+  int cfg = p->cfg_parallel ? 2 : 1, group = MAX (MAX (p->sp, 1), p->shard);
+  int n = group * cfg;
   g_autofree OviBackend **be = g_new0 (OviBackend *, n);
   Ranks r = { p, be, NULL };
   gboolean ok = TRUE;
@@ -322,7 +333,7 @@ run_ranks (OviParity *p, GError **error)
                                            error))
          != NULL;
   if (ok)
-    r.groups = ovi_rank_groups_new (be, p->sp, cfg, error);
+    r.groups = ovi_rank_groups_new (be, group, cfg, error);
   ok = r.groups && ovi_rank_groups_run (r.groups, run_rank, &r, error);
   g_clear_pointer (&r.groups, ovi_rank_groups_free);
   for (int w = 1; w < n; w++)
@@ -340,7 +351,7 @@ ovi_parity_run_fusion_dit (OviParity *p, GError **error)
                  "%s: the case has no io.safetensors", p->case_dir);
     return FALSE;
   }
-  if (p->sp > 1 || p->cfg_parallel)
+  if (p->sp > 1 || p->cfg_parallel || p->shard > 1)
     return run_ranks (p, error);
   return run_case (&c, error);
 }

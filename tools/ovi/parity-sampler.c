@@ -461,7 +461,8 @@ run_parallel (OviParity *p, const OviModelPaths *paths,
               const OviDenoiseRequest *req, OviTensor **vid, OviTensor **audio,
               GError **error)
 {
-  OviParallelLayout layout = { .sp = p->sp, .cfg_parallel = p->cfg_parallel };
+  OviParallelLayout layout
+      = { .sp = p->sp, .cfg_parallel = p->cfg_parallel, .shard = p->shard };
   int n = ovi_parallel_layout_ranks (&layout);
   g_autofree OviBackend **be = g_new0 (OviBackend *, n);
   g_autoptr (OviParallelDenoiser) pd = NULL;
@@ -519,7 +520,7 @@ check_loop (Sampler *s, GError **error)
   req.video_guidance = s->video_scale;
   req.audio_guidance = s->audio_scale;
   req.slg_layer = s->slg;
-  if (p->sp > 1 || p->cfg_parallel) {
+  if (p->sp > 1 || p->cfg_parallel || p->shard > 1) {
     ok = run_parallel (p, &paths, &req, &vid, &audio, error);
   } else {
     d = ovi_denoiser_new (&paths, p->backend, error);
