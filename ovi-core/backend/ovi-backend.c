@@ -234,6 +234,28 @@ ovi_backend_upload (OviBackend *be, OviTensor *t)
   return dst;
 }
 
+static gboolean
+is_float (OviDType dt)
+{
+  return dt == OVI_DTYPE_F32 || dt == OVI_DTYPE_F16 || dt == OVI_DTYPE_BF16;
+}
+
+OviTensor *
+ovi_backend_upload_act (OviBackend *be, OviTensor *t)
+{
+  OviTensor *dst;
+
+  g_return_val_if_fail (be != NULL, NULL);
+  g_return_val_if_fail (t != NULL, NULL);
+  if (t->scale || t->dtype == be->act_dtype || !is_float (t->dtype)
+      || ovi_dtype_size (t->dtype) < ovi_dtype_size (be->act_dtype))
+    return ovi_backend_upload (be, t);
+  dst = ovi_backend_new_act (be, t->ndim, t->shape);
+  if (dst)
+    be->ops->copy (be, dst, t);
+  return dst;
+}
+
 OviTensor *
 ovi_backend_download_f32 (OviBackend *be, const OviTensor *t, GError **error)
 {

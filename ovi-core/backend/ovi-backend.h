@@ -101,6 +101,12 @@ OviTensor *ovi_backend_new_tensor (OviBackend *be, OviDType dtype, int ndim,
 OviTensor *ovi_backend_new_act (OviBackend *be, int ndim, const int64_t *shape);
 /* the tensor on this backend's device (same tensor, ref'd, if already there) */
 OviTensor *ovi_backend_upload (OviBackend *be, OviTensor *t);
+/* as ovi_backend_upload, but an unscaled F32/F16/BF16 tensor of a wider
+ * float dtype than the activations' arrives converted to the activation
+ * dtype: once, when placed, instead of in every op that reads it (the VAE's
+ * F32 conv weights on a bf16 backend). Narrower and quantised tensors stay
+ * as they are (the CPU backend's F32 never widens a bf16 file). */
+OviTensor *ovi_backend_upload_act (OviBackend *be, OviTensor *t);
 /* a host f32 contiguous copy (syncs) */
 OviTensor *ovi_backend_download_f32 (OviBackend *be, const OviTensor *t,
                                      GError **error);

@@ -293,7 +293,8 @@ load_conv (Loader *l, VaeConv *c, const char *prefix, int kt, int kh, int kw,
   c->kw = kw;
   int64_t shape5[5] = { c->cout, c->cin, c->kt, kh, kw };
   g_autoptr (OviTensor) w5 = ovi_tensor_reshape (w, 5, shape5);
-  c->w = ovi_backend_upload (l->v->be, w5);
+  /* in the activation dtype once here, not per chunk in every conv */
+  c->w = ovi_backend_upload_act (l->v->be, w5);
   g_ptr_array_add (l->v->weights, c->w);
   int64_t bshape[1] = { c->cout };
   c->b = load_tensor (l, bname, 1, bshape, error);
@@ -368,14 +369,14 @@ load_attn (Loader *l, AttnBlock *a, const char *prefix, int c, GError **error)
   if (qt == NULL)
     return FALSE;
   g_autoptr (OviTensor) q2t = ovi_tensor_reshape (qt, 2, q2);
-  a->qkv_w = ovi_backend_upload (l->v->be, q2t);
+  a->qkv_w = ovi_backend_upload_act (l->v->be, q2t);
   g_ptr_array_add (l->v->weights, a->qkv_w);
   g_autoptr (OviTensor) pt
       = ovi_weight_file_get_shaped (l->wf, pw, 4, proj_shape, error);
   if (pt == NULL)
     return FALSE;
   g_autoptr (OviTensor) p2t = ovi_tensor_reshape (pt, 2, p2);
-  a->proj_w = ovi_backend_upload (l->v->be, p2t);
+  a->proj_w = ovi_backend_upload_act (l->v->be, p2t);
   g_ptr_array_add (l->v->weights, a->proj_w);
   if (!(a->qkv_b = load_tensor (l, qb, 1, b3, error)))
     return FALSE;

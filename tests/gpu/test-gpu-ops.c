@@ -683,6 +683,24 @@ test_upload_download (void)
   for (int i = 0; i < 35; i++)
     g_assert_cmpfloat (((float *) ovi_tensor_data (back))[i], ==,
                        ((float *) ovi_tensor_data (ref))[i]);
+  /* a float weight placed in the activation dtype once (bf16 backend: F32
+   * -> BF16, rounded; fp32 backend: the same F32 values) */
+  {
+    g_autoptr (OviTensor) f = rnd (SHAPE (6, 9));
+    g_autoptr (OviTensor) a = ovi_backend_upload_act (gpu, f);
+    g_autoptr (OviTensor) fb = NULL;
+    g_assert_nonnull (a);
+    g_assert_cmpint (a->dtype, ==, ovi_backend_get_act_dtype (gpu));
+    fb = ovi_backend_download_f32 (gpu, a, &error);
+    g_assert_no_error (error);
+    for (int i = 0; i < 54; i++) {
+      float v = ((float *) ovi_tensor_data (f))[i];
+      float want = a->dtype == OVI_DTYPE_BF16
+                       ? ovi_bf16_to_f32 (ovi_f32_to_bf16 (v))
+                       : v;
+      g_assert_cmpfloat (((float *) ovi_tensor_data (fb))[i], ==, want);
+    }
+  }
   /* a shape error reaches the sticky error */
   {
     g_autoptr (OviTensor) x = ovi_backend_new_act (gpu, 2, (int64_t[]){ 2, 3 });

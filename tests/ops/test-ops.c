@@ -870,6 +870,27 @@ test_download (void)
   CHECK_REL (d, ref, 0, "download");
 }
 
+/* ovi_backend_upload_act on the CPU backend (F32 activations): F32 comes
+ * back as it is, narrower floats are not widened, quantised stay quantised */
+static void
+test_upload_act (void)
+{
+  int64_t shape[2] = { 3, 4 };
+  g_autoptr (OviTensor) f = ovi_tensor_new (OVI_DTYPE_F32, 2, shape, NULL);
+  g_autoptr (OviTensor) b = ovi_tensor_new (OVI_DTYPE_BF16, 2, shape, NULL);
+  g_autoptr (OviTensor) q = ovi_tensor_new (OVI_DTYPE_F8_E4M3, 2, shape, NULL);
+  g_autoptr (OviTensor) uf = NULL, ub = NULL, uq = NULL;
+
+  q->scale = ovi_tensor_new (OVI_DTYPE_F32, 1, shape, NULL);
+  uf = ovi_backend_upload_act (be1, f);
+  ub = ovi_backend_upload_act (be1, b);
+  uq = ovi_backend_upload_act (be1, q);
+  g_assert_true (uf == f);
+  g_assert_cmpint (ub->dtype, ==, OVI_DTYPE_BF16);
+  g_assert_cmpint (uq->dtype, ==, OVI_DTYPE_F8_E4M3);
+  g_assert_nonnull (uq->scale);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -882,6 +903,7 @@ main (int argc, char **argv)
   g_assert_cmpint (ovi_backend_get_n_threads (be2), ==, 2);
 
   g_test_add_func ("/ops/matmul", test_matmul);
+  g_test_add_func ("/ops/upload-act", test_upload_act);
   g_test_add_func ("/ops/matmul-batched", test_matmul_batched);
   g_test_add_func ("/ops/attention", test_attention);
   g_test_add_func ("/ops/attention-kv-len-zero", test_attention_kv_len_zero);
