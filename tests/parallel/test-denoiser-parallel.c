@@ -58,20 +58,6 @@ request_clear (Request *r)
   g_clear_pointer (&r->image, ovi_tensor_unref);
 }
 
-static double
-rel_l2 (const OviTensor *got, const OviTensor *ref)
-{
-  const float *g = ovi_tensor_data (got), *r = ovi_tensor_data (ref);
-  double d2 = 0, r2 = 0;
-
-  g_assert_cmpint (ovi_tensor_numel (got), ==, ovi_tensor_numel (ref));
-  for (int64_t i = 0; i < ovi_tensor_numel (got); i++) {
-    d2 += ((double) g[i] - r[i]) * ((double) g[i] - r[i]);
-    r2 += (double) r[i] * r[i];
-  }
-  return sqrt (d2 / MAX (r2, 1e-30));
-}
-
 static OviParallelDenoiser *
 parallel_sharded (int sp, gboolean cfg, int shard, GError **error)
 {
@@ -121,9 +107,9 @@ check_sharded_layout (int sp, gboolean cfg, int shard, gboolean i2v)
   g_assert_no_error (error);
   g_test_message ("sp%d%s shard%d%s: video rel_l2 %.3e, audio %.3e", sp,
                   cfg ? " x cfg" : "", shard, i2v ? " i2v" : "",
-                  rel_l2 (vn, v1), rel_l2 (an, a1));
-  g_assert_cmpfloat (rel_l2 (vn, v1), <=, 1e-5);
-  g_assert_cmpfloat (rel_l2 (an, a1), <=, 1e-5);
+                  ovi_test_rel_l2 (vn, v1), ovi_test_rel_l2 (an, a1));
+  g_assert_cmpfloat (ovi_test_rel_l2 (vn, v1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (an, a1), <=, 1e-5);
   request_clear (&r);
 }
 
@@ -184,12 +170,12 @@ check_cached (int sp, gboolean cfg)
                   "audio %.3e",
                   sp, cfg ? " x cfg" : "", ranks.forwards_skipped,
                   ranks.forwards_skipped + ranks.forwards_computed,
-                  rel_l2 (vn, v1), rel_l2 (an, a1));
+                  ovi_test_rel_l2 (vn, v1), ovi_test_rel_l2 (an, a1));
   g_assert_cmpint (one.forwards_skipped, >, 0);
   g_assert_cmpint (ranks.forwards_skipped, ==, one.forwards_skipped);
   g_assert_cmpint (ranks.forwards_computed, ==, one.forwards_computed);
-  g_assert_cmpfloat (rel_l2 (vn, v1), <=, 1e-5);
-  g_assert_cmpfloat (rel_l2 (an, a1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (vn, v1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (an, a1), <=, 1e-5);
   request_clear (&r);
 }
 

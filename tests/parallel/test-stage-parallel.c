@@ -13,20 +13,6 @@
 #include "ovi-stage.h"
 #include "ovi-test-util.h"
 
-static double
-rel_l2 (const OviTensor *got, const OviTensor *ref)
-{
-  const float *g = ovi_tensor_data (got), *r = ovi_tensor_data (ref);
-  double d2 = 0, r2 = 0;
-
-  g_assert_cmpint (ovi_tensor_numel (got), ==, ovi_tensor_numel (ref));
-  for (int64_t i = 0; i < ovi_tensor_numel (got); i++) {
-    d2 += ((double) g[i] - r[i]) * ((double) g[i] - r[i]);
-    r2 += (double) r[i] * r[i];
-  }
-  return sqrt (d2 / MAX (r2, 1e-30));
-}
-
 static void
 denoise (OviGpuAllocation alloc, const char *want_device, OviTensor **video,
          OviTensor **audio)
@@ -70,14 +56,14 @@ test_cpu_ranks (void)
   denoise (OVI_GPU_ALLOCATION_SP2, "cpu x2 (sp2)", &v2, &a2);
   denoise (OVI_GPU_ALLOCATION_CFG_PARALLEL, "cpu x2 (sp1 x cfg-parallel)", &vc,
            &ac);
-  g_assert_cmpfloat (rel_l2 (v2, v1), <=, 1e-5);
-  g_assert_cmpfloat (rel_l2 (a2, a1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (v2, v1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (a2, a1), <=, 1e-5);
   denoise (OVI_GPU_ALLOCATION_SHARDED, "cpu x2 (sp2, weights sharded)", &vs,
            &as);
-  g_assert_cmpfloat (rel_l2 (vs, v1), <=, 1e-5);
-  g_assert_cmpfloat (rel_l2 (as, a1), <=, 1e-5);
-  g_assert_cmpfloat (rel_l2 (vc, v1), <=, 1e-5);
-  g_assert_cmpfloat (rel_l2 (ac, a1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (vs, v1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (as, a1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (vc, v1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (ac, a1), <=, 1e-5);
   g_unsetenv ("OVI_PARALLEL_CPU_RANKS");
 }
 

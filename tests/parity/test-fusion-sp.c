@@ -63,20 +63,6 @@ fp8_filter (const char *name, OviTensor *weight, gpointer data, GError **error)
   return ovi_quantize_tensor (weight, OVI_QUANT_F8_PER_CHANNEL, name, error);
 }
 
-static double
-rel_l2 (const OviTensor *got, const OviTensor *ref)
-{
-  const float *g = ovi_tensor_data (got), *r = ovi_tensor_data (ref);
-  double d2 = 0, r2 = 0;
-
-  g_assert_cmpint (ovi_tensor_numel (got), ==, ovi_tensor_numel (ref));
-  for (int64_t i = 0; i < ovi_tensor_numel (got); i++) {
-    d2 += ((double) g[i] - r[i]) * ((double) g[i] - r[i]);
-    r2 += (double) r[i] * r[i];
-  }
-  return sqrt (d2 / MAX (r2, 1e-30));
-}
-
 static void
 ranks_setup_weights (Ranks *rk, Case *c, int n, const Weights *wt)
 {
@@ -189,7 +175,7 @@ check_split (Case *c, int n)
   for (int r = 0; r < n; r++)
     for (int b = 0; b < c->batch; b++)
       for (int t = 0; t < 2; t++) {
-        double rel = rel_l2 (many.out[r][b][t], one.out[0][b][t]);
+        double rel = ovi_test_rel_l2 (many.out[r][b][t], one.out[0][b][t]);
         g_test_message ("sp%d rank %d branch %d tower %d: rel_l2 %.3e", n, r, b,
                         t, rel);
         g_assert_cmpfloat (rel, <=, 1e-5);
@@ -262,7 +248,7 @@ test_golden_sp2 (void)
       g_autoptr (OviTensor) ref = ovi_weight_file_get (io, refs[b][t], &error);
       g_autoptr (OviTensor) ref32 = ovi_tensor_to_f32 (ref, &error);
       g_assert_no_error (error);
-      g_assert_cmpfloat (rel_l2 (rk.out[1][b][t], ref32), <=, 1e-5);
+      g_assert_cmpfloat (ovi_test_rel_l2 (rk.out[1][b][t], ref32), <=, 1e-5);
     }
   ranks_teardown (&rk);
   ovi_weight_file_free (io);
@@ -344,7 +330,7 @@ check_sharded (Case *c, int n, gboolean no_sp, gboolean fp8)
   for (int r = 0; r < n; r++)
     for (int b = 0; b < c->batch; b++)
       for (int t = 0; t < 2; t++) {
-        double rel = rel_l2 (many.out[r][b][t], one.out[0][b][t]);
+        double rel = ovi_test_rel_l2 (many.out[r][b][t], one.out[0][b][t]);
         g_test_message ("shard%d%s%s rank %d branch %d tower %d: rel_l2 %.3e",
                         n, no_sp ? "" : " x sp", fp8 ? " fp8" : "", r, b, t,
                         rel);
