@@ -58,6 +58,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_ovi_denoise_debug);
 #define DEFAULT_VIDEO_GUIDANCE 4.0
 #define DEFAULT_AUDIO_GUIDANCE 3.0
 #define DEFAULT_SLG_LAYER      11
+/* the latency reported before a step was measured: about the bf16 step of
+ * the real model on one H100 (docs/benchmarks.md), rounded up */
+#define STEP_TIME_ESTIMATE (1 * GST_SECOND)
 
 enum {
   PROP_MODEL = GST_OVI_PROP_LAST,
@@ -117,6 +120,10 @@ struct _GstOviDenoise {
   gint64 step_t0;
   gchar *lora_warning; /* the last unmatched-keys warning posted */
   gchar *merged_loras; /* what the loaded denoiser has merged, or NULL */
+
+  /* latency, under the object lock */
+  GstClockTime step_time;      /* measured; NONE: not yet */
+  GstClockTime posted_latency; /* the clip time last announced */
 };
 
 #define gst_ovi_denoise_parent_class parent_class
@@ -672,6 +679,72 @@ follow_live_upstream (GstOviDenoise *self, GstBuffer *buf)
   }
 }
 
+/* ---- latency ---- */
+
+/* The time a clip takes: the measured step time (the estimate before) times
+ * the steps. Object lock held. */
+static GstClockTime
+clip_time (GstOviDenoise *self)
+{
+  GstClockTime step = GST_CLOCK_TIME_IS_VALID (self->step_time)
+                          ? self->step_time
+                          : STEP_TIME_ESTIMATE;
+
+  return step * (self->steps > 0 ? self->steps : DEFAULT_STEPS);
+}
+
+/* After a clip: the measured step time; a LATENCY message when the clip
+ * time moved by more than a tenth from what was last announced (not on
+ * every clip's jitter). */
+static void
+update_latency (GstOviDenoise *self, gint64 elapsed_us, gint steps)
+{
+  GstClockTime now, before;
+  gboolean post;
+
+  if (steps <= 0)
+    return;
+  GST_OBJECT_LOCK (self);
+  self->step_time = elapsed_us * GST_USECOND / steps;
+  now = clip_time (self);
+  before = self->posted_latency;
+  post = !GST_CLOCK_TIME_IS_VALID (before) || now > before + before / 10
+         || now < before - before / 10;
+  if (post)
+    self->posted_latency = now;
+  GST_OBJECT_UNLOCK (self);
+  if (post) {
+    GST_INFO_OBJECT (self, "clip time now %" GST_TIME_FORMAT,
+                     GST_TIME_ARGS (now));
+    gst_element_post_message (GST_ELEMENT (self),
+                              gst_message_new_latency (GST_OBJECT (self)));
+  }
+}
+
+/* upstream's latency plus the time a clip takes here */
+static gboolean
+query_latency (GstOviDenoise *self, GstQuery *query)
+{
+  GstClockTime min, max, own;
+  gboolean live;
+
+  if (!gst_pad_peer_query (self->sinkpad, query))
+    return FALSE;
+  gst_query_parse_latency (query, &live, &min, &max);
+  GST_OBJECT_LOCK (self);
+  own = clip_time (self);
+  if (!GST_CLOCK_TIME_IS_VALID (self->posted_latency))
+    self->posted_latency = own;
+  GST_OBJECT_UNLOCK (self);
+  min += own;
+  if (GST_CLOCK_TIME_IS_VALID (max))
+    max += own;
+  gst_query_set_latency (query, live, min, max);
+  GST_DEBUG_OBJECT (self, "latency: live %d, min %" GST_TIME_FORMAT, live,
+                    GST_TIME_ARGS (min));
+  return TRUE;
+}
+
 static GstFlowReturn
 denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
          GCancellable *cancellable)
@@ -695,6 +768,7 @@ denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
       &sd, cancellable, &video, &audio, &err);
   if (!ok)
     return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Denoising failed", err);
+  update_latency (self, g_get_monotonic_time () - self->step_t0, req->steps);
   return push_latents (self, video, audio, req->width, req->height);
 }
 
@@ -893,6 +967,8 @@ gst_ovi_denoise_query (GstPad *pad, GstObject *parent, GstQuery *query)
 
   if (gst_ovi_helper_handle_query (self->helper, query))
     return TRUE;
+  if (pad == self->srcpad && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY)
+    return query_latency (self, query);
   return gst_pad_query_default (pad, parent, query);
 }
 
@@ -1199,4 +1275,6 @@ gst_ovi_denoise_init (GstOviDenoise *self)
   self->video_guidance = DEFAULT_VIDEO_GUIDANCE;
   self->audio_guidance = DEFAULT_AUDIO_GUIDANCE;
   self->slg_layer = DEFAULT_SLG_LAYER;
+  self->step_time = GST_CLOCK_TIME_NONE;
+  self->posted_latency = GST_CLOCK_TIME_NONE;
 }

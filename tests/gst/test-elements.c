@@ -425,6 +425,59 @@ GST_START_TEST (test_denoise_late_image_pad)
 
 GST_END_TEST;
 
+/* LATENCY: ovidenoise adds the time a clip takes to upstream's latency:
+ * steps x an estimate per step before anything ran (1 s), steps x the
+ * measured step time after a clip, announced with a LATENCY message. */
+static GstClockTime
+query_min_latency (GstHarness *h, gboolean *live)
+{
+  GstQuery *q = gst_query_new_latency ();
+  GstClockTime min = GST_CLOCK_TIME_NONE;
+
+  fail_unless (gst_pad_peer_query (h->sinkpad, q));
+  gst_query_parse_latency (q, live, &min, NULL);
+  gst_query_unref (q);
+  return min;
+}
+
+GST_START_TEST (test_denoise_latency)
+{
+  GstHarness *h = gst_harness_new_with_padnames ("ovidenoise", "sink", "src");
+  g_autofree gchar *caps = text_caps ();
+  GstClockTime before, after;
+  gboolean live = FALSE;
+  GstBus *bus;
+  GstMessage *msg;
+
+  gst_harness_set_src_caps_str (h, caps);
+  g_object_set (h->element, "steps", 3, NULL);
+  harness_bus (h, &bus);
+  gst_harness_set_upstream_latency (h, 40 * GST_MSECOND);
+  before = query_min_latency (h, &live);
+  /* the harness is a live upstream: live stays, its 40 ms are kept */
+  fail_unless (live);
+  fail_unless_equals_uint64 (before, 40 * GST_MSECOND + 3 * GST_SECOND);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_LATENCY) == NULL);
+
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 50)), GST_FLOW_OK);
+  gst_buffer_unref (gst_harness_pull (h));
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_LATENCY);
+  fail_unless (msg != NULL, "no LATENCY message after the first clip");
+  fail_unless (GST_MESSAGE_SRC (msg) == GST_OBJECT (h->element));
+  gst_message_unref (msg);
+  after = query_min_latency (h, &live);
+  fail_unless (live);
+  /* the measured clip time replaced the estimate */
+  fail_unless (after != before);
+  fail_unless (after > 40 * GST_MSECOND);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* ---- errors ---- */
 
 static GstMessage *
@@ -939,6 +992,7 @@ elements_suite (void)
   tcase_add_test (tc, test_denoise_flush_cancels);
   tcase_add_test (tc, test_denoise_shared_stage_flush);
   tcase_add_test (tc, test_denoise_late_image_pad);
+  tcase_add_test (tc, test_denoise_latency);
   tcase_add_test (tc, test_error_missing_model_dir);
   tcase_add_test (tc, test_error_bad_weights);
   tcase_add_test (tc, test_error_gpu_only_mode);
