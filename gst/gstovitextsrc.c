@@ -99,9 +99,10 @@ gst_ovi_text_src_push_prompt (GstOviTextSrc *self, const gchar *prompt)
     g_autoptr (GPtrArray) a
         = gst_ovi_parse_prompts (prompt, "push-prompt", &err);
     if (!a) {
-      GST_ELEMENT_WARNING (self, RESOURCE, SETTINGS,
-                           ("Ignoring a pushed prompt: %s", err->message),
-                           (NULL));
+      /* a live channel goes on with the next prompt */
+      GST_ELEMENT_WARNING (
+          self, RESOURCE, SETTINGS,
+          ("Skipping the pushed prompt %s: %s", prompt, err->message), (NULL));
       return;
     }
     e = gst_ovi_prompt_entry_copy (g_ptr_array_index (a, 0));

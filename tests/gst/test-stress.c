@@ -183,6 +183,53 @@ GST_START_TEST (test_push_prompt_signal)
 
 GST_END_TEST;
 
+/* a live source skips a malformed pushed prompt with a WARNING naming it
+ * and goes on with the next one */
+GST_START_TEST (test_push_prompt_malformed)
+{
+  GstHarness *h = gst_harness_new ("ovitextsrc");
+  const gchar *bad = "{\"prompt\": \"A broken line.\", \"seed\": }";
+  GstBus *bus = gst_bus_new ();
+  GstCustomMeta *meta;
+  GstMessage *msg;
+  GstBuffer *b;
+  GError *err = NULL;
+  GstEvent *ev;
+
+  gst_element_set_bus (h->element, bus);
+  g_object_set (h->element, "is-live", TRUE, NULL);
+  gst_harness_play (h);
+  g_signal_emit_by_name (h->element, "push-prompt", bad);
+  g_signal_emit_by_name (h->element, "push-prompt", "A good clip.");
+  g_signal_emit_by_name (h->element, "end-of-stream");
+  b = gst_harness_pull (h);
+  fail_unless (b != NULL);
+  meta = gst_buffer_get_custom_meta (b, "GstOviClipMeta");
+  fail_unless (meta != NULL);
+  fail_unless_equals_string (
+      gst_structure_get_string (gst_custom_meta_get_structure (meta), "prompt"),
+      "A good clip.");
+  gst_buffer_unref (b);
+  while ((ev = gst_harness_pull_event (h))) {
+    gboolean eos = GST_EVENT_TYPE (ev) == GST_EVENT_EOS;
+    gst_event_unref (ev);
+    if (eos)
+      break;
+  }
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
+  fail_unless (msg != NULL);
+  gst_message_parse_warning (msg, &err, NULL);
+  fail_unless (strstr (err->message, bad) != NULL, "%s", err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR) == NULL);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_textsrc_harness)
 {
   GstHarness *h = gst_harness_new ("ovitextsrc");
@@ -369,6 +416,7 @@ stress_suite (void)
   tcase_add_test (tc, test_three_clips_in_sync);
   tcase_add_test (tc, test_prompt_file);
   tcase_add_test (tc, test_push_prompt_signal);
+  tcase_add_test (tc, test_push_prompt_malformed);
   tcase_add_test (tc, test_textsrc_harness);
   tcase_add_test (tc, test_textsrc_errors);
   tcase_add_test (tc, test_null_mid_denoise);
