@@ -474,26 +474,30 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   s->device_weights = base + (p->t5_on_cpu ? 0 : p->t5_while_used ? t5w : 0);
   s->device_own_weights = p->t5_on_cpu ? 0 : t5w;
   s->device_activations = p->t5_on_cpu ? 0 : t5_act;
-  s->host = pinned + (p->t5_on_cpu ? t5w + t5_act : 0);
+  if (p->t5_on_cpu) {
+    /* the CPU backend computes in f32; unquantised weights are read from
+     * the file's mapping in place (ovi_placement_t5_filter) */
+    guint64 cpu_act = t5_act / act * 4;
+    if (p->t5_quant == OVI_QUANT_NONE)
+      s->host_mapped = t5w;
+    s->host_private = cpu_act + (p->t5_quant == OVI_QUANT_NONE ? 0 : t5w);
+  }
 
   s = &est->stage[OVI_STAGE_DENOISE];
   s->device_weights = base;
   s->device_own_weights = dit_resident;
   s->device_stream = slot * MAX (p->stream_slots, 0);
   s->device_activations = dit_act;
-  s->host = pinned;
 
   s = &est->stage[OVI_STAGE_VIDEO_DECODE];
   s->device_weights = base + (p->vae_while_used ? m->vae_decoder_bytes : 0);
   s->device_own_weights = m->vae_decoder_bytes;
   s->device_activations = vae_act;
-  s->host = pinned;
 
   s = &est->stage[OVI_STAGE_AUDIO_DECODE];
   s->device_weights = base + (p->vae_while_used ? m->audio_bytes : 0);
   s->device_own_weights = m->audio_bytes;
   s->device_activations = audio_act;
-  s->host = pinned;
 
   /* sequence / CFG parallel: activations split over the ranks, weights
    * replicated; sharded: weights split, one block gathered at a time */
@@ -511,8 +515,13 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
     }
     s->device_peak
         = s->device_weights + s->device_stream + s->device_activations;
+    /* the streamed blocks' slabs (pinned, or pageable copies past the
+     * budget) are private memory held from the load on */
+    s->host_private += pinned;
+    s->host = s->host_private + s->host_mapped;
     est->device_peak = MAX (est->device_peak, s->device_peak);
     est->host_peak = MAX (est->host_peak, s->host);
+    est->host_private_peak = MAX (est->host_private_peak, s->host_private);
     est->pool_peak = MAX (est->pool_peak, s->device_peak + s->host);
   }
   return TRUE;
@@ -545,15 +554,20 @@ ovi_placement_estimate_to_string (const OviPlacementEstimate *est)
     g_autofree char *sl = ovi_format_bytes (st->device_stream);
     g_autofree char *a = ovi_format_bytes (st->device_activations);
     g_autofree char *h = ovi_format_bytes (st->host);
+    g_autofree char *hp = ovi_format_bytes (st->host_private);
+    g_autofree char *hm = ovi_format_bytes (st->host_mapped);
     g_string_append_printf (s,
                             "  %-13s device %10s (weights %s, stream slots %s, "
-                            "activations %s), host %s\n",
-                            ovi_stage_name (i), pk, w, sl, a, h);
+                            "activations %s), host %s (private %s, mapped "
+                            "%s)\n",
+                            ovi_stage_name (i), pk, w, sl, a, h, hp, hm);
   }
   {
     g_autofree char *pk = ovi_format_bytes (est->device_peak);
     g_autofree char *h = ovi_format_bytes (est->host_peak);
-    g_string_append_printf (s, "  peak          device %10s, host %s", pk, h);
+    g_autofree char *hp = ovi_format_bytes (est->host_private_peak);
+    g_string_append_printf (
+        s, "  peak          device %10s, host %s (private %s)", pk, h, hp);
   }
   return g_string_free (s, FALSE);
 }
@@ -562,28 +576,106 @@ static const OviVramMode speed_order[]
     = { OVI_VRAM_MODE_STANDARD, OVI_VRAM_MODE_FP8, OVI_VRAM_MODE_FP8_OFFLOAD,
         OVI_VRAM_MODE_ULTRA_LOW };
 
+static void append_alternative (GString *s, const OviPlacementModel *m,
+                                const OviPlacementPlan *plan, int width,
+                                int height, gsize act, guint64 device_free);
+
+static gboolean
+host_fits (const OviPlacementEstimate *e)
+{
+  return e->plan.host_ram == 0 || e->host_peak <= e->plan.host_ram;
+}
+
 static gboolean
 fits (const OviPlacementEstimate *e, guint64 device_free, guint64 host_budget)
 {
   if (e->plan.unified)
     return e->pool_peak <= device_free;
   return e->device_peak <= device_free
-         && (host_budget == 0 || e->host_peak <= host_budget);
+         && (host_budget == 0 || e->host_peak <= host_budget) && host_fits (e);
+}
+
+static int
+worst_host_stage (const OviPlacementEstimate *e)
+{
+  int worst = 0;
+
+  for (int i = 1; i < OVI_N_STAGES; i++)
+    if (e->stage[i].host > e->stage[worst].host)
+      worst = i;
+  return worst;
+}
+
+char *
+ovi_placement_misfit (const OviPlacementEstimate *e, guint64 device_free)
+{
+  const OviStageEstimate *hs = &e->stage[worst_host_stage (e)];
+  g_autofree char *dev
+      = ovi_format_bytes (e->plan.unified ? e->pool_peak : e->device_peak);
+  g_autofree char *fr = ovi_format_bytes (device_free);
+  g_autofree char *h = ovi_format_bytes (e->host_peak);
+  g_autofree char *hp = ovi_format_bytes (hs->host_private);
+  g_autofree char *hm = ovi_format_bytes (hs->host_mapped);
+  g_autofree char *ram = ovi_format_bytes (e->plan.host_ram);
+
+  if (e->plan.unified ? e->pool_peak > device_free
+                      : e->device_peak > device_free)
+    return g_strdup_printf ("needs about %s of device memory, %s is free", dev,
+                            fr);
+  if (!host_fits (e))
+    return g_strdup_printf ("needs about %s of host RAM (%s private, %s "
+                            "mapped, stage %s), %s is available",
+                            h, hp, hm, ovi_stage_name (worst_host_stage (e)),
+                            ram);
+  return NULL;
+}
+
+/* "standard: needs ...; fp8: needs ...": why each mode of the speed order
+ * before `upto` (all of them: upto AUTO) was passed over */
+static char *
+auto_skipped (const OviPlacementModel *m, OviGpuAllocation allocation,
+              int width, int height, gsize act, const OviDeviceInfo *dev,
+              guint64 device_free, guint64 host_budget, guint64 host_ram,
+              OviVramMode upto)
+{
+  GString *s = g_string_new (NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (speed_order) && speed_order[i] != upto;
+       i++) {
+    OviPlacementPlan plan;
+    OviPlacementEstimate e;
+    g_autofree char *why = NULL;
+
+    if (!ovi_placement_plan_for_device (speed_order[i], allocation, host_budget,
+                                        dev, &plan, NULL))
+      continue;
+    plan.host_ram = host_ram;
+    if (!ovi_placement_estimate (m, &plan, width, height, act, &e, NULL))
+      continue;
+    why = ovi_placement_misfit (&e, device_free);
+    g_string_append_printf (s, "%s%s %s", s->len ? "; " : "",
+                            ovi_vram_mode_to_string (speed_order[i]),
+                            why ? why : "fits");
+  }
+  return g_string_free (s, FALSE);
 }
 
 gboolean
-ovi_placement_choose_on (const OviPlacementModel *m, OviVramMode mode,
-                         OviGpuAllocation allocation, int width, int height,
-                         gsize act, const OviDeviceInfo *dev,
-                         guint64 device_free, guint64 host_budget,
-                         OviPlacementEstimate *est, GError **error)
+ovi_placement_choose_host (const OviPlacementModel *m, OviVramMode mode,
+                           OviGpuAllocation allocation, int width, int height,
+                           gsize act, const OviDeviceInfo *dev,
+                           guint64 device_free, guint64 host_budget,
+                           guint64 host_ram, OviPlacementEstimate *est,
+                           GError **error)
 {
   OviPlacementPlan plan;
 
   if (mode != OVI_VRAM_MODE_AUTO) {
     if (!ovi_placement_plan_for_device (mode, allocation, host_budget, dev,
-                                        &plan, error)
-        || !ovi_placement_estimate (m, &plan, width, height, act, est, error))
+                                        &plan, error))
+      return FALSE;
+    plan.host_ram = host_ram;
+    if (!ovi_placement_estimate (m, &plan, width, height, act, est, error))
       return FALSE;
     if (fits (est, device_free, host_budget))
       return TRUE;
@@ -594,17 +686,57 @@ ovi_placement_choose_on (const OviPlacementModel *m, OviVramMode mode,
   }
   for (guint i = 0; i < G_N_ELEMENTS (speed_order); i++) {
     if (!ovi_placement_plan_for_device (speed_order[i], allocation, host_budget,
-                                        dev, &plan, error)
-        || !ovi_placement_estimate (m, &plan, width, height, act, est, error))
+                                        dev, &plan, error))
+      return FALSE;
+    plan.host_ram = host_ram;
+    if (!ovi_placement_estimate (m, &plan, width, height, act, est, error))
       return FALSE;
     if (fits (est, device_free, host_budget))
       return TRUE;
   }
-  g_autofree char *msg
-      = ovi_placement_oom_advice (m, &plan, width, height, act, device_free);
-  g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-               "vram-mode auto: no mode fits. %s", msg);
+  GString *msg = g_string_new ("vram-mode auto: no mode fits: ");
+  g_autofree char *why
+      = auto_skipped (m, allocation, width, height, act, dev, device_free,
+                      host_budget, host_ram, OVI_VRAM_MODE_AUTO);
+  g_string_append (msg, why);
+  append_alternative (msg, m, &plan, width, height, act, device_free);
+  g_set_error_literal (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY, msg->str);
+  g_string_free (msg, TRUE);
   return FALSE;
+}
+
+char *
+ovi_placement_auto_why (const OviPlacementModel *m,
+                        const OviPlacementEstimate *chosen, int width,
+                        int height, const OviDeviceInfo *dev,
+                        guint64 device_free, guint64 host_budget)
+{
+  g_autofree char *skipped = auto_skipped (
+      m, chosen->plan.allocation, width, height, chosen->act_dtype_size, dev,
+      device_free, host_budget, chosen->plan.host_ram, chosen->plan.mode);
+  g_autofree char *fr = ovi_format_bytes (device_free);
+  g_autofree char *dv = ovi_format_bytes (chosen->device_peak);
+  g_autofree char *h = ovi_format_bytes (chosen->host_peak);
+  g_autofree char *ramb = ovi_format_bytes (chosen->plan.host_ram);
+  g_autofree char *ram = chosen->plan.host_ram ? g_strdup_printf ("of %s", ramb)
+                                               : g_strdup ("(RAM unchecked)");
+
+  return g_strdup_printf ("vram-mode auto chose %s: device %s of %s free, "
+                          "host %s %s%s%s",
+                          ovi_vram_mode_to_string (chosen->plan.mode), dv, fr,
+                          h, ram, *skipped ? "; passed over: " : "", skipped);
+}
+
+gboolean
+ovi_placement_choose_on (const OviPlacementModel *m, OviVramMode mode,
+                         OviGpuAllocation allocation, int width, int height,
+                         gsize act, const OviDeviceInfo *dev,
+                         guint64 device_free, guint64 host_budget,
+                         OviPlacementEstimate *est, GError **error)
+{
+  return ovi_placement_choose_host (m, mode, allocation, width, height, act,
+                                    dev, device_free, host_budget, 0, est,
+                                    error);
 }
 
 gboolean
@@ -729,6 +861,57 @@ ovi_placement_choose_for_paths (const OviModelPaths *paths, OviVramMode mode,
   return ok;
 }
 
+/* "; vram-mode Y would fit (about N)", else the least host RAM a mode
+ * fitting the device needs, else the generic advice */
+static void
+append_alternative (GString *s, const OviPlacementModel *m,
+                    const OviPlacementPlan *plan, int width, int height,
+                    gsize act, guint64 device_free)
+{
+  OviPlacementEstimate e;
+  guint64 least = 0;
+  OviVramMode least_mode = OVI_VRAM_MODE_AUTO;
+
+  for (guint i = 0; i < G_N_ELEMENTS (speed_order); i++) {
+    OviPlacementPlan p2;
+    if (!ovi_placement_plan_for_mode (speed_order[i], plan->allocation,
+                                      plan->host_budget, &p2, NULL))
+      continue;
+    if (plan->unified)
+      make_unified (&p2);
+    p2.host_ram = plan->host_ram;
+    if (!ovi_placement_estimate (m, &p2, width, height, act, &e, NULL)
+        || (plan->unified ? e.pool_peak : e.device_peak) > device_free)
+      continue;
+    if (host_fits (&e)) {
+      g_autofree char *need = ovi_format_bytes (e.device_peak);
+      g_autofree char *host = ovi_format_bytes (e.host_peak);
+      g_string_append_printf (s, "; vram-mode %s would fit (about %s",
+                              ovi_vram_mode_to_string (speed_order[i]), need);
+      if (plan->host_ram)
+        g_string_append_printf (s, ", host RAM %s", host);
+      g_string_append (s, ")");
+      return;
+    }
+    if (least_mode == OVI_VRAM_MODE_AUTO || e.host_peak < least) {
+      least = e.host_peak;
+      least_mode = speed_order[i];
+    }
+  }
+  if (least_mode != OVI_VRAM_MODE_AUTO) {
+    g_autofree char *need = ovi_format_bytes (least);
+    g_autofree char *ram = ovi_format_bytes (plan->host_ram);
+    g_string_append_printf (s,
+                            "; the mode needing the least host RAM that fits "
+                            "the device is %s: about %s (%s available); close "
+                            "programs or add RAM",
+                            ovi_vram_mode_to_string (least_mode), need, ram);
+    return;
+  }
+  g_string_append (s, "; no vram-mode fits: free device memory, use a "
+                      "smaller frame size or more GPUs (gpu-allocation)");
+}
+
 char *
 ovi_placement_oom_advice (const OviPlacementModel *m,
                           const OviPlacementPlan *plan, int width, int height,
@@ -738,7 +921,15 @@ ovi_placement_oom_advice (const OviPlacementModel *m,
   GString *s = g_string_new (NULL);
   g_autofree char *fr = ovi_format_bytes (device_free);
 
-  if (ovi_placement_estimate (m, plan, width, height, act, &e, NULL)) {
+  if (!ovi_placement_estimate (m, plan, width, height, act, &e, NULL)) {
+    g_string_append_printf (s, "vram-mode %s does not fit in %s",
+                            ovi_vram_mode_to_string (plan->mode), fr);
+  } else if (!plan->unified && e.device_peak <= device_free
+             && !host_fits (&e)) {
+    g_autofree char *why = ovi_placement_misfit (&e, device_free);
+    g_string_append_printf (s, "vram-mode %s %s",
+                            ovi_vram_mode_to_string (plan->mode), why);
+  } else {
     g_autofree char *need = ovi_format_bytes (e.device_peak);
     int worst = 0;
     for (int i = 1; i < OVI_N_STAGES; i++)
@@ -749,28 +940,8 @@ ovi_placement_oom_advice (const OviPlacementModel *m,
                             "(stage %s) but %s is free",
                             ovi_vram_mode_to_string (plan->mode), need,
                             ovi_stage_name (worst), fr);
-  } else {
-    g_string_append_printf (s, "vram-mode %s does not fit in %s",
-                            ovi_vram_mode_to_string (plan->mode), fr);
   }
-  for (guint i = 0; i < G_N_ELEMENTS (speed_order); i++) {
-    OviPlacementPlan p2;
-    if (!ovi_placement_plan_for_mode (speed_order[i], plan->allocation,
-                                      plan->host_budget, &p2, NULL))
-      continue;
-    if (plan->unified)
-      make_unified (&p2);
-    if (!ovi_placement_estimate (m, &p2, width, height, act, &e, NULL))
-      continue;
-    if ((plan->unified ? e.pool_peak : e.device_peak) <= device_free) {
-      g_autofree char *need = ovi_format_bytes (e.device_peak);
-      g_string_append_printf (s, "; vram-mode %s would fit (about %s)",
-                              ovi_vram_mode_to_string (speed_order[i]), need);
-      return g_string_free (s, FALSE);
-    }
-  }
-  g_string_append (s, "; no vram-mode fits: free device memory, use a "
-                      "smaller frame size or more GPUs (gpu-allocation)");
+  append_alternative (s, m, plan, width, height, act, device_free);
   return g_string_free (s, FALSE);
 }
 
@@ -797,7 +968,7 @@ ovi_placement_explain_oom (GError *error, const OviPlacementModel *m,
 struct _OviPlacement {
   OviPlacementPlan plan;
   OviBackend *be;
-  guint64 device_bytes, host_bytes;
+  guint64 device_bytes, host_bytes, mapped_bytes;
 };
 
 OviPlacement *
@@ -831,12 +1002,24 @@ ovi_placement_t5_filter (const char *name, OviTensor *weight,
     w = ovi_quantize_tensor (weight, pl->plan.t5_quant, name, error);
     if (w == NULL)
       return NULL;
+  } else if (pl->plan.t5_on_cpu && ovi_tensor_is_contiguous (weight)
+             && weight->storage->device.type == OVI_DEVICE_CPU) {
+    /* the CPU reads the file's own pages as they are: a copy would be
+     * 11 GB of private memory for umT5-XXL */
+    pl->mapped_bytes += ovi_tensor_nbytes (weight);
+    return ovi_tensor_ref (weight);
   } else {
     w = ovi_tensor_ref (weight);
   }
   pl->device_bytes
       += ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
   return to_device (pl->be, w, name, error);
+}
+
+guint64
+ovi_placement_mapped_bytes (const OviPlacement *pl)
+{
+  return pl->mapped_bytes;
 }
 
 guint64
@@ -919,4 +1102,21 @@ ovi_placement_weight_filter (const char *name, OviTensor *weight,
   pl->device_bytes
       += ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
   return to_device (pl->be, w, name, error);
+}
+
+guint64
+ovi_host_ram_available (void)
+{
+  const char *path = g_getenv ("OVI_MEMINFO_FILE");
+  g_autofree char *text = NULL;
+  const char *line;
+  guint64 kib;
+
+  if (!g_file_get_contents (path ? path : "/proc/meminfo", &text, NULL, NULL))
+    return 0;
+  line = strstr (text, "MemAvailable:");
+  if (line == NULL)
+    return 0;
+  kib = g_ascii_strtoull (line + strlen ("MemAvailable:"), NULL, 10);
+  return kib * 1024;
 }

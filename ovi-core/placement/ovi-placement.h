@@ -31,7 +31,6 @@
 
 G_BEGIN_DECLS
 
-
 typedef struct {
   OviVramMode mode; /* never AUTO once planned */
   OviGpuAllocation allocation;
@@ -52,6 +51,9 @@ typedef struct {
    * every stage resident, and a plan fits when device + host bytes fit
    * the pool (OviPlacementEstimate.pool_peak) */
   gboolean unified;
+  /* host RAM the plan may use, private and mapped together (0: unchecked;
+   * ovi_host_ram_available reads it from the system) */
+  guint64 host_ram;
 } OviPlacementPlan;
 
 /* The plan of `mode` (not AUTO) for `allocation` (AUTO: single). */
@@ -105,7 +107,14 @@ typedef struct {
   guint64 device_stream;      /* block slots (streaming modes) */
   guint64 device_activations; /* the stage's buffers */
   guint64 device_peak;        /* sum of the three */
-  guint64 host;               /* host RAM the stage holds (pinned + CPU T5) */
+  guint64 host;               /* host RAM the stage holds: private + mapped */
+  /* memory of our own (pinned slabs, pageable block copies, quantised
+   * weights and activations of a CPU-side umT5): it cannot be dropped */
+  guint64 host_private;
+  /* weight file pages used in place (the read-only mapping, e.g. a bf16
+   * umT5 on the CPU): page cache that must stay resident while the stage
+   * runs, reclaimable after it */
+  guint64 host_mapped;
 } OviStageEstimate;
 
 typedef struct {
@@ -115,8 +124,9 @@ typedef struct {
   gsize act_dtype_size;
   OviStageEstimate stage[OVI_N_STAGES];
   guint64 device_peak; /* max over the stages */
-  guint64 host_peak;
-  guint64 pool_peak; /* max over the stages of device + host */
+  guint64 host_peak;   /* max over the stages of host (private + mapped) */
+  guint64 host_private_peak; /* max over the stages of host_private */
+  guint64 pool_peak;         /* max over the stages of device + host */
 } OviPlacementEstimate;
 
 /* Estimate of `plan` for `model` at width x height (0, 0: the preset's
@@ -146,6 +156,33 @@ gboolean ovi_placement_choose_on (const OviPlacementModel *model,
                                   const OviDeviceInfo *dev, guint64 device_free,
                                   guint64 host_budget,
                                   OviPlacementEstimate *est, GError **error);
+
+/* ovi_placement_choose_on, and each mode's host bytes (private + mapped,
+ * the worst stage) must fit `host_ram` (0: unchecked): `auto` skips the
+ * modes that do not fit, an explicit mode is refused naming the host RAM
+ * it needs and the mode that would fit. */
+gboolean ovi_placement_choose_host (
+    const OviPlacementModel *model, OviVramMode mode,
+    OviGpuAllocation allocation, int width, int height, gsize act_dtype_size,
+    const OviDeviceInfo *dev, guint64 device_free, guint64 host_budget,
+    guint64 host_ram, OviPlacementEstimate *est, GError **error);
+
+/* Why `est` does not fit (device peak over `device_free`, host over
+ * est->plan.host_ram), or NULL when it fits. Free with g_free. */
+char *ovi_placement_misfit (const OviPlacementEstimate *est,
+                            guint64 device_free);
+
+/* "vram-mode auto chose X: device N of F free, host H of R; passed over:
+ * standard needs ..., fp8 needs ...": why `chosen` (a result of
+ * ovi_placement_choose_host with AUTO) was the pick. Free with g_free. */
+char *ovi_placement_auto_why (const OviPlacementModel *model,
+                              const OviPlacementEstimate *chosen, int width,
+                              int height, const OviDeviceInfo *dev,
+                              guint64 device_free, guint64 host_budget);
+
+/* The host RAM a plan may count on: MemAvailable of /proc/meminfo (or of
+ * the file OVI_MEMINFO_FILE names, for tests), 0 when unknown. */
+guint64 ovi_host_ram_available (void);
 
 typedef struct {
   int device;          /* CUDA ordinal; -1: the CPU backend */
@@ -210,6 +247,9 @@ OviTensor *ovi_placement_t5_filter (const char *name, OviTensor *weight,
                                     gpointer placement, GError **error);
 guint64 ovi_placement_device_bytes (const OviPlacement *pl);
 guint64 ovi_placement_host_bytes (const OviPlacement *pl);
+/* bytes the filters left in the weight file's mapping (no copy: the
+ * weight lives on the host in the dtype the file holds) */
+guint64 ovi_placement_mapped_bytes (const OviPlacement *pl);
 /* After ovi_denoiser_new_filtered with this placement: switches the fusion
  * model's block streaming on or off per the plan, with at most the plan's
  * host budget pinned (a GPU backend switches

@@ -1,15 +1,37 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """tests: `ovi estimate` from the outside (exit codes, auto choice, OOM advice)."""
+import atexit
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 ovi = sys.argv[1]
+tmp = tempfile.mkdtemp(prefix="ovi-estimate-")
+atexit.register(shutil.rmtree, tmp, True)
+
+
+def meminfo(gib):
+    """a /proc/meminfo stand-in saying `gib` GiB are available"""
+    path = os.path.join(tmp, "meminfo-%g" % gib)
+    with open(path, "w") as f:
+        f.write("MemTotal:       %d kB\nMemFree:          1024 kB\n"
+                "MemAvailable:   %d kB\n" % (gib * 2 ** 20 * 2, gib * 2 ** 20))
+    return path
+
+
+# the host RAM the tool reads: plenty unless a case says otherwise, so the
+# device-side cases do not depend on the machine running them
+HOST_GIB = 256
 
 
 def run(*args):
-    p = subprocess.run([ovi, "estimate", *args], capture_output=True, text=True)
+    env = dict(os.environ, OVI_MEMINFO_FILE=meminfo(HOST_GIB))
+    p = subprocess.run([ovi, "estimate", *args], capture_output=True,
+                       text=True, env=env)
     return p.returncode, p.stdout, p.stderr
 
 
@@ -44,9 +66,47 @@ assert rc == 2 and "no mode fits" in err and "is free" in err, (rc, err)
 rc, out, err = run("--vram-mode", "standard", "--device-free-gb", "20")
 assert rc == 2 and "would fit" in err, (rc, err)
 
+# host memory per stage, private vs mapped: ultra-low keeps the int8 DiT
+# blocks in private memory and reads the bf16 umT5 from its file's mapping
+rc, out, err = run("--vram-mode", "ultra-low")
+assert rc == 0, err
+m = re.search(r"text .*host ([\d.]+) GiB \(private ([\d.]+) GiB, mapped ([\d.]+) GiB\)",
+              out)
+assert m, out
+total, private, mapped = map(float, m.groups())
+assert 10 < mapped < 12 and 10 < private < 12, out
+assert abs(total - private - mapped) < 0.02, out
+assert "host RAM: 256.00 GiB (MemAvailable)" in out, out
+
+# a simulated 16 GB host: auto takes the fastest mode fitting both memories
+# and says why it passed over the faster ones
+HOST_GIB = 16
+rc, out, err = run("--vram-mode", "auto", "--device-free-gb", "12")
+assert rc == 0, err
+assert "vram-mode auto: fp8-offload fits" in out, out
+assert re.search(r"auto chose fp8-offload: device [\d.]+ GiB of 12.00 GiB free, "
+                 r"host [\d.]+ GiB of 16.00 GiB; passed over: standard needs "
+                 r"about [\d.]+ GiB of device memory.*fp8 needs", out), out
+# ... an 8 GB card beside it: only ultra-low fits the device, and its host
+# needs do not fit: refused, naming the mode and the RAM it needs
+rc, out, err = run("--vram-mode", "auto", "--device-free-gb", "7")
+assert rc == 2, (rc, out)
+assert re.search(r"ultra-low needs about 2\d.\d+ GiB of host RAM \(1\d.\d+ GiB "
+                 r"private, 1\d.\d+ GiB mapped, stage text\), 16.00 GiB is "
+                 r"available", err), err
+assert "close programs or add RAM" in err, err
+# --host-ram-gb overrides the system's figure; 0 leaves host RAM unchecked
+rc, out, err = run("--vram-mode", "fp8-offload", "--device-free-gb", "12",
+                   "--host-ram-gb", "8")
+assert rc == 2 and "needs about 10." in err and "8.00 GiB is available" in err, err
+rc, out, err = run("--vram-mode", "auto", "--device-free-gb", "7",
+                   "--host-ram-gb", "0")
+assert rc == 0 and "auto: ultra-low fits" in out and "RAM unchecked" in out, out
+HOST_GIB = 256
+
 # bad input is a clear error, not a crash
 for args in (("--vram-mode", "huge"), ("--width", "704"), ("--model", "nope"),
-             ("--act-bytes", "3"), ("--bogus", "1")):
+             ("--act-bytes", "3"), ("--bogus", "1"), ("--host-ram-gb", "x")):
     rc, out, err = run(*args)
     assert rc == 1 and err.startswith("ovi: "), (args, rc, err)
 

@@ -48,7 +48,8 @@ usage (void)
       "MODE]\n"
       "                    [--gpu-allocation A] [--width W --height H]\n"
       "                    [--device-free-gb N] [--host-budget-gb N] "
-      "[--act-bytes 2|4]\n\n"
+      "[--host-ram-gb N]\n"
+      "                    [--act-bytes 2|4]\n\n"
       "Prints the peak device and host memory each stage (text, denoise,\n"
       "video-decode, audio-decode) needs in each VRAM mode, from the model\n"
       "dims only (nothing is loaded). VARIANT is a preset name (default\n"
@@ -59,6 +60,11 @@ usage (void)
       "fastest mode whose estimate fits the free memory of --device-free-gb\n"
       "or, without it, of the best GPU the CUDA backend reports.\n"
       "--act-bytes: activation size (2 on a GPU, 4 on the CPU backend).\n"
+      "Host memory is given per stage as private (ours: pinned slabs, copies,\n"
+      "a CPU-side text encoder's work) and mapped (weight file pages used in\n"
+      "place). --host-ram-gb: the host RAM a mode may use (default: the\n"
+      "system's MemAvailable; 0: unchecked); auto skips modes that need more,\n"
+      "an explicit mode needing more is refused.\n"
       "These are estimates: see docs/vram-modes.md for what they cover.\n");
 }
 
@@ -68,8 +74,8 @@ ovi_cmd_estimate (int argc, char **argv)
   const char *variant = "720x720_5s", *model_dir = NULL, *mode_name = "all",
              *alloc_name = "single";
   int width = 0, height = 0, act = 2;
-  guint64 device_free = 0, host_budget = 0;
-  gboolean have_free = FALSE, have_dev = FALSE;
+  guint64 device_free = 0, host_budget = 0, host_ram = 0;
+  gboolean have_free = FALSE, have_dev = FALSE, have_ram = FALSE;
   OviDeviceInfo pick_dev = { 0 };
   GError *error = NULL;
   OviPlacementModel model;
@@ -119,6 +125,10 @@ ovi_cmd_estimate (int argc, char **argv)
       if (!parse_gb (v, &host_budget))
         return ovi_cli_fail ("estimate: --host-budget-gb '%s' is not a size",
                              v);
+    } else if (strcmp (a, "--host-ram-gb") == 0) {
+      if (!parse_gb (v, &host_ram))
+        return ovi_cli_fail ("estimate: --host-ram-gb '%s' is not a size", v);
+      have_ram = TRUE;
     } else
       return ovi_cli_fail ("estimate: unknown option '%s' (see --help)", a);
   }
@@ -151,6 +161,13 @@ ovi_cmd_estimate (int argc, char **argv)
               width, height, w, h, model.target_area);
     width = w;
     height = h;
+  }
+  if (!have_ram)
+    host_ram = ovi_host_ram_available ();
+  {
+    g_autofree char *ram = ovi_format_bytes (host_ram);
+    printf ("host RAM: %s%s\n", host_ram ? ram : "unchecked",
+            have_ram ? "" : " (MemAvailable)");
   }
   printf ("model %s: DiT %d layers, dim %d, %d + %d latents per clip\n",
           model.variant, model.dims.num_layers, model.dims.dim,
@@ -216,10 +233,10 @@ ovi_cmd_estimate (int argc, char **argv)
       }
       g_autofree char *s = ovi_placement_estimate_to_string (&est);
       printf ("%s\n", s);
-    } else if (ovi_placement_choose_on (&model, mode, alloc, width, height, act,
-                                        have_dev ? &pick_dev : NULL,
-                                        device_free, host_budget, &est,
-                                        &error)) {
+    } else if (ovi_placement_choose_host (&model, mode, alloc, width, height,
+                                          act, have_dev ? &pick_dev : NULL,
+                                          device_free, host_budget, host_ram,
+                                          &est, &error)) {
       g_autofree char *s = ovi_placement_estimate_to_string (&est);
       g_autofree char *fr = ovi_format_bytes (device_free);
       if (!all || mode != OVI_VRAM_MODE_AUTO)
@@ -227,6 +244,12 @@ ovi_cmd_estimate (int argc, char **argv)
       printf ("vram-mode %s: %s fits in %s free\n",
               ovi_vram_mode_to_string (mode),
               ovi_vram_mode_to_string (est.plan.mode), fr);
+      if (mode == OVI_VRAM_MODE_AUTO) {
+        g_autofree char *why = ovi_placement_auto_why (
+            &model, &est, width, height, have_dev ? &pick_dev : NULL,
+            device_free, host_budget);
+        printf ("%s\n", why);
+      }
     } else {
       fprintf (stderr, "ovi: %s\n", error->message);
       g_clear_error (&error);
