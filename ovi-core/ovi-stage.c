@@ -136,6 +136,8 @@ choose_device (OviStagePlan *p, const OviStageConfig *c, GError **error)
   if (!ovi_gpu_report_probe (&report, error)
       || !ovi_placement_model_init (&m, p->paths, NULL, error))
     return FALSE;
+  if (c->host_ram > 0)
+    report.host_available = c->host_ram;
   ok = ovi_placement_choose_device (&m, c->vram_mode, c->gpu_allocation, 0, 0,
                                     &report, c->cuda_device_id, 0, &choice,
                                     &est, &local);

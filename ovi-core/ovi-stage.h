@@ -62,6 +62,9 @@ typedef struct {
    * with backend "cpu", or $OVI_PARALLEL_CPU_RANKS=1 on a machine without
    * GPUs (a test switch), the ranks are CPU threads instead */
   const char *cuda_devices;
+  /* host RAM the plan may use on a discrete GPU (a mode whose host bytes,
+   * private + mapped, exceed it is not chosen); 0: MemAvailable */
+  guint64 host_ram;
 } OviStageConfig;
 
 /* auto everywhere, the tiny model */

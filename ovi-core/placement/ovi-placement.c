@@ -810,8 +810,11 @@ ovi_placement_choose_device (const OviPlacementModel *m, OviVramMode mode,
   c->device = dev->index;
   c->unified = ovi_device_is_unified (dev);
   c->usable_free = ovi_gpu_usable_free (dev, report->host_available);
-  if (ovi_placement_choose_on (m, mode, allocation, width, height, 2, dev,
-                               c->usable_free, host_budget, est, &local))
+  /* a discrete GPU's plan must also fit the host RAM left (a unified
+   * one's usable_free already counts it) */
+  if (ovi_placement_choose_host (
+          m, mode, allocation, width, height, 2, dev, c->usable_free,
+          host_budget, c->unified ? 0 : report->host_available, est, &local))
     return TRUE;
   if (mode != OVI_VRAM_MODE_AUTO
       || !g_error_matches (local, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY)) {

@@ -197,7 +197,8 @@ void ovi_device_choice_clear (OviDeviceChoice *choice);
 
 /* Where and how to run: the GPU `requested_device` (-1: the one with the
  * most usable free memory, ovi_gpu_manager_pick), then the fastest mode
- * whose estimate fits it (or `mode`, checked). With no usable GPU, or with
+ * whose estimate fits it (or `mode`, checked); on a discrete GPU the
+ * report's host_available is the plan's host_ram (ovi_placement_choose_host). With no usable GPU, or with
  * `auto` and no mode fitting, the CPU backend (standard, fp32 activations)
  * and choice->cpu_reason says why; a request that needs a GPU (a mode
  * other than auto, a device id) gets an OVI_ERROR_BACKEND error instead,
