@@ -215,6 +215,17 @@ test_no_memory_falls_back (void)
   ovi_placement_model_clear (&m);
 }
 
+/* auto (or `mode`) on the best GPU of `r`, at the preset's size */
+static gboolean
+choose_best (const OviPlacementModel *m, OviVramMode mode,
+             const OviGpuReport *r, OviDeviceChoice *c,
+             OviPlacementEstimate *est, GError **error)
+{
+  ovi_device_choice_clear (c);
+  return ovi_placement_choose_device (m, mode, OVI_GPU_ALLOCATION_AUTO, 0, 0, r,
+                                      -1, 0, c, est, error);
+}
+
 /* the host RAM the report gives decides too: a 12 GB card in a 16 GB
  * computer runs fp8-offload (10.2 GiB of slabs); with 8 GB left, no mode
  * fits both memories and auto goes to the CPU saying how much RAM it
@@ -230,33 +241,25 @@ test_host_ram_decides (void)
 
   release_model (&m);
   report_from (&r, "{\"driver_version\": 13000, " ARCHS
-                   ", \"host_available_gib\": 16, \"devices\": ["
-                   "{\"name\": \"RTX 4070\", \"cc\": \"8.9\", \"free_gib\": 12}"
-                   "]}");
-  g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
-                                              OVI_GPU_ALLOCATION_AUTO, 0, 0, &r,
-                                              -1, 0, &c, &est, &error));
+                   ", \"host_available_gib\": 16, \"devices\": [{\"name\": "
+                   "\"RTX 4070\", \"cc\": \"8.9\", \"free_gib\": 12}]}");
+  g_assert_true (choose_best (&m, OVI_VRAM_MODE_AUTO, &r, &c, &est, &error));
   g_assert_no_error (error);
   g_assert_cmpint (c.device, ==, 0);
   g_assert_cmpint (est.plan.mode, ==, OVI_VRAM_MODE_FP8_OFFLOAD);
   g_assert_cmpuint (est.plan.host_ram, ==, (guint64) 16 << 30);
   g_assert_cmpuint (est.host_peak, <=, (guint64) 16 << 30);
-  ovi_device_choice_clear (&c);
 
   r.host_available = (guint64) 8 << 30;
-  g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
-                                              OVI_GPU_ALLOCATION_AUTO, 0, 0, &r,
-                                              -1, 0, &c, &est, &error));
+  g_assert_true (choose_best (&m, OVI_VRAM_MODE_AUTO, &r, &c, &est, &error));
   g_assert_no_error (error);
   g_assert_cmpint (c.device, ==, -1);
   g_assert_nonnull (strstr (c.cpu_reason, "fp8-offload needs about 10."));
   g_assert_nonnull (strstr (c.cpu_reason, "of host RAM"));
   g_assert_nonnull (strstr (c.cpu_reason, "8.00 GiB is available"));
-  ovi_device_choice_clear (&c);
 
-  g_assert_false (ovi_placement_choose_device (&m, OVI_VRAM_MODE_ULTRA_LOW,
-                                               OVI_GPU_ALLOCATION_AUTO, 0, 0,
-                                               &r, -1, 0, &c, &est, &error));
+  g_assert_false (
+      choose_best (&m, OVI_VRAM_MODE_ULTRA_LOW, &r, &c, &est, &error));
   g_assert_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY);
   g_assert_nonnull (strstr (error->message, "ultra-low needs about 21."));
   g_assert_nonnull (strstr (error->message, "mapped"));
