@@ -60,6 +60,9 @@ struct _GstOviAudioDec {
   guint64 n_samples;    /* the clip's share of the grid */
   guint64 pos;          /* samples of the clip pushed */
   gboolean discont;
+
+  /* under the object lock */
+  GstClockTime decode_time; /* of the last clip: the latency added */
 };
 
 #define gst_ovi_audio_dec_parent_class parent_class
@@ -230,6 +233,7 @@ decode_clip (GstOviAudioDec *self, GstBuffer *buf)
   g_autoptr (OviTensor) wav = NULL;
   g_autoptr (GCancellable) cancellable = NULL;
   g_autoptr (GError) err = NULL;
+  gint64 t0;
 
   latent = gst_ovi_buffer_map_tensor (buf, 1, 2, shape, &err);
   if (!latent) {
@@ -239,6 +243,7 @@ decode_clip (GstOviAudioDec *self, GstBuffer *buf)
     return GST_FLOW_ERROR;
   }
   cancellable = gst_ovi_helper_ref_cancellable (self->helper);
+  t0 = g_get_monotonic_time ();
   wav = ovi_audio_decoder_decode (
       ovi_stage_get_audio_decoder (gst_ovi_engine_get_stage (engine)), latent,
       cancellable, &err);
@@ -247,6 +252,9 @@ decode_clip (GstOviAudioDec *self, GstBuffer *buf)
   if (!self->samples)
     return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Audio decoding failed",
                                       err);
+  GST_OBJECT_LOCK (self);
+  self->decode_time = (g_get_monotonic_time () - t0) * GST_USECOND;
+  GST_OBJECT_UNLOCK (self);
   return GST_FLOW_OK;
 }
 
@@ -383,11 +391,20 @@ gst_ovi_audio_dec_query (GstBaseTransform *trans, GstPadDirection direction,
                          GstQuery *query)
 {
   GstOviAudioDec *self = GST_OVI_AUDIO_DEC (trans);
+  GstClockTime own;
 
   if (gst_ovi_helper_handle_query (self->helper, query))
     return TRUE;
-  return GST_BASE_TRANSFORM_CLASS (parent_class)
-      ->query (trans, direction, query);
+  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query))
+    return FALSE;
+  /* a clip's samples leave one decode after its latent came */
+  if (direction == GST_PAD_SRC && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
+    GST_OBJECT_LOCK (self);
+    own = self->decode_time;
+    GST_OBJECT_UNLOCK (self);
+    gst_ovi_add_latency (query, own);
+  }
+  return TRUE;
 }
 
 static void

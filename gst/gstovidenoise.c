@@ -725,23 +725,17 @@ update_latency (GstOviDenoise *self, gint64 elapsed_us, gint steps)
 static gboolean
 query_latency (GstOviDenoise *self, GstQuery *query)
 {
-  GstClockTime min, max, own;
-  gboolean live;
+  GstClockTime own;
 
   if (!gst_pad_peer_query (self->sinkpad, query))
     return FALSE;
-  gst_query_parse_latency (query, &live, &min, &max);
   GST_OBJECT_LOCK (self);
   own = clip_time (self);
   if (!GST_CLOCK_TIME_IS_VALID (self->posted_latency))
     self->posted_latency = own;
   GST_OBJECT_UNLOCK (self);
-  min += own;
-  if (GST_CLOCK_TIME_IS_VALID (max))
-    max += own;
-  gst_query_set_latency (query, live, min, max);
-  GST_DEBUG_OBJECT (self, "latency: live %d, min %" GST_TIME_FORMAT, live,
-                    GST_TIME_ARGS (min));
+  gst_ovi_add_latency (query, own);
+  GST_DEBUG_OBJECT (self, "clip time %" GST_TIME_FORMAT, GST_TIME_ARGS (own));
   return TRUE;
 }
 

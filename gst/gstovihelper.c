@@ -403,6 +403,21 @@ gst_ovi_helper_sink_event (GstOviHelper *self, GstEvent *event)
     gst_ovi_helper_set_flushing (self, FALSE);
 }
 
+/* ---- latency ---- */
+
+void
+gst_ovi_add_latency (GstQuery *query, GstClockTime own)
+{
+  GstClockTime min, max;
+  gboolean live;
+
+  gst_query_parse_latency (query, &live, &min, &max);
+  min += own;
+  if (GST_CLOCK_TIME_IS_VALID (max))
+    max += own;
+  gst_query_set_latency (query, live, min, max);
+}
+
 /* ---- context and errors ---- */
 
 gboolean

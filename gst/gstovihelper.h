@@ -100,6 +100,12 @@ void gst_ovi_helper_wake (GstOviHelper *self);
  * Does not take `event`. */
 void gst_ovi_helper_sink_event (GstOviHelper *self, GstEvent *event);
 
+/* ---- latency ---- */
+
+/* For a LATENCY query upstream has answered: adds `own` (the element's
+ * processing time) to the minimum, and to the maximum when it is bounded. */
+void gst_ovi_add_latency (GstQuery *query, GstClockTime own);
+
 /* ---- context and errors ---- */
 
 /* Answers a GST_QUERY_CONTEXT for "ovi.engine"; FALSE for other queries. */

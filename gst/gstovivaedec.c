@@ -74,6 +74,10 @@ struct _GstOviVaeDec {
   GstClockTime clip_pts;
   guint64 clip_frame; /* global index of frame 0 of the clip */
   gboolean discont;
+  gint64 clip_t0; /* when the clip's decode began */
+
+  /* under the object lock */
+  GstClockTime decode_time; /* of the last whole clip: the latency added */
 };
 
 #define gst_ovi_vae_dec_parent_class parent_class
@@ -312,6 +316,7 @@ gst_ovi_vae_dec_submit_input_buffer (GstBaseTransform *trans,
     ovi_stage_get_vae_tiling (gst_ovi_engine_get_stage (engine), &tile,
                               &overlap);
   self->cancellable = gst_ovi_helper_ref_cancellable (self->helper);
+  self->clip_t0 = g_get_monotonic_time ();
   /* this decode's tiling, whatever other users of the stage set */
   self->decoding = ovi_video_vae_decode_begin_tiled (
       ovi_stage_get_video_vae (gst_ovi_engine_get_stage (engine)), latent, tile,
@@ -338,6 +343,11 @@ ensure_group (GstOviVaeDec *self, GstFlowReturn *ret)
     return FALSE;
   frames = ovi_video_vae_decode_next (self->decoding, &self->group_first,
                                       self->cancellable, &err);
+  if (!frames && !err) {
+    GST_OBJECT_LOCK (self);
+    self->decode_time = (g_get_monotonic_time () - self->clip_t0) * GST_USECOND;
+    GST_OBJECT_UNLOCK (self);
+  }
   if (!frames) {
     clear_clip (self);
     if (err)
@@ -490,11 +500,20 @@ gst_ovi_vae_dec_query (GstBaseTransform *trans, GstPadDirection direction,
                        GstQuery *query)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
+  GstClockTime own;
 
   if (gst_ovi_helper_handle_query (self->helper, query))
     return TRUE;
-  return GST_BASE_TRANSFORM_CLASS (parent_class)
-      ->query (trans, direction, query);
+  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query))
+    return FALSE;
+  /* a clip's last frame leaves one whole decode after its latent came */
+  if (direction == GST_PAD_SRC && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
+    GST_OBJECT_LOCK (self);
+    own = self->decode_time;
+    GST_OBJECT_UNLOCK (self);
+    gst_ovi_add_latency (query, own);
+  }
+  return TRUE;
 }
 
 static void

@@ -810,6 +810,41 @@ GST_START_TEST (test_vaedec_pool_renegotiation)
 
 GST_END_TEST;
 
+/* the decoders add their own decode time to the latency they pass on */
+GST_START_TEST (test_decoders_latency)
+{
+  const gchar *decoders[] = { "ovivaedec", "oviaudiodec" };
+  g_autofree gchar *caps_in = text_caps ();
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (decoders); i++) {
+    g_autofree gchar *desc
+        = g_strdup_printf ("ovidenoise steps=1 ! %s", decoders[i]);
+    GstHarness *h = gst_harness_new_parse (desc);
+    GstElement *dn = gst_harness_find_element (h, "ovidenoise");
+    GstPad *dn_src = gst_element_get_static_pad (dn, "src");
+    GstClockTime at_denoise, at_decoder;
+    gboolean live;
+    GstQuery *q;
+
+    gst_harness_set_src_caps_str (h, caps_in);
+    fail_unless_equals_int (
+        gst_harness_push (h, make_text_buffer (tiny->text_dim, 60)),
+        GST_FLOW_OK);
+    at_decoder = query_min_latency (h, &live);
+    q = gst_query_new_latency ();
+    fail_unless (gst_pad_query (dn_src, q));
+    gst_query_parse_latency (q, NULL, &at_denoise, NULL);
+    gst_query_unref (q);
+    fail_unless (at_decoder > at_denoise, "%s added no latency", decoders[i]);
+    gst_object_unref (dn_src);
+    gst_object_unref (dn);
+    gst_harness_teardown (h);
+  }
+}
+
+GST_END_TEST;
+
 /* ---- oviaudiodec ---- */
 
 GST_START_TEST (test_audiodec_av_rule)
@@ -993,6 +1028,7 @@ elements_suite (void)
   tcase_add_test (tc, test_denoise_shared_stage_flush);
   tcase_add_test (tc, test_denoise_late_image_pad);
   tcase_add_test (tc, test_denoise_latency);
+  tcase_add_test (tc, test_decoders_latency);
   tcase_add_test (tc, test_error_missing_model_dir);
   tcase_add_test (tc, test_error_bad_weights);
   tcase_add_test (tc, test_error_gpu_only_mode);
