@@ -255,8 +255,8 @@ def rtmp_long(tmp):
             # a live clip is stamped when its generation starts and reaches
             # the muxer after it; flvmux times out on the pad still waiting
             # and clamps its late packets to the other's dts (repeated
-            # timestamps, seen with latency 0, also with ovidenoise's
-            # LATENCY answer, which leaves out decoding and encoding): 5 s
+            # timestamps, seen with latency 0, in 1 of 3 runs even with the
+            # ovi elements' LATENCY answers on a loaded 2-core box): 5 s
             # covers a tiny clip's whole generation on a loaded 2-core box
             "flvmux name=mux streamable=true latency=5000000000 "
             f"! rtmp2sink location=rtmp://127.0.0.1:{nginx.port}/live/ovi")
