@@ -18,6 +18,9 @@
  *
  * Each denoising step posts an `ovi-progress` element message
  * (clip, step, steps, stage, eta) and updates the read-only `progress`.
+ * With `cache` (docs/step-cache.md) the denoiser skips the fused blocks of
+ * forwards it can predict; each clip posts an `ovi-cache` element message
+ * (clip, cache, threshold, forwards-computed, forwards-skipped).
  * A flush or a change to READY cancels between steps.
  *
  * ## Example launch line
@@ -58,6 +61,8 @@ GST_DEBUG_CATEGORY_STATIC (gst_ovi_denoise_debug);
 #define DEFAULT_VIDEO_GUIDANCE 4.0
 #define DEFAULT_AUDIO_GUIDANCE 3.0
 #define DEFAULT_SLG_LAYER      11
+/* a starting point on Wan-class models (docs/step-cache.md) */
+#define DEFAULT_CACHE_THRESHOLD 0.1
 /* the latency reported before a step was measured: about the bf16 step of
  * the real model on one H100 (docs/benchmarks.md), rounded up */
 #define STEP_TIME_ESTIMATE (1 * GST_SECOND)
@@ -76,6 +81,9 @@ enum {
   PROP_LORA,
   PROP_LORA_MODE,
   PROP_SIGMAS,
+  PROP_CACHE,
+  PROP_CACHE_THRESHOLD,
+  PROP_CACHE_START,
   PROP_PROGRESS,
 };
 
@@ -99,6 +107,9 @@ struct _GstOviDenoise {
   gchar *lora;            /* run-time LoRAs, "path[:strength[:target]];..." */
   GstOviLoraMode lora_mode;
   gchar *sigmas; /* explicit Euler sigmas, "1,0.9375,..." or NULL */
+  GstOviCacheMode cache;
+  gdouble cache_threshold;
+  gint cache_start;
   gdouble progress;
 
   /* image state, under the object lock */
@@ -197,6 +208,15 @@ gst_ovi_denoise_set_property (GObject *object, guint prop_id,
       g_free (self->sigmas);
       self->sigmas = g_value_dup_string (value);
       break;
+    case PROP_CACHE:
+      self->cache = g_value_get_enum (value);
+      break;
+    case PROP_CACHE_THRESHOLD:
+      self->cache_threshold = g_value_get_double (value);
+      break;
+    case PROP_CACHE_START:
+      self->cache_start = g_value_get_int (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -252,6 +272,15 @@ gst_ovi_denoise_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_SIGMAS:
       g_value_set_string (value, self->sigmas);
+      break;
+    case PROP_CACHE:
+      g_value_set_enum (value, self->cache);
+      break;
+    case PROP_CACHE_THRESHOLD:
+      g_value_set_double (value, self->cache_threshold);
+      break;
+    case PROP_CACHE_START:
+      g_value_set_int (value, self->cache_start);
       break;
     case PROP_PROGRESS:
       g_value_set_double (value, self->progress);
@@ -617,6 +646,9 @@ snapshot_settings (GstOviDenoise *self, OviDenoiseRequest *req,
   req->video_guidance = self->video_guidance;
   req->audio_guidance = self->audio_guidance;
   req->slg_layer = self->slg_layer_set ? self->slg_layer : OVI_SLG_LAYER_PRESET;
+  req->cache = gst_ovi_enum_nick (GST_TYPE_OVI_CACHE_MODE, self->cache);
+  req->cache_threshold = self->cache_threshold;
+  req->cache_start = self->cache_start;
   req->width = self->width;
   req->height = self->height;
   if (self->image_latent) {
@@ -652,6 +684,11 @@ apply_clip_meta (GstBuffer *buf, OviDenoiseRequest *req, gboolean have_image)
   if (solver)
     req->solver
         = g_str_equal (solver, "euler") ? OVI_SOLVER_EULER : OVI_SOLVER_UNIPC;
+  /* the meta outlives the request: its strings can be pointed to */
+  if (gst_structure_has_field (meta, "cache"))
+    req->cache = gst_structure_get_string (meta, "cache");
+  gst_structure_get_double (meta, "cache-threshold", &req->cache_threshold);
+  gst_structure_get_int (meta, "cache-start", &req->cache_start);
 }
 
 /* A live upstream stamps clips with the running time: follow its gaps (a
@@ -739,6 +776,29 @@ query_latency (GstOviDenoise *self, GstQuery *query)
   return TRUE;
 }
 
+/* the clip's forwards (one CFG branch of one step each), computed or
+ * skipped by the step cache */
+static void
+post_cache_stats (GstOviDenoise *self, const OviDenoiseRequest *req,
+                  const OviDenoiseStats *stats)
+{
+  GST_INFO_OBJECT (self,
+                   "clip %" G_GUINT64_FORMAT ": forwards: %d computed, %d "
+                   "skipped (cache %s)",
+                   self->clip, stats->forwards_computed,
+                   stats->forwards_skipped, req->cache ? req->cache : "off");
+  gst_element_post_message (
+      GST_ELEMENT (self),
+      gst_message_new_element (
+          GST_OBJECT (self),
+          gst_structure_new (
+              "ovi-cache", "clip", G_TYPE_UINT64, self->clip, "cache",
+              G_TYPE_STRING, req->cache ? req->cache : "off", "threshold",
+              G_TYPE_DOUBLE, req->cache_threshold, "forwards-computed",
+              G_TYPE_INT, stats->forwards_computed, "forwards-skipped",
+              G_TYPE_INT, stats->forwards_skipped, NULL)));
+}
+
 static GstFlowReturn
 denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
          GCancellable *cancellable)
@@ -747,8 +807,10 @@ denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
   g_autoptr (OviTensor) audio = NULL;
   g_autoptr (GError) err = NULL;
   StepData sd = { self, self->clip };
+  OviDenoiseStats stats = { 0 };
   gboolean ok;
 
+  req->stats = &stats;
   GST_INFO_OBJECT (self,
                    "clip %" G_GUINT64_FORMAT ": %dx%d, %d steps, "
                    "seed %" G_GUINT64_FORMAT "%s",
@@ -763,6 +825,7 @@ denoise (GstOviDenoise *self, GstOviEngine *engine, OviDenoiseRequest *req,
   if (!ok)
     return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Denoising failed", err);
   update_latency (self, g_get_monotonic_time () - self->step_t0, req->steps);
+  post_cache_stats (self, req, &stats);
   return push_latents (self, video, audio, req->width, req->height);
 }
 
@@ -1207,6 +1270,26 @@ install_properties (GObjectClass *gobject_class)
           "in [0, 1], e.g. '1,0.9375,0.8333,0.625,0' (the 4-step Lightning "
           "LoRAs at shift 5); empty: off",
           NULL, rw_playing));
+  g_object_class_install_property (
+      gobject_class, PROP_CACHE,
+      g_param_spec_enum (
+          "cache", "Step cache",
+          "Skip the fused blocks of denoising forwards whose change is "
+          "predictable (a prompt-file line may override it)",
+          GST_TYPE_OVI_CACHE_MODE, GST_OVI_CACHE_OFF, rw_playing));
+  g_object_class_install_property (
+      gobject_class, PROP_CACHE_THRESHOLD,
+      g_param_spec_double (
+          "cache-threshold", "Step cache threshold",
+          "Skip while the cache's accumulated estimate stays under this "
+          "(0: nothing skipped; larger skips more)",
+          0.0, 1e6, DEFAULT_CACHE_THRESHOLD, rw_playing));
+  g_object_class_install_property (
+      gobject_class, PROP_CACHE_START,
+      g_param_spec_int ("cache-start", "Step cache start",
+                        "Denoising steps always computed first (-1: 20 % of "
+                        "the steps); the last step is always computed",
+                        -1, 1000, -1, rw_playing));
   /**
    * GstOviDenoise:progress:
    *
@@ -1221,6 +1304,7 @@ install_properties (GObjectClass *gobject_class)
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_MODEL, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_SOLVER, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_LORA_MODE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_OVI_CACHE_MODE, 0);
 }
 
 static void
@@ -1269,6 +1353,8 @@ gst_ovi_denoise_init (GstOviDenoise *self)
   self->video_guidance = DEFAULT_VIDEO_GUIDANCE;
   self->audio_guidance = DEFAULT_AUDIO_GUIDANCE;
   self->slg_layer = DEFAULT_SLG_LAYER;
+  self->cache_threshold = DEFAULT_CACHE_THRESHOLD;
+  self->cache_start = -1;
   self->step_time = GST_CLOCK_TIME_NONE;
   self->posted_latency = GST_CLOCK_TIME_NONE;
 }

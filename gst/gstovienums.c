@@ -98,6 +98,29 @@ gst_ovi_solver_get_type (void)
 }
 
 GType
+gst_ovi_cache_mode_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { GST_OVI_CACHE_OFF, "Every denoising forward computed", "off" },
+    { GST_OVI_CACHE_EASY,
+      "EasyCache: skip while the predicted change from the transformation "
+      "rate stays under cache-threshold (no calibration)",
+      "easy" },
+    { GST_OVI_CACHE_MAG,
+      "MagCache: skip while the accumulated error of the model's calibrated "
+      "magnitude ratios stays under cache-threshold (presets/cache)",
+      "mag" },
+    { 0, NULL, NULL },
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviCacheMode", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+GType
 gst_ovi_lora_mode_get_type (void)
 {
   static GType type = 0;

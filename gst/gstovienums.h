@@ -37,6 +37,13 @@ typedef enum {
   GST_OVI_SOLVER_EULER,
 } GstOviSolverType;
 
+/* step caching (docs/step-cache.md); the nicks are the engine's names */
+typedef enum {
+  GST_OVI_CACHE_OFF,
+  GST_OVI_CACHE_EASY,
+  GST_OVI_CACHE_MAG,
+} GstOviCacheMode;
+
 typedef enum {
   GST_OVI_LORA_MODE_AUTO,
   GST_OVI_LORA_MODE_MERGED,
@@ -53,6 +60,8 @@ GType gst_ovi_model_get_type (void);
 GType gst_ovi_solver_get_type (void);
 #define GST_TYPE_OVI_LORA_MODE (gst_ovi_lora_mode_get_type ())
 GType gst_ovi_lora_mode_get_type (void);
+#define GST_TYPE_OVI_CACHE_MODE (gst_ovi_cache_mode_get_type ())
+GType gst_ovi_cache_mode_get_type (void);
 
 /* The nick of an enum value ("fp8-offload", "720x720_5s", ...); never NULL. */
 const char *gst_ovi_enum_nick (GType type, gint value);

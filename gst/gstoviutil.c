@@ -49,12 +49,16 @@ gst_ovi_prompt_entry_free (GstOviPromptEntry *e)
   g_free (e);
 }
 
-typedef enum { KEY_INT, KEY_UINT64, KEY_DOUBLE, KEY_SOLVER } KeyKind;
+typedef enum { KEY_INT, KEY_UINT64, KEY_DOUBLE, KEY_CHOICE } KeyKind;
+
+static const char *const solvers[] = { "unipc", "euler", NULL };
+static const char *const caches[] = { "off", "easy", "mag", NULL };
 
 static const struct {
   const char *name;
   KeyKind kind;
   double min, max;
+  const char *const *choices;
 } override_keys[] = {
   { "seed", KEY_UINT64, 0, 18446744073709551615.0 },
   { "steps", KEY_INT, 1, 1000 },
@@ -62,9 +66,13 @@ static const struct {
   { "video-guidance-scale", KEY_DOUBLE, 0.0, 100.0 },
   { "audio-guidance-scale", KEY_DOUBLE, 0.0, 100.0 },
   { "slg-layer", KEY_INT, -1, 1000 },
-  { "solver", KEY_SOLVER, 0, 0 },
+  { "solver", KEY_CHOICE, 0, 0, solvers },
   { "width", KEY_INT, 32, 8192 },
   { "height", KEY_INT, 32, 8192 },
+  /* step caching (docs/step-cache.md) */
+  { "cache", KEY_CHOICE, 0, 0, caches },
+  { "cache-threshold", KEY_DOUBLE, 0.0, 1e6 },
+  { "cache-start", KEY_INT, -1, 1000 },
 };
 
 /* "lora": a string (the element's list syntax); "sigmas": an array of
@@ -106,6 +114,20 @@ clip_list (JsonNode *node, const gchar *key, const gchar *name, guint lineno,
                                       : json_node_get_double (n));
     g_string_append_printf (out, "%s%s", k ? "," : "", buf);
   }
+  return g_string_free (out, FALSE);
+}
+
+/* "a", "b" or "c" */
+static gchar *
+quoted_choices (const char *const *choices)
+{
+  GString *out = g_string_new (NULL);
+  guint n = g_strv_length ((gchar **) choices);
+
+  for (guint k = 0; k < n; k++)
+    g_string_append_printf (out, "%s\"%s\"",
+                            k == 0 ? "" : (k + 1 == n ? " or " : ", "),
+                            choices[k]);
   return g_string_free (out, FALSE);
 }
 
@@ -175,18 +197,19 @@ parse_json_line (const gchar *line, const gchar *name, guint lineno,
           "%s:%u: unknown key \"%s\" (known: prompt, video_negative_prompt, "
           "audio_negative_prompt, seed, steps, shift, video_guidance_scale, "
           "audio_guidance_scale, slg_layer, solver, width, height, lora, "
-          "sigmas)",
+          "sigmas, cache, cache_threshold, cache_start)",
           name, lineno, (const char *) l->data);
       return FALSE;
     }
     if (!e->overrides)
       e->overrides = gst_structure_new_empty ("ovi-clip");
-    if (override_keys[i].kind == KEY_SOLVER) {
+    if (override_keys[i].kind == KEY_CHOICE) {
       const char *s = vt == G_TYPE_STRING ? json_node_get_string (node) : "";
-      if (strcmp (s, "unipc") && strcmp (s, "euler")) {
+      if (!g_strv_contains (override_keys[i].choices, s)) {
+        g_autofree gchar *names = quoted_choices (override_keys[i].choices);
         g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                     "%s:%u: \"solver\" must be \"unipc\" or \"euler\"", name,
-                     lineno);
+                     "%s:%u: \"%s\" must be %s, not \"%s\"", name, lineno,
+                     (const char *) l->data, names, s);
         return FALSE;
       }
       gst_structure_set (e->overrides, key, G_TYPE_STRING, s, NULL);
@@ -203,11 +226,11 @@ parse_json_line (const gchar *line, const gchar *name, guint lineno,
       if (v < override_keys[i].min || v > override_keys[i].max
           || (override_keys[i].kind != KEY_DOUBLE && (vt != G_TYPE_INT64))) {
         g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                     "%s:%u: \"%s\" must be %s in [%g, %g]", name, lineno,
-                     (const char *) l->data,
+                     "%s:%u: \"%s\" must be %s in [%g, %g], not %g", name,
+                     lineno, (const char *) l->data,
                      override_keys[i].kind == KEY_DOUBLE ? "a number"
                                                          : "an integer",
-                     override_keys[i].min, override_keys[i].max);
+                     override_keys[i].min, override_keys[i].max, v);
         return FALSE;
       }
       if (override_keys[i].kind == KEY_UINT64)

@@ -2,14 +2,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """`ovi calibrate-cache` from the outside (suite `tools`).
 
-cache-check.py OVI_TOOL PRESETS_DIR
+cache-check.py OVI_TOOL PRESETS_DIR [gst]
 
 The shipped tiny-model MagCache tables (presets/cache/tiny_*.json) are what
 `ovi calibrate-cache` measures on the tiny model `ovi make-tiny` writes
 with its default seed: the command remakes each, counts every forward as
 computed, and refuses bad options naming them. `ovi generate --cache`
 reports the forwards it computed and skipped, and refuses a bad cache name
-or threshold by its value.
+or threshold by its value. With `gst`: ovidenoise posts one `ovi-cache`
+message per clip whose counts equal `ovi generate`'s for the same settings,
+from its properties and from a prompt-file line's overrides, and a bad
+cache name in a prompt file stops the pipeline naming it.
 """
 import json
 import os
@@ -74,6 +77,44 @@ def check_generate(tool, tiny, tmp):
     print(f"ok: ovi generate counts its forwards {counts}")
 
 
+MESSAGE = re.compile(r"ovi-cache, clip=\(guint64\)(\d+), cache=\(string\)(\w+),"
+                     r".*forwards-computed=\(int\)(\d+), "
+                     r"forwards-skipped=\(int\)(\d+)")
+
+
+def check_gst(tool, tiny, tmp):
+    prompt = "A cat sings. <S>Hi<E>"
+    prompts = os.path.join(tmp, "prompts.txt")
+    with open(prompts, "w") as f:
+        f.write(json.dumps({"prompt": prompt}) + "\n")
+        f.write(json.dumps({"prompt": prompt, "cache": "mag",
+                            "cache_threshold": 0.1}) + "\n")
+    md = f"model-dir={tiny}"
+    r = subprocess.run(
+        ["gst-launch-1.0", "-m", "ovitextsrc", f"location={prompts}", md, "!",
+         "ovidenoise", md, "steps=20", "cache=easy", "cache-threshold=1.6",
+         "!", "fakesink"], capture_output=True, text=True, timeout=600)
+    got = [(int(m[1]), m[2], int(m[3]), int(m[4]))
+           for m in MESSAGE.finditer(r.stdout)]
+    if r.returncode != 0 or len(got) != 2:
+        fail(f"pipeline: {r.returncode}, messages {got}\n{r.stderr}")
+    for clip, cache, thr in ((0, "easy", "1.6"), (1, "mag", "0.1")):
+        code, out, err = run(tool, "generate", "--model-dir", tiny, "--steps",
+                             "20", "--cache", cache, "--cache-threshold", thr,
+                             "-o", os.path.join(tmp, "gen"), prompt)
+        want = (clip, cache) + forwards(out)
+        if code != 0 or got[clip] != want:
+            fail(f"clip {clip}: element says {got[clip]}, ovi generate {want}")
+    with open(prompts, "w") as f:
+        f.write(json.dumps({"prompt": prompt, "cache": "fast"}) + "\n")
+    r = subprocess.run(["gst-launch-1.0", "ovitextsrc", f"location={prompts}",
+                        md, "!", "ovidenoise", md, "!", "fakesink"],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode == 0 or '"fast"' not in r.stdout + r.stderr:
+        fail(f"a bad cache name in a prompt file: {r.returncode}\n{r.stdout}")
+    print(f"ok: ovidenoise's ovi-cache messages equal ovi generate's {got}")
+
+
 def main():
     tool, presets = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory(prefix="ovi-cache-check-") as tmp:
@@ -107,6 +148,8 @@ def main():
                 fail(f"calibrate-cache {args} gave {code}: {err}")
         print("ok: bad options are refused by name")
         check_generate(tool, tiny, tmp)
+        if len(sys.argv) > 3 and sys.argv[3] == "gst":
+            check_gst(tool, tiny, tmp)
 
 
 main()
