@@ -232,8 +232,58 @@ def test_bench(tool):
     print("ok: bench times every stage")
 
 
+# ---- step caching with a LoRA ----
+
+def test_cache_lora(tool):
+    """Step caching composes with a LoRA (merged at load): threshold 0 gives
+    the uncached clip bit for bit, a threshold that skips gives fewer
+    forwards, and the LoRA changes the clip."""
+    rng = random.Random(3)
+    lora = {}
+    for b in range(3):  # the tiny model: 3 blocks of width 64
+        for m in "qkvo":
+            key = f"diffusion_model.blocks.{b}.self_attn.{m}"
+            lora[key + ".lora_down.weight"] = (
+                "F32", [4, 64], [rng.gauss(0, 0.5) for _ in range(256)])
+            lora[key + ".lora_up.weight"] = (
+                "F32", [64, 4], [rng.gauss(0, 0.5) for _ in range(256)])
+            lora[key + ".alpha"] = ("F32", [], [4.0])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "style.safetensors")
+        write_safetensors(path, lora)
+
+        def generate(name, *args):
+            base = os.path.join(tmp, name)
+            code, out, err = run(tool, "generate", "--backend", "cpu",
+                                 "--steps", "20", "-o", base, *args,
+                                 "A cat plays piano.")
+            if code != 0:
+                fail(f"generate {name}: {err}")
+            m = re.search(r"forwards: (\d+) computed, (\d+) skipped",
+                          out + err)
+            data = b"".join(open(base + ext, "rb").read()
+                            for ext in (".y4m", ".wav"))
+            return data, (int(m.group(1)), int(m.group(2))) if m else None
+
+        with_lora = ["--lora", path + ":0.8"]
+        off, _ = generate("off", *with_lora, "--cache", "off")
+        zero, n0 = generate("zero", *with_lora, "--cache", "easy",
+                            "--cache-threshold", "0")
+        skip, n1 = generate("skip", *with_lora, "--cache", "easy",
+                            "--cache-threshold", "1.6")
+        plain, _ = generate("plain", "--cache", "off")
+        if zero != off or n0 != (40, 0):
+            fail(f"threshold 0 with a LoRA is not the uncached clip ({n0})")
+        if n1 is None or n1[1] == 0 or sum(n1) != 40 or skip == off:
+            fail(f"threshold 1.6 with a LoRA skipped nothing ({n1})")
+        if plain == off:
+            fail("the LoRA did not change the clip")
+        print(f"ok: cache with a LoRA: threshold 0 identical, 1.6 "
+              f"{n1[0]} computed {n1[1]} skipped")
+
+
 TESTS = {"parity-strict": test_parity_strict, "inspect": test_inspect,
-         "bench": test_bench}
+         "bench": test_bench, "cache-lora": test_cache_lora}
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
