@@ -418,6 +418,28 @@ gst_ovi_add_latency (GstQuery *query, GstClockTime own)
   gst_query_set_latency (query, live, min, max);
 }
 
+gboolean
+gst_ovi_helper_transform_query (GstOviHelper *self,
+                                GstBaseTransformClass *parent,
+                                GstPadDirection direction, GstQuery *query,
+                                const GstClockTime *decode_time)
+{
+  GstBaseTransform *trans = GST_BASE_TRANSFORM (self->element);
+  GstClockTime own;
+
+  if (gst_ovi_helper_handle_query (self, query))
+    return TRUE;
+  if (!parent->query (trans, direction, query))
+    return FALSE;
+  if (direction == GST_PAD_SRC && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
+    GST_OBJECT_LOCK (self->element);
+    own = *decode_time;
+    GST_OBJECT_UNLOCK (self->element);
+    gst_ovi_add_latency (query, own);
+  }
+  return TRUE;
+}
+
 /* ---- context and errors ---- */
 
 gboolean

@@ -16,6 +16,7 @@
  */
 #pragma once
 
+#include <gst/base/gstbasetransform.h>
 #include <gst/gst.h>
 
 #include "gstoviengine-cache.h"
@@ -105,6 +106,15 @@ void gst_ovi_helper_sink_event (GstOviHelper *self, GstEvent *event);
 /* For a LATENCY query upstream has answered: adds `own` (the element's
  * processing time) to the minimum, and to the maximum when it is bounded. */
 void gst_ovi_add_latency (GstQuery *query, GstClockTime own);
+/* The body of a decoder's GstBaseTransform::query: the "ovi.engine"
+ * context query, else `parent`'s handling, after which a LATENCY answer on
+ * the source pad gets `*decode_time` added (read under the element's object
+ * lock: the time the last clip took). */
+gboolean gst_ovi_helper_transform_query (GstOviHelper *self,
+                                         GstBaseTransformClass *parent,
+                                         GstPadDirection direction,
+                                         GstQuery *query,
+                                         const GstClockTime *decode_time);
 
 /* ---- context and errors ---- */
 

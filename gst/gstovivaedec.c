@@ -500,20 +500,11 @@ gst_ovi_vae_dec_query (GstBaseTransform *trans, GstPadDirection direction,
                        GstQuery *query)
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
-  GstClockTime own;
 
-  if (gst_ovi_helper_handle_query (self->helper, query))
-    return TRUE;
-  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query))
-    return FALSE;
   /* a clip's last frame leaves one whole decode after its latent came */
-  if (direction == GST_PAD_SRC && GST_QUERY_TYPE (query) == GST_QUERY_LATENCY) {
-    GST_OBJECT_LOCK (self);
-    own = self->decode_time;
-    GST_OBJECT_UNLOCK (self);
-    gst_ovi_add_latency (query, own);
-  }
-  return TRUE;
+  return gst_ovi_helper_transform_query (
+      self->helper, GST_BASE_TRANSFORM_CLASS (parent_class), direction, query,
+      &self->decode_time);
 }
 
 static void
