@@ -25,7 +25,8 @@ struct _OviStagePlan {
   /* denoise over several ranks (gpu-allocation): ranks > 1 */
   OviParallelLayout layout;
   int ranks;
-  int *devices; /* [ranks] CUDA ordinals; NULL: CPU ranks */
+  int *devices;           /* [ranks] CUDA ordinals; NULL: CPU ranks */
+  char *weight_cache_dir; /* NULL: the default (plan.weight_cache) */
 };
 
 struct _OviStage {
@@ -90,6 +91,7 @@ ovi_stage_plan_free (OviStagePlan *p)
   g_free (p->key);
   g_free (p->description);
   g_free (p->devices);
+  g_free (p->weight_cache_dir);
   g_free (p);
 }
 
@@ -180,6 +182,18 @@ stage_files (OviStageKind kind, const OviModelPaths *p)
   }
 }
 
+/* The quantised weights from the cache file, unless it is off or the
+ * weights differ from the file's (LoRAs merged at load). */
+static void
+plan_weight_cache (OviStagePlan *p, const OviStageConfig *c)
+{
+  if (g_strcmp0 (c->weight_cache_dir, "off") == 0
+      || p->kind != OVI_STAGE_DENOISE || p->ranks > 1
+      || (p->loras && p->loras->len > 0))
+    p->plan.weight_cache = FALSE;
+  p->weight_cache_dir = g_strdup (c->weight_cache_dir);
+}
+
 OviStagePlan *
 ovi_stage_plan_new (OviStageKind kind, const OviStageConfig *c, GError **error)
 {
@@ -225,6 +239,7 @@ ovi_stage_plan_new (OviStageKind kind, const OviStageConfig *c, GError **error)
     if (p->loras == NULL)
       return NULL;
   }
+  plan_weight_cache (p, c);
   mode = ovi_vram_mode_to_string (p->plan.mode);
   files = stage_files (kind, p->paths);
   if (p->loras && p->loras->len) {
@@ -274,7 +289,7 @@ open_backend (const OviStagePlan *p, GError **error)
 
 static gboolean
 construct (OviStage *s, const OviPlacementPlan *plan, const GPtrArray *loras,
-           GError **error)
+           const char *weight_cache_dir, GError **error)
 {
   switch (s->kind) {
     case OVI_STAGE_TEXT:
@@ -284,6 +299,9 @@ construct (OviStage *s, const OviPlacementPlan *plan, const GPtrArray *loras,
       break;
     case OVI_STAGE_DENOISE:
       s->placement = ovi_placement_new (plan, s->backend);
+      if (plan->weight_cache)
+        ovi_placement_use_weight_cache (s->placement, s->paths->fusion_path,
+                                        weight_cache_dir, NULL);
       s->u.denoiser = ovi_denoiser_new_with_loras (s->paths, s->backend,
                                                    ovi_placement_weight_filter,
                                                    s->placement, loras, error);
@@ -325,7 +343,8 @@ ovi_stage_plan_load (const OviStagePlan *p, GError **error)
   if (p->ranks > 1 && s->group)
     s->u.denoiser = ovi_parallel_denoiser_get_front (s->group);
   if ((s->backend == NULL && s->group == NULL)
-      || (s->group == NULL && !construct (s, &p->plan, p->loras, error))) {
+      || (s->group == NULL
+          && !construct (s, &p->plan, p->loras, p->weight_cache_dir, error))) {
     g_prefix_error (error,
                     "Could not load the %s: ", ovi_stage_title (p->kind));
     ovi_stage_unref (s);

@@ -65,6 +65,11 @@ typedef struct {
   /* host RAM the plan may use on a discrete GPU (a mode whose host bytes,
    * private + mapped, exceed it is not chosen); 0: MemAvailable */
   guint64 host_ram;
+  /* where the denoise stage keeps the int8 / fp8 weights it quantises
+   * from a bf16 file, written once and mapped after (docs/vram-modes.md):
+   * NULL: $OVI_WEIGHT_CACHE_DIR, else $XDG_CACHE_HOME/gst-ovi, else
+   * ~/.cache/gst-ovi; "off": quantised in memory at every load */
+  const char *weight_cache_dir;
 } OviStageConfig;
 
 /* auto everywhere, the tiny model */

@@ -197,7 +197,11 @@ OviStorage *ovi_backend_new_pinned (OviBackend *be, gsize size,
                                     gboolean *pinned, GError **error);
 /* the raw bytes of `src` (host, contiguous) into `dst` (this backend's
  * memory, contiguous, the same byte size; dtypes and shapes may differ),
- * enqueued on `queue` */
+ * enqueued on `queue`. `src` may be pageable (a weight file's mapping): a
+ * GPU backend then copies it through pinned staging buffers of its own
+ * (OVI_STREAM_STAGING_BYTES in all), in order on `queue`, without the
+ * calling thread waiting. */
+#define OVI_STREAM_STAGING_BYTES ((gsize) 64 << 20)
 void ovi_op_copy_async (OviBackend *be, OviBackendQueue queue, OviTensor *dst,
                         const OviTensor *src);
 OviEvent *ovi_backend_event_new (OviBackend *be, GError **error);

@@ -14,6 +14,12 @@
  * slot as it is. The slot's block is the model's (biases, gains,
  * modulation, LoRA adapters, as they are when the block runs) with only the
  * streamed weights replaced by views of the slot.
+ *
+ * A block whose streamed weights already lie together in one mapping (the
+ * weight cache file writes each block's tensors as one aligned span,
+ * ovi-weight-cache.h) is not packed: its span of the mapping is the slab,
+ * copied as it is (pageable memory: the page cache holds it, or the copy
+ * reads it from the disk again).
  */
 #include "ovi-fusion-private.h"
 
@@ -27,6 +33,7 @@ struct _OviFusionStreamer {
   OviBackend *be;
   int n_blocks;
   OviStorage **slabs; /* per fused block, host */
+  gsize *slab_offset; /* where the block's span starts in slabs[i] */
   gsize *slab_bytes;
   gsize slot_bytes;
   OviTensor *slot[2]; /* U8 [slot_bytes] on the backend */
@@ -67,6 +74,7 @@ ovi_fusion_streamer_free (OviFusionStreamer *st)
   for (int i = 0; st->slabs && i < st->n_blocks; i++)
     g_clear_pointer (&st->slabs[i], ovi_storage_unref);
   g_free (st->slabs);
+  g_free (st->slab_offset);
   g_free (st->slab_bytes);
   g_free (st);
 }
@@ -131,16 +139,71 @@ replace_kept (OviFusion *m, OviTensor **slot, OviTensor *repl)
     ovi_tensor_unref (old);
 }
 
+/* The span of one storage that block i's streamed weights (and scales)
+ * fill, packed as pack_block would (each SLAB_ALIGN aligned from the span's
+ * start, nothing else inside), or FALSE. */
+static gboolean
+mapped_span (OviFusion *m, int i, gsize packed, OviStorage **storage,
+             gsize *start, gsize *bytes)
+{
+  gsize lo = G_MAXSIZE, hi = 0;
+  OviStorage *s = m->towers[0].blocks[i].sa.q.w->storage;
+
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    OviLinear *l[N_STREAMED];
+    block_linears (&m->towers[t].blocks[i], l);
+    for (int k = 0; k < 2 * N_STREAMED; k++) {
+      const OviTensor *w
+          = k < N_STREAMED ? l[k]->w : l[k - N_STREAMED]->w->scale;
+      if (w == NULL)
+        continue;
+      if (w->storage != s)
+        return FALSE;
+      lo = MIN (lo, w->offset);
+      hi = MAX (hi, w->offset + ovi_tensor_nbytes (w));
+    }
+  }
+  if (hi - lo > packed)
+    return FALSE;
+  for (int t = 0; t < OVI_N_TOWERS; t++) {
+    OviLinear *l[N_STREAMED];
+    block_linears (&m->towers[t].blocks[i], l);
+    for (int k = 0; k < N_STREAMED; k++)
+      if ((l[k]->w->offset - lo) % SLAB_ALIGN
+          || (l[k]->w->scale && (l[k]->w->scale->offset - lo) % SLAB_ALIGN))
+        return FALSE;
+  }
+  *storage = s;
+  *start = lo;
+  *bytes = hi - lo;
+  return TRUE;
+}
+
+static void
+slab_done (OviFusionStreamer *st, int i, OviStorage *slab, gsize offset,
+           gsize bytes)
+{
+  st->slabs[i] = slab;
+  st->slab_offset[i] = offset;
+  st->slab_bytes[i] = bytes;
+  st->slot_bytes = MAX (st->slot_bytes, bytes);
+}
+
 static gboolean
 pack_block (OviFusion *m, OviFusionStreamer *st, int i, GError **error)
 {
-  gsize off = 0, bytes;
+  gsize off = 0, bytes, span;
   gboolean pinned = FALSE;
   OviStorage *slab;
   guint64 budget = m->stream_budget;
 
   if (!slab_size (m, i, &bytes, error))
     return FALSE;
+  if (mapped_span (m, i, bytes, &slab, &off, &span)) {
+    slab_done (st, i, ovi_storage_ref (slab), off, span);
+    st->stats.mapped_bytes += span;
+    return TRUE;
+  }
   if (budget == 0 || st->stats.pinned_bytes + bytes <= budget)
     slab = ovi_backend_new_pinned (st->be, bytes, &pinned, error);
   else
@@ -157,9 +220,7 @@ pack_block (OviFusion *m, OviFusionStreamer *st, int i, GError **error)
       replace_kept (m, &l[k]->w, w);
     }
   }
-  st->slabs[i] = slab;
-  st->slab_bytes[i] = bytes;
-  st->slot_bytes = MAX (st->slot_bytes, bytes);
+  slab_done (st, i, slab, 0, bytes);
   if (pinned)
     st->stats.pinned_bytes += bytes;
   else
@@ -175,6 +236,7 @@ streamer_new (OviFusion *m, GError **error)
   st->be = m->be;
   st->n_blocks = m->dims.num_layers;
   st->slabs = g_new0 (OviStorage *, st->n_blocks);
+  st->slab_offset = g_new0 (gsize, st->n_blocks);
   st->slab_bytes = g_new0 (gsize, st->n_blocks);
   st->holds[0] = st->holds[1] = -1;
   st->current = 1;
@@ -203,10 +265,11 @@ streamer_new (OviFusion *m, GError **error)
 /* ---- the copies ---- */
 
 static OviTensor *
-slot_view (OviFusionStreamer *st, int s, const OviTensor *host)
+slot_view (OviFusionStreamer *st, int s, int i, const OviTensor *host)
 {
   OviTensor *v = ovi_tensor_new_on_storage (
-      st->slot[s]->storage, st->slot[s]->offset + host->offset, host->dtype,
+      st->slot[s]->storage,
+      st->slot[s]->offset + host->offset - st->slab_offset[i], host->dtype,
       host->ndim, host->shape, NULL);
 
   g_ptr_array_add (st->views[s], v);
@@ -225,9 +288,9 @@ point_slot_at (OviFusion *m, OviFusionStreamer *st, int s, int i)
     block_linears (dst, dl);
     for (int k = 0; k < N_STREAMED; k++) {
       OviTensor *host = dl[k]->w;
-      dl[k]->w = slot_view (st, s, host);
+      dl[k]->w = slot_view (st, s, i, host);
       if (host->scale)
-        dl[k]->w->scale = ovi_tensor_ref (slot_view (st, s, host->scale));
+        dl[k]->w->scale = ovi_tensor_ref (slot_view (st, s, i, host->scale));
     }
   }
 }
@@ -237,8 +300,8 @@ static void
 issue (OviFusion *m, OviFusionStreamer *st, int i, int s)
 {
   int64_t n = (int64_t) st->slab_bytes[i];
-  g_autoptr (OviTensor) src
-      = ovi_tensor_new_on_storage (st->slabs[i], 0, OVI_DTYPE_U8, 1, &n, NULL);
+  g_autoptr (OviTensor) src = ovi_tensor_new_on_storage (
+      st->slabs[i], st->slab_offset[i], OVI_DTYPE_U8, 1, &n, NULL);
   g_autoptr (OviTensor) dst = ovi_tensor_narrow (st->slot[s], 0, 0, n);
 
   ovi_op_queue_wait (st->be, OVI_BACKEND_QUEUE_COPY, st->computed[s]);

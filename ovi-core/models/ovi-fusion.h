@@ -87,7 +87,10 @@ typedef struct {
   guint64 copies;         /* block copies so far (one per block per step) */
   guint64 pinned_bytes;   /* slab bytes in pinned memory */
   guint64 pageable_bytes; /* slab bytes past the budget */
-  guint64 slot_bytes;     /* each of the two device slots */
+  /* blocks used in place: their weights already lie together in one
+   * mapping (the weight cache file), so the span is copied as it is */
+  guint64 mapped_bytes;
+  guint64 slot_bytes; /* each of the two device slots */
 } OviFusionStreamStats;
 
 void ovi_fusion_get_stream_stats (const OviFusion *model,

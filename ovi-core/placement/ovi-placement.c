@@ -3,6 +3,7 @@
 #include "ovi-placement.h"
 
 #include "ovi-mem-account.h"
+#include "ovi-weight-cache.h"
 #include "ovi-weights.h"
 
 #include <math.h>
@@ -123,6 +124,8 @@ ovi_placement_plan_for_mode (OviVramMode mode, OviGpuAllocation allocation,
                    ovi_vram_mode_to_string (mode));
       return FALSE;
   }
+  /* quantised once into a file of our own, mapped after */
+  p->weight_cache = p->quant != OVI_QUANT_NONE;
   return TRUE;
 }
 
@@ -410,7 +413,16 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   }
   est->plan.pinned_bytes = dit_streamed;
   est->plan.pageable_bytes = 0;
-  if (p->host_budget > 0 && dit_streamed > p->host_budget) {
+  est->plan.mapped_bytes = 0;
+  guint64 staging = 0;
+  if (dit_streamed > 0 && p->weight_cache
+      && !(m->dit_file_is_fp8 && p->dit_weight_dtype == OVI_DTYPE_F8_E4M3)) {
+    /* the cache file's blocks are used in place: page cache, not private;
+     * a GPU copies them through its pinned staging buffers */
+    est->plan.mapped_bytes = dit_streamed;
+    est->plan.pinned_bytes = 0;
+    staging = OVI_STREAM_STAGING_BYTES;
+  } else if (p->host_budget > 0 && dit_streamed > p->host_budget) {
     /* partial pinning: what does not fit stays pageable (slower copies) */
     est->plan.pinned_bytes = p->host_budget;
     est->plan.pageable_bytes = dit_streamed - p->host_budget;
@@ -517,7 +529,11 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
         = s->device_weights + s->device_stream + s->device_activations;
     /* the streamed blocks' slabs (pinned, or pageable copies past the
      * budget) are private memory held from the load on */
-    s->host_private += pinned;
+    s->host_private += pinned + staging;
+    /* the mapped blocks are needed while the DiT runs: the page cache
+     * may drop them in the other stages */
+    if (i == OVI_STAGE_DENOISE)
+      s->host_mapped += est->plan.mapped_bytes;
     s->host = s->host_private + s->host_mapped;
     est->device_peak = MAX (est->device_peak, s->device_peak);
     est->host_peak = MAX (est->host_peak, s->host);
@@ -972,6 +988,7 @@ struct _OviPlacement {
   OviPlacementPlan plan;
   OviBackend *be;
   guint64 device_bytes, host_bytes, mapped_bytes;
+  OviWeightFile *cache; /* the plan's quantised weights, or NULL */
 };
 
 OviPlacement *
@@ -987,7 +1004,79 @@ ovi_placement_new (const OviPlacementPlan *plan, OviBackend *backend)
 void
 ovi_placement_free (OviPlacement *pl)
 {
+  if (pl)
+    g_clear_pointer (&pl->cache, ovi_weight_file_free);
   g_free (pl);
+}
+
+/* the weights the plan's quantiser changes, quantised (the cache's make) */
+static OviTensor *
+quantise_for_cache (const char *name, const OviTensor *w, gpointer user_data,
+                    GError **error)
+{
+  const OviPlacement *pl = user_data;
+
+  if (!ovi_quantize_wants (pl->plan.quant, name, w->ndim)
+      || w->dtype == ovi_quant_kind_dtype (pl->plan.quant)
+      || !ovi_dtype_is_float (w->dtype))
+    return NULL;
+  return ovi_quantize_tensor (w, pl->plan.quant, name, error);
+}
+
+static const char *
+cache_kind (OviQuantKind kind)
+{
+  switch (kind) {
+    case OVI_QUANT_F8_PER_TENSOR:
+      return "f8e4m3-per-tensor";
+    case OVI_QUANT_F8_PER_CHANNEL:
+      return "f8e4m3-per-channel";
+    case OVI_QUANT_I8_PER_CHANNEL:
+      return "int8-per-channel";
+    default:
+      return NULL;
+  }
+}
+
+gboolean
+ovi_placement_use_weight_cache (OviPlacement *pl, const char *source_path,
+                                const char *cache_dir, OviWeightCacheInfo *info)
+{
+  OviWeightCacheSpec spec = {
+    .source_path = source_path,
+    .kind = cache_kind (pl->plan.quant),
+    .cache_dir = cache_dir,
+    .make = quantise_for_cache,
+    .user_data = pl,
+  };
+  g_autoptr (GError) error = NULL;
+
+  g_clear_pointer (&pl->cache, ovi_weight_file_free);
+  if (spec.kind == NULL)
+    return FALSE;
+  pl->cache = ovi_weight_cache_open (&spec, info, &error);
+  if (pl->cache == NULL)
+    g_warning ("weight cache not used, the %s weights are quantised in "
+               "memory instead: %s",
+               spec.kind, error->message);
+  return pl->cache != NULL;
+}
+
+/* `weight` quantised per the plan: from the cache file's mapping when it
+ * holds it (*mapped), else made here */
+static OviTensor *
+quantised (OviPlacement *pl, const char *name, OviTensor *weight,
+           gboolean *mapped, GError **error)
+{
+  OviTensor *c = pl->cache ? ovi_weight_cache_get (pl->cache, name) : NULL;
+
+  *mapped = c && c->ndim == weight->ndim
+            && memcmp (c->shape, weight->shape, sizeof c->shape) == 0
+            && c->dtype == ovi_quant_kind_dtype (pl->plan.quant);
+  if (*mapped)
+    return c;
+  g_clear_pointer (&c, ovi_tensor_unref);
+  return ovi_quantize_tensor (weight, pl->plan.quant, name, error);
 }
 
 static OviTensor *to_device (OviBackend *be, OviTensor *t, const char *name,
@@ -1087,19 +1176,25 @@ ovi_placement_weight_filter (const char *name, OviTensor *weight,
   g_autoptr (OviTensor) w = NULL;
   gboolean quantise = ovi_quantize_wants (pl->plan.quant, name, weight->ndim)
                       && weight->dtype != ovi_quant_kind_dtype (pl->plan.quant);
+  gboolean mapped = FALSE;
 
   if (quantise) {
-    w = ovi_quantize_tensor (weight, pl->plan.quant, name, error);
+    w = quantised (pl, name, weight, &mapped, error);
     if (w == NULL)
       return NULL;
   } else {
     w = ovi_tensor_ref (weight);
   }
   if (pl->plan.stream_blocks && is_block_weight (name)) {
-    /* lives in host memory (the pinned slab); the device sees it one
-     * block at a time through the stream slots */
-    pl->host_bytes += ovi_tensor_nbytes (w)
-                      + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
+    /* lives in host memory (the pinned slab, or the cache file's mapping
+     * used in place); the device sees it one block at a time through the
+     * stream slots */
+    guint64 n
+        = ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
+    if (mapped)
+      pl->mapped_bytes += n;
+    else
+      pl->host_bytes += n;
     return g_steal_pointer (&w);
   }
   pl->device_bytes

@@ -28,6 +28,7 @@
 #include "ovi-presets.h"
 #include "ovi-quantize.h"
 #include "ovi-stage.h" /* OviStageKind, ovi_stage_name */
+#include "ovi-weight-cache.h"
 
 G_BEGIN_DECLS
 
@@ -47,6 +48,12 @@ typedef struct {
   guint64 host_budget;            /* host RAM we may pin, 0 = unlimited */
   guint64 pinned_bytes;           /* streamed weights held pinned */
   guint64 pageable_bytes; /* streamed weights past the budget (pageable) */
+  /* the quantised DiT weights come from the weight cache file
+   * (ovi_placement_use_weight_cache): streamed blocks are used in place
+   * from its mapping, `mapped_bytes` of them (the estimate fills it),
+   * mapped instead of private */
+  gboolean weight_cache;
+  guint64 mapped_bytes;
   /* host and device are one memory (ovi_device_is_unified): standard keeps
    * every stage resident, and a plan fits when device + host bytes fit
    * the pool (OviPlacementEstimate.pool_peak) */
@@ -241,6 +248,18 @@ OviPlacement *ovi_placement_new (const OviPlacementPlan *plan,
 void ovi_placement_free (OviPlacement *pl);
 OviTensor *ovi_placement_weight_filter (const char *name, OviTensor *weight,
                                         gpointer placement, GError **error);
+/* The plan's quantised weights from a cache file of our own
+ * (ovi-weight-cache.h) made from `source_path` (the fusion file) in
+ * `cache_dir` (NULL: the user cache): reused when valid, else made and
+ * written once; the weight filter then hands out views of its mapping
+ * (streamed blocks stay there, used in place). Call before making the
+ * denoiser. FALSE (with a warning naming why) when the plan quantises
+ * nothing or the file cannot be written or read: the filter then quantises
+ * in memory as before, to the same values. `info` may be NULL. */
+gboolean ovi_placement_use_weight_cache (OviPlacement *pl,
+                                         const char *source_path,
+                                         const char *cache_dir,
+                                         OviWeightCacheInfo *info);
 /* bytes the filter put on the device / kept on the host so far */
 /* The same for ovi_text_encoder_new_filtered: umT5 weights quantised per
  * the plan's t5_quant and placed on the backend. */
@@ -248,8 +267,9 @@ OviTensor *ovi_placement_t5_filter (const char *name, OviTensor *weight,
                                     gpointer placement, GError **error);
 guint64 ovi_placement_device_bytes (const OviPlacement *pl);
 guint64 ovi_placement_host_bytes (const OviPlacement *pl);
-/* bytes the filters left in the weight file's mapping (no copy: the
- * weight lives on the host in the dtype the file holds) */
+/* bytes the filters left in a weight file's mapping (no copy: the weight
+ * lives on the host in the dtype the file holds: the model file's, or the
+ * weight cache file's) */
 guint64 ovi_placement_mapped_bytes (const OviPlacement *pl);
 /* After ovi_denoiser_new_filtered with this placement: switches the fusion
  * model's block streaming on or off per the plan, with at most the plan's

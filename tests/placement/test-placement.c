@@ -32,6 +32,7 @@
 #include <string.h>
 
 static char *tiny_dir;
+static char *cache_dir; /* the weight cache of the modes that quantise */
 
 /* rel_l2 bounds of the tiny pipeline against the bf16 run (final latents
  * after the tiny preset's 4 UniPC steps with CFG; decoded outputs) */
@@ -348,6 +349,10 @@ run_mode (const OviModelPaths *paths, const OviPlacementModel *model,
     OviDenoiseRequest req;
     OviDenoiser *d;
 
+    /* the quantised weights from the cache file, as a stage loads them */
+    if (plan.weight_cache)
+      g_assert_true (ovi_placement_use_weight_cache (pl, paths->fusion_path,
+                                                     cache_dir, NULL));
     d = ovi_denoiser_new_filtered (paths, be, ovi_placement_weight_filter, pl,
                                    error);
     if (d == NULL)
@@ -363,6 +368,7 @@ run_mode (const OviModelPaths *paths, const OviPlacementModel *model,
       ovi_fusion_get_stream_stats (ovi_denoiser_get_fusion (d), &ss);
       out->host_private[OVI_STAGE_DENOISE]
           = ss.pinned_bytes + ss.pageable_bytes;
+      out->host_mapped[OVI_STAGE_DENOISE] = ss.mapped_bytes;
     }
     ovi_denoiser_free (d);
     out->peak[OVI_STAGE_DENOISE] = ovi_mem_account_peak (acc);
@@ -467,9 +473,23 @@ check_host (const ModeRun *r)
   const OviStageEstimate *dn = &r->est.stage[OVI_STAGE_DENOISE];
   guint64 slabs = r->host_private[OVI_STAGE_DENOISE];
 
-  if (r->est.plan.stream_blocks) {
+  guint64 mapped = r->host_mapped[OVI_STAGE_DENOISE];
+  /* held from the load on: the slabs, or a GPU's staging for mapped ones */
+  guint64 held = r->est.plan.pinned_bytes + r->est.plan.pageable_bytes
+                 + (r->est.plan.mapped_bytes ? OVI_STREAM_STAGING_BYTES : 0);
+
+  if (r->est.plan.stream_blocks && r->est.plan.mapped_bytes > 0) {
+    /* the blocks used in place from the weight cache: nothing packed
+     * (the estimate's private bytes are a GPU's staging buffers), the
+     * mapped bytes near the estimate */
+    g_assert_cmpuint (slabs, ==, 0);
+    g_assert_cmpuint (dn->host_private, ==, held);
+    g_assert_cmpuint (mapped, <=, dn->host_mapped);
+    g_assert_cmpuint (mapped, >=, dn->host_mapped * 9 / 10);
+  } else if (r->est.plan.stream_blocks) {
     g_assert_cmpuint (slabs, <=, dn->host_private);
     g_assert_cmpuint (slabs, >=, dn->host_private * 9 / 10);
+    g_assert_cmpuint (mapped, ==, 0);
   } else {
     g_assert_cmpuint (slabs, ==, 0);
     g_assert_cmpuint (dn->host_private, ==, 0);
@@ -482,9 +502,9 @@ check_host (const ModeRun *r)
    * text-stage private bytes are those plus the slabs held meanwhile */
   g_assert_cmpuint (r->host_private[OVI_STAGE_TEXT], >, 0);
   g_assert_cmpuint (r->host_private[OVI_STAGE_TEXT], <=,
-                    text->host_private - r->est.plan.pinned_bytes);
+                    text->host_private - held);
   g_assert_cmpuint (r->host_private[OVI_STAGE_TEXT], >=,
-                    (text->host_private - r->est.plan.pinned_bytes) / 2);
+                    (text->host_private - held) / 2);
   g_assert_cmpuint (r->host_mapped[OVI_STAGE_TEXT], >, 0);
   g_assert_cmpuint (r->host_mapped[OVI_STAGE_TEXT], <=, text->host_mapped);
   g_assert_cmpuint (r->host_mapped[OVI_STAGE_TEXT], >=,
@@ -803,10 +823,25 @@ test_release_estimates (void)
     g_assert_true (ovi_placement_plan_for_mode (OVI_VRAM_MODE_FP8_OFFLOAD,
                                                 OVI_GPU_ALLOCATION_SINGLE,
                                                 4 * GB, &plan, &error));
+    /* the blocks from the weight cache's mapping: nothing to pin */
+    g_assert_true (plan.weight_cache);
+    g_assert_true (
+        ovi_placement_estimate (&model, &plan, 704, 704, 2, &pick, &error));
+    g_assert_cmpuint (pick.plan.pinned_bytes + pick.plan.pageable_bytes, ==, 0);
+    g_assert_cmpuint (pick.plan.mapped_bytes, >, 10 * GB);
+    g_assert_cmpuint (pick.stage[OVI_STAGE_DENOISE].host_mapped, ==,
+                      pick.plan.mapped_bytes);
+    g_assert_cmpuint (pick.stage[OVI_STAGE_DENOISE].host_private, ==,
+                      OVI_STREAM_STAGING_BYTES);
+    g_assert_cmpuint (pick.stage[OVI_STAGE_TEXT].host_mapped, ==, 0);
+    /* without it (cache off, LoRAs merged at load): private slabs */
+    plan.weight_cache = FALSE;
     g_assert_true (
         ovi_placement_estimate (&model, &plan, 704, 704, 2, &pick, &error));
     g_assert_cmpuint (pick.plan.pinned_bytes, ==, 4 * GB);
     g_assert_cmpuint (pick.plan.pageable_bytes, >, 6 * GB);
+    g_assert_cmpuint (pick.plan.mapped_bytes, ==, 0);
+    g_assert_cmpuint (pick.stage[OVI_STAGE_DENOISE].host_private, >, 10 * GB);
   }
   ovi_placement_model_clear (&model);
 }
@@ -971,6 +1006,7 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   tiny_dir
       = ovi_test_make_tiny_dir ("ovi-placement-XXXXXX", OVI_TINY_DEFAULT_SEED);
+  cache_dir = ovi_test_make_tmp_dir ("ovi-placement-cache-XXXXXX");
   g_test_add_func ("/placement/quantize-values", test_quantize_values);
   g_test_add_func ("/placement/quantize-random", test_quantize_random);
   g_test_add_func ("/placement/policy", test_policy);
@@ -982,6 +1018,8 @@ main (int argc, char **argv)
   g_test_add_func ("/placement/tiled-decode", test_tiled_decode);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
+  ovi_test_remove_tree (cache_dir);
   g_free (tiny_dir);
+  g_free (cache_dir);
   return status;
 }
