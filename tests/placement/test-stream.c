@@ -5,8 +5,10 @@
  * blocks streamed) gives latents bit-identical to fp8 (the same F8 weights
  * resident), with one copy per block per forward, and with a host budget
  * smaller than the slabs only part of them is pinned and the output is
- * still the same. The entries themselves: copy_async moves raw bytes,
- * events record, a copy with a mismatched size is refused with an error. */
+ * still the same; the blocks used in place from the weight cache file's
+ * mapping give the same latents as packed slabs. The entries themselves:
+ * copy_async moves raw bytes, events record, a copy with a mismatched size
+ * is refused with an error. */
 #include "ovi-test-util.h"
 #include "ovi-backend.h"
 #include "ovi-engine.h"
@@ -50,6 +52,8 @@ typedef struct {
   OviTensor *video, *audio;
   OviFusionStreamStats stats;
   int layers, steps;
+  gboolean cached; /* the placement used the weight cache file */
+  guint64 mapped;  /* bytes the filter handed out from its mapping */
 } Run;
 
 static void
@@ -59,8 +63,11 @@ run_clear (Run *r)
   g_clear_pointer (&r->audio, ovi_tensor_unref);
 }
 
+/* the tiny denoiser in `mode`; with `cache_dir`, its quantised weights
+ * from the weight cache file there */
 static void
-run_denoiser (OviVramMode mode, guint64 host_budget, Run *out)
+run_denoiser (OviVramMode mode, guint64 host_budget, const char *cache_dir,
+              Run *out)
 {
   g_autoptr (OviBackend) be = backend_new ();
   const OviModelPreset *m = ovi_model_preset_lookup ("tiny", NULL);
@@ -79,9 +86,13 @@ run_denoiser (OviVramMode mode, guint64 host_budget, Run *out)
   g_assert_true (ovi_placement_plan_for_mode (mode, OVI_GPU_ALLOCATION_SINGLE,
                                               host_budget, &plan, &error));
   pl = ovi_placement_new (&plan, be);
+  out->cached = cache_dir
+                && ovi_placement_use_weight_cache (pl, paths->fusion_path,
+                                                   cache_dir, NULL);
   d = ovi_denoiser_new_filtered (paths, be, ovi_placement_weight_filter, pl,
                                  &error);
   g_assert_no_error (error);
+  out->mapped = ovi_placement_mapped_bytes (pl);
   ovi_placement_attach_denoiser (pl, d);
   g_assert_cmpint (ovi_fusion_get_streaming (ovi_denoiser_get_fusion (d)), ==,
                    plan.stream_blocks);
@@ -120,9 +131,9 @@ test_streamed_equals_resident (void)
   Run resident = { 0 }, streamed = { 0 }, partial = { 0 };
   guint64 slabs;
 
-  run_denoiser (OVI_VRAM_MODE_FP8, 0, &resident);
+  run_denoiser (OVI_VRAM_MODE_FP8, 0, NULL, &resident);
   g_assert_cmpuint (resident.stats.copies, ==, 0);
-  run_denoiser (OVI_VRAM_MODE_FP8_OFFLOAD, 0, &streamed);
+  run_denoiser (OVI_VRAM_MODE_FP8_OFFLOAD, 0, NULL, &streamed);
   assert_same_bytes (streamed.video, resident.video);
   assert_same_bytes (streamed.audio, resident.audio);
 
@@ -139,7 +150,7 @@ test_streamed_equals_resident (void)
   g_assert_cmpuint (streamed.stats.slot_bytes, <=, slabs);
 
   /* partial pinning: a budget of half the slabs */
-  run_denoiser (OVI_VRAM_MODE_FP8_OFFLOAD, slabs / 2, &partial);
+  run_denoiser (OVI_VRAM_MODE_FP8_OFFLOAD, slabs / 2, NULL, &partial);
   g_assert_cmpuint (partial.stats.pinned_bytes, <=, slabs / 2);
   g_assert_cmpuint (partial.stats.pinned_bytes, >, 0);
   g_assert_cmpuint (partial.stats.pageable_bytes, >, 0);
@@ -150,6 +161,76 @@ test_streamed_equals_resident (void)
   run_clear (&resident);
   run_clear (&streamed);
   run_clear (&partial);
+}
+
+/* The blocks used in place from the weight cache file's mapping (a
+ * pageable source: staged through pinned buffers on a GPU, copied directly
+ * on the CPU) give the latents of the private, packed slabs bit for bit,
+ * with the same copies and nothing packed; fp8 (resident) copies the
+ * cached weights to the device. */
+static void
+test_mapped_equals_private (void)
+{
+  g_autofree char *cache_dir = g_build_filename (tiny_dir, "cache", NULL);
+  const OviVramMode modes[] = { OVI_VRAM_MODE_ULTRA_LOW,
+                                OVI_VRAM_MODE_FP8_OFFLOAD, OVI_VRAM_MODE_FP8 };
+
+  for (guint i = 0; i < G_N_ELEMENTS (modes); i++) {
+    Run priv = { 0 }, mapped = { 0 };
+
+    run_denoiser (modes[i], 0, NULL, &priv);
+    run_denoiser (modes[i], 0, cache_dir, &mapped);
+    g_test_message (
+        "%s: private slabs %" G_GUINT64_FORMAT
+        ", mapped blocks %" G_GUINT64_FORMAT " (the filter's %" G_GUINT64_FORMAT
+        "), %" G_GUINT64_FORMAT " copies",
+        ovi_vram_mode_to_string (modes[i]),
+        priv.stats.pinned_bytes + priv.stats.pageable_bytes,
+        mapped.stats.mapped_bytes, mapped.mapped, mapped.stats.copies);
+    g_assert_true (mapped.cached);
+    assert_same_bytes (mapped.video, priv.video);
+    assert_same_bytes (mapped.audio, priv.audio);
+    g_assert_cmpuint (priv.stats.mapped_bytes + priv.mapped, ==, 0);
+    g_assert_cmpuint (mapped.stats.copies, ==, priv.stats.copies);
+    if (modes[i] == OVI_VRAM_MODE_FP8) {
+      g_assert_cmpuint (mapped.mapped, ==, 0);
+    } else {
+      g_assert_cmpuint (priv.stats.pinned_bytes + priv.stats.pageable_bytes, >,
+                        0);
+      g_assert_cmpuint (mapped.stats.pinned_bytes + mapped.stats.pageable_bytes,
+                        ==, 0);
+      g_assert_cmpuint (mapped.mapped, >, 0);
+      g_assert_cmpuint (mapped.stats.mapped_bytes, >=, mapped.mapped);
+    }
+    run_clear (&priv);
+    run_clear (&mapped);
+  }
+}
+
+/* a cache directory that cannot be made (below a regular file, so even
+ * for root): a warning, and the private path's latents */
+static void
+test_cache_unwritable (void)
+{
+  g_autoptr (OviModelPaths) paths
+      = ovi_model_paths_resolve (tiny_dir, "tiny", NULL);
+  g_autofree char *cache_dir
+      = g_build_filename (paths->fusion_path, "cache", NULL);
+  Run priv = { 0 }, fallback = { 0 };
+
+  run_denoiser (OVI_VRAM_MODE_ULTRA_LOW, 0, NULL, &priv);
+  g_test_expect_message ("ovi", G_LOG_LEVEL_WARNING,
+                         "*weight cache not used*quantised in memory*");
+  run_denoiser (OVI_VRAM_MODE_ULTRA_LOW, 0, cache_dir, &fallback);
+  g_test_assert_expected_messages ();
+  g_assert_false (fallback.cached);
+  g_assert_cmpuint (fallback.mapped + fallback.stats.mapped_bytes, ==, 0);
+  g_assert_cmpuint (fallback.stats.pinned_bytes + fallback.stats.pageable_bytes,
+                    >, 0);
+  assert_same_bytes (fallback.video, priv.video);
+  assert_same_bytes (fallback.audio, priv.audio);
+  run_clear (&priv);
+  run_clear (&fallback);
 }
 
 /* a host copy of the raw bytes of `t` (on any device) */
@@ -223,6 +304,8 @@ main (int argc, char **argv)
   g_test_add_func ("/stream/entries", test_entries);
   g_test_add_func ("/stream/streamed-equals-resident",
                    test_streamed_equals_resident);
+  g_test_add_func ("/stream/mapped-equals-private", test_mapped_equals_private);
+  g_test_add_func ("/stream/cache-unwritable", test_cache_unwritable);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);

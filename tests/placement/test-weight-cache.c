@@ -1,26 +1,18 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tests: the re-quantised weight cache file (ovi-weight-cache.h) with the
- * tiny model, on the CPU backend (--backend cuda: the same on a GPU, where
- * the mapped blocks go through the backend's pinned staging):
+ * tiny model (its use by the block streamer, and an unwritable cache
+ * directory: test-stream.c):
  *
  *  - the cache holds exactly today's load-time quantisation, byte for byte;
- *  - the streamed modes with the blocks used in place from the cache's
- *    mapping give latents bit-identical to the private (packed) path, and
- *    the streamer packs nothing (all blocks mapped);
  *  - a second load reuses the file: nothing written (mtime, inode, size
  *    unchanged, no temporary files left);
  *  - a stale file (source touched, source content changed with its mtime
  *    put back) and a corrupt one (truncated, a header byte flipped, another
- *    format version) are rejected naming the file and why, then rewritten;
- *  - an unwritable cache directory gives a warning and the private path,
- *    with the same latents.
+ *    format version) are rejected naming the file and why, then rewritten.
  */
 #include "ovi-test-util.h"
 #include "ovi-backend.h"
-#include "ovi-engine.h"
-#include "ovi-fusion.h"
 #include "ovi-placement.h"
-#include "ovi-presets.h"
 #include "ovi-quantize.h"
 #include "ovi-weight-cache.h"
 #include "ovi-weights.h"
@@ -32,108 +24,6 @@
 #include <unistd.h>
 
 static char *tiny_dir;
-static const char *backend_name = "cpu";
-
-static OviBackend *
-backend_new (void)
-{
-  GError *error = NULL;
-  OviBackend *be = g_strcmp0 (backend_name, "cpu") == 0
-                       ? ovi_backend_new_cpu (2)
-                       : ovi_backend_new_by_name (backend_name, 0, &error);
-
-  g_assert_no_error (error);
-  return be;
-}
-
-static OviTensor *
-text (int64_t rows, int64_t cols, guint32 seed)
-{
-  int64_t shape[2] = { rows, cols };
-  OviTensor *t = ovi_tensor_new_f32 (2, shape);
-  float *v = ovi_tensor_data (t);
-  guint32 s = seed * 2654435761u + 1;
-
-  for (int64_t i = 0; i < rows * cols; i++) {
-    s = s * 1664525u + 1013904223u;
-    v[i] = ((float) (s >> 8) / (float) (1u << 24) - 0.5f) * 0.8f;
-  }
-  return t;
-}
-
-typedef struct {
-  OviTensor *video, *audio;
-  OviFusionStreamStats stats;
-  gboolean cached; /* the placement used the cache file */
-  guint64 mapped;  /* bytes the filter handed out from the mapping */
-} Run;
-
-static void
-run_clear (Run *r)
-{
-  g_clear_pointer (&r->video, ovi_tensor_unref);
-  g_clear_pointer (&r->audio, ovi_tensor_unref);
-}
-
-/* the tiny denoiser in `mode`, its quantised weights from the cache in
- * `cache_dir` (NULL: quantised in memory) */
-static void
-run_denoiser (const char *fusion_path, OviVramMode mode, const char *cache_dir,
-              OviWeightCacheInfo *info, Run *out)
-{
-  g_autoptr (OviBackend) be = backend_new ();
-  const OviModelPreset *m = ovi_model_preset_lookup ("tiny", NULL);
-  g_autoptr (OviModelPaths) paths = NULL;
-  g_autoptr (OviPlacement) pl = NULL;
-  g_autoptr (OviTensor) pos = text (7, m->text_dim, 1);
-  g_autoptr (OviTensor) vneg = text (5, m->text_dim, 2);
-  g_autoptr (OviTensor) aneg = text (6, m->text_dim, 3);
-  OviPlacementPlan plan;
-  OviDenoiseRequest req;
-  OviDenoiser *d;
-  GError *error = NULL;
-
-  paths = ovi_model_paths_resolve (tiny_dir, "tiny", &error);
-  g_assert_no_error (error);
-  g_free (paths->fusion_path);
-  paths->fusion_path = g_strdup (fusion_path);
-  g_assert_true (ovi_placement_plan_for_mode (mode, OVI_GPU_ALLOCATION_SINGLE,
-                                              0, &plan, &error));
-  pl = ovi_placement_new (&plan, be);
-  out->cached
-      = cache_dir
-        && ovi_placement_use_weight_cache (pl, fusion_path, cache_dir, info);
-  d = ovi_denoiser_new_filtered (paths, be, ovi_placement_weight_filter, pl,
-                                 &error);
-  g_assert_no_error (error);
-  out->mapped = ovi_placement_mapped_bytes (pl);
-  ovi_placement_attach_denoiser (pl, d);
-  ovi_test_preset_request (&req, m, pos, vneg, aneg, 7);
-  g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &out->video,
-                                   &out->audio, &error));
-  g_assert_no_error (error);
-  for (int i = 0; i < 2; i++) {
-    OviTensor **t = i ? &out->audio : &out->video;
-    if (!ovi_tensor_is_host (*t)) {
-      OviTensor *host = ovi_backend_download_f32 (be, *t, &error);
-      g_assert_no_error (error);
-      ovi_tensor_unref (*t);
-      *t = host;
-    }
-  }
-  ovi_fusion_get_stream_stats (ovi_denoiser_get_fusion (d), &out->stats);
-  ovi_denoiser_free (d);
-}
-
-static void
-assert_same_bytes (const OviTensor *a, const OviTensor *b)
-{
-  g_assert_cmpuint (ovi_tensor_nbytes (a), ==, ovi_tensor_nbytes (b));
-  g_assert_cmpint (
-      memcmp (ovi_tensor_data (a), ovi_tensor_data (b), ovi_tensor_nbytes (a)),
-      ==, 0);
-}
-
 /* a private copy of the tiny fusion file in `dir` (tests change it) */
 static char *
 copy_fusion (const char *dir)
@@ -209,60 +99,13 @@ test_values (void)
       q = ovi_quantize_tensor (raw, kinds[k], name, NULL);
       g_assert_nonnull (c);
       g_assert_nonnull (c->scale);
-      assert_same_bytes (c, q);
-      assert_same_bytes (c->scale, q->scale);
+      g_assert_true (ovi_test_same_bits (c, q));
+      g_assert_true (ovi_test_same_bits (c->scale, q->scale));
       n++;
     }
     g_test_message ("%s: %u tensors as quantised at load, byte for byte",
                     ovi_quant_kind_to_string (kinds[k]), n);
     g_assert_cmpuint (n, >, 0);
-  }
-  ovi_test_remove_tree (dir);
-}
-
-/* ---- mapped equals private ---- */
-
-static void
-test_mapped_equals_private (void)
-{
-  g_autofree char *dir = ovi_test_make_tmp_dir ("ovi-wcache-XXXXXX");
-  g_autofree char *src = copy_fusion (dir);
-  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
-  const OviVramMode modes[] = { OVI_VRAM_MODE_ULTRA_LOW,
-                                OVI_VRAM_MODE_FP8_OFFLOAD, OVI_VRAM_MODE_FP8 };
-
-  for (guint i = 0; i < G_N_ELEMENTS (modes); i++) {
-    Run priv = { 0 }, mapped = { 0 };
-    gboolean streamed = modes[i] != OVI_VRAM_MODE_FP8;
-
-    run_denoiser (src, modes[i], NULL, NULL, &priv);
-    run_denoiser (src, modes[i], cache_dir, NULL, &mapped);
-    g_test_message (
-        "%s: private slabs %" G_GUINT64_FORMAT
-        ", mapped blocks %" G_GUINT64_FORMAT " (filter: %" G_GUINT64_FORMAT
-        " mapped), %" G_GUINT64_FORMAT " copies",
-        ovi_vram_mode_to_string (modes[i]),
-        priv.stats.pinned_bytes + priv.stats.pageable_bytes,
-        mapped.stats.mapped_bytes, mapped.mapped, mapped.stats.copies);
-    g_assert_true (mapped.cached);
-    assert_same_bytes (mapped.video, priv.video);
-    assert_same_bytes (mapped.audio, priv.audio);
-    g_assert_cmpuint (priv.stats.mapped_bytes, ==, 0);
-    g_assert_cmpuint (priv.mapped, ==, 0);
-    if (streamed) {
-      /* every block used in place: nothing packed */
-      g_assert_cmpuint (priv.stats.pinned_bytes + priv.stats.pageable_bytes, >,
-                        0);
-      g_assert_cmpuint (mapped.stats.pinned_bytes, ==, 0);
-      g_assert_cmpuint (mapped.stats.pageable_bytes, ==, 0);
-      g_assert_cmpuint (mapped.stats.mapped_bytes, >=, mapped.mapped);
-      g_assert_cmpuint (mapped.mapped, >, 0);
-      g_assert_cmpuint (mapped.stats.copies, ==, priv.stats.copies);
-    } else {
-      g_assert_cmpuint (mapped.mapped, ==, 0); /* copied to the device */
-    }
-    run_clear (&priv);
-    run_clear (&mapped);
   }
   ovi_test_remove_tree (dir);
 }
@@ -446,58 +289,15 @@ test_reuse_and_reject (void)
   ovi_test_remove_tree (dir);
 }
 
-/* ---- an unwritable cache directory ---- */
-
-static void
-test_unwritable (void)
-{
-  g_autofree char *dir = ovi_test_make_tmp_dir ("ovi-wcache-XXXXXX");
-  g_autofree char *src = copy_fusion (dir);
-  /* a directory below a regular file cannot be made, even by root */
-  g_autofree char *cache_dir = g_build_filename (src, "cache", NULL);
-  Run priv = { 0 }, fallback = { 0 };
-
-  run_denoiser (src, OVI_VRAM_MODE_ULTRA_LOW, NULL, NULL, &priv);
-  g_test_expect_message ("ovi", G_LOG_LEVEL_WARNING,
-                         "*weight cache not used*quantised in memory*");
-  run_denoiser (src, OVI_VRAM_MODE_ULTRA_LOW, cache_dir, NULL, &fallback);
-  g_test_assert_expected_messages ();
-  g_assert_false (fallback.cached);
-  g_assert_cmpuint (fallback.mapped, ==, 0);
-  g_assert_cmpuint (fallback.stats.mapped_bytes, ==, 0);
-  g_assert_cmpuint (fallback.stats.pinned_bytes + fallback.stats.pageable_bytes,
-                    >, 0);
-  assert_same_bytes (fallback.video, priv.video);
-  assert_same_bytes (fallback.audio, priv.audio);
-  run_clear (&priv);
-  run_clear (&fallback);
-  ovi_test_remove_tree (dir);
-}
-
-/* usage: test-weight-cache [--backend cuda] (exit 77 without a device) */
 int
 main (int argc, char **argv)
 {
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  if (argc >= 3 && g_strcmp0 (argv[1], "--backend") == 0) {
-    GError *error = NULL;
-    OviBackend *be = ovi_backend_new_by_name (argv[2], 0, &error);
-    if (be == NULL) {
-      g_print ("SKIP: backend %s: %s\n", argv[2], error->message);
-      g_error_free (error);
-      return 77;
-    }
-    ovi_backend_free (be);
-    backend_name = argv[2];
-  }
   tiny_dir = ovi_test_make_tiny_dir ("ovi-wcache-tiny-XXXXXX", 11);
   g_test_add_func ("/weight-cache/values", test_values);
-  g_test_add_func ("/weight-cache/mapped-equals-private",
-                   test_mapped_equals_private);
   g_test_add_func ("/weight-cache/reuse-and-reject", test_reuse_and_reject);
-  g_test_add_func ("/weight-cache/unwritable", test_unwritable);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);
