@@ -5,14 +5,29 @@
  * from them), so a copy from them is a DMA the copy engine runs while the
  * compute stream works. The copy stream is created on first use, non
  * blocking against the legacy default stream, at the lowest priority so a
- * prefetch never delays a kernel. Events are timing-free (cheapest). */
+ * prefetch never delays a kernel. Events are timing-free (cheapest).
+ *
+ * A copy on the copy stream from pageable memory (a weight file's mapping)
+ * goes through two pinned staging buffers of half OVI_STREAM_STAGING_BYTES
+ * each: per chunk, a host function on the stream copies it into a buffer
+ * (the driver's callback thread, so the caller does not wait, and page
+ * faults on the mapping are taken there), then a DMA from that buffer. The
+ * stream's order keeps a buffer until its DMA is done. cudaMemcpyAsync from
+ * pageable memory would instead wait for the stream first (a host sync
+ * behind the previous block's compute). */
 #include "ovi-cuda-stream.h"
 
 #include "ovi-cuda-private.h"
 
+#include <string.h>
+
+#define STAGE_CHUNK (OVI_STREAM_STAGING_BYTES / 2)
+
 struct _OviCudaStreaming {
   int device;
   cudaStream_t copy;
+  char *stage[2]; /* pinned, STAGE_CHUNK each, lazily */
+  int next;
 };
 
 struct _OviEvent {
@@ -64,6 +79,9 @@ ovi_cuda_streaming_free (OviCudaStreaming *s)
   cudaSetDevice (s->device);
   cudaStreamSynchronize (s->copy);
   cudaStreamDestroy (s->copy);
+  for (int i = 0; i < 2; i++)
+    if (s->stage[i])
+      cudaFreeHost (s->stage[i]);
   g_free (s);
 }
 
@@ -90,6 +108,64 @@ ovi_cuda_new_pinned_storage (OviBackend *be, gsize size, GError **error)
   return ovi_storage_new_wrapped (ptr, size, host, release_pinned, ptr);
 }
 
+static gboolean
+is_pageable (const void *p)
+{
+  struct cudaPointerAttributes a;
+
+  if (cudaPointerGetAttributes (&a, p) != cudaSuccess) {
+    cudaGetLastError ();
+    return TRUE;
+  }
+  return a.type == cudaMemoryTypeUnregistered;
+}
+
+typedef struct {
+  void *dst;
+  const void *src;
+  gsize n;
+} HostCopy;
+
+static void CUDART_CB
+host_copy (void *data)
+{
+  HostCopy *c = data;
+
+  memcpy (c->dst, c->src, c->n);
+  g_free (c);
+}
+
+/* n bytes of pageable `src` to `dst` on the copy stream, chunk by chunk
+ * through the staging buffers */
+static void
+copy_staged (OviBackend *be, OviCudaStreaming *st, char *dst, const char *src,
+             gsize n)
+{
+  for (int i = 0; i < 2; i++)
+    if (st->stage[i] == NULL
+        && !check (be, "cudaHostAlloc (staging)",
+                   cudaHostAlloc ((void **) &st->stage[i], STAGE_CHUNK,
+                                  cudaHostAllocPortable)))
+      return;
+  for (gsize off = 0; off < n; off += STAGE_CHUNK) {
+    HostCopy *c = g_new (HostCopy, 1);
+    char *buf = st->stage[st->next];
+    gsize len = MIN (STAGE_CHUNK, n - off);
+
+    st->next = 1 - st->next;
+    *c = (HostCopy) { buf, src + off, len }; /* the callback frees it */
+    if (!check (be, "cudaLaunchHostFunc (staging copy)",
+                cudaLaunchHostFunc (st->copy, host_copy, c))) {
+      g_free (c);
+      return;
+    }
+    if (!check (be, "cudaMemcpyAsync (staged host to device)",
+                cudaMemcpyAsync (dst + off, buf, len, cudaMemcpyHostToDevice,
+                                 st->copy)))
+      return;
+  }
+}
+
 void
 ovi_cuda_copy_async (OviBackend *be, OviBackendQueue queue, void *dst,
                      const void *src, gsize n)
@@ -97,9 +173,14 @@ ovi_cuda_copy_async (OviBackend *be, OviBackendQueue queue, void *dst,
   gboolean ok;
   cudaStream_t s = stream_of (be, queue, &ok);
 
-  if (ok)
-    check (be, "cudaMemcpyAsync (host to device)",
-           cudaMemcpyAsync (dst, src, n, cudaMemcpyHostToDevice, s));
+  if (!ok)
+    return;
+  if (queue == OVI_BACKEND_QUEUE_COPY && is_pageable (src)) {
+    copy_staged (be, ovi_cuda_priv (be)->streaming, dst, src, n);
+    return;
+  }
+  check (be, "cudaMemcpyAsync (host to device)",
+         cudaMemcpyAsync (dst, src, n, cudaMemcpyHostToDevice, s));
 }
 
 OviEvent *
