@@ -414,19 +414,20 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   est->plan.pinned_bytes = dit_streamed;
   est->plan.pageable_bytes = 0;
   est->plan.mapped_bytes = 0;
-  guint64 staging = 0;
   if (dit_streamed > 0 && p->weight_cache
       && !(m->dit_file_is_fp8 && p->dit_weight_dtype == OVI_DTYPE_F8_E4M3)) {
-    /* the cache file's blocks are used in place: page cache, not private;
-     * a GPU copies them through its pinned staging buffers */
+    /* the cache file's blocks are used in place: page cache, not private */
     est->plan.mapped_bytes = dit_streamed;
     est->plan.pinned_bytes = 0;
-    staging = OVI_STREAM_STAGING_BYTES;
   } else if (p->host_budget > 0 && dit_streamed > p->host_budget) {
     /* partial pinning: what does not fit stays pageable (slower copies) */
     est->plan.pinned_bytes = p->host_budget;
     est->plan.pageable_bytes = dit_streamed - p->host_budget;
   }
+  /* a GPU copies pageable blocks through its pinned staging buffers */
+  guint64 staging = est->plan.mapped_bytes + est->plan.pageable_bytes > 0
+                        ? OVI_STREAM_STAGING_BYTES
+                        : 0;
 
   /* DiT activations: as ovi_denoiser_estimate, plus the text embedding's
    * transient input and hidden rows */
