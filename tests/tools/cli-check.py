@@ -11,7 +11,8 @@ cli-check.py TEST OVI_TOOL
                  the t5 case without its texts, a reference off by 1 %).
   inspect        `ovi inspect --sum` on a safetensors file written here
                  gives each tensor's name, dtype, shape and float64 sum.
-  bench          `ovi bench --model tiny --backend cpu` times every stage.
+  bench          `ovi bench --model tiny --backend cpu` times every stage
+                 and the copy of a streamed block (pinned, mapped).
 """
 import json
 import math
@@ -229,7 +230,14 @@ def test_bench(tool):
             fail(f"bench printed no time for stage {stage}:\n{out}")
         if not float(m.group(1)) > 0:
             fail(f"bench: stage {stage} took no time:\n{out}")
-    print("ok: bench times every stage")
+    # host-to-device copies of one streamed block: on the cpu backend a
+    # memcpy, said so, from pinned memory and from a file mapping
+    for src in ("pinned", "mapped, page cache", "mapped, from disk"):
+        m = re.search(rf"^copy\s+{src} -> cpu \(a memcpy\)\s+[\d.]+ ms\s+"
+                      rf"(\d+(\.\d+)?) GB/s", out, re.M)
+        if m is None or not float(m.group(1)) > 0:
+            fail(f"bench printed no copy bandwidth from {src}:\n{out}")
+    print("ok: bench times every stage and the copies")
 
 
 # ---- step caching with a LoRA ----

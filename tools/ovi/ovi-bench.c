@@ -16,6 +16,13 @@
  * high-water mark (cuda backends only). --profile adds, per stage, the
  * device time of each op kind from CUDA events (cuda backends only), so
  * the first GPU run shows where the time goes.
+ *
+ * The copy stage measures what block streaming moves per block (one fused
+ * block of int8 / fp8 weights) from host to device on the copy queue: from
+ * pinned memory, from a file mapping in the page cache (the weight cache's
+ * blocks: staged through pinned buffers on a GPU) and from a mapping whose
+ * pages were dropped first (read from the disk). On the CPU backend the
+ * "device" is host memory: the lines say so and time a memcpy.
  */
 #include "ovi-cli.h"
 
@@ -28,12 +35,17 @@
 #include "ovi-t5.h"
 #include "ovi-tiny.h"
 #include "ovi-wan-vae.h"
+#include "ovi-weight-cache.h"
 #include "ovi-weights.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <gmodule.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* the op kinds of the cuda module's profile (OviCudaProfKind) */
 #define N_PROF 5
@@ -529,6 +541,171 @@ bench_audio (Bench *b, const OviTinyConfig *cfg, int L, GError **error)
   return TRUE;
 }
 
+/* ---- host -> device copies ---- */
+
+typedef struct {
+  OviBackend *be;
+  OviTensor *src, *dst;
+  OviEvent *done;
+} CopyRun;
+
+static gboolean
+run_copy (gpointer data, GError **error)
+{
+  CopyRun *c = data;
+
+  ovi_op_copy_async (c->be, OVI_BACKEND_QUEUE_COPY, c->dst, c->src);
+  ovi_op_event_record (c->be, c->done, OVI_BACKEND_QUEUE_COPY);
+  ovi_op_queue_wait (c->be, OVI_BACKEND_QUEUE_COMPUTE, c->done);
+  return TRUE;
+}
+
+static void
+report_copy (Bench *b, const char *what, double ms, gsize bytes)
+{
+  gboolean cpu = ovi_backend_get_device (b->be).type == OVI_DEVICE_CPU;
+  g_autofree char *label = g_strdup_printf (
+      "%s -> %s", what, cpu ? "cpu (a memcpy)" : ovi_backend_get_name (b->be));
+
+  printf ("%-6s %-44s %10.2f ms %9.2f GB/s\n", "copy", label, ms,
+          ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0.0);
+  fflush (stdout);
+}
+
+/* a file of `n` random bytes in `dir` (the weight cache's, where mapped
+ * blocks live: not a tmpfs), its path */
+static char *
+copy_source_file (const char *dir, gsize n, GError **error)
+{
+  g_autofree char *path = g_build_filename (dir, "bench-copy-XXXXXX", NULL);
+  g_autoptr (OviTensor) t = NULL;
+  int64_t len = (int64_t) n;
+  int fd;
+
+  if (g_mkdir_with_parents (dir, 0700) != 0 || (fd = g_mkstemp (path)) < 0) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_IO, "%s: %s", dir,
+                 g_strerror (errno));
+    return NULL;
+  }
+  close (fd);
+  t = ovi_tensor_new (OVI_DTYPE_U8, 1, &len, error);
+  if (t == NULL)
+    return NULL;
+  fill_random (ovi_tensor_data (t), n, OVI_DTYPE_U8, 7);
+  OviNamedTensor nt = { "block", t };
+  if (!ovi_safetensors_write (path, &nt, 1, NULL, error)) {
+    g_unlink (path);
+    return NULL;
+  }
+  return g_steal_pointer (&path);
+}
+
+/* the file's pages written out and dropped from the page cache (none of it
+ * mapped meanwhile), so that the next read comes from the disk */
+static void
+drop_cached (const char *path)
+{
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0)
+    return;
+  fdatasync (fd);
+  posix_fadvise (fd, 0, 0, POSIX_FADV_DONTNEED);
+  close (fd);
+}
+
+/* median ms of `repeat` copies from the mapping of `path`, each after its
+ * pages were dropped */
+static double
+time_cold (Bench *b, CopyRun *c, const char *path, GError **error)
+{
+  g_autofree double *ms = g_new0 (double, b->repeat);
+
+  for (int i = 0; i < b->repeat; i++) {
+    g_autoptr (OviWeightFile) wf = NULL;
+    gint64 t0;
+
+    drop_cached (path);
+    wf = ovi_weight_file_open (path, NULL, error);
+    if (wf == NULL
+        || (c->src = ovi_weight_file_get (wf, "block", error)) == NULL)
+      return -1;
+    t0 = g_get_monotonic_time ();
+    run_copy (c, NULL);
+    if (!ovi_backend_sync (b->be, error)) {
+      g_clear_pointer (&c->src, ovi_tensor_unref);
+      return -1;
+    }
+    ms[i] = (g_get_monotonic_time () - t0) / 1000.0;
+    g_clear_pointer (&c->src, ovi_tensor_unref);
+  }
+  qsort (ms, b->repeat, sizeof (double), cmp_double);
+  return ms[b->repeat / 2];
+}
+
+static gboolean
+bench_copy (Bench *b, const OviModelPreset *mp, GError **error)
+{
+  /* one fused block's matmul weights at one byte each (int8 / fp8) */
+  gsize n
+      = 2
+        * (10 * (gsize) mp->dim * mp->dim + 2 * (gsize) mp->dim * mp->ffn_dim);
+  int64_t len = (int64_t) n;
+  g_autofree char *dir = ovi_weight_cache_dir ();
+  g_autofree char *path = NULL;
+  g_autoptr (OviStorage) pinned_mem = NULL;
+  g_autoptr (OviWeightFile) wf = NULL;
+  g_autoptr (OviTensor) dst
+      = ovi_backend_new_tensor (b->be, OVI_DTYPE_U8, 1, &len);
+  CopyRun c = { b->be, NULL, dst, NULL };
+  gboolean pinned = FALSE, ok = FALSE;
+  double ms;
+
+  if (dst == NULL) {
+    if (ovi_backend_sync (b->be, error))
+      g_set_error (
+          error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+          "copy: no device memory for a block of %" G_GSIZE_FORMAT " bytes", n);
+    return FALSE;
+  }
+  if ((c.done = ovi_backend_event_new (b->be, error)) == NULL)
+    return FALSE;
+  printf ("# copy: one streamed block, %.1f MiB (a fused block's int8 / fp8 "
+          "weights), on the copy queue\n",
+          n / 1048576.0);
+  pinned_mem = ovi_backend_new_pinned (b->be, n, &pinned, error);
+  if (pinned_mem == NULL)
+    goto out;
+  c.src
+      = ovi_tensor_new_on_storage (pinned_mem, 0, OVI_DTYPE_U8, 1, &len, NULL);
+  fill_random (pinned_mem->data, n, OVI_DTYPE_U8, 7); /* resident pages */
+  if ((ms = time_runs (b, run_copy, &c, NULL, error)) < 0)
+    goto out;
+  report_copy (b, pinned ? "pinned" : "pinned (refused: pageable)", ms, n);
+  g_clear_pointer (&c.src, ovi_tensor_unref);
+
+  if ((path = copy_source_file (dir, n, error)) == NULL)
+    goto out;
+  wf = ovi_weight_file_open (path, NULL, error);
+  if (wf == NULL || (c.src = ovi_weight_file_get (wf, "block", error)) == NULL)
+    goto out;
+  if ((ms = time_runs (b, run_copy, &c, NULL, error)) < 0)
+    goto out;
+  report_copy (b, "mapped, page cache", ms, n);
+  g_clear_pointer (&c.src, ovi_tensor_unref);
+  g_clear_pointer (&wf, ovi_weight_file_free);
+  if ((ms = time_cold (b, &c, path, error)) < 0)
+    goto out;
+  report_copy (b, "mapped, from disk", ms, n);
+  ok = TRUE;
+out:
+  g_clear_pointer (&c.src, ovi_tensor_unref);
+  if (path)
+    g_unlink (path);
+  ovi_backend_event_free (b->be, c.done);
+  return ok;
+}
+
 /* ---- the command ---- */
 
 /* the tiny-layout config at a preset's dims: the DiT from the preset, the
@@ -652,7 +829,10 @@ ovi_cmd_bench (int argc, char **argv)
       "Timed runs per stage after one warm-up (median reported; default 3)",
       "N" },
     { "stages", 0, 0, G_OPTION_ARG_STRING, &stages,
-      "Comma-separated subset of dit,step,t5,vae,audio (default all)", "LIST" },
+      "Comma-separated subset of dit,step,t5,vae,audio,copy (default all; "
+      "copy: host-to-device bandwidth of one streamed block, pinned vs "
+      "mapped)",
+      "LIST" },
     { "profile", 0, 0, G_OPTION_ARG_NONE, &profile,
       "Device time per op kind (gemm, attention, norm/elementwise, conv, "
       "copy) from CUDA events, per stage (cuda backends)",
@@ -695,13 +875,13 @@ ovi_cmd_bench (int argc, char **argv)
       printf ("# %dx%d snapped to %dx%d, as the elements do\n", w, h, width,
               height);
   }
-  want = g_strsplit (stages ? stages : "dit,step,t5,vae,audio", ",", -1);
+  want = g_strsplit (stages ? stages : "dit,step,t5,vae,audio,copy", ",", -1);
   for (int i = 0; want[i]; i++)
-    if (!g_strv_contains (
-            (const char *const[]){ "dit", "step", "t5", "vae", "audio", NULL },
-            want[i]))
+    if (!g_strv_contains ((const char *const[]){ "dit", "step", "t5", "vae",
+                                                 "audio", "copy", NULL },
+                          want[i]))
       return ovi_cli_fail ("--stages: unknown stage '%s' (dit, step, t5, vae, "
-                           "audio)",
+                           "audio, copy)",
                            want[i]);
   be = ovi_backend_new_by_name (backend_name ? backend_name : "cuda", device,
                                 &error);
@@ -746,6 +926,8 @@ ovi_cmd_bench (int argc, char **argv)
     ok = bench_vae (&b, &cfg, frames, height, width, &error);
   if (ok && g_strv_contains ((const char *const *) want, "audio"))
     ok = bench_audio (&b, &cfg, mp->audio_latent_length, &error);
+  if (ok && g_strv_contains ((const char *const *) want, "copy"))
+    ok = bench_copy (&b, mp, &error);
   if (!ok)
     return ovi_cli_fail_error (g_steal_pointer (&error));
   if (steps > 1)
