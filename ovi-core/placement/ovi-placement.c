@@ -557,7 +557,9 @@ ovi_placement_estimate_to_string (const OviPlacementEstimate *est)
       ovi_gpu_allocation_to_string (est->plan.allocation), est->width,
       est->height, est->tokens_video, est->tokens_audio,
       ovi_dtype_name (est->plan.dit_weight_dtype),
-      est->plan.stream_blocks ? " streamed from pinned host RAM" : "");
+      !est->plan.stream_blocks     ? ""
+      : est->plan.mapped_bytes > 0 ? " streamed from the weight cache's mapping"
+                                   : " streamed from pinned host RAM");
   if (est->plan.vae_tile > 0)
     g_string_append_printf (s,
                             "  tiled VAE decode: tiles of %d latent pixels "
