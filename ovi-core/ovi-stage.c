@@ -287,6 +287,18 @@ open_backend (const OviStagePlan *p, GError **error)
   return ovi_backend_new_by_name (p->backend_name, p->device, error);
 }
 
+static void
+use_weight_cache (OviStage *s, const char *dir)
+{
+  g_auto (OviWeightCacheInfo) info = { 0 };
+
+  if (ovi_placement_use_weight_cache (s->placement, s->paths->fusion_path, dir,
+                                      &info))
+    g_info ("%s: the quantised DiT weights %s", info.path,
+            info.written ? "written (once; later loads map them)"
+                         : "mapped from this weight cache file");
+}
+
 static gboolean
 construct (OviStage *s, const OviPlacementPlan *plan, const GPtrArray *loras,
            const char *weight_cache_dir, GError **error)
@@ -300,8 +312,7 @@ construct (OviStage *s, const OviPlacementPlan *plan, const GPtrArray *loras,
     case OVI_STAGE_DENOISE:
       s->placement = ovi_placement_new (plan, s->backend);
       if (plan->weight_cache)
-        ovi_placement_use_weight_cache (s->placement, s->paths->fusion_path,
-                                        weight_cache_dir, NULL);
+        use_weight_cache (s, weight_cache_dir);
       s->u.denoiser = ovi_denoiser_new_with_loras (s->paths, s->backend,
                                                    ovi_placement_weight_filter,
                                                    s->placement, loras, error);

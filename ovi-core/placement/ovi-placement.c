@@ -1012,6 +1012,31 @@ ovi_placement_free (OviPlacement *pl)
   g_free (pl);
 }
 
+/* the plan's quantiser changes `w` (float, wanted, not yet that dtype) */
+static gboolean
+changes (const OviPlacement *pl, const char *name, const OviTensor *w)
+{
+  return ovi_quantize_wants (pl->plan.quant, name, w->ndim)
+         && w->dtype != ovi_quant_kind_dtype (pl->plan.quant)
+         && ovi_dtype_is_float (w->dtype);
+}
+
+/* whether the plan's quantiser changes any tensor of the file at `path`
+ * (not when it holds that dtype already, as the official fp8 file does) */
+static gboolean
+quantises_any (const OviPlacement *pl, const char *path)
+{
+  g_autoptr (OviWeightFile) wf = ovi_weight_file_open (path, NULL, NULL);
+
+  for (guint i = 0; wf && i < ovi_weight_file_n_tensors (wf); i++) {
+    const char *name = ovi_weight_file_name (wf, i);
+    g_autoptr (OviTensor) t = ovi_weight_file_get (wf, name, NULL);
+    if (t && changes (pl, name, t))
+      return TRUE;
+  }
+  return wf == NULL; /* unreadable: the cache's error says why */
+}
+
 /* the weights the plan's quantiser changes, quantised (the cache's make) */
 static OviTensor *
 quantise_for_cache (const char *name, const OviTensor *w, gpointer user_data,
@@ -1019,9 +1044,7 @@ quantise_for_cache (const char *name, const OviTensor *w, gpointer user_data,
 {
   const OviPlacement *pl = user_data;
 
-  if (!ovi_quantize_wants (pl->plan.quant, name, w->ndim)
-      || w->dtype == ovi_quant_kind_dtype (pl->plan.quant)
-      || !ovi_dtype_is_float (w->dtype))
+  if (!changes (pl, name, w))
     return NULL;
   return ovi_quantize_tensor (w, pl->plan.quant, name, error);
 }
@@ -1055,7 +1078,7 @@ ovi_placement_use_weight_cache (OviPlacement *pl, const char *source_path,
   g_autoptr (GError) error = NULL;
 
   g_clear_pointer (&pl->cache, ovi_weight_file_free);
-  if (spec.kind == NULL)
+  if (spec.kind == NULL || !quantises_any (pl, source_path))
     return FALSE;
   pl->cache = ovi_weight_cache_open (&spec, info, &error);
   if (pl->cache == NULL)

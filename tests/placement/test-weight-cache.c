@@ -302,6 +302,30 @@ test_reuse_and_reject (void)
   ovi_test_remove_tree (dir);
 }
 
+/* a file that holds the weights in the plan's dtype already (as the
+ * official fp8 file does): nothing to make, no file, no warning */
+static void
+test_nothing_to_make (void)
+{
+  g_autofree char *dir = ovi_test_make_tmp_dir ("ovi-wcache-XXXXXX");
+  g_autofree char *src = g_build_filename (dir, "fp8.safetensors", NULL);
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  g_autoptr (OviBackend) be = ovi_backend_new_cpu (1);
+  int64_t shape[2] = { 4, 8 };
+  g_autoptr (OviTensor) w = ovi_tensor_new (OVI_DTYPE_F8_E4M3, 2, shape, NULL);
+  OviNamedTensor nt = { "video_model.blocks.0.ffn.0.weight", w };
+  g_autoptr (OviPlacement) pl = NULL;
+  OviPlacementPlan plan;
+
+  g_assert_true (ovi_safetensors_write (src, &nt, 1, NULL, NULL));
+  g_assert_true (ovi_placement_plan_for_mode (
+      OVI_VRAM_MODE_FP8_OFFLOAD, OVI_GPU_ALLOCATION_SINGLE, 0, &plan, NULL));
+  pl = ovi_placement_new (&plan, be);
+  g_assert_false (ovi_placement_use_weight_cache (pl, src, cache_dir, NULL));
+  g_assert_false (g_file_test (cache_dir, G_FILE_TEST_EXISTS));
+  ovi_test_remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -311,6 +335,7 @@ main (int argc, char **argv)
   tiny_dir = ovi_test_make_tiny_dir ("ovi-wcache-tiny-XXXXXX", 11);
   g_test_add_func ("/weight-cache/values", test_values);
   g_test_add_func ("/weight-cache/reuse-and-reject", test_reuse_and_reject);
+  g_test_add_func ("/weight-cache/nothing-to-make", test_nothing_to_make);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);
