@@ -27,6 +27,8 @@
  *   and in the fp32 parity mode, kernels/ovi-ck-attention.cu.
  * - conv3d (bf16): one cuDNN graph with the bias fused, else im2col.
  * - ovi-cuda-profile.c: per-op-kind device time for `ovi bench --profile`.
+ * - ovi-cuda-in-place.c: weights read where they lie on unified-memory
+ *   devices (the op table's host_view).
  */
 #include "ovi-cuda-private.h"
 #include "ovi-cuda-stream.h"
@@ -127,6 +129,12 @@ priv_unref (CudaPriv *p)
   if (p->pool)
     warn_if_failed ("cudaMemPoolDestroy", cudaMemPoolDestroy (p->pool));
   g_free (p);
+}
+
+void
+ovi_cuda_priv_unref (CudaPriv *p)
+{
+  priv_unref (p);
 }
 
 /* ---- errors ---- */
@@ -2030,6 +2038,7 @@ static const OviBackendOps cuda_ops_bf16 = {
   .event_free = ovi_cuda_event_free,
   .event_record = ovi_cuda_event_record,
   .queue_wait = ovi_cuda_queue_wait,
+  .host_view = ovi_cuda_host_view,
 };
 
 static OviBackendOps cuda_ops_fp32;
@@ -2101,6 +2110,7 @@ priv_setup (CudaPriv *p, GError **error)
                     error))
     return FALSE;
   p->cc = 10 * major + minor;
+  ovi_cuda_in_place_setup (p);
   st = cublasLtCreate (&p->lt);
   if (st != CUBLAS_STATUS_SUCCESS) {
     p->lt = NULL;

@@ -8,6 +8,7 @@
  * OVI_CUDA_PTX_ARCH), so `ovi devices` can say, without a device, which
  * GPUs get native code and which depend on the driver's PTX JIT. */
 #include "ovi-ck-probe.h"
+#include "ovi-cuda-private.h"
 #include "ovi-device-info.h"
 
 #include <cuda_runtime_api.h>
@@ -38,8 +39,8 @@ read_arch_list (OviDeviceProbe *probe)
   probe->ptx_arch = OVI_CUDA_PTX_ARCH;
 }
 
-static int
-attribute (enum cudaDeviceAttr attr, int device)
+int
+ovi_cuda_attribute (enum cudaDeviceAttr attr, int device)
 {
   int v = 0;
 
@@ -67,13 +68,13 @@ describe_device (const OviDeviceProbe *probe, int i, OviDeviceInfo *d)
     cudaGetLastError ();
     g_strlcpy (d->name, "(no properties)", sizeof d->name);
   }
-  d->integrated = attribute (cudaDevAttrIntegrated, i) != 0;
+  d->integrated = ovi_cuda_attribute (cudaDevAttrIntegrated, i) != 0;
   d->pageable_memory_access
-      = attribute (cudaDevAttrPageableMemoryAccess, i) != 0;
+      = ovi_cuda_attribute (cudaDevAttrPageableMemoryAccess, i) != 0;
   d->pageable_uses_host_page_tables
-      = attribute (cudaDevAttrPageableMemoryAccessUsesHostPageTables, i) != 0;
+      = ovi_cuda_attribute (cudaDevAttrPageableMemoryAccessUsesHostPageTables, i) != 0;
   d->concurrent_managed_access
-      = attribute (cudaDevAttrConcurrentManagedAccess, i) != 0;
+      = ovi_cuda_attribute (cudaDevAttrConcurrentManagedAccess, i) != 0;
   /* free memory needs the device's primary context (the runtime makes it) */
   if (cudaSetDevice (i) == cudaSuccess
       && cudaMemGetInfo (&free_b, &total_b) == cudaSuccess) {

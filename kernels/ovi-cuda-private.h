@@ -47,6 +47,9 @@ typedef struct {
   OviCudnn *dnn;          /* NULL: no cuDNN (fallback kernels) */
   OviCudaProfile *profile; /* NULL unless ovi_cuda_backend_profile */
   OviCudaStreaming *streaming; /* copy stream (ovi-cuda-stream.c), lazily */
+  /* weights in place (ovi-cuda-in-place.c): the device reads pageable host
+   * memory; it maps registered host memory; read-only registration */
+  gboolean view_pageable, view_map, view_read_only;
 } CudaPriv;
 
 static inline CudaPriv *
@@ -54,6 +57,19 @@ ovi_cuda_priv (OviBackend *be)
 {
   return (CudaPriv *) be->priv;
 }
+
+/* drops a reference to the backend's state (the last one tears it down) */
+void ovi_cuda_priv_unref (CudaPriv *p);
+
+/* a device attribute, 0 when the runtime cannot say (ovi-cuda-devices.c) */
+int ovi_cuda_attribute (enum cudaDeviceAttr attr, int device);
+
+/* ---- weights in place (ovi-cuda-in-place.c) ---- */
+
+/* reads the device's host-memory attributes (and $OVI_CUDA_HOST_VIEW) */
+void ovi_cuda_in_place_setup (CudaPriv *p);
+/* the op table's host_view (ovi-backend-impl.h) */
+OviTensor *ovi_cuda_host_view (OviBackend *be, OviTensor *t, GError **error);
 
 /* FNV-1a over a (zero-initialised, memcmp-compared) cache key */
 static inline guint

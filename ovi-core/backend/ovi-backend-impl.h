@@ -134,6 +134,15 @@ struct _OviBackendOps {
   void (*event_free) (OviBackend *be, OviEvent *event);
   void (*event_record) (OviBackend *be, OviEvent *event, OviBackendQueue queue);
   void (*queue_wait) (OviBackend *be, OviBackendQueue queue, OviEvent *event);
+
+  /* weights in place (ovi_backend_upload_weight): a tensor of this backend
+   * whose elements are host tensor `t`'s own bytes (the weight file's
+   * read-only mapping or one host allocation), addressed by the device
+   * where they lie; it keeps `t`'s storage alive. NULL with `error` set
+   * (the reason, for one log line) when the device cannot address them;
+   * the caller then copies. `t` has no scale (the caller places it). NULL
+   * entry: never in place (a discrete backend copies). */
+  OviTensor *(*host_view) (OviBackend *be, OviTensor *t, GError **error);
 };
 
 struct _OviBackend {
@@ -142,6 +151,9 @@ struct _OviBackend {
   OviDType act_dtype; /* dtype of activations this backend computes in */
   int n_threads;
   GError *error; /* first failure since the last sync */
+  /* ovi_backend_set_weights_in_place; the first refusal of host_view is
+   * logged once (fallback_said) */
+  gboolean weights_in_place, fallback_said;
   gpointer priv;
 };
 

@@ -234,6 +234,72 @@ ovi_backend_upload (OviBackend *be, OviTensor *t)
   return dst;
 }
 
+void
+ovi_backend_set_weights_in_place (OviBackend *be, gboolean in_place)
+{
+  g_return_if_fail (be != NULL);
+  be->weights_in_place = in_place;
+}
+
+gboolean
+ovi_backend_get_weights_in_place (const OviBackend *be)
+{
+  return be->weights_in_place;
+}
+
+/* t (without its scale) as the device reads it in place, or NULL when the
+ * backend cannot (said once per backend: the copy that follows doubles the
+ * weight's memory on a unified device, which the user should know) */
+static OviTensor *
+host_view (OviBackend *be, OviTensor *t)
+{
+  GError *why = NULL;
+  OviTensor *v;
+
+  if (be->ops->host_view == NULL)
+    return NULL;
+  v = be->ops->host_view (be, t, &why);
+  if (v == NULL) {
+    if (!be->fallback_said)
+      g_message ("%s backend: weights are copied instead of used in place: %s",
+                 be->ops->name, why ? why->message : "not addressable");
+    be->fallback_said = TRUE;
+    g_clear_error (&why);
+  }
+  return v;
+}
+
+OviTensor *
+ovi_backend_upload_weight (OviBackend *be, OviTensor *t, gboolean *in_place)
+{
+  OviTensor *v = NULL;
+
+  g_return_val_if_fail (be != NULL, NULL);
+  g_return_val_if_fail (t != NULL, NULL);
+  if (in_place)
+    *in_place = FALSE;
+  if (on_device (be, t) && (t->scale == NULL || on_device (be, t->scale))) {
+    /* the CPU backend reads host memory as it is */
+    if (in_place)
+      *in_place = ovi_tensor_is_host (t);
+    return ovi_tensor_ref (t);
+  }
+  /* strided views are copied contiguous, as the ops expect them */
+  if (!be->weights_in_place || !ovi_tensor_is_host (t)
+      || !ovi_tensor_is_contiguous (t) || (v = host_view (be, t)) == NULL)
+    return ovi_backend_upload (be, t);
+  if (t->scale) {
+    v->scale = ovi_backend_upload_weight (be, t->scale, NULL);
+    if (v->scale == NULL) {
+      ovi_tensor_unref (v);
+      return NULL;
+    }
+  }
+  if (in_place)
+    *in_place = TRUE;
+  return v;
+}
+
 static gboolean
 is_float (OviDType dt)
 {
@@ -249,7 +315,7 @@ ovi_backend_upload_act (OviBackend *be, OviTensor *t)
   g_return_val_if_fail (t != NULL, NULL);
   if (t->scale || t->dtype == be->act_dtype || !is_float (t->dtype)
       || ovi_dtype_size (t->dtype) < ovi_dtype_size (be->act_dtype))
-    return ovi_backend_upload (be, t);
+    return ovi_backend_upload_weight (be, t, NULL);
   dst = ovi_backend_new_act (be, t->ndim, t->shape);
   if (dst)
     be->ops->copy (be, dst, t);

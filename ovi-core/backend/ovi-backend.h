@@ -101,12 +101,29 @@ OviTensor *ovi_backend_new_tensor (OviBackend *be, OviDType dtype, int ndim,
 OviTensor *ovi_backend_new_act (OviBackend *be, int ndim, const int64_t *shape);
 /* the tensor on this backend's device (same tensor, ref'd, if already there) */
 OviTensor *ovi_backend_upload (OviBackend *be, OviTensor *t);
-/* as ovi_backend_upload, but an unscaled F32/F16/BF16 tensor of a wider
- * float dtype than the activations' arrives converted to the activation
- * dtype: once, when placed, instead of in every op that reads it (the VAE's
- * F32 conv weights on a bf16 backend). Narrower and quantised tensors stay
- * as they are (the CPU backend's F32 never widens a bf16 file). */
+/* as ovi_backend_upload_weight, but an unscaled F32/F16/BF16 tensor of a
+ * wider float dtype than the activations' arrives converted to the
+ * activation dtype: once, when placed, into one device allocation, instead
+ * of in every op that reads it (the VAE's F32 conv weights on a bf16
+ * backend). Narrower and quantised tensors stay as they are (the CPU
+ * backend's F32 never widens a bf16 file). */
 OviTensor *ovi_backend_upload_act (OviBackend *be, OviTensor *t);
+/* Weights used where they lie (unified-memory devices: integrated, or
+ * reading pageable host memory through the host page tables). With
+ * `in_place` set (the stage loader sets it from the plan,
+ * OviPlacementPlan.weights_in_place), ovi_backend_upload_weight hands the
+ * device a host weight's own bytes — the file's read-only mapping or our
+ * one host allocation — instead of a copy. Default: off. */
+void ovi_backend_set_weights_in_place (OviBackend *be, gboolean in_place);
+gboolean ovi_backend_get_weights_in_place (const OviBackend *be);
+/* A weight on this backend: with weights in place on and a host tensor
+ * the device can address as it is, a view of its bytes (no copy; the
+ * storage stays alive while the result does; a scale is placed the same
+ * way), else ovi_backend_upload (a copy; a refusal of the device, e.g. a
+ * registration the driver refuses, is said once in the log). `in_place`
+ * (nullable) says whether no bytes were copied. */
+OviTensor *ovi_backend_upload_weight (OviBackend *be, OviTensor *t,
+                                      gboolean *in_place);
 /* a host f32 contiguous copy (syncs) */
 OviTensor *ovi_backend_download_f32 (OviBackend *be, const OviTensor *t,
                                      GError **error);

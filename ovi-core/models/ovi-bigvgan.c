@@ -51,7 +51,7 @@ struct _OviBigVGan {
 static OviTensor *
 keep (OviBigVGan *v, OviTensor *host)
 {
-  OviTensor *u = ovi_backend_upload (v->be, host);
+  OviTensor *u = ovi_backend_upload_weight (v->be, host, NULL);
 
   g_ptr_array_add (v->weights, u);
   return u;

@@ -179,8 +179,9 @@ load (Loader *ld, gboolean to_act, gboolean flat, int ndim,
     raw = v;
   }
   if (!to_act) /* with a filter, the filter places the weight */
-    return keep (ld, ld->filter ? ovi_tensor_ref (raw)
-                                : ovi_backend_upload (ld->be, raw));
+    return keep (ld, ld->filter
+                         ? ovi_tensor_ref (raw)
+                         : ovi_backend_upload_weight (ld->be, raw, NULL));
   OviTensor *t = ovi_backend_new_act (ld->be, raw->ndim, raw->shape);
   if (t == NULL) {
     g_set_error (&ld->error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,

@@ -92,7 +92,7 @@ load_mpconv (OviMMAudioVae *v, OviWeightFile *wf, MPConv *c, const char *name,
         row[i] = row[i] / den / sq * gain;
     }
   }
-  c->w = ovi_backend_upload (v->be, f);
+  c->w = ovi_backend_upload_weight (v->be, f, NULL);
   g_ptr_array_add (v->weights, c->w);
   return TRUE;
 }

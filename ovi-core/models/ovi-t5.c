@@ -56,7 +56,7 @@ get (OviWeightFile *wf, OviT5 *t5, GError **error, int ndim,
     ovi_tensor_unref (raw);
     raw = f;
   }
-  return ovi_backend_upload (t5->be, raw);
+  return ovi_backend_upload_weight (t5->be, raw, NULL);
 }
 
 OviT5 *

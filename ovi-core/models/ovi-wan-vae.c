@@ -227,7 +227,7 @@ load_tensor (Loader *l, const char *name, int ndim, const int64_t *shape,
     t = ovi_weight_file_get (l->wf, name, error);
   if (t == NULL)
     return NULL;
-  u = ovi_backend_upload (l->v->be, t);
+  u = ovi_backend_upload_weight (l->v->be, t, NULL);
   if (u == NULL) {
     g_set_error (error, OVI_ERROR, OVI_ERROR_BACKEND,
                  "%s: cannot upload tensor %s", ovi_weight_file_path (l->wf),
@@ -258,7 +258,7 @@ load_vector (Loader *l, const char *name, int64_t c, GError **error)
     return NULL;
   }
   g_autoptr (OviTensor) flat = ovi_tensor_reshape (t, 1, shape);
-  u = ovi_backend_upload (l->v->be, flat);
+  u = ovi_backend_upload_weight (l->v->be, flat, NULL);
   g_ptr_array_add (l->v->weights, u);
   return u;
 }
