@@ -331,8 +331,26 @@ construct (OviStage *s, const OviPlacementPlan *plan, const GPtrArray *loras,
   return s->u.any != NULL;
 }
 
+static OviStage *load (const OviStagePlan *p, OviBackend *backend,
+                       GError **error);
+
 OviStage *
 ovi_stage_plan_load (const OviStagePlan *p, GError **error)
+{
+  return load (p, NULL, error);
+}
+
+OviStage *
+ovi_stage_plan_load_on (const OviStagePlan *p, OviBackend *backend,
+                        GError **error)
+{
+  g_return_val_if_fail (backend != NULL, NULL);
+  return load (p, backend, error);
+}
+
+/* onto `backend` (taken) when given, else the plan's device */
+static OviStage *
+load (const OviStagePlan *p, OviBackend *backend, GError **error)
 {
   OviStage *s = g_new0 (OviStage, 1);
   gint64 t0 = g_get_monotonic_time ();
@@ -341,17 +359,24 @@ ovi_stage_plan_load (const OviStagePlan *p, GError **error)
   s->kind = p->kind;
   s->key = g_strdup (p->key);
   s->paths = ovi_model_paths_copy (p->paths);
-  s->device_name = g_strdup (p->device_name);
+  s->device_name
+      = g_strdup (backend ? ovi_backend_get_name (backend) : p->device_name);
   s->vram_mode = p->plan.mode;
   s->vae_tile = p->plan.vae_tile;
   s->vae_tile_overlap = p->plan.vae_tile_overlap;
-  if (p->ranks > 1)
+  if (backend)
+    s->backend = backend;
+  else if (p->ranks > 1)
     s->group = ovi_parallel_denoiser_load (
         p->paths, &p->plan, p->loras, &p->layout, p->ranks, p->devices,
         p->backend_name, p->n_threads, error);
   else
     s->backend = open_backend (p, error);
-  if (p->ranks > 1 && s->group)
+  /* a unified device reads the weights where they lie (decoders included:
+   * their loaders place weights through ovi_backend_upload_weight) */
+  if (s->backend && p->plan.weights_in_place)
+    ovi_backend_set_weights_in_place (s->backend, TRUE);
+  if (s->group)
     s->u.denoiser = ovi_parallel_denoiser_get_front (s->group);
   if ((s->backend == NULL && s->group == NULL)
       || (s->group == NULL
@@ -458,6 +483,12 @@ double
 ovi_stage_get_load_seconds (const OviStage *s)
 {
   return s->load_seconds;
+}
+
+guint64
+ovi_stage_get_in_place_bytes (const OviStage *s)
+{
+  return s->placement ? ovi_placement_in_place_bytes (s->placement) : 0;
 }
 
 OviTextEncoder *

@@ -102,6 +102,11 @@ typedef struct _OviStage OviStage;
 
 /* Opens the backend and loads the weights the plan chose. */
 OviStage *ovi_stage_plan_load (const OviStagePlan *plan, GError **error);
+/* The same onto `backend` (the stage takes it) instead of the device the
+ * plan chose, with the plan's placement: e.g. a unified GPU's plan run on
+ * the CPU backend, to see what it does with the weights. */
+OviStage *ovi_stage_plan_load_on (const OviStagePlan *plan, OviBackend *backend,
+                                  GError **error);
 /* ovi_stage_plan_new + ovi_stage_plan_load */
 OviStage *ovi_stage_load (OviStageKind kind, const OviStageConfig *config,
                           GError **error);
@@ -121,6 +126,10 @@ OviVramMode ovi_stage_get_vram_mode (const OviStage *stage);
 void ovi_stage_get_vae_tiling (const OviStage *stage, int *tile, int *overlap);
 /* wall-clock seconds the load took */
 double ovi_stage_get_load_seconds (const OviStage *stage);
+/* weight bytes the device reads where they lie (the file's mapping or one
+ * host allocation) instead of a copy: the text and denoise stages'
+ * placement on a unified device (OviPlacementPlan.weights_in_place) */
+guint64 ovi_stage_get_in_place_bytes (const OviStage *stage);
 
 /* The stage object (transfer none; NULL when the stage is another kind). */
 OviTextEncoder *ovi_stage_get_text_encoder (OviStage *stage);

@@ -344,8 +344,12 @@ append_device (GString *s, const OviDeviceInfo *d, guint64 host_available,
     g_string_append_printf (s,
                             "  unified memory: host and device are one pool "
                             "(%s usable); vram-mode standard keeps every "
-                            "stage resident\n",
-                            pool);
+                            "stage resident, and weights are read in place "
+                            "(%s, no second copy)\n",
+                            pool,
+                            d->pageable_memory_access
+                                ? "from the file's mapping"
+                                : "from the file's mapping, registered");
   }
   switch (d->image) {
     case OVI_DEVICE_IMAGE_NATIVE:

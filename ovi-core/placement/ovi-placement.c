@@ -49,11 +49,13 @@ ovi_placement_plan_for_device (OviVramMode mode, OviGpuAllocation allocation,
 
 /* One memory for host and device: nothing is gained by loading a stage's
  * weights only while it runs when the mode keeps everything (standard),
- * and host bytes count against the same pool as device bytes. */
+ * host bytes count against the same pool as device bytes, and a weight
+ * the device can read where it lies is not copied. */
 static void
 make_unified (OviPlacementPlan *p)
 {
   p->unified = TRUE;
+  p->weights_in_place = TRUE;
   if (p->mode == OVI_VRAM_MODE_STANDARD) {
     p->t5_while_used = FALSE;
     p->vae_while_used = FALSE;
@@ -351,6 +353,11 @@ weight_bytes (const OviPlacementModel *m, const OviPlacementPlan *p,
 
 /* ---- the estimate ---- */
 
+/* per model, the weight bytes a unified device reads in place */
+typedef struct {
+  guint64 dit, t5, vae, audio;
+} InPlace;
+
 static void
 snap_size (const OviPlacementModel *m, int *width, int *height)
 {
@@ -479,6 +486,20 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   keep_t5 = (!p->t5_while_used && !p->t5_on_cpu) ? t5w : 0;
   keep_vae = p->vae_while_used ? 0 : m->vae_decoder_bytes + m->audio_bytes;
 
+  /* read in place on a unified device: every weight the filters or the
+   * loaders place but the activation-dtype copies of the DiT's small
+   * tensors (made by the loader) and the video decoder's fp32 convs when
+   * the activations are narrower (converted once, ovi_backend_upload_act) */
+  InPlace ip = { 0 };
+  if (p->weights_in_place) {
+    ip.dit = dit_resident - (dp.small + blocks * dp.block_small) * act;
+    ip.t5 = p->t5_on_cpu ? 0 : t5w;
+    ip.vae = act >= 4 ? m->vae_decoder_bytes : 0;
+    ip.audio = m->audio_bytes;
+  }
+  guint64 base_in_place
+      = ip.dit + (keep_t5 ? ip.t5 : 0) + (keep_vae ? ip.vae + ip.audio : 0);
+
   OviStageEstimate *s;
   guint64 base = dit_resident + keep_t5 + keep_vae;
   guint64 pinned = est->plan.pinned_bytes + est->plan.pageable_bytes;
@@ -486,6 +507,8 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   s = &est->stage[OVI_STAGE_TEXT];
   s->device_weights = base + (p->t5_on_cpu ? 0 : p->t5_while_used ? t5w : 0);
   s->device_own_weights = p->t5_on_cpu ? 0 : t5w;
+  s->device_in_place = base_in_place + (p->t5_while_used ? ip.t5 : 0);
+  s->device_own_in_place = ip.t5;
   s->device_activations = p->t5_on_cpu ? 0 : t5_act;
   if (p->t5_on_cpu) {
     /* the CPU backend computes in f32; unquantised weights are read from
@@ -499,17 +522,23 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   s = &est->stage[OVI_STAGE_DENOISE];
   s->device_weights = base;
   s->device_own_weights = dit_resident;
+  s->device_in_place = base_in_place;
+  s->device_own_in_place = ip.dit;
   s->device_stream = slot * MAX (p->stream_slots, 0);
   s->device_activations = dit_act;
 
   s = &est->stage[OVI_STAGE_VIDEO_DECODE];
   s->device_weights = base + (p->vae_while_used ? m->vae_decoder_bytes : 0);
   s->device_own_weights = m->vae_decoder_bytes;
+  s->device_in_place = base_in_place + (p->vae_while_used ? ip.vae : 0);
+  s->device_own_in_place = ip.vae;
   s->device_activations = vae_act;
 
   s = &est->stage[OVI_STAGE_AUDIO_DECODE];
   s->device_weights = base + (p->vae_while_used ? m->audio_bytes : 0);
   s->device_own_weights = m->audio_bytes;
+  s->device_in_place = base_in_place + (p->vae_while_used ? ip.audio : 0);
+  s->device_own_in_place = ip.audio;
   s->device_activations = audio_act;
 
   /* sequence / CFG parallel: activations split over the ranks, weights
@@ -526,6 +555,9 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
       s->device_own_weights -= cut;
       s->device_weights += 2 * block_w;
     }
+    s->device_in_place = MIN (s->device_in_place, s->device_weights);
+    s->device_own_in_place
+        = MIN (s->device_own_in_place, s->device_own_weights);
     s->device_peak
         = s->device_weights + s->device_stream + s->device_activations;
     /* the streamed blocks' slabs (pinned, or pageable copies past the
@@ -575,11 +607,17 @@ ovi_placement_estimate_to_string (const OviPlacementEstimate *est)
     g_autofree char *h = ovi_format_bytes (st->host);
     g_autofree char *hp = ovi_format_bytes (st->host_private);
     g_autofree char *hm = ovi_format_bytes (st->host_mapped);
+    g_autofree char *ip = ovi_format_bytes (st->device_in_place);
+    g_autofree char *in_place
+        = est->plan.weights_in_place
+              ? g_strdup_printf (", %s of them in place", ip)
+              : g_strdup ("");
     g_string_append_printf (s,
-                            "  %-13s device %10s (weights %s, stream slots %s, "
-                            "activations %s), host %s (private %s, mapped "
+                            "  %-13s device %10s (weights %s%s, stream slots "
+                            "%s, activations %s), host %s (private %s, mapped "
                             "%s)\n",
-                            ovi_stage_name (i), pk, w, sl, a, h, hp, hm);
+                            ovi_stage_name (i), pk, w, in_place, sl, a, h, hp,
+                            hm);
   }
   {
     g_autofree char *pk = ovi_format_bytes (est->device_peak);
@@ -587,6 +625,14 @@ ovi_placement_estimate_to_string (const OviPlacementEstimate *est)
     g_autofree char *hp = ovi_format_bytes (est->host_private_peak);
     g_string_append_printf (
         s, "  peak          device %10s, host %s (private %s)", pk, h, hp);
+  }
+  if (est->plan.unified) {
+    g_autofree char *pool = ovi_format_bytes (est->pool_peak);
+    g_string_append_printf (s,
+                            "\n  unified pool  %10s (device + host of the "
+                            "worst stage; weights used in place counted "
+                            "once, as device)",
+                            pool);
   }
   return g_string_free (s, FALSE);
 }
@@ -990,7 +1036,7 @@ ovi_placement_explain_oom (GError *error, const OviPlacementModel *m,
 struct _OviPlacement {
   OviPlacementPlan plan;
   OviBackend *be;
-  guint64 device_bytes, host_bytes, mapped_bytes;
+  guint64 device_bytes, host_bytes, mapped_bytes, in_place_bytes;
   OviWeightFile *cache; /* the plan's quantised weights, or NULL */
 };
 
@@ -1001,6 +1047,8 @@ ovi_placement_new (const OviPlacementPlan *plan, OviBackend *backend)
 
   pl->plan = *plan;
   pl->be = backend;
+  if (plan->weights_in_place)
+    ovi_backend_set_weights_in_place (backend, TRUE);
   return pl;
 }
 
@@ -1105,8 +1153,8 @@ quantised (OviPlacement *pl, const char *name, OviTensor *weight,
   return ovi_quantize_tensor (weight, pl->plan.quant, name, error);
 }
 
-static OviTensor *to_device (OviBackend *be, OviTensor *t, const char *name,
-                             GError **error);
+static OviTensor *place_resident (OviPlacement *pl, OviTensor *w,
+                                  const char *name, GError **error);
 
 OviTensor *
 ovi_placement_t5_filter (const char *name, OviTensor *weight,
@@ -1129,9 +1177,13 @@ ovi_placement_t5_filter (const char *name, OviTensor *weight,
   } else {
     w = ovi_tensor_ref (weight);
   }
-  pl->device_bytes
-      += ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
-  return to_device (pl->be, w, name, error);
+  return place_resident (pl, w, name, error);
+}
+
+guint64
+ovi_placement_in_place_bytes (const OviPlacement *pl)
+{
+  return pl->in_place_bytes;
 }
 
 guint64
@@ -1194,6 +1246,46 @@ to_device (OviBackend *be, OviTensor *t, const char *name, GError **error)
   return g_steal_pointer (&dst);
 }
 
+static guint64
+bytes_with_scale (const OviTensor *w)
+{
+  return ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
+}
+
+/* a weight that stays on the device: on a unified device (the plan's
+ * weights_in_place) the device reads the host tensor where it lies (the
+ * file's mapping, or the quantiser's one host copy) when the backend can,
+ * else it is copied into the backend's memory (one copy: the host tensor
+ * is dropped by the caller) */
+static OviTensor *
+place_resident (OviPlacement *pl, OviTensor *w, const char *name,
+                GError **error)
+{
+  gboolean in_place = FALSE;
+  OviTensor *v;
+  GError *local = NULL;
+
+  if (!pl->plan.weights_in_place) {
+    pl->device_bytes += bytes_with_scale (w);
+    return to_device (pl->be, w, name, error);
+  }
+  v = ovi_backend_upload_weight (pl->be, w, &in_place);
+  if (v == NULL || !ovi_backend_sync (pl->be, &local)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                 "placing %s (%s) on the %s backend: %s", name,
+                 ovi_dtype_name (w->dtype), ovi_backend_get_name (pl->be),
+                 local ? local->message : "out of memory");
+    g_clear_error (&local);
+    g_clear_pointer (&v, ovi_tensor_unref);
+    return NULL;
+  }
+  if (in_place)
+    pl->in_place_bytes += bytes_with_scale (w);
+  else
+    pl->device_bytes += bytes_with_scale (w);
+  return v;
+}
+
 OviTensor *
 ovi_placement_weight_filter (const char *name, OviTensor *weight,
                              gpointer user_data, GError **error)
@@ -1215,17 +1307,14 @@ ovi_placement_weight_filter (const char *name, OviTensor *weight,
     /* lives in host memory (the pinned slab, or the cache file's mapping
      * used in place); the device sees it one block at a time through the
      * stream slots */
-    guint64 n
-        = ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
+    guint64 n = bytes_with_scale (w);
     if (mapped)
       pl->mapped_bytes += n;
     else
       pl->host_bytes += n;
     return g_steal_pointer (&w);
   }
-  pl->device_bytes
-      += ovi_tensor_nbytes (w) + (w->scale ? ovi_tensor_nbytes (w->scale) : 0);
-  return to_device (pl->be, w, name, error);
+  return place_resident (pl, w, name, error);
 }
 
 guint64

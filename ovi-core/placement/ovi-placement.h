@@ -58,6 +58,12 @@ typedef struct {
    * every stage resident, and a plan fits when device + host bytes fit
    * the pool (OviPlacementEstimate.pool_peak) */
   gboolean unified;
+  /* weights that stay resident are used where they lie (the file's
+   * read-only mapping, or one host allocation) instead of being copied:
+   * set on unified devices (ovi_placement_new switches the backend to
+   * ovi_backend_upload_weight's in-place path); the estimate counts them
+   * once, as device bytes (OviStageEstimate.device_in_place) */
+  gboolean weights_in_place;
   /* host RAM the plan may use, private and mapped together (0: unchecked;
    * ovi_host_ram_available reads it from the system) */
   guint64 host_ram;
@@ -111,10 +117,15 @@ char *ovi_placement_fp8_file (const OviModelPaths *paths);
 typedef struct {
   guint64 device_weights;     /* resident during the stage (all models) */
   guint64 device_own_weights; /* of them, the stage's own model's */
-  guint64 device_stream;      /* block slots (streaming modes) */
-  guint64 device_activations; /* the stage's buffers */
-  guint64 device_peak;        /* sum of the three */
-  guint64 host;               /* host RAM the stage holds: private + mapped */
+  /* of device_weights, the bytes the device reads in place from the
+   * weight files' mappings (plan.weights_in_place): one copy, counted
+   * here and never again in host_mapped */
+  guint64 device_in_place;
+  guint64 device_own_in_place; /* of them, the stage's own model's */
+  guint64 device_stream;       /* block slots (streaming modes) */
+  guint64 device_activations;  /* the stage's buffers */
+  guint64 device_peak;         /* sum of the three */
+  guint64 host;                /* host RAM the stage holds: private + mapped */
   /* memory of our own (pinned slabs, pageable block copies, quantised
    * weights and activations of a CPU-side umT5): it cannot be dropped */
   guint64 host_private;
@@ -260,13 +271,16 @@ gboolean ovi_placement_use_weight_cache (OviPlacement *pl,
                                          const char *source_path,
                                          const char *cache_dir,
                                          OviWeightCacheInfo *info);
-/* bytes the filter put on the device / kept on the host so far */
 /* The same for ovi_text_encoder_new_filtered: umT5 weights quantised per
  * the plan's t5_quant and placed on the backend. */
 OviTensor *ovi_placement_t5_filter (const char *name, OviTensor *weight,
                                     gpointer placement, GError **error);
+/* bytes the filters copied to the device / kept on the host so far */
 guint64 ovi_placement_device_bytes (const OviPlacement *pl);
 guint64 ovi_placement_host_bytes (const OviPlacement *pl);
+/* bytes the filters handed the device in place (plan.weights_in_place:
+ * no copy, not in ovi_placement_device_bytes) */
+guint64 ovi_placement_in_place_bytes (const OviPlacement *pl);
 /* bytes the filters left in a weight file's mapping (no copy: the weight
  * lives on the host in the dtype the file holds: the model file's, or the
  * weight cache file's) */

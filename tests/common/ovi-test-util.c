@@ -92,3 +92,76 @@ ovi_test_preset_request (OviDenoiseRequest *req, const OviModelPreset *m,
   req->width = m->default_width;
   req->height = m->default_height;
 }
+
+OviTensor *
+ovi_test_text (int64_t rows, int64_t cols, guint32 seed)
+{
+  int64_t shape[2] = { rows, cols };
+  OviTensor *t = ovi_tensor_new_f32 (2, shape);
+  float *v = ovi_tensor_data (t);
+  guint32 s = seed * 2654435761u + 1;
+
+  for (int64_t i = 0; i < rows * cols; i++) {
+    s = s * 1664525u + 1013904223u;
+    v[i] = ((float) (s >> 8) / (float) (1u << 24) - 0.5f) * 0.8f;
+  }
+  return t;
+}
+
+OviBackend *
+ovi_test_backend_new (const char *name)
+{
+  GError *error = NULL;
+  OviBackend *be = g_strcmp0 (name, "cpu") == 0
+                       ? ovi_backend_new_cpu (2)
+                       : ovi_backend_new_by_name (name, 0, &error);
+
+  g_assert_no_error (error);
+  return be;
+}
+
+void
+ovi_test_denoise_tiny (OviBackend *be, OviDenoiser *d, OviTensor **video,
+                       OviTensor **audio)
+{
+  const OviModelPreset *m = ovi_model_preset_lookup ("tiny", NULL);
+  g_autoptr (OviTensor) pos = ovi_test_text (7, m->text_dim, 1);
+  g_autoptr (OviTensor) vneg = ovi_test_text (5, m->text_dim, 2);
+  g_autoptr (OviTensor) aneg = ovi_test_text (6, m->text_dim, 3);
+  OviDenoiseRequest req;
+  GError *error = NULL;
+
+  /* slg_layer: a batch split around one layer */
+  ovi_test_preset_request (&req, m, pos, vneg, aneg, 7);
+  g_assert_true (
+      ovi_denoiser_run (d, &req, NULL, NULL, NULL, video, audio, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < 2; i++) {
+    OviTensor **t = i ? audio : video;
+    if (!ovi_tensor_is_host (*t)) {
+      OviTensor *host = ovi_backend_download_f32 (be, *t, &error);
+      g_assert_no_error (error);
+      ovi_tensor_unref (*t);
+      *t = host;
+    }
+  }
+}
+
+gboolean
+ovi_test_backend_from_args (int argc, char **argv, const char **name)
+{
+  GError *error = NULL;
+  OviBackend *be;
+
+  if (argc < 3 || g_strcmp0 (argv[1], "--backend") != 0)
+    return TRUE;
+  be = ovi_backend_new_by_name (argv[2], 0, &error);
+  if (be == NULL) {
+    g_print ("SKIP: backend %s: %s\n", argv[2], error->message);
+    g_error_free (error);
+    return FALSE;
+  }
+  ovi_backend_free (be);
+  *name = argv[2];
+  return TRUE;
+}

@@ -35,4 +35,20 @@ void ovi_test_preset_request (OviDenoiseRequest *req, const OviModelPreset *m,
                               OviTensor *pos, OviTensor *video_neg,
                               OviTensor *audio_neg, guint64 seed);
 
+/* a [rows, cols] F32 host tensor of deterministic values in [-0.4, 0.4)
+ * (a text embedding for the tiny model) */
+OviTensor *ovi_test_text (int64_t rows, int64_t cols, guint32 seed);
+
+/* the backend `name` ("cpu": 2 threads) on device 0; fails the test if it
+ * cannot be made */
+/* `--backend NAME` at argv[1] (after g_test_init) into *name: FALSE, with
+ * a SKIP line, when that backend cannot start here (exit 77 then) */
+gboolean ovi_test_backend_from_args (int argc, char **argv, const char **name);
+OviBackend *ovi_test_backend_new (const char *name);
+
+/* the latents of `d` on the three text embeddings of the tiny preset
+ * (skip-layer guidance, seed 7), downloaded to F32 host tensors */
+void ovi_test_denoise_tiny (OviBackend *be, OviDenoiser *d, OviTensor **video,
+                            OviTensor **audio);
+
 G_END_DECLS

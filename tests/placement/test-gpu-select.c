@@ -408,6 +408,126 @@ test_unified_pool (void)
   ovi_placement_model_clear (&m);
 }
 
+/* every weight of the model once: the DiT as a discrete card holds it,
+ * umT5, the decoders as their files hold them */
+static guint64
+weights_once (const OviPlacementModel *m)
+{
+  OviPlacementPlan plan;
+  OviPlacementEstimate est;
+
+  g_assert_true (ovi_placement_plan_for_mode (
+      OVI_VRAM_MODE_STANDARD, OVI_GPU_ALLOCATION_SINGLE, 0, &plan, NULL));
+  g_assert_true (ovi_placement_estimate (m, &plan, 0, 0, 2, &est, NULL));
+  return est.stage[OVI_STAGE_DENOISE].device_own_weights + m->t5_bytes
+         + m->vae_decoder_bytes + m->audio_bytes;
+}
+
+/* no stage holds more weight bytes (device + host) than the model has,
+ * and the pool peak is device + host of the worst stage */
+static gboolean
+counted_once (const OviPlacementModel *m, const OviPlacementEstimate *e)
+{
+  guint64 worst = 0;
+
+  for (int i = 0; i < OVI_N_STAGES; i++) {
+    const OviStageEstimate *s = &e->stage[i];
+    if (s->device_in_place > s->device_weights
+        || s->device_weights + s->host > weights_once (m))
+      return FALSE;
+    worst = MAX (worst, s->device_peak + s->host);
+  }
+  return e->pool_peak == worst;
+}
+
+#define GB10_JSON(free_gib, host_gib)                                          \
+  "{\"driver_version\": 13000, \"archs\": [121], \"ptx_arch\": 121,"           \
+  " \"host_available_gib\": " host_gib ", \"devices\": [{\"name\":"            \
+  " \"NVIDIA GB10\", \"cc\": \"12.1\", \"total_gib\": 119, "                   \
+  "\"free_gib\": " free_gib ", \"integrated\": true}]}"
+
+static void
+test_in_place_plan (void)
+{
+  static const char *const machines[] = {
+    GB10_JSON ("60", "110"),
+    "{\"driver_version\": 13000, " ARCHS ", \"host_available_gib\": 400,"
+    " \"devices\": [{\"name\": \"GH200\", \"cc\": \"9.0\", \"free_gib\": 90,"
+    " \"pageable_memory_access\": true,"
+    " \"pageable_uses_host_page_tables\": true}]}",
+    "{\"driver_version\": 13000, " ARCHS ", \"host_available_gib\": 400,"
+    " \"devices\": [{\"name\": \"H100\", \"cc\": \"9.0\", \"free_gib\": 79}]}",
+  };
+  OviPlacementModel m;
+
+  release_model (&m);
+  for (guint i = 0; i < G_N_ELEMENTS (machines); i++) {
+    g_auto (OviGpuReport) r = { 0 };
+    g_auto (OviDeviceChoice) c = { 0 };
+    OviPlacementEstimate est;
+    GError *error = NULL;
+    gboolean unified = i < 2;
+
+    report_from (&r, machines[i]);
+    g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
+                                                OVI_GPU_ALLOCATION_AUTO, 0, 0,
+                                                &r, -1, 0, &c, &est, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (est.plan.mode, ==, OVI_VRAM_MODE_STANDARD);
+    g_assert_cmpint (est.plan.weights_in_place, ==, unified);
+    g_assert_true (counted_once (&m, &est));
+    g_autofree char *text = ovi_placement_estimate_to_string (&est);
+    g_assert_cmpint (strstr (text, "of them in place") != NULL, ==, unified);
+    for (int s = 0; s < OVI_N_STAGES; s++) {
+      const OviStageEstimate *st = &est.stage[s];
+      if (!unified) {
+        g_assert_cmpuint (st->device_in_place, ==, 0);
+        continue;
+      }
+      /* all on the GPU, every weight once, the DiT and umT5 in place (the
+       * decoders' fp32 convs are converted once to bf16) */
+      g_assert_cmpuint (st->host, ==, 0);
+      g_assert_cmpuint (st->device_weights, ==, weights_once (&m));
+      g_assert_cmpuint (st->device_in_place, >=,
+                        est.stage[OVI_STAGE_DENOISE].device_own_in_place
+                            + m.t5_bytes);
+      g_assert_cmpuint (st->device_in_place, <=, st->device_weights);
+    }
+    if (unified) {
+      /* the pool peak is the device peak: nothing counted as host too */
+      g_assert_cmpuint (est.pool_peak, ==, est.device_peak);
+      /* a deliberate double count (the weights in place counted again as
+       * mapped host pages) is caught */
+      OviPlacementEstimate twice = est;
+      twice.pool_peak = 0;
+      for (int s = 0; s < OVI_N_STAGES; s++) {
+        OviStageEstimate *st = &twice.stage[s];
+        st->host_mapped += st->device_in_place;
+        st->host += st->device_in_place;
+        twice.pool_peak = MAX (twice.pool_peak, st->device_peak + st->host);
+      }
+      g_assert_false (counted_once (&m, &twice));
+    }
+  }
+
+  /* where it decides: 48 GiB of unified memory holds standard counted once
+   * (about 35 GiB), not counted twice */
+  {
+    g_auto (OviGpuReport) r = { 0 };
+    g_auto (OviDeviceChoice) c = { 0 };
+    OviPlacementEstimate est;
+    report_from (&r, GB10_JSON ("40", "48"));
+    g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
+                                                OVI_GPU_ALLOCATION_AUTO, 0, 0,
+                                                &r, -1, 0, &c, &est, NULL));
+    g_assert_cmpint (est.plan.mode, ==, OVI_VRAM_MODE_STANDARD);
+    g_assert_cmpuint (est.pool_peak, <=, (guint64) 48 << 30);
+    g_assert_cmpuint (est.pool_peak + est.stage[OVI_STAGE_TEXT].device_in_place,
+                      >, (guint64) 48 << 30);
+  }
+  ovi_placement_model_clear (&m);
+}
+
 static void
 test_bad_json (void)
 {
@@ -438,6 +558,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gpu-select/host-ram", test_host_ram_decides);
   g_test_add_func ("/gpu-select/cpu-reasons", test_cpu_reasons);
   g_test_add_func ("/gpu-select/unified-pool", test_unified_pool);
+  g_test_add_func ("/gpu-select/in-place-plan", test_in_place_plan);
   g_test_add_func ("/gpu-select/bad-json", test_bad_json);
   return g_test_run ();
 }

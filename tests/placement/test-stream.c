@@ -24,28 +24,7 @@ static const char *backend_name = "cpu"; /* --backend cuda: the GPU run */
 static OviBackend *
 backend_new (void)
 {
-  GError *error = NULL;
-  OviBackend *be = g_strcmp0 (backend_name, "cpu") == 0
-                       ? ovi_backend_new_cpu (2)
-                       : ovi_backend_new_by_name (backend_name, 0, &error);
-
-  g_assert_no_error (error);
-  return be;
-}
-
-static OviTensor *
-text (int64_t rows, int64_t cols, guint32 seed)
-{
-  int64_t shape[2] = { rows, cols };
-  OviTensor *t = ovi_tensor_new_f32 (2, shape);
-  float *v = ovi_tensor_data (t);
-  guint32 s = seed * 2654435761u + 1;
-
-  for (int64_t i = 0; i < rows * cols; i++) {
-    s = s * 1664525u + 1013904223u;
-    v[i] = ((float) (s >> 8) / (float) (1u << 24) - 0.5f) * 0.8f;
-  }
-  return t;
+  return ovi_test_backend_new (backend_name);
 }
 
 typedef struct {
@@ -73,11 +52,7 @@ run_denoiser (OviVramMode mode, guint64 host_budget, const char *cache_dir,
   const OviModelPreset *m = ovi_model_preset_lookup ("tiny", NULL);
   g_autoptr (OviModelPaths) paths = NULL;
   g_autoptr (OviPlacement) pl = NULL;
-  g_autoptr (OviTensor) pos = text (7, m->text_dim, 1);
-  g_autoptr (OviTensor) vneg = text (5, m->text_dim, 2);
-  g_autoptr (OviTensor) aneg = text (6, m->text_dim, 3);
   OviPlacementPlan plan;
-  OviDenoiseRequest req;
   OviDenoiser *d;
   GError *error = NULL;
 
@@ -96,23 +71,10 @@ run_denoiser (OviVramMode mode, guint64 host_budget, const char *cache_dir,
   ovi_placement_attach_denoiser (pl, d);
   g_assert_cmpint (ovi_fusion_get_streaming (ovi_denoiser_get_fusion (d)), ==,
                    plan.stream_blocks);
-  /* slg_layer: a batch split around one layer */
-  ovi_test_preset_request (&req, m, pos, vneg, aneg, 7);
-  g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &out->video,
-                                   &out->audio, &error));
-  g_assert_no_error (error);
-  for (int i = 0; i < 2; i++) {
-    OviTensor **t = i ? &out->audio : &out->video;
-    if (!ovi_tensor_is_host (*t)) {
-      OviTensor *host = ovi_backend_download_f32 (be, *t, &error);
-      g_assert_no_error (error);
-      ovi_tensor_unref (*t);
-      *t = host;
-    }
-  }
+  ovi_test_denoise_tiny (be, d, &out->video, &out->audio);
   ovi_fusion_get_stream_stats (ovi_denoiser_get_fusion (d), &out->stats);
   out->layers = ovi_fusion_get_dims (ovi_denoiser_get_fusion (d))->num_layers;
-  out->steps = req.steps;
+  out->steps = m->steps;
   ovi_denoiser_free (d);
 }
 
@@ -289,17 +251,8 @@ main (int argc, char **argv)
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  if (argc >= 3 && g_strcmp0 (argv[1], "--backend") == 0) {
-    GError *error = NULL;
-    OviBackend *be = ovi_backend_new_by_name (argv[2], 0, &error);
-    if (be == NULL) {
-      g_print ("SKIP: backend %s: %s\n", argv[2], error->message);
-      g_error_free (error);
-      return 77;
-    }
-    ovi_backend_free (be);
-    backend_name = argv[2];
-  }
+  if (!ovi_test_backend_from_args (argc, argv, &backend_name))
+    return 77;
   tiny_dir = ovi_test_make_tiny_dir ("ovi-stream-XXXXXX", 11);
   g_test_add_func ("/stream/entries", test_entries);
   g_test_add_func ("/stream/streamed-equals-resident",
