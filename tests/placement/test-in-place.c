@@ -189,18 +189,37 @@ run_denoiser (gboolean weights_in_place, OviTensor **video, OviTensor **audio,
   ovi_denoiser_free (d);
 }
 
+/* TRUE on the CPU; on a GPU, whether GPU 0 is unified as the CUDA module
+ * describes it */
+static gboolean
+gpu_is_unified (void)
+{
+  g_auto (OviGpuReport) r = { 0 };
+  const OviDeviceInfo *d;
+
+  if (g_strcmp0 (backend_name, "cpu") == 0)
+    return TRUE;
+  g_assert_true (ovi_gpu_report_probe (&r, NULL));
+  d = ovi_gpu_report_device (&r, 0);
+  return d && ovi_device_is_unified (d);
+}
+
 static void
 test_denoise_equals_copied (void)
 {
+  gboolean on_gpu = g_strcmp0 (backend_name, "cpu") != 0;
   g_autoptr (OviTensor) cv = NULL, ca = NULL;
   guint64 copied_in_place = 0, in_place = 0, full = 0, copied = 0;
 
   run_denoiser (FALSE, &cv, &ca, &copied_in_place, &full);
   g_assert_cmpuint (copied_in_place, ==, 0);
   g_assert_cmpuint (full, >, 0);
-  /* as the device allows (on a GPU: pageable access, else registration),
-   * then, on a GPU, through cudaHostRegister whatever the device allows */
-  for (int pass = 0; pass < (g_strcmp0 (backend_name, "cpu") ? 2 : 1); pass++) {
+  /* in place as the device allows (the CPU; a unified GPU: pageable
+   * access, else registration), and on any GPU through cudaHostRegister
+   * of the file's mapping (a discrete card takes only that branch: with
+   * HMM it would read the mapping through pageable access, which no plan
+   * does on a discrete card) */
+  for (int pass = gpu_is_unified () ? 0 : 1; pass < (on_gpu ? 2 : 1); pass++) {
     g_autoptr (OviTensor) pv = NULL, pa = NULL;
     if (pass == 1)
       g_setenv ("OVI_CUDA_HOST_VIEW", "register", TRUE);
