@@ -2,9 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Pushes generated clips to an RTMP server: H.264 (zerolatency, I420) + AAC
 # at 44.1 kHz in FLV. This pipeline is paced by generation: for a steady live
-# stream put a playout pipeline (intervideosrc/interaudiosrc, which fill gaps
-# with the last frame and silence) between generation and rtmp2sink, see
-# docs/elements.md.
+# stream use live-channel.sh rtmp://..., see docs/elements.md.
 #   rtmp-push.sh rtmp://HOST:PORT/APP/STREAM [PROMPT] [NUM_CLIPS]
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
