@@ -261,6 +261,7 @@ make_plan (GstOviStage stage, const GstOviEngineConfig *config,
   sc.cuda_device_id = config->cuda_device_id;
   sc.cuda_devices = config->cuda_devices;
   sc.loras = config->loras;
+  sc.weight_cache_dir = config->weight_cache_dir;
   plan = ovi_stage_plan_new (stage, &sc, error);
   reason = plan ? ovi_stage_plan_get_cpu_reason (plan, &warn) : NULL;
   /* an NVIDIA driver is there, so the user expects the GPU: say it on the
@@ -380,6 +381,7 @@ gst_ovi_engine_config_clear (GstOviEngineConfig *c)
   g_clear_pointer (&c->model_dir, g_free);
   g_clear_pointer (&c->loras, g_free);
   g_clear_pointer (&c->cuda_devices, g_free);
+  g_clear_pointer (&c->weight_cache_dir, g_free);
 }
 
 void
@@ -390,4 +392,5 @@ gst_ovi_engine_config_copy (GstOviEngineConfig *dst,
   dst->model_dir = g_strdup (src->model_dir);
   dst->loras = g_strdup (src->loras);
   dst->cuda_devices = g_strdup (src->cuda_devices);
+  dst->weight_cache_dir = g_strdup (src->weight_cache_dir);
 }

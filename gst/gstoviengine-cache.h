@@ -39,6 +39,9 @@ typedef struct {
   gint cuda_device_id; /* -1: auto */
   gchar *cuda_devices; /* multi-GPU allocations: "0,1", NULL: every GPU */
   gchar *loras; /* merged into the denoiser at load (docs/lora.md), or NULL */
+  /* the quantised weights' cache folder, NULL: the default; "off" (it
+   * changes no weight, so it is not in the config's string) */
+  gchar *weight_cache_dir;
 } GstOviEngineConfig;
 
 /* One loaded stage, shared by the elements that acquired it; it holds a

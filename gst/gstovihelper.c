@@ -147,6 +147,22 @@ gst_ovi_helper_install_properties (GObjectClass *klass)
           "GPUs of a multi-GPU gpu-allocation, e.g. \"0,1,2,3\" (empty: "
           "every GPU)",
           NULL, rw));
+  /**
+   * GstOviElement:weight-cache-dir:
+   *
+   * Where the denoise stage keeps the int8 / fp8 weights it quantises from
+   * a bf16 model file, written once and mapped after (docs/vram-modes.md,
+   * "The re-quantised weight cache"); unset: $OVI_WEIGHT_CACHE_DIR, else
+   * $XDG_CACHE_HOME/gst-ovi; "off": quantised in memory at every load.
+   */
+  g_object_class_install_property (
+      klass, GST_OVI_PROP_WEIGHT_CACHE_DIR,
+      g_param_spec_string (
+          "weight-cache-dir", "Weight cache folder",
+          "Where the quantised DiT weights of the int8/fp8 modes are cached "
+          "(unset: $OVI_WEIGHT_CACHE_DIR, else $XDG_CACHE_HOME/gst-ovi; "
+          "\"off\": quantise in memory at every load)",
+          NULL, rw));
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_VRAM_MODE, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_GPU_ALLOCATION, 0);
 }
@@ -174,6 +190,12 @@ config_set_property (GstOviEngineConfig *c, guint prop_id, const GValue *value)
       g_free (c->cuda_devices);
       c->cuda_devices = g_value_dup_string (value);
       return TRUE;
+    case GST_OVI_PROP_WEIGHT_CACHE_DIR:
+      g_free (c->weight_cache_dir);
+      c->weight_cache_dir = g_value_dup_string (value);
+      if (c->weight_cache_dir && !*c->weight_cache_dir)
+        g_clear_pointer (&c->weight_cache_dir, g_free);
+      return TRUE;
   }
   return FALSE;
 }
@@ -196,6 +218,9 @@ config_get_property (const GstOviEngineConfig *c, guint prop_id, GValue *value)
       return TRUE;
     case GST_OVI_PROP_CUDA_DEVICES:
       g_value_set_string (value, c->cuda_devices);
+      return TRUE;
+    case GST_OVI_PROP_WEIGHT_CACHE_DIR:
+      g_value_set_string (value, c->weight_cache_dir);
       return TRUE;
   }
   return FALSE;
