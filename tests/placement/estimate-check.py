@@ -132,4 +132,51 @@ for args in (("--vram-mode", "huge"), ("--width", "704"), ("--model", "nope"),
 # the tiny folder needs --model-dir (no release dims)
 rc, out, err = run("--model", "tiny")
 assert rc == 1 and "--model-dir" in err, err
+
+# a unified-memory device (issue 21): the weights read in place are counted
+# once, as device bytes, and the pool peak is the device peak (no host);
+# `ovi devices` says so. A discrete card (control) shows no in-place bytes.
+GB10 = ('{"driver_version": 13000, "archs": [121], "ptx_arch": 121,'
+        ' "host_available_gib": 110, "devices": [{"name": "NVIDIA GB10",'
+        ' "cc": "12.1", "total_gib": 119, "free_gib": 60, "integrated": true}]}')
+H100 = ('{"driver_version": 13000, "archs": [90], "ptx_arch": 90,'
+        ' "host_available_gib": 110, "devices": [{"name": "H100", "cc": "9.0",'
+        ' "total_gib": 80, "free_gib": 79}]}')
+
+
+def described(json, *args, tool="estimate"):
+    path = os.path.join(tmp, "probe.json")
+    with open(path, "w") as f:
+        f.write(json)
+    env = dict(os.environ, OVI_MEMINFO_FILE=meminfo(HOST_GIB),
+               OVI_DEVICE_PROBE_FILE=path)
+    p = subprocess.run([ovi, tool, *args], capture_output=True, text=True,
+                       env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def gib(value, unit):
+    return float(value) * {"B": 2 ** -30, "KiB": 2 ** -20, "MiB": 2 ** -10,
+                           "GiB": 1}[unit]
+
+
+U = r"([\d.]+) (B|KiB|MiB|GiB)"
+rc, out, err = described(GB10, "--model", "720x720_5s", "--width", "704",
+                         "--height", "704", "--vram-mode", "auto")
+assert rc == 0 and "vram-mode auto: standard fits" in out, (rc, out, err)
+for stage in ("text", "denoise", "video-decode", "audio-decode"):
+    m = re.search(r"%s +device +%s \(weights %s, %s of them in place" % (stage, U, U, U), out)
+    assert m, (stage, out)
+    weights, in_place = gib(*m.group(3, 4)), gib(*m.group(5, 6))
+    assert 0.9 * weights < in_place <= weights, (stage, out)
+peak_dev = re.search(r"peak +device +%s, host %s" % (U, U), out)
+pool = re.search(r"unified pool +%s" % U, out)
+assert peak_dev and pool, out
+assert gib(*peak_dev.group(3, 4)) == 0, out
+assert gib(*pool.group(1, 2)) == gib(*peak_dev.group(1, 2)), out
+rc, out, err = described(H100, "--model", "720x720_5s", "--width", "704",
+                         "--height", "704", "--vram-mode", "auto")
+assert rc == 0 and "in place" not in out and "unified pool" not in out, out
+rc, out, err = described(GB10, tool="devices")
+assert "weights are read in place" in out, (rc, out, err)
 print("ok")
