@@ -85,8 +85,8 @@ G_MODULE_EXPORT const char *g_module_check_init (GModule *module);
 #define priv_of ovi_cuda_priv
 
 /* teardown: nothing can be reported any more, failures are only logged */
-static void
-warn_if_failed (const char *call, cudaError_t e)
+void
+ovi_cuda_warn_if_failed (const char *call, cudaError_t e)
 {
   if (e != cudaSuccess)
     g_warning ("cuda backend teardown: %s failed: %s", call,
@@ -98,9 +98,9 @@ stage_free (CudaPriv *p)
 {
   for (int i = 0; i < OVI_CUDA_STAGE_SLOTS; i++)
     if (p->stage_done[i])
-      warn_if_failed ("cudaEventDestroy", cudaEventDestroy (p->stage_done[i]));
+      ovi_cuda_warn_if_failed ("cudaEventDestroy", cudaEventDestroy (p->stage_done[i]));
   if (p->stage)
-    warn_if_failed ("cudaFreeHost", cudaFreeHost (p->stage));
+    ovi_cuda_warn_if_failed ("cudaFreeHost", cudaFreeHost (p->stage));
 }
 
 static void
@@ -108,16 +108,16 @@ priv_unref (CudaPriv *p)
 {
   if (!g_atomic_int_dec_and_test (&p->ref_count))
     return;
-  warn_if_failed ("cudaSetDevice", cudaSetDevice (p->device));
+  ovi_cuda_warn_if_failed ("cudaSetDevice", cudaSetDevice (p->device));
   if (p->stream)
-    warn_if_failed ("cudaStreamSynchronize", cudaStreamSynchronize (p->stream));
+    ovi_cuda_warn_if_failed ("cudaStreamSynchronize", cudaStreamSynchronize (p->stream));
   g_clear_pointer (&p->profile, ovi_cuda_profile_free);
   g_clear_pointer (&p->dnn, ovi_cudnn_free);
   if (p->arena)
-    warn_if_failed ("cudaFreeAsync", cudaFreeAsync (p->arena, p->stream));
+    ovi_cuda_warn_if_failed ("cudaFreeAsync", cudaFreeAsync (p->arena, p->stream));
   stage_free (p);
   if (p->workspace)
-    warn_if_failed ("cudaFree", cudaFree (p->workspace));
+    ovi_cuda_warn_if_failed ("cudaFree", cudaFree (p->workspace));
   if (p->lt)
     cublasLtDestroy (p->lt);
   g_clear_pointer (&p->algos, g_hash_table_destroy);
@@ -125,9 +125,9 @@ priv_unref (CudaPriv *p)
   g_mutex_clear (&p->algos_lock);
   ovi_cuda_streaming_free (p->streaming);
   if (p->stream)
-    warn_if_failed ("cudaStreamDestroy", cudaStreamDestroy (p->stream));
+    ovi_cuda_warn_if_failed ("cudaStreamDestroy", cudaStreamDestroy (p->stream));
   if (p->pool)
-    warn_if_failed ("cudaMemPoolDestroy", cudaMemPoolDestroy (p->pool));
+    ovi_cuda_warn_if_failed ("cudaMemPoolDestroy", cudaMemPoolDestroy (p->pool));
   g_free (p);
 }
 
@@ -190,8 +190,8 @@ release_block (gpointer data)
 {
   DevBlock *b = data;
 
-  warn_if_failed ("cudaSetDevice", cudaSetDevice (b->priv->device));
-  warn_if_failed ("cudaFreeAsync", cudaFreeAsync (b->ptr, b->priv->stream));
+  ovi_cuda_warn_if_failed ("cudaSetDevice", cudaSetDevice (b->priv->device));
+  ovi_cuda_warn_if_failed ("cudaFreeAsync", cudaFreeAsync (b->ptr, b->priv->stream));
   priv_unref (b->priv);
   g_free (b);
 }
@@ -612,9 +612,12 @@ cuda_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
                        nbytes);
       return;
     }
+    /* a weight used in place is host memory under a device tensor
+     * (ovi-cuda-in-place.c): the runtime tells the kinds from the
+     * pointers (unified addressing) */
     if (CUDA_OK (be, s.op,
                  cudaMemcpyAsync (ovi_tensor_data (dst), ovi_tensor_data (src),
-                                  nbytes, kind, p->stream))
+                                  nbytes, cudaMemcpyDefault, p->stream))
         && dst_host)
       CUDA_OK (be, s.op, cudaStreamSynchronize (p->stream));
     return;

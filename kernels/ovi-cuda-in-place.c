@@ -83,12 +83,8 @@ registration_unref (Registration *r)
   g_mutex_unlock (&registry_lock);
   if (!last)
     return;
-  if (cudaSetDevice (r->device) != cudaSuccess
-      || cudaHostUnregister (r->base) != cudaSuccess) {
-    g_warning ("cuda backend: cudaHostUnregister of %" G_GSIZE_FORMAT
-               " bytes failed: %s",
-               r->len, cudaGetErrorString (cudaGetLastError ()));
-  }
+  ovi_cuda_warn_if_failed ("cudaSetDevice", cudaSetDevice (r->device));
+  ovi_cuda_warn_if_failed ("cudaHostUnregister", cudaHostUnregister (r->base));
   ovi_storage_unref (r->host);
   g_free (r);
 }
@@ -142,11 +138,9 @@ view_release (gpointer data)
   View *v = data;
 
   /* kernels enqueued on the stream may still read the host bytes */
-  if (cudaSetDevice (v->priv->device) != cudaSuccess
-      || cudaStreamSynchronize (v->priv->stream) != cudaSuccess)
-    g_warning ("cuda backend: waiting for the stream before releasing a "
-               "weight used in place failed: %s",
-               cudaGetErrorString (cudaGetLastError ()));
+  ovi_cuda_warn_if_failed ("cudaSetDevice", cudaSetDevice (v->priv->device));
+  ovi_cuda_warn_if_failed ("cudaStreamSynchronize",
+                           cudaStreamSynchronize (v->priv->stream));
   if (v->reg)
     registration_unref (v->reg);
   ovi_storage_unref (v->host);

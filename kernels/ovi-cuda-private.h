@@ -58,6 +58,9 @@ ovi_cuda_priv (OviBackend *be)
   return (CudaPriv *) be->priv;
 }
 
+/* teardown: logs a failed call by name (nothing can be reported any more) */
+void ovi_cuda_warn_if_failed (const char *call, cudaError_t e);
+
 /* drops a reference to the backend's state (the last one tears it down) */
 void ovi_cuda_priv_unref (CudaPriv *p);
 
