@@ -455,6 +455,12 @@ test_in_place_plan (void)
     " \"devices\": [{\"name\": \"GH200\", \"cc\": \"9.0\", \"free_gib\": 90,"
     " \"pageable_memory_access\": true,"
     " \"pageable_uses_host_page_tables\": true}]}",
+    /* Jetson AGX Orin 64 GB: integrated without pageable access (the
+     * mapping is registered) */
+    "{\"driver_version\": 13000, " ARCHS ", \"host_available_gib\": 58,"
+    " \"devices\": [{\"name\": \"Orin\", \"cc\": \"8.7\", \"total_gib\": 61,"
+    " \"free_gib\": 50, \"integrated\": true,"
+    " \"pageable_memory_access\": false}]}",
     "{\"driver_version\": 13000, " ARCHS ", \"host_available_gib\": 400,"
     " \"devices\": [{\"name\": \"H100\", \"cc\": \"9.0\", \"free_gib\": 79}]}",
   };
@@ -466,9 +472,15 @@ test_in_place_plan (void)
     g_auto (OviDeviceChoice) c = { 0 };
     OviPlacementEstimate est;
     GError *error = NULL;
-    gboolean unified = i < 2;
+    gboolean unified = i < 3;
 
     report_from (&r, machines[i]);
+    {
+      g_autofree char *devices = ovi_gpu_report_to_string (&r);
+      g_assert_cmpint (strstr (devices, "read in place") != NULL, ==, unified);
+      g_assert_cmpint (strstr (devices, "mapping, registered") != NULL, ==,
+                       i == 2);
+    }
     g_assert_true (ovi_placement_choose_device (&m, OVI_VRAM_MODE_AUTO,
                                                 OVI_GPU_ALLOCATION_AUTO, 0, 0,
                                                 &r, -1, 0, &c, &est, &error));
