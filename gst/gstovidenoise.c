@@ -124,7 +124,8 @@ struct _GstOviDenoise {
   gint text_dim;
   guint64 clip;
   guint64 frame_offset;
-  gint upstream_live; /* -1: not asked yet */
+  gint upstream_live;   /* -1: not asked yet */
+  guint64 upstream_end; /* frame where the last text buffer ended */
   gboolean discont;
   GstEvent *pending_segment; /* held until our caps are out */
   GstCaps *out_caps;
@@ -691,12 +692,13 @@ apply_clip_meta (GstBuffer *buf, OviDenoiseRequest *req, gboolean have_image)
   gst_structure_get_int (meta, "cache-start", &req->cache_start);
 }
 
-/* A live upstream stamps clips with the running time: follow its gaps (a
- * non-live one is restamped from frame counts). */
+/* A live upstream may stamp clips with the running time: follow its gaps,
+ * the frames between the end of its previous clip and the start of this
+ * one (a non-live one is restamped from frame counts). */
 static void
 follow_live_upstream (GstOviDenoise *self, GstBuffer *buf)
 {
-  guint64 frame;
+  guint64 frame, end;
 
   if (self->upstream_live < 0) {
     GstQuery *q = gst_query_new_latency ();
@@ -710,10 +712,15 @@ follow_live_upstream (GstOviDenoise *self, GstBuffer *buf)
     return;
   frame = gst_util_uint64_scale_ceil (GST_BUFFER_PTS (buf), GST_OVI_FPS_N,
                                       GST_SECOND * GST_OVI_FPS_D);
-  if (frame > self->frame_offset) {
-    self->frame_offset = frame;
+  end = GST_BUFFER_DURATION_IS_VALID (buf) ? gst_util_uint64_scale_ceil (
+            GST_BUFFER_PTS (buf) + GST_BUFFER_DURATION (buf), GST_OVI_FPS_N,
+            GST_SECOND * GST_OVI_FPS_D)
+                                           : frame;
+  if (frame > self->upstream_end) {
+    self->frame_offset += frame - self->upstream_end;
     self->discont = TRUE;
   }
+  self->upstream_end = MAX (end, frame);
 }
 
 /* ---- latency ---- */
@@ -1064,6 +1071,7 @@ start (GstOviDenoise *self)
   self->clip = 0;
   self->frame_offset = 0;
   self->upstream_live = -1;
+  self->upstream_end = 0;
   self->discont = FALSE;
   gst_event_replace (&self->pending_segment, NULL);
   gst_caps_replace (&self->out_caps, NULL);

@@ -143,6 +143,28 @@ gst_ovi_lora_mode_get_type (void)
   return type;
 }
 
+GType
+gst_ovi_timestamps_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { GST_OVI_TIMESTAMPS_CONTIGUOUS,
+      "The first clip at the running time it starts, every later one where "
+      "the previous one ends: no gaps, one segment",
+      "contiguous" },
+    { GST_OVI_TIMESTAMPS_RUNNING_TIME,
+      "Each clip at the running time it starts (never before the previous "
+      "one's end): gaps where generation is slower than real time",
+      "running-time" },
+    { 0, NULL, NULL },
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviTimestamps", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
 const char *
 gst_ovi_enum_nick (GType type, gint value)
 {

@@ -50,6 +50,12 @@ typedef enum {
   GST_OVI_LORA_MODE_UNMERGED,
 } GstOviLoraMode;
 
+/* how a live ovitextsrc stamps its clips (docs/elements.md) */
+typedef enum {
+  GST_OVI_TIMESTAMPS_CONTIGUOUS,
+  GST_OVI_TIMESTAMPS_RUNNING_TIME,
+} GstOviTimestamps;
+
 #define GST_TYPE_OVI_VRAM_MODE (gst_ovi_vram_mode_get_type ())
 GType gst_ovi_vram_mode_get_type (void);
 #define GST_TYPE_OVI_GPU_ALLOCATION (gst_ovi_gpu_allocation_get_type ())
@@ -62,6 +68,8 @@ GType gst_ovi_solver_get_type (void);
 GType gst_ovi_lora_mode_get_type (void);
 #define GST_TYPE_OVI_CACHE_MODE (gst_ovi_cache_mode_get_type ())
 GType gst_ovi_cache_mode_get_type (void);
+#define GST_TYPE_OVI_TIMESTAMPS (gst_ovi_timestamps_get_type ())
+GType gst_ovi_timestamps_get_type (void);
 
 /* The nick of an enum value ("fp8-offload", "720x720_5s", ...); never NULL. */
 const char *gst_ovi_enum_nick (GType type, gint value);

@@ -43,6 +43,7 @@ enum {
   PROP_LOCATION,
   PROP_NUM_CLIPS,
   PROP_IS_LIVE,
+  PROP_TIMESTAMPS,
 };
 
 enum { SIGNAL_PUSH_PROMPT, SIGNAL_END_OF_STREAM, N_SIGNALS };
@@ -61,6 +62,7 @@ struct _GstOviTextSrc {
   gchar *location;
   gint num_clips;
   gboolean is_live;
+  GstOviTimestamps timestamps;
 
   /* pushed prompts, under the object lock */
   GQueue queue; /* GstOviPromptEntry */
@@ -137,6 +139,7 @@ gst_ovi_text_src_set_property (GObject *object, guint prop_id,
     case PROP_PROMPT:
       g_free (self->prompt);
       self->prompt = g_value_dup_string (value);
+      gst_ovi_helper_wake (self->helper); /* a source waiting for prompts */
       break;
     case PROP_VIDEO_NEGATIVE_PROMPT:
       g_free (self->video_negative_prompt);
@@ -158,6 +161,9 @@ gst_ovi_text_src_set_property (GObject *object, guint prop_id,
       GST_OBJECT_UNLOCK (self);
       gst_base_src_set_live (GST_BASE_SRC (self), g_value_get_boolean (value));
       return;
+    case PROP_TIMESTAMPS:
+      self->timestamps = g_value_get_enum (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -192,6 +198,9 @@ gst_ovi_text_src_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_IS_LIVE:
       g_value_set_boolean (value, self->is_live);
+      break;
+    case PROP_TIMESTAMPS:
+      g_value_set_enum (value, self->timestamps);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -364,6 +373,38 @@ next_entry (GstOviTextSrc *self, GstOviPromptEntry **out)
   }
 }
 
+/* Where the next clip starts. Non-live: where the previous one ended (a
+ * guess from this variant's clip length; ovidenoise restamps from its own
+ * frame counts). Live, timestamps=running-time: the running time now, never
+ * before the end of the previous clip, so a slow generator leaves gaps for
+ * a playout to fill instead of late data. Live, contiguous: the first clip
+ * at the running time now, every later one where the previous one ended. */
+static void
+place_clip (GstOviTextSrc *self)
+{
+  GstOviTimestamps mode;
+  GstClock *clock;
+  GstClockTime now;
+  guint64 frame;
+
+  GST_OBJECT_LOCK (self);
+  mode = self->timestamps;
+  GST_OBJECT_UNLOCK (self);
+  if (!gst_base_src_is_live (GST_BASE_SRC (self))
+      || (mode == GST_OVI_TIMESTAMPS_CONTIGUOUS && self->clip > 0))
+    return;
+  clock = gst_element_get_clock (GST_ELEMENT (self));
+  if (!clock)
+    return;
+  now = gst_clock_get_time (clock)
+        - gst_element_get_base_time (GST_ELEMENT (self));
+  gst_object_unref (clock);
+  frame = gst_util_uint64_scale_ceil (now, GST_OVI_FPS_N,
+                                      GST_SECOND * GST_OVI_FPS_D);
+  if (frame > self->frame_offset)
+    self->frame_offset = frame;
+}
+
 static gboolean
 copy_field (GQuark field, const GValue *value, gpointer user_data)
 {
@@ -438,24 +479,8 @@ gst_ovi_text_src_create (GstPushSrc *src, GstBuffer **outbuf)
   if (entry->overrides)
     gst_structure_foreach (entry->overrides, copy_field, meta);
 
-  /* Non-live: a guess of the clip's place in time from this variant's clip
-   * length (ovidenoise restamps from its own frame counts). Live: the
-   * running time now, never before the end of the previous clip, so a slow
-   * generator leaves gaps for the playout to fill instead of late data. */
+  place_clip (self);
   GST_BUFFER_PTS (buf) = gst_ovi_frame_time (self->frame_offset);
-  if (gst_base_src_is_live (GST_BASE_SRC (self))) {
-    GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
-    if (clock) {
-      GstClockTime now = gst_clock_get_time (clock)
-                         - gst_element_get_base_time (GST_ELEMENT (self));
-      guint64 frame = gst_util_uint64_scale_ceil (now, GST_OVI_FPS_N,
-                                                  GST_SECOND * GST_OVI_FPS_D);
-      if (frame > self->frame_offset)
-        self->frame_offset = frame;
-      GST_BUFFER_PTS (buf) = gst_ovi_frame_time (self->frame_offset);
-      gst_object_unref (clock);
-    }
-  }
   GST_BUFFER_DURATION (buf)
       = gst_ovi_frame_time (self->frame_offset + self->clip_frames)
         - GST_BUFFER_PTS (buf);
@@ -577,13 +602,37 @@ gst_ovi_text_src_class_init (GstOviTextSrcClass *klass)
   /**
    * GstOviTextSrc:is-live:
    *
-   * Act as a live source: clips are stamped with the running time.
+   * Act as a live source: the first clip is stamped with the running time
+   * it starts at, the later ones as #GstOviTextSrc:timestamps says.
    */
   g_object_class_install_property (
       gobject_class, PROP_IS_LIVE,
       g_param_spec_boolean ("is-live", "Is live",
-                            "Act as a live source (for live playout pipelines)",
+                            "Act as a live source (for live playout "
+                            "pipelines); the clips' stamps follow timestamps",
                             FALSE, rw_ready));
+  /**
+   * GstOviTextSrc:timestamps:
+   *
+   * How a live source stamps its clips: contiguous (each clip where the
+   * previous one ends, one gap-free stream even when generation is slower
+   * than real time, late for a synchronised sink then) or running-time
+   * (each clip at the running time it starts, never before the previous
+   * one's end: gaps, never late; for a playout that fills them, the channel
+   * pattern of docs/elements.md). Without is-live clips are always
+   * contiguous from 0.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_TIMESTAMPS,
+      g_param_spec_enum (
+          "timestamps", "Timestamps",
+          "With is-live: contiguous (the first clip at the running time it "
+          "starts, each later one where the previous ended: no gaps) or "
+          "running-time (each clip at the running time it starts, never "
+          "before the previous end: gaps when generation is slower than "
+          "real time, for a playout that fills them)",
+          GST_TYPE_OVI_TIMESTAMPS, GST_OVI_TIMESTAMPS_CONTIGUOUS, rw_ready));
+  gst_type_mark_as_plugin_api (GST_TYPE_OVI_TIMESTAMPS, 0);
 
   /**
    * GstOviTextSrc::push-prompt:

@@ -29,7 +29,7 @@ failures = []
 COMMON_PROPS = ["model-dir", "vram-mode", "gpu-allocation", "cuda-device-id"]
 INSPECT = {
     "ovitextsrc": ["prompt", "video-negative-prompt", "audio-negative-prompt",
-                   "location", "num-clips", "is-live"],
+                   "location", "num-clips", "is-live", "timestamps"],
     "ovidenoise": ["model", "width", "height", "seed", "steps", "solver",
                    "shift", "video-guidance-scale", "audio-guidance-scale",
                    "slg-layer", "progress"],

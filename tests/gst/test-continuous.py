@@ -1,0 +1,195 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Continuous live clips with the tiny model on the CPU (issue 17, item 3;
+docs/elements.md).
+
+pushed: prompts pushed and `prompt` changed while PLAYING, with the
+    application starving the source between clips (it pushes the next prompt
+    a while after the previous clip came out): timestamps=contiguous gives
+    contiguous clips and one segment; timestamps=running-time leaves a gap
+    where the source waited (the mode matters).
+
+Usage: test-continuous.py [pushed|all]
+Skips (77) without python3-gi.
+"""
+import os
+import shutil
+import sys
+import tempfile
+
+try:
+    import gi
+    gi.require_version("Gst", "1.0")
+    from gi.repository import GLib, Gst
+except (ImportError, ValueError) as e:
+    print(f"SKIP: GStreamer's Python bindings (python3-gi): {e}")
+    sys.exit(77)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+live_long = __import__("test-live-long")
+
+FPS = 24
+RATE = 16000
+FRAMES = 9  # the tiny model's frames per clip (presets/models.json)
+PROMPT = "A lighthouse at night. <AUDCAP>waves<ENDAUDCAP>"
+TIMEOUT_S = int(os.environ.get("OVI_CONTINUOUS_TIMEOUT", "600"))
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+    print(("ok: " if cond else "FAIL: ") + what, flush=True)
+    return cond
+
+
+def frame_time(n):
+    return n * Gst.SECOND // FPS  # gst_ovi_frame_time: rounded down
+
+
+def grid_sample(frame):
+    # docs/av-sync.md: round(frame * 16000 / 24), half up
+    return (frame * RATE * 2 + FPS) // (2 * FPS)
+
+
+class Recorder:
+    """Buffers (pts, duration, offset, offset_end[, bytes]) and SEGMENT
+    events leaving one pad."""
+
+    def __init__(self, pad, keep_data=False):
+        self.buffers, self.segments, self.keep = [], 0, keep_data
+        pad.add_probe(Gst.PadProbeType.BUFFER, self._buffer)
+        pad.add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._event)
+
+    def _buffer(self, _pad, info):
+        b = info.get_buffer()
+        data = b.extract_dup(0, b.get_size()) if self.keep else None
+        self.buffers.append((b.pts, b.duration, b.offset, b.offset_end, data))
+        return Gst.PadProbeReturn.OK
+
+    def _event(self, _pad, info):
+        if info.get_event().type == Gst.EventType.SEGMENT:
+            self.segments += 1
+        return Gst.PadProbeReturn.OK
+
+
+def run(pipeline, on_playing=None):
+    """PLAYING until EOS (test-live-long.py's run_pipeline); on_playing runs
+    in the main loop once set_state(PLAYING) returned: the source streams
+    (a live pipeline reaches PLAYING only when its sinks have had a
+    buffer)."""
+    if on_playing:
+        GLib.idle_add(lambda: on_playing() and False)
+    return live_long.run_pipeline(pipeline, TIMEOUT_S)
+
+
+def check_one_segment(name, recorders):
+    for el, rec in recorders.items():
+        check(rec.segments == 1,
+              f"{name}: {rec.segments} SEGMENT event(s) out of {el} == 1")
+
+
+def check_video(name, video, frames):
+    """frames contiguous: offsets +1, pts = frame_time(offset), each buffer
+    starting where the one before ended"""
+    check(len(video) == frames, f"{name}: {len(video)} frames == {frames}")
+    bad = [i for i, (pts, dur, off, end, _) in enumerate(video)
+           if pts != frame_time(off) or pts + dur != frame_time(off + 1)
+           or end != off + 1 or (i and off != video[i - 1][2] + 1)]
+    check(not bad, f"{name}: video pts = frame_time(offset), offsets "
+          f"contiguous (not at frames {bad[:5]})")
+
+
+def check_audio(name, audio, video):
+    """sample offsets contiguous, pts = offset / 16000, the audio on the
+    video's grid from its first frame to the end of its last"""
+    if not check(audio and video, f"{name}: both streams have buffers"):
+        return
+    bad = [i for i in range(1, len(audio)) if audio[i][2] != audio[i - 1][3]]
+    check(not bad, f"{name}: audio sample offsets contiguous (not at {bad[:5]})")
+    bad = [i for i, a in enumerate(audio)
+           if a[0] != a[2] * Gst.SECOND // RATE]
+    check(not bad, f"{name}: audio pts = offset / 16000 (not at {bad[:5]})")
+    first, end = video[0][2], video[-1][3]
+    check(audio[0][2] == grid_sample(first) and
+          audio[-1][3] == grid_sample(end),
+          f"{name}: audio samples [{audio[0][2]}, {audio[-1][3]}) == the grid "
+          f"of frames [{first}, {end}): [{grid_sample(first)}, "
+          f"{grid_sample(end)})")
+    vdur = video[-1][0] + video[-1][1] - video[0][0]
+    adur = (audio[-1][3] - audio[0][2]) * Gst.SECOND / RATE
+    check(abs(adur - vdur) <= Gst.SECOND / FPS,
+          f"{name}: audio {adur / Gst.SECOND:.5f} s == video "
+          f"{vdur / Gst.SECOND:.5f} s within one frame")
+
+
+def generation(extra_src, extra_denoise, clips="3"):
+    return (f"ovitextsrc name=src is-live=true num-clips={clips} {extra_src} "
+            f"! ovidenoise name=den steps=1 {extra_denoise} ! tee name=t ")
+
+
+def pushed(mode):
+    """prompts pushed and `prompt` changed while PLAYING; the source waits
+    for each pushed prompt (pushed 0.5 s after the clip before came out)"""
+    name = f"pushed {mode}"
+    clips = 4
+    pipeline = Gst.parse_launch(
+        generation(f"timestamps={mode}", "", str(clips)) +
+        "t. ! queue ! ovivaedec name=vdec ! fakesink sync=true "
+        "t. ! queue ! oviaudiodec name=adec ! fakesink sync=true")
+    get = pipeline.get_by_name
+    src = get("src")
+    recs = {el: Recorder(get(el).get_static_pad("src"))
+            for el in ("src", "den", "vdec", "adec")}
+    state = {"pushed": 0}
+
+    def push_next():
+        n = state["pushed"]
+        if n < 2:
+            src.emit("push-prompt", f'{{"prompt": "Pushed clip {n}.", '
+                     f'"seed": {n}}}')
+        else:
+            # the property, read again at every clip: clips 2 and 3
+            src.set_property("prompt", "Clips from the property.")
+        state["pushed"] += 1
+        return False
+
+    def on_latent(_pad, _info):
+        if state["pushed"] < 3:
+            GLib.timeout_add(500, push_next)
+        return Gst.PadProbeReturn.OK
+
+    get("den").get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER,
+                                               on_latent)
+    check(run(pipeline, on_playing=push_next), f"{name}: prompts pushed "
+          "and the prompt property set while PLAYING")
+    video, audio = recs["vdec"].buffers, recs["adec"].buffers
+    n = len(recs["src"].buffers)
+    check(n == clips, f"{name}: {n} clips == {clips}")
+    check_one_segment(name, recs)
+    if mode == "contiguous":
+        check_video(name, video, clips * FRAMES)
+        check_audio(name, audio, video)
+    else:
+        gaps = [i for i in range(1, len(video))
+                if video[i][0] > video[i - 1][0] + video[i - 1][1]]
+        check(gaps, f"{name}: the clips stamped when they start leave gaps "
+              f"where the source waited (at frames {gaps})")
+
+
+def main():
+    Gst.init(None)
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    tmp = tempfile.mkdtemp(prefix="ovi-continuous-")
+    try:
+        if what in ("pushed", "all"):
+            pushed("contiguous")
+            pushed("running-time")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(failures)} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
