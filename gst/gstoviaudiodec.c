@@ -11,7 +11,9 @@
  * trimmed or padded with silence at its end to the samples of the global
  * 16 kHz grid that fall within the clip's video frames, and sample n of the
  * stream is stamped n / 16000 s. Both streams start every clip at the same
- * boundary (within half a sample), however many clips follow.
+ * boundary (within half a sample), however many clips follow. A continued
+ * clip (ovidenoise continuation=last-frame) starts after the samples under
+ * its first frame, which is not shown again.
  *
  * ## Example launch line
  * |[
@@ -58,6 +60,7 @@ struct _GstOviAudioDec {
   OviTensor *samples;   /* the vocoder's, F32 host */
   guint64 first_sample; /* global index of the clip's first sample */
   guint64 n_samples;    /* the clip's share of the grid */
+  guint64 skip;         /* vocoder samples under frames shown already */
   guint64 pos;          /* samples of the clip pushed */
   gboolean discont;
 
@@ -258,6 +261,24 @@ decode_clip (GstOviAudioDec *self, GstBuffer *buf)
   return GST_FLOW_OK;
 }
 
+/* A continued clip (continuation=last-frame) starts with frames shown
+ * already as the previous clip's last ones: the samples under them on the
+ * grid, the clip's first ones, are dropped so that the rest meets the
+ * frames shown (docs/elements.md, "Continuous clips"). */
+static guint64
+shared_samples (GstBuffer *buf, guint64 first_frame)
+{
+  GstStructure *meta = gst_ovi_buffer_get_clip_meta (buf);
+  guint shared = 0;
+
+  if (!meta || !gst_structure_get_uint (meta, "shared-frames", &shared)
+      || shared == 0 || shared > first_frame)
+    return 0;
+  return (
+      guint64) (ovi_clip_audio_start ((int64_t) first_frame, 1)
+                - ovi_clip_audio_start ((int64_t) (first_frame - shared), 1));
+}
+
 /* the clip's share of the global sample grid (docs/av-sync.md) */
 static void
 place_clip (GstOviAudioDec *self, GstBuffer *buf)
@@ -277,11 +298,14 @@ place_clip (GstOviAudioDec *self, GstBuffer *buf)
       = (guint64) ovi_clip_audio_start ((int64_t) (first_frame + frames), 1)
         - self->first_sample;
   self->pos = 0;
-  GST_DEBUG_OBJECT (
-      self,
-      "clip frames [%" G_GUINT64_FORMAT ", +%" G_GUINT64_FORMAT
-      "): %" G_GINT64_FORMAT " vocoder samples -> %" G_GUINT64_FORMAT,
-      first_frame, frames, ovi_tensor_numel (self->samples), self->n_samples);
+  self->skip = shared_samples (buf, first_frame);
+  GST_DEBUG_OBJECT (self,
+                    "clip frames [%" G_GUINT64_FORMAT ", +%" G_GUINT64_FORMAT
+                    "): %" G_GINT64_FORMAT
+                    " vocoder samples, %" G_GUINT64_FORMAT
+                    " skipped -> %" G_GUINT64_FORMAT,
+                    first_frame, frames, ovi_tensor_numel (self->samples),
+                    self->skip, self->n_samples);
 }
 
 static GstFlowReturn
@@ -341,7 +365,7 @@ gst_ovi_audio_dec_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
                        ("Could not allocate an output buffer"), (NULL));
     return GST_FLOW_ERROR;
   }
-  copy_samples (self, self->pos, len, map.data);
+  copy_samples (self, self->skip + self->pos, len, map.data);
   gst_buffer_unmap (out, &map);
 
   s = self->first_sample + self->pos;

@@ -47,4 +47,14 @@ GstStructure *gst_ovi_buffer_add_clip_meta (GstBuffer *buffer);
 /* the structure of the buffer's clip meta, or NULL */
 GstStructure *gst_ovi_buffer_get_clip_meta (GstBuffer *buffer);
 
+/* continuation=last-frame. ovivaedec sends each clip's last decoded frame
+ * back upstream in a GST_EVENT_CUSTOM_UPSTREAM of this name: clip
+ * (guint64, the latent's clip meta), frame (guint64, its stream index),
+ * caps (GstCaps, video/x-raw RGB at the clip's size), buffer (GstBuffer,
+ * the packed RGB frame, the same bytes it pushes in RGB). ovidenoise asks
+ * for it with a custom downstream query of the same name, which ovivaedec
+ * answers. A latent buffer's clip meta then says with shared-frames (guint)
+ * how many of its first decoded frames were already shown. */
+#define GST_OVI_LAST_FRAME "ovi-last-frame"
+
 G_END_DECLS

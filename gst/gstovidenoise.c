@@ -23,6 +23,14 @@
  * (clip, cache, threshold, forwards-computed, forwards-skipped).
  * A flush or a change to READY cancels between steps.
  *
+ * With `continuation=last-frame` each clip after the first is generated
+ * image-to-video from the previous clip's last frame as ovivaedec decoded
+ * it: ovivaedec sends it back in an "ovi-last-frame" upstream event, this
+ * element waits for it before the next clip (a flush ends the wait; with no
+ * ovivaedec downstream it posts an error), and the clip's latent says that
+ * its first frame is shown already (shared-frames), so the decoders drop it
+ * and the audio under it (docs/elements.md, "Continuous clips").
+ *
  * ## Example launch line
  * |[
  * gst-launch-1.0 -e ovitextsrc prompt="A cat sings." ! ovidenoise model=720x720_5s seed=42 ! \
@@ -84,10 +92,14 @@ enum {
   PROP_CACHE,
   PROP_CACHE_THRESHOLD,
   PROP_CACHE_START,
+  PROP_CONTINUATION,
   PROP_PROGRESS,
 };
 
+enum { SIGNAL_CONTINUATION_IMAGE, N_SIGNALS };
+
 static GParamSpec *progress_pspec;
+static guint signals[N_SIGNALS];
 
 struct _GstOviDenoise {
   GstElement parent;
@@ -110,6 +122,7 @@ struct _GstOviDenoise {
   GstOviCacheMode cache;
   gdouble cache_threshold;
   gint cache_start;
+  GstOviContinuation continuation;
   gdouble progress;
 
   /* image state, under the object lock */
@@ -132,6 +145,16 @@ struct _GstOviDenoise {
   gint64 step_t0;
   gchar *lora_warning; /* the last unmatched-keys warning posted */
   gchar *merged_loras; /* what the loaded denoiser has merged, or NULL */
+
+  /* continuation=last-frame: the last decoded frame ovivaedec sent back,
+   * under the object lock */
+  GstBuffer *last_frame; /* packed RGB */
+  GstVideoInfo last_frame_info;
+  guint64 last_frame_clip;
+  /* streaming state of the continuation */
+  gboolean can_continue;   /* a clip went out since the start or a flush */
+  gint decoder_downstream; /* -1: not asked yet */
+  guint clip_shared;       /* frames of this clip already shown (0 or 1) */
 
   /* latency, under the object lock */
   GstClockTime step_time;      /* measured; NONE: not yet */
@@ -218,6 +241,9 @@ gst_ovi_denoise_set_property (GObject *object, guint prop_id,
     case PROP_CACHE_START:
       self->cache_start = g_value_get_int (value);
       break;
+    case PROP_CONTINUATION:
+      self->continuation = g_value_get_enum (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -283,6 +309,9 @@ gst_ovi_denoise_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_CACHE_START:
       g_value_set_int (value, self->cache_start);
       break;
+    case PROP_CONTINUATION:
+      g_value_set_enum (value, self->continuation);
+      break;
     case PROP_PROGRESS:
       g_value_set_double (value, self->progress);
       break;
@@ -336,6 +365,9 @@ prepare_image (GstOviDenoise *self, GstBuffer *buf, const GstVideoInfo *info,
   }
   gst_video_info_set_format (&rgb_info, GST_VIDEO_FORMAT_RGB, info->width,
                              info->height);
+  /* the converter takes no rate change: a frame of a stream has one */
+  GST_VIDEO_INFO_FPS_N (&rgb_info) = GST_VIDEO_INFO_FPS_N (info);
+  GST_VIDEO_INFO_FPS_D (&rgb_info) = GST_VIDEO_INFO_FPS_D (info);
   rgb_buf = gst_buffer_new_allocate (NULL, rgb_info.size, NULL);
   gst_video_frame_map (&rgb_frame, &rgb_info, rgb_buf, GST_MAP_WRITE);
   conv = gst_video_converter_new (info, &rgb_info, NULL);
@@ -570,7 +602,9 @@ push_latents (GstOviDenoise *self, OviTensor *video, OviTensor *audio,
   if (!update_caps (self, caps))
     return GST_FLOW_NOT_NEGOTIATED;
 
-  frames = gst_ovi_video_frames_for_latent ((guint) v->shape[1]);
+  /* a continued clip's first frame is the previous clip's last, shown */
+  frames = gst_ovi_video_frames_for_latent ((guint) v->shape[1])
+           - self->clip_shared;
   out = gst_buffer_new ();
   gst_buffer_append_memory (out, gst_ovi_tensor_to_memory (v));
   gst_buffer_append_memory (out, gst_ovi_tensor_to_memory (a));
@@ -586,8 +620,10 @@ push_latents (GstOviDenoise *self, OviTensor *video, OviTensor *audio,
   }
   meta = gst_ovi_buffer_add_clip_meta (out);
   gst_structure_set (meta, "clip", G_TYPE_UINT64, self->clip, "width",
-                     G_TYPE_INT, width, "height", G_TYPE_INT, height, NULL);
+                     G_TYPE_INT, width, "height", G_TYPE_INT, height,
+                     "shared-frames", G_TYPE_UINT, self->clip_shared, NULL);
   self->frame_offset += frames;
+  self->can_continue = TRUE;
   self->clip++;
   return gst_pad_push (self->srcpad, out);
 }
@@ -694,7 +730,8 @@ apply_clip_meta (GstBuffer *buf, OviDenoiseRequest *req, gboolean have_image)
 
 /* A live upstream may stamp clips with the running time: follow its gaps,
  * the frames between the end of its previous clip and the start of this
- * one (a non-live one is restamped from frame counts). */
+ * one (a non-live one is restamped from frame counts). Gaps, not its
+ * stamps: a continued clip here is a frame shorter than upstream counts. */
 static void
 follow_live_upstream (GstOviDenoise *self, GstBuffer *buf)
 {
@@ -781,6 +818,189 @@ query_latency (GstOviDenoise *self, GstQuery *query)
   gst_ovi_add_latency (query, own);
   GST_DEBUG_OBJECT (self, "clip time %" GST_TIME_FORMAT, GST_TIME_ARGS (own));
   return TRUE;
+}
+
+/* ---- continuation=last-frame ---- */
+
+/* the src pad's events: the last decoded frame of a clip, from ovivaedec */
+static void
+take_last_frame (GstOviDenoise *self, const GstStructure *s)
+{
+  GstBuffer *frame = NULL;
+  GstCaps *caps = NULL;
+  GstVideoInfo info;
+  guint64 clip = 0;
+
+  if (!gst_structure_get (s, "clip", G_TYPE_UINT64, &clip, "caps",
+                          GST_TYPE_CAPS, &caps, "buffer", GST_TYPE_BUFFER,
+                          &frame, NULL)
+      || !gst_video_info_from_caps (&info, caps)) {
+    GST_WARNING_OBJECT (self, "ignoring a malformed %" GST_PTR_FORMAT, s);
+  } else {
+    GST_DEBUG_OBJECT (self, "the last frame of clip %" G_GUINT64_FORMAT, clip);
+    GST_OBJECT_LOCK (self);
+    gst_buffer_replace (&self->last_frame, frame);
+    self->last_frame_info = info;
+    self->last_frame_clip = clip;
+    gst_ovi_helper_wake (self->helper);
+    GST_OBJECT_UNLOCK (self);
+  }
+  gst_clear_buffer (&frame);
+  gst_clear_caps (&caps);
+}
+
+static gboolean
+gst_ovi_denoise_src_event (GstPad *pad, GstObject *parent, GstEvent *event)
+{
+  GstOviDenoise *self = GST_OVI_DENOISE (parent);
+
+  if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_UPSTREAM
+      && gst_event_has_name (event, GST_OVI_LAST_FRAME)) {
+    take_last_frame (self, gst_event_get_structure (event));
+    gst_event_unref (event);
+    return TRUE;
+  }
+  return gst_pad_event_default (pad, parent, event);
+}
+
+/* the property, or the clip's prompt-file line */
+static gboolean
+wants_continuation (GstOviDenoise *self, GstBuffer *text)
+{
+  GstStructure *meta = gst_ovi_buffer_get_clip_meta (text);
+  const gchar *line
+      = meta ? gst_structure_get_string (meta, "continuation") : NULL;
+  gboolean want;
+
+  if (line)
+    return g_str_equal (line, "last-frame");
+  GST_OBJECT_LOCK (self);
+  want = self->continuation == GST_OVI_CONTINUATION_LAST_FRAME;
+  GST_OBJECT_UNLOCK (self);
+  return want;
+}
+
+/* Whether an ovivaedec downstream sends the last frames back (asked once
+ * per run); FALSE with an error posted: waiting would hang. */
+static gboolean
+check_decoder_downstream (GstOviDenoise *self)
+{
+  if (self->decoder_downstream < 0) {
+    GstQuery *q = gst_query_new_custom (
+        GST_QUERY_CUSTOM, gst_structure_new_empty (GST_OVI_LAST_FRAME));
+    self->decoder_downstream = gst_pad_peer_query (self->srcpad, q);
+    gst_query_unref (q);
+  }
+  if (!self->decoder_downstream)
+    GST_ELEMENT_ERROR (
+        self, CORE, NEGOTIATION,
+        ("continuation=last-frame needs an ovivaedec downstream, and none "
+         "answered"),
+        ("no element downstream answered the %s query: each clip continues "
+         "from the previous clip's last frame as ovivaedec decodes it; link "
+         "ovivaedec after ovidenoise (a tee and a queue may be between) or "
+         "set continuation=none",
+         GST_OVI_LAST_FRAME));
+  return self->decoder_downstream;
+}
+
+/* Waits until ovivaedec sent back the last frame of `clip`. */
+static GstFlowReturn
+wait_last_frame (GstOviDenoise *self, guint64 clip, GstBuffer **frame,
+                 GstVideoInfo *info)
+{
+  GstFlowReturn ret = GST_FLOW_OK;
+
+  GST_OBJECT_LOCK (self);
+  while ((!self->last_frame || self->last_frame_clip < clip)
+         && gst_ovi_helper_wait (self->helper))
+    ;
+  if (gst_ovi_helper_is_flushing (self->helper)) {
+    ret = GST_FLOW_FLUSHING;
+  } else {
+    *frame = gst_buffer_ref (self->last_frame);
+    *info = self->last_frame_info;
+  }
+  GST_OBJECT_UNLOCK (self);
+  return ret;
+}
+
+/* An `ovi-continuation` element message, and the conditioning image (the
+ * [3, H, W] F32 that goes to the VAE encoder) to the continuation-image
+ * signal's handlers. */
+static void
+announce_continuation (GstOviDenoise *self, OviTensor *image)
+{
+  gint height = (gint) image->shape[1], width = (gint) image->shape[2];
+
+  GST_INFO_OBJECT (self,
+                   "clip %" G_GUINT64_FORMAT ": from the last frame of "
+                   "clip %" G_GUINT64_FORMAT " (%dx%d)",
+                   self->clip, self->clip - 1, width, height);
+  gst_element_post_message (
+      GST_ELEMENT (self),
+      gst_message_new_element (
+          GST_OBJECT (self),
+          gst_structure_new ("ovi-continuation", "clip", G_TYPE_UINT64,
+                             self->clip, "from-clip", G_TYPE_UINT64,
+                             self->clip - 1, "width", G_TYPE_INT, width,
+                             "height", G_TYPE_INT, height, NULL)));
+  if (g_signal_has_handler_pending (self, signals[SIGNAL_CONTINUATION_IMAGE], 0,
+                                    FALSE)) {
+    GstBuffer *buf = gst_buffer_new ();
+    gst_buffer_append_memory (buf, gst_ovi_tensor_to_memory (image));
+    g_signal_emit (self, signals[SIGNAL_CONTINUATION_IMAGE], 0, self->clip,
+                   width, height, buf);
+    gst_buffer_unref (buf);
+  }
+}
+
+/* continuation=last-frame: from the second clip on, the previous clip's
+ * last decoded frame becomes this clip's first (image-to-video), prepared
+ * as an image on the image pad; the clip's first frame is then marked as
+ * shown already. */
+static GstFlowReturn
+continue_from_last_frame (GstOviDenoise *self, GstBuffer *text,
+                          OviDenoiseRequest *req, OviTensor **image_latent)
+{
+  g_autoptr (OviTensor) image = NULL;
+  g_autoptr (GError) err = NULL;
+  GstBuffer *frame = NULL;
+  GstVideoInfo info;
+  GstOviEngine *vae;
+  OviTensor *latent;
+  GstFlowReturn ret;
+
+  self->clip_shared = 0;
+  if (!self->can_continue || !wants_continuation (self, text))
+    return GST_FLOW_OK;
+  if (!check_decoder_downstream (self))
+    return GST_FLOW_ERROR;
+  ret = wait_last_frame (self, self->clip - 1, &frame, &info);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  vae = image_encoder (self);
+  if (vae)
+    image = prepare_image (self, frame, &info, &err);
+  gst_buffer_unref (frame);
+  if (!vae)
+    return GST_FLOW_ERROR; /* acquiring posted the error */
+  if (!image) {
+    GST_OVI_POST_ERROR (self, "Could not prepare the last frame", err);
+    return GST_FLOW_ERROR;
+  }
+  announce_continuation (self, image);
+  latent = ovi_video_vae_encode_image (
+      ovi_stage_get_video_vae (gst_ovi_engine_get_stage (vae)), image, &err);
+  if (!latent)
+    return GST_OVI_HELPER_FLOW_ERROR (self->helper,
+                                      "Could not encode the last frame", err);
+  g_clear_pointer (image_latent, ovi_tensor_unref);
+  *image_latent = latent;
+  req->width = (gint) image->shape[2];
+  req->height = (gint) image->shape[1];
+  self->clip_shared = 1;
+  return GST_FLOW_OK;
 }
 
 /* the clip's forwards (one CFG branch of one step each), computed or
@@ -959,6 +1179,9 @@ gst_ovi_denoise_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
     ret = snapshot_settings (self, &req, &image_latent, &cancellable);
   if (ret == GST_FLOW_OK) {
     apply_clip_meta (buf, &req, image_latent != NULL);
+    ret = continue_from_last_frame (self, buf, &req, &image_latent);
+  }
+  if (ret == GST_FLOW_OK) {
     follow_live_upstream (self, buf);
     if (!ovi_denoise_request_resolve (
             &req, ovi_stage_get_paths (gst_ovi_engine_get_stage (engine)),
@@ -1017,6 +1240,7 @@ gst_ovi_denoise_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
       break;
     case GST_EVENT_FLUSH_STOP:
       self->discont = TRUE;
+      self->can_continue = FALSE; /* the next clip starts anew */
       break;
     default:
       break;
@@ -1061,7 +1285,9 @@ start (GstOviDenoise *self)
   if (!gst_ovi_helper_start (self->helper, GST_OVI_STAGE_DENOISER))
     return FALSE;
   GST_OBJECT_LOCK (self);
-  want_vae = self->imagepad != NULL;
+  want_vae = self->imagepad != NULL
+             || self->continuation == GST_OVI_CONTINUATION_LAST_FRAME;
+  gst_clear_buffer (&self->last_frame);
   self->image_eos = FALSE;
   self->image_failed = FALSE;
   GST_OBJECT_UNLOCK (self);
@@ -1072,6 +1298,9 @@ start (GstOviDenoise *self)
   self->frame_offset = 0;
   self->upstream_live = -1;
   self->upstream_end = 0;
+  self->can_continue = FALSE;
+  self->decoder_downstream = -1;
+  self->clip_shared = 0;
   self->discont = FALSE;
   gst_event_replace (&self->pending_segment, NULL);
   gst_caps_replace (&self->out_caps, NULL);
@@ -1105,6 +1334,7 @@ gst_ovi_denoise_finalize (GObject *object)
 
   gst_clear_object (&self->helper);
   g_clear_pointer (&self->image_latent, ovi_tensor_unref);
+  gst_clear_buffer (&self->last_frame);
   gst_caps_replace (&self->out_caps, NULL);
   gst_event_replace (&self->pending_segment, NULL);
   g_free (self->lora);
@@ -1299,6 +1529,24 @@ install_properties (GObjectClass *gobject_class)
                         "the steps); the last step is always computed",
                         -1, 1000, -1, rw_playing));
   /**
+   * GstOviDenoise:continuation:
+   *
+   * last-frame: each clip after the first is generated image-to-video from
+   * the previous clip's last frame as ovivaedec decoded it (ovivaedec sends
+   * it back upstream); that shared frame is shown once: ovivaedec drops the
+   * continued clip's first frame and oviaudiodec the audio under it. A
+   * prompt-file line's "continuation" overrides it for its clip.
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_CONTINUATION,
+      g_param_spec_enum (
+          "continuation", "Continuation",
+          "What a clip after the first starts from: none, or last-frame (the "
+          "previous clip's last decoded frame, sent back by an ovivaedec "
+          "downstream, image-to-video; the shared frame is shown once). "
+          "Applies to the next clip; a prompt-file line may override it",
+          GST_TYPE_OVI_CONTINUATION, GST_OVI_CONTINUATION_NONE, rw_playing));
+  /**
    * GstOviDenoise:progress:
    *
    * Progress of the clip being denoised, notified once per step.
@@ -1313,6 +1561,7 @@ install_properties (GObjectClass *gobject_class)
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_SOLVER, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_LORA_MODE, 0);
   gst_type_mark_as_plugin_api (GST_TYPE_OVI_CACHE_MODE, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_OVI_CONTINUATION, 0);
 }
 
 static void
@@ -1325,6 +1574,20 @@ gst_ovi_denoise_class_init (GstOviDenoiseClass *klass)
   gobject_class->get_property = gst_ovi_denoise_get_property;
   gobject_class->finalize = gst_ovi_denoise_finalize;
   install_properties (gobject_class);
+  /**
+   * GstOviDenoise::continuation-image:
+   * @clip: the clip about to be generated from it
+   * @width: @height: its size
+   * @image: the conditioning image, [3, @height, @width] F32 in [-1, 1]
+   *
+   * Emitted on the streaming thread before the previous clip's last frame
+   * is encoded as the first frame of @clip (continuation=last-frame), for
+   * applications and tests that look at what a clip continues from.
+   */
+  signals[SIGNAL_CONTINUATION_IMAGE]
+      = g_signal_new ("continuation-image", G_TYPE_FROM_CLASS (klass),
+                      G_SIGNAL_RUN_LAST, 0, NULL, NULL, NULL, G_TYPE_NONE, 4,
+                      G_TYPE_UINT64, G_TYPE_INT, G_TYPE_INT, GST_TYPE_BUFFER);
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &image_template);
@@ -1350,6 +1613,7 @@ gst_ovi_denoise_init (GstOviDenoise *self)
   gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
   self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
   gst_pad_set_query_function (self->srcpad, gst_ovi_denoise_query);
+  gst_pad_set_event_function (self->srcpad, gst_ovi_denoise_src_event);
   gst_pad_use_fixed_caps (self->srcpad);
   gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
 

@@ -165,6 +165,26 @@ gst_ovi_timestamps_get_type (void)
   return type;
 }
 
+GType
+gst_ovi_continuation_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { GST_OVI_CONTINUATION_NONE, "Every clip starts anew", "none" },
+    { GST_OVI_CONTINUATION_LAST_FRAME,
+      "Each clip after the first is generated image-to-video from the "
+      "previous clip's last decoded frame (ovivaedec sends it back), which "
+      "is not shown twice",
+      "last-frame" },
+    { 0, NULL, NULL },
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstOviContinuation", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
 const char *
 gst_ovi_enum_nick (GType type, gint value)
 {

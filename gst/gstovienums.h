@@ -56,6 +56,12 @@ typedef enum {
   GST_OVI_TIMESTAMPS_RUNNING_TIME,
 } GstOviTimestamps;
 
+/* what a clip after the first starts from (ovidenoise) */
+typedef enum {
+  GST_OVI_CONTINUATION_NONE,
+  GST_OVI_CONTINUATION_LAST_FRAME,
+} GstOviContinuation;
+
 #define GST_TYPE_OVI_VRAM_MODE (gst_ovi_vram_mode_get_type ())
 GType gst_ovi_vram_mode_get_type (void);
 #define GST_TYPE_OVI_GPU_ALLOCATION (gst_ovi_gpu_allocation_get_type ())
@@ -70,6 +76,8 @@ GType gst_ovi_lora_mode_get_type (void);
 GType gst_ovi_cache_mode_get_type (void);
 #define GST_TYPE_OVI_TIMESTAMPS (gst_ovi_timestamps_get_type ())
 GType gst_ovi_timestamps_get_type (void);
+#define GST_TYPE_OVI_CONTINUATION (gst_ovi_continuation_get_type ())
+GType gst_ovi_continuation_get_type (void);
 
 /* The nick of an enum value ("fp8-offload", "720x720_5s", ...); never NULL. */
 const char *gst_ovi_enum_nick (GType type, gint value);

@@ -53,6 +53,7 @@ typedef enum { KEY_INT, KEY_UINT64, KEY_DOUBLE, KEY_CHOICE } KeyKind;
 
 static const char *const solvers[] = { "unipc", "euler", NULL };
 static const char *const caches[] = { "off", "easy", "mag", NULL };
+static const char *const continuations[] = { "none", "last-frame", NULL };
 
 static const struct {
   const char *name;
@@ -73,6 +74,8 @@ static const struct {
   { "cache", KEY_CHOICE, 0, 0, caches },
   { "cache-threshold", KEY_DOUBLE, 0.0, 1e6 },
   { "cache-start", KEY_INT, -1, 1000 },
+  /* ovidenoise's continuation for this clip (a scene cut: "none") */
+  { "continuation", KEY_CHOICE, 0, 0, continuations },
 };
 
 /* "lora": a string (the element's list syntax); "sigmas": an array of
@@ -197,7 +200,7 @@ parse_json_line (const gchar *line, const gchar *name, guint lineno,
           "%s:%u: unknown key \"%s\" (known: prompt, video_negative_prompt, "
           "audio_negative_prompt, seed, steps, shift, video_guidance_scale, "
           "audio_guidance_scale, slg_layer, solver, width, height, lora, "
-          "sigmas, cache, cache_threshold, cache_start)",
+          "sigmas, cache, cache_threshold, cache_start, continuation)",
           name, lineno, (const char *) l->data);
       return FALSE;
     }

@@ -13,7 +13,10 @@
  * Frame i of the stream (counted over all clips) is stamped i/24 s, so
  * consecutive clips follow each other without gaps and meet the audio of
  * oviaudiodec at every clip boundary (docs/av-sync.md). The first frame
- * after a flush carries DISCONT.
+ * after a flush carries DISCONT. Each clip's last frame goes back upstream
+ * in an "ovi-last-frame" event for ovidenoise's continuation=last-frame; a
+ * continued clip's first frame, shown already as the previous clip's last
+ * (shared-frames in its clip meta), is dropped.
  *
  * ## Example launch line
  * |[
@@ -72,7 +75,10 @@ struct _GstOviVaeDec {
   gint group_first; /* clip index of group's frame 0 */
   gint group_next;  /* next frame of the group to push */
   GstClockTime clip_pts;
-  guint64 clip_frame; /* global index of frame 0 of the clip */
+  guint64 clip_frame; /* global index of the clip's first frame shown */
+  guint64 clip_index; /* its clip meta's clip */
+  gint clip_frames;   /* frames the clip decodes to */
+  guint clip_shared;  /* its first frames shown already (continuation) */
   gboolean discont;
   gint64 clip_t0; /* when the clip's decode began */
 
@@ -272,6 +278,22 @@ clear_clip (GstOviVaeDec *self)
   g_clear_object (&self->cancellable);
 }
 
+/* the clip's number and the frames it shares with the previous clip */
+static void
+read_clip_meta (GstOviVaeDec *self, GstBuffer *buf)
+{
+  GstStructure *meta = gst_ovi_buffer_get_clip_meta (buf);
+
+  self->clip_index = 0;
+  self->clip_shared = 0;
+  self->clip_frames = (gint) gst_ovi_video_frames_for_latent (self->lat_f);
+  if (!meta)
+    return;
+  gst_structure_get_uint64 (meta, "clip", &self->clip_index);
+  gst_structure_get_uint (meta, "shared-frames", &self->clip_shared);
+  self->clip_shared = MIN (self->clip_shared, (guint) self->clip_frames);
+}
+
 static GstFlowReturn
 gst_ovi_vae_dec_submit_input_buffer (GstBaseTransform *trans,
                                      gboolean is_discont, GstBuffer *buf)
@@ -306,6 +328,7 @@ gst_ovi_vae_dec_submit_input_buffer (GstBaseTransform *trans,
   self->clip_frame = GST_BUFFER_OFFSET (buf) != GST_BUFFER_OFFSET_NONE
                          ? GST_BUFFER_OFFSET (buf)
                          : 0;
+  read_clip_meta (self, buf);
   gst_buffer_unref (buf);
 
   GST_OBJECT_LOCK (self);
@@ -325,6 +348,42 @@ gst_ovi_vae_dec_submit_input_buffer (GstBaseTransform *trans,
     return GST_OVI_HELPER_FLOW_ERROR (self->helper, "Video decoding failed",
                                       err);
   return GST_FLOW_OK;
+}
+
+/* frame i of a [3, n, H, W] group into packed RGB or RGBA */
+static void
+write_rgb (const OviTensor *group, gint i, GstVideoFrame *frame)
+{
+  ovi_image_frame_to_rgb8 (group, i, GST_VIDEO_FRAME_PLANE_DATA (frame, 0),
+                           GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0),
+                           GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0));
+}
+
+/* The clip's last frame, in RGB as it is pushed, back upstream to an
+ * ovidenoise with continuation=last-frame (gstovicaps.h), as soon as it is
+ * decoded: the next clip starts from it. */
+static void
+send_last_frame (GstOviVaeDec *self)
+{
+  gint last = (gint) self->group->shape[1] - 1;
+  GstBuffer *rgb = gst_buffer_new_allocate (NULL, self->rgb_info.size, NULL);
+  GstCaps *caps = gst_video_info_to_caps (&self->rgb_info);
+  GstVideoFrame frame;
+  GstEvent *event;
+
+  gst_video_frame_map (&frame, &self->rgb_info, rgb, GST_MAP_WRITE);
+  write_rgb (self->group, last, &frame);
+  gst_video_frame_unmap (&frame);
+  event = gst_event_new_custom (
+      GST_EVENT_CUSTOM_UPSTREAM,
+      gst_structure_new (
+          GST_OVI_LAST_FRAME, "clip", G_TYPE_UINT64, self->clip_index, "frame",
+          G_TYPE_UINT64,
+          self->clip_frame + self->group_first + last - self->clip_shared,
+          "caps", GST_TYPE_CAPS, caps, "buffer", GST_TYPE_BUFFER, rgb, NULL));
+  gst_caps_unref (caps);
+  gst_buffer_unref (rgb);
+  gst_pad_push_event (GST_BASE_TRANSFORM_SINK_PAD (self), event);
 }
 
 /* Decodes the next frame group when the last one is used up; FALSE at the
@@ -368,16 +427,9 @@ ensure_group (GstOviVaeDec *self, GstFlowReturn *ret)
   }
   self->group = frames;
   self->group_next = 0;
+  if (self->group_first + frames->shape[1] == self->clip_frames)
+    send_last_frame (self);
   return TRUE;
-}
-
-/* frame i of a [3, n, H, W] group into packed RGB or RGBA */
-static void
-write_rgb (const OviTensor *group, gint i, GstVideoFrame *frame)
-{
-  ovi_image_frame_to_rgb8 (group, i, GST_VIDEO_FRAME_PLANE_DATA (frame, 0),
-                           GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0),
-                           GST_VIDEO_FRAME_COMP_PSTRIDE (frame, 0));
 }
 
 /* the group's next frame into `out` (in the negotiated format) */
@@ -426,6 +478,19 @@ acquire_output (GstOviVaeDec *self, GstBuffer **out)
   return ret;
 }
 
+/* ensure_group, past the frames a continued clip shares with the previous
+ * clip (shown already, as its last frames) */
+static gboolean
+next_shown_frame (GstOviVaeDec *self, GstFlowReturn *ret)
+{
+  while (ensure_group (self, ret)) {
+    if (self->group_first + self->group_next >= (gint) self->clip_shared)
+      return TRUE;
+    self->group_next++;
+  }
+  return FALSE;
+}
+
 static GstFlowReturn
 gst_ovi_vae_dec_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
 {
@@ -435,7 +500,7 @@ gst_ovi_vae_dec_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
   guint64 index;
 
   *outbuf = NULL;
-  if (!ensure_group (self, &ret))
+  if (!next_shown_frame (self, &ret))
     return ret;
   /* a RECONFIGURE from downstream takes effect at the next frame */
   if (!gst_base_transform_reconfigure (trans)) {
@@ -454,7 +519,8 @@ gst_ovi_vae_dec_generate_output (GstBaseTransform *trans, GstBuffer **outbuf)
   }
 
   /* frame times from counts: clip start + offset in the clip */
-  index = self->clip_frame + self->group_first + self->group_next;
+  index = self->clip_frame + self->group_first + self->group_next
+          - self->clip_shared;
   GST_BUFFER_PTS (out) = self->clip_pts + gst_ovi_frame_time (index)
                          - gst_ovi_frame_time (self->clip_frame);
   GST_BUFFER_DURATION (out)
@@ -501,6 +567,12 @@ gst_ovi_vae_dec_query (GstBaseTransform *trans, GstPadDirection direction,
 {
   GstOviVaeDec *self = GST_OVI_VAE_DEC (trans);
 
+  /* ovidenoise's continuation=last-frame asks whether we send them back */
+  if (direction == GST_PAD_SINK && GST_QUERY_TYPE (query) == GST_QUERY_CUSTOM
+      && gst_query_get_structure (query)
+      && gst_structure_has_name (gst_query_get_structure (query),
+                                 GST_OVI_LAST_FRAME))
+    return TRUE;
   /* a clip's last frame leaves one whole decode after its latent came */
   return gst_ovi_helper_transform_query (
       self->helper, GST_BASE_TRANSFORM_CLASS (parent_class), direction, query,

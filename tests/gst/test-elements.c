@@ -1037,6 +1037,307 @@ GST_START_TEST (test_registration)
 
 GST_END_TEST;
 
+/* ---- continuation=last-frame (docs/elements.md, "Continuous clips") ---- */
+
+/* one clip's latents from ovidenoise, and their caps */
+static GstBuffer *
+make_latent (GstCaps **caps)
+{
+  GstHarness *h = gst_harness_new_parse ("ovidenoise steps=1");
+  g_autofree gchar *caps_in = text_caps ();
+  GstBuffer *latent;
+
+  gst_harness_set_src_caps_str (h, caps_in);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 40)), GST_FLOW_OK);
+  latent = gst_harness_pull (h);
+  *caps = gst_pad_get_current_caps (h->sinkpad);
+  gst_harness_teardown (h);
+  return latent;
+}
+
+/* `latent` placed as a continued clip: its start frame shown already as
+ * frame `start` - 1, clip number 5 */
+static GstBuffer *
+as_continued (GstBuffer *latent, guint64 start)
+{
+  GstBuffer *b = gst_buffer_copy (latent);
+  GstCustomMeta *meta = gst_buffer_get_custom_meta (b, "GstOviClipMeta");
+  guint64 end = start + tiny->pixel_frames - 1;
+
+  fail_unless (meta != NULL);
+  gst_structure_set (gst_custom_meta_get_structure (meta), "clip",
+                     G_TYPE_UINT64, (guint64) 5, "shared-frames", G_TYPE_UINT,
+                     1, NULL);
+  GST_BUFFER_PTS (b) = gst_ovi_frame_time (start);
+  GST_BUFFER_DURATION (b) = gst_ovi_frame_time (end) - GST_BUFFER_PTS (b);
+  GST_BUFFER_OFFSET (b) = start;
+  GST_BUFFER_OFFSET_END (b) = end;
+  return b;
+}
+
+/* `latent` through `element`: the buffers out, and the ovi-last-frame
+ * event sent upstream (or NULL) */
+static GPtrArray *
+decode_latent (const gchar *element, const gchar *sink_caps, GstCaps *caps,
+               GstBuffer *latent, GstEvent **last)
+{
+  GstHarness *h = gst_harness_new (element);
+  GPtrArray *out
+      = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+  GstBuffer *b;
+  GstEvent *ev;
+
+  gst_harness_set_src_caps (h, gst_caps_ref (caps));
+  if (sink_caps)
+    gst_harness_set_sink_caps_str (h, sink_caps);
+  fail_unless_equals_int (gst_harness_push (h, latent), GST_FLOW_OK);
+  while ((b = gst_harness_try_pull (h)))
+    g_ptr_array_add (out, b);
+  *last = NULL;
+  while ((ev = gst_harness_try_pull_upstream_event (h))) {
+    if (GST_EVENT_TYPE (ev) == GST_EVENT_CUSTOM_UPSTREAM
+        && gst_event_has_name (ev, "ovi-last-frame"))
+      gst_event_replace (last, ev);
+    gst_event_unref (ev);
+  }
+  gst_harness_teardown (h);
+  return out;
+}
+
+static gboolean
+same_bytes (GstBuffer *a, GstBuffer *b)
+{
+  GstMapInfo ma, mb;
+  gboolean same;
+
+  fail_unless (gst_buffer_map (a, &ma, GST_MAP_READ));
+  fail_unless (gst_buffer_map (b, &mb, GST_MAP_READ));
+  same = ma.size == mb.size && memcmp (ma.data, mb.data, ma.size) == 0;
+  gst_buffer_unmap (a, &ma);
+  gst_buffer_unmap (b, &mb);
+  return same;
+}
+
+/* the last frame sent upstream is the clip's last frame pushed, and says
+ * which clip and stream frame it is */
+static void
+check_last_frame (GstEvent *ev, GPtrArray *frames, guint64 clip)
+{
+  const GstStructure *s;
+  GstBuffer *last = g_ptr_array_index (frames, frames->len - 1), *sent = NULL;
+  guint64 got_clip = G_MAXUINT64, frame = G_MAXUINT64;
+
+  fail_unless (ev != NULL, "no ovi-last-frame event upstream");
+  s = gst_event_get_structure (ev);
+  fail_unless (gst_structure_get (s, "clip", G_TYPE_UINT64, &got_clip, "frame",
+                                  G_TYPE_UINT64, &frame, "buffer",
+                                  GST_TYPE_BUFFER, &sent, NULL));
+  fail_unless_equals_uint64 (got_clip, clip);
+  fail_unless_equals_uint64 (frame, GST_BUFFER_OFFSET (last));
+  fail_unless (same_bytes (sent, last), "the frame sent back is not the last "
+                                        "one pushed");
+  gst_buffer_unref (sent);
+  gst_event_unref (ev);
+}
+
+/* A continued clip: ovivaedec drops its start frame (shown already as the
+ * previous clip's last) and stamps the rest from the latent's offset; the
+ * frames are the clip's others, and the last one goes back upstream. */
+GST_START_TEST (test_vaedec_continued_clip)
+{
+  GstCaps *caps = NULL;
+  GstBuffer *latent = make_latent (&caps);
+  const guint frames = tiny->pixel_frames, start = 2 * frames - 1;
+  GPtrArray *plain, *cont;
+  GstEvent *ev_plain, *ev_cont;
+  guint k;
+
+  plain = decode_latent ("ovivaedec", "video/x-raw,format=RGB", caps,
+                         gst_buffer_ref (latent), &ev_plain);
+  cont = decode_latent ("ovivaedec", "video/x-raw,format=RGB", caps,
+                        as_continued (latent, start), &ev_cont);
+  fail_unless_equals_int (plain->len, frames);
+  fail_unless_equals_int (cont->len, frames - 1);
+  for (k = 0; k < cont->len; k++) {
+    GstBuffer *b = g_ptr_array_index (cont, k);
+    fail_unless_equals_uint64 (GST_BUFFER_OFFSET (b), start + k);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (b),
+                               gst_ovi_frame_time (start + k));
+    fail_unless (same_bytes (b, g_ptr_array_index (plain, k + 1)),
+                 "continued frame %u is not the clip's frame %u", k, k + 1);
+  }
+  check_last_frame (ev_plain, plain, 0);
+  check_last_frame (ev_cont, cont, 5);
+  g_ptr_array_unref (plain);
+  g_ptr_array_unref (cont);
+  gst_buffer_unref (latent);
+  gst_caps_unref (caps);
+}
+
+GST_END_TEST;
+
+/* the samples of `bufs` by stream sample index (OFFSET) */
+static GHashTable *
+samples_by_index (GPtrArray *bufs, guint64 *start, guint64 *end)
+{
+  GHashTable *t
+      = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  guint i;
+
+  *start = GST_BUFFER_OFFSET ((GstBuffer *) g_ptr_array_index (bufs, 0));
+  *end = *start;
+  for (i = 0; i < bufs->len; i++) {
+    GstBuffer *b = g_ptr_array_index (bufs, i);
+    GstMapInfo m;
+    guint64 n;
+    fail_unless_equals_uint64 (GST_BUFFER_OFFSET (b), *end);
+    gst_buffer_map (b, &m, GST_MAP_READ);
+    for (n = 0; n < m.size / 4; n++) {
+      gint64 *key = g_new (gint64, 1);
+      *key = (gint64) (*end + n);
+      g_hash_table_insert (t, key, g_memdup2 (m.data + 4 * n, 4));
+    }
+    *end += m.size / 4;
+    gst_buffer_unmap (b, &m);
+  }
+  return t;
+}
+
+/* A continued clip's audio: oviaudiodec drops the samples under the shared
+ * frame, so every sample it pushes equals the one the whole clip, placed
+ * with its start frame on the shared one, has at the same stream index;
+ * and the clip ends on the grid of docs/av-sync.md. */
+GST_START_TEST (test_audiodec_continued_clip)
+{
+  GstCaps *caps = NULL;
+  GstBuffer *latent = make_latent (&caps), *whole;
+  const guint frames = tiny->pixel_frames, start = 2 * frames - 1;
+  GPtrArray *plain, *cont;
+  GHashTable *p, *c;
+  GHashTableIter it;
+  gpointer key, value;
+  GstEvent *ev;
+  guint64 p0, p1, c0, c1;
+
+  whole = gst_buffer_copy (latent);
+  GST_BUFFER_OFFSET (whole) = start - 1;
+  GST_BUFFER_OFFSET_END (whole) = start - 1 + frames;
+  plain = decode_latent ("oviaudiodec", NULL, caps, whole, &ev);
+  cont = decode_latent ("oviaudiodec", NULL, caps, as_continued (latent, start),
+                        &ev);
+  p = samples_by_index (plain, &p0, &p1);
+  c = samples_by_index (cont, &c0, &c1);
+  fail_unless_equals_uint64 (c0, ovi_clip_audio_start (start, 1));
+  fail_unless_equals_uint64 (c1, ovi_clip_audio_start (start + frames - 1, 1));
+  fail_unless_equals_uint64 (p1, c1);
+  fail_unless (p0 < c0);
+  g_hash_table_iter_init (&it, c);
+  while (g_hash_table_iter_next (&it, &key, &value)) {
+    const float *want = g_hash_table_lookup (p, key);
+    fail_unless (want != NULL);
+    fail_unless (memcmp (want, value, 4) == 0,
+                 "sample %" G_GINT64_FORMAT ": %g, the whole clip has %g",
+                 *(gint64 *) key, *(float *) value, *want);
+  }
+  g_hash_table_unref (p);
+  g_hash_table_unref (c);
+  g_ptr_array_unref (plain);
+  g_ptr_array_unref (cont);
+  gst_buffer_unref (latent);
+  gst_caps_unref (caps);
+}
+
+GST_END_TEST;
+
+/* runs `desc` to EOS or an error; returns the error (or NULL) and the
+ * clips of the ovi-continuation messages */
+static GError *
+run_continuation (const gchar *desc, GArray *continued)
+{
+  GstElement *pipe = gst_parse_launch (desc, NULL);
+  GstBus *bus = gst_element_get_bus (pipe);
+  GError *err = NULL;
+  GstMessage *msg;
+  gboolean done = FALSE;
+
+  fail_unless (pipe != NULL);
+  gst_element_set_state (pipe, GST_STATE_PLAYING);
+  while (!done) {
+    msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
+                                      GST_MESSAGE_EOS | GST_MESSAGE_ERROR
+                                          | GST_MESSAGE_ELEMENT);
+    fail_unless (msg != NULL, "neither EOS nor an error: a hang");
+    if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR)
+      gst_message_parse_error (msg, &err, NULL);
+    if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT
+        && gst_message_has_name (msg, "ovi-continuation")) {
+      guint64 clip = 0;
+      gst_structure_get_uint64 (gst_message_get_structure (msg), "clip", &clip);
+      g_array_append_val (continued, clip);
+    }
+    done = GST_MESSAGE_TYPE (msg) != GST_MESSAGE_ELEMENT;
+    gst_message_unref (msg);
+  }
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (bus);
+  gst_object_unref (pipe);
+  return err;
+}
+
+/* no ovivaedec downstream to send the last frame back: an error naming
+ * the cause, not a wait for ever */
+GST_START_TEST (test_continuation_without_decoder)
+{
+  GArray *continued = g_array_new (FALSE, FALSE, sizeof (guint64));
+  GError *err = run_continuation (
+      "ovitextsrc num-clips=2 prompt=\"A cat.\" ! ovidenoise steps=1 "
+      "continuation=last-frame ! oviaudiodec ! fakesink",
+      continued);
+
+  fail_unless (err != NULL, "no error without ovivaedec");
+  fail_unless (strstr (err->message, "continuation=last-frame") != NULL
+                   && strstr (err->message, "ovivaedec") != NULL,
+               "%s", err->message);
+  fail_unless_equals_int (continued->len, 0);
+  g_error_free (err);
+  g_array_unref (continued);
+}
+
+GST_END_TEST;
+
+/* a prompt-file line's "continuation": "none" starts its clip anew (a
+ * cut), the next line continues again */
+GST_START_TEST (test_continuation_prompt_file)
+{
+  g_autofree gchar *path = NULL, *desc = NULL;
+  GArray *continued = g_array_new (FALSE, FALSE, sizeof (guint64));
+  GError *err = NULL;
+  gint fd = g_file_open_tmp ("ovi-cont-XXXXXX.txt", &path, NULL);
+
+  fail_unless (fd >= 0);
+  close (fd);
+  fail_unless (g_file_set_contents (
+      path,
+      "A start scene.\n"
+      "{\"prompt\": \"A cut.\", \"continuation\": \"none\"}\n"
+      "The cut goes on.\n",
+      -1, NULL));
+  desc = g_strdup_printf (
+      "ovitextsrc location=%s ! ovidenoise steps=1 continuation=last-frame "
+      "! tee name=t t. ! queue ! ovivaedec ! fakesink "
+      "t. ! queue ! oviaudiodec ! fakesink",
+      path);
+  err = run_continuation (desc, continued);
+  fail_unless (err == NULL, "%s", err ? err->message : "");
+  fail_unless_equals_int (continued->len, 1);
+  fail_unless_equals_uint64 (g_array_index (continued, guint64, 0), 2);
+  g_unlink (path);
+  g_array_unref (continued);
+}
+
+GST_END_TEST;
+
 static Suite *
 elements_suite (void)
 {
@@ -1065,6 +1366,10 @@ elements_suite (void)
   tcase_add_test (tc, test_audiodec_av_rule);
   tcase_add_test (tc, test_audiodec_pool);
   tcase_add_test (tc, test_engine_shared);
+  tcase_add_test (tc, test_vaedec_continued_clip);
+  tcase_add_test (tc, test_audiodec_continued_clip);
+  tcase_add_test (tc, test_continuation_without_decoder);
+  tcase_add_test (tc, test_continuation_prompt_file);
   return s;
 }
 

@@ -32,7 +32,7 @@ INSPECT = {
                    "location", "num-clips", "is-live", "timestamps"],
     "ovidenoise": ["model", "width", "height", "seed", "steps", "solver",
                    "shift", "video-guidance-scale", "audio-guidance-scale",
-                   "slg-layer", "progress"],
+                   "slg-layer", "continuation", "progress"],
     "ovivaedec": ["tile-size", "tile-overlap"],
     "oviaudiodec": ["buffer-duration"],
 }
