@@ -4,7 +4,8 @@
 # with contiguous timestamps, however slowly the clips are generated. A live
 # slate and live silence feed compositor and audiomixer; the live generation
 # is their second input, each clip stamped with the running time at which its
-# generation started. The aggregators wait the pipeline latency (ovidenoise
+# generation started (timestamps=running-time: the contiguous default would
+# make clips slower than real time later and later for the aggregators). The aggregators wait the pipeline latency (ovidenoise
 # answers a clip's generation time) for each output frame, so every clip goes
 # out whole and in sync as soon as it is ready; between clips the compositor
 # repeats the clip's last frame and the mixer plays silence. Before the first
@@ -63,8 +64,8 @@ exec "$GST_LAUNCH" -e \
   "${mux[@]}" \
   "${slate[@]}" ! comp.sink_0 \
   audiotestsrc is-live=true wave=silence ! "$audio" ! mix. \
-  ovitextsrc is-live=true prompt="$prompt" num-clips="$clips" \
-     "${OVI_COMMON[@]}" \
+  ovitextsrc is-live=true timestamps=running-time prompt="$prompt" \
+     num-clips="$clips" "${OVI_COMMON[@]}" \
   ! ovidenoise "${OVI_COMMON[@]}" "${OVI_DENOISE_ARGS[@]}" ! tee name=t \
   t. ! queue ! ovivaedec "${OVI_COMMON[@]}" ! videoconvert ! comp.sink_1 \
   t. ! queue ! oviaudiodec "${OVI_COMMON[@]}" ! audioconvert ! audioresample \
