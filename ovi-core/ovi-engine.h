@@ -94,6 +94,12 @@ ovi_text_encoder_new_from_files (const char *t5_path, const char *spiece_path,
 /* width of the embeddings (4096 for umT5-XXL) */
 int ovi_text_encoder_get_dim (const OviTextEncoder *enc);
 int ovi_text_encoder_get_text_len (const OviTextEncoder *enc);
+/* The pages of the umT5 file's mapping the encoder held at once during the
+ * last encode (*peak: what the text stage needs resident; every mapped
+ * weight when the blocks are not streamed) and the bytes of the mapping its
+ * weights lie in (*total), whole pages (ovi-t5.h OviT5StreamStats). */
+void ovi_text_encoder_get_mapped (const OviTextEncoder *enc, guint64 *peak,
+                                  guint64 *total);
 /* The official cleaning and tokenisation of one text (no caption-syntax
  * rewrite): ids and mask of text_len entries (either may be NULL). Returns
  * the real token count (EOS included) or -1 with `error` set. */

@@ -1,27 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: umT5 encoder (see ovi-t5.h). */
-#include "ovi-t5.h"
+#include "ovi-t5-private.h"
 
 #include <math.h>
 #include <string.h>
 
 #define T5_EPS 1e-6f
-
-typedef struct {
-  OviTensor *norm1, *q, *k, *v, *o, *norm2, *gate, *fc1, *fc2;
-  float *pos_table; /* [buckets, heads] host f32 */
-} T5Block;
-
-struct _OviT5 {
-  OviBackend *be;
-  int vocab, dim, dim_attn, dim_ffn, heads, layers, buckets, max_dist;
-  OviTensor *embedding, *norm;
-  T5Block *blocks;
-  OviT5DebugFunc debug;
-  gpointer debug_data;
-  OviWeightFilter filter; /* nullable: quantise / place the weights */
-  gpointer filter_data;
-};
 
 static OviTensor *get (OviWeightFile *wf, OviT5 *t5, GError **error, int ndim,
                        const int64_t *shape, const char *format, ...)
@@ -50,11 +34,9 @@ get (OviWeightFile *wf, OviT5 *t5, GError **error, int ndim,
     return NULL;
   }
   if (t5->filter && ndim >= 2) {
-    OviTensor *f = t5->filter (name, raw, t5->filter_data, error);
-    if (f == NULL)
-      return NULL;
-    ovi_tensor_unref (raw);
-    raw = f;
+    /* the filter places the weight: one it leaves on the host is streamed
+     * (ovi-t5-stream.c) */
+    return t5->filter (name, raw, t5->filter_data, error);
   }
   return ovi_backend_upload_weight (t5->be, raw, NULL);
 }
@@ -79,6 +61,11 @@ ovi_t5_new_filtered (OviWeightFile *wf, OviBackend *be, int max_dist,
   t5->filter = filter;
   t5->filter_data = filter_data;
   t5->max_dist = max_dist > 0 ? max_dist : 128;
+  {
+    const void *base;
+    if (ovi_weight_file_mapping (wf, &base, &t5->map_size))
+      t5->map_base = base;
+  }
   emb = ovi_weight_file_get_shaped (wf, "token_embedding.weight", 2, any2,
                                     error);
   if (emb == NULL)
@@ -159,6 +146,7 @@ ovi_t5_new_filtered (OviWeightFile *wf, OviBackend *be, int max_dist,
   }
   if (!ovi_backend_sync (be, error))
     return NULL;
+  t5->streaming = ovi_t5_stream_default (t5);
   return g_steal_pointer (&t5);
 }
 
@@ -167,18 +155,28 @@ ovi_t5_free (OviT5 *t5)
 {
   if (t5 == NULL)
     return;
+  ovi_t5_stream_free (t5);
   g_clear_pointer (&t5->embedding, ovi_tensor_unref);
   g_clear_pointer (&t5->norm, ovi_tensor_unref);
   for (int i = 0; t5->blocks && i < t5->layers; i++) {
     T5Block *b = &t5->blocks[i];
-    OviTensor **all[] = { &b->norm1, &b->q,    &b->k,   &b->v,  &b->o,
-                          &b->norm2, &b->gate, &b->fc1, &b->fc2 };
+    OviTensor **all[OVI_T5_BLOCK_TENSORS];
+    ovi_t5_block_tensors (b, all);
     for (gsize k = 0; k < G_N_ELEMENTS (all); k++)
       g_clear_pointer (all[k], ovi_tensor_unref);
     g_free (b->pos_table);
   }
   g_free (t5->blocks);
   g_free (t5);
+}
+
+void
+ovi_t5_block_tensors (T5Block *b, OviTensor **t[OVI_T5_BLOCK_TENSORS])
+{
+  OviTensor **all[OVI_T5_BLOCK_TENSORS]
+      = { &b->norm1, &b->q,    &b->k,   &b->v,  &b->o,
+          &b->norm2, &b->gate, &b->fc1, &b->fc2 };
+  memcpy (t, all, sizeof all);
 }
 
 int
@@ -332,10 +330,10 @@ ovi_t5_forward (OviT5 *t5, const int64_t *ids, const int64_t *mask, int batch,
   g_autoptr (OviTensor) att2 = ovi_tensor_reshape (att, 2, s_a);
   g_autoptr (OviTensor) x3 = ovi_tensor_reshape (x, 3, s_out);
 
-  ovi_op_embedding (be, x, t5->embedding, ids, n);
+  ovi_t5_stream_start (t5);
+  ovi_t5_stream_embed (t5, x, ids, n);
   debug (t5, "token_embedding", x3);
   for (int i = 0; i < t5->layers; i++) {
-    T5Block *b = &t5->blocks[i];
     if (g_cancellable_is_cancelled (cancellable)) {
       g_set_error (error, OVI_ERROR, OVI_ERROR_CANCELLED,
                    "T5: cancelled at block %d", i);
@@ -343,6 +341,7 @@ ovi_t5_forward (OviT5 *t5, const int64_t *ids, const int64_t *mask, int batch,
     }
     g_autoptr (OviTensor) bias_host = ovi_t5_position_bias (t5, i, len);
     g_autoptr (OviTensor) bias = ovi_backend_upload (be, bias_host);
+    const T5Block *b = ovi_t5_stream_block_begin (t5, i);
 
     ovi_op_rms_norm (be, h, x, b->norm1, T5_EPS);
     ovi_op_matmul (be, q2, h, b->q, NULL, OVI_ACT_NONE);
@@ -358,6 +357,7 @@ ovi_t5_forward (OviT5 *t5, const int64_t *ids, const int64_t *mask, int batch,
     ovi_op_binary (be, f1, f1, f2, OVI_BINARY_MUL);
     ovi_op_matmul (be, h, f1, b->fc2, NULL, OVI_ACT_NONE);
     ovi_op_binary (be, x, x, h, OVI_BINARY_ADD);
+    ovi_t5_stream_block_end (t5, i);
     if (t5->debug) {
       g_autofree char *name = g_strdup_printf ("block%d.out", i);
       debug (t5, name, x3);
@@ -370,7 +370,9 @@ ovi_t5_forward (OviT5 *t5, const int64_t *ids, const int64_t *mask, int batch,
     return NULL;
   }
   g_autoptr (OviTensor) out2 = ovi_tensor_reshape (out, 2, s_x);
+  ovi_t5_stream_norm_begin (t5);
   ovi_op_rms_norm (be, out2, x, t5->norm, T5_EPS);
+  ovi_t5_stream_norm_end (t5);
   if (!ovi_backend_sync (be, error)) {
     ovi_tensor_unref (out);
     return NULL;

@@ -54,6 +54,50 @@ OviTensor *ovi_t5_forward (OviT5 *t5, const int64_t *ids, const int64_t *mask,
                            int batch, int len, GCancellable *cancellable,
                            GError **error);
 
+/* Where the block weights come from while encoding.
+ * NONE: every weight where the loader placed it, all used at once (a
+ *   CPU backend reading the whole file's mapping keeps all of it mapped).
+ * IN_PLACE (CPU backend, weights in the file's read-only mapping): one
+ *   block at a time; the next block's pages are read ahead
+ *   (MADV_WILLNEED) while one computes, a finished block's pages are
+ *   unmapped (MADV_DONTNEED: clean page cache the kernel may reclaim), and
+ *   the token embedding is read only for the prompt's tokens.
+ * SLOTS: each block's host weights (in the mapping or not) are copied into
+ *   one of two backend slots through the op table's streaming entries
+ *   (ovi_op_copy_async on the copy queue, events), block i+1 while block i
+ *   computes, their host pages released after the copy; the embedding
+ *   rows of the prompt's tokens are gathered on the host. What a GPU
+ *   backend needs when the placement filter leaves the weights on the
+ *   host; the CPU backend runs it too (memcpy copies).
+ * The outputs are the same bit for bit in every mode. */
+typedef enum {
+  OVI_T5_STREAM_NONE,
+  OVI_T5_STREAM_IN_PLACE,
+  OVI_T5_STREAM_SLOTS,
+} OviT5Streaming;
+
+/* The mode chosen at load (the default above) or set. Setting checks that
+ * the weights allow it (IN_PLACE: a CPU backend and every block weight and
+ * the embedding in the file mapping; SLOTS: block weights and embedding
+ * contiguous host tensors; NONE: every weight readable by the backend). */
+OviT5Streaming ovi_t5_get_streaming (const OviT5 *t5);
+gboolean ovi_t5_set_streaming (OviT5 *t5, OviT5Streaming mode, GError **error);
+
+typedef struct {
+  OviT5Streaming mode;
+  /* pages of the file mapping the encoder holds (touched or read ahead,
+   * not yet released), whole pages: now, and the most at once during the
+   * last forward (NONE: every weight in the mapping) */
+  guint64 mapped_held, mapped_peak;
+  guint64 mapped_total;   /* pages of the mapping the weights lie in */
+  guint64 embedding_rows; /* rows gathered by the last forward */
+  guint64 slot_bytes;     /* SLOTS: one slot's size on the backend */
+  guint copies;           /* SLOTS: blocks copied into a slot */
+  guint released;         /* blocks whose pages were released */
+} OviT5StreamStats;
+
+void ovi_t5_get_stream_stats (const OviT5 *t5, OviT5StreamStats *stats);
+
 /* Intermediates: "token_embedding", "block{i}.out" ([batch, len, dim]). */
 void ovi_t5_set_debug (OviT5 *t5, OviT5DebugFunc func, gpointer user_data);
 

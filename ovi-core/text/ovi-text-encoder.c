@@ -110,6 +110,17 @@ ovi_text_encoder_get_text_len (const OviTextEncoder *enc)
   return enc->text_len;
 }
 
+void
+ovi_text_encoder_get_mapped (const OviTextEncoder *enc, guint64 *peak,
+                             guint64 *total)
+{
+  OviT5StreamStats st;
+
+  ovi_t5_get_stream_stats (enc->t5, &st);
+  *peak = st.mapped_peak;
+  *total = st.mapped_total;
+}
+
 int
 ovi_text_encoder_tokenize (OviTextEncoder *enc, const char *text, int64_t *ids,
                            int64_t *mask, GError **error)

@@ -17,6 +17,7 @@ struct _OviWeightFile {
   char *path;
   char *prefix;
   GBytes *bytes;             /* the whole file (mapping or memory) */
+  gboolean mapped;           /* `bytes` is a read-only mapping of the file */
   OviStorage *storage;       /* wraps `bytes`; every tensor points into it */
   GPtrArray *entries;        /* OviWeightEntry*, file order */
   GHashTable *by_name;       /* name -> OviWeightEntry* (borrowed) */

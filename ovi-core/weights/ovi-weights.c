@@ -155,12 +155,52 @@ OviWeightFile *
 ovi_weight_file_open (const char *path, const char *prefix, GError **error)
 {
   g_autoptr (GBytes) bytes = NULL;
+  OviWeightFile *wf;
 
   g_return_val_if_fail (path != NULL, NULL);
   bytes = map_file (path, error);
   if (bytes == NULL)
     return NULL;
-  return ovi_weight_file_open_bytes (bytes, path, prefix, error);
+  wf = ovi_weight_file_open_bytes (bytes, path, prefix, error);
+  if (wf)
+    wf->mapped = TRUE;
+  return wf;
+}
+
+gboolean
+ovi_weight_file_mapping (const OviWeightFile *wf, const void **base,
+                         gsize *size)
+{
+  *base = wf->mapped ? g_bytes_get_data (wf->bytes, size) : NULL;
+  if (!wf->mapped)
+    *size = 0;
+  return wf->mapped;
+}
+
+/* [data, data + size) widened to whole pages */
+static void
+page_span (const void *data, gsize size, char **lo, gsize *len)
+{
+  uintptr_t page = (uintptr_t) sysconf (_SC_PAGESIZE);
+  uintptr_t a = (uintptr_t) data & ~(page - 1);
+  uintptr_t b = ((uintptr_t) data + size + page - 1) & ~(page - 1);
+
+  *lo = (char *) a;
+  *len = b - a;
+}
+
+void
+ovi_mapped_pages_advise (const void *data, gsize size, OviPagesAdvice advice)
+{
+  char *lo;
+  gsize len;
+
+  if (size == 0)
+    return;
+  page_span (data, size, &lo, &len);
+  /* advice only: a failure changes what stays resident, never the data */
+  (void) madvise (lo, len,
+                  advice == OVI_PAGES_WILLNEED ? MADV_WILLNEED : MADV_DONTNEED);
 }
 
 void

@@ -79,6 +79,26 @@ OviTensor *ovi_weight_file_get_shaped (OviWeightFile *wf, const char *name,
 void ovi_weight_file_set_transform (OviWeightFile *wf, OviWeightFilter func,
                                     gpointer user_data);
 
+/* The read-only file mapping the tensors point into: TRUE and its bytes
+ * when `wf` was opened from a file (ovi_weight_file_open); FALSE (NULL, 0)
+ * when it was opened from bytes in memory. A tensor whose elements lie in
+ * it (not a copy of misaligned data) may have its pages advised. */
+gboolean ovi_weight_file_mapping (const OviWeightFile *wf, const void **base,
+                                  gsize *size);
+
+typedef enum {
+  OVI_PAGES_WILLNEED, /* read ahead: the pages are about to be used */
+  OVI_PAGES_DONTNEED, /* unmap them: they become clean page cache the
+                         kernel may reclaim; touching them again reads
+                         the file's data again */
+} OviPagesAdvice;
+
+/* Advises the kernel about the pages holding [data, data + size), widened
+ * to whole pages. ONLY for bytes inside a read-only file mapping
+ * (ovi_weight_file_mapping): DONTNEED on ordinary memory would zero it. */
+void ovi_mapped_pages_advise (const void *data, gsize size,
+                              OviPagesAdvice advice);
+
 /* safetensors "__metadata__" value, or NULL */
 const char *ovi_weight_file_metadata (const OviWeightFile *wf, const char *key);
 
