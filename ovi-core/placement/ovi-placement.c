@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 /* release sizes (research §4.1) used when the files are not there */
 #define RELEASE_T5_PARAMS G_GUINT64_CONSTANT (5680000000)
@@ -115,6 +116,9 @@ ovi_placement_plan_for_mode (OviVramMode mode, OviGpuAllocation allocation,
       p->stream_slots = 2;
       p->t5_on_cpu = TRUE;
       p->t5_while_used = TRUE;
+      /* 10.6 GiB of bf16 umT5 resident in the page cache beside the DiT
+       * blocks would not fit a 16 GB host; two blocks at a time do */
+      p->t5_stream = TRUE;
       p->vae_while_used = TRUE;
       p->vae_tile = 16;
       p->vae_tile_overlap = 4;
@@ -181,6 +185,14 @@ t5_split (const char *path, OviPlacementModel *m)
 
     if (t == NULL)
       continue;
+    if (g_str_has_prefix (name, "blocks.0.") && !strstr (name, "pos_embedding"))
+      m->t5_block_bytes += ovi_tensor_nbytes (t);
+    if (g_str_has_suffix (name, ".norm1.weight"))
+      m->t5_layers++;
+    if (strcmp (name, "token_embedding.weight") == 0 && t->ndim == 2) {
+      m->t5_vocab = (int) t->shape[0];
+      m->t5_row_bytes = ovi_tensor_nbytes (t) / MAX (t->shape[0], 1);
+    }
     if (t->ndim == 2 && ovi_quantize_wants (OVI_QUANT_F8_PER_CHANNEL, name, 2)
         && !strstr (name, "pos_embedding")) {
       m->t5_q_params += ovi_tensor_numel (t);
@@ -268,6 +280,11 @@ ovi_placement_model_init (OviPlacementModel *m, const OviModelPaths *paths,
                             + G_GUINT64_CONSTANT (3) * 4096 * 10240);
   m->t5_q_rows = 256384 + 24 * (4 * 4096 + 2 * 10240 + 4096);
   m->t5_other_bytes = 2 * (25 * 4096 + 24 * 32 * 64);
+  m->t5_block_bytes = G_GUINT64_CONSTANT (2)
+                      * (4 * 4096 * 4096 + 3 * 4096 * 10240 + 2 * 4096);
+  m->t5_layers = 24;
+  m->t5_vocab = 256384;
+  m->t5_row_bytes = 2 * 4096;
   m->vae_decoder_bytes = RELEASE_VAE_DECODER_BYTES;
   m->audio_bytes = RELEASE_AUDIO_BYTES;
   m->t5_dim = RELEASE_T5_DIM;
@@ -367,6 +384,73 @@ snap_size (const OviPlacementModel *m, int *width, int *height)
   }
 }
 
+/* umT5's buffers (ovi-t5.c) for one batch of three prompts of text_len
+ * tokens, activations of `act` bytes, and one layer's position bias in
+ * f32 */
+static guint64
+t5_activations (const OviPlacementModel *m, gsize act)
+{
+  guint64 n = 3 * (guint64) m->dims.text_len;
+
+  return n * (7 * (guint64) m->t5_dim + 2 * (guint64) m->t5_ffn) * act
+         + (guint64) m->t5_heads * m->dims.text_len * m->dims.text_len * 4;
+}
+
+/* umT5 streamed (ovi-t5-stream.c): the mapped pages held at once. The
+ * prompt's embedding rows are gathered and released before the first
+ * block; then block i and the read-ahead block i+1. Each tensor's span is
+ * widened to whole pages. */
+static guint64
+t5_stream_resident (const OviPlacementModel *m)
+{
+  guint64 page = (guint64) sysconf (_SC_PAGESIZE);
+  guint64 block = m->t5_block_bytes + 2 * page * 9; /* 9 tensors a block */
+  guint64 rows = MIN (3 * (guint64) m->dims.text_len, (guint64) m->t5_vocab);
+  guint64 row_span = ((m->t5_row_bytes + page - 1) / page + 1) * page;
+  guint64 table = (guint64) m->t5_vocab * m->t5_row_bytes + 2 * page;
+
+  return MAX (MIN (rows * row_span, table), MIN (m->t5_layers, 2) * block);
+}
+
+/* the text stage's own part: umT5 on the device (copied, or streamed
+ * through two slots) or on the CPU (its weights read from the file's
+ * mapping, whole or streamed, or quantised into private memory) */
+static void
+text_stage (const OviPlacementModel *m, const OviPlacementPlan *p, guint64 t5w,
+            guint64 t5_act, gsize act, OviStageEstimate *s)
+{
+  gboolean streamed
+      = p->t5_stream && p->t5_quant == OVI_QUANT_NONE && m->t5_block_bytes > 0;
+  /* the prompt's rows gathered out of the table (at most one per token) */
+  guint64 rows = 3 * (guint64) m->dims.text_len * m->t5_row_bytes;
+
+  if (!p->t5_on_cpu) {
+    s->device_own_weights = t5w;
+    s->device_activations = t5_act;
+    if (streamed) {
+      /* two block slots; the norms stay; the table stays in the file */
+      s->device_own_weights = t5w - (guint64) m->t5_layers * m->t5_block_bytes
+                              - (guint64) m->t5_vocab * m->t5_row_bytes;
+      s->device_stream = 2 * m->t5_block_bytes;
+      s->device_activations += rows;
+      s->host_mapped = t5_stream_resident (m);
+      s->host_mapped_total = t5w;
+    }
+    s->device_weights = p->t5_while_used ? s->device_own_weights : 0;
+    return;
+  }
+  /* the CPU backend computes in f32 */
+  s->host_private = t5_activations (m, 4);
+  if (p->t5_quant != OVI_QUANT_NONE) {
+    s->host_private += t5w;
+    return;
+  }
+  s->host_mapped_total = t5w;
+  s->host_mapped = streamed ? t5_stream_resident (m) : t5w;
+  if (streamed)
+    s->host_private += rows;
+}
+
 gboolean
 ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
                         int width, int height, gsize act,
@@ -444,16 +528,7 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
             + 10 * latents * act
             + (guint64) d->text_len * (d->text_dim + d->dim) * act;
 
-  /* T5: one batch of three prompts of text_len tokens (ovi-t5.c buffers)
-   * and one layer's position bias in f32 */
-  {
-    guint64 n = 3 * (guint64) d->text_len;
-    t5_act = n
-                 * (3 * (guint64) m->t5_dim + 4 * (guint64) m->t5_dim
-                    + 2 * (guint64) m->t5_ffn)
-                 * act
-             + (guint64) m->t5_heads * d->text_len * d->text_len * 4;
-  }
+  t5_act = t5_activations (m, act);
 
   /* video VAE: 4 frames of the decoded area (a tile when tiled) at the
    * decoder's widest full-resolution level, plus the frames handed out */
@@ -505,19 +580,10 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
   guint64 pinned = est->plan.pinned_bytes + est->plan.pageable_bytes;
 
   s = &est->stage[OVI_STAGE_TEXT];
-  s->device_weights = base + (p->t5_on_cpu ? 0 : p->t5_while_used ? t5w : 0);
-  s->device_own_weights = p->t5_on_cpu ? 0 : t5w;
+  text_stage (m, p, t5w, t5_act, act, s);
+  s->device_weights += base;
   s->device_in_place = base_in_place + (p->t5_while_used ? ip.t5 : 0);
   s->device_own_in_place = ip.t5;
-  s->device_activations = p->t5_on_cpu ? 0 : t5_act;
-  if (p->t5_on_cpu) {
-    /* the CPU backend computes in f32; unquantised weights are read from
-     * the file's mapping in place (ovi_placement_t5_filter) */
-    guint64 cpu_act = t5_act / act * 4;
-    if (p->t5_quant == OVI_QUANT_NONE)
-      s->host_mapped = t5w;
-    s->host_private = cpu_act + (p->t5_quant == OVI_QUANT_NONE ? 0 : t5w);
-  }
 
   s = &est->stage[OVI_STAGE_DENOISE];
   s->device_weights = base;
@@ -565,8 +631,10 @@ ovi_placement_estimate (const OviPlacementModel *m, const OviPlacementPlan *p,
     s->host_private += pinned + staging;
     /* the mapped blocks are needed while the DiT runs: the page cache
      * may drop them in the other stages */
-    if (i == OVI_STAGE_DENOISE)
+    if (i == OVI_STAGE_DENOISE) {
       s->host_mapped += est->plan.mapped_bytes;
+      s->host_mapped_total += est->plan.mapped_bytes;
+    }
     s->host = s->host_private + s->host_mapped;
     est->device_peak = MAX (est->device_peak, s->device_peak);
     est->host_peak = MAX (est->host_peak, s->host);
@@ -607,6 +675,7 @@ ovi_placement_estimate_to_string (const OviPlacementEstimate *est)
     g_autofree char *h = ovi_format_bytes (st->host);
     g_autofree char *hp = ovi_format_bytes (st->host_private);
     g_autofree char *hm = ovi_format_bytes (st->host_mapped);
+    g_autofree char *ht = ovi_format_bytes (st->host_mapped_total);
     g_autofree char *ip = ovi_format_bytes (st->device_in_place);
     g_autofree char *in_place
         = est->plan.weights_in_place
@@ -615,9 +684,9 @@ ovi_placement_estimate_to_string (const OviPlacementEstimate *est)
     g_string_append_printf (s,
                             "  %-13s device %10s (weights %s%s, stream slots "
                             "%s, activations %s), host %s (private %s, mapped "
-                            "%s)\n",
+                            "%s resident of %s)\n",
                             ovi_stage_name (i), pk, w, in_place, sl, a, h, hp,
-                            hm);
+                            hm, ht);
   }
   {
     g_autofree char *pk = ovi_format_bytes (est->device_peak);
@@ -689,7 +758,7 @@ ovi_placement_misfit (const OviPlacementEstimate *e, guint64 device_free)
                             fr);
   if (!host_fits (e))
     return g_strdup_printf ("needs about %s of host RAM (%s private, %s "
-                            "mapped, stage %s), %s is available",
+                            "mapped resident, stage %s), %s is available",
                             h, hp, hm, ovi_stage_name (worst_host_stage (e)),
                             ram);
   return NULL;
@@ -781,15 +850,20 @@ ovi_placement_auto_why (const OviPlacementModel *m,
       device_free, host_budget, chosen->plan.host_ram, chosen->plan.mode);
   g_autofree char *fr = ovi_format_bytes (device_free);
   g_autofree char *dv = ovi_format_bytes (chosen->device_peak);
+  int worst = worst_host_stage (chosen);
   g_autofree char *h = ovi_format_bytes (chosen->host_peak);
+  g_autofree char *hp = ovi_format_bytes (chosen->stage[worst].host_private);
+  g_autofree char *hm = ovi_format_bytes (chosen->stage[worst].host_mapped);
   g_autofree char *ramb = ovi_format_bytes (chosen->plan.host_ram);
   g_autofree char *ram = chosen->plan.host_ram ? g_strdup_printf ("of %s", ramb)
                                                : g_strdup ("(RAM unchecked)");
 
   return g_strdup_printf ("vram-mode auto chose %s: device %s of %s free, "
-                          "host %s %s%s%s",
+                          "host %s %s (%s private, %s mapped resident, stage "
+                          "%s)%s%s",
                           ovi_vram_mode_to_string (chosen->plan.mode), dv, fr,
-                          h, ram, *skipped ? "; passed over: " : "", skipped);
+                          h, ram, hp, hm, ovi_stage_name (worst),
+                          *skipped ? "; passed over: " : "", skipped);
 }
 
 gboolean
@@ -1168,10 +1242,12 @@ ovi_placement_t5_filter (const char *name, OviTensor *weight,
     w = ovi_quantize_tensor (weight, pl->plan.t5_quant, name, error);
     if (w == NULL)
       return NULL;
-  } else if (pl->plan.t5_on_cpu && ovi_tensor_is_contiguous (weight)
+  } else if ((pl->plan.t5_on_cpu || pl->plan.t5_stream)
+             && ovi_tensor_is_contiguous (weight)
              && weight->storage->device.type == OVI_DEVICE_CPU) {
-    /* the CPU reads the file's own pages as they are: a copy would be
-     * 11 GB of private memory for umT5-XXL */
+    /* the CPU reads the file's own pages as they are (a copy would be
+     * 11 GB of private memory for umT5-XXL); streamed to a GPU, the
+     * encoder copies one block at a time from them (ovi-t5-stream.c) */
     pl->mapped_bytes += ovi_tensor_nbytes (weight);
     return ovi_tensor_ref (weight);
   } else {

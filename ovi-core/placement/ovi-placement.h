@@ -43,7 +43,11 @@ typedef struct {
   int stream_slots;          /* device block slots (2: ping-pong) */
   gboolean t5_on_cpu;        /* text encoder runs on the CPU backend */
   gboolean t5_while_used;    /* T5 loaded only for the text stage */
-  gboolean vae_while_used;   /* VAE / audio decoder loaded only to decode */
+  /* umT5's blocks streamed from its file's mapping, one at a time
+   * (OviT5Streaming, ovi-t5.h): in place on the CPU, into two device
+   * slots on a GPU; only the prompt's embedding rows are read */
+  gboolean t5_stream;
+  gboolean vae_while_used; /* VAE / audio decoder loaded only to decode */
   int vae_tile, vae_tile_overlap; /* latent pixels; 0 = untiled */
   guint64 host_budget;            /* host RAM we may pin, 0 = unlimited */
   guint64 pinned_bytes;           /* streamed weights held pinned */
@@ -96,8 +100,12 @@ typedef struct {
    * bytes of the rest */
   guint64 t5_q_params, t5_q_rows, t5_other_bytes;
   int t5_dim, t5_ffn, t5_heads; /* for the text activations */
-  int vae_dec_dim;              /* Wan2.2 decoder base width (256) */
-  int vocoder_channels;         /* BigVGAN initial channels */
+  /* umT5 streamed: one block's weight bytes (attention, FFN, norms), the
+   * layer count, one embedding row's bytes and the vocabulary */
+  guint64 t5_block_bytes, t5_row_bytes;
+  int t5_layers, t5_vocab;
+  int vae_dec_dim;      /* Wan2.2 decoder base width (256) */
+  int vocoder_channels; /* BigVGAN initial channels */
 } OviPlacementModel;
 
 /* From the model folder's headers (paths) or, with paths NULL, from the
@@ -133,6 +141,11 @@ typedef struct {
    * umT5 on the CPU): page cache that must stay resident while the stage
    * runs, reclaimable after it */
   guint64 host_mapped;
+  /* the bytes of the stage's own weight files mapped while it runs; only
+   * host_mapped of them must be resident at once (a streamed umT5 holds
+   * two blocks of its whole file; the DiT's streamed blocks, all read
+   * every step, are all of the cache file's) */
+  guint64 host_mapped_total;
 } OviStageEstimate;
 
 typedef struct {
