@@ -25,6 +25,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define BATCH 3
 #define LEN   32 /* the tiny model's text_len */
@@ -172,6 +173,81 @@ test_identical (void)
   }
 }
 
+/* copies of the weights in anonymous memory placed above the file's
+ * mapping: memory that is not the mapping wherever it lies */
+typedef struct {
+  char *arena;
+  gsize size, used;
+} Above;
+
+static void
+release_nothing (gpointer data)
+{
+}
+
+static OviTensor *
+copy_above (const char *name, OviTensor *w, gpointer data, GError **error)
+{
+  Above *a = data;
+  gsize n = ovi_tensor_nbytes (w);
+  OviStorage *st;
+
+  g_assert_cmpuint (a->used + n, <=, a->size);
+  memcpy (a->arena + a->used, ovi_tensor_data (w), n);
+  st = ovi_storage_new_wrapped (a->arena + a->used, n,
+                                (OviDevice){ OVI_DEVICE_CPU, 0 },
+                                release_nothing, NULL);
+  a->used += (n + 255) & ~(gsize) 255;
+  OviTensor *t
+      = ovi_tensor_new_on_storage (st, 0, w->dtype, w->ndim, w->shape, NULL);
+  ovi_storage_unref (st);
+  return t;
+}
+
+/* weights copied into memory at addresses above the mapping are never
+ * taken for the mapping's pages (MADV_DONTNEED would zero them) */
+static void
+test_outside_mapping (void)
+{
+  g_autoptr (OviBackend) be = ovi_test_backend_new ("cpu");
+  g_autofree char *path = t5_path ();
+  GError *error = NULL;
+  g_autoptr (OviWeightFile) wf = ovi_weight_file_open (path, NULL, &error);
+  const void *base;
+  gsize size;
+  Above a = { 0 };
+  int64_t distinct;
+
+  g_assert_no_error (error);
+  g_assert_true (ovi_weight_file_mapping (wf, &base, &size));
+  a.size = 2 * size;
+  a.arena = mmap ((char *) base + size + ((gsize) 256 << 20), a.size,
+                  PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  g_assert_true (a.arena != MAP_FAILED);
+  if ((const char *) a.arena < (const char *) base + size) {
+    munmap (a.arena, a.size);
+    g_test_skip ("the kernel placed the copies below the mapping");
+    return;
+  }
+  {
+    g_autoptr (OviT5) t5
+        = ovi_t5_new_filtered (wf, be, 128, copy_above, &a, &error);
+    g_assert_no_error (error);
+    g_autoptr (OviT5) ref = ovi_t5_new (wf, be, 128, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (ovi_t5_get_streaming (t5), ==, OVI_T5_STREAM_NONE);
+    g_assert_false (ovi_t5_set_streaming (t5, OVI_T5_STREAM_IN_PLACE, &error));
+    g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
+    g_clear_error (&error);
+    g_autoptr (OviTensor) out = encode (t5, be, &distinct);
+    g_autoptr (OviTensor) want = encode (ref, be, &distinct);
+    g_assert_true (ovi_test_same_bits (out, want));
+    g_autoptr (OviTensor) again = encode (t5, be, &distinct);
+    g_assert_true (ovi_test_same_bits (again, want));
+  }
+  munmap (a.arena, a.size);
+}
+
 /* the kernel's count of the mapping's resident pages mapped into this
  * process (kB), from /proc/self/smaps */
 static guint64
@@ -276,6 +352,7 @@ main (int argc, char **argv)
     g_error ("%s", error->message);
   g_test_add_func ("/t5-stream/identical", test_identical);
   g_test_add_func ("/t5-stream/resident", test_resident);
+  g_test_add_func ("/t5-stream/outside-mapping", test_outside_mapping);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);
