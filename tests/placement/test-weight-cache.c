@@ -8,7 +8,8 @@
  *    unchanged, no temporary files left);
  *  - a stale file (source touched, source content changed with its mtime
  *    put back) and a corrupt one (truncated, a header byte flipped, another
- *    format version) are rejected naming the file and why, then rewritten.
+ *    format version) are rejected naming the file and why, then rewritten;
+ *  - a write that fails midway (disk full) leaves no file behind.
  */
 #include "ovi-test-util.h"
 #include "ovi-backend.h"
@@ -20,6 +21,8 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -326,6 +329,40 @@ test_nothing_to_make (void)
   ovi_test_remove_tree (dir);
 }
 
+/* the disk filling up while the file is written (a file size limit: the
+ * writes fail with EFBIG past it): a warning, the temporary file removed,
+ * nothing left in the cache directory */
+static void
+test_write_fails (void)
+{
+  g_autofree char *dir = ovi_test_make_tmp_dir ("ovi-wcache-XXXXXX");
+  g_autofree char *src = copy_fusion (dir);
+  g_autofree char *cache_dir = g_build_filename (dir, "cache", NULL);
+  g_autoptr (OviBackend) be = ovi_backend_new_cpu (1);
+  g_autoptr (OviPlacement) pl = NULL;
+  struct rlimit old, small;
+  OviPlacementPlan plan;
+  gboolean used;
+
+  g_assert_true (ovi_placement_plan_for_mode (
+      OVI_VRAM_MODE_ULTRA_LOW, OVI_GPU_ALLOCATION_SINGLE, 0, &plan, NULL));
+  pl = ovi_placement_new (&plan, be);
+  g_assert_cmpint (g_mkdir (cache_dir, 0700), ==, 0);
+  signal (SIGXFSZ, SIG_IGN);
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &old), ==, 0);
+  small = old;
+  small.rlim_cur = 64 * 1024; /* the tiny model's int8 file is ~490 KB */
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &small), ==, 0);
+  g_test_expect_message ("ovi", G_LOG_LEVEL_WARNING,
+                         "*weight cache not used*quantised in memory*");
+  used = ovi_placement_use_weight_cache (pl, src, cache_dir, NULL);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &old), ==, 0);
+  g_test_assert_expected_messages ();
+  g_assert_false (used);
+  g_assert_cmpuint (count_files (cache_dir), ==, 0);
+  ovi_test_remove_tree (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -336,6 +373,7 @@ main (int argc, char **argv)
   g_test_add_func ("/weight-cache/values", test_values);
   g_test_add_func ("/weight-cache/reuse-and-reject", test_reuse_and_reject);
   g_test_add_func ("/weight-cache/nothing-to-make", test_nothing_to_make);
+  g_test_add_func ("/weight-cache/write-fails", test_write_fails);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);
