@@ -1056,7 +1056,7 @@ make_latent (GstCaps **caps)
   return latent;
 }
 
-/* `latent` placed as a continued clip: its start frame shown already as
+/* `latent` placed as a continued clip: its first frame shown already as
  * frame `start` - 1, clip number 5 */
 static GstBuffer *
 as_continued (GstBuffer *latent, guint64 start)
@@ -1141,7 +1141,160 @@ check_last_frame (GstEvent *ev, GPtrArray *frames, guint64 clip)
   gst_event_unref (ev);
 }
 
-/* A continued clip: ovivaedec drops its start frame (shown already as the
+/* the harness's downstream answers the ovi-last-frame query as ovivaedec
+ * does, and tells the test that ovidenoise asked (it waits next) */
+static GstPadProbeReturn
+answer_last_frame_query (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  GstQuery *q = GST_PAD_PROBE_INFO_QUERY (info);
+  const GstStructure *s = gst_query_get_structure (q);
+
+  if (GST_QUERY_TYPE (q) != GST_QUERY_CUSTOM || !s
+      || !gst_structure_has_name (s, "ovi-last-frame"))
+    return GST_PAD_PROBE_OK;
+  g_atomic_int_inc ((gint *) data);
+  return GST_PAD_PROBE_HANDLED; /* answered TRUE */
+}
+
+static void
+keep_image (GstElement *denoise, guint64 clip, gint width, gint height,
+            GstBuffer *image, gpointer data)
+{
+  gst_buffer_replace ((GstBuffer **) data, image);
+}
+
+/* an ovi-last-frame event for `clip`: a WxH RGB frame of a gradient */
+static GstEvent *
+last_frame_event (guint64 clip, gint width, gint height, GstBuffer **frame)
+{
+  GstVideoInfo info;
+  GstCaps *caps;
+  GstMapInfo m;
+  GstEvent *ev;
+  gsize i;
+
+  gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGB, width, height);
+  GST_VIDEO_INFO_FPS_N (&info) = 24;
+  *frame = gst_buffer_new_allocate (NULL, info.size, NULL);
+  gst_buffer_map (*frame, &m, GST_MAP_WRITE);
+  for (i = 0; i < m.size; i++)
+    m.data[i] = (guint8) (i * 7 % 251);
+  gst_buffer_unmap (*frame, &m);
+  caps = gst_video_info_to_caps (&info);
+  ev = gst_event_new_custom (
+      GST_EVENT_CUSTOM_UPSTREAM,
+      gst_structure_new ("ovi-last-frame", "clip", G_TYPE_UINT64, clip, "frame",
+                         G_TYPE_UINT64, (guint64) 0, "caps", GST_TYPE_CAPS,
+                         caps, "buffer", GST_TYPE_BUFFER, *frame, NULL));
+  gst_caps_unref (caps);
+  return ev;
+}
+
+/* the conditioning image [3, H, W] F32 in [-1, 1] is `frame` (packed RGB) */
+static void
+check_image_is_frame (GstBuffer *image, GstBuffer *frame, gint width,
+                      gint height)
+{
+  GstMapInfo mi, mf;
+  gint c, i, bad = 0;
+
+  fail_unless (image != NULL, "no continuation-image");
+  gst_buffer_map (image, &mi, GST_MAP_READ);
+  gst_buffer_map (frame, &mf, GST_MAP_READ);
+  fail_unless_equals_int (mi.size, 3 * width * height * sizeof (float));
+  for (c = 0; c < 3; c++)
+    for (i = 0; i < width * height; i++) {
+      float v = ((const float *) mi.data)[c * width * height + i];
+      bad += (gint) lrintf ((v + 1.0f) * 127.5f) != mf.data[3 * i + c];
+    }
+  gst_buffer_unmap (image, &mi);
+  gst_buffer_unmap (frame, &mf);
+  fail_unless_equals_int (bad, 0);
+}
+
+static guint
+shared_frames (GstBuffer *latent)
+{
+  GstCustomMeta *meta = gst_buffer_get_custom_meta (latent, "GstOviClipMeta");
+  guint shared = G_MAXUINT;
+
+  fail_unless (meta != NULL);
+  fail_unless (gst_structure_get_uint (gst_custom_meta_get_structure (meta),
+                                       "shared-frames", &shared));
+  return shared;
+}
+
+/* ovidenoise continuation=last-frame alone: the clip after the first waits
+ * for the last frame, a flush ends the wait (FLUSHING, no hang) and the
+ * clip after a flush starts anew; the frame sent back becomes the
+ * conditioning image, and the continued latent's frames follow the previous
+ * ones with its first marked as shown (shared-frames). */
+GST_START_TEST (test_denoise_continuation_waits)
+{
+  GstHarness *h = gst_harness_new_with_padnames ("ovidenoise", "sink", "src");
+  g_autofree gchar *caps = text_caps ();
+  const gint w = tiny->default_width, ht = tiny->default_height;
+  GstBuffer *image = NULL, *frame = NULL, *b;
+  PushData d = { h, GST_FLOW_OK };
+  GstSegment seg;
+  GThread *thread;
+  gint asked = 0;
+  guint64 end;
+
+  gst_util_set_object_arg (G_OBJECT (h->element), "continuation", "last-frame");
+  g_object_set (h->element, "steps", 1, NULL);
+  g_signal_connect (h->element, "continuation-image", G_CALLBACK (keep_image),
+                    &image);
+  gst_pad_add_probe (h->sinkpad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM,
+                     answer_last_frame_query, &asked, NULL);
+  gst_harness_set_src_caps_str (h, caps);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 50)), GST_FLOW_OK);
+  gst_buffer_unref (gst_harness_pull (h));
+
+  /* nothing sends the last frame: the next clip waits until the flush */
+  thread = g_thread_new ("push", push_thread, &d);
+  while (!g_atomic_int_get (&asked))
+    g_thread_yield ();
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  g_thread_join (thread);
+  fail_unless_equals_int (d.ret, GST_FLOW_FLUSHING);
+  fail_unless (gst_harness_try_pull (h) == NULL);
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&seg)));
+
+  /* after the flush: a clip of its own, nothing waited for */
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 51)), GST_FLOW_OK);
+  b = gst_harness_pull (h);
+  fail_unless_equals_int (shared_frames (b), 0);
+  fail_unless (image == NULL);
+  end = GST_BUFFER_OFFSET_END (b);
+  gst_buffer_unref (b);
+
+  /* that clip's last frame (clip 1: the flushed one never went out) comes
+   * back: the next clip starts from it, one frame shorter */
+  fail_unless (
+      gst_harness_push_upstream_event (h, last_frame_event (1, w, ht, &frame)));
+  fail_unless_equals_int (
+      gst_harness_push (h, make_text_buffer (tiny->text_dim, 52)), GST_FLOW_OK);
+  b = gst_harness_pull (h);
+  fail_unless_equals_int (shared_frames (b), 1);
+  fail_unless_equals_uint64 (GST_BUFFER_OFFSET (b), end);
+  fail_unless_equals_uint64 (GST_BUFFER_OFFSET_END (b),
+                             end + tiny->pixel_frames - 1);
+  fail_unless_equals_uint64 (GST_BUFFER_PTS (b), gst_ovi_frame_time (end));
+  check_image_is_frame (image, frame, w, ht);
+  gst_buffer_unref (b);
+  gst_buffer_unref (frame);
+  gst_buffer_unref (image);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* A continued clip: ovivaedec drops its first frame (shown already as the
  * previous clip's last) and stamps the rest from the latent's offset; the
  * frames are the clip's others, and the last one goes back upstream. */
 GST_START_TEST (test_vaedec_continued_clip)
@@ -1206,7 +1359,7 @@ samples_by_index (GPtrArray *bufs, guint64 *start, guint64 *end)
 
 /* A continued clip's audio: oviaudiodec drops the samples under the shared
  * frame, so every sample it pushes equals the one the whole clip, placed
- * with its start frame on the shared one, has at the same stream index;
+ * with its first frame on the shared one, has at the same stream index;
  * and the clip ends on the grid of docs/av-sync.md. */
 GST_START_TEST (test_audiodec_continued_clip)
 {
@@ -1319,7 +1472,7 @@ GST_START_TEST (test_continuation_prompt_file)
   close (fd);
   fail_unless (g_file_set_contents (
       path,
-      "A start scene.\n"
+      "A first scene.\n"
       "{\"prompt\": \"A cut.\", \"continuation\": \"none\"}\n"
       "The cut goes on.\n",
       -1, NULL));
@@ -1366,6 +1519,7 @@ elements_suite (void)
   tcase_add_test (tc, test_audiodec_av_rule);
   tcase_add_test (tc, test_audiodec_pool);
   tcase_add_test (tc, test_engine_shared);
+  tcase_add_test (tc, test_denoise_continuation_waits);
   tcase_add_test (tc, test_vaedec_continued_clip);
   tcase_add_test (tc, test_audiodec_continued_clip);
   tcase_add_test (tc, test_continuation_without_decoder);
