@@ -80,6 +80,9 @@ load_rank (int w, gpointer data, GError **error)
       pd->paths, pd->be[w], ovi_fusion_shard_filter, &shard, pd->loras, error);
   if (pd->d[w] == NULL)
     return FALSE;
+  /* the streamed modes leave the blocks in host memory for the streamer */
+  if (pd->placement[w])
+    ovi_placement_attach_denoiser (pd->placement[w], pd->d[w]);
   ovi_denoiser_set_comms (pd->d[w], &comms);
   return TRUE;
 }

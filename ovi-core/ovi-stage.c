@@ -279,10 +279,19 @@ ovi_stage_plan_get_cpu_reason (const OviStagePlan *p, gboolean *warn)
 
 /* ---- loading ---- */
 
+/* $OVI_STAGE_CPU_BACKEND=1 runs a GPU's plan (a device described by
+ * $OVI_DEVICE_PROBE_FILE) on the CPU backend: a test switch for the
+ * streamed and quantised modes on a machine without a GPU */
+static gboolean
+plan_on_cpu (void)
+{
+  return g_strcmp0 (g_getenv ("OVI_STAGE_CPU_BACKEND"), "1") == 0;
+}
+
 static OviBackend *
 open_backend (const OviStagePlan *p, GError **error)
 {
-  if (p->device < 0)
+  if (p->device < 0 || plan_on_cpu ())
     return ovi_backend_new_cpu (p->n_threads);
   return ovi_backend_new_by_name (p->backend_name, p->device, error);
 }
@@ -297,6 +306,18 @@ use_weight_cache (OviStage *s, const char *dir)
     g_info ("%s: the quantised DiT weights %s", info.path,
             info.written ? "written (once; later loads map them)"
                          : "mapped from this weight cache file");
+}
+
+/* the streamed modes leave the DiT blocks in host memory: the block
+ * streamer must copy them to the device before each block runs */
+static void
+attach_streaming (const OviPlacement *pl, const OviPlacementPlan *plan,
+                  OviDenoiser *d)
+{
+  ovi_placement_attach_denoiser (pl, d);
+  if (plan->stream_blocks)
+    g_info ("the DiT blocks stream from host memory, two at a time on the "
+            "device");
 }
 
 static gboolean
@@ -316,6 +337,8 @@ construct (OviStage *s, const OviPlacementPlan *plan, const GPtrArray *loras,
       s->u.denoiser = ovi_denoiser_new_with_loras (s->paths, s->backend,
                                                    ovi_placement_weight_filter,
                                                    s->placement, loras, error);
+      if (s->u.denoiser)
+        attach_streaming (s->placement, plan, s->u.denoiser);
       break;
     case OVI_STAGE_VIDEO_DECODE:
       s->u.video_vae = ovi_video_vae_new (s->paths, s->backend, error);

@@ -13,6 +13,7 @@
 #include "ovi-cli.h"
 #include "ovi-config.h"
 #include "ovi-engine.h"
+#include "ovi-fusion.h"
 #include "ovi-image.h"
 #include "ovi-stage.h"
 #include "ovi-step-cache.h"
@@ -188,6 +189,22 @@ encode_image (const Options *o, OviStage *video, StageTime *t, GError **error)
   return latent;
 }
 
+/* what the block streamer copied, in the streamed modes */
+static void
+print_streaming (OviDenoiser *d)
+{
+  OviFusion *fusion = ovi_denoiser_get_fusion (d);
+  OviFusionStreamStats st;
+
+  if (!ovi_fusion_get_streaming (fusion))
+    return;
+  ovi_fusion_get_stream_stats (fusion, &st);
+  printf ("blocks streamed: %" G_GUINT64_FORMAT " copies, %" G_GUINT64_FORMAT
+          " bytes pinned, %" G_GUINT64_FORMAT " pageable, %" G_GUINT64_FORMAT
+          " mapped\n",
+          st.copies, st.pinned_bytes, st.pageable_bytes, st.mapped_bytes);
+}
+
 static gboolean
 denoise (const Options *o, const OviStageConfig *config, OviTensor *emb[3],
          const OviTensor *image_latent, OviTensor **video, OviTensor **audio,
@@ -237,9 +254,11 @@ denoise (const Options *o, const OviStageConfig *config, OviTensor *emb[3],
   ok = ovi_denoiser_run (ovi_stage_get_denoiser (stage), &req, on_step,
                          &progress, NULL, video, audio, error);
   t->run_s = seconds_since (progress.t0);
-  if (ok)
+  if (ok) {
     printf ("forwards: %d computed, %d skipped\n", stats.forwards_computed,
             stats.forwards_skipped);
+    print_streaming (ovi_stage_get_denoiser (stage));
+  }
   return ok;
 }
 
