@@ -411,7 +411,10 @@ bench_t5 (Bench *b, const OviTinyConfig *cfg, int len, GError **error)
       || !(t5 = ovi_t5_new_filtered (wf, b->be, 128, ovi_placement_t5_filter,
                                      b->placement, error)))
     return FALSE;
-  printf ("# umT5 encoder: %" G_GUINT64_FORMAT " parameters\n", np);
+  printf ("# umT5 encoder: %" G_GUINT64_FORMAT " parameters%s\n", np,
+          ovi_t5_get_streaming (t5) == OVI_T5_STREAM_SLOTS
+              ? ", blocks streamed from host memory through two slots"
+              : "");
   ids = g_new (int64_t, batch * len);
   mask = g_new (int64_t, batch * len);
   for (int i = 0; i < batch * len; i++) {
