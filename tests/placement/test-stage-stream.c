@@ -7,7 +7,9 @@
  * the streamer copies one block per block per step from pinned slabs, and
  * the latents are bit for bit those of the same stage with streaming
  * switched off (the CPU backend reads the host blocks in place). fp8, the
- * resident control, does not stream. */
+ * resident control, does not stream. With the stage's weight_cache_dir the
+ * first load writes the cache file there and the next maps it unchanged,
+ * both streaming from the mapping with the latents of "off". */
 #include "ovi-test-util.h"
 #include "ovi-backend.h"
 #include "ovi-engine.h"
@@ -23,9 +25,10 @@
 
 static char *tiny_dir;
 
-/* the denoise stage of `mode` planned for the described H100, on the CPU */
+/* the denoise stage of `mode` planned for the described H100, on the CPU,
+ * its quantised weights cached in `cache_dir` ("off": none) */
 static OviStage *
-load_denoise (OviVramMode mode)
+load_denoise (OviVramMode mode, const char *cache_dir)
 {
   g_autofree char *file = NULL;
   int fd = g_file_open_tmp ("ovi-stage-stream-XXXXXX.json", &file, NULL);
@@ -42,7 +45,7 @@ load_denoise (OviVramMode mode)
   c.model_dir = tiny_dir;
   c.variant = "tiny";
   c.vram_mode = mode;
-  c.weight_cache_dir = "off";
+  c.weight_cache_dir = cache_dir;
   plan = ovi_stage_plan_new (OVI_STAGE_DENOISE, &c, &error);
   g_unsetenv ("OVI_DEVICE_PROBE_FILE");
   g_unlink (file);
@@ -63,7 +66,7 @@ denoise (OviStage *stage, OviTensor **video, OviTensor **audio)
 static void
 check_streamed (OviVramMode mode)
 {
-  OviStage *stage = load_denoise (mode);
+  OviStage *stage = load_denoise (mode, "off");
   OviFusion *fusion = ovi_denoiser_get_fusion (ovi_stage_get_denoiser (stage));
   g_autoptr (OviTensor) sv = NULL, sa = NULL, uv = NULL, ua = NULL;
   OviFusionStreamStats st;
@@ -93,11 +96,56 @@ test_streamed_modes (void)
 static void
 test_resident_control (void)
 {
-  OviStage *stage = load_denoise (OVI_VRAM_MODE_FP8);
+  OviStage *stage = load_denoise (OVI_VRAM_MODE_FP8, "off");
 
   g_assert_false (ovi_fusion_get_streaming (
       ovi_denoiser_get_fusion (ovi_stage_get_denoiser (stage))));
   ovi_stage_unref (stage);
+}
+
+/* the stage's weight_cache_dir: the first load writes the cache file
+ * there, the second maps it as it is (same inode and mtime), both stream
+ * the blocks from the mapping, and the latents are those of "off" */
+static void
+test_weight_cache (void)
+{
+  g_autofree char *dir = ovi_test_make_tmp_dir ("ovi-stage-cache-XXXXXX");
+  g_autoptr (OviTensor) ov = NULL, oa = NULL;
+  GStatBuf first, second;
+  g_autofree char *file = NULL;
+
+  {
+    OviStage *off = load_denoise (OVI_VRAM_MODE_ULTRA_LOW, "off");
+    denoise (off, &ov, &oa);
+    ovi_stage_unref (off);
+  }
+  for (int i = 0; i < 2; i++) {
+    OviStage *stage = load_denoise (OVI_VRAM_MODE_ULTRA_LOW, dir);
+    OviFusion *fusion
+        = ovi_denoiser_get_fusion (ovi_stage_get_denoiser (stage));
+    g_autoptr (OviTensor) v = NULL, a = NULL;
+    g_autoptr (GDir) d = g_dir_open (dir, 0, NULL);
+    OviFusionStreamStats st;
+
+    denoise (stage, &v, &a);
+    ovi_fusion_get_stream_stats (fusion, &st);
+    g_assert_cmpuint (st.mapped_bytes, >, 0);
+    g_assert_cmpuint (st.pinned_bytes + st.pageable_bytes, ==, 0);
+    g_assert_true (ovi_test_same_bits (v, ov));
+    g_assert_true (ovi_test_same_bits (a, oa));
+    {
+      const char *name = g_dir_read_name (d);
+      g_assert_nonnull (name);
+      if (file == NULL)
+        file = g_build_filename (dir, name, NULL);
+      g_assert_null (g_dir_read_name (d)); /* one file, no temporary */
+    }
+    g_assert_cmpint (g_stat (file, i ? &second : &first), ==, 0);
+    ovi_stage_unref (stage);
+  }
+  g_assert_cmpuint (first.st_ino, ==, second.st_ino);
+  g_assert_cmpint (first.st_mtime, ==, second.st_mtime);
+  ovi_test_remove_tree (dir);
 }
 
 int
@@ -109,6 +157,7 @@ main (int argc, char **argv)
   tiny_dir = ovi_test_make_tiny_dir ("ovi-stage-stream-XXXXXX", 11);
   g_test_add_func ("/stage-stream/streamed-modes", test_streamed_modes);
   g_test_add_func ("/stage-stream/resident-control", test_resident_control);
+  g_test_add_func ("/stage-stream/weight-cache", test_weight_cache);
   status = g_test_run ();
   ovi_test_remove_tree (tiny_dir);
   g_free (tiny_dir);
