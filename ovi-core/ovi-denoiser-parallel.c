@@ -230,6 +230,38 @@ ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
   return TRUE;
 }
 
+typedef struct {
+  OviParallelDenoiser *pd;
+  const GPtrArray *loras;
+  OviFusionLora **made; /* [n] */
+} MakeLoras;
+
+static gboolean
+make_rank_loras (int w, gpointer data, GError **error)
+{
+  MakeLoras *m = data;
+
+  return ovi_denoiser_make_loras (m->pd->d[w], m->loras, &m->made[w], error);
+}
+
+gboolean
+ovi_parallel_denoiser_set_loras (OviParallelDenoiser *pd,
+                                 const GPtrArray *loras, GError **error)
+{
+  g_autofree OviFusionLora **made = g_new0 (OviFusionLora *, pd->n);
+  MakeLoras m = { pd, loras, made };
+  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&pd->lock);
+
+  if (!ovi_ranks_run (pd->n, make_rank_loras, &m, NULL, 0, error)) {
+    for (int w = 0; w < pd->n; w++)
+      g_clear_pointer (&made[w], ovi_fusion_lora_unref);
+    return FALSE;
+  }
+  for (int w = 0; w < pd->n; w++)
+    ovi_denoiser_install_loras (pd->d[w], made[w]);
+  return TRUE;
+}
+
 void
 ovi_parallel_denoiser_free (OviParallelDenoiser *pd)
 {

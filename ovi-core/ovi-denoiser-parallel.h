@@ -14,6 +14,7 @@
 
 #include "ovi-comm.h"
 #include "ovi-engine.h"
+#include "ovi-fusion.h"
 #include "ovi-placement.h"
 #include "ovi-presets.h"
 #include "ovi-gpu-manager.h"
@@ -35,6 +36,12 @@ void ovi_denoiser_set_comms (OviDenoiser *d, const OviDenoiserComms *comms);
 /* makes `d` (rank 0) the front of `group`: ovi_denoiser_run (d) runs every
  * rank */
 void ovi_denoiser_set_group (OviDenoiser *d, OviParallelDenoiser *group);
+/* ovi_denoiser_set_loras in two halves, so that a parallel denoiser
+ * changes every rank's set or none: the rank's set made (*made NULL for
+ * an empty list), then installed (taking `made`) */
+gboolean ovi_denoiser_make_loras (OviDenoiser *d, const GPtrArray *loras,
+                                  OviFusionLora **made, GError **error);
+void ovi_denoiser_install_loras (OviDenoiser *d, OviFusionLora *made);
 /* ovi_denoiser_run on this rank alone */
 gboolean ovi_denoiser_run_rank (OviDenoiser *d, const OviDenoiseRequest *req,
                                 OviStepFunc on_step, gpointer user_data,
@@ -99,6 +106,13 @@ gboolean ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
                                     GCancellable *cancellable,
                                     OviTensor **video_latent,
                                     OviTensor **audio_latent, GError **error);
+/* As ovi_denoiser_set_loras on every rank: each makes its own set (on its
+ * weights, a shard's when sharded), then all install them, or none when
+ * a rank fails. Waits for a run in progress, so a run sees one set on
+ * every rank. */
+gboolean ovi_parallel_denoiser_set_loras (OviParallelDenoiser *pd,
+                                          const GPtrArray *loras,
+                                          GError **error);
 void ovi_parallel_denoiser_free (OviParallelDenoiser *pd);
 
 /* ---- for stage loading (ovi-stage.c) ---- */

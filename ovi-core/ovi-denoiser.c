@@ -156,20 +156,37 @@ set_lora_warning (OviDenoiser *d, OviFusionLora *l)
 }
 
 gboolean
-ovi_denoiser_set_loras (OviDenoiser *d, const GPtrArray *loras, GError **error)
+ovi_denoiser_make_loras (OviDenoiser *d, const GPtrArray *loras,
+                         OviFusionLora **made, GError **error)
 {
-  OviFusionLora *l = NULL;
+  *made = NULL;
+  if (loras == NULL || loras->len == 0)
+    return TRUE;
+  *made = ovi_fusion_lora_new (d->model, d->wf, loras, error);
+  return *made != NULL;
+}
 
-  if (loras && loras->len > 0) {
-    l = ovi_fusion_lora_new (d->model, d->wf, loras, error);
-    if (l == NULL)
-      return FALSE;
-  }
+void
+ovi_denoiser_install_loras (OviDenoiser *d, OviFusionLora *made)
+{
   g_mutex_lock (&d->lora_lock);
   g_clear_pointer (&d->lora_default, ovi_fusion_lora_unref);
-  d->lora_default = l;
-  set_lora_warning (d, l);
+  d->lora_default = made;
+  set_lora_warning (d, made);
   g_mutex_unlock (&d->lora_lock);
+}
+
+gboolean
+ovi_denoiser_set_loras (OviDenoiser *d, const GPtrArray *loras, GError **error)
+{
+  OviFusionLora *made;
+
+  /* every rank of a parallel denoiser runs with the same set */
+  if (d->group)
+    return ovi_parallel_denoiser_set_loras (d->group, loras, error);
+  if (!ovi_denoiser_make_loras (d, loras, &made, error))
+    return FALSE;
+  ovi_denoiser_install_loras (d, made);
   return TRUE;
 }
 

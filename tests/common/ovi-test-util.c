@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ovi-tiny.h"
+#include "ovi-weights.h"
 
 void
 ovi_test_remove_tree (const char *path)
@@ -91,6 +92,52 @@ ovi_test_preset_request (OviDenoiseRequest *req, const OviModelPreset *m,
   req->slg_layer = m->slg_layer;
   req->width = m->default_width;
   req->height = m->default_height;
+}
+
+/* [rows, cols] of amp * ((i * mul) % mod - mod / 2) */
+static OviTensor *
+lora_factor (int64_t rows, int64_t cols, float amp, int mul, int mod)
+{
+  OviTensor *t = ovi_tensor_new_f32 (2, (int64_t[]){ rows, cols });
+
+  for (int64_t i = 0; i < ovi_tensor_numel (t); i++)
+    ((float *) ovi_tensor_data (t))[i]
+        = amp * (float) ((i * mul) % mod - mod / 2);
+  return t;
+}
+
+void
+ovi_test_write_q_lora (const char *fusion_path, int n_blocks, float amp,
+                       gboolean unmatched, const char *path)
+{
+  GError *error = NULL;
+  g_autoptr (OviWeightFile) wf
+      = ovi_weight_file_open (fusion_path, NULL, &error);
+  g_autoptr (OviTensor) q = NULL, down = NULL, up = NULL;
+  g_autoptr (GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autofree OviNamedTensor *nt = g_new0 (OviNamedTensor, 2 * n_blocks + 1);
+  int n = 0;
+
+  g_assert_no_error (error);
+  q = ovi_weight_file_get (wf, "video_model.blocks.0.self_attn.q.weight",
+                           &error);
+  g_assert_no_error (error);
+  down = lora_factor (2, q->shape[1], amp, 37, 21);
+  up = lora_factor (q->shape[0], 2, amp, 53, 17);
+  for (int b = 0; b < n_blocks + !!unmatched; b++) {
+    int block = b < n_blocks ? b : 99;
+    char *dn = g_strdup_printf (
+        "diffusion_model.blocks.%d.self_attn.q.lora_down.weight", block);
+    char *un = g_strdup_printf (
+        "diffusion_model.blocks.%d.self_attn.q.lora_up.weight", block);
+    g_ptr_array_add (names, dn);
+    g_ptr_array_add (names, un);
+    if (block != 99)
+      nt[n++] = (OviNamedTensor){ dn, down };
+    nt[n++] = (OviNamedTensor){ un, up };
+  }
+  g_assert_true (ovi_safetensors_write (path, nt, n, NULL, &error));
+  g_assert_no_error (error);
 }
 
 OviTensor *

@@ -35,6 +35,13 @@ void ovi_test_preset_request (OviDenoiseRequest *req, const OviModelPreset *m,
                               OviTensor *pos, OviTensor *video_neg,
                               OviTensor *audio_neg, guint64 seed);
 
+/* A rank-2 LoRA in native key names on the self-attention q of blocks
+ * 0 .. n_blocks - 1 of the fusion file `fusion_path` (shapes from its
+ * block 0), fixed factors of order `amp`; `unmatched` adds a key of block
+ * 99, which no model has. Written to `path`; fails the test otherwise. */
+void ovi_test_write_q_lora (const char *fusion_path, int n_blocks, float amp,
+                            gboolean unmatched, const char *path);
+
 /* a [rows, cols] F32 host tensor of deterministic values in [-0.4, 0.4)
  * (a text embedding for the tiny model) */
 OviTensor *ovi_test_text (int64_t rows, int64_t cols, guint32 seed);

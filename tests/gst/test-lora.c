@@ -13,7 +13,7 @@
 #include "gstoviutil.h"
 #include "ovi-engine.h"
 #include "ovi-presets.h"
-#include "ovi-weights.h"
+#include "ovi-test-util.h"
 
 static const OviModelPreset *tiny;
 static gchar *tmp_dir;
@@ -46,30 +46,10 @@ write_lora (const gchar *base, gboolean with_unmatched)
   g_autoptr (GError) error = NULL;
   g_autoptr (OviModelPaths) paths
       = ovi_model_paths_resolve (NULL, NULL, &error);
-  g_autoptr (OviWeightFile) wf = NULL;
-  g_autoptr (OviTensor) q = NULL;
   gchar *path = g_build_filename (tmp_dir, base, NULL);
 
   g_assert_no_error (error);
-  wf = ovi_weight_file_open (paths->fusion_path, NULL, &error);
-  q = ovi_weight_file_get (wf, "video_model.blocks.0.self_attn.q.weight",
-                           &error);
-  g_assert_no_error (error);
-  int64_t ds[2] = { 2, q->shape[1] }, us[2] = { q->shape[0], 2 };
-  g_autoptr (OviTensor) down = ovi_tensor_new_f32 (2, ds);
-  g_autoptr (OviTensor) up = ovi_tensor_new_f32 (2, us);
-  for (int64_t i = 0; i < ovi_tensor_numel (down); i++)
-    ((float *) ovi_tensor_data (down))[i]
-        = 0.05f * (float) ((i * 37) % 21 - 10);
-  for (int64_t i = 0; i < ovi_tensor_numel (up); i++)
-    ((float *) ovi_tensor_data (up))[i] = 0.05f * (float) ((i * 53) % 17 - 8);
-  OviNamedTensor nt[3] = {
-    { "diffusion_model.blocks.0.self_attn.q.lora_down.weight", down },
-    { "diffusion_model.blocks.0.self_attn.q.lora_up.weight", up },
-    { "diffusion_model.blocks.99.self_attn.q.lora_up.weight", up },
-  };
-  ovi_safetensors_write (path, nt, with_unmatched ? 3 : 2, NULL, &error);
-  g_assert_no_error (error);
+  ovi_test_write_q_lora (paths->fusion_path, 1, 0.05f, with_unmatched, path);
   return path;
 }
 

@@ -4,12 +4,14 @@
  * heads and token counts that leave padding: sequence parallel 2, 3 and 4,
  * CFG parallel, CFG parallel x SP 2, i2v; cancellation stops every rank
  * at the same step and the next run works; step caching skips the same
- * forwards as on one rank; a layout the heads do not
+ * forwards as on one rank; LoRAs set at run time on the front reach every
+ * rank (SP 2, CFG parallel); a layout the heads do not
  * allow fails before loading. */
 #include <math.h>
 #include <string.h>
 
 #include "ovi-denoiser-parallel.h"
+#include "ovi-lora.h"
 #include "ovi-noise.h"
 #include "ovi-test-util.h"
 #include "ovi-tiny.h"
@@ -88,6 +90,103 @@ single (const Request *r, OviTensor **video, OviTensor **audio)
       ovi_denoiser_run (d, &r->req, NULL, NULL, NULL, video, audio, &error));
   g_assert_no_error (error);
   ovi_denoiser_free (d);
+}
+
+/* one rank with `loras` set at run time (NULL: none) */
+static void
+single_with (const Request *r, const GPtrArray *loras, OviTensor **video,
+             OviTensor **audio)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (OviBackend) be = ovi_backend_new_cpu (1);
+  OviDenoiser *d = ovi_denoiser_new (paths, be, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (ovi_denoiser_set_loras (d, loras, &error));
+  g_assert_true (
+      ovi_denoiser_run (d, &r->req, NULL, NULL, NULL, video, audio, &error));
+  g_assert_no_error (error);
+  ovi_denoiser_free (d);
+}
+
+static void
+assert_close (const OviTensor *v, const OviTensor *a, const OviTensor *v1,
+              const OviTensor *a1, const char *what)
+{
+  g_test_message ("%s: video rel_l2 %.3e, audio %.3e", what,
+                  ovi_test_rel_l2 (v, v1), ovi_test_rel_l2 (a, a1));
+  g_assert_cmpfloat (ovi_test_rel_l2 (v, v1), <=, 1e-5);
+  g_assert_cmpfloat (ovi_test_rel_l2 (a, a1), <=, 1e-5);
+}
+
+/* LoRAs set at run time on the front reach every rank: the LoRA'd clip is
+ * one rank's LoRA'd clip (a set that fails after it changes nothing); a
+ * request's own list as well; none again gives the plain clip */
+static void
+check_live_loras (int sp, gboolean cfg, int shard, const char *spec,
+                  const Request *r, OviTensor *const one[2],
+                  OviTensor *const plain[2])
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) specs = ovi_lora_specs_parse (spec, &error);
+  g_autofree char *none = g_build_filename (tiny_dir, "none.safetensors", NULL);
+  g_autoptr (GPtrArray) missing = ovi_lora_specs_parse (none, &error);
+  g_autoptr (OviParallelDenoiser) pd
+      = parallel_sharded (sp, cfg, shard, &error);
+  OviDenoiser *front = ovi_parallel_denoiser_get_front (pd);
+  OviDenoiseRequest listed = r->req;
+  g_autofree char *what
+      = g_strdup_printf ("sp%d%s shard%d", sp, cfg ? " x cfg" : "", shard);
+  g_autoptr (OviTensor) v = NULL, a = NULL, vl = NULL, al = NULL, v0 = NULL,
+                        a0 = NULL;
+
+  g_assert_no_error (error);
+  g_assert_true (ovi_denoiser_set_loras (front, specs, &error));
+  g_assert_no_error (error);
+  /* a set that fails leaves every rank's set as it was */
+  g_assert_false (ovi_denoiser_set_loras (front, missing, &error));
+  g_assert_error (error, OVI_ERROR, OVI_ERROR_IO);
+  g_clear_error (&error);
+  g_assert_true (
+      ovi_denoiser_run (front, &r->req, NULL, NULL, NULL, &v, &a, &error));
+  g_assert_no_error (error);
+  assert_close (v, a, one[0], one[1], what);
+  g_assert_true (ovi_denoiser_set_loras (front, NULL, &error));
+  listed.loras = spec;
+  g_assert_true (
+      ovi_denoiser_run (front, &listed, NULL, NULL, NULL, &vl, &al, &error));
+  g_assert_no_error (error);
+  assert_close (vl, al, one[0], one[1], what);
+  g_assert_true (
+      ovi_denoiser_run (front, &r->req, NULL, NULL, NULL, &v0, &a0, &error));
+  g_assert_no_error (error);
+  assert_close (v0, a0, plain[0], plain[1], what);
+}
+
+static void
+test_live_loras (void)
+{
+  Request r;
+  g_autofree char *path = g_build_filename (tiny_dir, "lora.safetensors", NULL);
+  g_autofree char *spec = g_strdup_printf ("%s:1:both", path);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) specs = ovi_lora_specs_parse (spec, &error);
+  g_autoptr (OviTensor) v1 = NULL, a1 = NULL, v0 = NULL, a0 = NULL;
+
+  g_assert_no_error (error);
+  ovi_test_write_q_lora (paths->fusion_path, 3, 0.1f, FALSE, path);
+  request_init (&r, FALSE);
+  single_with (&r, specs, &v1, &a1);
+  single_with (&r, NULL, &v0, &a0);
+  g_test_message ("LoRA effect: video %.3e, audio %.3e",
+                  ovi_test_rel_l2 (v1, v0), ovi_test_rel_l2 (a1, a0));
+  g_assert_cmpfloat (ovi_test_rel_l2 (v1, v0), >, 1e-3);
+  g_assert_cmpfloat (ovi_test_rel_l2 (a1, a0), >, 1e-3);
+  check_live_loras (2, FALSE, 0, spec, &r, (OviTensor *[]){ v1, a1 },
+                    (OviTensor *[]){ v0, a0 });
+  check_live_loras (1, TRUE, 0, spec, &r, (OviTensor *[]){ v1, a1 },
+                    (OviTensor *[]){ v0, a0 });
+  request_clear (&r);
 }
 
 static void
@@ -251,6 +350,7 @@ main (int argc, char **argv)
   g_test_add_func ("/denoiser-parallel/cfg-and-cfg-x-sp2", test_cfg);
   g_test_add_func ("/denoiser-parallel/step-cache", test_step_cache);
   g_test_add_func ("/denoiser-parallel/sharded-weights", test_sharded);
+  g_test_add_func ("/denoiser-parallel/live-loras", test_live_loras);
   g_test_add_func ("/denoiser-parallel/cancel-then-run", test_cancel);
   g_test_add_func ("/denoiser-parallel/heads-not-divisible", test_bad_layout);
   status = g_test_run ();
