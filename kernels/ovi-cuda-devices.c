@@ -25,6 +25,8 @@
 
 G_MODULE_EXPORT gboolean ovi_cuda_probe_devices (OviDeviceProbe *probe,
                                                  guint abi);
+G_MODULE_EXPORT gboolean ovi_cuda_free_memory (int device,
+                                               guint64 *free_bytes);
 
 static void
 read_arch_list (OviDeviceProbe *probe)
@@ -137,4 +139,26 @@ ovi_cuda_probe_devices (OviDeviceProbe *probe, guint abi)
   for (int i = 0; i < count; i++)
     describe_device (probe, i, &probe->devices[i]);
   return TRUE;
+}
+
+/* the device's free memory now (its context exists after the probe, so
+ * this is cheap), the calling thread's current device left as it was */
+gboolean
+ovi_cuda_free_memory (int device, guint64 *free_bytes)
+{
+  size_t free_b = 0, total_b = 0;
+  int current = 0;
+  gboolean ok;
+
+  if (cudaGetDevice (&current) != cudaSuccess)
+    current = -1;
+  ok = cudaSetDevice (device) == cudaSuccess
+       && cudaMemGetInfo (&free_b, &total_b) == cudaSuccess;
+  if (ok)
+    *free_bytes = free_b;
+  else
+    cudaGetLastError ();
+  if (current >= 0)
+    cudaSetDevice (current);
+  return ok;
 }

@@ -4,7 +4,10 @@
  * The CUDA module (kernels/ovi-cuda-devices.c) fills an OviDeviceProbe
  * through its exported entry point
  *   gboolean ovi_cuda_probe_devices (OviDeviceProbe *probe, guint abi);
- * (abi: OVI_DEVICE_PROBE_ABI; the module refuses another). The GPU manager
+ * (abi: OVI_DEVICE_PROBE_ABI; the module refuses another), and
+ *   gboolean ovi_cuda_free_memory (int device, guint64 *free_bytes);
+ * the free memory of a probed device now (the GPU manager probes once per
+ * process and reads this for every report). The GPU manager
  * (placement/ovi-gpu-manager.h) reads it; tests build probes by hand to
  * check the selection logic against devices this machine does not have.
  *

@@ -13,6 +13,7 @@
 #define GIB ((double) (G_GUINT64_CONSTANT (1) << 30))
 
 typedef gboolean (*ProbeFunc) (OviDeviceProbe *probe, guint abi);
+typedef gboolean (*FreeMemoryFunc) (int device, guint64 *free_bytes);
 
 void
 ovi_gpu_report_clear (OviGpuReport *r)
@@ -48,7 +49,7 @@ nvidia_driver_installed (void)
 }
 
 static void
-probe_module (OviGpuReport *r)
+probe_module (OviGpuReport *r, FreeMemoryFunc *free_memory)
 {
   GError *error = NULL;
   GModule *module = ovi_backend_module_open ("libovi-cuda.so", &error);
@@ -69,6 +70,63 @@ probe_module (OviGpuReport *r)
                 "ovi_cuda_probe_devices of ABI %d)",
                 r->module_path, OVI_DEVICE_PROBE_ABI);
   }
+  if (!g_module_symbol (module, "ovi_cuda_free_memory",
+                        (gpointer *) free_memory))
+    *free_memory = NULL;
+}
+
+/* The module's probe, made once per process: loading the CUDA runtime and
+ * making each device's context costs far more than a plan, and neither
+ * the devices nor their properties change while it runs (hot-plug is not
+ * handled). What does change, the free memory of each device and the
+ * host's, is read again for every report. A description file
+ * ($OVI_DEVICE_PROBE_FILE) is read every time and never cached, so a test
+ * may point the variable elsewhere, or unset it, between cases. */
+static struct {
+  GMutex lock;
+  gboolean done;
+  OviGpuReport report;
+  FreeMemoryFunc free_memory; /* NULL: the module has none */
+  guint probes;
+} module_cache;
+
+static void
+copy_report (OviGpuReport *dst, const OviGpuReport *src)
+{
+  *dst = *src;
+  dst->probe.devices = g_memdup2 (
+      src->probe.devices, sizeof (OviDeviceInfo) * src->probe.n_devices);
+  dst->module_path = g_strdup (src->module_path);
+}
+
+static void
+report_from_module (OviGpuReport *r)
+{
+  g_mutex_lock (&module_cache.lock);
+  if (!module_cache.done) {
+    OviGpuReport *c = &module_cache.report;
+    probe_module (c, &module_cache.free_memory);
+    c->nvidia_driver
+        = c->probe.driver_version > 0 || nvidia_driver_installed ();
+    module_cache.probes++;
+    module_cache.done = TRUE;
+  }
+  copy_report (r, &module_cache.report);
+  for (int i = 0; module_cache.free_memory && i < r->probe.n_devices; i++)
+    module_cache.free_memory (i, &r->probe.devices[i].free_bytes);
+  g_mutex_unlock (&module_cache.lock);
+  r->host_available = host_mem_available ();
+}
+
+guint
+ovi_gpu_report_module_probes (void)
+{
+  guint n;
+
+  g_mutex_lock (&module_cache.lock);
+  n = module_cache.probes;
+  g_mutex_unlock (&module_cache.lock);
+  return n;
 }
 
 gboolean
@@ -87,9 +145,7 @@ ovi_gpu_report_probe (OviGpuReport *r, GError **error)
     }
     return TRUE;
   }
-  probe_module (r);
-  r->host_available = host_mem_available ();
-  r->nvidia_driver = r->probe.driver_version > 0 || nvidia_driver_installed ();
+  report_from_module (r);
   return TRUE;
 }
 

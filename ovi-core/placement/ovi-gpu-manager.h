@@ -41,8 +41,13 @@ typedef struct {
 
 /* Fills `report` from $OVI_DEVICE_PROBE_FILE or the CUDA module (never
  * fails: a machine without GPUs is a report with a status and a reason).
- * A JSON file that cannot be read is an error. */
+ * A JSON file that cannot be read is an error. The file is read on every
+ * call; the module is probed once per process, the free memory of its
+ * devices and of the host read again on every call. */
 gboolean ovi_gpu_report_probe (OviGpuReport *report, GError **error);
+/* How many times this process probed the CUDA module (once: later reports
+ * copy that probe with the devices' free memory read again; for tests). */
+guint ovi_gpu_report_module_probes (void);
 /* the same from a JSON description (see above) */
 gboolean ovi_gpu_report_from_json (OviGpuReport *report, const char *json,
                                    GError **error);
