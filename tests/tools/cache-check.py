@@ -21,6 +21,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gstlaunch import launch  # noqa: E402
+
 
 def fail(msg):
     print("FAIL: " + msg)
@@ -107,11 +110,10 @@ def check_gst(tool, tiny, tmp):
             fail(f"clip {clip}: element says {got[clip]}, ovi generate {want}")
     with open(prompts, "w") as f:
         f.write(json.dumps({"prompt": prompt, "cache": "fast"}) + "\n")
-    r = subprocess.run(["gst-launch-1.0", "ovitextsrc", f"location={prompts}",
-                        md, "!", "ovidenoise", md, "!", "fakesink"],
-                       capture_output=True, text=True, timeout=600)
-    if r.returncode == 0 or '"fast"' not in r.stdout + r.stderr:
-        fail(f"a bad cache name in a prompt file: {r.returncode}\n{r.stdout}")
+    code, out = launch(["ovitextsrc", f"location={prompts}", md, "!",
+                        "ovidenoise", md, "!", "fakesink"], 600)
+    if code == 0 or '"fast"' not in out:
+        fail(f"a bad cache name in a prompt file: {code}\n{out}")
     print(f"ok: ovidenoise's ovi-cache messages equal ovi generate's {got}")
 
 
