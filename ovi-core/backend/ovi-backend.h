@@ -217,7 +217,9 @@ OviStorage *ovi_backend_new_pinned (OviBackend *be, gsize size,
  * enqueued on `queue`. `src` may be pageable (a weight file's mapping): a
  * GPU backend then copies it through pinned staging buffers of its own
  * (OVI_STREAM_STAGING_BYTES in all), in order on `queue`, without the
- * calling thread waiting. */
+ * calling thread waiting: it may read `src` after the call returns, so
+ * `src` must stay valid until the copy is done (an event recorded after it
+ * completed, or the host synced with a queue that waited for that event). */
 #define OVI_STREAM_STAGING_BYTES ((gsize) 64 << 20)
 void ovi_op_copy_async (OviBackend *be, OviBackendQueue queue, OviTensor *dst,
                         const OviTensor *src);

@@ -54,17 +54,36 @@ block_linears (OviFusionBlock *b, OviLinear *l[N_STREAMED])
   memcpy (l, all, sizeof all);
 }
 
+/* A prefetch may still be copying. The slots are freed in compute-queue
+ * order, so that queue waits for it first; a slab of pageable memory (the
+ * weight cache's mapping, a copy past the pinned budget) is read by a GPU's
+ * staging after the copy was issued, so the host waits too before it goes
+ * (cudaFreeHost of a pinned slab synchronises by itself). A pending error
+ * would skip the waits: it is taken first and put back after. */
+static void
+wait_for_copies (OviFusionStreamer *st)
+{
+  GError *pending = NULL;
+
+  ovi_backend_sync (st->be, &pending);
+  for (int s = 0; s < 2; s++)
+    if (st->copied[s] && st->holds[s] >= 0)
+      ovi_op_queue_wait (st->be, OVI_BACKEND_QUEUE_COMPUTE, st->copied[s]);
+  if (st->stats.mapped_bytes + st->stats.pageable_bytes > 0)
+    ovi_backend_sync (st->be, pending ? NULL : &pending);
+  if (pending) {
+    ovi_backend_set_error (st->be, pending->domain, pending->code, "%s",
+                           pending->message);
+    g_error_free (pending);
+  }
+}
+
 void
 ovi_fusion_streamer_free (OviFusionStreamer *st)
 {
   if (st == NULL)
     return;
-  /* a prefetch may still be copying: the slots are freed in compute-queue
-   * order, so that queue waits for it first (cudaFreeHost of the slabs
-   * synchronises by itself) */
-  for (int s = 0; s < 2; s++)
-    if (st->copied[s] && st->holds[s] >= 0)
-      ovi_op_queue_wait (st->be, OVI_BACKEND_QUEUE_COMPUTE, st->copied[s]);
+  wait_for_copies (st);
   for (int s = 0; s < 2; s++) {
     g_clear_pointer (&st->views[s], g_ptr_array_unref);
     g_clear_pointer (&st->slot[s], ovi_tensor_unref);
