@@ -18,8 +18,8 @@
 #   OVI_CHANNEL_SIZE    WxH of the channel (96x64 for the tiny model, 704x704
 #                       with OVI_MODEL_DIR); clips are scaled to it
 #   OVI_CHANNEL_SLATE   an image file for the slate (default: a test pattern)
-#   OVI_CHANNEL_MARGIN  ns the aggregators wait on top of the pipeline
-#                       latency, for a clip slower than the last (1 s)
+#   OVI_CHANNEL_MARGIN  ns the aggregators wait on top of the latency they
+#                       query, for a clip slower than the last (1 s)
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 usage="usage: live-channel.sh OUT [PROMPT] [NUM_CLIPS]"
@@ -47,7 +47,10 @@ fi
 case $out in
   rtmp://* | rtmps://*)
     encode_audio=(avenc_aac ! aacparse)
-    mux=(flvmux name=mux streamable=true ! rtmp2sink location="$out") ;;
+    # flvmux times out like the aggregators (matroskamux waits for both):
+    # 0.5 s for an encoder behind (less than the queues' 1 s before it)
+    mux=(flvmux name=mux streamable=true latency=500000000
+         ! rtmp2sink location="$out") ;;
   *)
     encode_audio=(audioconvert dithering=none ! "audio/x-raw,format=S16LE"
                   ! flacenc)
