@@ -261,13 +261,16 @@ add_adapter (OviFusionLora *l, Bound *b, OviTensor *down, OviTensor *up)
 static gboolean
 upload_linear (OviFusion *m, OviFusionLora *l, Bound *b)
 {
-  int64_t out = b->slot.linear->w->shape[0];
+  /* the rows of the whole weight, from the delta: a sharded rank holds
+   * only its share of a block's rows (the block runs gathered whole) */
+  int64_t in = b->slot.linear->w->shape[1];
 
   for (guint k = 0; k < b->deltas->len; k++) {
     const OviLoraDelta *d = g_ptr_array_index (b->deltas, k);
     OviLoraAdapter *a;
 
     if (d->down && d->lora_scale != 0) {
+      int64_t out = ovi_tensor_numel (d->up) / d->rank;
       a = add_adapter (l, b, upload_scaled (m, l, d->down, d->rank, 1.0),
                        upload_scaled (m, l, d->up, out, d->lora_scale));
       if (!a->down || !a->up)
@@ -275,7 +278,9 @@ upload_linear (OviFusion *m, OviFusionLora *l, Bound *b)
     }
     if (d->diff && d->strength != 0) {
       a = add_adapter (l, b, NULL,
-                       upload_scaled (m, l, d->diff, out, d->strength));
+                       upload_scaled (m, l, d->diff,
+                                      ovi_tensor_numel (d->diff) / in,
+                                      d->strength));
       if (!a->up)
         return FALSE;
     }

@@ -186,6 +186,8 @@ test_live_loras (void)
                     (OviTensor *[]){ v0, a0 });
   check_live_loras (1, TRUE, 0, spec, &r, (OviTensor *[]){ v1, a1 },
                     (OviTensor *[]){ v0, a0 });
+  check_live_loras (2, FALSE, 2, spec, &r, (OviTensor *[]){ v1, a1 },
+                    (OviTensor *[]){ v0, a0 });
   request_clear (&r);
 }
 
