@@ -213,7 +213,8 @@ ovi_parallel_denoiser_run (OviParallelDenoiser *pd,
 {
   g_autofree OviDenoiseStats *stats = g_new0 (OviDenoiseStats, pd->n);
   Run run = { pd, req, on_step, user_data, cancellable, .stats = stats };
-  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&pd->lock);
+  g_autoptr (GMutexLocker) locker G_GNUC_UNUSED
+      = g_mutex_locker_new (&pd->lock);
 
   /* a failed run leaves its groups aborted: new ones for this run */
   if (ovi_rank_groups_aborted (pd->groups) && !make_groups (pd, error))
@@ -250,7 +251,8 @@ ovi_parallel_denoiser_set_loras (OviParallelDenoiser *pd,
 {
   g_autofree OviFusionLora **made = g_new0 (OviFusionLora *, pd->n);
   MakeLoras m = { pd, loras, made };
-  g_autoptr (GMutexLocker) locker = g_mutex_locker_new (&pd->lock);
+  g_autoptr (GMutexLocker) locker G_GNUC_UNUSED
+      = g_mutex_locker_new (&pd->lock);
 
   if (!ovi_ranks_run (pd->n, make_rank_loras, &m, NULL, 0, error)) {
     for (int w = 0; w < pd->n; w++)

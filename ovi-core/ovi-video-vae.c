@@ -222,7 +222,6 @@ ovi_video_vae_encode_image (OviVideoVae *vae, const OviTensor *image,
                             GError **error)
 {
   g_autoptr (OviTensor) video = NULL;
-  g_autoptr (OviTensor) mu = NULL;
 
   if (image->ndim != 3 || image->shape[0] != 3) {
     g_autofree char *s = ovi_shape_to_string (image->ndim, image->shape);

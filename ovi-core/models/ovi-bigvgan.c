@@ -81,7 +81,6 @@ load_wconv (OviBigVGan *v, OviWeightFile *wf, WConv *c, const char *prefix,
   g_autofree char *b_name = g_strdup_printf ("%s.bias", prefix);
   g_autoptr (OviTensor) g = NULL;
   g_autoptr (OviTensor) w = NULL;
-  g_autoptr (OviTensor) b = NULL;
 
   if (ovi_weight_file_contains (wf, v_new_name)) {
     w = get_f32 (wf, v_new_name, error);

@@ -186,6 +186,7 @@ test_stepping_decode (void)
         g_autoptr (OviTensor) mu
             = ovi_video_vae_encode_image (vae, img, &error);
         g_assert_no_error (error);
+        g_assert_nonnull (mu);
       }
     }
     g_assert_no_error (error);

@@ -572,7 +572,7 @@ copy_tiny_with_broken (const gchar *rel, gboolean truncate)
   g_autofree gchar *src
       = g_build_filename (g_get_user_cache_dir (), "gst-ovi", NULL);
   gchar *dst = g_dir_make_tmp ("ovi-broken-XXXXXX", NULL);
-  g_autofree gchar *cmd = NULL, *tiny_dir = NULL, *victim = NULL;
+  g_autofree gchar *cmd = NULL, *victim = NULL;
   gint status = 0;
 
   /* the tiny model folder the elements wrote (find its root by marker) */

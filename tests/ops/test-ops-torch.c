@@ -63,7 +63,7 @@ main (int argc, char **argv)
         = load (json_object_get_object_member (cs, "expected"));
     g_autoptr (OviTensor) out
         = ovi_backend_new_act (be, want->ndim, want->shape);
-    g_autoptr (OviTensor) x = NULL, w = NULL, b = NULL, e3 = NULL;
+    g_autoptr (OviTensor) x = NULL, w = NULL, b = NULL;
     const float *o, *r;
     double num = 0, den = 0, err;
 

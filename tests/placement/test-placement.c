@@ -214,8 +214,8 @@ test_policy (void)
   const char *kept[] = { "video_model.blocks.0.self_attn.norm_q.weight",
                          "video_model.blocks.0.norm3.weight",
                          "video_model.blocks.0.ffn.0.bias",
-                         "audio_model.blocks.3.cross_attn.pre_attn_norm_"
-                         "fusion.weight",
+                         ("audio_model.blocks.3.cross_attn.pre_attn_norm_"
+                          "fusion.weight"),
                          "video_model.blocks.0.modulation.modulation",
                          "video_model.head.modulation" };
   for (guint i = 0; i < G_N_ELEMENTS (kept); i++) {

@@ -302,6 +302,7 @@ test_resident (void)
   t5 = load (wf, be, OVI_VRAM_MODE_ULTRA_LOW, &pl);
   g_autoptr (OviTensor) out = encode (t5, be, &distinct);
   guint64 rss_streamed = mapping_rss (base);
+  g_assert_nonnull (out);
   ovi_t5_get_stream_stats (t5, &st);
   g_test_message (
       "held at once %" G_GUINT64_FORMAT " bytes (estimate %" G_GUINT64_FORMAT
@@ -324,6 +325,7 @@ test_resident (void)
     g_assert_true (ovi_t5_set_streaming (t5, OVI_T5_STREAM_NONE, &error));
     g_autoptr (OviTensor) again = encode (t5, be, &distinct);
     guint64 rss_whole = mapping_rss (base);
+    g_assert_nonnull (again);
     g_test_message (
         "Rss of the mapping after a whole-mapping encode %" G_GUINT64_FORMAT
         " kB",

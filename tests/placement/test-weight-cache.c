@@ -262,6 +262,7 @@ test_reuse_and_reject (void)
   {
     g_auto (OviWeightCacheInfo) info = { 0 };
     g_autoptr (OviWeightFile) wf = open_cache (src, cache_dir, &info);
+    g_assert_nonnull (wf);
     g_assert_true (info.written);
     g_assert_null (info.rejected);
     stat_of (info.path, &first);
@@ -271,6 +272,7 @@ test_reuse_and_reject (void)
     /* a second load writes nothing */
     g_auto (OviWeightCacheInfo) info = { 0 };
     g_autoptr (OviWeightFile) wf = open_cache (src, cache_dir, &info);
+    g_assert_nonnull (wf);
     g_assert_true (info.reused);
     g_assert_false (info.written);
     stat_of (info.path, &second);
