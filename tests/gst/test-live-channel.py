@@ -27,9 +27,9 @@ Skips (77) without python3-gi, ffprobe or a needed element.
 
 With `rtmp` after SOURCE_ROOT the example pushes to a local nginx-rtmp (as
 test-live-long.py starts it) and the same checks run on its recording, with
-the AAC priming (23 ms) allowed on the audio's length. Not in the suite: on
-a 2-core box under heavy load some runs hung before EOS or had FLV
-timestamps off (not diagnosed).
+the AAC priming (23 ms) allowed on the audio's length. Not in the suite:
+in about 1 run in 6 flvmux stalls after its header (the run then times out),
+and under heavy load FLV timestamps went off (not diagnosed).
 
 Usage: test-live-channel.py SOURCE_ROOT [rtmp]  (the GStreamer env from meson)
 """
