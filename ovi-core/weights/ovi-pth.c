@@ -1517,17 +1517,8 @@ ovi_pth_write (const char *path, const OviNamedTensor *tensors, guint n_tensors,
                    "%s: tensor %u has no name or no tensor", path, i);
       return FALSE;
     }
-    if (!g_hash_table_add (seen, (gpointer) tensors[i].name)) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                   "%s: tensor '%s' given twice", path, tensors[i].name);
+    if (!ovi_weights_check_writable (path, &tensors[i], seen, error))
       return FALSE;
-    }
-    if (!ovi_tensor_is_host (t)) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                   "%s: tensor '%s' is not in host memory", path,
-                   tensors[i].name);
-      return FALSE;
-    }
     if (storage_name (t->dtype) == NULL) {
       g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                    "%s: tensor '%s': dtype %s has no torch storage type", path,

@@ -287,6 +287,23 @@ out:
 /* ---- writer ---- */
 
 gboolean
+ovi_weights_check_writable (const char *path, const OviNamedTensor *named,
+                            GHashTable *seen, GError **error)
+{
+  if (!g_hash_table_add (seen, (gpointer) named->name)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "%s: tensor '%s' given twice", path, named->name);
+    return FALSE;
+  }
+  if (!ovi_tensor_is_host (named->tensor)) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
+                 "%s: tensor '%s' is not in host memory", path, named->name);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
 ovi_weights_write_tensor_data (FILE *fp, const OviTensor *t, const char *path,
                                GError **error)
 {
@@ -382,17 +399,8 @@ ovi_safetensors_write (const char *path, const OviNamedTensor *tensors,
                    "%s: tensor %u has no usable name or no tensor", path, i);
       return FALSE;
     }
-    if (!g_hash_table_add (seen, (gpointer) tensors[i].name)) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                   "%s: tensor '%s' given twice", path, tensors[i].name);
+    if (!ovi_weights_check_writable (path, &tensors[i], seen, error))
       return FALSE;
-    }
-    if (!ovi_tensor_is_host (t)) {
-      g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
-                   "%s: tensor '%s' is not in host memory", path,
-                   tensors[i].name);
-      return FALSE;
-    }
     nbytes = ovi_tensor_nbytes (t);
     json_builder_set_member_name (builder, tensors[i].name);
     json_builder_begin_object (builder);

@@ -33,6 +33,12 @@ gboolean ovi_weight_file_add (OviWeightFile *wf, const char *name, gsize offset,
                               OviDType dtype, int ndim, const int64_t *shape,
                               const int64_t *stride, GError **error);
 
+/* A writer's checks of one named tensor beyond its name: not given twice
+ * (`seen` collects the names) and in host memory. */
+gboolean ovi_weights_check_writable (const char *path,
+                                     const OviNamedTensor *named,
+                                     GHashTable *seen, GError **error);
+
 /* Writes a host tensor's elements in row-major order (any strides). */
 gboolean ovi_weights_write_tensor_data (FILE *fp, const OviTensor *t,
                                         const char *path, GError **error);
