@@ -202,6 +202,12 @@ ovi_backend_new_act (OviBackend *be, int ndim, const int64_t *shape)
   return ovi_backend_new_tensor (be, be->act_dtype, ndim, shape);
 }
 
+OviTensor *
+ovi_backend_new_act_2d (OviBackend *be, int64_t rows, int64_t cols)
+{
+  return ovi_backend_new_act (be, 2, (const int64_t[]){ rows, cols });
+}
+
 static gboolean
 on_device (OviBackend *be, const OviTensor *t)
 {

@@ -99,6 +99,8 @@ OviTensor *ovi_backend_new_tensor (OviBackend *be, OviDType dtype, int ndim,
                                    const int64_t *shape);
 /* a contiguous act_dtype tensor of the given shape on this backend */
 OviTensor *ovi_backend_new_act (OviBackend *be, int ndim, const int64_t *shape);
+/* ovi_backend_new_act of a [rows, cols] matrix */
+OviTensor *ovi_backend_new_act_2d (OviBackend *be, int64_t rows, int64_t cols);
 /* the tensor on this backend's device (same tensor, ref'd, if already there) */
 OviTensor *ovi_backend_upload (OviBackend *be, OviTensor *t);
 /* as ovi_backend_upload_weight, but an unscaled F32/F16/BF16 tensor of a

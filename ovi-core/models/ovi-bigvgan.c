@@ -343,24 +343,10 @@ ovi_bigvgan_set_debug (OviBigVGan *v, OviAudioDebugFunc func,
 /* ---------------------------------------------------------------------- */
 
 static OviTensor *
-new2 (OviBackend *be, int64_t a, int64_t b)
-{
-  int64_t shape[2] = { a, b };
-  OviTensor *t = ovi_backend_new_act (be, 2, shape);
-
-  if (t == NULL)
-    ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                           "vocoder: cannot allocate [%" G_GINT64_FORMAT
-                           ", %" G_GINT64_FORMAT "]",
-                           a, b);
-  return t;
-}
-
-static OviTensor *
 conv_run (OviBackend *be, const WConv *c, OviTensor *x, int dilation)
 {
   int pad = (c->k * dilation - dilation) / 2;
-  OviTensor *out = new2 (be, c->cout, x->shape[1]);
+  OviTensor *out = ovi_backend_new_act_2d (be, c->cout, x->shape[1]);
 
   if (out)
     ovi_op_conv1d (be, out, x, c->w, c->b, 1, pad, pad, dilation, 1);
@@ -378,8 +364,8 @@ aact_run (OviBackend *be, const AAct *a, OviTensor *x)
   int crop_r = up_pad * 2 + (a->up_k - 2 + 1) / 2;
   /* LowPassFilter1d: K/2 - even on the left, K/2 on the right */
   int dl = a->down_k / 2 - (a->down_k % 2 == 0), dr = a->down_k / 2;
-  g_autoptr (OviTensor) xp = new2 (be, C, T + 2 * up_pad);
-  g_autoptr (OviTensor) u = new2 (be, C, 2 * T);
+  g_autoptr (OviTensor) xp = ovi_backend_new_act_2d (be, C, T + 2 * up_pad);
+  g_autoptr (OviTensor) u = ovi_backend_new_act_2d (be, C, 2 * T);
   g_autoptr (OviTensor) up = NULL;
   g_autoptr (OviTensor) sp = NULL;
   OviTensor *out;
@@ -392,7 +378,7 @@ aact_run (OviBackend *be, const AAct *a, OviTensor *x)
     ovi_op_conv_transpose1d (be, u, xp, a->up_f, NULL, 2, crop, C);
   } else {
     int64_t full = (T + 2 * up_pad - 1) * 2 + a->up_k;
-    up = new2 (be, C, full);
+    up = ovi_backend_new_act_2d (be, C, full);
     if (up == NULL)
       return NULL;
     ovi_op_conv_transpose1d (be, up, xp, a->up_f, NULL, 2, 0, C);
@@ -400,14 +386,14 @@ aact_run (OviBackend *be, const AAct *a, OviTensor *x)
     ovi_op_copy (be, u, mid);
   }
   ovi_op_snake_beta (be, u, u, a->alpha, a->beta, TRUE);
-  sp = new2 (be, C, 2 * T + dl + dr);
+  sp = ovi_backend_new_act_2d (be, C, 2 * T + dl + dr);
   if (sp == NULL)
     return NULL;
   {
     int dpads[2] = { dl, dr };
     ovi_op_pad (be, sp, u, 1, dpads, OVI_PAD_REPLICATE);
   }
-  out = new2 (be, C, (2 * T + dl + dr - a->down_k) / 2 + 1);
+  out = ovi_backend_new_act_2d (be, C, (2 * T + dl + dr - a->down_k) / 2 + 1);
   if (out)
     ovi_op_conv1d (be, out, sp, a->down_f, NULL, 2, 0, 0, 1, C);
   return out;
@@ -458,7 +444,7 @@ ovi_bigvgan_run (OviBigVGan *v, const OviTensor *mel, GError **error)
                  "vocoder: mel has shape %s, expected [%d, T]", s, v->n_mels);
     return NULL;
   }
-  m = new2 (be, mel->shape[0], mel->shape[1]);
+  m = ovi_backend_new_act_2d (be, mel->shape[0], mel->shape[1]);
   if (m == NULL)
     goto fail;
   ovi_op_copy (be, m, mel);
@@ -470,7 +456,7 @@ ovi_bigvgan_run (OviBigVGan *v, const OviTensor *mel, GError **error)
     const WConv *u = &v->ups[i];
     int rate = upsample_rates[i], pad = (u->k - rate) / 2;
     int64_t To = (x->shape[1] - 1) * rate - 2 * pad + u->k;
-    g_autoptr (OviTensor) y = new2 (be, u->cout, To);
+    g_autoptr (OviTensor) y = ovi_backend_new_act_2d (be, u->cout, To);
     g_autoptr (OviTensor) acc = NULL;
     if (y == NULL)
       goto fail;

@@ -308,23 +308,9 @@ ovi_mmaudio_vae_set_debug (OviMMAudioVae *v, OviAudioDebugFunc func,
 /* ---------------------------------------------------------------------- */
 
 static OviTensor *
-new2 (OviBackend *be, int64_t a, int64_t b)
-{
-  int64_t shape[2] = { a, b };
-  OviTensor *t = ovi_backend_new_act (be, 2, shape);
-
-  if (t == NULL)
-    ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                           "audio VAE: cannot allocate [%" G_GINT64_FORMAT
-                           ", %" G_GINT64_FORMAT "]",
-                           a, b);
-  return t;
-}
-
-static OviTensor *
 mpconv_run (OviBackend *be, const MPConv *c, OviTensor *x)
 {
-  OviTensor *out = new2 (be, c->cout, x->shape[1]);
+  OviTensor *out = ovi_backend_new_act_2d (be, c->cout, x->shape[1]);
 
   if (out)
     ovi_op_conv1d (be, out, x, c->w, NULL, 1, c->k / 2, c->k / 2, 1, 1);
@@ -334,7 +320,7 @@ mpconv_run (OviBackend *be, const MPConv *c, OviTensor *x)
 static OviTensor *
 pixnorm (OviBackend *be, OviTensor *x)
 {
-  OviTensor *y = new2 (be, x->shape[0], x->shape[1]);
+  OviTensor *y = ovi_backend_new_act_2d (be, x->shape[0], x->shape[1]);
 
   if (y)
     ovi_op_channel_norm (be, y, x, NULL, OVI_CHANNEL_NORM_MAGNITUDE);
@@ -344,7 +330,7 @@ pixnorm (OviBackend *be, OviTensor *x)
 static OviTensor *
 mp_silu (OviBackend *be, OviTensor *x)
 {
-  OviTensor *y = new2 (be, x->shape[0], x->shape[1]);
+  OviTensor *y = ovi_backend_new_act_2d (be, x->shape[0], x->shape[1]);
 
   if (y)
     ovi_op_unary (be, y, x, OVI_ACT_SILU, MP_SILU_SCALE);
@@ -414,11 +400,11 @@ attn_run (OviBackend *be, const MPAttn *a, OviTensor *x)
     g_autoptr (OviTensor) q = ovi_tensor_view (qkv, 2, lc, NULL, 0);
     g_autoptr (OviTensor) k = ovi_tensor_view (qkv, 2, lc, NULL, L * C);
     g_autoptr (OviTensor) vt_src = ovi_tensor_view (yn, 2, cl, vst, 2 * L);
-    g_autoptr (OviTensor) scores = new2 (be, L, L);
-    g_autoptr (OviTensor) probs = new2 (be, L, L);
-    g_autoptr (OviTensor) vt = new2 (be, C, L);
-    g_autoptr (OviTensor) ol = new2 (be, L, C);
-    oc = new2 (be, C, L);
+    g_autoptr (OviTensor) scores = ovi_backend_new_act_2d (be, L, L);
+    g_autoptr (OviTensor) probs = ovi_backend_new_act_2d (be, L, L);
+    g_autoptr (OviTensor) vt = ovi_backend_new_act_2d (be, C, L);
+    g_autoptr (OviTensor) ol = ovi_backend_new_act_2d (be, L, C);
+    oc = ovi_backend_new_act_2d (be, C, L);
     if (!scores || !probs || !vt || !ol || !oc)
       return NULL;
     ovi_op_matmul (be, scores, q, k, NULL, OVI_ACT_NONE);
@@ -463,7 +449,7 @@ ovi_mmaudio_vae_decode (OviMMAudioVae *v, const OviTensor *z, GError **error)
                  v->embed_dim);
     return NULL;
   }
-  h = new2 (be, z->shape[0], z->shape[1]);
+  h = ovi_backend_new_act_2d (be, z->shape[0], z->shape[1]);
   if (h == NULL)
     goto fail;
   ovi_op_copy (be, h, z);
@@ -482,7 +468,7 @@ ovi_mmaudio_vae_decode (OviMMAudioVae *v, const OviTensor *z, GError **error)
     }
     if (u->has_upsample) {
       int factor = 2;
-      OviTensor *up = new2 (be, h->shape[0], h->shape[1] * 2);
+      OviTensor *up = ovi_backend_new_act_2d (be, h->shape[0], h->shape[1] * 2);
       if (up == NULL)
         goto fail;
       ovi_op_upsample_nearest (be, up, h, 1, &factor);
@@ -495,7 +481,7 @@ ovi_mmaudio_vae_decode (OviMMAudioVae *v, const OviTensor *z, GError **error)
   STEP (mpconv_run (be, &v->conv_out, h));
   if (v->debug)
     v->debug ("decoder_out_normalized", h, v->debug_data);
-  mel = new2 (be, h->shape[0], h->shape[1]);
+  mel = ovi_backend_new_act_2d (be, h->shape[0], h->shape[1]);
   if (mel == NULL)
     goto fail;
   ovi_op_binary (be, mel, h, v->data_std, OVI_BINARY_MUL);
