@@ -38,6 +38,44 @@ weight_rows (OviBackend *be, const OviTensor *w, const char *op)
   return ovi_cpu_f32_contig (be, w, op);
 }
 
+/* A convolution's operands as its kernels read them: x and the bias as
+ * contiguous f32, the weight with contiguous rows and its per-row
+ * dequantisation scales (NULL when it has none). */
+typedef struct {
+  OviTensor *x, *w, *bias;
+  float *scales;
+} ConvOperands;
+
+static void
+conv_operands_clear (ConvOperands *c)
+{
+  g_clear_pointer (&c->x, ovi_tensor_unref);
+  g_clear_pointer (&c->w, ovi_tensor_unref);
+  g_clear_pointer (&c->bias, ovi_tensor_unref);
+  g_clear_pointer (&c->scales, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ConvOperands, conv_operands_clear)
+
+/* FALSE with the backend error set when one cannot be made */
+static gboolean
+conv_operands (OviBackend *be, const OviTensor *x, const OviTensor *w,
+               const OviTensor *bias, const char *op, ConvOperands *c)
+{
+  if ((c->x = ovi_cpu_f32_contig (be, x, op)) == NULL
+      || (c->w = weight_rows (be, w, op)) == NULL)
+    return FALSE;
+  if (bias && (c->bias = ovi_cpu_f32_contig (be, bias, op)) == NULL)
+    return FALSE;
+  return ovi_cpu_weight_scales (be, c->w, op, &c->scales);
+}
+
+static const float *
+conv_bias_data (const ConvOperands *c)
+{
+  return c->bias ? ovi_tensor_data (c->bias) : NULL;
+}
+
 /* w (contiguous, [rows, ...]) as f32 rows of `cols` with the per-row
  * dequantisation scale applied, in the shared scratch */
 static float *
@@ -198,25 +236,18 @@ cpu_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
             int pad_right, int dilation, int groups)
 {
   const char *op = "ovi_op_conv1d";
-  g_autoptr (OviTensor) xc = ovi_cpu_f32_contig (be, x, op);
-  g_autoptr (OviTensor) wc = NULL;
-  g_autoptr (OviTensor) bc = NULL;
-  g_autofree float *scales = NULL;
+  g_auto (ConvOperands) in = { 0 };
   Conv1dJob j = { 0 };
   int64_t B = x->ndim == 3 ? x->shape[0] : 1;
   int n_threads = ovi_cpu_priv (be)->n_threads;
 
-  if (xc == NULL || (wc = weight_rows (be, w, op)) == NULL)
-    return;
-  if (bias && (bc = ovi_cpu_f32_contig (be, bias, op)) == NULL)
-    return;
-  if (!ovi_cpu_weight_scales (be, wc, op, &scales))
+  if (!conv_operands (be, x, w, bias, op, &in))
     return;
   j.be = be;
-  j.x = ovi_tensor_data (xc);
-  j.w = wc;
-  j.w_scale = scales;
-  j.bias = bc ? ovi_tensor_data (bc) : NULL;
+  j.x = ovi_tensor_data (in.x);
+  j.w = in.w;
+  j.w_scale = in.scales;
+  j.bias = conv_bias_data (&in);
   j.out = ovi_tensor_data (out);
   j.Cin = x->shape[x->ndim - 2];
   j.T = x->shape[x->ndim - 1];
@@ -237,7 +268,7 @@ cpu_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
                                &j);
     return;
   }
-  j.wf = weights_f32 (be, wc, j.Cout, j.Cin_g * j.K, scales, op);
+  j.wf = weights_f32 (be, in.w, j.Cout, j.Cin_g * j.K, in.scales, op);
   if (j.wf == NULL)
     return;
   j.chunk = task_positions (j.To, n_threads, B * groups);
@@ -383,26 +414,19 @@ cpu_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
                       int padding, int groups)
 {
   const char *op = "ovi_op_conv_transpose1d";
-  g_autoptr (OviTensor) xc = ovi_cpu_f32_contig (be, x, op);
-  g_autoptr (OviTensor) wc = NULL;
-  g_autoptr (OviTensor) bc = NULL;
-  g_autofree float *scales = NULL;
+  g_auto (ConvOperands) in = { 0 };
   ConvTJob j = { 0 };
   int64_t B = x->ndim == 3 ? x->shape[0] : 1;
   int n_threads = ovi_cpu_priv (be)->n_threads;
   int64_t max_nq = 0;
 
-  if (xc == NULL || (wc = weight_rows (be, w, op)) == NULL)
-    return;
-  if (bias && (bc = ovi_cpu_f32_contig (be, bias, op)) == NULL)
-    return;
-  if (!ovi_cpu_weight_scales (be, wc, op, &scales))
+  if (!conv_operands (be, x, w, bias, op, &in))
     return;
   j.be = be;
-  j.x = ovi_tensor_data (xc);
-  j.w = wc;
-  j.w_scale = scales;
-  j.bias = bc ? ovi_tensor_data (bc) : NULL;
+  j.x = ovi_tensor_data (in.x);
+  j.w = in.w;
+  j.w_scale = in.scales;
+  j.bias = conv_bias_data (&in);
   j.out = ovi_tensor_data (out);
   j.Cin = x->shape[x->ndim - 2];
   j.T = x->shape[x->ndim - 1];
@@ -426,7 +450,7 @@ cpu_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   /* per phase: taps k = ph + jj * stride; out[o = q*stride + ph - padding] */
   {
     gsize off = 0;
-    gsize es = ovi_dtype_size (wc->dtype);
+    gsize es = ovi_dtype_size (in.w->dtype);
     float *wall = ovi_cpu_shared_scratch (
         be, sizeof (float) * MAX (j.Cout * j.Cin * j.K + j.K, 1));
     float *row;
@@ -445,12 +469,12 @@ cpu_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
       for (int64_t ci = 0; ci < j.Cin; ci++)
         for (int64_t co = 0; co < j.Cout; co++) {
           ovi_cpu_load_f32 (row,
-                            (const char *) ovi_tensor_data (wc)
+                            (const char *) ovi_tensor_data (in.w)
                                 + (ci * j.Cout + co) * j.K * es,
-                            wc->dtype, j.K, 1);
+                            in.w->dtype, j.K, 1);
           for (int64_t jj = 0; jj < Kp; jj++)
             j.wp[ph][co * j.Cin * Kp + ci * Kp + jj]
-                = row[ph + jj * stride] * (scales ? scales[ci] : 1.0f);
+                = row[ph + jj * stride] * (in.scales ? in.scales[ci] : 1.0f);
         }
       /* q range with 0 <= q*stride + ph - padding < To */
       j.q_lo[ph] = lo <= 0 ? 0 : (lo + stride - 1) / stride;
@@ -577,21 +601,14 @@ cpu_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
             const int pad[6])
 {
   const char *op = "ovi_op_conv3d";
-  g_autoptr (OviTensor) xc = ovi_cpu_f32_contig (be, x, op);
-  g_autoptr (OviTensor) wc = NULL;
-  g_autoptr (OviTensor) bc = NULL;
-  g_autofree float *scales = NULL;
+  g_auto (ConvOperands) in = { 0 };
   Conv3dJob j = { 0 };
 
-  if (xc == NULL || (wc = weight_rows (be, w, op)) == NULL)
-    return;
-  if (bias && (bc = ovi_cpu_f32_contig (be, bias, op)) == NULL)
-    return;
-  if (!ovi_cpu_weight_scales (be, wc, op, &scales))
+  if (!conv_operands (be, x, w, bias, op, &in))
     return;
   j.be = be;
-  j.x = ovi_tensor_data (xc);
-  j.bias = bc ? ovi_tensor_data (bc) : NULL;
+  j.x = ovi_tensor_data (in.x);
+  j.bias = conv_bias_data (&in);
   j.out = ovi_tensor_data (out);
   j.Cin = x->shape[0];
   j.T = x->shape[1];
@@ -609,7 +626,8 @@ cpu_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
   memcpy (j.pad, pad, sizeof (j.pad));
   if (j.P == 0 || j.Cout == 0)
     return;
-  j.wf = weights_f32 (be, wc, j.Cout, j.Cin * j.kt * j.kh * j.kw, scales, op);
+  j.wf = weights_f32 (be, in.w, j.Cout, j.Cin * j.kt * j.kh * j.kw, in.scales,
+                      op);
   if (j.wf == NULL)
     return;
   j.chunk = task_positions (j.P, ovi_cpu_priv (be)->n_threads, 1);
