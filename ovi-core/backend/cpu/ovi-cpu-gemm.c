@@ -476,8 +476,8 @@ dot_generic (int64_t k8, const float *x, const float *w, v8f *acc) DOT_BODY
   return dot_generic;
 }
 
-/* few rows (M < 4): no packing; each weight row is converted once and
- * dotted with every x row using 8 interleaved partial sums */
+/* the matmul op's operands: C[M, N] = act (A[M, K] . b[N, K]^T * b_scale
+ * + bias), b in its own dtype */
 typedef struct {
   OviBackend *be;
   int64_t M, N, K;
@@ -490,12 +490,14 @@ typedef struct {
   const float *bias;
   float *C;
   OviActivation act;
-} GemvJob;
+} GemmOperands;
 
+/* few rows (M < 4): no packing; each weight row is converted once and
+ * dotted with every x row using 8 interleaved partial sums */
 static void
 gemv_range (gpointer data, int64_t start, int64_t end, int tid)
 {
-  GemvJob *j = data;
+  GemmOperands *j = data;
   gsize esize = ovi_dtype_size (j->b_dtype);
   float *wrow = ovi_cpu_scratch (j->be, tid, 0, sizeof (float) * KB);
 
@@ -569,42 +571,33 @@ ovi_cpu_weight_scales (OviBackend *be, const OviTensor *w, const char *op,
 /* ---- the threaded matmul op ---- */
 
 typedef struct {
-  OviBackend *be;
-  int64_t M, N, K;
-  const float *A;
-  int64_t lda;
-  const void *b;
-  OviDType b_dtype;
-  int64_t ldb;
-  const float *b_scale;
-  const float *bias;
-  float *C;
+  GemmOperands g;
   int64_t n_blocks, m_chunk;
-  OviActivation act;
 } MatmulJob;
 
 static void
 matmul_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   MatmulJob *j = data;
-  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
-  gsize esize = ovi_dtype_size (j->b_dtype);
+  const GemmOperands *g = &j->g;
+  float *pack = ovi_cpu_scratch (g->be, tid, 0, ovi_cpu_gemm_pack_size ());
+  gsize esize = ovi_dtype_size (g->b_dtype);
 
   if (pack == NULL) {
-    ovi_backend_set_error (j->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+    ovi_backend_set_error (g->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
                            "ovi_op_matmul: out of memory for scratch");
     return;
   }
   for (int64_t t = start; t < end; t++) {
     int64_t nblk = t % j->n_blocks, mc = t / j->n_blocks;
-    int64_t n0 = nblk * NB, nb = MIN (NB, j->N - n0);
-    int64_t m0 = mc * j->m_chunk, mb = MIN (j->m_chunk, j->M - m0);
+    int64_t n0 = nblk * NB, nb = MIN (NB, g->N - n0);
+    int64_t m0 = mc * j->m_chunk, mb = MIN (j->m_chunk, g->M - m0);
 
     ovi_cpu_gemm_serial_raw (
-        mb, nb, j->K, j->A + m0 * j->lda, j->lda,
-        (const char *) j->b + n0 * j->ldb * esize, j->b_dtype, j->ldb,
-        j->b_scale ? j->b_scale + n0 : NULL, j->bias ? j->bias + n0 : NULL,
-        j->C + m0 * j->N + n0, j->N, 1, j->act, pack);
+        mb, nb, g->K, g->A + m0 * g->lda, g->lda,
+        (const char *) g->b + n0 * g->ldb * esize, g->b_dtype, g->ldb,
+        g->b_scale ? g->b_scale + n0 : NULL, g->bias ? g->bias + n0 : NULL,
+        g->C + m0 * g->N + n0, g->N, 1, g->act, pack);
   }
 }
 
@@ -646,17 +639,17 @@ ovi_cpu_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
   g_autoptr (OviTensor) xc = NULL;
   int64_t M, lda, m_chunks, m_blocks;
 
-  j.N = w->shape[0];
-  j.K = w->shape[1];
+  j.g.N = w->shape[0];
+  j.g.K = w->shape[1];
   if (x->dtype != OVI_DTYPE_F32 || !row_layout (x, &M, &lda)) {
     xc = ovi_cpu_f32_contig (be, x, "ovi_op_matmul");
     if (xc == NULL)
       return;
     x = xc;
-    M = ovi_tensor_numel (x) / MAX (j.K, 1);
-    lda = j.K;
+    M = ovi_tensor_numel (x) / MAX (j.g.K, 1);
+    lda = j.g.K;
   }
-  if (w->stride[1] != 1 && j.K > 1) {
+  if (w->stride[1] != 1 && j.g.K > 1) {
     ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                            "ovi_op_matmul: w rows must be contiguous");
     return;
@@ -664,40 +657,27 @@ ovi_cpu_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
   if (!ovi_cpu_weight_scales (be, w, "ovi_op_matmul", &scales))
     return;
   if (bias) {
-    bias_f = g_new (float, j.N);
-    ovi_cpu_load_f32 (bias_f, ovi_tensor_data (bias), bias->dtype, j.N,
+    bias_f = g_new (float, j.g.N);
+    ovi_cpu_load_f32 (bias_f, ovi_tensor_data (bias), bias->dtype, j.g.N,
                       bias->stride[bias->ndim - 1]);
   }
+  j.g.be = be;
+  j.g.M = M;
+  j.g.A = ovi_tensor_data (x);
+  j.g.lda = lda;
+  j.g.b = ovi_tensor_data (w);
+  j.g.b_dtype = w->dtype;
+  j.g.ldb = w->stride[0];
+  j.g.b_scale = scales;
+  j.g.bias = bias_f;
+  j.g.C = ovi_tensor_data (out);
+  j.g.act = act;
   if (M < 4) {
-    GemvJob g = { be,
-                  M,
-                  j.N,
-                  j.K,
-                  ovi_tensor_data (x),
-                  lda,
-                  ovi_tensor_data (w),
-                  w->dtype,
-                  w->stride[0],
-                  scales,
-                  bias_f,
-                  ovi_tensor_data (out),
-                  act };
     if (M > 0)
-      ovi_cpu_pool_parallel_for (priv->pool, j.N, 16, gemv_range, &g);
+      ovi_cpu_pool_parallel_for (priv->pool, j.g.N, 16, gemv_range, &j.g);
     return;
   }
-  j.be = be;
-  j.M = M;
-  j.A = ovi_tensor_data (x);
-  j.lda = lda;
-  j.b = ovi_tensor_data (w);
-  j.b_dtype = w->dtype;
-  j.ldb = w->stride[0];
-  j.b_scale = scales;
-  j.bias = bias_f;
-  j.C = ovi_tensor_data (out);
-  j.act = act;
-  j.n_blocks = (j.N + NB - 1) / NB;
+  j.n_blocks = (j.g.N + NB - 1) / NB;
   /* split M too when there are few N blocks, in chunks of whole MR rows */
   m_blocks = (M + MR - 1) / MR;
   m_chunks = (priv->n_threads * 4 + j.n_blocks - 1) / j.n_blocks;
@@ -706,7 +686,7 @@ ovi_cpu_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
     m_chunks = 1;
   j.m_chunk = (m_blocks + m_chunks - 1) / m_chunks * MR;
   m_chunks = (M + j.m_chunk - 1) / j.m_chunk;
-  if (M == 0 || j.N == 0)
+  if (M == 0 || j.g.N == 0)
     return;
   ovi_cpu_pool_parallel_for (priv->pool, j.n_blocks * m_chunks, 1, matmul_range,
                              &j);
