@@ -385,6 +385,20 @@ load_attn (Loader *l, AttnBlock *a, const char *prefix, int c, GError **error)
   return TRUE;
 }
 
+/* the middle blocks, res - attention - res, of encoder.* or decoder.*
+ * (`root`): the decoder's come before its stages, the encoder's after */
+static gboolean
+load_middle (Loader *l, Coder *cd, const char *root, GError **error)
+{
+  g_autofree char *m0 = g_strdup_printf ("%s.middle.0", root);
+  g_autofree char *m1 = g_strdup_printf ("%s.middle.1", root);
+  g_autofree char *m2 = g_strdup_printf ("%s.middle.2", root);
+
+  return load_res (l, cd, &cd->mid0, m0, error)
+         && load_attn (l, &cd->attn, m1, cd->mid0.cout, error)
+         && load_res (l, cd, &cd->mid2, m2, error);
+}
+
 /* encoder.* or decoder.*: stages discovered from the names present */
 static gboolean
 load_coder (Loader *l, Coder *cd, gboolean is_decoder, GError **error)
@@ -418,12 +432,7 @@ load_coder (Loader *l, Coder *cd, gboolean is_decoder, GError **error)
   cd->stages = g_new0 (Stage, cd->n_stages);
 
   if (is_decoder) {
-    g_autofree char *m0 = g_strdup_printf ("%s.middle.0", root);
-    g_autofree char *m1 = g_strdup_printf ("%s.middle.1", root);
-    g_autofree char *m2 = g_strdup_printf ("%s.middle.2", root);
-    if (!load_res (l, cd, &cd->mid0, m0, error)
-        || !load_attn (l, &cd->attn, m1, cd->mid0.cout, error)
-        || !load_res (l, cd, &cd->mid2, m2, error))
+    if (!load_middle (l, cd, root, error))
       return FALSE;
     width = cd->mid2.cout;
   }
@@ -504,12 +513,7 @@ load_coder (Loader *l, Coder *cd, gboolean is_decoder, GError **error)
   }
 
   if (!is_decoder) {
-    g_autofree char *m0 = g_strdup_printf ("%s.middle.0", root);
-    g_autofree char *m1 = g_strdup_printf ("%s.middle.1", root);
-    g_autofree char *m2 = g_strdup_printf ("%s.middle.2", root);
-    if (!load_res (l, cd, &cd->mid0, m0, error)
-        || !load_attn (l, &cd->attn, m1, cd->mid0.cout, error)
-        || !load_res (l, cd, &cd->mid2, m2, error))
+    if (!load_middle (l, cd, root, error))
       return FALSE;
     width = cd->mid2.cout;
   }
