@@ -134,13 +134,7 @@ gst_ovi_audio_dec_transform_caps (GstBaseTransform *trans,
   GstCaps *res = gst_static_pad_template_get_caps (
       direction == GST_PAD_SINK ? &src_template : &sink_template);
 
-  if (filter) {
-    GstCaps *tmp
-        = gst_caps_intersect_full (filter, res, GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (res);
-    res = tmp;
-  }
-  return res;
+  return gst_ovi_caps_filter (res, filter);
 }
 
 static gboolean

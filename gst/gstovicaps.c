@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* gst-ovi: per-clip metadata (see gstovicaps.h). */
+/* gst-ovi: caps filtering and per-clip metadata (see gstovicaps.h). */
 #include "gstovicaps.h"
 
 void
@@ -32,4 +32,16 @@ gst_ovi_buffer_get_clip_meta (GstBuffer *buffer)
   gst_ovi_clip_meta_register ();
   meta = gst_buffer_get_custom_meta (buffer, GST_OVI_CLIP_META_NAME);
   return meta ? gst_custom_meta_get_structure (meta) : NULL;
+}
+
+GstCaps *
+gst_ovi_caps_filter (GstCaps *caps, GstCaps *filter)
+{
+  GstCaps *res;
+
+  if (!filter)
+    return caps;
+  res = gst_caps_intersect_full (filter, caps, GST_CAPS_INTERSECT_FIRST);
+  gst_caps_unref (caps);
+  return res;
 }

@@ -36,6 +36,10 @@ G_BEGIN_DECLS
   "frames = (int) [ 1, 100000 ], framerate = (fraction) 24/1, "                \
   "rate = (int) 16000"
 
+/* transform_caps' answer: `caps` (taken) within `filter` (may be NULL), in
+ * the filter's order of preference */
+GstCaps *gst_ovi_caps_filter (GstCaps *caps, GstCaps *filter);
+
 /* The per-clip metadata (a GstCustomMeta named "GstOviClipMeta") with a
  * structure holding: clip (guint), prompt (string), and the overrides of
  * the prompt file (seed, steps, ... see GstOviPromptEntry). */

@@ -178,13 +178,7 @@ gst_ovi_vae_dec_transform_caps (GstBaseTransform *trans,
       res = gst_caps_merge (res, out);
     }
   }
-  if (filter) {
-    GstCaps *tmp
-        = gst_caps_intersect_full (filter, res, GST_CAPS_INTERSECT_FIRST);
-    gst_caps_unref (res);
-    res = tmp;
-  }
-  return res;
+  return gst_ovi_caps_filter (res, filter);
 }
 
 static gboolean
