@@ -41,6 +41,8 @@ except (ImportError, ValueError) as e:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, summary  # noqa: E402
 live_long = __import__("test-live-long")
 
 FPS = 24
@@ -48,14 +50,6 @@ RATE = 16000
 FRAMES = 9  # the tiny model's frames per clip (presets/models.json)
 PROMPT = "A lighthouse at night. <AUDCAP>waves<ENDAUDCAP>"
 TIMEOUT_S = int(os.environ.get("OVI_CONTINUOUS_TIMEOUT", "600"))
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    return cond
 
 
 def frame_time(n):
@@ -345,8 +339,7 @@ def main():
             files(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ except (ImportError, ValueError) as e:
     print(f"SKIP: GStreamer's Python bindings (python3-gi): {e}")
     sys.exit(77)
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, summary  # noqa: E402
+
 FPS = 24
 FRAME_S = 1.0 / FPS
 FRAMES = 9  # the tiny model's frames per clip (presets/models.json)
@@ -65,14 +68,6 @@ PROMPT = "A lighthouse at night. <AUDCAP>waves, wind<ENDAUDCAP>"
 ELEMENTS = ("compositor", "audiomixer", "gdkpixbufoverlay", "x264enc",
             "flacenc", "matroskamux", "pngenc", "avdec_h264", "flacdec")
 RTMP_ELEMENTS = ("avenc_aac", "flvmux", "rtmp2sink", "flvdemux", "avdec_aac")
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    return cond
 
 
 # ---- the launcher (GST_LAUNCH of the example) ----
@@ -450,8 +445,7 @@ def main():
             check_recording(os.path.join(nginx.rec, "ovi.flv"), 1024 / RATE)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -35,19 +35,15 @@ except (ImportError, ValueError) as e:
           f"gir1.2-gstreamer-1.0): {e}")
     sys.exit(77)
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, failures, summary  # noqa: E402
+
 FPS = 24
 RATE = 16000
 FRAMES = 9  # the tiny model's frames per clip (presets/models.json)
 FRAME_S = 1.0 / FPS
 RSS_BOUND_KB = 4096
 PROMPT = "A lighthouse at night. <AUDCAP>waves, wind<ENDAUDCAP>"
-failures = []
-
-
-def check(cond, what):
-    failures.append(what) if not cond else None
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    return cond
 
 
 def generation(clips):
@@ -331,7 +327,7 @@ def main():
         rc = rtmp_long(tmp) if mode == "rtmp" else soak(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(failures)} failure(s)")
+    summary()
     return rc
 
 

@@ -19,13 +19,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, summary  # noqa: E402
+
 ROOT = sys.argv[1]
 EX = os.path.join(ROOT, "examples", "pipelines")
 FPS = 24
 RATE = 16000
 # the tiny model (presets/models.json): 9 frames at 96x64 per clip
 FRAMES, WIDTH, HEIGHT = 9, 96, 64
-failures = []
 COMMON_PROPS = ["model-dir", "vram-mode", "gpu-allocation", "cuda-device-id"]
 INSPECT = {
     "ovitextsrc": ["prompt", "video-negative-prompt", "audio-negative-prompt",
@@ -42,14 +44,6 @@ def clip_samples_total(clips):
     # docs/av-sync.md: round(total frames * 16000 / 24), half up
     frames = clips * FRAMES
     return (frames * RATE * 2 + FPS) // (2 * FPS)
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    else:
-        print("ok:", what, flush=True)
 
 
 def run(cmd, timeout=300, env=None):
@@ -251,8 +245,7 @@ def main():
         rtmp_case(tmp, env)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{len(failures)} failure(s)")
-    return 1 if failures else 0
+    return summary()
 
 
 def rtmp_case(tmp, env):

@@ -19,19 +19,15 @@ import struct
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, summary  # noqa: E402
+
 OVI, WORK = sys.argv[1], sys.argv[2]
 WITH_GST = len(sys.argv) > 3 and sys.argv[3] == "gst"
 # the tiny model (presets/models.json): 9 frames at 96x64, 24 fps
 FRAMES, WIDTH, HEIGHT = 9, 96, 64
 SAMPLES = FRAMES * 16000 // 24
 PROMPT = "A chef flips a pancake. <S>Breakfast!<E> <AUDCAP>sizzling pan<ENDAUDCAP>"
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def run(cmd, **kw):
@@ -176,6 +172,4 @@ if WITH_GST:
     compare("i2v", raw, pdata, iframes, wav_chunks(ibase + ".wav")[b"data"], iw, ih)
     check(iframes != frames, "i2v: the image changes the clip")
 
-if failures:
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1)
+sys.exit(summary())

@@ -15,18 +15,14 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, summary  # noqa: E402
+
 OVI = sys.argv[1]
 STEPS = 3
 H100 = ('{"driver_version": 13000, "archs": [90], "ptx_arch": 90, '
         '"host_available_gib": 400, "devices": [{"name": "H100", '
         '"cc": "9.0", "total_gib": 80, "free_gib": 79}]}')
-failures = []
-
-
-def check(cond, what):
-    print(("ok: " if cond else "FAIL: ") + what, flush=True)
-    if not cond:
-        failures.append(what)
 
 
 def generate(tmp, mode, cache_dir):
@@ -70,6 +66,4 @@ with tempfile.TemporaryDirectory(prefix="ovi-stream-") as tmp:
         if mode == "fp8-offload":
             check(clip == resident, "fp8-offload: the clip is fp8's bit for bit")
 
-if failures:
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1)
+sys.exit(summary())
