@@ -29,6 +29,16 @@ ovi_test_remove_tree (const char *path)
   g_rmdir (path);
 }
 
+int
+ovi_test_run_then_remove (char *dir)
+{
+  int status = g_test_run ();
+
+  ovi_test_remove_tree (dir);
+  g_free (dir);
+  return status;
+}
+
 char *
 ovi_test_make_tmp_dir (const char *tmpl)
 {

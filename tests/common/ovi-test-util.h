@@ -14,6 +14,10 @@ G_BEGIN_DECLS
 /* rm -rf of a folder a test made (does not follow symlinks) */
 void ovi_test_remove_tree (const char *path);
 
+/* g_test_run (), then the folder `dir` (taken) removed: the end of a test
+ * program whose tests share one temporary folder */
+int ovi_test_run_then_remove (char *dir);
+
 /* a new temporary folder from `tmpl` ("ovi-foo-XXXXXX"); fails the test if
  * it cannot be made */
 char *ovi_test_make_tmp_dir (const char *tmpl);

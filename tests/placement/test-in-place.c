@@ -240,8 +240,6 @@ test_denoise_equals_copied (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   if (!ovi_test_backend_from_args (argc, argv, &backend_name))
     return 77;
@@ -250,8 +248,5 @@ main (int argc, char **argv)
     g_test_add_func ("/in-place/stage", test_stage);
   g_test_add_func ("/in-place/denoise-equals-copied",
                    test_denoise_equals_copied);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }

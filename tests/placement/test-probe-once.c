@@ -111,15 +111,10 @@ test_description_not_cached (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   tiny_dir = ovi_test_make_tiny_dir ("ovi-probe-XXXXXX", 11);
   g_test_add_func ("/probe/module-once", test_module_once);
   g_test_add_func ("/probe/description-not-cached",
                    test_description_not_cached);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }

@@ -151,15 +151,10 @@ test_weight_cache (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   tiny_dir = ovi_test_make_tiny_dir ("ovi-stage-stream-XXXXXX", 11);
   g_test_add_func ("/stage-stream/streamed-modes", test_streamed_modes);
   g_test_add_func ("/stage-stream/resident-control", test_resident_control);
   g_test_add_func ("/stage-stream/weight-cache", test_weight_cache);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }

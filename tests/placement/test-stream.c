@@ -248,8 +248,6 @@ test_entries (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   if (!ovi_test_backend_from_args (argc, argv, &backend_name))
     return 77;
@@ -259,8 +257,5 @@ main (int argc, char **argv)
                    test_streamed_equals_resident);
   g_test_add_func ("/stream/mapped-equals-private", test_mapped_equals_private);
   g_test_add_func ("/stream/cache-unwritable", test_cache_unwritable);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }

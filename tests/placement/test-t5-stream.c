@@ -341,8 +341,6 @@ main (int argc, char **argv)
 {
   OviTinyConfig cfg;
   GError *error = NULL;
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   if (!ovi_test_backend_from_args (argc, argv, &backend_name))
     return 77;
@@ -355,8 +353,5 @@ main (int argc, char **argv)
   g_test_add_func ("/t5-stream/identical", test_identical);
   g_test_add_func ("/t5-stream/resident", test_resident);
   g_test_add_func ("/t5-stream/outside-mapping", test_outside_mapping);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }

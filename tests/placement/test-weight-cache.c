@@ -368,16 +368,11 @@ test_write_fails (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   tiny_dir = ovi_test_make_tiny_dir ("ovi-wcache-tiny-XXXXXX", 11);
   g_test_add_func ("/weight-cache/values", test_values);
   g_test_add_func ("/weight-cache/reuse-and-reject", test_reuse_and_reject);
   g_test_add_func ("/weight-cache/nothing-to-make", test_nothing_to_make);
   g_test_add_func ("/weight-cache/write-fails", test_write_fails);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }

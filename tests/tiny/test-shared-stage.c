@@ -264,8 +264,6 @@ test_plan (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   tiny_dir = ovi_test_make_tiny_dir ("ovi-shared-stage-XXXXXX",
                                      OVI_TINY_DEFAULT_SEED);
@@ -275,8 +273,5 @@ main (int argc, char **argv)
   config.n_threads = 2;
   g_test_add_func ("/stage/plan", test_plan);
   g_test_add_func ("/stage/cancel-one-of-two", test_cancel_one_of_two);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }

@@ -318,8 +318,6 @@ test_run (void)
 int
 main (int argc, char **argv)
 {
-  int status;
-
   g_test_init (&argc, &argv, NULL);
   if (argc != 2)
     g_error ("usage: %s REFERENCE.safetensors", argv[0]);
@@ -327,8 +325,5 @@ main (int argc, char **argv)
   tiny_dir
       = ovi_test_make_tiny_dir ("ovi-tiny-run-XXXXXX", OVI_TINY_DEFAULT_SEED);
   g_test_add_func ("/tiny/run-stages", test_run);
-  status = g_test_run ();
-  ovi_test_remove_tree (tiny_dir);
-  g_free (tiny_dir);
-  return status;
+  return ovi_test_run_then_remove (tiny_dir);
 }
