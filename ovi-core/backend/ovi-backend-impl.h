@@ -157,4 +157,15 @@ struct _OviBackend {
   gpointer priv;
 };
 
+/* the start of an op's checked entry: after a failure the backend does
+ * nothing until ovi_backend_sync() reports it (the first error wins) */
+#define OVI_BACKEND_BEGIN_OP(be)                                               \
+  G_STMT_START                                                                 \
+  {                                                                            \
+    g_return_if_fail ((be) != NULL && (be)->ops != NULL);                      \
+    if ((be)->error != NULL)                                                   \
+      return;                                                                  \
+  }                                                                            \
+  G_STMT_END
+
 G_END_DECLS

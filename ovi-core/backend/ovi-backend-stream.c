@@ -5,15 +5,6 @@
 
 #include <string.h>
 
-#define SKIP_ON_ERROR(be)                                                      \
-  G_STMT_START                                                                 \
-  {                                                                            \
-    g_return_if_fail ((be) != NULL && (be)->ops != NULL);                      \
-    if ((be)->error != NULL)                                                   \
-      return;                                                                  \
-  }                                                                            \
-  G_STMT_END
-
 static gboolean
 has_streaming (const OviBackend *be)
 {
@@ -57,7 +48,7 @@ ovi_op_copy_async (OviBackend *be, OviBackendQueue queue, OviTensor *dst,
 {
   const char *op = "ovi_op_copy_async";
 
-  SKIP_ON_ERROR (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!has_streaming (be)) {
     ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_BACKEND, NO_STREAMING, op,
                            be->ops->name);
@@ -108,7 +99,7 @@ ovi_backend_event_free (OviBackend *be, OviEvent *event)
 void
 ovi_op_event_record (OviBackend *be, OviEvent *event, OviBackendQueue queue)
 {
-  SKIP_ON_ERROR (be);
+  OVI_BACKEND_BEGIN_OP (be);
   g_return_if_fail (event != NULL);
   be->ops->event_record (be, event, queue);
 }
@@ -116,7 +107,7 @@ ovi_op_event_record (OviBackend *be, OviEvent *event, OviBackendQueue queue)
 void
 ovi_op_queue_wait (OviBackend *be, OviBackendQueue queue, OviEvent *event)
 {
-  SKIP_ON_ERROR (be);
+  OVI_BACKEND_BEGIN_OP (be);
   g_return_if_fail (event != NULL);
   be->ops->queue_wait (be, queue, event);
 }

@@ -348,15 +348,6 @@ ovi_backend_download_f32 (OviBackend *be, const OviTensor *t, GError **error)
 
 /* ---- argument checking ---- */
 
-#define BEGIN_OP(be)                                                           \
-  G_STMT_START                                                                 \
-  {                                                                            \
-    g_return_if_fail ((be) != NULL && (be)->ops != NULL);                      \
-    if ((be)->error != NULL)                                                   \
-      return;                                                                  \
-  }                                                                            \
-  G_STMT_END
-
 static gboolean fail (OviBackend *be, int code, const char *op,
                       const char *format, ...) G_GNUC_PRINTF (4, 5);
 
@@ -540,7 +531,7 @@ ovi_op_copy (OviBackend *be, OviTensor *dst, const OviTensor *src)
 {
   const char *op = "ovi_op_copy";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (dst == NULL || src == NULL) {
     fail (be, OVI_ERROR_INVALID_ARGUMENT, op, "%s is NULL",
           dst == NULL ? "dst" : "src");
@@ -563,7 +554,7 @@ ovi_op_fill (OviBackend *be, OviTensor *dst, float value)
 {
   const char *op = "ovi_op_fill";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need (be, op, "dst", dst))
     return;
   if (!ovi_tensor_is_contiguous (dst)) {
@@ -580,7 +571,7 @@ ovi_op_matmul (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_matmul";
   int64_t shape[OVI_MAX_DIMS];
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_float (be, op, "w", w) || !need_opt (be, op, "bias", bias)
       || !need_rank (be, op, "x", x, 1, OVI_MAX_DIMS)
@@ -609,7 +600,7 @@ ovi_op_attention (OviBackend *be, OviTensor *out, const OviTensor *q,
   const char *op = "ovi_op_attention";
   int64_t B, Lq, Lk, H, D, Dv;
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "q", q)
       || !need_float (be, op, "k", k) || !need_float (be, op, "v", v)
       || !need_opt (be, op, "bias", bias) || !need_rank (be, op, "q", q, 4, 4)
@@ -659,7 +650,7 @@ ovi_op_softmax (OviBackend *be, OviTensor *out, const OviTensor *x)
 {
   const char *op = "ovi_op_softmax";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_rows_op (be, op, out, x))
     return;
   DISPATCH (be, softmax, out, x);
@@ -681,7 +672,7 @@ ovi_op_rms_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
 {
   const char *op = "ovi_op_rms_norm";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_rows_op (be, op, out, x)
       || !check_row_param (be, op, "weight", weight, x))
     return;
@@ -694,7 +685,7 @@ ovi_op_layer_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
 {
   const char *op = "ovi_op_layer_norm";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_rows_op (be, op, out, x)
       || !check_row_param (be, op, "weight", weight, x)
       || !check_row_param (be, op, "bias", bias, x))
@@ -708,7 +699,7 @@ ovi_op_channel_norm (OviBackend *be, OviTensor *out, const OviTensor *x,
 {
   const char *op = "ovi_op_channel_norm";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_rows_op (be, op, out, x))
     return;
   if (kind == OVI_CHANNEL_NORM_L2_SQRT_C) {
@@ -728,7 +719,7 @@ ovi_op_modulate (OviBackend *be, OviTensor *out, const OviTensor *x,
 {
   const char *op = "ovi_op_modulate";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_float (be, op, "shift", shift)
       || !need_float (be, op, "scale", scale)
@@ -746,7 +737,7 @@ ovi_op_gate_add (OviBackend *be, OviTensor *x, const OviTensor *y,
 {
   const char *op = "ovi_op_gate_add";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, x) || !need_float (be, op, "y", y)
       || !need_float (be, op, "gate", gate)
       || !need_same_shape (be, op, "x", x, "y", y)
@@ -762,7 +753,7 @@ ovi_op_rope (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_rope";
   int64_t L;
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_float (be, op, "cos", cos) || !need_float (be, op, "sin", sin)
       || !need_rank (be, op, "x", x, 3, OVI_MAX_DIMS)
@@ -798,7 +789,7 @@ ovi_op_unary (OviBackend *be, OviTensor *out, const OviTensor *x,
 {
   const char *op = "ovi_op_unary";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_same_shape (be, op, "out", out, "x", x)
       || !check_act (be, op, act))
@@ -812,7 +803,7 @@ ovi_op_binary (OviBackend *be, OviTensor *out, const OviTensor *a,
 {
   const char *op = "ovi_op_binary";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "a", a)
       || !need_float (be, op, "b", b)
       || !need_same_shape (be, op, "out", out, "a", a)
@@ -831,7 +822,7 @@ ovi_op_axpby (OviBackend *be, OviTensor *out, float alpha, const OviTensor *a,
 {
   const char *op = "ovi_op_axpby";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "a", a)
       || !need_same_shape (be, op, "out", out, "a", a))
     return;
@@ -847,7 +838,7 @@ ovi_op_clamp (OviBackend *be, OviTensor *out, const OviTensor *x, float lo,
 {
   const char *op = "ovi_op_clamp";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_same_shape (be, op, "out", out, "x", x))
     return;
@@ -861,7 +852,7 @@ ovi_op_snake_beta (OviBackend *be, OviTensor *out, const OviTensor *x,
 {
   const char *op = "ovi_op_snake_beta";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_float (be, op, "alpha", alpha)
       || !need_float (be, op, "beta", beta)
@@ -878,7 +869,7 @@ ovi_op_mean_last (OviBackend *be, OviTensor *out, const OviTensor *x)
 {
   const char *op = "ovi_op_mean_last";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_rank (be, op, "x", x, 1, OVI_MAX_DIMS)
       || !need_shape (be, op, "out", out, x->ndim - 1, x->shape))
@@ -903,7 +894,7 @@ ovi_op_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_conv1d";
   int64_t Cin, T, Cout, K, To, shape[3];
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_float (be, op, "w", w) || !need_opt (be, op, "bias", bias)
       || !need_rank (be, op, "x", x, 2, 3) || !need_rank (be, op, "w", w, 3, 3))
@@ -951,7 +942,7 @@ ovi_op_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_conv_transpose1d";
   int64_t Cin, T, Cout, K, To, shape[3];
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_float (be, op, "w", w) || !need_opt (be, op, "bias", bias)
       || !need_rank (be, op, "x", x, 2, 3) || !need_rank (be, op, "w", w, 3, 3))
@@ -996,7 +987,7 @@ ovi_op_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_conv3d";
   int64_t shape[4];
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x)
       || !need_float (be, op, "w", w) || !need_opt (be, op, "bias", bias)
       || !need_rank (be, op, "x", x, 4, 4) || !need_rank (be, op, "w", w, 5, 5))
@@ -1036,7 +1027,7 @@ ovi_op_pad (OviBackend *be, OviTensor *out, const OviTensor *x, int n,
   const char *op = "ovi_op_pad";
   int64_t shape[OVI_MAX_DIMS];
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x))
     return;
   if (n < 1 || n > x->ndim) {
@@ -1072,7 +1063,7 @@ ovi_op_upsample_nearest (OviBackend *be, OviTensor *out, const OviTensor *x,
   const char *op = "ovi_op_upsample_nearest";
   int64_t shape[OVI_MAX_DIMS];
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "x", x))
     return;
   if (n < 1 || n > x->ndim) {
@@ -1100,7 +1091,7 @@ ovi_op_embedding (OviBackend *be, OviTensor *out, const OviTensor *table,
 {
   const char *op = "ovi_op_embedding";
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!need_out (be, op, out) || !need_float (be, op, "table", table)
       || !need_rank (be, op, "table", table, 2, 2)
       || !need_shape (be, op, "out", out, 2,
@@ -1192,7 +1183,7 @@ ovi_op_pixel_unshuffle (OviBackend *be, OviTensor *out, const OviTensor *x,
   int64_t shape[6];
   int nd;
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!check_shuffle (be, "ovi_op_pixel_unshuffle", out, x, r, TRUE))
     return;
   /* x viewed [C, (T,) Hr, i, Wr, j] -> [C, j, i, (T,) Hr, Wr], which is out
@@ -1215,7 +1206,7 @@ ovi_op_pixel_shuffle (OviBackend *be, OviTensor *out, const OviTensor *x, int r)
   int64_t shape[6], stride[6];
   int nd;
 
-  BEGIN_OP (be);
+  OVI_BACKEND_BEGIN_OP (be);
   if (!check_shuffle (be, "ovi_op_pixel_shuffle", out, x, r, FALSE))
     return;
   /* x [C*r*r, (T,) Hr, Wr] viewed [C, j, i, (T,) Hr, Wr] -> permuted to
