@@ -603,29 +603,6 @@ run (Golden *g, OviDenoiser *d, OviTensor **v, OviTensor **a)
   g_assert_no_error (error);
 }
 
-static double
-rel_l2 (const OviTensor *x, const OviTensor *y)
-{
-  const float *a = ovi_tensor_data (x), *b = ovi_tensor_data (y);
-  double num = 0, den = 0;
-
-  g_assert_cmpint (ovi_tensor_numel (x), ==, ovi_tensor_numel (y));
-  for (int64_t i = 0; i < ovi_tensor_numel (x); i++) {
-    num += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
-    den += (double) b[i] * b[i];
-  }
-  return sqrt (num / den);
-}
-
-static gboolean
-same_bytes (const OviTensor *x, const OviTensor *y)
-{
-  return ovi_tensor_nbytes (x) == ovi_tensor_nbytes (y)
-         && memcmp (ovi_tensor_data (x), ovi_tensor_data (y),
-                    ovi_tensor_nbytes (x))
-                == 0;
-}
-
 /* a LoRA touching every kind of tensor the run-time path handles */
 static char *
 write_wide_lora (void)
@@ -697,22 +674,26 @@ test_unmerged_equals_merged (void)
   g_assert_true (ovi_denoiser_set_loras (plain, sp0, &error));
   run (&g, plain, &v_0, &a_0);
 
-  double ev = rel_l2 (v_u, v_m), ea = rel_l2 (a_u, a_m);
+  double ev = ovi_test_rel_l2 (v_u, v_m), ea = ovi_test_rel_l2 (a_u, a_m);
   g_test_message ("unmerged vs merged: video %.3g audio %.3g; LoRA effect "
                   "video %.3g audio %.3g",
-                  ev, ea, rel_l2 (v_m, v_none), rel_l2 (a_m, a_none));
+                  ev, ea, ovi_test_rel_l2 (v_m, v_none),
+                  ovi_test_rel_l2 (a_m, a_none));
   g_assert_cmpfloat (ev, <=, 1e-5);
   g_assert_cmpfloat (ea, <=, 1e-5);
-  g_assert_cmpfloat (rel_l2 (v_m, v_none), >, 1e-3);
-  g_assert_cmpfloat (rel_l2 (a_m, a_none), >, 1e-3);
+  g_assert_cmpfloat (ovi_test_rel_l2 (v_m, v_none), >, 1e-3);
+  g_assert_cmpfloat (ovi_test_rel_l2 (a_m, a_none), >, 1e-3);
   /* strength 0: bit-identical to no LoRA, merged and unmerged */
-  g_assert_true (same_bytes (v_m0, v_none) && same_bytes (a_m0, a_none));
-  g_assert_true (same_bytes (v_0, v_none) && same_bytes (a_0, a_none));
+  g_assert_true (ovi_test_same_bits (v_m0, v_none)
+                 && ovi_test_same_bits (a_m0, a_none));
+  g_assert_true (ovi_test_same_bits (v_0, v_none)
+                 && ovi_test_same_bits (a_0, a_none));
   /* LoRAs removed: the patched tables are restored exactly */
   g_assert_true (ovi_denoiser_set_loras (plain, sp, &error));
   g_assert_true (ovi_denoiser_set_loras (plain, NULL, &error));
   run (&g, plain, &v_back, &a_back);
-  g_assert_true (same_bytes (v_back, v_none) && same_bytes (a_back, a_none));
+  g_assert_true (ovi_test_same_bits (v_back, v_none)
+                 && ovi_test_same_bits (a_back, a_none));
   ovi_denoiser_free (plain);
   ovi_denoiser_free (merged);
   ovi_denoiser_free (merged0);
@@ -758,17 +739,19 @@ test_unmerged_quantised (void)
   g_assert_error (error, OVI_ERROR, OVI_ERROR_IO);
   g_clear_error (&error);
   run (&g, d, &v2, &a2);
-  g_assert_true (same_bytes (v1, v2) && same_bytes (a1, a2));
+  g_assert_true (ovi_test_same_bits (v1, v2) && ovi_test_same_bits (a1, a2));
   /* the int8 model with LoRAs is near the f32 model with them merged */
   merged = ovi_denoiser_new_with_loras (&g.paths, g.be, NULL, NULL, sp, &error);
   g_assert_no_error (error);
   run (&g, merged, &vm, &am);
   g_test_message ("int8 streamed + unmerged vs f32 merged: video %.3g audio "
                   "%.3g (int8 without LoRA: %.3g %.3g)",
-                  rel_l2 (v1, vm), rel_l2 (a1, am), rel_l2 (vn, vm),
-                  rel_l2 (an, am));
-  g_assert_cmpfloat (rel_l2 (v1, vm), <, 0.5 * rel_l2 (vn, vm));
-  g_assert_cmpfloat (rel_l2 (a1, am), <, 0.5 * rel_l2 (an, am));
+                  ovi_test_rel_l2 (v1, vm), ovi_test_rel_l2 (a1, am),
+                  ovi_test_rel_l2 (vn, vm), ovi_test_rel_l2 (an, am));
+  g_assert_cmpfloat (ovi_test_rel_l2 (v1, vm), <,
+                     0.5 * ovi_test_rel_l2 (vn, vm));
+  g_assert_cmpfloat (ovi_test_rel_l2 (a1, am), <,
+                     0.5 * ovi_test_rel_l2 (an, am));
   /* fp8 resident weights and a bf16 file: the live LoRAs bring each close
    * to the merged f32 model too */
   static const OviVramMode modes[]
@@ -793,10 +776,13 @@ test_unmerged_quantised (void)
     run (&g, q, &vl, &al);
     g_test_message ("%s + unmerged vs f32 merged: video %.3g audio %.3g "
                     "(without LoRA: %.3g %.3g)",
-                    ovi_vram_mode_to_string (modes[i]), rel_l2 (vl, vm),
-                    rel_l2 (al, am), rel_l2 (vq, vm), rel_l2 (aq, am));
-    g_assert_cmpfloat (rel_l2 (vl, vm), <, 0.5 * rel_l2 (vq, vm));
-    g_assert_cmpfloat (rel_l2 (al, am), <, 0.5 * rel_l2 (aq, am));
+                    ovi_vram_mode_to_string (modes[i]),
+                    ovi_test_rel_l2 (vl, vm), ovi_test_rel_l2 (al, am),
+                    ovi_test_rel_l2 (vq, vm), ovi_test_rel_l2 (aq, am));
+    g_assert_cmpfloat (ovi_test_rel_l2 (vl, vm), <,
+                       0.5 * ovi_test_rel_l2 (vq, vm));
+    g_assert_cmpfloat (ovi_test_rel_l2 (al, am), <,
+                       0.5 * ovi_test_rel_l2 (aq, am));
     ovi_denoiser_free (q);
   }
   ovi_denoiser_free (d);
@@ -841,8 +827,8 @@ test_fp8_merge_then_quantise (void)
         = ovi_quantize_tensor (merged, plan.quant, names[i], &error);
     g_assert_no_error (error);
     g_assert_cmpint (got[i]->w->dtype, ==, OVI_DTYPE_F8_E4M3);
-    g_assert_true (same_bytes (got[i]->w, q));
-    g_assert_true (same_bytes (got[i]->w->scale, q->scale));
+    g_assert_true (ovi_test_same_bits (got[i]->w, q));
+    g_assert_true (ovi_test_same_bits (got[i]->w->scale, q->scale));
   }
   ovi_denoiser_free (d);
   golden_clear (&g);
