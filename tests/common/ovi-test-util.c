@@ -76,6 +76,18 @@ ovi_test_rel_l2 (const OviTensor *a, const OviTensor *b)
   return sqrt (d / r);
 }
 
+double
+ovi_test_max_abs_diff (const OviTensor *a, const OviTensor *b)
+{
+  const float *x = ovi_tensor_data (a), *y = ovi_tensor_data (b);
+  double m = 0;
+
+  g_assert_cmpint (ovi_tensor_numel (a), ==, ovi_tensor_numel (b));
+  for (int64_t i = 0; i < ovi_tensor_numel (a); i++)
+    m = MAX (m, fabs ((double) x[i] - y[i]));
+  return m;
+}
+
 gboolean
 ovi_test_same_bits (const OviTensor *a, const OviTensor *b)
 {

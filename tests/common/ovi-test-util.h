@@ -29,6 +29,9 @@ char *ovi_test_make_tiny_dir (const char *tmpl, guint64 seed);
 /* ||a - b|| / ||b|| over two F32 host tensors of the same element count */
 double ovi_test_rel_l2 (const OviTensor *a, const OviTensor *b);
 
+/* max |a - b| over two F32 host tensors of the same element count */
+double ovi_test_max_abs_diff (const OviTensor *a, const OviTensor *b);
+
 /* the same bytes (and byte count) in two host tensors */
 gboolean ovi_test_same_bits (const OviTensor *a, const OviTensor *b);
 

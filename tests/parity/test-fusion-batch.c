@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "ovi-fusion.h"
+#include "ovi-test-util.h"
 #include "ovi-weights.h"
 
 typedef struct {
@@ -110,18 +111,6 @@ branch_clear (OviFusionBranch *b)
 }
 
 static double
-max_abs_diff (const OviTensor *a, const OviTensor *b)
-{
-  const float *x = ovi_tensor_data (a), *y = ovi_tensor_data (b);
-  double m = 0;
-
-  g_assert_cmpint (ovi_tensor_numel (a), ==, ovi_tensor_numel (b));
-  for (int64_t i = 0; i < ovi_tensor_numel (a); i++)
-    m = MAX (m, fabs ((double) x[i] - y[i]));
-  return m;
-}
-
-static double
 max_abs (const OviTensor *a)
 {
   const float *x = ovi_tensor_data (a);
@@ -145,8 +134,8 @@ assert_same (Fixture *f, const OviFusionBranch *batched)
   g_assert_true (ovi_fusion_forward (f->m, w, f->vid, f->audio, &alone.pass,
                                      alone.out_video, alone.out_audio, &error));
   g_assert_no_error (error);
-  double dv = max_abs_diff (batched->out_video, alone.out_video);
-  double da = max_abs_diff (batched->out_audio, alone.out_audio);
+  double dv = ovi_test_max_abs_diff (batched->out_video, alone.out_video);
+  double da = ovi_test_max_abs_diff (batched->out_audio, alone.out_audio);
   g_test_message ("slg %d: max |batched - alone| video %.3e audio %.3e",
                   alone.pass.slg_layer, dv, da);
   g_assert_cmpfloat (max_abs (alone.out_video), >, 1e-3);
@@ -178,7 +167,7 @@ test_cfg_pair (Fixture *f, gconstpointer data)
 
   run_batch (f, w, b, 2);
   /* and the negative branch is the golden skip-layer pass */
-  g_assert_cmpfloat (max_abs_diff (b[1].out_video, ref), <,
+  g_assert_cmpfloat (ovi_test_max_abs_diff (b[1].out_video, ref), <,
                      1e-4 * max_abs (ref));
   for (int i = 0; i < 2; i++)
     branch_clear (&b[i]);

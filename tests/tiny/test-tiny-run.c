@@ -141,18 +141,6 @@ denoise (OviDenoiser *d, const OviModelPreset *m, guint64 seed,
   g_assert_no_error (error);
 }
 
-static double
-max_abs_diff (const OviTensor *a, const OviTensor *b)
-{
-  const float *x = ovi_tensor_data (a), *y = ovi_tensor_data (b);
-  double m = 0;
-
-  g_assert_cmpint (ovi_tensor_numel (a), ==, ovi_tensor_numel (b));
-  for (int64_t i = 0; i < ovi_tensor_numel (a); i++)
-    m = MAX (m, fabs ((double) x[i] - y[i]));
-  return m;
-}
-
 static void
 check_latent (const OviTensor *t, const char *what)
 {
@@ -256,10 +244,10 @@ test_run (void)
   check_latent (a.video, "video");
   check_latent (a.audio, "audio");
   /* the seed and the guidance both change the result */
-  g_assert_cmpfloat (max_abs_diff (a.video, b.video), >, 1e-2);
-  g_assert_cmpfloat (max_abs_diff (a.audio, b.audio), >, 1e-2);
-  g_assert_cmpfloat (max_abs_diff (a.video, c.video), >, 1e-3);
-  g_assert_cmpfloat (max_abs_diff (a.audio, c.audio), >, 1e-3);
+  g_assert_cmpfloat (ovi_test_max_abs_diff (a.video, b.video), >, 1e-2);
+  g_assert_cmpfloat (ovi_test_max_abs_diff (a.audio, b.audio), >, 1e-2);
+  g_assert_cmpfloat (ovi_test_max_abs_diff (a.video, c.video), >, 1e-3);
+  g_assert_cmpfloat (ovi_test_max_abs_diff (a.audio, c.audio), >, 1e-3);
 
   vae = ovi_video_vae_new (paths, be, &error);
   g_assert_no_error (error);
