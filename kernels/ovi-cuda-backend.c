@@ -1793,6 +1793,20 @@ conv_gemm (OviBackend *be, Scratch *s, void *out, const void *x, const void *w,
   return TRUE;
 }
 
+/* a convolution's x and w on the device, contiguous, in the activation
+ * dtype; FALSE when `out` is empty or on failure (the backend error set) */
+static gboolean
+conv_inputs (OviBackend *be, Scratch *s, const OviTensor *out,
+             const OviTensor *x, const OviTensor *w, const void **xa,
+             const void **wa)
+{
+  if (!ovi_cuda_use_device (be, s->op) || ovi_tensor_numel (out) == 0)
+    return FALSE;
+  *xa = as_contig (s, x, be->act_dtype);
+  *wa = as_contig (s, w, be->act_dtype);
+  return *xa != NULL && *wa != NULL;
+}
+
 /* out[..., Cout, ...] += bias[Cout] with Cout at dim `cdim` */
 static void
 add_channel_bias (OviBackend *be, Scratch *s, OviTensor *out,
@@ -1862,13 +1876,7 @@ cuda_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
   OviCkConvGeom geo;
   gboolean unsupported;
 
-  if (!ovi_cuda_use_device (be, s.op))
-    goto out;
-  if (ovi_tensor_numel (out) == 0)
-    return;
-  xa = as_contig (&s, x, be->act_dtype);
-  wa = as_contig (&s, w, be->act_dtype);
-  if (xa == NULL || wa == NULL)
+  if (!conv_inputs (be, &s, out, x, w, &xa, &wa))
     goto out;
   if (conv3d_cudnn (be, &s, out, xa, wa, bias, x, w, stride, pad,
                     &unsupported)
@@ -1913,13 +1921,7 @@ cuda_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   const void *xa, *wa;
   OviCkConvGeom geo;
 
-  if (!ovi_cuda_use_device (be, s.op))
-    goto out;
-  if (ovi_tensor_numel (out) == 0)
-    return;
-  xa = as_contig (&s, x, be->act_dtype);
-  wa = as_contig (&s, w, be->act_dtype);
-  if (xa == NULL || wa == NULL)
+  if (!conv_inputs (be, &s, out, x, w, &xa, &wa))
     goto out;
   memset (&geo, 0, sizeof (geo));
   geo.T = geo.H = 1;
@@ -1960,14 +1962,10 @@ cuda_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   const void *xa, *wa;
   void *Y;
 
-  if (!ovi_cuda_use_device (be, s.op))
+  if (!conv_inputs (be, &s, out, x, w, &xa, &wa))
     goto out;
-  if (ovi_tensor_numel (out) == 0)
-    return;
-  xa = as_contig (&s, x, be->act_dtype);
-  wa = as_contig (&s, w, be->act_dtype);
   Y = scratch_alloc (&s, (gsize) MAX (R * T, 1) * es);
-  if (xa == NULL || wa == NULL || Y == NULL)
+  if (Y == NULL)
     goto out;
   for (int64_t b = 0; b < B; b++) {
     for (int g = 0; g < groups; g++) {
