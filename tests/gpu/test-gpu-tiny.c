@@ -8,6 +8,7 @@
 #include "ovi-backend.h"
 #include "ovi-engine.h"
 #include "ovi-presets.h"
+#include "ovi-test-util.h"
 #include "ovi-tiny.h"
 
 #include <glib/gstdio.h>
@@ -57,18 +58,7 @@ run_all (OviBackend *be, const OviModelPaths *paths, const OviModelPreset *m,
   OviVideoVae *vae;
   OviAudioDecoder *adec;
 
-  ovi_denoise_request_init (&req);
-  req.text_pos = pos;
-  req.text_video_neg = vneg;
-  req.text_audio_neg = aneg;
-  req.seed = 103;
-  req.steps = m->steps;
-  req.shift = m->shift;
-  req.video_guidance = m->video_guidance;
-  req.audio_guidance = m->audio_guidance;
-  req.slg_layer = m->slg_layer;
-  req.height = m->default_height;
-  req.width = m->default_width;
+  ovi_test_preset_request (&req, m, pos, vneg, aneg, 103);
   d = ovi_denoiser_new (paths, be, &error);
   g_assert_no_error (error);
   g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &o->video,

@@ -124,18 +124,9 @@ denoise (OviDenoiser *d, const OviModelPreset *m, guint64 seed,
   g_autoptr (OviTensor) aneg = random_text (6, m->text_dim, 3);
   OviDenoiseRequest req;
 
-  ovi_denoise_request_init (&req);
-  req.text_pos = pos;
-  req.text_video_neg = vneg;
-  req.text_audio_neg = aneg;
-  req.seed = seed;
-  req.steps = m->steps;
-  req.shift = m->shift;
-  req.video_guidance = m->video_guidance * guidance_scale;
-  req.audio_guidance = m->audio_guidance * guidance_scale;
-  req.slg_layer = m->slg_layer;
-  req.height = m->default_height;
-  req.width = m->default_width;
+  ovi_test_preset_request (&req, m, pos, vneg, aneg, seed);
+  req.video_guidance *= guidance_scale;
+  req.audio_guidance *= guidance_scale;
   g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, &out->video,
                                    &out->audio, &error));
   g_assert_no_error (error);
