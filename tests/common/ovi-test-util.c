@@ -98,6 +98,60 @@ ovi_test_same_bits (const OviTensor *a, const OviTensor *b)
 }
 
 void
+ovi_test_golden_init (OviTestGolden *g)
+{
+  const char *golden = g_getenv ("OVI_GOLDEN_DIR");
+  g_autofree char *io = NULL;
+  g_autoptr (GError) error = NULL;
+  static const char *const names[3]
+      = { "text.pos", "text.vid_neg", "text.audio_neg" };
+
+  g_assert_nonnull (golden);
+  io = g_build_filename (golden, "sampler", "io.safetensors", NULL);
+  g->be = ovi_backend_new_cpu (1);
+  g->io = ovi_weight_file_open (io, NULL, &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < 3; i++) {
+    g->text[i] = ovi_weight_file_get (g->io, names[i], &error);
+    g_assert_no_error (error);
+  }
+  g->paths = (OviModelPaths){
+    .variant = (char *) "golden",
+    .video_latent_frames = 3,
+    .audio_latent_length = 12,
+    .target_area = 64 * 96,
+    .num_heads = 2,
+    .text_len = 32,
+    .eps = 1e-6,
+    .audio_rope_scale = 0.19676,
+    .fusion_path
+    = g_build_filename (golden, "fusion_dit", "weights.safetensors", NULL),
+  };
+}
+
+void
+ovi_test_golden_clear (OviTestGolden *g)
+{
+  for (int i = 0; i < 3; i++)
+    ovi_tensor_unref (g->text[i]);
+  ovi_weight_file_free (g->io);
+  g_free (g->paths.fusion_path);
+  ovi_backend_free (g->be);
+}
+
+void
+ovi_test_golden_request (const OviTestGolden *g, OviDenoiseRequest *req)
+{
+  ovi_denoise_request_init (req);
+  req->text_pos = g->text[0];
+  req->text_video_neg = g->text[1];
+  req->text_audio_neg = g->text[2];
+  req->slg_layer = 1;
+  req->width = 96;
+  req->height = 64;
+}
+
+void
 ovi_test_preset_request (OviDenoiseRequest *req, const OviModelPreset *m,
                          OviTensor *pos, OviTensor *video_neg,
                          OviTensor *audio_neg, guint64 seed)

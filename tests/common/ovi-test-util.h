@@ -8,6 +8,7 @@
 #include "ovi-engine.h"
 #include "ovi-presets.h"
 #include "ovi-tensor.h"
+#include "ovi-weights.h"
 
 G_BEGIN_DECLS
 
@@ -34,6 +35,23 @@ double ovi_test_max_abs_diff (const OviTensor *a, const OviTensor *b);
 
 /* the same bytes (and byte count) in two host tensors */
 gboolean ovi_test_same_bits (const OviTensor *a, const OviTensor *b);
+
+/* The golden fusion_dit case ($OVI_GOLDEN_DIR) as the denoiser tests run
+ * it: a one-thread CPU backend, the sampler case's three text embeddings
+ * (`io`, its io.safetensors) and the fusion_dit case's model paths (2 heads,
+ * text_len 32; fusion_path its weights). */
+typedef struct {
+  OviBackend *be;
+  OviWeightFile *io;
+  OviModelPaths paths;
+  OviTensor *text[3];
+} OviTestGolden;
+
+void ovi_test_golden_init (OviTestGolden *g);
+void ovi_test_golden_clear (OviTestGolden *g);
+/* `req` initialised for the golden case: its three texts, skip-layer
+ * guidance on block 1, 96x64 */
+void ovi_test_golden_request (const OviTestGolden *g, OviDenoiseRequest *req);
 
 /* `req` initialised and set for a run of preset `m` (steps, shift,
  * guidance, skip-layer guidance, its default frame size) on the three

@@ -12,7 +12,7 @@
 static void
 request (Fixture *f, OviDenoiseRequest *req)
 {
-  golden_request_init (f, req);
+  ovi_test_golden_request (&f->golden, req);
   req->steps = 3;
 }
 
@@ -111,7 +111,7 @@ test_euler_and_i2v (Fixture *f, gconstpointer data)
   g_autoptr (OviTensor) v = NULL;
   g_autoptr (OviTensor) a = NULL;
 
-  image = ovi_weight_file_get (f->io, "step0.guided_vid", &error);
+  image = ovi_weight_file_get (f->golden.io, "step0.guided_vid", &error);
   g_autoptr (OviTensor) first = ovi_tensor_narrow (image, 1, 0, 1);
   request (f, &req);
   req.solver = OVI_SOLVER_EULER;
@@ -145,8 +145,8 @@ test_guidance_one (Fixture *f, gconstpointer data)
   g_assert_true (
       ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v1, &a1, &error));
   g_assert_no_error (error);
-  req.text_video_neg = f->text[2];
-  req.text_audio_neg = f->text[1];
+  req.text_video_neg = f->golden.text[2];
+  req.text_audio_neg = f->golden.text[1];
   g_assert_true (
       ovi_denoiser_run (f->d, &req, NULL, NULL, NULL, &v2, &a2, &error));
   g_assert_no_error (error);
@@ -188,11 +188,11 @@ test_errors (Fixture *f, gconstpointer data)
   g_clear_error (&error);
 
   /* a weight file without the model */
-  OviModelPaths paths = f->paths;
+  OviModelPaths paths = f->golden.paths;
   g_autofree char *golden_t5 = g_build_filename (
       g_getenv ("OVI_GOLDEN_DIR"), "t5", "weights.safetensors", NULL);
   paths.fusion_path = golden_t5;
-  g_assert_null (ovi_denoiser_new (&paths, f->be, &error));
+  g_assert_null (ovi_denoiser_new (&paths, f->golden.be, &error));
   g_assert_error (error, OVI_ERROR, OVI_ERROR_MISSING_TENSOR);
   g_assert_nonnull (strstr (error->message, "video_model.patch_embedding"));
 }
@@ -204,21 +204,24 @@ test_estimate (Fixture *f, gconstpointer data)
   g_autoptr (GError) error = NULL;
   GStatBuf st;
 
-  g_assert_true (ovi_denoiser_estimate (&f->paths, 96, 64, 4, &est, &error));
+  g_assert_true (
+      ovi_denoiser_estimate (&f->golden.paths, 96, 64, 4, &est, &error));
   g_assert_no_error (error);
   g_assert_cmpint (est.tokens_video, ==, 3 * 2 * 3);
   g_assert_cmpint (est.tokens_audio, ==, 12);
   /* every tensor of the file is the model's: all but the header */
-  g_assert_cmpint (g_stat (f->paths.fusion_path, &st), ==, 0);
+  g_assert_cmpint (g_stat (f->golden.paths.fusion_path, &st), ==, 0);
   g_assert_cmpuint (est.weight_bytes, <, (guint64) st.st_size);
   g_assert_cmpuint (est.weight_bytes, >, (guint64) st.st_size - 65536);
   /* at least x, q, k, v of both towers and the FFN hidden, in f32 */
   g_assert_cmpuint (est.activation_bytes, >, (18 + 12) * (4 * 64 + 256) * 4);
 
   /* width/height 0: the preset's area (64x96 -> a 64x64 square) */
-  g_assert_true (ovi_denoiser_estimate (&f->paths, 0, 0, 4, &est, &error));
+  g_assert_true (
+      ovi_denoiser_estimate (&f->golden.paths, 0, 0, 4, &est, &error));
   g_assert_cmpint (est.tokens_video, ==, 3 * 2 * 2);
-  g_assert_false (ovi_denoiser_estimate (&f->paths, 90, 64, 4, &est, &error));
+  g_assert_false (
+      ovi_denoiser_estimate (&f->golden.paths, 90, 64, 4, &est, &error));
   g_assert_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT);
 }
 

@@ -74,7 +74,7 @@ test_schedule (void)
 static void
 request (Fixture *f, OviDenoiseRequest *req)
 {
-  golden_request_init (f, req);
+  ovi_test_golden_request (&f->golden, req);
   req->seed = 5;
 }
 

@@ -541,63 +541,14 @@ test_partial (void)
 
 /* ---- the denoiser: merged, unmerged, strength 0, fp8 ---- */
 
-typedef struct {
-  OviBackend *be;
-  OviWeightFile *io;
-  OviModelPaths paths;
-  OviTensor *text[3];
-} Golden;
-
 static void
-golden_init (Golden *g)
-{
-  const char *golden = g_getenv ("OVI_GOLDEN_DIR");
-  g_autofree char *io
-      = g_build_filename (golden, "sampler", "io.safetensors", NULL);
-  static const char *const names[3]
-      = { "text.pos", "text.vid_neg", "text.audio_neg" };
-
-  g->be = ovi_backend_new_cpu (1);
-  g->io = ovi_weight_file_open (io, NULL, NULL);
-  g_assert_nonnull (g->io);
-  for (int i = 0; i < 3; i++)
-    g->text[i] = ovi_weight_file_get (g->io, names[i], NULL);
-  g->paths = (OviModelPaths){
-    .variant = (char *) "golden",
-    .video_latent_frames = 3,
-    .audio_latent_length = 12,
-    .target_area = 64 * 96,
-    .num_heads = 2,
-    .text_len = 32,
-    .eps = 1e-6,
-    .audio_rope_scale = 0.19676,
-    .fusion_path = golden_model,
-  };
-}
-
-static void
-golden_clear (Golden *g)
-{
-  for (int i = 0; i < 3; i++)
-    ovi_tensor_unref (g->text[i]);
-  ovi_weight_file_free (g->io);
-  ovi_backend_free (g->be);
-}
-
-static void
-run (Golden *g, OviDenoiser *d, OviTensor **v, OviTensor **a)
+run (OviTestGolden *g, OviDenoiser *d, OviTensor **v, OviTensor **a)
 {
   OviDenoiseRequest req;
   g_autoptr (GError) error = NULL;
 
-  ovi_denoise_request_init (&req);
-  req.text_pos = g->text[0];
-  req.text_video_neg = g->text[1];
-  req.text_audio_neg = g->text[2];
+  ovi_test_golden_request (g, &req);
   req.steps = 2;
-  req.slg_layer = 1;
-  req.width = 96;
-  req.height = 64;
   req.seed = 3;
   g_assert_true (ovi_denoiser_run (d, &req, NULL, NULL, NULL, v, a, &error));
   g_assert_no_error (error);
@@ -645,7 +596,7 @@ write_wide_lora (void)
 static void
 test_unmerged_equals_merged (void)
 {
-  Golden g;
+  OviTestGolden g;
   g_autofree char *path = write_wide_lora ();
   g_autofree char *spec = g_strdup_printf ("%s:0.8:both", path);
   g_autofree char *spec0 = g_strdup_printf ("%s:0:both", path);
@@ -656,7 +607,7 @@ test_unmerged_equals_merged (void)
                         v_m0 = NULL, a_m0 = NULL, v_back = NULL, a_back = NULL;
   OviDenoiser *plain, *merged, *merged0;
 
-  golden_init (&g);
+  ovi_test_golden_init (&g);
   plain = ovi_denoiser_new (&g.paths, g.be, &error);
   g_assert_no_error (error);
   merged = ovi_denoiser_new_with_loras (&g.paths, g.be, NULL, NULL, sp, &error);
@@ -697,7 +648,7 @@ test_unmerged_equals_merged (void)
   ovi_denoiser_free (plain);
   ovi_denoiser_free (merged);
   ovi_denoiser_free (merged0);
-  golden_clear (&g);
+  ovi_test_golden_clear (&g);
 }
 
 /* several LoRAs at once, unmerged, on int8 streamed blocks, fp8 resident
@@ -705,7 +656,7 @@ test_unmerged_equals_merged (void)
 static void
 test_unmerged_quantised (void)
 {
-  Golden g;
+  OviTestGolden g;
   g_autofree char *wide = write_wide_lora ();
   g_autoptr (LoraFile) lf = lora_file_new (11);
   g_autofree char *path2 = NULL, *spec = NULL, *bad = NULL;
@@ -722,7 +673,7 @@ test_unmerged_quantised (void)
   spec = g_strdup_printf ("%s:0.5:both;%s:1:audio", wide, path2);
   bad = g_strdup_printf ("%s;%s/nothing-here.safetensors", wide, tmp_dir);
   g_autoptr (GPtrArray) sp = specs (spec), spbad = specs (bad);
-  golden_init (&g);
+  ovi_test_golden_init (&g);
   g_assert_true (ovi_placement_plan_for_mode (
       OVI_VRAM_MODE_ULTRA_LOW, OVI_GPU_ALLOCATION_SINGLE, 0, &plan, &error));
   pl = ovi_placement_new (&plan, g.be);
@@ -787,14 +738,14 @@ test_unmerged_quantised (void)
   }
   ovi_denoiser_free (d);
   ovi_denoiser_free (merged);
-  golden_clear (&g);
+  ovi_test_golden_clear (&g);
 }
 
 /* fp8: the model holds quantise (merge (W)) */
 static void
 test_fp8_merge_then_quantise (void)
 {
-  Golden g;
+  OviTestGolden g;
   g_autofree char *path = write_wide_lora ();
   g_autoptr (GPtrArray) sp = specs (path);
   g_autoptr (GError) error = NULL;
@@ -804,7 +755,7 @@ test_fp8_merge_then_quantise (void)
   g_autoptr (OviLoraSet) set = NULL;
   OviDenoiser *d;
 
-  golden_init (&g);
+  ovi_test_golden_init (&g);
   g_assert_true (ovi_placement_plan_for_mode (
       OVI_VRAM_MODE_FP8, OVI_GPU_ALLOCATION_SINGLE, 0, &plan, &error));
   pl = ovi_placement_new (&plan, g.be);
@@ -831,23 +782,23 @@ test_fp8_merge_then_quantise (void)
     g_assert_true (ovi_test_same_bits (got[i]->w->scale, q->scale));
   }
   ovi_denoiser_free (d);
-  golden_clear (&g);
+  ovi_test_golden_clear (&g);
 }
 
 /* a LoRA that fails to load leaves no model (and no half-merge) */
 static void
 test_merged_error (void)
 {
-  Golden g;
+  OviTestGolden g;
   g_autoptr (GError) error = NULL;
   g_autofree char *spec = g_strdup_printf ("%s/missing.safetensors", tmp_dir);
   g_autoptr (GPtrArray) sp = specs (spec);
 
-  golden_init (&g);
+  ovi_test_golden_init (&g);
   g_assert_null (
       ovi_denoiser_new_with_loras (&g.paths, g.be, NULL, NULL, sp, &error));
   g_assert_error (error, OVI_ERROR, OVI_ERROR_IO);
-  golden_clear (&g);
+  ovi_test_golden_clear (&g);
 }
 
 /* ---- setup ---- */
