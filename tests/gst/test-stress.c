@@ -403,6 +403,61 @@ GST_START_TEST (test_state_cycles_memory)
 
 GST_END_TEST;
 
+/* PLAYING until `done` (EOS, or the clip after the first starting from the
+ * last frame when `mid_run`), then NULL */
+static void
+continued_cycle (GstElement *pipe, gboolean mid_run)
+{
+  GstBus *bus = gst_element_get_bus (pipe);
+  GstMessage *msg;
+  gboolean done = FALSE;
+
+  fail_unless (gst_element_set_state (pipe, GST_STATE_PLAYING)
+               != GST_STATE_CHANGE_FAILURE);
+  while (!done
+         && (msg = gst_bus_timed_pop_filtered (
+                 bus, 120 * GST_SECOND,
+                 GST_MESSAGE_EOS | GST_MESSAGE_ERROR | GST_MESSAGE_ELEMENT))) {
+    fail_if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR);
+    done = GST_MESSAGE_TYPE (msg) == GST_MESSAGE_EOS
+           || (mid_run && gst_message_has_name (msg, "ovi-continuation"));
+    gst_message_unref (msg);
+  }
+  fail_unless (done, "no EOS / ovi-continuation in 120 s");
+  fail_unless_equals_int (gst_element_set_state (pipe, GST_STATE_NULL),
+                          GST_STATE_CHANGE_SUCCESS);
+  gst_object_unref (bus);
+}
+
+/* the live continued path (contiguous stamps, each clip after the first
+ * waiting for the previous one's last frame sent back upstream) started and
+ * stopped again and again, every other run stopped while a continued clip
+ * is made: the last frames, events and conditioning images are freed */
+GST_START_TEST (test_continued_cycles_memory)
+{
+  GstElement *pipe = gst_parse_launch (
+      "ovitextsrc is-live=true timestamps=contiguous num-clips=2 "
+      "prompt=\"Cycle.\" ! ovidenoise steps=1 "
+      "continuation=last-frame " PIPE_TAIL,
+      NULL);
+  glong rss_warm = 0, rss_end;
+
+  for (gint i = 0; i < 120; i++) {
+    continued_cycle (pipe, i % 2);
+    if (i == 19)
+      rss_warm = rss_kb ();
+  }
+  rss_end = rss_kb ();
+  printf ("continued live runs: RSS after 20 cycles: %ld kB, after 120: "
+          "%ld kB (%+ld kB)\n",
+          rss_warm, rss_end, rss_end - rss_warm);
+  fail_unless (rss_end - rss_warm < 4096, "RSS grew from %ld to %ld kB",
+               rss_warm, rss_end);
+  gst_object_unref (pipe);
+}
+
+GST_END_TEST;
+
 static Suite *
 stress_suite (void)
 {
@@ -421,6 +476,7 @@ stress_suite (void)
   tcase_add_test (tc, test_textsrc_errors);
   tcase_add_test (tc, test_null_mid_denoise);
   tcase_add_test (tc, test_state_cycles_memory);
+  tcase_add_test (tc, test_continued_cycles_memory);
   return s;
 }
 
