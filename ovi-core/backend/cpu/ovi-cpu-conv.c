@@ -110,6 +110,23 @@ task_positions (int64_t n, int n_threads, int64_t other_tasks)
   return CLAMP (c, OVI_CPU_NB, 8 * OVI_CPU_NB);
 }
 
+/* One k row of a packed panel: xr[base + l * st] of the row xr (T long)
+ * for the `lanes` positions l, 0 outside the row and past them; a 16-float
+ * copy when they are consecutive samples inside it. */
+static inline void
+gather_lanes (float *o, const float *xr, int64_t T, int64_t base, int64_t st,
+              int64_t lanes)
+{
+  if (st == 1 && lanes == NR && base >= 0 && base + NR <= T) {
+    memcpy (o, xr + base, sizeof (float) * NR);
+    return;
+  }
+  for (int64_t l = 0; l < NR; l++) {
+    int64_t idx = base + l * st;
+    o[l] = (l < lanes && idx >= 0 && idx < T) ? xr[idx] : 0.0f;
+  }
+}
+
 /* ---------------- conv1d ---------------- */
 
 typedef struct {
@@ -146,16 +163,8 @@ pack_conv1d (gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
     for (int64_t k = 0; k < kb; k++) {
       const float *xr = p->x + ci * T;
       int64_t base = t0 * st - j->pad_left + kk * j->dilation;
-      float *o = d + k * NR;
 
-      if (st == 1 && lanes == NR && base >= 0 && base + NR <= T) {
-        memcpy (o, xr + base, sizeof (float) * NR);
-      } else {
-        for (int64_t l = 0; l < NR; l++) {
-          int64_t idx = base + l * st;
-          o[l] = (l < lanes && idx >= 0 && idx < T) ? xr[idx] : 0.0f;
-        }
-      }
+      gather_lanes (d + k * NR, xr, T, base, st, lanes);
       if (++kk == K) {
         kk = 0;
         ci++;
@@ -360,16 +369,8 @@ pack_convt (gpointer data, int64_t n0, int64_t nb, int64_t k0, int64_t kb,
     for (int64_t k = 0; k < kb; k++) {
       const float *xr = p->x + ci * T;
       int64_t base = q0 - jj;
-      float *o = d + k * NR;
 
-      if (lanes == NR && base >= 0 && base + NR <= T) {
-        memcpy (o, xr + base, sizeof (float) * NR);
-      } else {
-        for (int64_t l = 0; l < NR; l++) {
-          int64_t idx = base + l;
-          o[l] = (l < lanes && idx >= 0 && idx < T) ? xr[idx] : 0.0f;
-        }
-      }
+      gather_lanes (d + k * NR, xr, T, base, 1, lanes);
       if (++jj == Kp) {
         jj = 0;
         ci++;
