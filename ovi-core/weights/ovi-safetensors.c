@@ -286,6 +286,29 @@ out:
 
 /* ---- writer ---- */
 
+void
+ovi_safetensors_add_header_entry (JsonBuilder *b, const char *name,
+                                  OviDType dtype, int ndim,
+                                  const int64_t *shape, guint64 begin,
+                                  guint64 end)
+{
+  json_builder_set_member_name (b, name);
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "dtype");
+  json_builder_add_string_value (b, ovi_dtype_name (dtype));
+  json_builder_set_member_name (b, "shape");
+  json_builder_begin_array (b);
+  for (int d = 0; d < ndim; d++)
+    json_builder_add_int_value (b, shape[d]);
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "data_offsets");
+  json_builder_begin_array (b);
+  json_builder_add_int_value (b, (gint64) begin);
+  json_builder_add_int_value (b, (gint64) end);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+}
+
 gboolean
 ovi_weights_check_writable (const char *path, const OviNamedTensor *named,
                             GHashTable *seen, GError **error)
@@ -402,21 +425,9 @@ ovi_safetensors_write (const char *path, const OviNamedTensor *tensors,
     if (!ovi_weights_check_writable (path, &tensors[i], seen, error))
       return FALSE;
     nbytes = ovi_tensor_nbytes (t);
-    json_builder_set_member_name (builder, tensors[i].name);
-    json_builder_begin_object (builder);
-    json_builder_set_member_name (builder, "dtype");
-    json_builder_add_string_value (builder, ovi_dtype_name (t->dtype));
-    json_builder_set_member_name (builder, "shape");
-    json_builder_begin_array (builder);
-    for (int d = 0; d < t->ndim; d++)
-      json_builder_add_int_value (builder, t->shape[d]);
-    json_builder_end_array (builder);
-    json_builder_set_member_name (builder, "data_offsets");
-    json_builder_begin_array (builder);
-    json_builder_add_int_value (builder, (gint64) offsets[i]);
-    json_builder_add_int_value (builder, (gint64) (offsets[i] + nbytes));
-    json_builder_end_array (builder);
-    json_builder_end_object (builder);
+    ovi_safetensors_add_header_entry (builder, tensors[i].name, t->dtype,
+                                      t->ndim, t->shape, offsets[i],
+                                      offsets[i] + nbytes);
   }
   g_assert (n_ordered == n_tensors);
   json_builder_end_object (builder);

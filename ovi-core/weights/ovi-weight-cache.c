@@ -401,21 +401,8 @@ header_json (GArray *entries, const OviWeightCacheSpec *spec,
   json_builder_end_object (b);
   for (guint i = 0; i < entries->len; i++) {
     const Entry *e = &g_array_index (entries, Entry, i);
-    json_builder_set_member_name (b, e->name);
-    json_builder_begin_object (b);
-    json_builder_set_member_name (b, "dtype");
-    json_builder_add_string_value (b, ovi_dtype_name (e->dtype));
-    json_builder_set_member_name (b, "shape");
-    json_builder_begin_array (b);
-    for (int d = 0; d < e->ndim; d++)
-      json_builder_add_int_value (b, e->shape[d]);
-    json_builder_end_array (b);
-    json_builder_set_member_name (b, "data_offsets");
-    json_builder_begin_array (b);
-    json_builder_add_int_value (b, (gint64) e->begin);
-    json_builder_add_int_value (b, (gint64) e->end);
-    json_builder_end_array (b);
-    json_builder_end_object (b);
+    ovi_safetensors_add_header_entry (b, e->name, e->dtype, e->ndim, e->shape,
+                                      e->begin, e->end);
   }
   json_builder_end_object (b);
   root = json_builder_get_root (b);

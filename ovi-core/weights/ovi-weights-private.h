@@ -4,6 +4,7 @@
 
 #include "ovi-weights.h"
 
+#include <json-glib/json-glib.h>
 #include <stdio.h>
 
 G_BEGIN_DECLS
@@ -32,6 +33,13 @@ struct _OviWeightFile {
 gboolean ovi_weight_file_add (OviWeightFile *wf, const char *name, gsize offset,
                               OviDType dtype, int ndim, const int64_t *shape,
                               const int64_t *stride, GError **error);
+
+/* One tensor of a safetensors header being built (inside its object):
+ * name: {"dtype", "shape", "data_offsets": [begin, end]} */
+void ovi_safetensors_add_header_entry (JsonBuilder *b, const char *name,
+                                       OviDType dtype, int ndim,
+                                       const int64_t *shape, guint64 begin,
+                                       guint64 end);
 
 /* A writer's checks of one named tensor beyond its name: not given twice
  * (`seen` collects the names) and in host memory. */
