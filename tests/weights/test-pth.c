@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* gst-ovi: tests of the PyTorch zip checkpoint reader (allow-list
  * unpickler, zip parsing, malformed input) and writer. */
+#include "fuzz-zip.h"
 #include "ovi-weights.h"
 
 #include <glib/gstdio.h>
@@ -10,84 +11,6 @@ static char *tmpdir;
 
 /* ---- building test files ---- */
 
-static void
-put16 (GByteArray *b, guint v)
-{
-  guint8 x[2] = { v & 0xff, (v >> 8) & 0xff };
-  g_byte_array_append (b, x, 2);
-}
-
-static void
-put32 (GByteArray *b, guint32 v)
-{
-  guint8 x[4] = { v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, v >> 24 };
-  g_byte_array_append (b, x, 4);
-}
-
-typedef struct {
-  const char *name;
-  const void *data;
-  gsize len;
-} ZipItem;
-
-/* a minimal STORED zip (CRC left 0: the reader does not check it) */
-static GBytes *
-make_zip (const ZipItem *items, guint n)
-{
-  GByteArray *b = g_byte_array_new ();
-  g_autoptr (GByteArray) c = g_byte_array_new ();
-  guint32 cd_off;
-
-  for (guint i = 0; i < n; i++) {
-    guint32 lho = b->len;
-    gsize nl = strlen (items[i].name);
-
-    put32 (b, 0x04034b50);
-    put16 (b, 20);
-    put16 (b, 0);
-    put16 (b, 0);
-    put16 (b, 0);
-    put16 (b, 0);
-    put32 (b, 0);
-    put32 (b, (guint32) items[i].len);
-    put32 (b, (guint32) items[i].len);
-    put16 (b, (guint) nl);
-    put16 (b, 0);
-    g_byte_array_append (b, (const guint8 *) items[i].name, (guint) nl);
-    g_byte_array_append (b, items[i].data, (guint) items[i].len);
-
-    put32 (c, 0x02014b50);
-    put16 (c, 20);
-    put16 (c, 20);
-    put16 (c, 0);
-    put16 (c, 0);
-    put16 (c, 0);
-    put16 (c, 0);
-    put32 (c, 0);
-    put32 (c, (guint32) items[i].len);
-    put32 (c, (guint32) items[i].len);
-    put16 (c, (guint) nl);
-    put16 (c, 0);
-    put16 (c, 0);
-    put16 (c, 0);
-    put16 (c, 0);
-    put32 (c, 0);
-    put32 (c, lho);
-    g_byte_array_append (c, (const guint8 *) items[i].name, (guint) nl);
-  }
-  cd_off = b->len;
-  g_byte_array_append (b, c->data, c->len);
-  put32 (b, 0x06054b50);
-  put16 (b, 0);
-  put16 (b, 0);
-  put16 (b, n);
-  put16 (b, n);
-  put32 (b, c->len);
-  put32 (b, cd_off);
-  put16 (b, 0);
-  return g_byte_array_free_to_bytes (b);
-}
-
 /* pickle text with a tiny escape language: the test strings are written
  * as C literals, so this only joins pieces */
 static GBytes *
@@ -95,13 +18,13 @@ zip_with_pickle (const guint8 *pkl, gsize len, const void *storage,
                  gsize storage_len)
 {
   static const float zeros[16];
-  ZipItem items[] = {
+  OviZipItem items[] = {
     { "archive/data.pkl", pkl, len },
     { "archive/data/0", storage ? storage : zeros,
       storage ? storage_len : sizeof (zeros) },
     { "archive/version", "3\n", 2 },
   };
-  return make_zip (items, G_N_ELEMENTS (items));
+  return ovi_zip_stored (items, G_N_ELEMENTS (items));
 }
 
 #define PKL(lit) (const guint8 *) (lit), sizeof (lit) - 1
@@ -278,13 +201,13 @@ test_missing_storage (void)
 {
   static const guint8 pkl[]
       = TENSOR_PKL ("K\x01", "K\x00", "K\x01\x85", "K\x01\x85");
-  ZipItem items[] = {
+  OviZipItem items[] = {
     { "archive/data.pkl", pkl, sizeof (pkl) - 1 },
     { "archive/data/1", "abcd", 4 },
   };
-  g_autoptr (GBytes) b = make_zip (items, G_N_ELEMENTS (items));
-  ZipItem items2[] = { { "archive/version", "3\n", 2 } };
-  g_autoptr (GBytes) b2 = make_zip (items2, 1);
+  g_autoptr (GBytes) b = ovi_zip_stored (items, G_N_ELEMENTS (items));
+  OviZipItem items2[] = { { "archive/version", "3\n", 2 } };
+  g_autoptr (GBytes) b2 = ovi_zip_stored (items2, 1);
 
   expect_error (b, OVI_ERROR_FORMAT, "archive/data/0' is missing");
   expect_error (b2, OVI_ERROR_FORMAT, "data.pkl");
