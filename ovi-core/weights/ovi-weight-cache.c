@@ -243,33 +243,25 @@ meta (OviWeightFile *wf, const char *key)
     g_autofree char *_why = g_strdup_printf (__VA_ARGS__);                     \
     g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT, "%s: rejected: %s", path, \
                  _why);                                                        \
-    return NULL;                                                               \
+    return FALSE;                                                              \
   }                                                                            \
   G_STMT_END
 
-static OviWeightFile *
-validate_against (const char *path, const char *kind, const SourceId *src,
-                  GError **error)
+gboolean
+ovi_weight_cache_check (OviWeightFile *wf, const char *path, const char *kind,
+                        GError **error)
 {
-  g_autoptr (GError) local = NULL;
-  g_autoptr (OviWeightFile) wf = ovi_weight_file_open (path, NULL, &local);
   g_autoptr (GArray) table = NULL;
   g_autofree char *digest = NULL;
-  g_autofree char *size_str = NULL;
   guint64 header_len, data_bytes;
   gsize file_size;
-  const char *fmt;
+  const char *fmt = meta (wf, KEY_FORMAT);
 
-  if (wf == NULL)
-    REJECT ("unreadable or corrupt (%s)", local->message);
-  fmt = meta (wf, KEY_FORMAT);
   if (g_strcmp0 (fmt, G_STRINGIFY (OVI_WEIGHT_CACHE_FORMAT)) != 0)
     REJECT ("format version %s, this build reads version %d", fmt,
             OVI_WEIGHT_CACHE_FORMAT);
   if (g_strcmp0 (meta (wf, KEY_KIND), kind) != 0)
     REJECT ("it holds %s weights, %s are needed", meta (wf, KEY_KIND), kind);
-  if (g_strcmp0 (meta (wf, KEY_SOURCE), src->path) != 0)
-    REJECT ("it was made from %s, not %s", meta (wf, KEY_SOURCE), src->path);
   header_len = header_length (wf);
   g_bytes_get_data (wf->bytes, &file_size);
   data_bytes = g_ascii_strtoull (meta (wf, KEY_DATA_BYTES), NULL, 10);
@@ -282,7 +274,17 @@ validate_against (const char *path, const char *kind, const SourceId *src,
   if (g_strcmp0 (digest, meta (wf, KEY_TABLE)) != 0)
     REJECT ("its tensor table does not match the digest written with it "
             "(corrupt header)");
-  size_str = g_strdup_printf ("%" G_GUINT64_FORMAT, src->size);
+  return TRUE;
+}
+
+static gboolean
+check_source (OviWeightFile *wf, const char *path, const SourceId *src,
+              GError **error)
+{
+  g_autofree char *size_str = g_strdup_printf ("%" G_GUINT64_FORMAT, src->size);
+
+  if (g_strcmp0 (meta (wf, KEY_SOURCE), src->path) != 0)
+    REJECT ("it was made from %s, not %s", meta (wf, KEY_SOURCE), src->path);
   if (g_strcmp0 (meta (wf, KEY_SIZE), size_str) != 0
       || g_strcmp0 (meta (wf, KEY_MTIME), src->mtime) != 0)
     REJECT ("the source %s changed since it was written (size %s, mtime %s "
@@ -293,6 +295,25 @@ validate_against (const char *path, const char *kind, const SourceId *src,
     REJECT ("the content of the source %s changed since it was written "
             "(fingerprint)",
             src->path);
+  return TRUE;
+}
+
+static OviWeightFile *
+validate_against (const char *path, const char *kind, const SourceId *src,
+                  GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autoptr (OviWeightFile) wf = ovi_weight_file_open (path, NULL, &local);
+
+  if (wf == NULL) {
+    g_set_error (error, OVI_ERROR, OVI_ERROR_FORMAT,
+                 "%s: rejected: unreadable or corrupt (%s)", path,
+                 local->message);
+    return NULL;
+  }
+  if (!ovi_weight_cache_check (wf, path, kind, error)
+      || !check_source (wf, path, src, error))
+    return NULL;
   return g_steal_pointer (&wf);
 }
 

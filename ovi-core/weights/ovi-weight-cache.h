@@ -73,6 +73,13 @@ char *ovi_weight_cache_path (const char *cache_dir, const char *source_path,
 OviWeightFile *ovi_weight_cache_open (const OviWeightCacheSpec *spec,
                                       OviWeightCacheInfo *info, GError **error);
 
+/* The checks of an opened cache file that need no source: the format
+ * version, the kind, the length its header gives and the digest of its
+ * tensor table. FALSE with OVI_ERROR_FORMAT naming `path` and what does not
+ * match. (The fuzz target runs it on hostile files.) */
+gboolean ovi_weight_cache_check (OviWeightFile *wf, const char *path,
+                                 const char *kind, GError **error);
+
 /* Checks the cache file at `path` against `spec`'s source without
  * building anything: FALSE with OVI_ERROR_FORMAT naming the file and what
  * does not match (source changed, wrong kind or format version, truncated,
