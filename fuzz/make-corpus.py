@@ -10,6 +10,7 @@ Files named crash-* are inputs the fuzzers once found; they are kept and
 not regenerated here.
 """
 import collections
+import hashlib
 import io
 import json
 import os
@@ -99,6 +100,29 @@ put(ST, "bad-truncated.safetensors",
     st({"__metadata__": {"format": "pt"}, **all_dtypes}, body[:off])[:-7])
 put(ST, "bad-tiny.safetensors", b"\x02\x00\x00")
 put(ST, "bad-legacy-pickle.safetensors", b"\x80\x02\x8a\x0alZ\xe7")
+
+
+def weight_cache_file():
+    """A valid re-quantised weight cache file (ovi-core/weights/
+    ovi-weight-cache.c): an int8 weight and its scale, the cache's metadata
+    with the data length and the digest of its tensor table."""
+    tensors = [("blocks.0.self_attn.q.weight", "I8", [4, 8], 0, 32),
+               ("blocks.0.self_attn.q.weight.qscale", "F32", [4], 32, 48)]
+    table = "".join(f"{n}|{dt}|" + "".join(f"{d}," for d in shape) +
+                    f"|{b}|{e}\n" for n, dt, shape, b, e in sorted(tensors))
+    meta = {"ovi.cache.format": "1", "ovi.cache.kind": "int8-per-channel",
+            "ovi.cache.source": "/models/tiny.safetensors",
+            "ovi.cache.source_size": "123456",
+            "ovi.cache.source_mtime": "1700000000.000000000",
+            "ovi.cache.source_fingerprint": "0" * 64,
+            "ovi.cache.data_bytes": "48",
+            "ovi.cache.table": hashlib.sha256(table.encode()).hexdigest()}
+    header = {"__metadata__": meta, **{n: tensor_entry(dt, shape, b, e)
+                                       for n, dt, shape, b, e in tensors}}
+    return st(header, bytes(range(32)) + struct.pack("<4f", 1, 2, 3, 4))
+
+
+put(ST, "valid-weight-cache.safetensors", weight_cache_file())
 
 # ---- pth ---------------------------------------------------------------
 def saved(obj, **kw):
