@@ -159,29 +159,40 @@ run (Ranks *rk, GError **error)
   return ovi_ranks_run (rk->n, run_rank, rk, rk->comm, rk->n, error);
 }
 
+/* `one` and `many` (set up) run, compared and torn down: every rank of
+ * `many`, every branch and tower, within 1e-5 of `one`'s; `what` names the
+ * split in the messages */
+static void
+assert_ranks_match (const Case *c, Ranks *one, Ranks *many, const char *what)
+{
+  g_autoptr (GError) error = NULL;
+
+  g_assert_true (run (one, &error));
+  g_assert_no_error (error);
+  g_assert_true (run (many, &error));
+  g_assert_no_error (error);
+  for (int r = 0; r < many->n; r++)
+    for (int b = 0; b < c->batch; b++)
+      for (int t = 0; t < 2; t++) {
+        double rel = ovi_test_rel_l2 (many->out[r][b][t], one->out[0][b][t]);
+        g_test_message ("%s rank %d branch %d tower %d: rel_l2 %.3e", what, r,
+                        b, t, rel);
+        g_assert_cmpfloat (rel, <=, 1e-5);
+      }
+  ranks_teardown (one);
+  ranks_teardown (many);
+}
+
 /* SP n against one rank, every branch and tower */
 static void
 check_split (Case *c, int n)
 {
+  g_autofree char *what = g_strdup_printf ("sp%d", n);
   Ranks one, many;
-  g_autoptr (GError) error = NULL;
 
   ranks_setup (&one, c, 1);
   ranks_setup (&many, c, n);
-  g_assert_true (run (&one, &error));
-  g_assert_no_error (error);
-  g_assert_true (run (&many, &error));
-  g_assert_no_error (error);
-  for (int r = 0; r < n; r++)
-    for (int b = 0; b < c->batch; b++)
-      for (int t = 0; t < 2; t++) {
-        double rel = ovi_test_rel_l2 (many.out[r][b][t], one.out[0][b][t]);
-        g_test_message ("sp%d rank %d branch %d tower %d: rel_l2 %.3e", n, r, b,
-                        t, rel);
-        g_assert_cmpfloat (rel, <=, 1e-5);
-      }
-  ranks_teardown (&one);
-  ranks_teardown (&many);
+  assert_ranks_match (c, &one, &many, what);
 }
 
 /* ---- the golden model ---- */
@@ -317,27 +328,14 @@ static void
 check_sharded (Case *c, int n, gboolean no_sp, gboolean fp8)
 {
   Weights whole = { FALSE, fp8 }, sharded = { TRUE, fp8 };
+  g_autofree char *what = g_strdup_printf (
+      "shard%d%s%s", n, no_sp ? "" : " x sp", fp8 ? " fp8" : "");
   Ranks one, many;
-  g_autoptr (GError) error = NULL;
 
   ranks_setup_weights (&one, c, 1, &whole);
   ranks_setup_weights (&many, c, n, &sharded);
   many.no_sp = no_sp;
-  g_assert_true (run (&one, &error));
-  g_assert_no_error (error);
-  g_assert_true (run (&many, &error));
-  g_assert_no_error (error);
-  for (int r = 0; r < n; r++)
-    for (int b = 0; b < c->batch; b++)
-      for (int t = 0; t < 2; t++) {
-        double rel = ovi_test_rel_l2 (many.out[r][b][t], one.out[0][b][t]);
-        g_test_message ("shard%d%s%s rank %d branch %d tower %d: rel_l2 %.3e",
-                        n, no_sp ? "" : " x sp", fp8 ? " fp8" : "", r, b, t,
-                        rel);
-        g_assert_cmpfloat (rel, <=, 1e-5);
-      }
-  ranks_teardown (&one);
-  ranks_teardown (&many);
+  assert_ranks_match (c, &one, &many, what);
 }
 
 static void
