@@ -877,6 +877,28 @@ ovi_op_mean_last (OviBackend *be, OviTensor *out, const OviTensor *x)
   DISPATCH (be, mean_last, out, x);
 }
 
+/* a convolution's tensors: out, float x of rank x_lo..x_hi, float w of
+ * rank w_rank, an optional float bias */
+static gboolean
+need_conv_args (OviBackend *be, const char *op, const OviTensor *out,
+                const OviTensor *x, const OviTensor *w, const OviTensor *bias,
+                int x_lo, int x_hi, int w_rank)
+{
+  return need_out (be, op, out) && need_float (be, op, "x", x)
+         && need_float (be, op, "w", w) && need_opt (be, op, "bias", bias)
+         && need_rank (be, op, "x", x, x_lo, x_hi)
+         && need_rank (be, op, "w", w, w_rank, w_rank);
+}
+
+/* out of `shape` and the bias (if any) of one value per output channel */
+static gboolean
+need_conv_out (OviBackend *be, const char *op, const OviTensor *out, int ndim,
+               const int64_t *shape, const OviTensor *bias, int64_t channels)
+{
+  return need_shape (be, op, "out", out, ndim, shape)
+         && (bias == NULL || need_numel (be, op, "bias", bias, channels));
+}
+
 /* x [Cin, T] or [B, Cin, T]: the out shape with (C, T) replaced */
 static void
 conv1d_out_shape (const OviTensor *x, int64_t C, int64_t T, int64_t *shape)
@@ -895,9 +917,7 @@ ovi_op_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   int64_t Cin, T, Cout, K, To, shape[3];
 
   OVI_BACKEND_BEGIN_OP (be);
-  if (!need_out (be, op, out) || !need_float (be, op, "x", x)
-      || !need_float (be, op, "w", w) || !need_opt (be, op, "bias", bias)
-      || !need_rank (be, op, "x", x, 2, 3) || !need_rank (be, op, "w", w, 3, 3))
+  if (!need_conv_args (be, op, out, x, w, bias, 2, 3, 3))
     return;
   if (stride < 1 || dilation < 1 || groups < 1 || pad_left < 0
       || pad_right < 0) {
@@ -926,9 +946,7 @@ ovi_op_conv1d (OviBackend *be, OviTensor *out, const OviTensor *x,
     return;
   }
   conv1d_out_shape (x, Cout, To, shape);
-  if (!need_shape (be, op, "out", out, x->ndim, shape))
-    return;
-  if (bias && !need_numel (be, op, "bias", bias, Cout))
+  if (!need_conv_out (be, op, out, x->ndim, shape, bias, Cout))
     return;
   DISPATCH (be, conv1d, out, x, w, bias, stride, pad_left, pad_right, dilation,
             groups);
@@ -943,9 +961,7 @@ ovi_op_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
   int64_t Cin, T, Cout, K, To, shape[3];
 
   OVI_BACKEND_BEGIN_OP (be);
-  if (!need_out (be, op, out) || !need_float (be, op, "x", x)
-      || !need_float (be, op, "w", w) || !need_opt (be, op, "bias", bias)
-      || !need_rank (be, op, "x", x, 2, 3) || !need_rank (be, op, "w", w, 3, 3))
+  if (!need_conv_args (be, op, out, x, w, bias, 2, 3, 3))
     return;
   if (stride < 1 || groups < 1 || padding < 0) {
     fail (be, OVI_ERROR_INVALID_ARGUMENT, op,
@@ -972,9 +988,7 @@ ovi_op_conv_transpose1d (OviBackend *be, OviTensor *out, const OviTensor *x,
     return;
   }
   conv1d_out_shape (x, Cout, To, shape);
-  if (!need_shape (be, op, "out", out, x->ndim, shape))
-    return;
-  if (bias && !need_numel (be, op, "bias", bias, Cout))
+  if (!need_conv_out (be, op, out, x->ndim, shape, bias, Cout))
     return;
   DISPATCH (be, conv_transpose1d, out, x, w, bias, stride, padding, groups);
 }
@@ -988,9 +1002,7 @@ ovi_op_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
   int64_t shape[4];
 
   OVI_BACKEND_BEGIN_OP (be);
-  if (!need_out (be, op, out) || !need_float (be, op, "x", x)
-      || !need_float (be, op, "w", w) || !need_opt (be, op, "bias", bias)
-      || !need_rank (be, op, "x", x, 4, 4) || !need_rank (be, op, "w", w, 5, 5))
+  if (!need_conv_args (be, op, out, x, w, bias, 4, 4, 5))
     return;
   if (w->shape[1] != x->shape[0]) {
     g_autofree char *sx = shape_str (x), *sw = shape_str (w);
@@ -1013,9 +1025,7 @@ ovi_op_conv3d (OviBackend *be, OviTensor *out, const OviTensor *x,
     }
     shape[i + 1] = (span - w->shape[i + 2]) / stride[i] + 1;
   }
-  if (!need_shape (be, op, "out", out, 4, shape))
-    return;
-  if (bias && !need_numel (be, op, "bias", bias, w->shape[0]))
+  if (!need_conv_out (be, op, out, 4, shape, bias, w->shape[0]))
     return;
   DISPATCH (be, conv3d, out, x, w, bias, stride, pad);
 }
