@@ -54,36 +54,39 @@ first_fitting (const OviPlacementModel *m, const OviDeviceInfo *dev,
 static void
 test_image_rule (void)
 {
-  const int archs[] = { 80, 86, 89, 90 };
-  const int next[] = { 80, 86, 89, 90, 100, 120, 121 };
+  static const int archs[] = { 80, 86, 89, 90 };
+  static const int next[] = { 80, 86, 89, 90, 100, 120, 121 };
+  static const struct {
+    const int *archs;
+    int n_archs, ptx_arch, major, minor;
+    OviDeviceImage want;
+  } cases[] = {
+    { archs, 4, 90, 9, 0, OVI_DEVICE_IMAGE_NATIVE },
+    /* an sm_80 cubin runs on sm_87 (Orin), not the other way round */
+    { archs, 4, 90, 8, 7, OVI_DEVICE_IMAGE_NATIVE },
+    { archs + 3, 1, 90, 8, 6, OVI_DEVICE_IMAGE_NONE },
+    /* Blackwell from the sm_90 PTX only */
+    { archs, 4, 90, 12, 0, OVI_DEVICE_IMAGE_PTX_JIT },
+    { archs, 4, 90, 10, 0, OVI_DEVICE_IMAGE_PTX_JIT },
+    { archs, 4, 0, 12, 0, OVI_DEVICE_IMAGE_NONE },
+    /* Turing: older than every image and the PTX */
+    { archs, 4, 90, 7, 5, OVI_DEVICE_IMAGE_NONE },
+    /* the issue-21 list: GB10 (12.1), RTX 50 (12.0), B200 (10.0), B300
+     * (10.3) native; Thor (11.0) by PTX of sm_121 is too new: no image */
+    { next, 7, 121, 12, 1, OVI_DEVICE_IMAGE_NATIVE },
+    { next, 7, 121, 12, 0, OVI_DEVICE_IMAGE_NATIVE },
+    { next, 7, 121, 10, 3, OVI_DEVICE_IMAGE_NATIVE },
+    { next, 7, 121, 11, 0, OVI_DEVICE_IMAGE_NONE },
+  };
 
-  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 9, 0), ==,
-                   OVI_DEVICE_IMAGE_NATIVE);
-  /* an sm_80 cubin runs on sm_87 (Orin), not the other way round */
-  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 8, 7), ==,
-                   OVI_DEVICE_IMAGE_NATIVE);
-  g_assert_cmpint (ovi_device_image_for (archs + 3, 1, 90, 8, 6), ==,
-                   OVI_DEVICE_IMAGE_NONE);
-  /* Blackwell from the sm_90 PTX only */
-  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 12, 0), ==,
-                   OVI_DEVICE_IMAGE_PTX_JIT);
-  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 10, 0), ==,
-                   OVI_DEVICE_IMAGE_PTX_JIT);
-  g_assert_cmpint (ovi_device_image_for (archs, 4, 0, 12, 0), ==,
-                   OVI_DEVICE_IMAGE_NONE);
-  /* Turing: older than every image and the PTX */
-  g_assert_cmpint (ovi_device_image_for (archs, 4, 90, 7, 5), ==,
-                   OVI_DEVICE_IMAGE_NONE);
-  /* the issue-21 list: GB10 (12.1), RTX 50 (12.0), B200 (10.0), B300 (10.3)
-   * native; Thor (11.0) by PTX of sm_121 is too new: no image */
-  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 12, 1), ==,
-                   OVI_DEVICE_IMAGE_NATIVE);
-  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 12, 0), ==,
-                   OVI_DEVICE_IMAGE_NATIVE);
-  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 10, 3), ==,
-                   OVI_DEVICE_IMAGE_NATIVE);
-  g_assert_cmpint (ovi_device_image_for (next, 7, 121, 11, 0), ==,
-                   OVI_DEVICE_IMAGE_NONE);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_test_message ("sm_%d%d, PTX %d", cases[i].major, cases[i].minor,
+                    cases[i].ptx_arch);
+    g_assert_cmpint (ovi_device_image_for (cases[i].archs, cases[i].n_archs,
+                                           cases[i].ptx_arch, cases[i].major,
+                                           cases[i].minor),
+                     ==, cases[i].want);
+  }
 }
 
 static void
