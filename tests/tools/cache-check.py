@@ -22,22 +22,12 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import fail, run_tool  # noqa: E402
 from gstlaunch import launch  # noqa: E402
 
 
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def run(tool, *args):
-    r = subprocess.run([tool, *args], capture_output=True, text=True,
-                       timeout=600)
-    return r.returncode, r.stdout, r.stderr
-
-
 def remake(tool, tiny, steps, out):
-    code, stdout, err = run(tool, "calibrate-cache", "--model-dir", tiny,
+    code, stdout, err = run_tool(tool, "calibrate-cache", "--model-dir", tiny,
                             "--steps", str(steps), "--output", out)
     if code != 0:
         fail(f"calibrate-cache --steps {steps} failed: {err}")
@@ -60,7 +50,7 @@ def check_generate(tool, tiny, tmp):
     counts = {}
     for cache, thr in (("off", "0"), ("easy", "0"), ("easy", "1.6"),
                        ("mag", "0.1")):
-        code, out, err = run(tool, *base, "--cache", cache,
+        code, out, err = run_tool(tool, *base, "--cache", cache,
                              "--cache-threshold", thr)
         if code != 0 or forwards(out) is None:
             fail(f"generate --cache {cache} {thr}: {code} {err}\n{out}")
@@ -74,7 +64,7 @@ def check_generate(tool, tiny, tmp):
     for args, named in ((["--cache", "fast"], "'fast'"),
                         (["--cache", "easy", "--cache-threshold", "-2"],
                          "-2")):
-        code, _, err = run(tool, *base, *args)
+        code, _, err = run_tool(tool, *base, *args)
         if code == 0 or named not in err:
             fail(f"generate {args} gave {code}: {err}")
     print(f"ok: ovi generate counts its forwards {counts}")
@@ -102,7 +92,7 @@ def check_gst(tool, tiny, tmp):
     if r.returncode != 0 or len(got) != 2:
         fail(f"pipeline: {r.returncode}, messages {got}\n{r.stderr}")
     for clip, cache, thr in ((0, "easy", "1.6"), (1, "mag", "0.1")):
-        code, out, err = run(tool, "generate", "--model-dir", tiny, "--steps",
+        code, out, err = run_tool(tool, "generate", "--model-dir", tiny, "--steps",
                              "20", "--cache", cache, "--cache-threshold", thr,
                              "-o", os.path.join(tmp, "gen"), prompt)
         want = (clip, cache) + forwards(out)
@@ -121,7 +111,7 @@ def main():
     tool, presets = sys.argv[1], sys.argv[2]
     with tempfile.TemporaryDirectory(prefix="ovi-cache-check-") as tmp:
         tiny = os.path.join(tmp, "tiny")
-        code, _, err = run(tool, "make-tiny", tiny)
+        code, _, err = run_tool(tool, "make-tiny", tiny)
         if code != 0:
             fail(f"make-tiny failed: {err}")
         for steps in (4, 20):
@@ -145,7 +135,7 @@ def main():
                             (["--steps", "-3"], "--steps"),
                             (["--model-dir", os.path.join(tmp, "none")],
                              "none")):
-            code, _, err = run(tool, "calibrate-cache", *args)
+            code, _, err = run_tool(tool, "calibrate-cache", *args)
             if code == 0 or named not in err:
                 fail(f"calibrate-cache {args} gave {code}: {err}")
         print("ok: bad options are refused by name")

@@ -20,25 +20,16 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import sys
 import random
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import fail, run_tool  # noqa: E402
+
 GOLDEN = os.environ.get("OVI_GOLDEN_DIR", "")
 # safetensors dtype -> struct format of one element
 FORMATS = {"F32": "f", "F64": "d", "I64": "q", "U8": "B", "F16": "e"}
-
-
-def fail(msg):
-    print("FAIL: " + msg)
-    sys.exit(1)
-
-
-def run(tool, *args):
-    r = subprocess.run([tool, *args], capture_output=True, text=True,
-                       timeout=600)
-    return r.returncode, r.stdout, r.stderr
 
 
 # ---- safetensors, read and written here (the format is eight bytes of
@@ -103,7 +94,7 @@ def copy_case(tmp, name):
 def parity(tool, case_dir):
     """exit code, passed, failed, output; a case that cannot be opened
     ends without a summary line and counts as one failure"""
-    code, out, err = run(tool, "parity", case_dir)
+    code, out, err = run_tool(tool, "parity", case_dir)
     m = re.search(r"^(\d+) passed, (\d+) failed$", out, re.M)
     if m is None:
         if code == 0:
@@ -190,7 +181,7 @@ def test_inspect(tool):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "t.safetensors")
         write_safetensors(path, tensors)
-        code, out, err = run(tool, "inspect", path, "--sum")
+        code, out, err = run_tool(tool, "inspect", path, "--sum")
         if code != 0:
             fail(f"inspect failed: {err}")
         lines = [l for l in out.splitlines() if l and not l.startswith("#")]
@@ -211,7 +202,7 @@ def test_inspect(tool):
             if abs(total - want) > 1e-12 * max(1.0, abs(want)):
                 fail(f"inspect {name}: sum {total!r}, expected {want!r}")
         print(f"ok: inspect --sum, {len(tensors)} tensors")
-        code, out, err = run(tool, "inspect", os.path.join(tmp, "missing"))
+        code, out, err = run_tool(tool, "inspect", os.path.join(tmp, "missing"))
         if code == 0 or "missing" not in err:
             fail("inspect of a missing file did not fail naming it")
         print("ok: inspect of a missing file fails naming it")
@@ -220,7 +211,7 @@ def test_inspect(tool):
 # ---- bench ----
 
 def test_bench(tool):
-    code, out, err = run(tool, "bench", "--model", "tiny", "--backend", "cpu",
+    code, out, err = run_tool(tool, "bench", "--model", "tiny", "--backend", "cpu",
                          "--repeat", "1")
     if code != 0:
         fail(f"bench failed: {err}")
@@ -262,7 +253,7 @@ def test_cache_lora(tool):
 
         def generate(name, *args):
             base = os.path.join(tmp, name)
-            code, out, err = run(tool, "generate", "--backend", "cpu",
+            code, out, err = run_tool(tool, "generate", "--backend", "cpu",
                                  "--steps", "20", "-o", base, *args,
                                  "A cat plays piano.")
             if code != 0:
