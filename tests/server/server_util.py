@@ -5,13 +5,15 @@ import json
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from safetensors_f32 import write_safetensors  # noqa: E402
 
 failures = []
 
@@ -138,20 +140,6 @@ def write_png(path, width, height):
 
 def tmpdir(prefix):
     return tempfile.mkdtemp(prefix=prefix, dir=os.environ.get("OVI_SERVER_TEST_TMP"))
-
-
-def write_safetensors(path, tensors):
-    """tensors: name -> (shape, list of floats), written as F32"""
-    header, blobs, off = {}, [], 0
-    for name, (shape, vals) in tensors.items():
-        raw = struct.pack(f"<{len(vals)}f", *vals)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def write_tiny_lora(path, width, rank=2, seed=5):

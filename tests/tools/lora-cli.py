@@ -21,6 +21,9 @@ import struct
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from safetensors_f32 import write_safetensors  # noqa: E402
+
 OVI, WORK = sys.argv[1], sys.argv[2]
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
@@ -59,20 +62,6 @@ def read_safetensors(path):
             vals = list(struct.unpack(f"<{len(raw) // 4}f", raw))
         out[name] = (info["dtype"], info["shape"], vals)
     return out
-
-
-def write_safetensors(path, tensors):
-    header, blobs, off = {}, [], 0
-    for name, (shape, vals) in tensors.items():
-        raw = struct.pack(f"<{len(vals)}f", *vals)
-        header[name] = {"dtype": "F32", "shape": shape,
-                        "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 
 
 def to_bf16(x):
