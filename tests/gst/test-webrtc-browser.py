@@ -16,19 +16,9 @@ import sys
 import tempfile
 import time
 
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:
-    print("SKIP: python3-selenium is not installed")
-    sys.exit(77)
-
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
-if not CHROMIUM or not DRIVER:
-    print("SKIP: chromium or chromedriver not found")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from browser import start_browser  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 EXAMPLE = os.path.join(sys.argv[1], "examples", "pipelines", "live-to-webrtc.sh")
 PLAYED = """
@@ -47,17 +37,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def start_browser(tmp):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu",
-              "--disable-dev-shm-usage", f"--user-data-dir={tmp}/profile",
-              "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
-        opts.add_argument(a)
-    service = Service(DRIVER, log_path=os.path.join(tmp, "chromedriver.log"))
-    return webdriver.Chrome(service=service, options=opts)
 
 
 def main():

@@ -9,40 +9,18 @@ Needs Debian's chromium, chromium-driver and python3-selenium (exit 77, a
 skip, without them). Leaves a screenshot and names it in the log.
 """
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server_util import Server, check, ffprobe, finish, tmpdir  # noqa: E402
 
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:
-    print("SKIP: python3-selenium is not installed")
-    sys.exit(77)
-
-CHROMIUM = shutil.which("chromium")
-DRIVER = shutil.which("chromedriver")
-if not CHROMIUM or not DRIVER:
-    print("SKIP: chromium or chromedriver not found")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from browser import start_browser  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 BINARY = sys.argv[1]
 PROMPT = "A fox runs through snow. <S>Look at it go!<E> <AUDCAP>wind, crunching snow<ENDAUDCAP>"
-
-
-def start_browser(tmp):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1280,900", f"--user-data-dir={os.path.join(tmp, 'profile')}",
-              "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
-        opts.add_argument(a)
-    service = Service(DRIVER, log_path=os.path.join(tmp, "chromedriver.log"))
-    return webdriver.Chrome(service=service, options=opts)
 
 
 def card_state(driver, job_id):
@@ -74,7 +52,7 @@ def main():
     srv = Server(BINARY, os.path.join(tmp, "data")).start()
     driver = None
     try:
-        driver = start_browser(tmp)
+        driver = start_browser(tmp, "--window-size=1280,900")
         driver.get(f"http://127.0.0.1:{srv.port}/")
         WebDriverWait(driver, 30).until(
             lambda d: "model: tiny" in d.find_element(By.ID, "status").text)
