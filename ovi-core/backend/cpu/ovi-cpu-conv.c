@@ -178,12 +178,10 @@ conv1d_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   Conv1dJob *j = data;
   int64_t CK = j->Cin_g * j->K;
-  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
+  float *pack = ovi_cpu_pack_scratch (j->be, tid, "ovi_op_conv1d");
 
-  if (pack == NULL) {
-    oom (j->be, "ovi_op_conv1d");
+  if (pack == NULL)
     return;
-  }
   for (int64_t task = start; task < end; task++) {
     int64_t c = task % j->n_chunks, bg = task / j->n_chunks;
     int64_t g = bg % j->groups, b = bg / j->groups;
@@ -384,12 +382,10 @@ static void
 convt_gemm_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   ConvTJob *j = data;
-  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
+  float *pack = ovi_cpu_pack_scratch (j->be, tid, "ovi_op_conv_transpose1d");
 
-  if (pack == NULL) {
-    oom (j->be, "ovi_op_conv_transpose1d");
+  if (pack == NULL)
     return;
-  }
   for (int64_t task = start; task < end; task++) {
     int64_t c = task % j->n_chunks, bp = task / j->n_chunks;
     int64_t ph = bp % j->stride, b = bp / j->stride;
@@ -581,12 +577,10 @@ conv3d_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   Conv3dJob *j = data;
   int64_t CK = j->Cin * j->kt * j->kh * j->kw;
-  float *pack = ovi_cpu_scratch (j->be, tid, 0, ovi_cpu_gemm_pack_size ());
+  float *pack = ovi_cpu_pack_scratch (j->be, tid, "ovi_op_conv3d");
 
-  if (pack == NULL) {
-    oom (j->be, "ovi_op_conv3d");
+  if (pack == NULL)
     return;
-  }
   for (int64_t c = start; c < end; c++) {
     int64_t p0 = c * j->chunk, np = MIN (j->chunk, j->P - p0);
     Conv3dPack p = { j, p0 };

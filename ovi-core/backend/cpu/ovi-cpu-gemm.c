@@ -25,6 +25,17 @@ ovi_cpu_gemm_pack_size (void)
   return sizeof (float) * ((gsize) NB * KB + (gsize) MR * KB);
 }
 
+float *
+ovi_cpu_pack_scratch (OviBackend *be, int tid, const char *op)
+{
+  float *pack = ovi_cpu_scratch (be, tid, 0, ovi_cpu_gemm_pack_size ());
+
+  if (pack == NULL)
+    ovi_backend_set_error (be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
+                           "%s: out of memory for scratch", op);
+  return pack;
+}
+
 float
 ovi_cpu_activate (float x, OviActivation act)
 {
@@ -580,14 +591,11 @@ matmul_range (gpointer data, int64_t start, int64_t end, int tid)
 {
   MatmulJob *j = data;
   const GemmOperands *g = &j->g;
-  float *pack = ovi_cpu_scratch (g->be, tid, 0, ovi_cpu_gemm_pack_size ());
+  float *pack = ovi_cpu_pack_scratch (g->be, tid, "ovi_op_matmul");
   gsize esize = ovi_dtype_size (g->b_dtype);
 
-  if (pack == NULL) {
-    ovi_backend_set_error (g->be, OVI_ERROR, OVI_ERROR_OUT_OF_MEMORY,
-                           "ovi_op_matmul: out of memory for scratch");
+  if (pack == NULL)
     return;
-  }
   for (int64_t t = start; t < end; t++) {
     int64_t nblk = t % j->n_blocks, mc = t / j->n_blocks;
     int64_t n0 = nblk * NB, nb = MIN (NB, g->N - n0);

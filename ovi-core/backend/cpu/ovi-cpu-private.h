@@ -32,6 +32,10 @@ ovi_cpu_priv (OviBackend *be)
  * (tid, slot). NULL on out of memory. */
 void *ovi_cpu_scratch (OviBackend *be, int tid, int slot, gsize size);
 
+/* thread `tid`'s pack of ovi_cpu_gemm_pack_size() bytes (scratch slot 0);
+ * NULL with an out-of-memory error naming `op` set */
+float *ovi_cpu_pack_scratch (OviBackend *be, int tid, const char *op);
+
 /* C[m * ldc_m + n * ldc_n] = act (sum_k A[m * lda + k] * B[n, k] + bias[n])
  * for m in [0, M), n in [0, N), run on the calling thread. B is a weight
  * operand of any float dtype, I8 or F8_E4M3 (with b->scale), given as the
