@@ -22,18 +22,12 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, summary  # noqa: E402
 from safetensors_f32 import write_safetensors  # noqa: E402
 
 OVI, WORK = sys.argv[1], sys.argv[2]
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
 
 
 def run(*args, ok=True):
@@ -174,6 +168,5 @@ r2, _ = generate("bad", "--lora", lora_path + ".missing")
 check(r2.returncode != 0 and ".missing" in r2.stderr,
       "a missing --lora file: " + r2.stderr)
 
-if failures:
-    sys.exit(f"{len(failures)} check(s) failed")
+sys.exit(summary())
 print("ok")

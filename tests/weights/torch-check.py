@@ -24,15 +24,11 @@ import subprocess
 import sys
 import zipfile
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from checks import check, failures, summary  # noqa: E402
+
 OVI, WRITE_SAMPLE, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(WORK, exist_ok=True)
-failures = []
-
-
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
 
 
 # ---- b) a malicious pickle is refused and nothing runs -------------------
@@ -291,7 +287,5 @@ for line, (name, dt, shape, s, a) in zip(lines, st_expected):
     check(abs(float(f[3]) - s) <= 1e-12 * max(a, 1e-300),
           f"{s_st}: {name} sum {f[3]} vs {s}")
 
-if failures:
-    print(f"{len(failures)} failure(s)")
-    sys.exit(1)
+sys.exit(summary())
 print("all torch checks passed")
