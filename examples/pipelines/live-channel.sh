@@ -48,9 +48,14 @@ case $out in
   rtmp://* | rtmps://*)
     encode_audio=(avenc_aac ! aacparse)
     # flvmux times out like the aggregators (matroskamux waits for both):
-    # 0.5 s for an encoder behind (less than the queues' 1 s before it)
+    # 0.5 s for an encoder behind (less than the queues' 1 s before it).
+    # sync=false: the aggregators already pace the stream on the clock, and
+    # a synced sink could stall: its clock wait is set with the latency of
+    # the moment and is not shortened by a later LATENCY event (basesink),
+    # so a buffer reaching it while ovidenoise still answers its first
+    # estimate (1 s a step, 300 s for the tiny model) waits that long
     mux=(flvmux name=mux streamable=true latency=500000000
-         ! rtmp2sink location="$out") ;;
+         ! rtmp2sink location="$out" sync=false) ;;
   *)
     encode_audio=(audioconvert dithering=none ! "audio/x-raw,format=S16LE"
                   ! flacenc)
