@@ -283,6 +283,11 @@ put(LO, "bad-rank0-huge.safetensors", lora_st({
     dm + "ffn.0.lora_down.weight": ([2**40, 0], []),
     dm + "ffn.0.lora_up.weight": ([16, 2**40, 0], []),
 }))
+# no elements, but 16 x ~2^60 overflows int64 strides (found by fuzz-lora)
+put(LO, "bad-zero-dim-overflow.safetensors", lora_st({
+    dm + "ffn.0.lora_down.weight": ([0, 8], []),
+    dm + "ffn.0.lora_up.weight": ([16, 1099511099511627776, 0], []),
+}))
 put(LO, "bad-nothing.safetensors", lora_st({
     "unet.conv_in.lora_down.weight": ([2, 8], v(16)),
     "unet.conv_in.lora_up.weight": ([8, 2], v(16)),

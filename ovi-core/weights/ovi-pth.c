@@ -1070,13 +1070,8 @@ bind_tensor (Flatten *f, const char *name, PVal *t)
                        name, t->offset, last, t->storage_numel);
   if (empty && (guint64) t->offset > (guint64) t->storage_numel)
     return flat_error (f, "tensor '%s': offset past its storage", name);
-  {
-    guint64 numel = 1;
-    for (int d = 0; d < t->ndim; d++)
-      if (!ovi_mul_u64 (numel, (guint64) t->shape[d], &numel)
-          || numel > G_MAXINT64 / 8)
-        return flat_error (f, "tensor '%s': element count overflows", name);
-  }
+  if (!ovi_shape_fits_int64 (t->ndim, t->shape))
+    return flat_error (f, "tensor '%s': element count overflows", name);
   off_bytes = ze->offset + (guint64) t->offset * esize;
   return ovi_weight_file_add (f->wf, name, (gsize) off_bytes, t->dtype, t->ndim,
                               t->shape, t->stride, f->error);

@@ -151,6 +151,8 @@ parse_entry (OviWeightFile *wf, const char *name, JsonNode *node,
     if (!ovi_mul_u64 (numel, d, &numel))
       FAIL ("tensor '%s': element count overflows", name);
   }
+  if (!ovi_shape_fits_int64 (e->ndim, e->shape))
+    FAIL ("tensor '%s': element count overflows", name);
 
   n = json_object_get_member (obj, "data_offsets");
   if (n == NULL || !JSON_NODE_HOLDS_ARRAY (n)

@@ -78,4 +78,21 @@ ovi_add_u64 (guint64 a, guint64 b, guint64 *out)
   return g_uint64_checked_add (out, a, b);
 }
 
+/* Whether the tensor code's int64 arithmetic on this shape cannot overflow in
+ * any order: the product of the non-zero dims, in bytes of the widest dtype,
+ * fits in int64. A zero dim makes the element count 0, but strides and
+ * partial products still multiply the other dims. */
+static inline gboolean
+ovi_shape_fits_int64 (int ndim, const int64_t *shape)
+{
+  guint64 product = 1;
+
+  for (int i = 0; i < ndim; i++)
+    if (shape[i] != 0
+        && (!g_uint64_checked_mul (&product, product, (guint64) shape[i])
+            || product > G_MAXINT64 / 8))
+      return FALSE;
+  return TRUE;
+}
+
 G_END_DECLS

@@ -316,6 +316,10 @@ test_bad_headers (void)
     { "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296,"
       "4294967296],\"data_offsets\":[0,8]}}",
       8, "overflows" },
+    /* no elements, but the other dims overflow int64 strides (fuzz-lora) */
+    { "{\"a\":{\"dtype\":\"F32\",\"shape\":[16,1099511099511627776,0],"
+      "\"data_offsets\":[0,0]}}",
+      0, "overflows" },
     { "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
       "\"data_offsets\":[0,4]}}",
       4, "dimensions" },
