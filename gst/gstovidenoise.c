@@ -345,13 +345,26 @@ image_encoder (GstOviDenoise *self)
              : gst_ovi_helper_acquire (self->helper, GST_OVI_STAGE_VIDEO_VAE);
 }
 
-/* any raw video frame -> [3, H, W] at the snapped i2v size */
+/* a mapped packed-RGB frame -> [3, H, W] at the snapped i2v size */
+static OviTensor *
+prepare_rgb_frame (GstOviDenoise *self, GstVideoFrame *rgb, GError **error)
+{
+  GstOviEngine *denoiser
+      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_DENOISER);
+
+  return ovi_image_prepare_rgb8 (
+      GST_VIDEO_FRAME_PLANE_DATA (rgb, 0), GST_VIDEO_FRAME_HEIGHT (rgb),
+      GST_VIDEO_FRAME_WIDTH (rgb), GST_VIDEO_FRAME_PLANE_STRIDE (rgb, 0),
+      ovi_stage_get_paths (gst_ovi_engine_get_stage (denoiser))->target_area,
+      error);
+}
+
+/* any raw video frame -> [3, H, W] at the snapped i2v size (an RGB one, as
+ * ovivaedec sends back its last frames, is read as it is) */
 static OviTensor *
 prepare_image (GstOviDenoise *self, GstBuffer *buf, const GstVideoInfo *info,
                GError **error)
 {
-  GstOviEngine *denoiser
-      = gst_ovi_helper_get_engine (self->helper, GST_OVI_STAGE_DENOISER);
   GstVideoInfo rgb_info;
   GstVideoFrame in_frame, rgb_frame;
   GstVideoConverter *conv;
@@ -362,6 +375,11 @@ prepare_image (GstOviDenoise *self, GstBuffer *buf, const GstVideoInfo *info,
     g_set_error (error, OVI_ERROR, OVI_ERROR_INVALID_ARGUMENT,
                  "the image buffer does not match its caps");
     return NULL;
+  }
+  if (GST_VIDEO_INFO_FORMAT (info) == GST_VIDEO_FORMAT_RGB) {
+    image = prepare_rgb_frame (self, &in_frame, error);
+    gst_video_frame_unmap (&in_frame);
+    return image;
   }
   gst_video_info_set_format (&rgb_info, GST_VIDEO_FORMAT_RGB, info->width,
                              info->height);
@@ -374,14 +392,39 @@ prepare_image (GstOviDenoise *self, GstBuffer *buf, const GstVideoInfo *info,
   gst_video_converter_frame (conv, &in_frame, &rgb_frame);
   gst_video_converter_free (conv);
   gst_video_frame_unmap (&in_frame);
-  image = ovi_image_prepare_rgb8 (
-      GST_VIDEO_FRAME_PLANE_DATA (&rgb_frame, 0), info->height, info->width,
-      GST_VIDEO_FRAME_PLANE_STRIDE (&rgb_frame, 0),
-      ovi_stage_get_paths (gst_ovi_engine_get_stage (denoiser))->target_area,
-      error);
+  image = prepare_rgb_frame (self, &rgb_frame, error);
   gst_video_frame_unmap (&rgb_frame);
   gst_buffer_unref (rgb_buf);
   return image;
+}
+
+/* A raw video frame -> the VAE latent of its image, prepared at the snapped
+ * i2v size (*image). NULL with the error posted, `what` naming the frame in
+ * it ("the image", "the last frame"). */
+static OviTensor *
+encode_frame (GstOviDenoise *self, GstBuffer *buf, const GstVideoInfo *info,
+              const gchar *what, OviTensor **image)
+{
+  g_autoptr (GError) err = NULL;
+  g_autofree gchar *failed = NULL;
+  GstOviEngine *vae = image_encoder (self);
+  OviTensor *latent;
+
+  if (!vae)
+    return NULL; /* acquiring posted the error */
+  *image = prepare_image (self, buf, info, &err);
+  if (!*image) {
+    failed = g_strdup_printf ("Could not prepare %s", what);
+    GST_OVI_POST_ERROR (self, failed, err);
+    return NULL;
+  }
+  latent = ovi_video_vae_encode_image (
+      ovi_stage_get_video_vae (gst_ovi_engine_get_stage (vae)), *image, &err);
+  if (!latent) {
+    failed = g_strdup_printf ("Could not encode %s", what);
+    GST_OVI_POST_ERROR (self, failed, err);
+  }
+  return latent;
 }
 
 /* With the object lock held: the text pad stops waiting for an image. */
@@ -396,9 +439,7 @@ static GstFlowReturn
 gst_ovi_denoise_image_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
 {
   GstOviDenoise *self = GST_OVI_DENOISE (parent);
-  g_autoptr (GError) err = NULL;
   g_autoptr (OviTensor) image = NULL;
-  GstOviEngine *vae;
   GstVideoInfo info;
   OviTensor *latent = NULL;
   gboolean have_info;
@@ -407,21 +448,12 @@ gst_ovi_denoise_image_chain (GstPad *pad, GstObject *parent, GstBuffer *buf)
   info = self->image_info;
   have_info = self->image_info_valid;
   GST_OBJECT_UNLOCK (self);
-  vae = have_info ? image_encoder (self) : NULL;
-  if (!have_info)
+  if (have_info)
+    latent = encode_frame (self, buf, &info, "the image", &image);
+  else
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, ("No caps on the image pad"),
                        (NULL));
-  if (vae)
-    image = prepare_image (self, buf, &info, &err);
   gst_buffer_unref (buf);
-  if (vae && !image)
-    GST_OVI_POST_ERROR (self, "Could not prepare the image", err);
-  if (image) {
-    latent = ovi_video_vae_encode_image (
-        ovi_stage_get_video_vae (gst_ovi_engine_get_stage (vae)), image, &err);
-    if (!latent)
-      GST_OVI_POST_ERROR (self, "Could not encode the image", err);
-  }
 
   GST_OBJECT_LOCK (self);
   if (!latent) {
@@ -964,10 +996,8 @@ continue_from_last_frame (GstOviDenoise *self, GstBuffer *text,
                           OviDenoiseRequest *req, OviTensor **image_latent)
 {
   g_autoptr (OviTensor) image = NULL;
-  g_autoptr (GError) err = NULL;
   GstBuffer *frame = NULL;
   GstVideoInfo info;
-  GstOviEngine *vae;
   OviTensor *latent;
   GstFlowReturn ret;
 
@@ -979,22 +1009,11 @@ continue_from_last_frame (GstOviDenoise *self, GstBuffer *text,
   ret = wait_last_frame (self, self->clip - 1, &frame, &info);
   if (ret != GST_FLOW_OK)
     return ret;
-  vae = image_encoder (self);
-  if (vae)
-    image = prepare_image (self, frame, &info, &err);
+  latent = encode_frame (self, frame, &info, "the last frame", &image);
   gst_buffer_unref (frame);
-  if (!vae)
-    return GST_FLOW_ERROR; /* acquiring posted the error */
-  if (!image) {
-    GST_OVI_POST_ERROR (self, "Could not prepare the last frame", err);
-    return GST_FLOW_ERROR;
-  }
-  announce_continuation (self, image);
-  latent = ovi_video_vae_encode_image (
-      ovi_stage_get_video_vae (gst_ovi_engine_get_stage (vae)), image, &err);
   if (!latent)
-    return GST_OVI_HELPER_FLOW_ERROR (self->helper,
-                                      "Could not encode the last frame", err);
+    return GST_FLOW_ERROR;
+  announce_continuation (self, image);
   g_clear_pointer (image_latent, ovi_tensor_unref);
   *image_latent = latent;
   req->width = (gint) image->shape[2];
